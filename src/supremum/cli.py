@@ -1,0 +1,182 @@
+"""Command line: one thin function per command; the logic lives in the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from supremum.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="supremum: how good can this model get, and how cheaply?")
+STATE = {"debug": False}
+
+
+def _doc(section: str, field: str) -> str:
+    """Help text comes from the config schema, written once."""
+    from supremum import config
+
+    model = {"model": config.ModelSpec, "data": config.DataConfig, "train": config.TrainConfig,
+             "eval": config.EvalConfig}[section]
+    f = model.model_fields[field]
+    default = "" if f.is_required() else f" [default: {f.default}]"
+    return (f.description or "") + default
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
+    STATE["debug"] = debug
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*")
+
+
+def _echo_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+@app.command()
+def finetune(
+    model: Annotated[str | None, typer.Option(help=_doc("model", "name"))] = None,
+    data: Annotated[str | None, typer.Option(help=_doc("data", "path"))] = None,
+    method: Annotated[str | None, typer.Option(help="fine-tuning method: full or lora "
+                                               "[default: full]")] = None,
+    epochs: Annotated[float | None, typer.Option(help=_doc("train", "epochs"))] = None,
+    max_steps: Annotated[int | None, typer.Option(help=_doc("train", "max_steps"))] = None,
+    lr: Annotated[float | None, typer.Option(help=_doc("train", "lr"))] = None,
+    batch_size: Annotated[int | None, typer.Option(help=_doc("train", "batch_size"))] = None,
+    seed: Annotated[int | None, typer.Option(help=_doc("train", "seed"))] = None,
+    text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
+    label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
+    encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
+    dedup: Annotated[bool | None, typer.Option("--dedup/--no-dedup", help=_doc("data", "dedup"))] = None,
+    bf16: Annotated[bool | None, typer.Option("--bf16/--no-bf16", help=_doc("train", "bf16"))] = None,
+    eval_every: Annotated[int | None, typer.Option(help=_doc("train", "eval_every"))] = None,
+    early_stopping: Annotated[int | None, typer.Option(help=_doc("train", "early_stopping"))] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help=_doc("train", "checkpoint_every"))] = None,
+    output: Annotated[str | None, typer.Option(help="artifact directory [default: "
+                                               "$SUPREMUM_HOME/artifacts/<id>]")] = None,
+    recipe: Annotated[Path | None, typer.Option(help="YAML recipe; flags and KEY=VALUE override it")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the same run from its last checkpoint")] = False,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
+    overrides: Annotated[list[str] | None, typer.Argument(
+        help="KEY=VALUE overrides of any recipe key, e.g. train.lr=3e-4 method.r=16")] = None,
+) -> None:
+    """Fine-tune a classifier and save it as an artifact (recorded in the run store).
+
+    Defaults that work without tuning: full fine-tuning at lr 1e-4, LoRA (r=8 on every linear
+    layer, alpha 16) at lr 1e-3; AdamW, batch 32, 3 epochs, linear decay after 6% warm-up,
+    weight decay 0.01, gradient clipping at 1.0, dev evaluation each epoch, best kept.
+    """
+    from supremum import cli_build
+
+    cfg = cli_build.finetune_config(locals())
+    _quiet_libraries()
+    from supremum.train.finetune import finetune as run
+
+    res = run(cfg, resume=resume, progress=progress and not as_json, command=" ".join(sys.argv))
+    if as_json:
+        _echo_json({"run_id": res.run_id, "artifact": str(res.artifact.path), "artifact_id":
+                    res.artifact.id, "metrics": res.metrics, "data": res.data_info})
+    else:
+        cli_build.print_finetune(res)
+
+
+@app.command("eval")
+def eval_(
+    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
+    data: Annotated[str | None, typer.Option(help="data to evaluate on [default: the training data]")] = None,
+    split: Annotated[str, typer.Option(help=_doc("eval", "split"))] = "dev",
+    text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
+    label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
+    encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
+    speed: Annotated[bool, typer.Option("--speed/--no-speed", help=_doc("eval", "speed"))] = True,
+    repeats: Annotated[int, typer.Option(help=_doc("eval", "repeats"))] = 30,
+    threads: Annotated[int | None, typer.Option(help=_doc("eval", "threads"))] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print metrics as JSON on stdout")] = False,
+) -> None:
+    """Measure quality (accuracy, macro-F1, MCC, per class, confusion) and cost (params, size,
+    memory, latency at batch 1 and 32) of an artifact."""
+    from supremum import cli_build
+    from supremum.config import EvalConfig
+    from supremum.evaluate import data_config_for, evaluate, resolve_artifact
+
+    art = resolve_artifact(artifact)
+    dcfg = data_config_for(art, data, text_column=text_column, label_column=label_column,
+                           encoding=encoding)
+    ecfg = EvalConfig(split=split, speed=speed, repeats=repeats, threads=threads)
+    _quiet_libraries()
+    metrics = evaluate(art, dcfg, ecfg, command=" ".join(sys.argv))
+    _echo_json(metrics) if as_json else cli_build.print_eval(metrics, art)
+
+
+@app.command()
+def runs(
+    kind: Annotated[str | None, typer.Option(help="only this kind: finetune or eval")] = None,
+    status: Annotated[str | None, typer.Option(help="only this status: running, finished, "
+                                               "failed, killed, resumable")] = None,
+    sort: Annotated[str, typer.Option(help="sort by: started, accuracy, kind, status")] = "started",
+    limit: Annotated[int | None, typer.Option(help="show at most N runs (the last ones)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+) -> None:
+    """Table of every run in the store with its key metrics."""
+    from supremum import cli_build
+
+    rows = cli_build.select_runs(kind, status, sort, limit)
+    _echo_json(rows) if as_json else cli_build.print_runs(rows)
+
+
+@app.command()
+def show(ref: Annotated[str, typer.Argument(help="run id, artifact id (a prefix is enough) or "
+                                            "artifact directory")]) -> None:
+    """Everything known about one run or artifact: config, metrics, lineage, machine."""
+    from supremum import cli_build
+
+    _echo_json(cli_build.describe(ref))
+
+
+@app.command()
+def models() -> None:
+    """List the offline model aliases."""
+    from supremum.models.loading import ALIASES
+
+    for name, desc in ALIASES.items():
+        typer.echo(f"{name:12s} {desc}")
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv
+    try:
+        app(standalone_mode=False)
+    except UserError as e:
+        if debug:
+            raise
+        typer.echo(f"error: {e}", err=True)
+        raise SystemExit(2) from None
+    except (typer.Exit, SystemExit) as e:
+        raise SystemExit(getattr(e, "exit_code", getattr(e, "code", 0))) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise SystemExit(130) from None
+    except Exception as e:
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            raise SystemExit(e.exit_code) from None
+        raise

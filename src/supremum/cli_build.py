@@ -1,0 +1,151 @@
+"""What the CLI needs besides calling the library: config assembly from flags, and rendering."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from supremum.errors import UserError
+from supremum.recipe import build, load_yaml, parse_override, set_path
+
+FLAG_KEYS = {
+    "model": "model.name", "data": "data.path", "epochs": "train.epochs",
+    "max_steps": "train.max_steps", "lr": "train.lr", "batch_size": "train.batch_size",
+    "seed": "train.seed", "text_column": "data.text_column", "label_column": "data.label_column",
+    "encoding": "data.encoding", "dedup": "data.dedup", "bf16": "train.bf16",
+    "eval_every": "train.eval_every", "early_stopping": "train.early_stopping",
+    "checkpoint_every": "train.checkpoint_every", "output": "output",
+}
+out = Console()
+err = Console(stderr=True)
+
+
+def finetune_config(flags: dict[str, Any]):
+    from supremum.config import FinetuneConfig
+    from supremum.train.methods import METHODS
+
+    raw, lines, source = {}, {}, "command line"
+    if flags.get("recipe"):
+        raw, lines = load_yaml(flags["recipe"])
+        source = str(flags["recipe"])
+    for flag, key in FLAG_KEYS.items():
+        if flags.get(flag) is not None:
+            set_path(raw, key.split("."), flags[flag])
+    if flags.get("method") is not None:
+        if flags["method"] not in METHODS:
+            raise UserError(f"unknown method '{flags['method']}'", f"use one of: {', '.join(METHODS)}")
+        if (raw.get("method") or {}).get("name") != flags["method"]:
+            raw["method"] = {"name": flags["method"]}
+    for item in flags.get("overrides") or []:
+        keys, value = parse_override(item)
+        set_path(raw, keys, value)
+    if not (raw.get("data") or {}).get("path"):
+        raise UserError("no training data given", "pass --data PATH or a recipe with data.path")
+    return build(FinetuneConfig, raw, source, lines)
+
+
+def print_finetune(res) -> None:
+    m, info = res.metrics, res.data_info
+    cols = info.get("columns", {})
+    auto = cols.get("auto_detected", [])
+    err.print(f"data: text column '{cols.get('text')}'{' (auto)' if 'text' in auto else ''}, "
+              f"label column '{cols.get('label')}'{' (auto)' if 'label' in auto else ''}; "
+              f"sizes {info.get('sizes')}")
+    for split, how in (info.get("splits_made") or {}).items():
+        err.print(f"data: made {split} split: {how}")
+    dup = info.get("duplicates", {})
+    if any(dup.values()) and "dedup" not in info:
+        err.print(f"data: duplicates/overlap {dup} (pass --dedup to drop them)")
+    acc = m["dev_accuracy"]
+    out.print(f"run {res.run_id}: {m['steps']} steps, dev accuracy "
+              f"{acc:.4f} (best at step {m['best_step']})" if acc is not None else
+              f"run {res.run_id}: {m['steps']} steps")
+    out.print(f"trainable {m['trainable_params']:,} / {m['total_params']:,} parameters "
+              f"({m['trainable_fraction']:.2%}); {m['train_samples_per_s']:.1f} training samples/s")
+    out.print(f"artifact {res.artifact.id}: {res.artifact.path}")
+
+
+def print_eval(m: dict, art) -> None:
+    out.print(f"[bold]{art.id}[/] on {m['data']} [{m['split']}], {m['examples']} examples")
+    out.print(f"accuracy {m['accuracy']:.4f}   macro-F1 {m['macro_f1']:.4f}   MCC {m['mcc']:.4f}")
+    t = Table("class", "precision", "recall", "f1", "support")
+    for name, c in m["per_class"].items():
+        t.add_row(name, f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}", str(c["support"]))
+    out.print(t)
+    names = list(m["per_class"])
+    cm = Table("true \\ predicted", *names)
+    for name, row in zip(names, m["confusion_matrix"], strict=True):
+        cm.add_row(name, *map(str, row))
+    out.print(cm)
+    if "cost" in m:
+        _print_cost(m)
+
+
+def _print_cost(m: dict) -> None:
+    c = m["cost"]
+    out.print(f"params {c['params']:,}   weights {c['weights_mb']:.1f} MB   on disk "
+              f"{m['size_on_disk_mb']:.1f} MB   peak RSS {c['peak_rss_mb']:.0f} MB   threads {c['threads']}")
+    for key in ("latency_b1", "latency_b32"):
+        lat = c[key]
+        out.print(f"batch {lat['batch_size']:>2}: model {lat['model_only']['median_ms']:.2f} ms "
+                  f"(p95 {lat['model_only']['p95_ms']:.2f}), with tokenization "
+                  f"{lat['with_tokenization']['median_ms']:.2f} ms (p95 "
+                  f"{lat['with_tokenization']['p95_ms']:.2f}); {lat['throughput_per_s']:.1f} sentences/s")
+    out.print(f"[dim]method: {c['method']}[/]")
+
+
+def _headline(r: dict) -> float | None:
+    m = r.get("metrics") or {}
+    return m.get("accuracy", m.get("dev_accuracy"))
+
+
+def select_runs(kind, status, sort, limit) -> list[dict]:
+    from supremum.store import Store
+
+    rows = Store().runs()
+    rows = [r for r in rows if (kind is None or r["kind"] == kind)
+            and (status is None or r["status"] == status)]
+    keys = {"started": lambda r: r["started"], "accuracy": lambda r: _headline(r) or -1.0,
+            "kind": lambda r: r["kind"], "status": lambda r: r["status"]}
+    if sort not in keys:
+        raise UserError(f"cannot sort by '{sort}'", f"use one of: {', '.join(keys)}")
+    rows.sort(key=keys[sort])
+    return rows[-limit:] if limit else rows
+
+
+def print_runs(rows: list[dict]) -> None:
+    t = Table("run", "kind", "status", "started", "model / artifact", "method", "data",
+              "accuracy", "samples/s", "artifact")
+    for r in rows:
+        cfg, m = r.get("config") or {}, r.get("metrics") or {}
+        acc = _headline(r)
+        data = (cfg.get("data") or {}).get("path", "")
+        what = (cfg.get("model") or {}).get("name") or ",".join(r.get("parents") or [])
+        t.add_row(r["id"], r["kind"], r["status"],
+                  dt.datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M"), what,
+                  (cfg.get("method") or {}).get("name", ""), Path(data).name if data else "",
+                  f"{acc:.4f}" if acc is not None else "", f"{m.get('train_samples_per_s', '')}",
+                  r.get("artifact_id") or "")
+    out.print(t if rows else "no runs yet (run `supremum finetune`)")
+
+
+def describe(ref: str) -> dict:
+    from supremum.artifact import open_artifact
+    from supremum.store import Store
+
+    store = Store()
+    if Path(ref).is_dir():
+        art = open_artifact(ref, verify=False)
+        return {"artifact": art.manifest, "metrics": art.metrics}
+    run = store.get_run(ref)
+    if run is not None:
+        return {"run": run}
+    row = store.get_artifact(ref)
+    if row is not None:
+        art = open_artifact(row["path"], verify=False)
+        return {"artifact": art.manifest, "metrics": art.metrics, "path": row["path"]}
+    raise UserError(f"no run or artifact with id '{ref}'", "see `supremum runs` for ids")

@@ -1,0 +1,88 @@
+"""Typed configuration. Field descriptions are the documentation: `--help` and the README use them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from supremum.train.methods import AnyMethodConfig, FullConfigDefault
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSpec(Strict):
+    name: str = Field(
+        "minilm-l6",
+        description="alias (minilm-l6, tiny-bert, tiny-llama), local directory, .gguf file or hub id",
+    )
+    gguf_file: str | None = Field(None, description="GGUF file name inside a hub repo or directory")
+
+
+class DataConfig(Strict):
+    path: str = Field(..., description="CSV/TSV/JSONL file, a directory of train/dev/test files, "
+                      "a datasets save_to_disk directory, or a hub dataset name")
+    text_column: str | None = Field(None, description="column holding the text (auto-detected)")
+    label_column: str | None = Field(None, description="column holding the label (auto-detected)")
+    encoding: str = Field("utf-8", description="text encoding of the data files")
+    dev_fraction: float = Field(0.1, gt=0, lt=0.5, description="dev share when the source has no dev split")
+    test_fraction: float = Field(0.1, gt=0, lt=0.5, description="test share when the source has no test split")
+    split_seed: int = Field(0, description="seed of the stratified split made when splits are missing")
+    max_length: int = Field(128, ge=8, description="truncate texts to this many tokens")
+    dedup: bool = Field(False, description="drop duplicate rows within each split and train rows "
+                        "that also occur in dev/test (after case/whitespace normalization)")
+
+
+class TrainConfig(Strict):
+    epochs: float = Field(3.0, gt=0, description="passes over the training set")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
+    batch_size: int = Field(32, ge=1, description="examples per optimizer step (before accumulation)")
+    grad_accum: int = Field(1, ge=1, description="micro-batches accumulated per optimizer step")
+    lr: float | None = Field(None, gt=0, description="peak learning rate (default: per method, "
+                             "full 1e-4, lora 1e-3)")
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="adamw, or sgd with momentum")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    weight_decay: float = Field(0.01, ge=0, description="decoupled weight decay (not on biases/norms)")
+    scheduler: Literal["linear", "cosine", "constant"] = Field(
+        "linear", description="decay after warm-up")
+    warmup_steps: int | None = Field(None, ge=0, description="linear warm-up steps (overrides ratio)")
+    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="warm-up as a share of all steps")
+    dropout: float | None = Field(None, ge=0, lt=1, description="override every dropout rate of the model")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the loss")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="clip the gradient norm (null: off)")
+    eval_every: int | None = Field(None, ge=1, description="evaluate on dev every N steps "
+                                   "(default: once per epoch)")
+    early_stopping: int | None = Field(None, ge=1, description="stop after N evaluations without "
+                                       "improvement of dev accuracy")
+    keep_best: bool = Field(True, description="save the weights of the best dev evaluation")
+    seed: int = Field(42, description="seed of initialization, shuffling and dropout")
+    bf16: bool = Field(False, description="bfloat16 autocast (fast on CPUs with AMX/avx512_bf16)")
+    group_by_length: bool = Field(True, description="batch texts of similar length together")
+    checkpoint_every: int | None = Field(None, ge=1, description="write a resumable checkpoint "
+                                         "every N steps")
+    threads: int | None = Field(None, ge=1, description="torch threads (default: torch's choice)")
+
+
+class FinetuneConfig(Strict):
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    data: DataConfig
+    method: AnyMethodConfig = Field(default_factory=FullConfigDefault, description="fine-tuning method")
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output: str | None = Field(None, description="artifact directory (default: under $SUPREMUM_HOME)")
+
+    @model_validator(mode="after")
+    def _resolve_lr(self) -> FinetuneConfig:
+        if self.train.lr is None:
+            self.train.lr = type(self.method).default_lr
+        return self
+
+
+class EvalConfig(Strict):
+    split: str = Field("dev", description="split to evaluate: train, dev or test")
+    batch_size: int = Field(64, ge=1, description="batch size of the quality pass")
+    speed: bool = Field(True, description="measure latency, throughput and memory")
+    warmup: int = Field(5, ge=0, description="untimed calls before timing (batch 1)")
+    repeats: int = Field(30, ge=3, description="timed calls at batch 1 (batch 32: a third)")
+    threads: int | None = Field(None, ge=1, description="torch threads (default: torch's choice)")

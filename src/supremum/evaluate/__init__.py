@@ -1,0 +1,86 @@
+"""Evaluation stage: `evaluate(artifact, data, config) -> metrics`, recorded in artifact and store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from supremum.artifact import Artifact, load_artifact_model, new_id, open_artifact
+from supremum.config import DataConfig, EvalConfig
+from supremum.data import load_data
+from supremum.data.batching import tokenize
+from supremum.errors import UserError
+from supremum.evaluate.quality import classification_metrics, softmax
+from supremum.evaluate.speed import measure_cost
+from supremum.fsutil import dir_size
+from supremum.infer import predict_logits
+from supremum.machine import fingerprint
+from supremum.store import Store
+
+
+def resolve_artifact(ref: str, store: Store | None = None) -> Artifact:
+    """A path, or an artifact/run id (prefix) from the store."""
+    if Path(ref).exists():
+        return open_artifact(ref)
+    store = store or Store()
+    row = store.get_artifact(ref)
+    if row is None and (run := store.get_run(ref)) and run.get("artifact_path"):
+        row = {"path": run["artifact_path"]}
+    if row is None:
+        raise UserError(f"'{ref}' is neither an artifact directory nor an artifact or run id",
+                        "see `supremum runs` for ids")
+    return open_artifact(row["path"])
+
+
+def data_config_for(art: Artifact, path: str | None, **columns) -> DataConfig:
+    """Reuse the training data settings (columns, split seed) when evaluating on the same source,
+    so that the held-out split made at training time is the one evaluated."""
+    trained = art.manifest.get("config", {}).get("data")
+    given = {k: v for k, v in columns.items() if v is not None}
+    if trained and (path is None or _same(path, trained["path"])):
+        return DataConfig(**{**trained, **given})
+    if path is None:
+        raise UserError("no --data given and the artifact does not record its data", "pass --data")
+    return DataConfig(path=path, **given)
+
+
+def _same(a: str, b: str) -> bool:
+    return Path(a).resolve() == Path(b).resolve() if Path(a).exists() else a == b
+
+
+def evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, *, store: Store | None = None,
+             command: str = "") -> dict:
+    store = store or Store()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run_id = new_id()
+    store.start_run(run_id, "eval", command, {"data": data_cfg.model_dump(), "eval": cfg.model_dump()},
+                    fingerprint(), parents=[art.id])
+    try:
+        metrics = _evaluate(art, data_cfg, cfg)
+    except BaseException as e:
+        store.fail_run(run_id, f"{type(e).__name__}: {e}")
+        raise
+    art.record_metrics(f"{Path(data_cfg.path).name}:{cfg.split}", metrics)
+    store.finish_run(run_id, metrics, art.id, str(art.path.resolve()))
+    return metrics
+
+
+def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig) -> dict:
+    data = load_data(data_cfg, label_names=art.label_names)
+    model, tok = load_artifact_model(art)
+    texts, labels = data.texts(cfg.split), data.labels(cfg.split)
+    t0 = time.perf_counter()
+    logits = predict_logits(model, tokenize(tok, texts, data_cfg.max_length), tok.pad_token_id,
+                            cfg.batch_size)
+    quality = classification_metrics(labels, logits.argmax(-1), art.label_names)
+    out = {"artifact": art.id, "data": data_cfg.path, "split": cfg.split, **quality,
+           "eval_seconds": time.perf_counter() - t0, "size_on_disk_mb": dir_size(art.path) / 2**20,
+           "machine": fingerprint()}
+    if cfg.speed:
+        out["cost"] = measure_cost(model, tok, texts[:64], data_cfg.max_length, cfg.warmup, cfg.repeats)
+    out["mean_confidence"] = float(np.max(softmax(logits), -1).mean())
+    return out

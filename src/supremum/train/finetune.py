@@ -1,0 +1,131 @@
+"""The fine-tuning stage: data + model + method -> trained artifact, recorded in the store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from supremum.artifact import Artifact, new_id, save_artifact
+from supremum.config import FinetuneConfig
+from supremum.data import TaskData, load_data
+from supremum.data.batching import tokenize
+from supremum.machine import fingerprint
+from supremum.models import load_model
+from supremum.progress import TrainProgress
+from supremum.store import Store
+from supremum.train.loop import Split, TrainResult, train
+from supremum.train.methods import method_for, trainable_parameters
+
+
+@dataclass
+class FinetuneResult:
+    run_id: str
+    artifact: Artifact
+    metrics: dict
+    data_info: dict
+
+
+def config_hash(cfg: FinetuneConfig) -> str:
+    """Identity of a run for resuming: everything that changes the result."""
+    d = cfg.model_dump(mode="json")
+    d["train"].pop("checkpoint_every", None)
+    d["train"].pop("threads", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = False,
+             progress: bool = True, command: str = "") -> FinetuneResult:
+    store = store or Store()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    data = load_data(cfg.data)
+    seed_everything(cfg.train.seed)
+    model, tok = load_model(cfg.model.name, "classification", gguf_file=cfg.model.gguf_file,
+                            label_names=data.label_names, dropout=cfg.train.dropout)
+    method = method_for(cfg.method)
+    model = method.apply(model, cfg.method)
+    trainable, total = trainable_parameters(model)
+    train_split, dev = _encode(tok, data, cfg.data.max_length)
+    ckpt_dir = store.root / "checkpoints" / config_hash(cfg)
+    run_id = _run_id(ckpt_dir, resume)
+    store.start_run(run_id, "finetune", command, cfg.model_dump(mode="json"), fingerprint(),
+                    checkpoint=str(ckpt_dir) if cfg.train.checkpoint_every else None)
+    try:
+        result = _train(model, train_split, dev, cfg, tok.pad_token_id, ckpt_dir, resume, progress)
+        metrics = _metrics(result, trainable, total, data)
+        model, storage = method.finalize(model, cfg.method)
+        art = _save(model, tok, cfg, data, storage, metrics, run_id, store.root)
+    except BaseException as e:
+        store.fail_run(run_id, f"{type(e).__name__}: {e}")
+        raise
+    store.add_artifact(art.id, str(art.path), run_id, art.task, cfg.model.name, cfg.method.name)
+    store.finish_run(run_id, metrics, art.id, str(art.path.resolve()))
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return FinetuneResult(run_id, art, metrics, data.info)
+
+
+def _encode(tok, data: TaskData, max_length: int) -> tuple[Split, Split]:
+    return tuple(Split(tokenize(tok, data.texts(s), max_length), data.labels(s))
+                 for s in ("train", "dev"))
+
+
+def _run_id(ckpt_dir: Path, resume: bool) -> str:
+    meta = ckpt_dir / "run_id"
+    if resume and meta.exists():
+        return meta.read_text().strip()
+    run_id = new_id()
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    meta.write_text(run_id)
+    return run_id
+
+
+def _train(model, train_split, dev, cfg, pad_id, ckpt_dir, resume, progress) -> TrainResult:
+    from supremum.train.loop import plan_steps
+
+    _, total = plan_steps(len(train_split.ids), cfg.train)
+    bar = TrainProgress(total, enabled=progress)
+    with bar if progress else nullcontext():
+        result, _ = train(model, train_split, dev, cfg.train, pad_id, ckpt_dir=ckpt_dir,
+                          resume=resume, on_step=bar.update)
+    return result
+
+
+def _metrics(result: TrainResult, trainable: int, total: int, data: TaskData) -> dict:
+    st = result.state
+    last = st["evals"][-1]["dev_accuracy"] if st["evals"] else None
+    return {
+        "steps": st["step"],
+        "final_train_loss": float(np.mean([x["loss"] for x in st["log"][-20:]])) if st["log"] else None,
+        "dev_accuracy": st["best_score"], "dev_accuracy_last": last, "best_step": st["best_step"],
+        "stopped_early": st["stopped_early"], "train_seconds": round(result.train_seconds, 3),
+        "train_samples_per_s": round(result.samples_per_s, 2),
+        "trainable_params": trainable, "total_params": total,
+        "trainable_fraction": trainable / total, "train_size": len(data.splits["train"]),
+        "evals": st["evals"], "loss_curve": st["log"][:: max(1, len(st["log"]) // 200)],
+    }
+
+
+def _save(model, tok, cfg: FinetuneConfig, data: TaskData, storage: str, metrics: dict,
+          run_id: str, root: Path) -> Artifact:
+    art_id = new_id()
+    out = Path(cfg.output) if cfg.output else root / "artifacts" / art_id
+    art = save_artifact(model, tok, out, task="text-classification", label_names=data.label_names,
+                        base_model=cfg.model.name, config=cfg.model_dump(mode="json"),
+                        storage=storage, artifact_id=art_id,
+                        extra={"run_id": run_id, "data": data.info, "method": cfg.method.name})
+    art.record_metrics("training", {k: v for k, v in metrics.items() if k not in ("loss_curve",)})
+    return art

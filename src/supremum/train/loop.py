@@ -1,0 +1,138 @@
+"""The training loop for classifiers: readable top to bottom.
+
+One optimizer step = `grad_accum` micro-batches whose summed loss is divided by the number of
+examples in the step, so accumulation gives the same gradient as one large batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from supremum.config import TrainConfig
+from supremum.data.batching import batch_order, iterate
+from supremum.infer import predict_logits
+from supremum.train import checkpoint as ckpt
+from supremum.train.optim import build_optimizer, lr_factor, set_lr, warmup_steps
+
+
+@dataclass
+class Split:
+    ids: list[list[int]]
+    labels: list[int]
+
+
+@dataclass
+class TrainResult:
+    state: dict
+    train_seconds: float
+    samples: int
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.train_seconds if self.train_seconds else 0.0
+
+
+def fresh_state() -> dict:
+    return {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_score": None, "best_step": None,
+            "bad_evals": 0, "evals": [], "log": [], "train_seconds": 0.0, "samples": 0,
+            "stopped_early": False}
+
+
+def plan_steps(n_train: int, cfg: TrainConfig) -> tuple[int, int]:
+    """(optimizer steps per epoch, total optimizer steps)."""
+    per_epoch = math.ceil(math.ceil(n_train / cfg.batch_size) / cfg.grad_accum)
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
+    return per_epoch, total
+
+
+def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id: int, *,
+          ckpt_dir: Path | None = None, resume: bool = False,
+          on_step: Callable[[dict], None] | None = None) -> tuple[TrainResult, dict | None]:
+    """Train in place; returns the result and the best trainable weights (when keep_best)."""
+    opt = build_optimizer(model, cfg)
+    per_epoch, total = plan_steps(len(train_split.ids), cfg)
+    warm = warmup_steps(cfg, total)
+    state, best = fresh_state(), None
+    if resume and ckpt_dir is not None and ckpt.exists(ckpt_dir):
+        state, best = ckpt.load_checkpoint(ckpt_dir, model, opt)
+    lengths = [len(x) for x in train_split.ids]
+    model.train()
+    while state["step"] < total and not state["stopped_early"]:
+        batches = batch_order(lengths, cfg.batch_size, cfg.seed, state["epoch"], cfg.group_by_length)
+        steps = [batches[i : i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)]
+        for j in range(state["batch_in_epoch"], len(steps)):
+            t0 = time.perf_counter()
+            lr = set_lr(opt, cfg.lr, lr_factor(state["step"], warm, total, cfg.scheduler))
+            loss, n = _optimizer_step(model, opt, train_split, steps[j], pad_id, cfg)
+            state["train_seconds"] += time.perf_counter() - t0
+            state["samples"] += n
+            state["step"] += 1
+            state["batch_in_epoch"] = j + 1
+            state["log"].append({"step": state["step"], "loss": loss, "lr": lr})
+            end_of_epoch = j + 1 == len(steps)
+            if dev is not None and _eval_due(state["step"], total, end_of_epoch, cfg):
+                best = _evaluate(model, dev, pad_id, cfg, state, best)
+            if on_step:
+                on_step({**state["log"][-1], "total": total,
+                         "samples_per_s": state["samples"] / max(state["train_seconds"], 1e-9)})
+            if ckpt_dir is not None and cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
+                ckpt.save_checkpoint(ckpt_dir, model, opt, state, best)
+            if state["step"] >= total or state["stopped_early"]:
+                break
+        else:
+            state["epoch"] += 1
+            state["batch_in_epoch"] = 0
+    if best is not None and cfg.keep_best:
+        ckpt.load_trainable(model, best)
+    model.eval()
+    return TrainResult(state, state["train_seconds"], state["samples"], state["evals"]), best
+
+
+def _optimizer_step(model, opt, data: Split, micro: list[list[int]], pad_id: int,
+                    cfg: TrainConfig) -> tuple[float, int]:
+    n = sum(len(b) for b in micro)
+    total_loss = 0.0
+    for batch in iterate(data.ids, micro, pad_id, data.labels):
+        labels = batch.pop("labels")
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            logits = model(**batch).logits
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing,
+                               reduction="sum") / n
+        loss.backward()
+        total_loss += loss.item()
+    if cfg.max_grad_norm:
+        params = [p for p in model.parameters() if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return total_loss, n
+
+
+def _eval_due(step: int, total: int, end_of_epoch: bool, cfg: TrainConfig) -> bool:
+    if step >= total:
+        return True
+    if cfg.eval_every:
+        return step % cfg.eval_every == 0
+    return end_of_epoch
+
+
+def _evaluate(model, dev: Split, pad_id: int, cfg: TrainConfig, state: dict, best):
+    logits = predict_logits(model, dev.ids, pad_id, bf16=cfg.bf16)
+    acc = float((logits.argmax(-1) == np.asarray(dev.labels)).mean())
+    state["evals"].append({"step": state["step"], "dev_accuracy": acc})
+    if state["best_score"] is None or acc > state["best_score"]:
+        state.update(best_score=acc, best_step=state["step"], bad_evals=0)
+        return ckpt.trainable_state(model) if cfg.keep_best else None
+    state["bad_evals"] += 1
+    if cfg.early_stopping and state["bad_evals"] >= cfg.early_stopping:
+        state["stopped_early"] = True
+    return best
