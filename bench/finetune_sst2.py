@@ -1,0 +1,164 @@
+"""Benchmark: fine-tune minilm-l6 on SST-2 with supremum and with the HF Trainer, same settings.
+
+Each variant runs in its own subprocess (so peak memory is that variant's own), one after
+another on an otherwise idle machine. Both sides get the same model weights and head
+initialization (same seed, same loader), the same tokenization, batch 32, linear decay after
+40 warm-up steps, weight decay 0.01, gradient clipping 1.0, dynamic padding and length-grouped
+batches. Accuracy is that of the final model on SST-2 dev (no best-checkpoint selection).
+
+    SUPREMUM_DATA=../shared/data python bench/finetune_sst2.py            # all variants
+    SUPREMUM_DATA=../shared/data python bench/finetune_sst2.py --quick    # 30 steps each, smoke
+
+Writes bench/results/finetune_sst2.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+RESULTS = Path(__file__).parent / "results" / "finetune_sst2.json"
+LR = {"full": 1e-4, "lora": 1e-3}
+VARIANTS = ["ours-full", "hf-full", "ours-lora", "hf-lora", "ours-full-bf16", "ours-lora-bf16"]
+
+
+def data_dir() -> str:
+    root = os.environ.get("SUPREMUM_DATA")
+    if not root:
+        sys.exit("set SUPREMUM_DATA to the folder holding sst2/")
+    return str(Path(root) / "sst2")
+
+
+def common(args) -> dict:
+    return {"batch_size": 32, "epochs": args.epochs, "warmup_steps": 40, "weight_decay": 0.01,
+            "max_grad_norm": 1.0, "seed": args.seed, "max_steps": args.max_steps}
+
+
+def run_ours(method: str, bf16: bool, args) -> dict:
+    from supremum.config import FinetuneConfig
+    from supremum.train.finetune import finetune
+
+    c = common(args)
+    cfg = FinetuneConfig(
+        model={"name": "minilm-l6"}, data={"path": data_dir()}, method={"name": method},
+        train={**c, "lr": LR[method], "keep_best": False, "bf16": bf16},
+        output=f"/tmp/supremum-bench/{method}{'-bf16' if bf16 else ''}")
+    t0 = time.perf_counter()
+    res = finetune(cfg, progress=False)
+    m = res.metrics
+    return {"dev_accuracy": m["dev_accuracy_last"], "train_seconds": m["train_seconds"],
+            "wall_seconds": time.perf_counter() - t0, "train_samples_per_s": m["train_samples_per_s"],
+            "trainable_params": m["trainable_params"], "steps": m["steps"], "lr": LR[method]}
+
+
+def run_hf(method: str, args) -> dict:
+    import numpy as np
+    import torch
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    from supremum.config import DataConfig
+    from supremum.data import load_data
+    from supremum.models import load_model
+    from supremum.train.finetune import seed_everything
+    from supremum.train.methods import METHODS
+
+    data = load_data(DataConfig(path=data_dir()))
+    seed_everything(args.seed)
+    model, tok = load_model("minilm-l6", label_names=data.label_names)
+    cfgcls = METHODS[method].config_cls
+    model = METHODS[method].apply(model, cfgcls())
+
+    def encode(split):
+        enc = tok(data.texts(split), truncation=True, max_length=128)
+        return Dataset.from_dict({**enc, "labels": data.labels(split)})
+
+    c = common(args)
+    targs = TrainingArguments(
+        output_dir="/tmp/supremum-bench/hf", per_device_train_batch_size=32,
+        per_device_eval_batch_size=64, num_train_epochs=c["epochs"], max_steps=c["max_steps"] or -1,
+        learning_rate=LR[method], warmup_steps=40, weight_decay=0.01, lr_scheduler_type="linear",
+        max_grad_norm=1.0, train_sampling_strategy="group_by_length", eval_strategy="no", save_strategy="no",
+        report_to=[], seed=args.seed, logging_steps=50, use_cpu=True, disable_tqdm=True)
+    trainer = Trainer(model=model, args=targs, train_dataset=encode("train"),
+                      data_collator=DataCollatorWithPadding(tok))
+    t0 = time.perf_counter()
+    out = trainer.train()
+    wall = time.perf_counter() - t0
+    pred = trainer.predict(encode("dev"))
+    acc = float((np.argmax(pred.predictions, -1) == np.asarray(data.labels("dev"))).mean())
+    return {"dev_accuracy": acc, "train_seconds": out.metrics["train_runtime"], "wall_seconds": wall,
+            "train_samples_per_s": out.metrics["train_samples_per_second"], "lr": LR[method],
+            "steps": out.global_step, "torch_threads": torch.get_num_threads()}
+
+
+def one(name: str, args) -> dict:
+    import warnings
+
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    warnings.filterwarnings("ignore")
+    side, method, *rest = name.split("-")
+    res = run_ours(method, bool(rest), args) if side == "ours" else run_hf(method, args)
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return res
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--one", help=argparse.SUPPRESS)
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--quick", action="store_true", help="30 steps per variant (smoke test)")
+    args = p.parse_args()
+    if args.quick:
+        args.max_steps = 30
+    if args.one:
+        print("RESULT " + json.dumps(one(args.one, args)), flush=True)
+        return
+    results = {}
+    for name in args.variants.split(","):
+        cmd = [sys.executable, __file__, "--one", name, "--epochs", str(args.epochs), "--seed",
+               str(args.seed)] + (["--max-steps", str(args.max_steps)] if args.max_steps else [])
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        results[name] = json.loads(line[-1][7:]) if line else {"error": proc.stderr[-2000:]}
+        print(name, json.dumps(results[name]), flush=True)
+        write(results, args)
+
+
+def write(results: dict, args) -> None:
+    from supremum.fsutil import write_json
+    from supremum.machine import fingerprint
+
+    ratios = {}
+    for m in ("full", "lora"):
+        ours, hf = results.get(f"ours-{m}", {}), results.get(f"hf-{m}", {})
+        if "train_samples_per_s" in ours and "train_samples_per_s" in hf:
+            ratios[f"{m}_throughput_ratio"] = ours["train_samples_per_s"] / hf["train_samples_per_s"]
+            ratios[f"{m}_accuracy_delta_pt"] = 100 * (ours["dev_accuracy"] - hf["dev_accuracy"])
+            bf = results.get(f"ours-{m}-bf16", {})
+            if "train_samples_per_s" in bf:
+                ratios[f"{m}_bf16_throughput_ratio"] = bf["train_samples_per_s"] / hf["train_samples_per_s"]
+    write_json(RESULTS, {
+        "benchmark": "finetune_sst2", "machine": fingerprint(),
+        "settings": {**common(args), "lr": LR, "model": "minilm-l6 (all-MiniLM-L6-v2)",
+                     "data": "SST-2 train 6,920 / dev 872", "max_length": 128,
+                     "note": "each variant in its own process, sequentially; final-model dev accuracy"},
+        "results": results, "ratios": ratios,
+    })
+
+
+if __name__ == "__main__":
+    main()
