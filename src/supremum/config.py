@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from supremum.train.methods import AnyMethodConfig, FullConfigDefault
 
@@ -33,6 +34,11 @@ class DataConfig(Strict):
     max_length: int = Field(128, ge=8, description="truncate texts to this many tokens")
     dedup: bool = Field(False, description="drop duplicate rows within each split and train rows "
                         "that also occur in dev/test (after case/whitespace normalization)")
+
+    @field_validator("path")
+    @classmethod
+    def _expand(cls, v: str) -> str:
+        return os.path.expanduser(os.path.expandvars(v))
 
 
 class TrainConfig(Strict):

@@ -47,7 +47,7 @@ def load_data(cfg: DataConfig, label_names: list[str] | None = None) -> TaskData
     info: dict = {"source": cfg.path, "files": sources}
     frames = _select_columns(raw, cfg, sources, info)
     frames = _drop_unlabeled_eval_splits(frames, info)
-    frames = _make_missing_splits(frames, cfg, info)
+    frames = _make_missing_splits(frames, cfg, info, sources["train"])
     info["duplicates"] = duplicate_report(frames)
     if cfg.dedup:
         frames = drop_duplicates(frames)
@@ -63,6 +63,9 @@ def load_data(cfg: DataConfig, label_names: list[str] | None = None) -> TaskData
 
 def _read_sources(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     path = Path(cfg.path)
+    if "$" in cfg.path and not path.exists():
+        raise UserError(f"{path}: the path has an unset environment variable",
+                        "export it first, e.g. export SUPREMUM_DATA=/path/to/data")
     if path.is_file():
         return {"train": read_table(path, cfg.encoding)}, {"train": str(path)}
     if path.is_dir():
@@ -116,11 +119,14 @@ def _drop_unlabeled_eval_splits(frames, info) -> dict[str, pd.DataFrame]:
     return frames
 
 
-def _make_missing_splits(frames, cfg: DataConfig, info) -> dict[str, pd.DataFrame]:
-    made = {}
+def _make_missing_splits(frames, cfg: DataConfig, info, source: str) -> dict[str, pd.DataFrame]:
+    made, remaining = {}, 1.0
     for split, frac in (("test", cfg.test_fraction), ("dev", cfg.dev_fraction)):
         if split not in frames:
-            frames["train"], frames[split], how = stratified_split(frames["train"], frac, cfg.split_seed)
+            # Fractions are of the original file, so dev is taken relative to what test left.
+            frames["train"], frames[split], how = stratified_split(
+                frames["train"], frac / remaining, cfg.split_seed, source)
+            remaining -= frac
             made[split] = f"{frac:.0%} of the training file, {how}, seed {cfg.split_seed}"
     info["splits_made"] = made
     return {k: frames[k] for k in ("train", "dev", "test")}

@@ -5,13 +5,22 @@ from __future__ import annotations
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from supremum.errors import UserError
+
 
 def normalize(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def stratified_split(df: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+MIN_ROWS_TO_SPLIT = 10
+
+
+def stratified_split(df: pd.DataFrame, fraction: float, seed: int,
+                     source: str = "data") -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Split off `fraction` of rows, stratified by label when every class has 2+ rows."""
+    if len(df) < MIN_ROWS_TO_SPLIT:
+        raise UserError(f"{source}: only {len(df)} rows, too few to split off dev/test",
+                        f"give at least {MIN_ROWS_TO_SPLIT} rows, or separate dev/test files")
     counts = df["label"].value_counts()
     stratify = df["label"] if counts.min() >= 2 and len(counts) <= fraction * len(df) else None
     keep, held = train_test_split(df, test_size=fraction, random_state=seed, stratify=stratify)

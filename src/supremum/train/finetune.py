@@ -17,6 +17,7 @@ from supremum.artifact import Artifact, new_id, save_artifact
 from supremum.config import FinetuneConfig
 from supremum.data import TaskData, load_data
 from supremum.data.batching import tokenize
+from supremum.fsutil import write_bytes
 from supremum.machine import fingerprint
 from supremum.models import load_model
 from supremum.progress import TrainProgress
@@ -60,8 +61,9 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     model = method.apply(model, cfg.method)
     trainable, total = trainable_parameters(model)
     train_split, dev = _encode(tok, data, cfg.data.max_length)
-    ckpt_dir = store.root / "checkpoints" / config_hash(cfg)
-    run_id = _run_id(ckpt_dir, resume)
+    run_dir = store.root / "checkpoints" / config_hash(cfg)
+    run_id = _run_id(run_dir, resume)
+    ckpt_dir = run_dir / "last"
     store.start_run(run_id, "finetune", command, cfg.model_dump(mode="json"), fingerprint(),
                     checkpoint=str(ckpt_dir) if cfg.train.checkpoint_every else None)
     try:
@@ -74,7 +76,7 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
         raise
     store.add_artifact(art.id, str(art.path), run_id, art.task, cfg.model.name, cfg.method.name)
     store.finish_run(run_id, metrics, art.id, str(art.path.resolve()))
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    shutil.rmtree(run_dir, ignore_errors=True)
     return FinetuneResult(run_id, art, metrics, data.info)
 
 
@@ -83,13 +85,13 @@ def _encode(tok, data: TaskData, max_length: int) -> tuple[Split, Split]:
                  for s in ("train", "dev"))
 
 
-def _run_id(ckpt_dir: Path, resume: bool) -> str:
-    meta = ckpt_dir / "run_id"
+def _run_id(run_dir: Path, resume: bool) -> str:
+    """The run id survives a crash next to the checkpoint, so a resumed run continues its row."""
+    meta = run_dir / "run_id"
     if resume and meta.exists():
         return meta.read_text().strip()
     run_id = new_id()
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    meta.write_text(run_id)
+    write_bytes(meta, run_id.encode())
     return run_id
 
 

@@ -1,0 +1,42 @@
+# Two first commands on a fresh machine: `make demo` and `make test`.
+# Both create .venv and install everything (torch pinned to the CPU build 2.13.0).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUPREMUM := $(VENV)/bin/supremum
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+# Real datasets (SST-2, MR, tiny Shakespeare); override with SUPREMUM_DATA=/path make demo
+SUPREMUM_DATA ?= $(abspath ../shared/data)
+export SUPREMUM_DATA
+
+.PHONY: install test test-all demo lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest -q
+
+test-all: install
+	$(PY) -m pytest -q -m ''
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+
+# LoRA on SST-2 for one epoch (about 2 minutes on 2 cores), then evaluate on dev.
+demo: install
+	$(SUPREMUM) finetune --model minilm-l6 --data $(SUPREMUM_DATA)/sst2 --method lora --epochs 1 \
+		--output models/demo-sst2-lora
+	$(SUPREMUM) eval models/demo-sst2-lora --data $(SUPREMUM_DATA)/sst2 --split dev
+	$(SUPREMUM) runs --limit 5
+
+bench: install
+	$(PY) bench/finetune_sst2.py
+
+clean:
+	rm -rf $(VENV) supremum-runs models .pytest_cache

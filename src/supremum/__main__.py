@@ -1,0 +1,3 @@
+from supremum.cli import main
+
+main()

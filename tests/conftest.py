@@ -1,0 +1,63 @@
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+POS = ["great", "good", "lovely", "superb", "fine", "brilliant"]
+NEG = ["bad", "awful", "poor", "boring", "weak", "dull"]
+
+
+def sentiment_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """A task a 2-layer model learns in a few dozen steps: the label follows one word."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = rng.choice(["pos", "neg"])
+        word = rng.choice(POS if label == "pos" else NEG)
+        filler = rng.choice(["long", "short", "new", "old", "odd"])
+        rows.append((f"the {filler} film was {word} number {i}", label))
+    return rows
+
+
+def write_csv(path: Path, rows, header=("text", "label"), sep=","):
+    lines = [sep.join(header)] + [sep.join(r) for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SUPREMUM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SUPREMUM_CACHE", str(tmp_path / "cache"))
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def csv_data(tmp_path) -> Path:
+    return write_csv(tmp_path / "reviews.csv", sentiment_rows(240))
+
+
+@pytest.fixture
+def split_dir(tmp_path) -> Path:
+    d = tmp_path / "splits"
+    d.mkdir()
+    write_csv(d / "train.tsv", sentiment_rows(200, 1), ("sentence", "label"), "\t")
+    write_csv(d / "dev.tsv", sentiment_rows(40, 2), ("sentence", "label"), "\t")
+    write_csv(d / "test.tsv", sentiment_rows(40, 3), ("sentence", "label"), "\t")
+    return d
+
+
+def run_cli(*args: str, env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "supremum", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
