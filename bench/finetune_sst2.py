@@ -94,7 +94,9 @@ def run_hf(method: str, args) -> dict:
     out = trainer.train()
     wall = time.perf_counter() - t0
     pred = trainer.predict(encode("dev"))
-    acc = float((np.argmax(pred.predictions, -1) == np.asarray(data.labels("dev"))).mean())
+    # The Trainer length-groups (and shuffles) the eval set too when train_sampling_strategy is
+    # "group_by_length", so predictions must be compared with the labels it returns, in its order.
+    acc = float((np.argmax(pred.predictions, -1) == pred.label_ids).mean())
     return {"dev_accuracy": acc, "train_seconds": out.metrics["train_runtime"], "wall_seconds": wall,
             "train_samples_per_s": out.metrics["train_samples_per_second"], "lr": LR[method],
             "steps": out.global_step, "torch_threads": torch.get_num_threads()}

@@ -174,9 +174,8 @@ def main() -> None:
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None
     except Exception as e:
-        import click
-
-        if isinstance(e, click.ClickException):
+        # Usage errors (bad flag values): click's exception classes, vendored by typer.
+        if hasattr(e, "show") and isinstance(getattr(e, "exit_code", None), int):
             e.show()
             raise SystemExit(e.exit_code) from None
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ FLAG_KEYS = {
     "eval_every": "train.eval_every", "early_stopping": "train.early_stopping",
     "checkpoint_every": "train.checkpoint_every", "output": "output",
 }
-out = Console()
-err = Console(stderr=True)
+# Piped output (files, CI logs, tests) gets full-width tables instead of rich's 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def finetune_config(flags: dict[str, Any]):

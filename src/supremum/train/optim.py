@@ -20,7 +20,9 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
               {"params": no_decay, "weight_decay": 0.0}]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+    # The fused kernel does the whole update in one pass per tensor (CPU support since torch 2.4);
+    # on 2 cores it is measurably faster than the default multi-tensor (foreach) path.
+    return torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
 
 
 def warmup_steps(cfg: TrainConfig, total_steps: int) -> int:

@@ -1,0 +1,78 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from supremum.artifact import load_artifact_model, open_artifact
+from supremum.config import FinetuneConfig
+from supremum.errors import UserError
+from supremum.infer import predict_logits
+from supremum.train.finetune import finetune
+
+TEXTS = ["the film was great", "an awful boring film", "fine"]
+PREDICT = """
+import json, sys
+from supremum.artifact import open_artifact, load_artifact_model
+from supremum.infer import predict_logits
+model, tok = load_artifact_model(open_artifact(sys.argv[1]))
+ids = tok(json.loads(sys.argv[2]), truncation=True, max_length=128)["input_ids"]
+print(json.dumps(predict_logits(model, ids, tok.pad_token_id).tolist()))
+"""
+
+
+def trained(data, tmp_path, method=None):
+    cfg = FinetuneConfig(model={"name": "tiny-bert"}, data={"path": str(data)},
+                         method=method or {"name": "full"}, train={"max_steps": 6, "lr": 3e-3},
+                         output=str(tmp_path / "art"))
+    return finetune(cfg, progress=False).artifact
+
+
+def logits_here(art):
+    model, tok = load_artifact_model(art)
+    return predict_logits(model, tok(TEXTS)["input_ids"], tok.pad_token_id)
+
+
+def logits_fresh_process(path):
+    out = subprocess.run([sys.executable, "-c", PREDICT, str(path), json.dumps(TEXTS)],
+                         capture_output=True, text=True, check=True)
+    return torch.tensor(json.loads(out.stdout))
+
+
+@pytest.mark.parametrize("method", [{"name": "full"}, {"name": "lora", "merge": True},
+                                    {"name": "lora", "merge": False}], ids=["full", "lora-merged", "lora-adapter"])
+def test_reload_in_fresh_process_gives_identical_predictions(csv_data, tmp_path, method):
+    art = trained(csv_data, tmp_path, method)
+    here = torch.tensor(logits_here(art))
+    there = logits_fresh_process(art.path)
+    assert torch.allclose(here, there, atol=1e-6)
+    m = art.manifest
+    assert m["label_names"] == ["neg", "pos"] and m["base_model"] == "tiny-bert"
+    assert m["config"]["method"] == method | {k: v for k, v in m["config"]["method"].items() if k not in method}
+    assert m["storage"] == ("peft" if method.get("merge") is False else "full")
+    assert not list(art.path.glob("*.bin")) and not list(art.path.glob("*.pt"))  # no pickle
+
+
+def test_adapter_artifact_is_small(csv_data, tmp_path):
+    art = trained(csv_data, tmp_path, {"name": "lora", "merge": False, "target_modules": ["query", "value"]})
+    assert (art.path / "adapter_model.safetensors").exists()
+    assert not (art.path / "model.safetensors").exists()
+
+
+def test_missing_corrupt_and_tampered(csv_data, tmp_path):
+    art = trained(csv_data, tmp_path)
+    (tmp_path / "foreign").mkdir()
+    with pytest.raises(UserError, match="not a supremum artifact .no manifest.json"):
+        open_artifact(tmp_path / "foreign")
+    with pytest.raises(UserError, match="no such artifact directory"):
+        open_artifact(tmp_path / "nothing")
+    weights = art.path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="do not match the manifest"):
+        open_artifact(art.path)
+    (art.path / "manifest.json").write_text("{not json")
+    with pytest.raises(UserError, match="corrupt manifest"):
+        open_artifact(art.path)

@@ -1,0 +1,89 @@
+import json
+
+import pytest
+from conftest import run_cli
+
+
+def test_finetune_eval_runs_show_end_to_end(csv_data, tmp_path):
+    out = tmp_path / "models" / "reviews"
+    ft = run_cli("finetune", "--model", "tiny-bert", "--data", str(csv_data), "--text-column", "text",
+                 "--label-column", "label", "--max-steps", "30", "--lr", "3e-3", "--batch-size", "8",
+                 "--output", str(out), "--json", check=True)
+    res = json.loads(ft.stdout)
+    assert res["artifact"] == str(out) and (out / "manifest.json").exists()
+    assert res["data"]["splits_made"]["test"].startswith("10% of the training file, stratified")
+
+    ev = run_cli("eval", str(out), "--data", str(csv_data), "--split", "test", "--json", "--repeats", "3",
+                 check=True)
+    m = json.loads(ev.stdout)  # stdout is pure JSON
+    assert m["examples"] == 24 and 0 <= m["accuracy"] <= 1
+    assert set(m["per_class"]) == {"neg", "pos"} and len(m["confusion_matrix"]) == 2
+    cost = m["cost"]
+    for key in ("latency_b1", "latency_b32"):
+        assert cost[key]["model_only"]["median_ms"] > 0 and cost[key]["with_tokenization"]["p95_ms"] > 0
+    assert cost["params"] > 0 and cost["threads"] >= 1 and m["size_on_disk_mb"] > 0
+    assert m["machine"]["cores"] >= 1 and "warm-up" in cost["method"]
+
+    # by id, human output
+    ev2 = run_cli("eval", res["artifact_id"][:8], "--split", "dev", "--no-speed", check=True)
+    assert "accuracy" in ev2.stdout and "macro-F1" in ev2.stdout
+
+    runs = json.loads(run_cli("runs", "--json", check=True).stdout)
+    assert [r["kind"] for r in runs] == ["finetune", "eval", "eval"]
+    assert all(r["status"] == "finished" for r in runs)
+    only = json.loads(run_cli("runs", "--json", "--kind", "eval", "--sort", "accuracy").stdout)
+    assert len(only) == 2
+    table = run_cli("runs", check=True).stdout
+    assert res["run_id"][:6] in table
+
+    shown = json.loads(run_cli("show", res["run_id"], check=True).stdout)
+    assert shown["run"]["config"]["train"]["max_steps"] == 30
+    art = json.loads(run_cli("show", res["artifact_id"], check=True).stdout)
+    assert art["artifact"]["id"] == res["artifact_id"] and "test" in " ".join(art["metrics"])
+
+
+def test_recipe_with_override(tmp_path, csv_data):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"model:\n  name: tiny-bert\ndata:\n  path: {csv_data}\ntrain:\n  max_steps: 3\n")
+    ft = run_cli("finetune", "--recipe", str(recipe), "train.lr=5e-4", "method.name=full", "--json",
+                 check=True)
+    res = json.loads(ft.stdout)
+    shown = json.loads(run_cli("show", res["run_id"], check=True).stdout)
+    assert shown["run"]["config"]["train"]["lr"] == 5e-4 and res["metrics"]["steps"] == 3
+
+
+def test_models_lists_aliases():
+    out = run_cli("models", check=True).stdout
+    assert "minilm-l6" in out and "tiny-bert" in out and "tiny-llama" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["finetune", "--model", "tiny-bert", "--data", "missing.csv"], "missing.csv: no such file"),
+    (["finetune", "--model", "tiny-bert", "--data", "{csv}", "--label-column", "stars"],
+     "no label column 'stars'"),
+    (["finetune", "--model", "no-such-org/no-such-model", "--data", "{csv}"], "nor reachable"),
+    (["finetune", "--model", "tiny-bert", "--data", "{csv}", "train.lrr=1"], "unknown key 'train.lrr'"),
+    (["finetune", "--model", "tiny-bert", "--data", "{csv}", "--method", "magic"], "unknown method 'magic'"),
+    (["finetune", "--model", "tiny-bert"], "no training data given"),
+    (["finetune", "--data", "$SUPREMUM_NOT_SET/sst2"], "unset environment variable"),
+    (["eval", "{tmp}"], "not a supremum artifact"),
+    (["eval", "abc123"], "neither an artifact directory nor an artifact or run id"),
+    (["show", "abc123"], "no run or artifact with id 'abc123'"),
+])
+def test_user_errors_are_one_line_exit_2(args, message, csv_data, tmp_path):
+    args = [a.replace("{csv}", str(csv_data)).replace("{tmp}", str(tmp_path)) for a in args]
+    proc = run_cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_debug_shows_traceback(tmp_path):
+    proc = run_cli("--debug", "finetune", "--model", "tiny-bert", "--data", str(tmp_path / "x.csv"))
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "UserError" in proc.stderr
+
+
+def test_bad_flag_is_usage_error():
+    proc = run_cli("finetune", "--epochs", "many")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
