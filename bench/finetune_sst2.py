@@ -27,7 +27,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 RESULTS = Path(__file__).parent / "results" / "finetune_sst2.json"
 LR = {"full": 1e-4, "lora": 1e-3}
-VARIANTS = ["ours-full", "hf-full", "ours-lora", "hf-lora", "ours-full-bf16", "ours-lora-bf16"]
+VARIANTS = ["ours-full", "hf-full", "ours-lora", "hf-lora", "ours-full-bf16", "hf-full-bf16",
+            "ours-lora-bf16", "hf-lora-bf16"]
 
 
 def data_dir() -> str:
@@ -59,7 +60,7 @@ def run_ours(method: str, bf16: bool, args) -> dict:
             "trainable_params": m["trainable_params"], "steps": m["steps"], "lr": LR[method]}
 
 
-def run_hf(method: str, args) -> dict:
+def run_hf(method: str, bf16: bool, args) -> dict:
     import numpy as np
     import torch
     from datasets import Dataset
@@ -87,7 +88,7 @@ def run_hf(method: str, args) -> dict:
         per_device_eval_batch_size=64, num_train_epochs=c["epochs"], max_steps=c["max_steps"] or -1,
         learning_rate=LR[method], warmup_steps=40, weight_decay=0.01, lr_scheduler_type="linear",
         max_grad_norm=1.0, train_sampling_strategy="group_by_length", eval_strategy="no", save_strategy="no",
-        report_to=[], seed=args.seed, logging_steps=50, use_cpu=True, disable_tqdm=True)
+        report_to=[], seed=args.seed, logging_steps=50, use_cpu=True, disable_tqdm=True, bf16=bf16)
     trainer = Trainer(model=model, args=targs, train_dataset=encode("train"),
                       data_collator=DataCollatorWithPadding(tok))
     t0 = time.perf_counter()
@@ -110,7 +111,8 @@ def one(name: str, args) -> dict:
     transformers.logging.set_verbosity_error()
     warnings.filterwarnings("ignore")
     side, method, *rest = name.split("-")
-    res = run_ours(method, bool(rest), args) if side == "ours" else run_hf(method, args)
+    bf16 = bool(rest)
+    res = run_ours(method, bf16, args) if side == "ours" else run_hf(method, bf16, args)
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return res
 
@@ -145,14 +147,14 @@ def write(results: dict, args) -> None:
     from supremum.machine import fingerprint
 
     ratios = {}
-    for m in ("full", "lora"):
-        ours, hf = results.get(f"ours-{m}", {}), results.get(f"hf-{m}", {})
+    pairs = [(f"ours-{m}{a}", f"hf-{m}{b}") for m in ("full", "lora")
+             for a, b in (("", ""), ("-bf16", "-bf16"), ("-bf16", ""))]
+    for ours_name, hf_name in pairs:
+        ours, hf = results.get(ours_name, {}), results.get(hf_name, {})
         if "train_samples_per_s" in ours and "train_samples_per_s" in hf:
-            ratios[f"{m}_throughput_ratio"] = ours["train_samples_per_s"] / hf["train_samples_per_s"]
-            ratios[f"{m}_accuracy_delta_pt"] = 100 * (ours["dev_accuracy"] - hf["dev_accuracy"])
-            bf = results.get(f"ours-{m}-bf16", {})
-            if "train_samples_per_s" in bf:
-                ratios[f"{m}_bf16_throughput_ratio"] = bf["train_samples_per_s"] / hf["train_samples_per_s"]
+            ratios[f"{ours_name} / {hf_name}"] = {
+                "throughput_ratio": ours["train_samples_per_s"] / hf["train_samples_per_s"],
+                "accuracy_delta_pt": 100 * (ours["dev_accuracy"] - hf["dev_accuracy"])}
     write_json(RESULTS, {
         "benchmark": "finetune_sst2", "machine": fingerprint(),
         "settings": {**common(args), "lr": LR, "model": "minilm-l6 (all-MiniLM-L6-v2)",

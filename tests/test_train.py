@@ -110,3 +110,13 @@ def test_resume_after_sigkill_reaches_identical_weights(csv_data, tmp_path, meth
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     runs = Store(home).runs()
     assert len(runs) == 1 and runs[0]["status"] == "finished"
+
+
+def test_decoder_model_classifies_and_reloads(csv_data, tmp_path):
+    from supremum.artifact import load_artifact_model
+
+    c = FinetuneConfig(model={"name": "tiny-llama"}, data={"path": str(csv_data)},
+                       train={"max_steps": 5, "lr": 3e-3}, output=str(tmp_path / "llama"))
+    res = finetune(c, progress=False)
+    model, tok = load_artifact_model(res.artifact)
+    assert type(model).__name__ == "LlamaForSequenceClassification" and tok.pad_token is not None

@@ -89,7 +89,8 @@ def print_eval(m: dict, art) -> None:
 
 def _print_cost(m: dict) -> None:
     c = m["cost"]
-    out.print(f"params {c['params']:,}   weights {c['weights_mb']:.1f} MB   on disk "
+    trainable = f" ({c['trainable_params']:,} trained)" if c.get("trainable_params") else ""
+    out.print(f"params {c['params']:,}{trainable}   weights {c['weights_mb']:.1f} MB   on disk "
               f"{m['size_on_disk_mb']:.1f} MB   peak RSS {c['peak_rss_mb']:.0f} MB   threads {c['threads']}")
     for key in ("latency_b1", "latency_b32"):
         lat = c[key]

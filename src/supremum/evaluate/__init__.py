@@ -82,5 +82,6 @@ def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig) -> dict:
            "machine": fingerprint()}
     if cfg.speed:
         out["cost"] = measure_cost(model, tok, texts[:64], data_cfg.max_length, cfg.warmup, cfg.repeats)
+        out["cost"]["trainable_params"] = art.metrics.get("training", {}).get("trainable_params")
     out["mean_confidence"] = float(np.max(softmax(logits), -1).mean())
     return out
