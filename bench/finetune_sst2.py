@@ -125,7 +125,11 @@ def main() -> None:
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--quick", action="store_true", help="30 steps per variant (smoke test)")
+    p.add_argument("--table", action="store_true", help="print the saved results as markdown")
     args = p.parse_args()
+    if args.table:
+        print(markdown(json.loads(RESULTS.read_text())))
+        return
     if args.quick:
         args.max_steps = 30
     if args.one:
@@ -162,6 +166,25 @@ def write(results: dict, args) -> None:
                      "note": "each variant in its own process, sequentially; final-model dev accuracy"},
         "results": results, "ratios": ratios,
     })
+
+
+def markdown(res: dict) -> str:
+    rows = ["| variant | dev accuracy | train time (s) | training samples/s | peak RSS (MB) |",
+            "|---|---|---|---|---|"]
+    for name, r in res["results"].items():
+        if "error" in r:
+            rows.append(f"| {name} | failed: {r['error'].strip().splitlines()[-1][:80]} | | | |")
+            continue
+        rows.append(f"| {name} | {100 * r['dev_accuracy']:.2f}% | {r['train_seconds']:.0f} | "
+                    f"{r['train_samples_per_s']:.1f} | {r['peak_rss_mb']:.0f} |")
+    rows += ["", "| ours / HF Trainer | throughput ratio | accuracy difference |", "|---|---|---|"]
+    for pair, r in res["ratios"].items():
+        rows.append(f"| {pair} | {r['throughput_ratio']:.2f}x | {r['accuracy_delta_pt']:+.2f} pt |")
+    m = res["machine"]
+    rows += ["", f"Machine: {m['cpu']}, {m['cores']} cores, {', '.join(m['isa'])}; torch "
+             f"{m['versions'].get('torch')}, transformers {m['versions'].get('transformers')}, "
+             f"peft {m['versions'].get('peft')}."]
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
