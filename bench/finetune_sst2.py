@@ -126,6 +126,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--quick", action="store_true", help="30 steps per variant (smoke test)")
     p.add_argument("--table", action="store_true", help="print the saved results as markdown")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the saved results of variants not run now (e.g. after changing only ours)")
     args = p.parse_args()
     if args.table:
         print(markdown(json.loads(RESULTS.read_text())))
@@ -135,7 +137,7 @@ def main() -> None:
     if args.one:
         print("RESULT " + json.dumps(one(args.one, args)), flush=True)
         return
-    results = {}
+    results = json.loads(RESULTS.read_text())["results"] if args.merge and RESULTS.exists() else {}
     for name in args.variants.split(","):
         cmd = [sys.executable, __file__, "--one", name, "--epochs", str(args.epochs), "--seed",
                str(args.seed)] + (["--max-steps", str(args.max_steps)] if args.max_steps else [])

@@ -14,14 +14,14 @@ NEG = ["bad", "awful", "poor", "boring", "weak", "dull"]
 
 
 def sentiment_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
-    """A task a 2-layer model learns in a few dozen steps: the label follows one word."""
+    """A task a 2-layer character model learns in a few dozen steps: every word but the
+    number carries the label."""
     rng = random.Random(seed)
     rows = []
     for i in range(n):
         label = rng.choice(["pos", "neg"])
-        word = rng.choice(POS if label == "pos" else NEG)
-        filler = rng.choice(["long", "short", "new", "old", "odd"])
-        rows.append((f"the {filler} film was {word} number {i}", label))
+        words = rng.choices(POS if label == "pos" else NEG, k=3)
+        rows.append((f"{' '.join(words)} {i}", label))
     return rows
 
 

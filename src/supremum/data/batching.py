@@ -29,9 +29,15 @@ def batch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int,
         mega = batch_size * MEGABATCH
         chunks = [perm[i : i + mega] for i in range(0, len(perm), mega)]
         perm = [i for c in chunks for i in sorted(c, key=lambda j: -lengths[j])]
-    # Batches stay in descending length within each megabatch (as transformers does): shuffling
-    # them measured ~5% slower on CPU, as buffers of changing size churn the allocator.
-    return [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
+    batches = [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
+    if group_by_length:
+        # Shuffle whole batches. Without this (transformers' order) a small dataset fits in one
+        # megabatch and every epoch runs from the longest texts to the shortest; when length
+        # correlates with the label the batches come label-sorted and training stalls (seen on
+        # the test task). It costs a few percent of speed on CPU (allocator churn).
+        order = torch.randperm(len(batches), generator=g).tolist()
+        batches = [batches[i] for i in order]
+    return batches
 
 
 def eval_order(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
