@@ -72,7 +72,7 @@ def print_finetune(res) -> None:
 
 
 def print_eval(m: dict, art) -> None:
-    out.print(f"[bold]{art.id}[/] on {m['data']} [{m['split']}], {m['examples']} examples")
+    out.print(f"[bold]{art.id}[/] on {m['data']} \\[{m['split']}], {m['examples']} examples")
     out.print(f"accuracy {m['accuracy']:.4f}   macro-F1 {m['macro_f1']:.4f}   MCC {m['mcc']:.4f}")
     t = Table("class", "precision", "recall", "f1", "support")
     for name, c in m["per_class"].items():

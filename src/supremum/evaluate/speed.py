@@ -1,6 +1,7 @@
 """Cost measurements: parameters, size, memory, latency and throughput.
 
-Method: `warmup` untimed calls, then `repeats` timed calls with time.perf_counter; we report
+Method: `warmup` untimed calls, then `repeats` timed calls with time.perf_counter, the two
+variants interleaved call by call; we report
 the median and p95 in milliseconds. "with tokenization" times text -> logits, "model only"
 times token ids -> logits. Batches are real dev texts (the first N, in file order).
 """
@@ -26,16 +27,23 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _time(fn, warmup: int, repeats: int) -> dict:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
+def _summary(samples: list[float], warmup: int) -> dict:
     return {"median_ms": statistics.median(samples), "p95_ms": float(np.percentile(samples, 95)),
-            "min_ms": min(samples), "repeats": repeats, "warmup": warmup}
+            "min_ms": min(samples), "repeats": len(samples), "warmup": warmup}
+
+
+def _time_interleaved(fns: dict, warmup: int, repeats: int) -> dict:
+    """Time several callables in alternation, so drift in machine load hits them equally."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - t0) * 1000)
+    return {k: _summary(v, warmup) for k, v in samples.items()}
 
 
 @torch.inference_mode()
@@ -50,11 +58,13 @@ def latency(model, tokenizer, texts: list[str], batch_size: int, max_length: int
 
     enc = encode()
     enc = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-    model_only = _time(lambda: model(**enc), warmup, repeats)
-    with_tok = _time(lambda: model(**{k: v for k, v in encode().items()
-                                      if k in ("input_ids", "attention_mask")}), warmup, repeats)
-    return {"batch_size": batch_size, "model_only": model_only, "with_tokenization": with_tok,
-            "throughput_per_s": batch_size / (with_tok["median_ms"] / 1000)}
+    t = _time_interleaved({
+        "model_only": lambda: model(**enc),
+        "with_tokenization": lambda: model(**{k: v for k, v in encode().items()
+                                              if k in ("input_ids", "attention_mask")}),
+    }, warmup, repeats)
+    return {"batch_size": batch_size, **t,
+            "throughput_per_s": batch_size / (t["with_tokenization"]["median_ms"] / 1000)}
 
 
 def measure_cost(model, tokenizer, texts: list[str], max_length: int, warmup: int,
@@ -65,7 +75,8 @@ def measure_cost(model, tokenizer, texts: list[str], max_length: int, warmup: in
     out["latency_b32"] = latency(model, tokenizer, texts, 32, max_length, max(1, warmup // 2),
                                  max(3, repeats // 3))
     out["peak_rss_mb"] = peak_rss_mb()
-    out["method"] = (f"perf_counter; b1: {warmup} warm-up + {repeats} timed calls; b32: "
+    out["method"] = (f"perf_counter, model-only and with-tokenization calls interleaved; b1: {warmup} "
+                     f"warm-up + {repeats} timed calls each; b32: "
                      f"{max(1, warmup // 2)} warm-up + {max(3, repeats // 3)} timed; median and p95; "
                      "peak_rss_mb is the process peak (includes loading)")
     return out
