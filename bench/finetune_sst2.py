@@ -84,10 +84,11 @@ def run_hf(method: str, bf16: bool, args) -> dict:
 
     c = common(args)
     targs = TrainingArguments(
-        output_dir="/tmp/supremum-bench/hf", per_device_train_batch_size=32,
+        output_dir="/tmp/supremum-bench/hf", per_device_train_batch_size=c["batch_size"],
         per_device_eval_batch_size=64, num_train_epochs=c["epochs"], max_steps=c["max_steps"] or -1,
-        learning_rate=LR[method], warmup_steps=40, weight_decay=0.01, lr_scheduler_type="linear",
-        max_grad_norm=1.0, train_sampling_strategy="group_by_length", eval_strategy="no", save_strategy="no",
+        learning_rate=LR[method], warmup_steps=c["warmup_steps"], weight_decay=c["weight_decay"],
+        lr_scheduler_type="linear", max_grad_norm=c["max_grad_norm"],
+        train_sampling_strategy="group_by_length", eval_strategy="no", save_strategy="no",
         report_to=[], seed=args.seed, logging_steps=50, use_cpu=True, disable_tqdm=True, bf16=bf16)
     trainer = Trainer(model=model, args=targs, train_dataset=encode("train"),
                       data_collator=DataCollatorWithPadding(tok))

@@ -14,9 +14,6 @@ from supremum.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="supremum: how good can this model get, and how cheaply?")
-STATE = {"debug": False}
-
-
 def _doc(section: str, field: str) -> str:
     """Help text comes from the config schema, written once."""
     from supremum import config
@@ -34,11 +31,10 @@ def _keys_epilog() -> str:
     from supremum.train.methods import METHODS
 
     sections = [("model", config.ModelSpec), ("data", config.DataConfig), ("train", config.TrainConfig)]
-    sections += [(f"method ({name})", m.config_cls) for name, m in METHODS.items()]
+    sections += [("method", m.config_cls) for m in METHODS.values()]
     lines = ["Recipe keys (set with KEY=VALUE, e.g. train.weight_decay=0.1):",
              f"method.name = full: the method, one of {', '.join(METHODS)}"]
-    for name, model in sections:
-        prefix = name.split(" ")[0]
+    for prefix, model in sections:
         for key, f in model.model_fields.items():
             if prefix == "method" and key == "name":
                 continue
@@ -49,7 +45,9 @@ def _keys_epilog() -> str:
 
 @app.callback()
 def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
-    STATE["debug"] = debug
+    # Declared here for --help and parsing; `main` reads sys.argv, so it also covers errors
+    # raised before this callback runs.
+    del debug
 
 
 def _quiet_libraries() -> None:

@@ -52,16 +52,15 @@ def latency(model, tokenizer, texts: list[str], batch_size: int, max_length: int
     batch = (texts * (batch_size // max(1, len(texts)) + 1))[:batch_size]
     model.eval()
 
-    def encode():
-        return tokenizer(batch, truncation=True, max_length=max_length, padding=True,
-                         return_tensors="pt")
+    def encode() -> dict:
+        enc = tokenizer(batch, truncation=True, max_length=max_length, padding=True,
+                        return_tensors="pt")
+        return {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}
 
     enc = encode()
-    enc = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}
     t = _time_interleaved({
         "model_only": lambda: model(**enc),
-        "with_tokenization": lambda: model(**{k: v for k, v in encode().items()
-                                              if k in ("input_ids", "attention_mask")}),
+        "with_tokenization": lambda: model(**encode()),
     }, warmup, repeats)
     return {"batch_size": batch_size, **t,
             "throughput_per_s": batch_size / (t["with_tokenization"]["median_ms"] / 1000)}
