@@ -66,18 +66,25 @@ class Artifact:
 
 def save_artifact(model, tokenizer, out_dir: str | Path, *, task: str, label_names: list[str] | None,
                   base_model: str, config: dict, storage: str = "full", parents: list[str] | None = None,
-                  extra: dict | None = None, artifact_id: str | None = None) -> Artifact:
-    """Write weights, tokenizer and manifest into `out_dir` atomically."""
+                  extra: dict | None = None, artifact_id: str | None = None,
+                  write_weights=None) -> Artifact:
+    """Write weights, tokenizer and manifest into `out_dir` atomically.
+
+    `write_weights(model, dir)` replaces `model.save_pretrained` for models transformers cannot
+    save (quantized, resized or exported ones); it may return manifest entries to add."""
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "id": artifact_id or new_id(),
         "task": task, "label_names": label_names, "base_model": base_model,
         "model_type": getattr(model.config, "model_type", None), "storage": storage,
-        "backend": "pytorch", "parents": parents or [], "config": config,
+        "backend": "pytorch", "transforms": [], "parents": parents or [], "config": config,
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "tool_version": __version__,
         **(extra or {}),
     }
     with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp)
+        if write_weights is None:
+            model.save_pretrained(tmp)
+        else:
+            manifest.update(write_weights(model, tmp) or {})
         tokenizer.save_pretrained(tmp)
         manifest["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         write_json(tmp / MANIFEST, manifest)
@@ -120,6 +127,10 @@ def load_artifact_model(art: Artifact):
     import transformers as tf
 
     task = "classification" if art.task == "text-classification" else "causal-lm"
+    if art.manifest.get("backend", "pytorch") != "pytorch" or art.manifest.get("transforms"):
+        from supremum.compress.io import load_compressed
+
+        return load_compressed(art, task)
     if art.manifest["storage"] == "peft":
         from peft import PeftModel
 

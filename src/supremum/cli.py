@@ -141,6 +141,50 @@ def eval_(
     _echo_json(metrics) if as_json else cli_build.print_eval(metrics, art)
 
 
+def _compress_epilog() -> str:
+    from supremum.compress import compressors
+
+    lines = ["Methods and their options (set with KEY=VALUE, e.g. keep=[classifier]):"]
+    for c in compressors().values():
+        opts = [f"{k}={'required' if f.is_required() else f.default!s} ({f.description or ''})"
+                for k, f in c.config_cls.model_fields.items() if k != "method"]
+        lines.append(f"{c.name}: {c.summary}" + ("; " + "; ".join(opts) if opts else ""))
+    return "\n\n".join(lines).replace("[", "\\[")
+
+
+@app.command(epilog=_compress_epilog())
+def compress(
+    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
+    method: Annotated[str, typer.Option(help="compression method (listed below)")],
+    output: Annotated[str | None, typer.Option(help="artifact directory [default: "
+                                               "$SUPREMUM_HOME/artifacts/<id>]")] = None,
+    data: Annotated[str | None, typer.Option(help="data for calibration, importance scores and "
+                                             "recovery training [default: the parent's training data]")] = None,
+    max_drop: Annotated[float | None, typer.Option(help="int8-dynamic: accuracy points the dev "
+                                                   "metric may drop; sensitive layers stay fp32")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads [default: all cores]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
+    options: Annotated[list[str] | None, typer.Argument(
+        help="KEY=VALUE options of the method, e.g. sparsity=0.5 group_size=64")] = None,
+) -> None:
+    """Compress an artifact into a new one (quantize, prune, distill, factorize, export), recorded with its parent in the store. Methods chain: prune -> distill -> quantize -> export."""  # noqa: E501
+    from supremum import cli_build
+
+    cfg = cli_build.compress_config(method, options, max_drop)
+    _quiet_libraries()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    from supremum.compress import compress as run
+    from supremum.evaluate import resolve_artifact
+
+    child = run(resolve_artifact(artifact), cfg, output=output, data=data, command=" ".join(sys.argv))
+    _echo_json({"artifact": str(child.path), "artifact_id": child.id, "parents": child.manifest["parents"],
+                "report": child.manifest["compression"][-1]["report"]}) if as_json \
+        else cli_build.print_compress(child)
+
+
 @app.command()
 def runs(
     kind: Annotated[str | None, typer.Option(help="only this kind: finetune or eval")] = None,

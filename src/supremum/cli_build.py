@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,30 @@ def finetune_config(flags: dict[str, Any]):
     if not (raw.get("data") or {}).get("path"):
         raise UserError("no training data given", "pass --data PATH or a recipe with data.path")
     return build(FinetuneConfig, raw, source, lines)
+
+
+def compress_config(method: str, options: list[str] | None, max_drop: float | None):
+    from supremum.compress import compressors
+
+    known = compressors()
+    if method not in known:
+        raise UserError(f"unknown compression method '{method}'", f"use one of: {', '.join(known)}")
+    raw: dict[str, Any] = {"method": method}
+    if max_drop is not None:
+        raw["max_drop"] = max_drop
+    for item in options or []:
+        keys, value = parse_override(item)
+        set_path(raw, keys, value)
+    return build(known[method].config_cls, raw, "command line",
+                 help_cmd="supremum compress --help")
+
+
+def print_compress(child) -> None:
+    step = child.manifest["compression"][-1]
+    chain = " -> ".join([child.manifest.get("method") or "?"] + [c["method"] for c in child.manifest["compression"]])
+    out.print(f"artifact {child.id}: {child.path}  ({chain}, parent {child.manifest['parents'][0]})")
+    for k, v in step["report"].items():
+        out.print(f"  {k}: {json.dumps(v, default=str) if isinstance(v, dict | list) else v}", markup=False)
 
 
 def print_finetune(res) -> None:
@@ -99,6 +124,17 @@ def _print_cost(m: dict) -> None:
                   f"{lat['with_tokenization']['median_ms']:.2f} ms (p95 "
                   f"{lat['with_tokenization']['p95_ms']:.2f}); {lat['throughput_per_s']:.1f} sentences/s")
     out.print(f"[dim]method: {c['method']}[/]")
+    out.print(f"runs with: {m['runtime']['kernels']}; CPU ISA: {', '.join(m['runtime']['isa'])}",
+              markup=False)
+    vs = m.get("vs_parent")
+    if vs and "speedup_b1" in vs:
+        out.print(f"vs parent {vs['parent']}: {vs['speedup_b1']:.2f}x at batch 1, "
+                  f"{vs['speedup_b32']:.2f}x at batch 32, accuracy {vs['accuracy_delta_pt']:+.2f} pt")
+        for b in ("b1", "b32"):
+            if vs[f"why_{b}"]:
+                out.print(f"  no speed-up at {b}: {vs[f'why_{b}']}", markup=False)
+    elif vs:
+        out.print(f"vs parent {vs['parent']}: {vs['note']}", markup=False)
 
 
 def _headline(r: dict) -> float | None:

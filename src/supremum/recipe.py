@@ -66,7 +66,7 @@ def set_path(d: dict, keys: list[str], value: Any) -> None:
 
 
 def build(schema: type[BaseModel], data: dict, source: str = "recipe",
-          lines: dict[str, int] | None = None) -> BaseModel:
+          lines: dict[str, int] | None = None, help_cmd: str = "supremum finetune --help") -> BaseModel:
     """Validate; the first error becomes one line naming the key, its line and the valid keys."""
     try:
         return schema.model_validate(data)
@@ -84,7 +84,7 @@ def build(schema: type[BaseModel], data: dict, source: str = "recipe",
                             f"{guess}valid keys{' under ' + '.'.join(loc[:-1]) if loc[:-1] else ''}: "
                             f"{', '.join(valid)}") from None
         raise UserError(f"{where}: '{key}': {err['msg']}",
-                        f"got {err.get('input')!r}; see `supremum finetune --help`") from None
+                        f"got {err.get('input')!r}; see `{help_cmd}`") from None
 
 
 def valid_keys(schema: type[BaseModel], loc: list[str], data: dict) -> list[str]:

@@ -13,6 +13,7 @@ from supremum.config import DataConfig, EvalConfig
 from supremum.data import load_data
 from supremum.data.batching import tokenize
 from supremum.errors import UserError
+from supremum.compress.explain import runtime
 from supremum.evaluate.quality import classification_metrics, softmax
 from supremum.evaluate.speed import measure_cost
 from supremum.fsutil import dir_size
@@ -69,6 +70,30 @@ def evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, *, store: Sto
     return metrics
 
 
+def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
+    """Speed-up and quality change against the parent's measurement of the same data on the
+    same machine (separate runs, so less exact than the interleaved benchmark)."""
+    from supremum.compress.explain import why
+
+    if not art.manifest.get("parents"):
+        return None
+    try:
+        parent = resolve_artifact(art.manifest["parents"][0])
+    except UserError:
+        return None
+    pm = parent.metrics.get(key)
+    if not pm or "cost" not in pm or pm.get("machine", {}).get("cpu") != out["machine"]["cpu"]:
+        return {"parent": parent.id, "note": "parent not measured on this data and machine; "
+                "run `supremum eval` on it for a comparison"}
+    res = {"parent": parent.id, "accuracy_delta_pt": 100 * (out["accuracy"] - pm["accuracy"])}
+    for b in ("latency_b1", "latency_b32"):
+        ratio = pm["cost"][b]["model_only"]["median_ms"] / out["cost"][b]["model_only"]["median_ms"]
+        res[f"speedup_{b[8:]}"] = ratio
+        res[f"why_{b[8:]}"] = why(art.manifest, out["machine"]["isa"], ratio, int(b[9:]))
+    res["method"] = "ratio of model-only median latencies from separate eval runs"
+    return res
+
+
 def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig) -> dict:
     data = load_data(data_cfg, label_names=art.label_names)
     model, tok = load_artifact_model(art)
@@ -80,8 +105,10 @@ def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig) -> dict:
     out = {"artifact": art.id, "data": data_cfg.path, "split": cfg.split, **quality,
            "eval_seconds": time.perf_counter() - t0, "size_on_disk_mb": dir_size(art.path) / 2**20,
            "machine": fingerprint()}
+    out["runtime"] = runtime(art.manifest, out["machine"]["isa"], getattr(model, "kernels", lambda: None)())
     if cfg.speed:
         out["cost"] = measure_cost(model, tok, texts[:64], data_cfg.max_length, cfg.warmup, cfg.repeats)
         out["cost"]["trainable_params"] = art.metrics.get("training", {}).get("trainable_params")
+        out["vs_parent"] = _vs_parent(art, out, f"{Path(data_cfg.path).name}:{cfg.split}")
     out["mean_confidence"] = float(np.max(softmax(logits), -1).mean())
     return out

@@ -17,10 +17,32 @@ import torch
 
 
 def param_counts(model) -> dict:
-    total = sum(p.numel() for p in model.parameters())
-    nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    nbytes += sum(b.numel() * b.element_size() for b in model.buffers())
+    if hasattr(model, "cost_info"):  # non-PyTorch backends count their own weights
+        return model.cost_info()
+    tensors = list(model.state_dict().values())  # includes quantized and packed weights
+    total = sum(_numel(t) for t in tensors)
+    nbytes = sum(_nbytes(t) for t in tensors)
     return {"params": total, "weights_mb": nbytes / 2**20}
+
+
+def _numel(t) -> int:
+    if isinstance(t, torch.Tensor):
+        return t.numel()
+    if isinstance(t, tuple):  # torch.ao packed (weight, bias)
+        return sum(_numel(x) for x in t if x is not None)
+    w = getattr(t, "unpack", None)
+    return _numel(w()) if w else 0
+
+
+def _nbytes(t) -> int:
+    if isinstance(t, torch.Tensor):
+        if t.is_quantized:
+            return t.numel() * t.element_size() + 8 * t.shape[0]  # int8 values + scales
+        return t.numel() * t.element_size()
+    if isinstance(t, tuple):
+        return sum(_nbytes(x) for x in t if x is not None)
+    w = getattr(t, "unpack", None)
+    return _nbytes(w()) if w else 0
 
 
 def peak_rss_mb() -> float:

@@ -1,0 +1,232 @@
+"""ONNX export (torch.onnx) and ONNX Runtime quantization (dynamic and calibrated static int8).
+
+Every exported or quantized graph is checked against its source on calibration texts; the
+largest logit difference and the prediction agreement go into the report, and a graph-level
+optimization that changes predictions is dropped rather than shipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from supremum.compress import CompressConfig, Compressed, register
+from supremum.compress.io import ONNX_FILE
+from supremum.compress.runtime import OrtModel
+from supremum.infer import predict_logits
+
+CHECK_TEXTS = 64
+# Fused ops (Attention, SkipLayerNorm) are outside ONNX shape inference; their outputs are float.
+_FLOAT_DEFAULT = {"DefaultTensorType": 1}
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporter and ORT's quantizer warn through warnings and the root logger about things
+    we check ourselves (the graph is verified against PyTorch afterwards)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+
+
+class OnnxConfig(CompressConfig):
+    method: Literal["onnx"] = "onnx"
+    opset: int = Field(17, ge=14, le=21, description="ONNX opset of the export")
+    optimize: bool = Field(True, description="fuse attention, LayerNorm and GELU with ONNX "
+                           "Runtime's transformer optimizer (kept only if predictions agree)")
+
+
+class OnnxInt8DynamicConfig(OnnxConfig):
+    method: Literal["onnx-int8-dynamic"] = "onnx-int8-dynamic"
+    per_channel: bool = Field(True, description="one weight scale per output channel")
+
+
+class OnnxInt8StaticConfig(OnnxConfig):
+    method: Literal["onnx-int8-static"] = "onnx-int8-static"
+    per_channel: bool = Field(True, description="one weight scale per output channel")
+    calibration_size: int = Field(128, ge=1, description="training texts used to calibrate "
+                                  "activation ranges")
+    calibration: Literal["minmax", "entropy", "percentile"] = Field(
+        "percentile", description="how activation ranges are chosen from calibration data")
+
+
+class _Logits(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+def export(model: nn.Module, tok, path: Path, opset: int) -> None:
+    enc = tok(["a short example", "a second, somewhat longer example text"], padding=True,
+              return_tensors="pt")
+    args = (enc["input_ids"], enc["attention_mask"])
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+            "logits": {0: "batch"}}
+    # The TorchScript exporter (dynamo=False): the dynamo one needs onnxscript and takes
+    # minutes on BERT-sized models; the TorchScript graph is what ORT's optimizer expects.
+    with _quiet():
+        torch.onnx.export(_Logits(model).eval(), args, str(path), input_names=["input_ids", "attention_mask"],
+                          output_names=["logits"], dynamic_axes=axes, opset_version=opset, dynamo=False)
+
+
+def _optimize(src: Path, dst: Path, config) -> bool:
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    kind = {"bert": "bert", "llama": "gpt2", "gpt2": "gpt2"}.get(getattr(config, "model_type", ""))
+    if kind is None:
+        return False
+    opt = optimize_model(str(src), model_type=kind, num_heads=0, hidden_size=0, opt_level=1)
+    opt.save_model_to_file(str(dst))
+    return True
+
+
+def _agreement(ref: np.ndarray, got: np.ndarray) -> dict:
+    return {"max_abs_logit_diff": float(np.abs(ref - got).max()) if ref.size else 0.0,
+            "prediction_agreement": float((ref.argmax(-1) == got.argmax(-1)).mean()) if ref.size else 1.0,
+            "check_texts": len(ref)}
+
+
+def _logits(model, tok, texts: list[str]) -> np.ndarray:
+    ids = [tok(t, truncation=True, max_length=128)["input_ids"] for t in texts]
+    return predict_logits(model, ids, tok.pad_token_id, batch_size=16)
+
+
+def _fp32_graph(model, tok, cfg: OnnxConfig, ctx, work: Path) -> tuple[OrtModel, dict]:
+    """An fp32 ONNX graph (exported, optimized if that keeps predictions) and its check."""
+    if isinstance(model, OrtModel):
+        return model, {"source": "parent ONNX graph"}
+    texts = ctx.calibration_texts(CHECK_TEXTS)
+    ref = _logits(model, tok, texts)
+    plain = work / "plain.onnx"
+    export(model, tok, plain, cfg.opset)
+    report = {"exporter": "torch.onnx (TorchScript)", "opset": cfg.opset, "optimized": False}
+    best = OrtModel(plain, model.config)
+    report["check_vs_pytorch"] = _agreement(ref, _logits(best, tok, texts))
+    if cfg.optimize and _optimize(plain, work / "opt.onnx", model.config):
+        opt = OrtModel(work / "opt.onnx", model.config)
+        check = _agreement(ref, _logits(opt, tok, texts))
+        if check["prediction_agreement"] == 1.0 and check["max_abs_logit_diff"] < 1e-2:
+            best, report["optimized"], report["check_vs_pytorch"] = opt, True, check
+        else:
+            report["optimizer_rejected"] = check
+    return best, report
+
+
+def _writer(path: Path, info: dict):
+    def write(_model, out: Path) -> dict:
+        _model.config.save_pretrained(out)
+        shutil.copyfile(path, out / ONNX_FILE)
+        return {"backend": "onnxruntime", "onnx": info, "transforms": []}
+
+    return write
+
+
+def _finish(graph: OrtModel, report: dict, work: Path) -> Compressed:
+    kept = Path(tempfile.mkdtemp(prefix="supremum-onnx-")) / ONNX_FILE
+    shutil.copyfile(graph.path, kept)
+    shutil.rmtree(work, ignore_errors=True)
+    model = OrtModel(kept, graph.config)
+    report["operators"] = model.kernels()
+    return Compressed(model, [], report, write_weights=_writer(kept, report))
+
+
+@register(OnnxConfig, "export to ONNX and run with ONNX Runtime (fp32, fused graph)")
+def onnx_fp32(model, cfg: OnnxConfig, ctx) -> Compressed:
+    work = Path(tempfile.mkdtemp(prefix="supremum-onnx-"))
+    graph, report = _fp32_graph(model, ctx.tokenizer, cfg, ctx, work)
+    return _finish(graph, report, work)
+
+
+@register(OnnxInt8DynamicConfig, "ONNX Runtime dynamic int8 (weights int8, activations per batch)")
+def onnx_int8_dynamic(model, cfg: OnnxInt8DynamicConfig, ctx) -> Compressed:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    work = Path(tempfile.mkdtemp(prefix="supremum-onnx-"))
+    graph, report = _fp32_graph(model, ctx.tokenizer, cfg, ctx, work)
+    out = work / "int8.onnx"
+    with _quiet():
+        quantize_dynamic(str(graph.path), str(out), weight_type=QuantType.QInt8,
+                         per_channel=cfg.per_channel, extra_options=_FLOAT_DEFAULT)
+    return _quantized(graph, out, report, ctx, work)
+
+
+@register(OnnxInt8StaticConfig, "ONNX Runtime static int8, activation ranges calibrated on "
+          "training texts (QDQ)")
+def onnx_int8_static(model, cfg: OnnxInt8StaticConfig, ctx) -> Compressed:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    work = Path(tempfile.mkdtemp(prefix="supremum-onnx-"))
+    graph, report = _fp32_graph(model, ctx.tokenizer, cfg, ctx, work)
+    out = work / "int8.onnx"
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[cfg.calibration]
+    reader = _Calibration(ctx.tokenizer, ctx.calibration_texts(cfg.calibration_size), graph.input_names)
+    with _quiet():
+            quantize_static(str(graph.path), str(out), reader, quant_format=QuantFormat.QDQ,
+                        per_channel=cfg.per_channel, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QUInt8, calibrate_method=method,
+                        nodes_to_quantize=_weight_matmuls(graph.path),
+                        extra_options={**_FLOAT_DEFAULT, "ActivationSymmetric": False,
+                                       "WeightSymmetric": True})
+    report["calibration"] = {"texts": cfg.calibration_size, "method": cfg.calibration,
+                             "source": "training split, seeded sample"}
+    return _quantized(graph, out, report, ctx, work)
+
+
+def _quantized(graph: OrtModel, out: Path, report: dict, ctx, work: Path) -> Compressed:
+    texts = ctx.calibration_texts(CHECK_TEXTS)
+    q = OrtModel(out, graph.config)
+    report["check_vs_fp32_onnx"] = _agreement(_logits(graph, ctx.tokenizer, texts),
+                                              _logits(q, ctx.tokenizer, texts))
+    return _finish(q, report, work)
+
+
+def _weight_matmuls(path: Path) -> list[str]:
+    """MatMul/Gemm nodes with a constant weight: quantizing the activation-by-activation
+    matmuls inside attention costs accuracy and buys little."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    consts = {t.name for t in graph.initializer}
+    return [n.name for n in graph.node
+            if n.op_type in ("MatMul", "Gemm", "Attention") and any(i in consts for i in n.input)]
+
+
+class _Calibration:
+    """ORT CalibrationDataReader: one padded batch of 8 texts at a time."""
+
+    def __init__(self, tok, texts: list[str], input_names: list[str]) -> None:
+        self.batches = []
+        for i in range(0, len(texts), 8):
+            enc = tok(texts[i:i + 8], truncation=True, max_length=128, padding=True, return_tensors="np")
+            feed = {"input_ids": enc["input_ids"].astype(np.int64),
+                    "attention_mask": enc["attention_mask"].astype(np.int64)}
+            if "token_type_ids" in input_names:
+                feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+            self.batches.append({k: v for k, v in feed.items() if k in input_names})
+        self.it = iter(self.batches)
+
+    def get_next(self):
+        return next(self.it, None)
+
+    def rewind(self) -> None:
+        self.it = iter(self.batches)

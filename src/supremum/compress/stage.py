@@ -1,0 +1,106 @@
+"""The compression stage: load the parent, run one registered method, save the child artifact
+with its lineage (parent id, the chain of methods) in the manifest and the store."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from supremum.artifact import Artifact, load_artifact_model, new_id, save_artifact
+from supremum.compress import Compressed, compressors
+from supremum.compress.io import write_weights
+from supremum.config import DataConfig
+from supremum.data import TaskData, load_data
+from supremum.errors import UserError
+from supremum.machine import fingerprint
+from supremum.store import Store
+
+ONNX_METHODS_OK_ON_ONNX = ("onnx-int8-dynamic", "onnx-int8-static")
+
+
+@dataclass
+class Context:
+    """What a method may need besides the model: the parent, its tokenizer, and data for
+    calibration, importance scores or recovery training (the parent's training data unless
+    `data` overrides it)."""
+
+    parent: Artifact
+    tokenizer: object
+    data_cfg: DataConfig | None
+    threads: int | None = None
+
+    @functools.cached_property
+    def data(self) -> TaskData:
+        if self.data_cfg is None:
+            raise UserError(f"artifact {self.parent.id} does not record its training data and this "
+                            "method needs data", "pass --data")
+        return load_data(self.data_cfg, label_names=self.parent.label_names)
+
+    def calibration_texts(self, n: int) -> list[str]:
+        """A seeded sample of training texts (never dev or test, which are for measuring)."""
+        import random
+
+        texts = self.data.texts("train")
+        return random.Random(0).sample(texts, min(n, len(texts)))
+
+
+def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str | None = None,
+             store: Store | None = None, command: str = "") -> Artifact:
+    store = store or Store()
+    method = compressors()[cfg.method]
+    _check_backend(art, cfg.method)
+    run_id = new_id()
+    store.start_run(run_id, "compress", command, {"compress": cfg.model_dump(mode="json"),
+                    "parent": art.id}, fingerprint(), parents=[art.id])
+    try:
+        model, tok = load_artifact_model(art)
+        ctx = Context(art, tok, _data_cfg(art, data))
+        result = method.run(model, cfg, ctx)
+        child = _save(art, tok, cfg, result, output, store.root, run_id)
+    except BaseException as e:
+        store.fail_run(run_id, f"{type(e).__name__}: {e}")
+        raise
+    chain = "+".join(c["method"] for c in child.manifest["compression"])
+    store.add_artifact(child.id, str(child.path), run_id, child.task, child.manifest["base_model"],
+                       f"{art.manifest.get('method', '?')}>{chain}")
+    store.finish_run(run_id, result.report, child.id, str(child.path.resolve()))
+    return child
+
+
+def _check_backend(art: Artifact, method: str) -> None:
+    backend = art.manifest.get("backend", "pytorch")
+    if backend == "onnxruntime" and method not in ONNX_METHODS_OK_ON_ONNX:
+        raise UserError(f"artifact {art.id} is an ONNX model; '{method}' needs a PyTorch one",
+                        "compress the PyTorch parent, then export with --method onnx last")
+    if any(t["kind"] in ("int8-dynamic", "torchao", "int4") for t in art.manifest.get("transforms", [])):
+        if method not in ("fp16", "bf16") and not method.startswith("onnx"):
+            raise UserError(f"artifact {art.id} is already quantized; '{method}' must come before "
+                            "quantization", "run it on the unquantized parent, then quantize")
+
+
+def _data_cfg(art: Artifact, data: str | None) -> DataConfig | None:
+    trained = art.manifest.get("config", {}).get("data")
+    if data:
+        return DataConfig(**{**(trained or {}), "path": data})
+    return DataConfig(**trained) if trained else None
+
+
+def _save(parent: Artifact, tok, cfg, res: Compressed, output, root: Path, run_id: str) -> Artifact:
+    art_id = new_id()
+    out = Path(output) if output else root / "artifacts" / art_id
+    transforms = parent.manifest.get("transforms", []) + res.transforms
+    step = {"method": cfg.method, "config": cfg.model_dump(mode="json"), "report": res.report}
+    extra = {"run_id": run_id, "data": parent.manifest.get("data"),
+             "method": parent.manifest.get("method"),
+             "compression": parent.manifest.get("compression", []) + [step], **res.extra}
+    writer = res.write_weights or write_weights(transforms)
+    art = save_artifact(res.model, tok, out, task=parent.task, label_names=parent.label_names or None,
+                        base_model=parent.manifest["base_model"], config=parent.manifest["config"],
+                        parents=[parent.id], extra=extra, artifact_id=art_id, write_weights=writer)
+    return art
+
+
+def known_methods() -> list[str]:
+    return list(compressors())
+
