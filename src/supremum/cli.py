@@ -186,6 +186,34 @@ def compress(
 
 
 @app.command()
+def sensitivity(
+    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
+    data: Annotated[str | None, typer.Option(help="data [default: the training data]")] = None,
+    split: Annotated[str, typer.Option(help="split to score on")] = "dev",
+    schemes: Annotated[str, typer.Option(help="comma-separated: int8, int4, prune50")] = "int8,int4,prune50",
+    limit: Annotated[int | None, typer.Option(help="score on the first N examples only (faster)")] = None,
+    top: Annotated[int, typer.Option(help="rows to print")] = 15,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
+) -> None:
+    """Rank linear layers by how much the metric changes when only that layer is quantized (int8, int4) or 50%-pruned. Recorded in the artifact's metrics."""  # noqa: E501
+    from supremum import cli_build
+    from supremum.evaluate import data_config_for, resolve_artifact
+
+    art = resolve_artifact(artifact)
+    chosen = [s.strip() for s in schemes.split(",") if s.strip()]
+    _quiet_libraries()
+    from supremum.compress.sensitivity import SCHEMES
+    from supremum.compress.sensitivity import sensitivity as run
+
+    bad = [s for s in chosen if s not in SCHEMES]
+    if bad or not chosen:
+        raise UserError(f"unknown scheme(s) {bad or chosen}", f"use some of: {', '.join(SCHEMES)}")
+    res = run(art, data_config_for(art, data), split, chosen, limit)
+    art.record_metrics(f"sensitivity:{split}", res)
+    _echo_json(res) if as_json else cli_build.print_sensitivity(res, top)
+
+
+@app.command()
 def runs(
     kind: Annotated[str | None, typer.Option(help="only this kind: finetune or eval")] = None,
     status: Annotated[str | None, typer.Option(help="only this status: running, finished, "

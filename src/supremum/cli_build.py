@@ -75,6 +75,17 @@ def print_compress(child) -> None:
         out.print(f"  {k}: {json.dumps(v, default=str) if isinstance(v, dict | list) else v}", markup=False)
 
 
+def print_sensitivity(res: dict, top: int) -> None:
+    out.print(f"baseline accuracy {res['baseline_accuracy']:.4f} on {res['examples']} {res['split']} "
+              f"examples; change in points when only this layer is changed, most sensitive first")
+    t = Table("layer", *res["schemes"])
+    for r in res["layers"][:top]:
+        t.add_row(r["layer"], *("n/a" if r[s] is None else f"{r[s]:+.2f}" for s in res["schemes"]))
+    out.print(t)
+    if len(res["layers"]) > top:
+        out.print(f"... {len(res['layers']) - top} more (--top N, or --json for all)")
+
+
 def print_finetune(res) -> None:
     m, info = res.metrics, res.data_info
     cols = info.get("columns", {})

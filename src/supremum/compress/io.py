@@ -207,7 +207,10 @@ def _assign(model: nn.Module, key: str, value: torch.Tensor) -> None:
     owner, _, attr = key.rpartition(".")
     mod = model.get_submodule(owner)
     if attr in mod._parameters:
-        mod._parameters[attr] = nn.Parameter(value, requires_grad=False)
+        # Trainable like from_pretrained's parameters (pruning scores and distillation need
+        # gradients); quantized tensor subclasses stay frozen.
+        plain = type(value) is torch.Tensor and value.is_floating_point()
+        mod._parameters[attr] = nn.Parameter(value, requires_grad=plain)
     else:
         mod._buffers[attr] = value
 

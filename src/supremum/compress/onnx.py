@@ -23,6 +23,7 @@ from torch import nn
 from supremum.compress import CompressConfig, Compressed, register
 from supremum.compress.io import ONNX_FILE
 from supremum.compress.runtime import OrtModel
+from supremum.errors import UserError
 from supremum.infer import predict_logits
 
 CHECK_TEXTS = 64
@@ -63,7 +64,8 @@ class OnnxInt8StaticConfig(OnnxConfig):
     calibration_size: int = Field(128, ge=1, description="training texts used to calibrate "
                                   "activation ranges")
     calibration: Literal["minmax", "entropy", "percentile"] = Field(
-        "percentile", description="how activation ranges are chosen from calibration data")
+        "minmax", description="how activation ranges are chosen from calibration data "
+        "(histogram methods fail on graphs whose attention mask holds -inf)")
 
 
 class _Logits(nn.Module):
@@ -192,6 +194,17 @@ def onnx_int8_static(model, cfg: OnnxInt8StaticConfig, ctx) -> Compressed:
     return _quantized(graph, out, report, ctx, work)
 
 
+@contextlib.contextmanager
+def _calibration_errors(method: str):
+    try:
+        yield
+    except ValueError as e:
+        if "not finite" not in str(e):
+            raise
+        raise UserError(f"onnx-int8-static: calibration '{method}' met infinite activations ({e})",
+                        "use calibration=minmax") from None
+
+
 def _quantized(graph: OrtModel, out: Path, report: dict, ctx, work: Path) -> Compressed:
     texts = ctx.calibration_texts(CHECK_TEXTS)
     q = OrtModel(out, graph.config)
@@ -201,14 +214,15 @@ def _quantized(graph: OrtModel, out: Path, report: dict, ctx, work: Path) -> Com
 
 
 def _weight_matmuls(path: Path) -> list[str]:
-    """MatMul/Gemm nodes with a constant weight: quantizing the activation-by-activation
-    matmuls inside attention costs accuracy and buys little."""
+    """MatMul nodes with a constant weight: quantizing the activation-by-activation matmuls
+    inside attention costs accuracy and buys little, and the pooler and task head (Gemm) stay
+    fp32 as in every other quantizer here."""
     import onnx
 
     graph = onnx.load(str(path)).graph
     consts = {t.name for t in graph.initializer}
     return [n.name for n in graph.node
-            if n.op_type in ("MatMul", "Gemm", "Attention") and any(i in consts for i in n.input)]
+            if n.op_type == "MatMul" and any(i in consts for i in n.input)]
 
 
 class _Calibration:

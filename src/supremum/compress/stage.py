@@ -17,6 +17,7 @@ from supremum.machine import fingerprint
 from supremum.store import Store
 
 ONNX_METHODS_OK_ON_ONNX = ("onnx-int8-dynamic", "onnx-int8-static")
+STRUCTURAL = ("prune-heads", "prune-ffn", "drop-layers", "lowrank")
 
 
 @dataclass
@@ -73,10 +74,13 @@ def _check_backend(art: Artifact, method: str) -> None:
     if backend == "onnxruntime" and method not in ONNX_METHODS_OK_ON_ONNX:
         raise UserError(f"artifact {art.id} is an ONNX model; '{method}' needs a PyTorch one",
                         "compress the PyTorch parent, then export with --method onnx last")
-    if any(t["kind"] in ("int8-dynamic", "torchao", "int4") for t in art.manifest.get("transforms", [])):
-        if method not in ("fp16", "bf16") and not method.startswith("onnx"):
-            raise UserError(f"artifact {art.id} is already quantized; '{method}' must come before "
-                            "quantization", "run it on the unquantized parent, then quantize")
+    kinds = {t["kind"] for t in art.manifest.get("transforms", [])}
+    if kinds & {"int8-dynamic", "torchao", "int4", "cast"} and not method.startswith("onnx"):
+        raise UserError(f"artifact {art.id} is already quantized or cast; '{method}' must come "
+                        "before that", "run it on the unquantized parent, then quantize")
+    if "lowrank" in kinds and method in STRUCTURAL:
+        raise UserError(f"artifact {art.id} is factorized; '{method}' must come before lowrank",
+                        "prune first, then factorize")
 
 
 def _data_cfg(art: Artifact, data: str | None) -> DataConfig | None:
@@ -90,6 +94,10 @@ def _save(parent: Artifact, tok, cfg, res: Compressed, output, root: Path, run_i
     art_id = new_id()
     out = Path(output) if output else root / "artifacts" / art_id
     transforms = parent.manifest.get("transforms", []) + res.transforms
+    if any(t["kind"] == "resize" for t in res.transforms):
+        # A resize lists every final shape, replacing earlier ones; earlier sparse storage
+        # names tensors that may have moved, so the pruned weights are stored dense from here.
+        transforms = res.transforms
     step = {"method": cfg.method, "config": cfg.model_dump(mode="json"), "report": res.report}
     extra = {"run_id": run_id, "data": parent.manifest.get("data"),
              "method": parent.manifest.get("method"),

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from supremum.artifact import Artifact, load_artifact_model, new_id, open_artifact
+from supremum.compress.explain import runtime
 from supremum.config import DataConfig, EvalConfig
 from supremum.data import load_data
 from supremum.data.batching import tokenize
 from supremum.errors import UserError
-from supremum.compress.explain import runtime
 from supremum.evaluate.quality import classification_metrics, softmax
 from supremum.evaluate.speed import measure_cost
 from supremum.fsutil import dir_size

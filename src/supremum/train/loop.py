@@ -56,8 +56,11 @@ def plan_steps(n_train: int, cfg: TrainConfig) -> tuple[int, int]:
 
 def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id: int, *,
           ckpt_dir: Path | None = None, resume: bool = False,
-          on_step: Callable[[dict], None] | None = None) -> tuple[TrainResult, dict | None]:
-    """Train in place; returns the result and the best trainable weights (when keep_best)."""
+          on_step: Callable[[dict], None] | None = None,
+          loss_fn: Callable | None = None) -> tuple[TrainResult, dict | None]:
+    """Train in place; returns the result and the best trainable weights (when keep_best).
+
+    `loss_fn(model, batch, labels)` replaces the summed cross-entropy (distillation uses it)."""
     opt = build_optimizer(model, cfg)
     per_epoch, total = plan_steps(len(train_split.ids), cfg)
     warm = warmup_steps(cfg, total)
@@ -72,7 +75,7 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
         for j in range(state["batch_in_epoch"], len(steps)):
             t0 = time.perf_counter()
             lr = set_lr(opt, cfg.lr, lr_factor(state["step"], warm, total, cfg.scheduler))
-            loss, n = _optimizer_step(model, opt, train_split, steps[j], pad_id, cfg)
+            loss, n = _optimizer_step(model, opt, train_split, steps[j], pad_id, cfg, loss_fn)
             state["train_seconds"] += time.perf_counter() - t0
             state["samples"] += n
             state["step"] += 1
@@ -98,15 +101,19 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
 
 
 def _optimizer_step(model, opt, data: Split, micro: list[list[int]], pad_id: int,
-                    cfg: TrainConfig) -> tuple[float, int]:
+                    cfg: TrainConfig, loss_fn: Callable | None = None) -> tuple[float, int]:
     n = sum(len(b) for b in micro)
     total_loss = 0.0
     for batch in iterate(data.ids, micro, pad_id, data.labels):
         labels = batch.pop("labels")
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            logits = model(**batch).logits
-        loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing,
-                               reduction="sum") / n
+            if loss_fn is not None:
+                loss = loss_fn(model, batch, labels) / n
+            else:
+                logits = model(**batch).logits
+        if loss_fn is None:
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing,
+                                   reduction="sum") / n
         loss.backward()
         total_loss += loss.item()
     if cfg.max_grad_norm:

@@ -1,0 +1,164 @@
+"""Knowledge distillation: train a student on a teacher's softened predictions.
+
+The student is the artifact being compressed (typically layer-dropped or pruned), or a model
+named by `student` (any smaller model with the same tokenizer). The teacher defaults to the
+nearest ancestor that was not structurally compressed: the fine-tuned model it came from.
+
+loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels)
+       + hidden_weight * MSE(proj(student hidden), teacher hidden)     (mapped layers)
+       + attention_weight * MSE(student attention, teacher attention) (head-averaged maps)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from supremum.compress import CompressConfig, Compressed, arch, register
+from supremum.config import TrainConfig
+from supremum.data.batching import tokenize
+from supremum.errors import UserError
+
+STRUCTURAL = ("prune-heads", "prune-ffn", "drop-layers", "lowrank", "distill")
+
+
+class DistillConfig(CompressConfig):
+    method: Literal["distill"] = "distill"
+    teacher: str | None = Field(None, description="teacher artifact (path or id) [default: the "
+                                "nearest ancestor not structurally compressed]")
+    student: str | None = Field(None, description="a model (alias, directory, hub id) to train as "
+                                "the student instead of the artifact given; it must share the tokenizer")
+    temperature: float = Field(2.0, gt=0, description="softmax temperature of the KL term")
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the KL term (1 - alpha: hard labels)")
+    hidden_weight: float = Field(0.0, ge=0, description="weight of the hidden-state MSE")
+    attention_weight: float = Field(0.0, ge=0, description="weight of the attention-map MSE")
+    epochs: float = Field(3.0, gt=0, description="passes over the training data")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many steps")
+    lr: float = Field(1e-4, gt=0, description="peak learning rate")
+    batch_size: int = Field(32, ge=1, description="examples per step")
+    bf16: bool = Field(False, description="bfloat16 autocast (fast with AMX/avx512_bf16)")
+    seed: int = Field(42, description="seed of shuffling and dropout")
+    eval_every: int | None = Field(None, ge=1, description="dev evaluation every N steps "
+                                   "(default: each epoch); the best is kept")
+
+
+def teacher_of(art, store=None):
+    """The nearest ancestor without structural compression (its weights are the reference)."""
+    from supremum.evaluate import resolve_artifact
+
+    cur = art
+    while any(c["method"] in STRUCTURAL for c in cur.manifest.get("compression", [])):
+        if not cur.manifest.get("parents"):
+            break
+        try:
+            cur = resolve_artifact(cur.manifest["parents"][0], store)
+        except UserError:
+            raise UserError(f"the teacher of {art.id} (ancestor {cur.manifest['parents'][0]}) is not "
+                            "in the store", "pass teacher=<artifact path>") from None
+    if cur is art:
+        raise UserError(f"artifact {art.id} has no uncompressed ancestor to learn from",
+                        "pass teacher=<artifact>, or student=<model> to distill this one into it")
+    return cur
+
+
+def _load_models(model, cfg: DistillConfig, ctx):
+    from supremum.artifact import load_artifact_model
+    from supremum.evaluate import resolve_artifact
+    from supremum.models import load_model
+
+    if cfg.student:
+        teacher = resolve_artifact(cfg.teacher) if cfg.teacher else None
+        teacher_model = load_artifact_model(teacher)[0] if teacher else model
+        student, _ = load_model(cfg.student, label_names=ctx.parent.label_names)
+        return student, teacher_model, (teacher or ctx.parent).id
+    teacher = resolve_artifact(cfg.teacher) if cfg.teacher else teacher_of(ctx.parent)
+    return model, load_artifact_model(teacher)[0], teacher.id
+
+
+def layer_map(student, teacher, report_chain: list[dict]) -> list[int]:
+    """Teacher layer matched to each student layer: the kept indices after drop-layers,
+    otherwise evenly spaced."""
+    ns, nt = len(arch.layer_list(student)[1]), len(arch.layer_list(teacher)[1])
+    for step in reversed(report_chain):
+        kept = step.get("report", {}).get("layers_kept")
+        if kept and len(kept) == ns:
+            return kept
+    return [round((j + 1) * nt / ns) - 1 for j in range(ns)]
+
+
+class Loss:
+    def __init__(self, teacher, cfg: DistillConfig, mapping: list[int], proj: nn.ModuleList | None):
+        self.teacher, self.cfg, self.mapping, self.proj = teacher.eval(), cfg, mapping, proj
+
+    def __call__(self, student, batch: dict, labels: torch.Tensor) -> torch.Tensor:
+        c = self.cfg
+        need_h, need_a = c.hidden_weight > 0, c.attention_weight > 0
+        with torch.no_grad():
+            t = self.teacher(**batch, output_hidden_states=need_h, output_attentions=need_a)
+        s = student(**batch, output_hidden_states=need_h, output_attentions=need_a)
+        T = c.temperature
+        kd = F.kl_div(F.log_softmax(s.logits.float() / T, -1), F.softmax(t.logits.float() / T, -1),
+                      reduction="sum") * T * T
+        loss = c.alpha * kd + (1 - c.alpha) * F.cross_entropy(s.logits.float(), labels, reduction="sum")
+        n = len(labels)
+        if need_h:
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            for j, i in enumerate(self.mapping):
+                diff = (self.proj[j](s.hidden_states[j + 1].float()) - t.hidden_states[i + 1].float()) * mask
+                loss = loss + c.hidden_weight * n * diff.pow(2).sum() / mask.sum() / diff.shape[-1]
+        if need_a:
+            for j, i in enumerate(self.mapping):
+                sa, ta = s.attentions[j].float().mean(1), t.attentions[i].float().mean(1)
+                loss = loss + c.attention_weight * n * F.mse_loss(sa, ta)
+        return loss
+
+
+@register(DistillConfig, "train a smaller student on the teacher's softened logits "
+          "(+ hidden-state and attention losses)")
+def distill(model, cfg: DistillConfig, ctx) -> Compressed:
+    from supremum.compress.prune import shapes_transform
+
+    student, teacher, teacher_id = _load_models(model, cfg, ctx)
+    mapping = layer_map(student, teacher, ctx.parent.manifest.get("compression", []))
+    report = {"teacher": teacher_id, "layer_map": mapping, **recover(student, teacher, mapping, ctx, cfg)}
+    extra = {"base_model": cfg.student} if cfg.student else {}
+    return Compressed(student, [shapes_transform(student)], report, extra=extra)
+
+
+def recover(student, teacher, mapping: list[int], ctx, cfg: DistillConfig) -> dict:
+    """Train `student` in place against `teacher` on the task's training data; the best dev
+    checkpoint is kept. Also the recovery step of pruning and low-rank factorization."""
+    from supremum.train.loop import Split, train
+
+    for p in student.parameters():
+        p.requires_grad_(p.is_floating_point())  # loaded artifacts come frozen, for inference
+    if cfg.attention_weight > 0:
+        for m in (student, teacher):
+            m.set_attn_implementation("eager")  # SDPA does not return attention maps
+    proj = _projections(student, teacher, len(mapping)) if cfg.hidden_weight > 0 else None
+    if proj is not None:
+        student.distill_proj = proj  # trained with the student, removed before saving
+    data, tok, ml = ctx.data, ctx.tokenizer, ctx.data_cfg.max_length
+    tr = Split(tokenize(tok, data.texts("train"), ml), data.labels("train"))
+    dev = Split(tokenize(tok, data.texts("dev"), ml), data.labels("dev")) if "dev" in data.splits else None
+    tcfg = TrainConfig(epochs=cfg.epochs, max_steps=cfg.max_steps, lr=cfg.lr, batch_size=cfg.batch_size,
+                       bf16=cfg.bf16, seed=cfg.seed, eval_every=cfg.eval_every, keep_best=dev is not None)
+    torch.manual_seed(cfg.seed)
+    result, _ = train(student, tr, dev, tcfg, tok.pad_token_id, loss_fn=Loss(teacher, cfg, mapping, proj))
+    if proj is not None:
+        del student.distill_proj
+    if cfg.attention_weight > 0:
+        student.set_attn_implementation("sdpa")
+    student.eval()
+    st = result.state
+    return {"steps": st["step"], "dev_accuracy": st["best_score"], "evals": st["evals"],
+            "train_seconds": round(result.train_seconds, 2)}
+
+
+def _projections(student, teacher, n: int) -> nn.ModuleList:
+    ws, wt = student.config.hidden_size, teacher.config.hidden_size
+    return nn.ModuleList([nn.Identity() if ws == wt else nn.Linear(ws, wt) for _ in range(n)])
