@@ -31,6 +31,8 @@ OPTIONS = {
     "distill": {"max_steps": 4}, "lowrank": {"rank": 4, "recover_max_steps": 3},
     "prune-heads": {"amount": 0.5, "calibration_size": 16}, "prune-ffn": {"amount": 0.5, "calibration_size": 16},
     "drop-layers": {"num_layers": 1}, "onnx-int8-static": {"calibration_size": 16},
+    "prune-iterative": {"target_params": 0.99, "max_rounds": 2, "recover_max_steps": 2, "step": 0.5,
+                        "calibration_size": 16},
 }
 
 
@@ -104,6 +106,10 @@ def check_structure(method: str, child, parent) -> None:
     elif method in ("drop-layers", "distill"):
         model, _ = load_artifact_model(child)
         assert len(model.bert.encoder.layer) == 1 and model.config.num_hidden_layers == 1
+    elif method == "prune-iterative":
+        rep = m["compression"][-1]["report"]
+        assert rep["rounds"] and rep["params_ratio"] < 1 and rep["stopped_by"] == "size target"
+        assert t["resize"]["shapes"]["bert.encoder.layer.0.intermediate.dense"] == [32, 32]
     elif method == "lowrank":
         assert set(t["lowrank"]["ranks"].values()) == {4}
 
@@ -172,3 +178,17 @@ def test_sensitivity_ranks_every_layer(parent):
     assert len(res["layers"]) == 13 and res["examples"] > 0
     worst = [min(r["int8"], r["prune50"]) for r in res["layers"]]
     assert worst == sorted(worst)
+
+
+def test_distill_into_another_model_with_the_same_tokenizer(parent, tmp_path):
+    child = compress(parent, config("distill", student="tiny-bert", max_steps=3, hidden_weight=1.0,
+                                    attention_weight=1.0), output=tmp_path / "student")
+    rep = child.manifest["compression"][-1]["report"]
+    assert rep["teacher"] == parent.id and rep["steps"] == 3
+    assert child.manifest["base_model"] == "tiny-bert"
+    np.testing.assert_allclose(logits(child), logits_fresh_process(child.path), atol=1e-6)
+
+
+def test_distill_without_an_uncompressed_ancestor_says_so(parent, tmp_path):
+    with pytest.raises(UserError, match="no uncompressed ancestor"):
+        compress(parent, config("distill", max_steps=1), output=tmp_path / "x")

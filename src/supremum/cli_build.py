@@ -69,7 +69,8 @@ def compress_config(method: str, options: list[str] | None, max_drop: float | No
 
 def print_compress(child) -> None:
     step = child.manifest["compression"][-1]
-    chain = " -> ".join([child.manifest.get("method") or "?"] + [c["method"] for c in child.manifest["compression"]])
+    steps = [c["method"] for c in child.manifest["compression"]]
+    chain = " -> ".join([child.manifest.get("method") or "?", *steps])
     out.print(f"artifact {child.id}: {child.path}  ({chain}, parent {child.manifest['parents'][0]})")
     for k, v in step["report"].items():
         out.print(f"  {k}: {json.dumps(v, default=str) if isinstance(v, dict | list) else v}", markup=False)

@@ -22,8 +22,9 @@ from supremum.compress import CompressConfig, Compressed, arch, register
 from supremum.config import TrainConfig
 from supremum.data.batching import tokenize
 from supremum.errors import UserError
+from supremum.evaluate import parent_of
 
-STRUCTURAL = ("prune-heads", "prune-ffn", "drop-layers", "lowrank", "distill")
+STRUCTURAL = ("prune-heads", "prune-ffn", "drop-layers", "lowrank", "distill", "prune-iterative")
 
 
 class DistillConfig(CompressConfig):
@@ -48,17 +49,11 @@ class DistillConfig(CompressConfig):
 
 def teacher_of(art, store=None):
     """The nearest ancestor without structural compression (its weights are the reference)."""
-    from supremum.evaluate import resolve_artifact
-
     cur = art
     while any(c["method"] in STRUCTURAL for c in cur.manifest.get("compression", [])):
         if not cur.manifest.get("parents"):
             break
-        try:
-            cur = resolve_artifact(cur.manifest["parents"][0], store)
-        except UserError:
-            raise UserError(f"the teacher of {art.id} (ancestor {cur.manifest['parents'][0]}) is not "
-                            "in the store", "pass teacher=<artifact path>") from None
+        cur = parent_of(cur, store)
     if cur is art:
         raise UserError(f"artifact {art.id} has no uncompressed ancestor to learn from",
                         "pass teacher=<artifact>, or student=<model> to distill this one into it")

@@ -34,7 +34,7 @@ def runtime(manifest: dict, isa: list[str], operators: list[str] | None = None) 
         if "torchao" in kinds:
             parts.append("torchao int8 weight-only: weights dequantized to fp32 before each matmul")
         if "int4" in kinds:
-            parts.append("int4 weight-only matmul (aten _weight_int4pack_mm_for_cpu)")
+            parts.append("int4 weight-only matmul with bf16 activations (aten _weight_int4pack_mm_for_cpu)")
         if "cast" in kinds:
             parts.append(f"{kinds['cast']['dtype']} weights and activations (oneDNN)")
         if "sparse" in kinds:

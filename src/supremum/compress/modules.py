@@ -53,13 +53,15 @@ class Int4Linear(nn.Module):
     """Weight-only int4, asymmetric per group of `group_size` input channels.
 
     Dequantized weight = q * scale + min, stored as PyTorch's tinygemm layout: (q - 8) * scale +
-    zero with zero = min + 8 * scale."""
+    zero with zero = min + 8 * scale. Activations go through the kernel in bfloat16: its fp32
+    path is a slow reference loop (measured 5.2 ms vs 0.08 ms for a 384x1536 layer)."""
 
     def __init__(self, in_features: int, out_features: int, group_size: int, bias: bool) -> None:
         super().__init__()
         self.in_features, self.out_features, self.group_size = in_features, out_features, group_size
         self.register_buffer("packed", torch.zeros(out_features, in_features // 2, dtype=torch.uint8))
-        self.register_buffer("scales_zeros", torch.zeros(in_features // group_size, out_features, 2))
+        self.register_buffer("scales_zeros", torch.zeros(in_features // group_size, out_features, 2,
+                                                         dtype=torch.bfloat16))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
 
     @classmethod
@@ -74,7 +76,7 @@ class Int4Linear(nn.Module):
         sz = torch.cat([scale.reshape(out_f, -1, 1), zero.reshape(out_f, -1, 1)], 2)
         new = cls(in_f, out_f, group_size, lin.bias is not None)
         new.packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)
-        new.scales_zeros = sz.transpose(0, 1).contiguous()
+        new.scales_zeros = sz.transpose(0, 1).contiguous().to(torch.bfloat16)
         if lin.bias is not None:
             new.bias = nn.Parameter(lin.bias.detach().clone())
         return new
@@ -82,8 +84,8 @@ class Int4Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         y = torch.ops.aten._weight_int4pack_mm_for_cpu(
-            x.reshape(-1, self.in_features).float().contiguous(), self.packed, self.group_size,
-            self.scales_zeros)
+            x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous(), self.packed, self.group_size,
+            self.scales_zeros).float()
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*shape[:-1], self.out_features).to(x.dtype)

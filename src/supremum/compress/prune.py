@@ -28,20 +28,21 @@ class MagnitudeConfig(CompressConfig):
                                               "or across all layers")
 
 
-class HeadsConfig(CompressConfig):
+class ScoredConfig(CompressConfig):
+    score: Literal["taylor", "magnitude"] = SCORE
+    calibration_size: int = CALIB
+
+
+class HeadsConfig(ScoredConfig):
     method: Literal["prune-heads"] = "prune-heads"
     amount: float = Field(0.25, gt=0, lt=1, description="fraction of all attention heads removed "
                           "(ranked globally; every layer keeps at least one)")
-    score: Literal["taylor", "magnitude"] = SCORE
-    calibration_size: int = CALIB
 
 
-class FfnConfig(CompressConfig):
+class FfnConfig(ScoredConfig):
     method: Literal["prune-ffn"] = "prune-ffn"
     amount: float = Field(0.3, gt=0, lt=1, description="fraction of feed-forward neurons removed "
                           "in each layer")
-    score: Literal["taylor", "magnitude"] = SCORE
-    calibration_size: int = CALIB
 
 
 class DropLayersConfig(CompressConfig):

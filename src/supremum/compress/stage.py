@@ -17,7 +17,7 @@ from supremum.machine import fingerprint
 from supremum.store import Store
 
 ONNX_METHODS_OK_ON_ONNX = ("onnx-int8-dynamic", "onnx-int8-static")
-STRUCTURAL = ("prune-heads", "prune-ffn", "drop-layers", "lowrank")
+STRUCTURAL = ("prune-heads", "prune-ffn", "drop-layers", "lowrank", "prune-iterative")
 
 
 @dataclass
@@ -100,6 +100,7 @@ def _save(parent: Artifact, tok, cfg, res: Compressed, output, root: Path, run_i
         transforms = res.transforms
     step = {"method": cfg.method, "config": cfg.model_dump(mode="json"), "report": res.report}
     extra = {"run_id": run_id, "data": parent.manifest.get("data"),
+             "parent_path": str(parent.path.resolve()),
              "method": parent.manifest.get("method"),
              "compression": parent.manifest.get("compression", []) + [step], **res.extra}
     writer = res.write_weights or write_weights(transforms)

@@ -36,6 +36,20 @@ def resolve_artifact(ref: str, store: Store | None = None) -> Artifact:
     return open_artifact(row["path"])
 
 
+def parent_of(art: Artifact, store: Store | None = None) -> Artifact:
+    """The parent artifact: from the store, else from the path recorded at compression time
+    (artifacts copied between workspaces keep their lineage)."""
+    pid = art.manifest["parents"][0]
+    try:
+        return resolve_artifact(pid, store)
+    except UserError:
+        path = art.manifest.get("parent_path")
+        if path and Path(path).is_dir():
+            return open_artifact(path)
+    raise UserError(f"the parent of {art.id} ({pid}) is neither in the store nor at its recorded path",
+                    "pass the parent explicitly (e.g. teacher=<artifact path>)")
+
+
 def data_config_for(art: Artifact, path: str | None, **columns) -> DataConfig:
     """Reuse the training data settings (columns, split seed) when evaluating on the same source,
     so that the held-out split made at training time is the one evaluated."""
@@ -78,7 +92,7 @@ def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
     if not art.manifest.get("parents"):
         return None
     try:
-        parent = resolve_artifact(art.manifest["parents"][0])
+        parent = parent_of(art)
     except UserError:
         return None
     pm = parent.metrics.get(key)

@@ -1,0 +1,250 @@
+"""Benchmark: every compression of a minilm-l6 fine-tuned on SST-2, side by side.
+
+1. The parent: `--parent DIR` (an artifact), or fine-tuned here with recipes/sst2-minilm-full.yaml.
+2. Each variant is made with the library's `compress` (chains as listed in VARIANTS).
+3. All variants are loaded into one process: dev accuracy on all 872 dev sentences, then
+   latency at batch 1 and 32, model only (pre-tokenized) and with tokenization. Each variant is
+   timed in alternation with the parent (parent call, variant call, repeated), so both see the
+   same machine state; speed-up = parent median / variant median from that pair. (Interleaving
+   all variants in one loop was tried first: the slow ones, e.g. fp16, disturbed the others.)
+   Batch-1 calls cycle through 32 dev sentences; batch 32 is those 32 sentences.
+
+    SUPREMUM_DATA=../shared/data python bench/compress_sst2.py [--parent DIR] [--rounds 40]
+
+Writes bench/results/compress_sst2.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+RESULTS = Path(__file__).parent / "results" / "compress_sst2.json"
+KD = {"bf16": True, "epochs": 3}
+# name: (parent variant, method, options)
+VARIANTS = {
+    "int8-dynamic": ("parent", "int8-dynamic", {}),
+    "int8-weight": ("parent", "int8-weight", {}),
+    "int4-weight": ("parent", "int4-weight", {}),
+    "fp16": ("parent", "fp16", {}),
+    "bf16": ("parent", "bf16", {}),
+    "onnx": ("parent", "onnx", {}),
+    "onnx-int8-dynamic": ("parent", "onnx-int8-dynamic", {}),
+    "onnx-int8-static": ("parent", "onnx-int8-static", {}),
+    "prune-magnitude-50": ("parent", "prune-magnitude", {"sparsity": 0.5}),
+    "lowrank-e0.9": ("parent", "lowrank", {"energy": 0.9, "recover_epochs": 1, "bf16": True}),
+    "L3": ("parent", "drop-layers", {"num_layers": 3}),
+    "L3+distill": ("L3", "distill", KD),
+    "L3+distill+int8-dynamic": ("L3+distill", "int8-dynamic", {}),
+    "L3+distill+onnx-int8": ("L3+distill", "onnx-int8-dynamic", {}),
+    "ffn50": ("parent", "prune-ffn", {"amount": 0.5}),
+    "ffn50+heads33": ("ffn50", "prune-heads", {"amount": 0.33}),
+    "ffn50+heads33+distill": ("ffn50+heads33", "distill", KD),
+    "ffn50+heads33+distill+onnx-int8": ("ffn50+heads33+distill", "onnx-int8-dynamic", {}),
+}
+INTERMEDIATE = {"L3", "ffn50", "ffn50+heads33"}  # made but not measured
+
+
+def data_dir() -> str:
+    root = os.environ.get("SUPREMUM_DATA")
+    if not root:
+        sys.exit("set SUPREMUM_DATA to the folder holding sst2/")
+    return str(Path(root) / "sst2")
+
+
+def make_parent(out: Path):
+    from supremum.config import FinetuneConfig
+    from supremum.recipe import build, load_yaml
+    from supremum.train.finetune import finetune
+
+    raw, _ = load_yaml(Path(__file__).parents[1] / "recipes" / "sst2-minilm-full.yaml")
+    raw["data"]["path"] = data_dir()
+    raw["output"] = str(out)
+    return finetune(build(FinetuneConfig, raw), progress=False).artifact
+
+
+def make_variants(parent, work: Path, only: list[str] | None) -> tuple[dict, dict]:
+    """Each variant once; an artifact already in `work` from an earlier run is reused."""
+    from supremum.artifact import open_artifact
+    from supremum.compress import compress, compressors
+
+    arts, seconds = {"parent": parent}, {}
+    for name, (src, method, opts) in VARIANTS.items():
+        if only and name not in only and not any(VARIANTS[o][0] == name for o in only):
+            continue
+        out = work / name.replace("+", "_")
+        if (out / "manifest.json").exists():
+            arts[name] = open_artifact(out)
+            continue
+        cfg = compressors()[method].config_cls(**opts)
+        t0 = time.perf_counter()
+        arts[name] = compress(arts[src], cfg, output=out)
+        seconds[name] = time.perf_counter() - t0
+        print(f"made {name} in {seconds[name]:.0f} s", file=sys.stderr, flush=True)
+    return arts, seconds
+
+
+def accuracy(model, tok, texts, labels) -> float:
+    from supremum.infer import predict_logits
+
+    ids = tok(texts, truncation=True, max_length=128)["input_ids"]
+    return float((predict_logits(model, ids, tok.pad_token_id).argmax(-1) == np.asarray(labels)).mean())
+
+
+def calls(model, tok, texts: list[str]) -> dict:
+    import torch
+
+    def enc(batch):
+        e = tok(batch, truncation=True, max_length=128, padding=True, return_tensors="pt")
+        return {"input_ids": e["input_ids"], "attention_mask": e["attention_mask"]}
+
+    singles = [enc([t]) for t in texts]
+    batch = enc(texts)
+    state = {"i": 0}
+
+    def b1(tokenize: bool):
+        def run():
+            i = state["i"] = (state["i"] + 1) % len(texts)
+            with torch.inference_mode():
+                model(**(enc([texts[i]]) if tokenize else singles[i]))
+        return run
+
+    def b32(tokenize: bool):
+        def run():
+            with torch.inference_mode():
+                model(**(enc(texts) if tokenize else batch))
+        return run
+
+    return {"b1_model": b1(False), "b1_tok": b1(True), "b32_model": b32(False), "b32_tok": b32(True)}
+
+
+def load_all(arts: dict) -> tuple[dict, dict]:
+    """Every measured variant loaded once, with its dev accuracy."""
+    from supremum.artifact import load_artifact_model
+    from supremum.config import DataConfig
+    from supremum.data import load_data
+
+    data = load_data(DataConfig(path=data_dir()), label_names=arts["parent"].label_names)
+    texts, labels = data.texts("dev"), data.labels("dev")
+    fns, out = {}, {}
+    for name, art in arts.items():
+        if name in INTERMEDIATE:
+            continue
+        model, tok = load_artifact_model(art)
+        fns[name] = calls(model, tok, texts[:32])
+        out[name] = {"artifact": art.id, "dev_accuracy": accuracy(model, tok, texts, labels),
+                     "chain": [c["method"] for c in art.manifest.get("compression", [])],
+                     "size_on_disk_mb": sum(f.stat().st_size for f in art.path.iterdir()) / 2**20}
+        print(f"{name}: dev accuracy {out[name]['dev_accuracy']:.4f}", file=sys.stderr, flush=True)
+    return fns, out
+
+
+def _summary(s: list[float], warmup: int) -> dict:
+    return {"median_ms": statistics.median(s), "p95_ms": float(np.percentile(s, 95)),
+            "repeats": len(s), "warmup": warmup}
+
+
+def pair(parent: dict, variant: dict, key: str, reps: int, warmup: int) -> tuple[dict, dict]:
+    """Parent and variant called alternately, so both see the same machine state."""
+    a, b = [], []
+    for r in range(warmup + reps):
+        for fn, acc in ((parent[key], a), (variant[key], b)):
+            t0 = time.perf_counter()
+            fn()
+            if r >= warmup:
+                acc.append((time.perf_counter() - t0) * 1000)
+    return _summary(a, warmup), _summary(b, warmup)
+
+
+def measure(arts: dict, rounds: int, warmup: int) -> dict:
+    fns, out = load_all(arts)
+    base = out["parent"]
+    for name, m in out.items():
+        m["accuracy_delta_pt"] = 100 * (m["dev_accuracy"] - base["dev_accuracy"])
+        for key in ("b1_model", "b1_tok", "b32_model", "b32_tok"):
+            reps = rounds if key.startswith("b1") else max(5, rounds // 4)
+            p, v = pair(fns["parent"], fns[name], key, reps, warmup)
+            m[key], m[f"parent_{key}"] = v, p
+            m[f"speedup_{key}"] = p["median_ms"] / v["median_ms"]
+        print(f"{name}: b1 {m['b1_model']['median_ms']:.2f} ms, {m['speedup_b1_model']:.2f}x",
+              file=sys.stderr, flush=True)
+    return out
+
+
+def explain(arts: dict, results: dict) -> None:
+    from supremum.compress.explain import runtime, why
+    from supremum.machine import fingerprint
+
+    isa = fingerprint()["isa"]
+    for name, m in results.items():
+        man = arts[name].manifest
+        ops = man.get("compression", [{}])[-1].get("report", {}).get("operators") if name != "parent" else None
+        m["runtime"] = runtime(man, isa, ops)["kernels"]
+        m["why_no_speedup_b1"] = why(man, isa, m["speedup_b1_model"], 1)
+
+
+def table(res: dict) -> str:
+    rows = ["| variant | dev acc. | Δ pt | b1 model ms | b1 speed-up | b1 with tok. speed-up | "
+            "b32 speed-up | size MB |", "|---|---|---|---|---|---|---|---|"]
+    for name, m in res["variants"].items():
+        rows.append(f"| {name} | {100 * m['dev_accuracy']:.2f}% | {m['accuracy_delta_pt']:+.2f} | "
+                    f"{m['b1_model']['median_ms']:.2f} | {m['speedup_b1_model']:.2f}x | "
+                    f"{m['speedup_b1_tok']:.2f}x | {m['speedup_b32_model']:.2f}x | {m['size_on_disk_mb']:.1f} |")
+    mach = res["machine"]
+    rows.append(f"\nMachine: {mach['cpu']}, {mach['cores']} cores, {', '.join(mach['isa'])}; "
+                f"{res['settings']['threads']} threads; {res['settings']['method']}")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--parent", help="fine-tuned artifact to start from (default: train one)")
+    ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--only", nargs="*", help="variants to make (their parents are made too)")
+    ap.add_argument("--table", action="store_true", help="print the table of the saved results")
+    ap.add_argument("--work", help="directory for the variants; existing ones are reused")
+    args = ap.parse_args()
+    if args.table:
+        print(table(json.loads(RESULTS.read_text())))
+        return
+    import torch
+    import transformers
+
+    from supremum.artifact import open_artifact
+    from supremum.machine import fingerprint
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="supremum-bench-compress-"))
+    os.environ.setdefault("SUPREMUM_HOME", str(work / "home"))
+    parent = open_artifact(args.parent) if args.parent else make_parent(work / "parent")
+    arts, seconds = make_variants(parent, work, args.only)
+    results = measure(arts, args.rounds, args.warmup)
+    explain(arts, results)
+    for name, s in seconds.items():
+        if name in results:
+            results[name]["compress_seconds"] = s
+    res = {"machine": fingerprint(), "variants": results,
+           "settings": {"threads": torch.get_num_threads(), "rounds": args.rounds, "warmup": args.warmup,
+                        "variants": {k: list(v) for k, v in VARIANTS.items()},
+                        "method": "dev accuracy on all 872 SST-2 dev sentences; latency: perf_counter, "
+                                  "each variant alternated call by call with the parent, median over "
+                                  "rounds (b1 cycles through 32 dev sentences; b32 = those 32)"}}
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(res, indent=2, default=str))
+    print(table(res))
+
+
+if __name__ == "__main__":
+    main()

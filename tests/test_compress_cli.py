@@ -1,0 +1,65 @@
+import json
+
+import pytest
+from conftest import run_cli
+
+
+@pytest.fixture
+def art(csv_data, tmp_path):
+    out = tmp_path / "parent"
+    run_cli("finetune", "--model", "tiny-bert", "--data", str(csv_data), "--max-steps", "20", "--lr", "3e-3",
+            "--batch-size", "8", "--output", str(out), "--json", check=True)
+    return out
+
+
+def test_compress_eval_sensitivity_end_to_end(art, tmp_path):
+    q = tmp_path / "q"
+    res = json.loads(run_cli("compress", str(art), "--method", "int8-dynamic", "--output", str(q), "--json",
+                             check=True).stdout)
+    assert res["artifact"] == str(q) and res["report"]["quantized_layers"] == 13
+    human = run_cli("compress", str(art), "--method", "prune-ffn", "amount=0.5", "calibration_size=8",
+                    check=True).stdout
+    assert "full -> prune-ffn" in human and "neurons_after" in human
+
+    run_cli("eval", str(art), "--repeats", "3", check=True)  # the parent measured: a comparison exists
+    ev = json.loads(run_cli("eval", str(q), "--repeats", "3", "--json", check=True).stdout)
+    assert "int8 GEMM" in ev["runtime"]["kernels"] and ev["runtime"]["isa"] is not None
+    vs = ev["vs_parent"]
+    assert vs["speedup_b1"] > 0 and "accuracy_delta_pt" in vs and "why_b1" in vs
+    text = run_cli("eval", str(q), "--repeats", "3", check=True).stdout
+    assert "runs with:" in text and "vs parent" in text
+
+    sens = run_cli("sensitivity", str(art), "--schemes", "int8,prune50", "--top", "3", check=True).stdout
+    assert "baseline accuracy" in sens and "10 more" in sens
+    shown = json.loads(run_cli("show", res["artifact_id"], check=True).stdout)
+    assert shown["artifact"]["parents"]
+
+    runs = json.loads(run_cli("runs", "--json", "--kind", "compress", check=True).stdout)
+    assert len(runs) == 2 and all(r["status"] == "finished" for r in runs)
+
+
+def test_compress_help_lists_every_method():
+    from supremum.compress import compressors
+
+    out = run_cli("compress", "--help", check=True).stdout
+    for name in compressors():
+        assert name in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "int9"], "unknown compression method 'int9'"),
+    (["--method", "int4-weight", "group=64"], "unknown key 'group'"),
+    (["--method", "int4-weight", "group_size=48"], "'group_size'"),
+    (["--method", "lowrank"], "set exactly one of rank or energy"),
+    (["--method", "drop-layers", "num_layers=9"], "num_layers=9 but the model has 2"),
+])
+def test_compress_bad_input_is_one_line_exit_2(art, args, message):
+    proc = run_cli("compress", str(art), *args)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_compress_missing_artifact(tmp_path):
+    proc = run_cli("compress", str(tmp_path / "nope"), "--method", "fp16")
+    assert proc.returncode == 2 and "neither an artifact directory" in proc.stderr
