@@ -4,9 +4,11 @@
 2. Each variant is made with the library's `compress` (chains as listed in VARIANTS).
 3. All variants are loaded into one process: dev accuracy on all 872 dev sentences, then
    latency at batch 1 and 32, model only (pre-tokenized) and with tokenization. Each variant is
-   timed in alternation with the parent (parent call, variant call, repeated), so both see the
-   same machine state; speed-up = parent median / variant median from that pair. (Interleaving
-   all variants in one loop was tried first: the slow ones, e.g. fp16, disturbed the others.)
+   timed in a fresh process holding only it and the parent, in alternation with the parent
+   (blocks of 3 calls, the last one timed), so both see the same machine state; speed-up =
+   parent median / variant median from that pair. (Interleaving single calls of all variants
+   in one process was tried first: ONNX Runtime's and OpenMP's spin-waiting thread pools, and
+   16 loaded models, slowed whichever ran next, by up to 3x.)
    Batch-1 calls cycle through 32 dev sentences; batch 32 is those 32 sentences.
 
     SUPREMUM_DATA=../shared/data python bench/compress_sst2.py [--parent DIR] [--rounds 40]
@@ -20,6 +22,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,12 +50,21 @@ VARIANTS = {
     "L3+distill": ("L3", "distill", KD),
     "L3+distill+int8-dynamic": ("L3+distill", "int8-dynamic", {}),
     "L3+distill+onnx-int8": ("L3+distill", "onnx-int8-dynamic", {}),
+    "L3+distill-hidden": ("L3", "distill", {**KD, "hidden_weight": 1.0, "epochs": 5}),
+    "L3+distill-hidden+onnx-int8": ("L3+distill-hidden", "onnx-int8-dynamic", {}),
+    "L4": ("parent", "drop-layers", {"num_layers": 4}),
+    "L4+distill-hidden": ("L4", "distill", {**KD, "hidden_weight": 1.0, "epochs": 5}),
+    "L4+distill-hidden+onnx-int8": ("L4+distill-hidden", "onnx-int8-dynamic", {}),
     "ffn50": ("parent", "prune-ffn", {"amount": 0.5}),
     "ffn50+heads33": ("ffn50", "prune-heads", {"amount": 0.33}),
     "ffn50+heads33+distill": ("ffn50+heads33", "distill", KD),
     "ffn50+heads33+distill+onnx-int8": ("ffn50+heads33+distill", "onnx-int8-dynamic", {}),
+    "ffn70": ("parent", "prune-ffn", {"amount": 0.7}),
+    "ffn70+heads50": ("ffn70", "prune-heads", {"amount": 0.5}),
+    "ffn70+heads50+distill": ("ffn70+heads50", "distill", KD),
+    "ffn70+heads50+distill+onnx-int8": ("ffn70+heads50+distill", "onnx-int8-dynamic", {}),
 }
-INTERMEDIATE = {"L3", "ffn50", "ffn50+heads33"}  # made but not measured
+INTERMEDIATE = {"L3", "L4", "ffn50", "ffn50+heads33", "ffn70", "ffn70+heads50"}  # made but not measured
 
 
 def data_dir() -> str:
@@ -128,25 +140,40 @@ def calls(model, tok, texts: list[str]) -> dict:
     return {"b1_model": b1(False), "b1_tok": b1(True), "b32_model": b32(False), "b32_tok": b32(True)}
 
 
-def load_all(arts: dict) -> tuple[dict, dict]:
-    """Every measured variant loaded once, with its dev accuracy."""
+def accuracies(arts: dict) -> dict:
+    """Dev accuracy of every measured variant, loaded one at a time."""
     from supremum.artifact import load_artifact_model
     from supremum.config import DataConfig
     from supremum.data import load_data
 
     data = load_data(DataConfig(path=data_dir()), label_names=arts["parent"].label_names)
     texts, labels = data.texts("dev"), data.labels("dev")
-    fns, out = {}, {}
+    out = {}
     for name, art in arts.items():
         if name in INTERMEDIATE:
             continue
         model, tok = load_artifact_model(art)
-        fns[name] = calls(model, tok, texts[:32])
-        out[name] = {"artifact": art.id, "dev_accuracy": accuracy(model, tok, texts, labels),
+        out[name] = {"artifact": art.id, "path": str(art.path),
+                     "dev_accuracy": accuracy(model, tok, texts, labels),
                      "chain": [c["method"] for c in art.manifest.get("compression", [])],
                      "size_on_disk_mb": sum(f.stat().st_size for f in art.path.iterdir()) / 2**20}
         print(f"{name}: dev accuracy {out[name]['dev_accuracy']:.4f}", file=sys.stderr, flush=True)
-    return fns, out
+    return out
+
+
+def timing_pair(parent_path: str, variant_path: str, rounds: int, warmup: int) -> dict:
+    """Run in a fresh process holding only the parent and one variant."""
+    from supremum.artifact import load_artifact_model, open_artifact
+    from supremum.config import DataConfig
+    from supremum.data import load_data
+
+    texts = load_data(DataConfig(path=data_dir())).texts("dev")[:32]
+    fns = [calls(*load_artifact_model(open_artifact(p)), texts) for p in (parent_path, variant_path)]
+    out = {}
+    for key in ("b1_model", "b1_tok", "b32_model", "b32_tok"):
+        reps = rounds if key.startswith("b1") else max(5, rounds // 4)
+        out[f"parent_{key}"], out[key] = pair(fns[0], fns[1], key, reps, warmup)
+    return out
 
 
 def _summary(s: list[float], warmup: int) -> dict:
@@ -154,11 +181,15 @@ def _summary(s: list[float], warmup: int) -> dict:
             "repeats": len(s), "warmup": warmup}
 
 
-def pair(parent: dict, variant: dict, key: str, reps: int, warmup: int) -> tuple[dict, dict]:
-    """Parent and variant called alternately, so both see the same machine state."""
+def pair(parent: dict, variant: dict, key: str, reps: int, warmup: int, block: int = 3) -> tuple[dict, dict]:
+    """Parent and variant in alternating blocks of `block` calls, only the last call of each
+    block timed: the first calls after a switch absorb the other runtime's threads still
+    spinning (ONNX Runtime's and OpenMP's pools both spin-wait after a call)."""
     a, b = [], []
     for r in range(warmup + reps):
         for fn, acc in ((parent[key], a), (variant[key], b)):
+            for _ in range(block - 1):
+                fn()
             t0 = time.perf_counter()
             fn()
             if r >= warmup:
@@ -167,15 +198,17 @@ def pair(parent: dict, variant: dict, key: str, reps: int, warmup: int) -> tuple
 
 
 def measure(arts: dict, rounds: int, warmup: int) -> dict:
-    fns, out = load_all(arts)
+    out = accuracies(arts)
     base = out["parent"]
     for name, m in out.items():
         m["accuracy_delta_pt"] = 100 * (m["dev_accuracy"] - base["dev_accuracy"])
+        proc = subprocess.run([sys.executable, __file__, "--pair", base["path"], m["path"], "--rounds",
+                               str(rounds), "--warmup", str(warmup)], capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"timing {name} failed:\n{proc.stderr[-2000:]}")
+        m.update(json.loads(proc.stdout))
         for key in ("b1_model", "b1_tok", "b32_model", "b32_tok"):
-            reps = rounds if key.startswith("b1") else max(5, rounds // 4)
-            p, v = pair(fns["parent"], fns[name], key, reps, warmup)
-            m[key], m[f"parent_{key}"] = v, p
-            m[f"speedup_{key}"] = p["median_ms"] / v["median_ms"]
+            m[f"speedup_{key}"] = m[f"parent_{key}"]["median_ms"] / m[key]["median_ms"]
         print(f"{name}: b1 {m['b1_model']['median_ms']:.2f} ms, {m['speedup_b1_model']:.2f}x",
               file=sys.stderr, flush=True)
     return out
@@ -214,9 +247,13 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="variants to make (their parents are made too)")
     ap.add_argument("--table", action="store_true", help="print the table of the saved results")
     ap.add_argument("--work", help="directory for the variants; existing ones are reused")
+    ap.add_argument("--pair", nargs=2, help=argparse.SUPPRESS)  # internal: time parent vs one variant
     args = ap.parse_args()
     if args.table:
         print(table(json.loads(RESULTS.read_text())))
+        return
+    if args.pair:
+        print(json.dumps(timing_pair(*args.pair, args.rounds, args.warmup)))
         return
     import torch
     import transformers
@@ -239,8 +276,13 @@ def main() -> None:
            "settings": {"threads": torch.get_num_threads(), "rounds": args.rounds, "warmup": args.warmup,
                         "variants": {k: list(v) for k, v in VARIANTS.items()},
                         "method": "dev accuracy on all 872 SST-2 dev sentences; latency: perf_counter, "
-                                  "each variant alternated call by call with the parent, median over "
-                                  "rounds (b1 cycles through 32 dev sentences; b32 = those 32)"}}
+                                  "each variant in its own process, alternated with the parent in blocks "
+                                  "of 3 calls, the last of each block timed, median over rounds (b1 cycles "
+                                  "through 32 "
+                                  "dev sentences; b32 = those 32)"}}
+    if args.only and RESULTS.exists():  # a partial run updates its rows of the full table
+        old = json.loads(RESULTS.read_text())
+        res["variants"] = {**old["variants"], **results}
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(res, indent=2, default=str))
     print(table(res))
