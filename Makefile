@@ -33,6 +33,8 @@ demo: install
 	$(SUPREMUM) finetune --model minilm-l6 --data $(SUPREMUM_DATA)/sst2 --method lora --epochs 1 \
 		--output models/demo-sst2-lora
 	$(SUPREMUM) eval models/demo-sst2-lora --data $(SUPREMUM_DATA)/sst2 --split dev
+	$(SUPREMUM) compress models/demo-sst2-lora --method onnx-int8-dynamic --output models/demo-sst2-onnx8
+	$(SUPREMUM) eval models/demo-sst2-onnx8 --split dev
 	$(SUPREMUM) runs --limit 5
 
 bench: install
