@@ -192,3 +192,13 @@ def test_distill_into_another_model_with_the_same_tokenizer(parent, tmp_path):
 def test_distill_without_an_uncompressed_ancestor_says_so(parent, tmp_path):
     with pytest.raises(UserError, match="no uncompressed ancestor"):
         compress(parent, config("distill", max_steps=1), output=tmp_path / "x")
+
+
+def test_adapter_only_parent_is_merged_first(csv_data, tmp_path):
+    cfg = FinetuneConfig(model={"name": "tiny-bert"}, data={"path": str(csv_data)},
+                         method={"name": "lora", "merge": False}, train={"max_steps": 3},
+                         output=str(tmp_path / "adapter"))
+    adapter = finetune(cfg, progress=False).artifact
+    child = compress(adapter, config("int8-dynamic"), output=tmp_path / "q")
+    np.testing.assert_allclose(logits(child), logits_fresh_process(child.path), atol=1e-6)
+    assert np.abs(logits(child) - logits(adapter)).max() < 0.1

@@ -56,6 +56,8 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
                     "parent": art.id}, fingerprint(), parents=[art.id])
     try:
         model, tok = load_artifact_model(art)
+        if hasattr(model, "merge_and_unload"):  # an adapter-only LoRA artifact: compress the merged model
+            model = model.merge_and_unload()
         ctx = Context(art, tok, _data_cfg(art, data))
         result = method.run(model, cfg, ctx)
         child = _save(art, tok, cfg, result, output, store.root, run_id)
