@@ -58,6 +58,13 @@ class Artifact:
         p = self.path / METRICS
         return json.loads(p.read_text()) if p.exists() else {}
 
+    @property
+    def lineage(self) -> str:
+        """How this variant was made: fine-tuning method, then compression steps, e.g.
+        `full>prune-heads+distill+onnx-int8-dynamic`."""
+        steps = "+".join(c["method"] for c in self.manifest.get("compression", []))
+        return (self.manifest.get("method") or "?") + (f">{steps}" if steps else "")
+
     def record_metrics(self, key: str, metrics: dict[str, Any]) -> None:
         allm = self.metrics
         allm[key] = metrics

@@ -214,6 +214,47 @@ def sensitivity(
 
 
 @app.command()
+def frontier(
+    metric: Annotated[str, typer.Option(help="quality metric: accuracy, macro_f1, mcc")] = "accuracy",
+    cost: Annotated[str, typer.Option(help="cost: latency_b1, latency_b1_model, latency_b32, size, "
+                                      "memory, params")] = "latency_b1",
+    data: Annotated[str | None, typer.Option(help="evaluation data [default: that of the latest eval]")] = None,
+    split: Annotated[str | None, typer.Option(help="evaluation split [default: that of the latest eval]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+) -> None:
+    """The Pareto set of evaluated variants (best quality for each cost) from the store; variants measured on another machine or another evaluation set are listed apart, never mixed."""  # noqa: E501
+    from supremum import cli_build
+    from supremum.frontier import frontier as run
+
+    res = run(metric, cost, data, split)
+    _echo_json(res) if as_json else cli_build.print_frontier(res)
+
+
+@app.command()
+def pick(
+    max_latency_ms: Annotated[float | None, typer.Option(help="batch-1 latency with tokenization")] = None,
+    max_size_mb: Annotated[float | None, typer.Option(help="size on disk")] = None,
+    max_memory_mb: Annotated[float | None, typer.Option(help="peak resident memory")] = None,
+    max_params: Annotated[float | None, typer.Option(help="parameter count")] = None,
+    min_accuracy: Annotated[float | None, typer.Option(help="floor on the metric (0-1)")] = None,
+    metric: Annotated[str, typer.Option(help="quality metric: accuracy, macro_f1, mcc")] = "accuracy",
+    data: Annotated[str | None, typer.Option(help="evaluation data [default: that of the latest eval]")] = None,
+    split: Annotated[str | None, typer.Option(help="evaluation split [default: that of the latest eval]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+) -> None:
+    """The best evaluated variant within a budget; when none fits, which constraint no variant meets and the closest ones (exit code 1)."""  # noqa: E501
+    from supremum import cli_build
+    from supremum.frontier.pick import pick as run
+
+    limits = {"max_latency_ms": max_latency_ms, "max_size_mb": max_size_mb, "max_memory_mb": max_memory_mb,
+              "max_params": max_params}
+    res = run(limits, metric=metric, min_metric=min_accuracy, data=data, split=split)
+    _echo_json(res) if as_json else cli_build.print_pick(res)
+    if res["pick"] is None:
+        raise typer.Exit(1)
+
+
+@app.command()
 def runs(
     kind: Annotated[str | None, typer.Option(help="only this kind: finetune or eval")] = None,
     status: Annotated[str | None, typer.Option(help="only this status: running, finished, "
@@ -250,7 +291,9 @@ def models() -> None:
 def main() -> None:
     debug = "--debug" in sys.argv
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # non-standalone click returns typer.Exit's code
+        if isinstance(rc, int) and rc:
+            raise SystemExit(rc)
     except UserError as e:
         if debug:
             raise

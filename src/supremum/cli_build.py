@@ -87,6 +87,51 @@ def print_sensitivity(res: dict, top: int) -> None:
         out.print(f"... {len(res['layers']) - top} more (--top N, or --json for all)")
 
 
+def _variant_row(v: dict, metric: str) -> list[str]:
+    c = v["costs"]
+    fmt = lambda x, f: "-" if x is None else format(x, f)  # noqa: E731
+    return [v["artifact"], v["lineage"], fmt(v["metrics"].get(metric), ".4f"), fmt(c["latency_b1"], ".2f"),
+            fmt(c["latency_b32"], ".1f"), fmt(c["size"], ".1f"), fmt(c["memory"], ".0f"), fmt(c["params"], ",")]
+
+
+COST_COLUMNS = ("b1 ms", "b32 ms", "size MB", "memory MB", "params")
+
+
+def print_frontier(res: dict) -> None:
+    g = res["group"]
+    out.print(f"Pareto frontier: {res['metric']} vs {res['cost_meaning']}; evaluated on {g['data']} "
+              f"\\[{g['split']}], machine {g['machine']}")
+    t = Table("artifact", "lineage", res["metric"], *COST_COLUMNS, title="frontier")
+    for v in res["frontier"]:
+        t.add_row(*_variant_row(v, res["metric"]))
+    out.print(t)
+    if res["dominated"]:
+        d = Table("artifact", "lineage", res["metric"], *COST_COLUMNS, title="dominated")
+        for v in res["dominated"]:
+            d.add_row(*_variant_row(v, res["metric"]))
+        out.print(d)
+    for v in res["not_comparable"]:
+        out.print(f"not compared: {v['artifact']} ({v['lineage']}): {v['reason']}", markup=False)
+
+
+def print_pick(res: dict) -> None:
+    if res["pick"]:
+        v = res["pick"]
+        out.print(f"pick: {v['artifact']} ({v['lineage']}) {res['metric']} {v['metrics'][res['metric']]:.4f}, "
+                  f"b1 {v['costs']['latency_b1']:.2f} ms, {v['costs']['size']:.1f} MB; "
+                  f"{res['within_budget']} of {res['considered']} variants fit", markup=False)
+        if v.get("path"):
+            out.print(f"  {v['path']}", markup=False)
+        return
+    out.print(f"no variant meets every constraint ({res['considered']} considered); met by none: "
+              f"{', '.join(res['unmet_by_every_variant']) or 'each is met by some, but not together'}",
+              markup=False)
+    for v in res["closest"]:
+        over = ", ".join(f"{k} {'missing' if x == float('inf') else f'+{100 * x:.0f}%'}"
+                         for k, x in v["violations"].items())
+        out.print(f"  closest: {v['artifact']} ({v['lineage']}): {over}", markup=False)
+
+
 def print_finetune(res) -> None:
     m, info = res.metrics, res.data_info
     cols = info.get("columns", {})

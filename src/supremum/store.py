@@ -85,6 +85,9 @@ class Store:
         rows = self._exec("SELECT * FROM runs WHERE id LIKE ? ORDER BY started", (prefix + "%",))
         return self._row(rows[-1]) if len(rows) == 1 else None
 
+    def artifacts(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._exec("SELECT * FROM artifacts ORDER BY created")]
+
     def get_artifact(self, prefix: str) -> dict[str, Any] | None:
         rows = self._exec("SELECT * FROM artifacts WHERE id LIKE ?", (prefix + "%",))
         return dict(rows[0]) if len(rows) == 1 else None

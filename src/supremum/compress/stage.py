@@ -64,9 +64,8 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
     except BaseException as e:
         store.fail_run(run_id, f"{type(e).__name__}: {e}")
         raise
-    chain = "+".join(c["method"] for c in child.manifest["compression"])
     store.add_artifact(child.id, str(child.path), run_id, child.task, child.manifest["base_model"],
-                       f"{art.manifest.get('method', '?')}>{chain}")
+                       child.lineage)
     store.finish_run(run_id, result.report, child.id, str(child.path.resolve()))
     return child
 

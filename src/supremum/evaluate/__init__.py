@@ -116,7 +116,7 @@ def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig) -> dict:
     logits = predict_logits(model, tokenize(tok, texts, data_cfg.max_length), tok.pad_token_id,
                             cfg.batch_size)
     quality = classification_metrics(labels, logits.argmax(-1), art.label_names)
-    out = {"artifact": art.id, "data": data_cfg.path, "split": cfg.split, **quality,
+    out = {"artifact": art.id, "lineage": art.lineage, "data": data_cfg.path, "split": cfg.split, **quality,
            "eval_seconds": time.perf_counter() - t0, "size_on_disk_mb": dir_size(art.path) / 2**20,
            "machine": fingerprint()}
     out["runtime"] = runtime(art.manifest, out["machine"]["isa"], getattr(model, "kernels", lambda: None)())

@@ -1,0 +1,141 @@
+"""The accuracy-versus-cost frontier over every evaluated variant in the store, and picking the
+best variant for a budget. Measurements are only compared within one group: the same
+evaluation data and split, on the same machine; rows from other groups are listed apart with
+the reason, never mixed in silently."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from supremum.errors import UserError
+from supremum.store import Store
+
+COSTS = {
+    "latency_b1": "batch-1 latency with tokenization, median (ms)",
+    "latency_b1_model": "batch-1 latency of the model alone, median (ms)",
+    "latency_b32": "batch-32 latency with tokenization, median (ms)",
+    "size": "size on disk (MB)",
+    "memory": "peak resident memory of the evaluating process (MB)",
+    "params": "parameters",
+}
+METRICS = ("accuracy", "macro_f1", "mcc")
+
+
+@dataclass
+class Variant:
+    artifact: str
+    lineage: str
+    data: str
+    split: str
+    machine: str
+    metrics: dict
+    costs: dict
+    run: str
+    path: str | None = None
+    started: float = 0.0
+
+    def group(self) -> tuple[str, str, str]:
+        return (self.data, self.split, self.machine)
+
+
+def _costs(m: dict) -> dict:
+    c = m.get("cost") or {}
+    lat = lambda b, k: ((c.get(b) or {}).get(k) or {}).get("median_ms")  # noqa: E731
+    return {"latency_b1": lat("latency_b1", "with_tokenization"),
+            "latency_b1_model": lat("latency_b1", "model_only"),
+            "latency_b32": lat("latency_b32", "with_tokenization"), "size": m.get("size_on_disk_mb"),
+            "memory": c.get("peak_rss_mb"), "params": c.get("params")}
+
+
+def variants(store: Store | None = None) -> list[Variant]:
+    """The latest finished evaluation of each (artifact, data, split, machine)."""
+    store = store or Store()
+    arts = {a["id"]: a for a in store.artifacts()}
+    latest: dict[tuple, Variant] = {}
+    for r in store.runs():
+        m = r.get("metrics") or {}
+        if r["kind"] != "eval" or r["status"] != "finished" or "accuracy" not in m:
+            continue
+        art = m.get("artifact") or (r.get("parents") or [None])[0]
+        machine = (m.get("machine") or r.get("machine") or {}).get("cpu", "?")
+        row = arts.get(art, {})
+        lineage = m.get("lineage") or row.get("method") or "?"
+        v = Variant(art, lineage, m.get("data", "?"), m.get("split", "?"), machine,
+                    {k: m.get(k) for k in METRICS}, _costs(m), r["id"], row.get("path"), r["started"])
+        latest.pop((art, v.data, v.split, machine), None)  # runs come oldest first: keep the newest
+        latest[(art, v.data, v.split, machine)] = v
+    return list(latest.values())
+
+
+def pareto(rows: list[Variant], metric: str, cost: str) -> list[Variant]:
+    """Rows no other row beats on both: higher (or equal) metric at lower (or equal) cost,
+    strictly better on one. Sorted by cost."""
+    usable = [r for r in rows if r.metrics.get(metric) is not None and r.costs.get(cost) is not None]
+
+    def dominated(a: Variant) -> bool:
+        return any(b.metrics[metric] >= a.metrics[metric] and b.costs[cost] <= a.costs[cost]
+                   and (b.metrics[metric] > a.metrics[metric] or b.costs[cost] < a.costs[cost])
+                   for b in usable)
+
+    return sorted((r for r in usable if not dominated(r)), key=lambda r: r.costs[cost])
+
+
+def reference_group(rows: list[Variant], data: str | None, split: str | None) -> tuple[str, str, str]:
+    """The group to compare in: the given data/split (else the latest evaluation's), on this
+    machine when it measured any of them, else on the machine of the latest evaluation."""
+    from supremum.machine import fingerprint
+
+    chosen = [r for r in rows
+              if (data is None or _same_data(r.data, data)) and (split is None or r.split == split)]
+    if not chosen:
+        raise UserError("no finished evaluation matches" + (f" data {data}" if data else "")
+                        + (f" split {split}" if split else ""), "run `supremum eval <artifact>` first")
+    latest = max(chosen, key=lambda r: r.started)
+    data, split = latest.data, latest.split
+    here = fingerprint()["cpu"]
+    if any(r.machine == here and r.data == data and r.split == split for r in chosen):
+        return (data, split, here)
+    return latest.group()
+
+
+def _same_data(a: str, b: str) -> bool:
+    from pathlib import Path
+
+    return a == b or Path(a).name == Path(b).name or Path(a).resolve() == Path(b).resolve()
+
+
+def split_by_group(rows: list[Variant], group: tuple) -> tuple[list[Variant], list[tuple[Variant, str]]]:
+    same, other = [], []
+    for r in rows:
+        if r.group() == group:
+            same.append(r)
+        elif r.data != group[0] or r.split != group[1]:
+            other.append((r, f"evaluated on {r.data} [{r.split}]"))
+        else:
+            other.append((r, f"measured on another machine ({r.machine})"))
+    return same, other
+
+
+def frontier(metric: str = "accuracy", cost: str = "latency_b1", data: str | None = None,
+             split: str | None = None, store: Store | None = None) -> dict:
+    _check(metric, cost)
+    rows = variants(store)
+    group = reference_group(rows, data, split)
+    same, other = split_by_group(rows, group)
+    other += [(r, f"no {cost} measurement (evaluated with --no-speed?)") for r in same
+              if r.costs.get(cost) is None or r.metrics.get(metric) is None]
+    same = [r for r in same if r.costs.get(cost) is not None and r.metrics.get(metric) is not None]
+    front = pareto(same, metric, cost)
+    ids = {r.artifact for r in front}
+    return {"metric": metric, "cost": cost, "cost_meaning": COSTS[cost],
+            "group": {"data": group[0], "split": group[1], "machine": group[2]},
+            "frontier": [asdict(r) for r in front],
+            "dominated": [asdict(r) for r in same if r.artifact not in ids],
+            "not_comparable": [{**asdict(r), "reason": why} for r, why in other]}
+
+
+def _check(metric: str, cost: str) -> None:
+    if metric not in METRICS:
+        raise UserError(f"unknown metric '{metric}'", f"use one of: {', '.join(METRICS)}")
+    if cost not in COSTS:
+        raise UserError(f"unknown cost '{cost}'", f"use one of: {', '.join(COSTS)}")

@@ -1,0 +1,85 @@
+import json
+
+import pytest
+from conftest import run_cli
+
+from supremum.errors import UserError
+from supremum.frontier import Variant, frontier, pareto
+from supremum.frontier.pick import pick, violations
+from supremum.store import Store
+
+
+def v(name, acc, lat, size=10.0, data="d", split="dev", machine="cpu A"):
+    return Variant(name, "full", data, split, machine, {"accuracy": acc},
+                   {"latency_b1": lat, "size": size, "memory": 100.0, "params": 1000}, "run-" + name)
+
+
+def test_pareto_matches_hand_computed_set():
+    rows = [v("a", 0.90, 10), v("b", 0.88, 5), v("c", 0.87, 6), v("d", 0.91, 12), v("e", 0.88, 5.5),
+            v("f", 0.80, 1), v("g", 0.91, 13), v("h", 0.90, 10)]
+    # c: beaten by b (better and faster); e: by b (same accuracy, slower); g: by d; h ties a exactly
+    assert [r.artifact for r in pareto(rows, "accuracy", "latency_b1")] == ["f", "b", "a", "h", "d"]
+    assert [r.artifact for r in pareto(rows, "accuracy", "size")] == ["d", "g"]
+
+
+def test_violations_are_relative_and_name_the_constraint():
+    row = v("a", 0.85, 12.0, size=40.0)
+    got = violations(row, {"max_latency_ms": 10.0, "max_size_mb": 50.0}, "accuracy", 0.9)
+    assert set(got) == {"max_latency_ms", "min_accuracy"}
+    assert got["max_latency_ms"] == pytest.approx(0.2)
+    assert got["min_accuracy"] == pytest.approx(0.05 / 0.9)
+
+
+def record_eval(store: Store, run_id: str, art: str, acc: float, lat: float, machine="cpu A", split="dev"):
+    metrics = {"artifact": art, "lineage": "full", "data": "/data/reviews.csv", "split": split,
+               "accuracy": acc, "size_on_disk_mb": 10.0, "machine": {"cpu": machine},
+               "cost": {"latency_b1": {"with_tokenization": {"median_ms": lat}, "model_only": {"median_ms": lat}},
+                        "peak_rss_mb": 100.0, "params": 1000}}
+    store.start_run(run_id, "eval", "test", {}, {"cpu": machine}, parents=[art])
+    store.finish_run(run_id, metrics, art, "/nowhere")
+
+
+def test_frontier_never_mixes_machines_or_eval_sets():
+    store = Store()
+    record_eval(store, "r1", "fast", 0.85, 2.0)
+    record_eval(store, "r2", "slow", 0.90, 8.0)
+    record_eval(store, "r3", "worse", 0.84, 3.0)
+    record_eval(store, "r4", "elsewhere", 0.99, 0.5, machine="cpu B")
+    record_eval(store, "r5", "test-set", 0.99, 0.5, split="test")
+    record_eval(store, "r6", "slow", 0.91, 7.0)  # a newer evaluation of the same artifact replaces r2
+    res = frontier(store=store, split="dev", data="reviews.csv")
+    assert res["group"]["machine"] == "cpu A"
+    assert [x["artifact"] for x in res["frontier"]] == ["fast", "slow"]
+    assert res["frontier"][1]["metrics"]["accuracy"] == 0.91
+    assert [x["artifact"] for x in res["dominated"]] == ["worse"]
+    reasons = {x["artifact"]: x["reason"] for x in res["not_comparable"]}
+    assert "another machine" in reasons["elsewhere"] and "[test]" in reasons["test-set"]
+
+    assert pick({"max_latency_ms": 5.0}, store=store, split="dev")["pick"]["artifact"] == "fast"
+    assert pick({"max_latency_ms": 10.0}, store=store, split="dev")["pick"]["artifact"] == "slow"
+    miss = pick({"max_latency_ms": 1.0}, min_metric=0.95, store=store, split="dev")
+    assert miss["pick"] is None and set(miss["unmet_by_every_variant"]) == {"max_latency_ms", "min_accuracy"}
+    assert miss["closest"][0]["artifact"] == "fast"
+    with pytest.raises(UserError, match="unknown cost"):
+        frontier(cost="speed", store=store)
+    with pytest.raises(UserError, match="no finished evaluation"):
+        frontier(split="validation", store=store)
+
+
+def test_frontier_and_pick_cli_end_to_end(csv_data, tmp_path):
+    art = tmp_path / "parent"
+    run_cli("finetune", "--model", "tiny-bert", "--data", str(csv_data), "--max-steps", "10", "--lr", "3e-3",
+            "--output", str(art), check=True)
+    run_cli("compress", str(art), "--method", "onnx-int8-dynamic", "--output", str(tmp_path / "q"), check=True)
+    for a in (art, tmp_path / "q"):
+        run_cli("eval", str(a), "--repeats", "3", check=True)
+    res = json.loads(run_cli("frontier", "--json", check=True).stdout)
+    assert {x["lineage"] for x in res["frontier"] + res["dominated"]} == {"full", "full>onnx-int8-dynamic"}
+    table = run_cli("frontier", "--cost", "size", check=True).stdout
+    assert "Pareto frontier" in table and "full>onnx-int8-dynamic" in table
+    ok = run_cli("pick", "--max-size-mb", "1000", check=True)
+    assert ok.stdout.startswith("pick:")
+    none = run_cli("pick", "--max-size-mb", "0.001")
+    assert none.returncode == 1 and "max_size_mb" in none.stdout and "closest" in none.stdout
+    bad = run_cli("frontier", "--metric", "bleu")
+    assert bad.returncode == 2 and "unknown metric 'bleu'" in bad.stderr
