@@ -35,6 +35,7 @@ demo: install
 	$(SUPREMUM) eval models/demo-sst2-lora --data $(SUPREMUM_DATA)/sst2 --split dev
 	$(SUPREMUM) compress models/demo-sst2-lora --method onnx-int8-dynamic --output models/demo-sst2-onnx8
 	$(SUPREMUM) eval models/demo-sst2-onnx8 --split dev
+	$(SUPREMUM) frontier
 	$(SUPREMUM) runs --limit 5
 
 bench: install
