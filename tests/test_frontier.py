@@ -83,3 +83,24 @@ def test_frontier_and_pick_cli_end_to_end(csv_data, tmp_path):
     assert none.returncode == 1 and "max_size_mb" in none.stdout and "closest" in none.stdout
     bad = run_cli("frontier", "--metric", "bleu")
     assert bad.returncode == 2 and "unknown metric 'bleu'" in bad.stderr
+
+
+def test_report_html_is_self_contained_and_md_lists_what_steps_bought(csv_data, tmp_path):
+    art = tmp_path / "parent"
+    run_cli("finetune", "--model", "tiny-bert", "--data", str(csv_data), "--max-steps", "10", "--lr", "3e-3",
+            "--output", str(art), check=True)
+    run_cli("compress", str(art), "--method", "onnx-int8-dynamic", "--output", str(tmp_path / "q"), check=True)
+    for a in (art, tmp_path / "q"):
+        run_cli("eval", str(a), "--repeats", "3", check=True)
+    run_cli("sensitivity", str(art), "--schemes", "int8", check=True)
+    out = run_cli("report", "--output", str(tmp_path / "r.html"), check=True).stdout.strip()
+    page = (tmp_path / "r.html").read_text()
+    assert out.endswith("r.html") and page.count("<svg") == 4  # 3 Pareto plots + training curves
+    # nothing to fetch: no scripts, no external sources or links (SVG's own #fragment refs are fine)
+    assert "<script" not in page and "src=" not in page and 'href="http' not in page
+    assert "full&gt;onnx-int8-dynamic" in page and "Sensitivity of" in page
+    run_cli("report", "--format", "md", "--output", str(tmp_path / "r.md"), check=True)
+    md = (tmp_path / "r.md").read_text()
+    assert "onnx-int8-dynamic (on full) bought" in md and "| * |" in md
+    bad = run_cli("report", "--format", "pdf")
+    assert bad.returncode == 2 and "unknown report format" in bad.stderr

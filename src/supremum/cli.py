@@ -255,6 +255,23 @@ def pick(
 
 
 @app.command()
+def report(
+    output: Annotated[Path, typer.Option(help="file to write")] = Path("supremum-report.html"),
+    fmt: Annotated[str, typer.Option("--format", help="html (self-contained, inline SVG plots) or md")] = "html",
+    metric: Annotated[str, typer.Option(help="quality metric: accuracy, macro_f1, mcc")] = "accuracy",
+    data: Annotated[str | None, typer.Option(help="evaluation data [default: that of the latest eval]")] = None,
+    split: Annotated[str | None, typer.Option(help="evaluation split [default: that of the latest eval]")] = None,
+) -> None:
+    """Write one report of the store: Pareto plots (quality vs latency, size, memory), every variant with its lineage, what each compression step bought, sensitivity tables, training curves, the machine."""  # noqa: E501
+    if fmt not in ("html", "md"):
+        raise UserError(f"unknown report format '{fmt}'", "use --format html or --format md")
+    from supremum.frontier.report import write_report
+
+    path = write_report(output, fmt, metric=metric, data=data, split=split)
+    typer.echo(str(path.resolve()))
+
+
+@app.command()
 def runs(
     kind: Annotated[str | None, typer.Option(help="only this kind: finetune or eval")] = None,
     status: Annotated[str | None, typer.Option(help="only this status: running, finished, "

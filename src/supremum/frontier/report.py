@@ -1,0 +1,191 @@
+"""One self-contained report of the store: Pareto plots (inline SVG, no scripts, no network),
+every variant with its lineage, what each compression step bought, per-layer sensitivity,
+training curves and the machine. HTML for browsers, Markdown for terminals and pull requests."""
+
+from __future__ import annotations
+
+import html
+import io
+from pathlib import Path
+
+from supremum.frontier import frontier, variants
+from supremum.fsutil import write_bytes
+from supremum.store import Store
+
+PLOTS = (("latency_b1", "batch-1 latency with tokenization (ms)"), ("size", "size on disk (MB)"),
+         ("memory", "peak memory (MB)"))
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    text = buf.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prolog so it can sit inside HTML
+
+
+def pareto_plot(res: dict, label: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    cost, metric = res["cost"], res["metric"]
+    for rows, style, name in ((res["dominated"], "o", "dominated"), (res["frontier"], "s", "frontier")):
+        xs = [r["costs"][cost] for r in rows]
+        ys = [r["metrics"][metric] for r in rows]
+        ax.plot(xs, ys, style, label=name, alpha=0.6 if name == "dominated" else 1.0)
+        for r, x, y in zip(rows, xs, ys, strict=True):
+            ax.annotate(r["lineage"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    front = res["frontier"]
+    ax.step([r["costs"][cost] for r in front], [r["metrics"][metric] for r in front], where="post", lw=1)
+    ax.set_xlabel(label)
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    svg = _svg(fig)
+    plt.close(fig)
+    return svg
+
+
+def bought(res: dict) -> list[str]:
+    """One sentence per compressed variant whose parent was measured in the same group."""
+    rows = {r["artifact"]: r for r in res["frontier"] + res["dominated"]}
+    out = []
+    for r in rows.values():
+        if ">" not in r["lineage"] or not r.get("path"):
+            continue
+        parent = _parent_id(r["path"])
+        p = rows.get(parent)
+        if p is None or not p["costs"]["latency_b1"] or not r["costs"]["latency_b1"]:
+            continue
+        speed = p["costs"]["latency_b1"] / r["costs"]["latency_b1"]
+        delta = 100 * (r["metrics"]["accuracy"] - p["metrics"]["accuracy"])
+        size = p["costs"]["size"] / r["costs"]["size"] if r["costs"]["size"] else float("nan")
+        step = r["lineage"].rsplit("+", 1)[-1].rsplit(">", 1)[-1]
+        out.append(f"{step} (on {p['lineage']}) bought {speed:.2f}x at batch 1 and {size:.1f}x smaller "
+                   f"at {delta:+.2f} pt accuracy")
+    return sorted(out)
+
+
+def _parent_id(path: str) -> str | None:
+    import json
+
+    try:
+        parents = json.loads((Path(path) / "manifest.json").read_text()).get("parents") or []
+    except (OSError, ValueError):
+        return None
+    return parents[0] if parents else None
+
+
+def curves_plot(store: Store) -> str | None:
+    runs = [r for r in store.runs() if r["kind"] == "finetune" and (r.get("metrics") or {}).get("loss_curve")]
+    if not runs:
+        return None
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    for r in runs[-8:]:
+        curve = r["metrics"]["loss_curve"]
+        ax.plot([p["step"] for p in curve], [p["loss"] for p in curve], lw=1, label=r["id"][:8])
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    svg = _svg(fig)
+    plt.close(fig)
+    return svg
+
+
+def sensitivity_tables(store: Store) -> list[tuple[str, dict]]:
+    import json
+
+    out = []
+    for a in store.artifacts():
+        p = Path(a["path"]) / "metrics.json"
+        if p.exists():
+            for key, m in json.loads(p.read_text()).items():
+                if key.startswith("sensitivity:"):
+                    out.append((a["id"], m))
+    return out
+
+
+def build(store: Store | None = None, metric: str = "accuracy", data: str | None = None,
+          split: str | None = None) -> dict:
+    store = store or Store()
+    fronts = {cost: frontier(metric, cost, data, split, store) for cost, _ in PLOTS}
+    return {"fronts": fronts, "bought": bought(fronts["latency_b1"]), "store": store,
+            "variants": len(variants(store))}
+
+
+def markdown(rep: dict) -> str:
+    res = rep["fronts"]["latency_b1"]
+    g = res["group"]
+    lines = ["# supremum report", "", f"Evaluated on `{g['data']}` [{g['split']}], machine {g['machine']}.",
+             "", "## What each step bought", ""]
+    lines += [f"- {s}" for s in rep["bought"]] or ["- (no compressed variant with a measured parent)"]
+    lines += ["", f"## Variants ({res['metric']} vs batch-1 latency; * = on the Pareto frontier)", "",
+              "| | artifact | lineage | " + res["metric"] + " | b1 ms | b32 ms | size MB | memory MB |",
+              "|---|---|---|---|---|---|---|---|"]
+    on = {r["artifact"] for r in res["frontier"]}
+    for r in res["frontier"] + res["dominated"]:
+        c = r["costs"]
+        lines.append(f"| {'*' if r['artifact'] in on else ''} | {r['artifact']} | {r['lineage']} | "
+                     f"{r['metrics'][res['metric']]:.4f} | {_f(c['latency_b1'])} | {_f(c['latency_b32'])} | "
+                     f"{_f(c['size'])} | {_f(c['memory'])} |")
+    for r in res["not_comparable"]:
+        lines.append(f"\nNot compared: {r['artifact']} ({r['lineage']}): {r['reason']}")
+    return "\n".join(lines) + "\n"
+
+
+def _f(x) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def render_html(rep: dict) -> str:
+    res = rep["fronts"]["latency_b1"]
+    g = res["group"]
+    body = ["<h1>supremum report</h1>",
+            f"<p>Evaluated on {html.escape(g['data'])} [{html.escape(g['split'])}], machine "
+            f"{html.escape(g['machine'])}.</p><h2>What each step bought</h2><ul>"
+            + "".join(f"<li>{html.escape(s)}</li>" for s in rep["bought"]) + "</ul>"]
+    for cost, label in PLOTS:
+        body.append(f"<h2>{html.escape(rep['fronts'][cost]['metric'])} vs {html.escape(label)}</h2>")
+        body.append(pareto_plot(rep["fronts"][cost], label))
+    curves = curves_plot(rep["store"])
+    if curves:
+        body += ["<h2>Training curves</h2>", curves]
+    body.append("<h2>Variants</h2>" + _html_table(res))
+    for art, m in sensitivity_tables(rep["store"]):
+        rows = "".join(f"<tr><td>{html.escape(r['layer'])}</td>" + "".join(
+            f"<td>{'' if r.get(s) is None else f'{r[s]:+.2f}'}</td>" for s in m["schemes"]) + "</tr>"
+            for r in m["layers"][:15])
+        body.append(f"<h2>Sensitivity of {html.escape(art)} (points, most sensitive first)</h2><table>"
+                    f"<tr><th>layer</th>{''.join(f'<th>{s}</th>' for s in m['schemes'])}</tr>{rows}</table>")
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>supremum report</title>"
+            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+            "td,th{padding:2px 8px;text-align:right}</style></head><body>"
+            + "\n".join(body) + "</body></html>")
+
+
+def _html_table(res: dict) -> str:
+    on = {r["artifact"] for r in res["frontier"]}
+    head = ["frontier", "artifact", "lineage", res["metric"], "b1 ms", "b32 ms", "size MB", "memory MB"]
+    rows = []
+    for r in res["frontier"] + res["dominated"]:
+        c = r["costs"]
+        cells = ["*" if r["artifact"] in on else "", r["artifact"], r["lineage"],
+                 f"{r['metrics'][res['metric']]:.4f}", _f(c["latency_b1"]), _f(c["latency_b32"]),
+                 _f(c["size"]), _f(c["memory"])]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
+    for r in res["not_comparable"]:
+        rows.append(f"<tr><td></td><td>{html.escape(r['artifact'])}</td><td>{html.escape(r['lineage'])}</td>"
+                    f"<td colspan=5>not compared: {html.escape(r['reason'])}</td></tr>")
+    return ("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>")
+
+
+def write_report(out: str | Path, fmt: str = "html", **kw) -> Path:
+    rep = build(**kw)
+    text = render_html(rep) if fmt == "html" else markdown(rep)
+    write_bytes(Path(out), text.encode("utf-8"))
+    return Path(out)
