@@ -9,7 +9,7 @@ export TOKENIZERS_PARALLELISM := false
 SUPREMUM_DATA ?= $(abspath ../shared/data)
 export SUPREMUM_DATA
 
-.PHONY: install test test-all demo lint bench clean
+.PHONY: install test test-all demo lint bench clean frontier
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,6 +29,12 @@ lint: install
 	$(VENV)/bin/ruff check src tests bench
 
 # LoRA on SST-2 for one epoch (about 2 minutes on 2 cores), then evaluate on dev.
+frontier: install  ## the showcase pipeline: fine-tune + compressions on SST-2, then frontier and report
+	$(SUPREMUM) run recipes/pipelines/sst2-frontier.yaml --dry-run
+	$(SUPREMUM) run recipes/pipelines/sst2-frontier.yaml
+	$(SUPREMUM) frontier
+	$(SUPREMUM) report --output supremum-report.html
+
 demo: install
 	$(SUPREMUM) finetune --model minilm-l6 --data $(SUPREMUM_DATA)/sst2 --method lora --epochs 1 \
 		--output models/demo-sst2-lora

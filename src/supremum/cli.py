@@ -213,6 +213,26 @@ def sensitivity(
     _echo_json(res) if as_json else cli_build.print_sensitivity(res, top)
 
 
+@app.command("run")
+def run_pipeline(
+    recipe: Annotated[Path, typer.Argument(help="pipeline recipe (YAML with stages:)")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan, run nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Run a pipeline recipe: fine-tune and compression stages in dependency order, each artifact evaluated; finished stages (same config and parents) are skipped, a failed stage only skips its dependents."""  # noqa: E501
+    from supremum import cli_build
+    from supremum.pipeline import PipelineConfig, plan, run
+    from supremum.recipe import build, load_yaml
+
+    raw, lines = load_yaml(recipe)
+    cfg = build(PipelineConfig, raw, str(recipe), lines, help_cmd="supremum run --help")
+    _quiet_libraries()
+    rows = plan(cfg) if dry_run else run(cfg, on_event=lambda m: cli_build.err.print(m, markup=False))
+    _echo_json(rows) if as_json else cli_build.print_pipeline(rows, dry_run)
+    if any(r["status"] in ("failed", "skipped") for r in rows):
+        raise typer.Exit(1)
+
+
 @app.command()
 def frontier(
     metric: Annotated[str, typer.Option(help="quality metric: accuracy, macro_f1, mcc")] = "accuracy",

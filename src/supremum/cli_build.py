@@ -132,6 +132,16 @@ def print_pick(res: dict) -> None:
         out.print(f"  closest: {v['artifact']} ({v['lineage']}): {over}", markup=False)
 
 
+def print_pipeline(rows: list[dict], dry_run: bool) -> None:
+    t = Table("stage", "kind", "from", "method", "status", "artifact", "seconds", "error",
+              title="plan" if dry_run else "pipeline")
+    for r in rows:
+        method = r["method"]["name"] if isinstance(r["method"], dict) else (r["method"] or "")
+        t.add_row(r["stage"], r["kind"], r["from"] or "", method, r["status"], r.get("artifact", ""),
+                  f"{r['seconds']:.1f}" if "seconds" in r else "", r.get("error", ""))
+    out.print(t)
+
+
 def print_finetune(res) -> None:
     m, info = res.metrics, res.data_info
     cols = info.get("columns", {})

@@ -1,0 +1,188 @@
+"""Pipelines: one recipe declares fine-tune and compression stages; `supremum run` executes them
+in dependency order, evaluates every artifact, and skips what is already done.
+
+A stage's identity is a content hash of its own config and its parent's hash, so re-running after
+a crash, or after adding one stage, only does the new work. A failed stage skips its dependents
+and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from supremum.artifact import Artifact, open_artifact
+from supremum.config import DataConfig, ModelSpec, TrainConfig
+from supremum.errors import UserError
+from supremum.store import Store
+
+
+class StageSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    id: str = Field(description="stage name, unique in the recipe")
+    from_: str | None = Field(None, alias="from", description="the stage whose artifact this one compresses")
+    finetune: dict | None = Field(None, description="method: and train: overrides of a fine-tune")
+    compress: dict | None = Field(None, description="method: and the method's options")
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.finetune is None) == (self.compress is None):
+            raise ValueError(f"stage '{self.id}' needs exactly one of finetune or compress")
+        if self.compress is not None and not self.from_:
+            raise ValueError(f"compress stage '{self.id}' needs from: <stage>")
+        if self.finetune is not None and self.from_:
+            raise ValueError(f"fine-tune stage '{self.id}' starts from the model, not from a stage")
+        return self
+
+
+class EvalSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    splits: list[str] = Field(default_factory=lambda: ["dev"], description="splits evaluated")
+    speed: bool = Field(True, description="measure latency and memory too")
+    repeats: int = Field(30, ge=1, description="timed calls at batch 1")
+
+
+class PipelineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="pipeline name (its artifacts go under $SUPREMUM_HOME/pipelines/<name>)")
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    data: DataConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    stages: list[StageSpec]
+    evaluate: EvalSpec = Field(default_factory=EvalSpec)
+
+    @model_validator(mode="after")
+    def _graph(self):
+        ids = [s.id for s in self.stages]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"duplicate stage ids {sorted(dup)}")
+        for s in self.stages:
+            if s.from_ and s.from_ not in ids:
+                raise ValueError(f"stage '{s.id}' comes from unknown stage '{s.from_}'")
+        return self
+
+
+def order(cfg: PipelineConfig) -> list[StageSpec]:
+    """Parents before children; a cycle is impossible since from: names must exist and
+    fine-tunes have no parent, but a compress loop (a from b, b from a) is caught here."""
+    by_id, done, out = {s.id: s for s in cfg.stages}, set(), []
+
+    def visit(s: StageSpec, path: tuple) -> None:
+        if s.id in done:
+            return
+        if s.id in path:
+            raise UserError(f"stages form a cycle: {' -> '.join(path + (s.id,))}", "fix the from: fields")
+        if s.from_:
+            visit(by_id[s.from_], path + (s.id,))
+        done.add(s.id)
+        out.append(s)
+
+    for s in cfg.stages:
+        visit(s, ())
+    return out
+
+
+def stage_hashes(cfg: PipelineConfig) -> dict[str, str]:
+    hashes: dict[str, str] = {}
+    for s in order(cfg):
+        own: dict[str, Any] = {"stage": s.model_dump(by_alias=True, exclude={"id"})}
+        if s.finetune is not None:
+            own.update(model=cfg.model.model_dump(), data=cfg.data.model_dump(), train=cfg.train.model_dump())
+        else:
+            own["parent"] = hashes[s.from_]
+        hashes[s.id] = hashlib.sha256(json.dumps(own, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return hashes
+
+
+def stage_dir(root: Path, cfg: PipelineConfig, stage: StageSpec, h: str) -> Path:
+    return root / "pipelines" / cfg.name / f"{stage.id}-{h}"
+
+
+def plan(cfg: PipelineConfig, store: Store | None = None) -> list[dict]:
+    store = store or Store()
+    hashes = stage_hashes(cfg)
+    rows = []
+    for s in order(cfg):
+        out = stage_dir(store.root, cfg, s, hashes[s.id])
+        rows.append({"stage": s.id, "kind": "finetune" if s.finetune is not None else "compress",
+                     "from": s.from_, "method": (s.finetune or s.compress or {}).get("method"),
+                     "hash": hashes[s.id], "output": str(out),
+                     "status": "done" if (out / "manifest.json").exists() else "to run"})
+    return rows
+
+
+def _run_stage(cfg: PipelineConfig, s: StageSpec, parent: Artifact | None, out: Path, store: Store) -> Artifact:
+    if s.finetune is not None:
+        from supremum.config import FinetuneConfig
+        from supremum.recipe import build
+        from supremum.train.finetune import finetune
+
+        ft = dict(s.finetune)
+        raw = {"model": cfg.model.model_dump(), "data": cfg.data.model_dump(),
+               "train": {**cfg.train.model_dump(exclude_unset=True), **ft.pop("train", {})},
+               "method": ft.pop("method", {"name": "full"}), "output": str(out), **ft}
+        return finetune(build(FinetuneConfig, raw, f"stage {s.id}"), store=store, progress=False).artifact
+    from supremum.cli_build import compress_config
+    from supremum.compress import compress
+
+    opts = dict(s.compress)
+    method = opts.pop("method", None)
+    if not method:
+        raise UserError(f"stage {s.id}: compress needs method:", "e.g. compress: {method: int8-dynamic}")
+    items = [f"{k}={json.dumps(v)}" for k, v in opts.items()]
+    return compress(parent, compress_config(method, items, None), output=out, store=store)
+
+
+def run(cfg: PipelineConfig, store: Store | None = None, on_event=None) -> list[dict]:
+    """Execute every stage not yet done, then evaluate; returns one summary row per stage."""
+    store = store or Store()
+    say = on_event or (lambda msg: None)
+    rows, arts = plan(cfg, store), {}
+    by_id = {s.id: s for s in cfg.stages}
+    for row in rows:
+        s, out = by_id[row["stage"]], Path(row["output"])
+        if s.from_ and s.from_ not in arts:
+            row.update(status="skipped", error=f"parent stage '{s.from_}' did not produce an artifact")
+            continue
+        t0 = time.perf_counter()
+        try:
+            if row["status"] == "done":
+                arts[s.id] = open_artifact(out)
+                row["status"] = "cached"
+            else:
+                say(f"stage {s.id}: running {row['kind']} {row['method']}")
+                arts[s.id] = _run_stage(cfg, s, arts.get(s.from_), out, store)
+                row["status"] = "finished"
+        except (UserError, RuntimeError, ValueError) as e:
+            row.update(status="failed", error=f"{type(e).__name__}: {e}")
+            say(f"stage {s.id}: failed: {e}")
+        row["seconds"] = round(time.perf_counter() - t0, 2)
+        if s.id in arts:
+            row["artifact"] = arts[s.id].id
+            row["evaluated"] = _evaluate(cfg, arts[s.id], store, say)
+    return rows
+
+
+def _evaluate(cfg: PipelineConfig, art: Artifact, store: Store, say) -> list[str]:
+    from supremum.config import EvalConfig
+    from supremum.evaluate import evaluate
+    from supremum.machine import fingerprint
+
+    done = []
+    for split in cfg.evaluate.splits:
+        key = f"{Path(cfg.data.path).name}:{split}"
+        m = art.metrics.get(key)
+        here = m and m.get("machine", {}).get("cpu") == fingerprint()["cpu"]
+        if here and ("cost" in m or not cfg.evaluate.speed):
+            continue  # measured here already
+        say(f"evaluating {art.id} on {split}")
+        evaluate(art, cfg.data, EvalConfig(split=split, speed=cfg.evaluate.speed, repeats=cfg.evaluate.repeats),
+                 store=store)
+        done.append(split)
+    return done

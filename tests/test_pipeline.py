@@ -1,0 +1,93 @@
+import json
+
+import pytest
+from conftest import run_cli
+
+from supremum.errors import UserError
+from supremum.pipeline import PipelineConfig, order, plan, run
+from supremum.store import Store
+
+
+def recipe(data, extra_stages=()):
+    stages = [
+        {"id": "full", "finetune": {"method": {"name": "full"}}},
+        {"id": "q8", "from": "full", "compress": {"method": "int8-dynamic"}},
+        {"id": "ffn", "from": "full", "compress": {"method": "prune-ffn", "amount": 0.5, "calibration_size": 8}},
+        {"id": "broken", "from": "full", "compress": {"method": "drop-layers", "num_layers": 9}},
+        {"id": "after-broken", "from": "broken", "compress": {"method": "fp16"}},
+        *extra_stages,
+    ]
+    return {"name": "t", "model": {"name": "tiny-bert"}, "data": {"path": str(data)},
+            "train": {"max_steps": 5, "lr": 3e-3}, "stages": stages,
+            "evaluate": {"splits": ["dev"], "speed": False}}
+
+
+def test_run_skips_done_stages_isolates_failures_and_adds_new_work(csv_data):
+    store = Store()
+    cfg = PipelineConfig.model_validate(recipe(csv_data))
+    assert [p["status"] for p in plan(cfg, store)] == ["to run"] * 5
+    rows = {r["stage"]: r for r in run(cfg, store)}
+    assert rows["full"]["status"] == rows["q8"]["status"] == rows["ffn"]["status"] == "finished"
+    assert rows["broken"]["status"] == "failed" and "num_layers=9" in rows["broken"]["error"]
+    assert rows["after-broken"]["status"] == "skipped"
+    assert rows["q8"]["evaluated"] == ["dev"]
+
+    more = PipelineConfig.model_validate(recipe(csv_data, [{"id": "bf", "from": "ffn",
+                                                             "compress": {"method": "bf16"}}]))
+    again = {r["stage"]: r for r in run(more, store)}
+    assert {k: r["status"] for k, r in again.items() if r["status"] == "cached"} == {
+        "full": "cached", "q8": "cached", "ffn": "cached"}
+    assert again["bf"]["status"] == "finished" and again["q8"]["evaluated"] == []  # measured already
+    assert again["bf"]["artifact"] != again["ffn"]["artifact"]
+
+    changed = recipe(csv_data)
+    changed["stages"][1]["compress"]["per_channel"] = False  # a changed stage runs again
+    rows3 = {r["stage"]: r["status"] for r in run(PipelineConfig.model_validate(changed), store)}
+    assert rows3["q8"] == "finished" and rows3["full"] == "cached"
+
+
+def test_recipe_errors(csv_data):
+    bad = recipe(csv_data)
+    bad["stages"][1]["from"] = "nowhere"
+    with pytest.raises(ValueError, match="unknown stage 'nowhere'"):
+        PipelineConfig.model_validate(bad)
+    loop = recipe(csv_data)
+    loop["stages"] = [{"id": "a", "from": "b", "compress": {"method": "fp16"}},
+                      {"id": "b", "from": "a", "compress": {"method": "fp16"}}]
+    with pytest.raises(UserError, match="cycle"):
+        order(PipelineConfig.model_validate(loop))
+
+
+def test_run_cli_dry_run_and_summary(csv_data, tmp_path):
+    r = recipe(csv_data)
+    r["stages"] = r["stages"][:2]
+    path = tmp_path / "p.yaml"
+    path.write_text(json.dumps(r))  # JSON is YAML
+    dry = json.loads(run_cli("run", str(path), "--dry-run", "--json", check=True).stdout)
+    assert [d["status"] for d in dry] == ["to run", "to run"]
+    done = run_cli("run", str(path), check=True)
+    assert "finished" in done.stdout
+    again = json.loads(run_cli("run", str(path), "--dry-run", "--json", check=True).stdout)
+    assert [d["status"] for d in again] == ["done", "done"]
+    path.write_text(json.dumps({**r, "stagez": []}))
+    bad = run_cli("run", str(path))
+    assert bad.returncode == 2 and "unknown key 'stagez'" in bad.stderr
+
+
+def test_shipped_pipeline_recipes_validate(monkeypatch):
+    from pathlib import Path
+
+    from supremum.cli_build import compress_config
+    from supremum.recipe import build, load_yaml
+
+    monkeypatch.setenv("SUPREMUM_DATA", "/data")
+    paths = sorted((Path(__file__).parent.parent / "recipes" / "pipelines").glob("*.yaml"))
+    assert paths
+    for p in paths:
+        raw, lines = load_yaml(p)
+        cfg = build(PipelineConfig, raw, str(p), lines)
+        assert cfg.data.path.startswith("/data/") and order(cfg)
+        for s in cfg.stages:
+            if s.compress:
+                opts = dict(s.compress)
+                compress_config(opts.pop("method"), [f"{k}={json.dumps(v)}" for k, v in opts.items()], None)
