@@ -61,3 +61,15 @@ def run_cli(*args: str, env: dict | None = None, check: bool = False) -> subproc
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def evaluated_pair(data: Path, tmp_path: Path, method: str) -> tuple[Path, Path]:
+    """A tiny fine-tune and one compression of it, both evaluated with speed: a store that has
+    a frontier."""
+    parent, child = tmp_path / "parent", tmp_path / "child"
+    run_cli("finetune", "--model", "tiny-bert", "--data", str(data), "--max-steps", "10", "--lr", "3e-3",
+            "--output", str(parent), check=True)
+    run_cli("compress", str(parent), "--method", method, "--output", str(child), check=True)
+    for a in (parent, child):
+        run_cli("eval", str(a), "--repeats", "3", check=True)
+    return parent, child

@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from conftest import run_cli
+from conftest import evaluated_pair, run_cli
 
 from supremum.errors import UserError
 from supremum.frontier import Variant, frontier, pareto
@@ -67,12 +67,7 @@ def test_frontier_never_mixes_machines_or_eval_sets():
 
 
 def test_frontier_and_pick_cli_end_to_end(csv_data, tmp_path):
-    art = tmp_path / "parent"
-    run_cli("finetune", "--model", "tiny-bert", "--data", str(csv_data), "--max-steps", "10", "--lr", "3e-3",
-            "--output", str(art), check=True)
-    run_cli("compress", str(art), "--method", "onnx-int8-dynamic", "--output", str(tmp_path / "q"), check=True)
-    for a in (art, tmp_path / "q"):
-        run_cli("eval", str(a), "--repeats", "3", check=True)
+    evaluated_pair(csv_data, tmp_path, "onnx-int8-dynamic")
     res = json.loads(run_cli("frontier", "--json", check=True).stdout)
     assert {x["lineage"] for x in res["frontier"] + res["dominated"]} == {"full", "full>onnx-int8-dynamic"}
     table = run_cli("frontier", "--cost", "size", check=True).stdout
@@ -86,12 +81,7 @@ def test_frontier_and_pick_cli_end_to_end(csv_data, tmp_path):
 
 
 def test_report_html_is_self_contained_and_md_lists_what_steps_bought(csv_data, tmp_path):
-    art = tmp_path / "parent"
-    run_cli("finetune", "--model", "tiny-bert", "--data", str(csv_data), "--max-steps", "10", "--lr", "3e-3",
-            "--output", str(art), check=True)
-    run_cli("compress", str(art), "--method", "onnx-int8-dynamic", "--output", str(tmp_path / "q"), check=True)
-    for a in (art, tmp_path / "q"):
-        run_cli("eval", str(a), "--repeats", "3", check=True)
+    art, _ = evaluated_pair(csv_data, tmp_path, "onnx-int8-dynamic")
     run_cli("sensitivity", str(art), "--schemes", "int8", check=True)
     out = run_cli("report", "--output", str(tmp_path / "r.html"), check=True).stdout.strip()
     page = (tmp_path / "r.html").read_text()

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import evaluated_pair, run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
@@ -16,12 +16,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (a
 
 
 def test_report_renders_in_headless_chromium(csv_data, tmp_path):
-    art = tmp_path / "parent"
-    run_cli("finetune", "--model", "tiny-bert", "--data", str(csv_data), "--max-steps", "10", "--lr", "3e-3",
-            "--output", str(art), check=True)
-    run_cli("compress", str(art), "--method", "int8-dynamic", "--output", str(tmp_path / "q"), check=True)
-    for a in (art, tmp_path / "q"):
-        run_cli("eval", str(a), "--repeats", "3", check=True)
+    evaluated_pair(csv_data, tmp_path, "int8-dynamic")
     page_path = tmp_path / "report.html"
     run_cli("report", "--output", str(page_path), check=True)
     shots = Path(os.environ.get("SUPREMUM_TEST_ARTIFACTS", tmp_path))
