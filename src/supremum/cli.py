@@ -60,6 +60,10 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*")
+    # PyTorch's eager int8 kernels are deprecated in favour of torchao, whose CPU path is slower
+    # here (see README); the warnings would repeat on every int8 load.
+    warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+    warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated")
 
 
 def _echo_json(obj: Any) -> None:
