@@ -77,7 +77,7 @@ def test_run_cli_dry_run_and_summary(csv_data, tmp_path):
 def test_shipped_pipeline_recipes_validate(monkeypatch):
     from pathlib import Path
 
-    from supremum.cli_build import compress_config
+    from supremum.compress import make_config
     from supremum.recipe import build, load_yaml
 
     monkeypatch.setenv("SUPREMUM_DATA", "/data")
@@ -90,4 +90,4 @@ def test_shipped_pipeline_recipes_validate(monkeypatch):
         for s in cfg.stages:
             if s.compress:
                 opts = dict(s.compress)
-                compress_config(opts.pop("method"), [f"{k}={json.dumps(v)}" for k, v in opts.items()], None)
+                make_config(opts.pop("method"), opts, f"{p} stage {s.id}")

@@ -213,7 +213,6 @@ def sensitivity(
     if bad or not chosen:
         raise UserError(f"unknown scheme(s) {bad or chosen}", f"use some of: {', '.join(SCHEMES)}")
     res = run(art, data_config_for(art, data), split, chosen, limit)
-    art.record_metrics(f"sensitivity:{split}", res)
     _echo_json(res) if as_json else cli_build.print_sensitivity(res, top)
 
 

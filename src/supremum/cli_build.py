@@ -52,19 +52,15 @@ def finetune_config(flags: dict[str, Any]):
 
 
 def compress_config(method: str, options: list[str] | None, max_drop: float | None):
-    from supremum.compress import compressors
+    from supremum.compress import make_config
 
-    known = compressors()
-    if method not in known:
-        raise UserError(f"unknown compression method '{method}'", f"use one of: {', '.join(known)}")
-    raw: dict[str, Any] = {"method": method}
+    raw: dict[str, Any] = {}
     if max_drop is not None:
         raw["max_drop"] = max_drop
     for item in options or []:
         keys, value = parse_override(item)
         set_path(raw, keys, value)
-    return build(known[method].config_cls, raw, "command line",
-                 help_cmd="supremum compress --help")
+    return make_config(method, raw)
 
 
 def print_compress(child) -> None:

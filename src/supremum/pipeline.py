@@ -128,15 +128,13 @@ def _run_stage(cfg: PipelineConfig, s: StageSpec, parent: Artifact | None, out: 
                "train": {**cfg.train.model_dump(exclude_unset=True), **ft.pop("train", {})},
                "method": ft.pop("method", {"name": "full"}), "output": str(out), **ft}
         return finetune(build(FinetuneConfig, raw, f"stage {s.id}"), store=store, progress=False).artifact
-    from supremum.cli_build import compress_config
-    from supremum.compress import compress
+    from supremum.compress import compress, make_config
 
     opts = dict(s.compress)
     method = opts.pop("method", None)
     if not method:
         raise UserError(f"stage {s.id}: compress needs method:", "e.g. compress: {method: int8-dynamic}")
-    items = [f"{k}={json.dumps(v)}" for k, v in opts.items()]
-    return compress(parent, compress_config(method, items, None), output=out, store=store)
+    return compress(parent, make_config(method, opts, f"stage {s.id}"), output=out, store=store)
 
 
 def run(cfg: PipelineConfig, store: Store | None = None, on_event=None) -> list[dict]:

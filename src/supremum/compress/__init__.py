@@ -20,6 +20,11 @@ class CompressConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: methods that change the architecture; they must run before quantization, and distillation
+#: learns from the nearest ancestor made without them
+STRUCTURAL = ("prune-heads", "prune-ffn", "drop-layers", "lowrank", "prune-iterative")
+
+
 @dataclass
 class Compressed:
     model: Any
@@ -62,6 +67,19 @@ def _load_all() -> None:
 def compressors() -> dict[str, Compressor]:
     _load_all()
     return COMPRESSORS
+
+
+def make_config(method: str, options: dict | None = None, source: str = "command line"):
+    """The typed config of `method` from plain options (CLI KEY=VALUE, pipeline stages);
+    errors name the key and the valid ones."""
+    from supremum.errors import UserError
+    from supremum.recipe import build
+
+    known = compressors()
+    if method not in known:
+        raise UserError(f"unknown compression method '{method}'", f"use one of: {', '.join(known)}")
+    return build(known[method].config_cls, {"method": method, **(options or {})}, source,
+                 help_cmd="supremum compress --help")
 
 
 def config_union():

@@ -18,13 +18,14 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from supremum.compress import CompressConfig, Compressed, arch, register
+from supremum.compress import STRUCTURAL, CompressConfig, Compressed, arch, register
 from supremum.config import TrainConfig
 from supremum.data.batching import tokenize
 from supremum.errors import UserError
 from supremum.evaluate import parent_of
 
-STRUCTURAL = ("prune-heads", "prune-ffn", "drop-layers", "lowrank", "distill", "prune-iterative")
+# A distilled student is as far from the reference as the structure it was distilled into.
+NOT_A_TEACHER = (*STRUCTURAL, "distill")
 
 
 class DistillConfig(CompressConfig):
@@ -50,7 +51,7 @@ class DistillConfig(CompressConfig):
 def teacher_of(art, store=None):
     """The nearest ancestor without structural compression (its weights are the reference)."""
     cur = art
-    while any(c["method"] in STRUCTURAL for c in cur.manifest.get("compression", [])):
+    while any(c["method"] in NOT_A_TEACHER for c in cur.manifest.get("compression", [])):
         if not cur.manifest.get("parents"):
             break
         cur = parent_of(cur, store)

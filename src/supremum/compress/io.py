@@ -85,14 +85,14 @@ def dump_state(model: nn.Module, sparse: list[str] = ()) -> tuple[dict, dict]:
     from torchao.prototype.safetensors.safetensors_support import flatten_tensor_state_dict
 
     tensors: dict[str, torch.Tensor] = {}
-    for name, m in model.named_modules():
-        if _is_ao_dynamic(m):
-            w, b = m._packed_params._weight_bias()
-            tensors.update(_qtensor_to_plain(name, w))
-            if b is not None:
-                tensors[f"{name}.bias"] = b.detach()
+    dyn = _dyn_names(model)
+    for name in dyn:
+        w, b = model.get_submodule(name)._packed_params._weight_bias()
+        tensors.update(_qtensor_to_plain(name, w))
+        if b is not None:
+            tensors[f"{name}.bias"] = b.detach()
     rest = {k: v for k, v in model.state_dict().items()
-            if "_packed_params" not in k and k.rsplit(".", 1)[0] not in _dyn_names(model)}
+            if "_packed_params" not in k and k.rsplit(".", 1)[0] not in dyn}
     flat, meta = flatten_tensor_state_dict(rest)
     tensors.update(flat)
     for name in sparse:

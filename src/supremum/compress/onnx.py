@@ -134,9 +134,11 @@ def _fp32_graph(model, tok, cfg: OnnxConfig, ctx, work: Path) -> tuple[OrtModel,
 
 
 def _writer(path: Path, info: dict):
+    """Moves the graph into the artifact and removes its temporary directory."""
     def write(_model, out: Path) -> dict:
         _model.config.save_pretrained(out)
-        shutil.copyfile(path, out / ONNX_FILE)
+        shutil.move(path, out / ONNX_FILE)
+        shutil.rmtree(path.parent, ignore_errors=True)
         return {"backend": "onnxruntime", "onnx": info, "transforms": []}
 
     return write

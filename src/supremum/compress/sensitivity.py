@@ -72,7 +72,8 @@ def layer_sensitivity(model, scorer: Scorer, schemes=SCHEMES, layers: list[str] 
 
 
 def sensitivity(art, data_cfg, split: str = "dev", schemes=SCHEMES, limit: int | None = None) -> dict:
-    """Library entry for `supremum sensitivity`: measure and rank every linear layer."""
+    """Library entry for `supremum sensitivity`: measure and rank every linear layer; the
+    result is recorded in the artifact's metrics (the report reads it from there)."""
     from supremum.artifact import load_artifact_model
     from supremum.data import load_data
 
@@ -83,6 +84,7 @@ def sensitivity(art, data_cfg, split: str = "dev", schemes=SCHEMES, limit: int |
     out = layer_sensitivity(model, Scorer(model, tok, texts, labels, data_cfg.max_length), schemes)
     out.update({"artifact": art.id, "data": data_cfg.path, "split": split, "examples": len(texts),
                 "seconds": time.perf_counter() - t0})
+    art.record_metrics(f"sensitivity:{split}", out)
     return out
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from supremum.artifact import Artifact, load_artifact_model, new_id, save_artifact
-from supremum.compress import Compressed, compressors
+from supremum.compress import STRUCTURAL, Compressed, compressors
 from supremum.compress.io import write_weights
 from supremum.config import DataConfig
 from supremum.data import TaskData, load_data
@@ -17,7 +17,6 @@ from supremum.machine import fingerprint
 from supremum.store import Store
 
 ONNX_METHODS_OK_ON_ONNX = ("onnx-int8-dynamic", "onnx-int8-static")
-STRUCTURAL = ("prune-heads", "prune-ffn", "drop-layers", "lowrank", "prune-iterative")
 
 
 @dataclass
@@ -109,8 +108,4 @@ def _save(parent: Artifact, tok, cfg, res: Compressed, output, root: Path, run_i
                         base_model=parent.manifest["base_model"], config=parent.manifest["config"],
                         parents=[parent.id], extra=extra, artifact_id=art_id, write_weights=writer)
     return art
-
-
-def known_methods() -> list[str]:
-    return list(compressors())
 

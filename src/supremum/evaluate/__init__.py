@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from supremum.artifact import Artifact, load_artifact_model, new_id, open_artifact
-from supremum.compress.explain import runtime
+from supremum.compress.explain import runtime, why
 from supremum.config import DataConfig, EvalConfig
 from supremum.data import load_data
 from supremum.data.batching import tokenize
@@ -87,8 +87,6 @@ def evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, *, store: Sto
 def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
     """Speed-up and quality change against the parent's measurement of the same data on the
     same machine (separate runs, so less exact than the interleaved benchmark)."""
-    from supremum.compress.explain import why
-
     if not art.manifest.get("parents"):
         return None
     try:

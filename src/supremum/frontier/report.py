@@ -8,7 +8,7 @@ import html
 import io
 from pathlib import Path
 
-from supremum.frontier import frontier, variants
+from supremum.frontier import frontier
 from supremum.fsutil import write_bytes
 from supremum.store import Store
 
@@ -114,8 +114,7 @@ def build(store: Store | None = None, metric: str = "accuracy", data: str | None
           split: str | None = None) -> dict:
     store = store or Store()
     fronts = {cost: frontier(metric, cost, data, split, store) for cost, _ in PLOTS}
-    return {"fronts": fronts, "bought": bought(fronts["latency_b1"]), "store": store,
-            "variants": len(variants(store))}
+    return {"fronts": fronts, "bought": bought(fronts["latency_b1"]), "store": store}
 
 
 def markdown(rep: dict) -> str:
