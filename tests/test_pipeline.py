@@ -91,3 +91,62 @@ def test_shipped_pipeline_recipes_validate(monkeypatch):
             if s.compress:
                 opts = dict(s.compress)
                 make_config(opts.pop("method"), opts, f"{p} stage {s.id}")
+
+
+DROP = {"id": "dl", "from": "full", "compress": {"method": "drop-layers", "num_layers": 1}}
+
+
+def test_estimate_from_probe_then_from_history(csv_data):
+    from supremum.pipeline import estimate_plan
+
+    store = Store()
+    r = recipe(csv_data)
+    r["stages"] = r["stages"][:2] + [DROP, {"id": "d", "from": "dl",
+                                            "compress": {"method": "distill", "max_steps": 4}}]
+    cfg = PipelineConfig.model_validate(r)
+    rows = plan(cfg, store)
+    est = estimate_plan(cfg, rows, store)
+    assert "probe" in est["stages"]["full"]["basis"] and est["stages"]["full"]["seconds"] > 0
+    assert "teacher" in est["stages"]["d"]["basis"]
+    assert "q8" in est["unknown"] and "evaluations" in est["unknown"]  # never run here: not guessed
+    assert rows[0]["estimate_s"] >= 0
+    assert {x["stage"]: x["status"] for x in run(cfg, store)} == dict.fromkeys(["full", "q8", "dl", "d"],
+                                                                                 "finished")
+    r["stages"].append({"id": "q8b", "from": "d", "compress": {"method": "int8-dynamic"}})
+    cfg2 = PipelineConfig.model_validate(r)
+    est2 = estimate_plan(cfg2, plan(cfg2, store), store)
+    assert list(est2["stages"]) == ["q8b", "evaluations"] and not est2["unknown"]
+    assert "past int8-dynamic runs" in est2["stages"]["q8b"]["basis"]
+
+
+def test_resume_after_a_stage_is_killed(csv_data, tmp_path):
+    """SIGKILL the pipeline while a training compression runs: the re-run keeps the finished
+    fine-tune, redoes only the killed stage, and leaves no half-written directory behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    r = recipe(csv_data)
+    r["stages"] = [r["stages"][0], DROP, {"id": "slow", "from": "dl", "compress": {
+        "method": "distill", "max_steps": 400, "eval_every": 400}}]
+    path = tmp_path / "p.yaml"
+    path.write_text(json.dumps(r))
+    proc = subprocess.Popen([sys.executable, "-m", "supremum", "run", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store, deadline = Store(), time.time() + 120
+    while time.time() < deadline and not any((x["config"] or {}).get("compress", {}).get("method") == "distill"
+                                             for x in store.runs()):
+        assert proc.poll() is None, "pipeline ended before the slow stage started"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert [x["status"] for x in store.runs() if x["kind"] == "compress"] == ["finished", "killed"]
+    before = {p["stage"]: p["status"] for p in plan(PipelineConfig.model_validate(r), store)}
+    assert before == {"full": "done", "dl": "done", "slow": "to run"}
+    rows = {x["stage"]: x["status"] for x in run(PipelineConfig.model_validate(r), store)}
+    assert rows == {"full": "cached", "dl": "cached", "slow": "finished"}
+    leftovers = [p.name for p in (store.root / "pipelines" / "t").iterdir() if p.name.startswith(".")]
+    assert leftovers == []

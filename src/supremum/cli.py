@@ -93,6 +93,8 @@ def finetune(
                                                "$SUPREMUM_HOME/artifacts/<id>]")] = None,
     recipe: Annotated[Path | None, typer.Option(help="YAML recipe; flags and KEY=VALUE override it")] = None,
     resume: Annotated[bool, typer.Option(help="continue the same run from its last checkpoint")] = False,
+    track: Annotated[str | None, typer.Option(help="mirror metrics to trackers: tensorboard,mlflow,wandb "
+                                              "(files under $SUPREMUM_HOME/tracking)")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
     overrides: Annotated[list[str] | None, typer.Argument(
@@ -129,19 +131,22 @@ def eval_(
     speed: Annotated[bool, typer.Option("--speed/--no-speed", help=_doc("eval", "speed"))] = True,
     repeats: Annotated[int, typer.Option(help=_doc("eval", "repeats"))] = 30,
     threads: Annotated[int | None, typer.Option(help=_doc("eval", "threads"))] = None,
+    track: Annotated[str | None, typer.Option(help="mirror metrics to trackers: tensorboard,mlflow,wandb "
+                                              "(files under $SUPREMUM_HOME/tracking)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print metrics as JSON on stdout")] = False,
 ) -> None:
     """Measure quality (accuracy, macro-F1, MCC, per class, confusion) and cost (params, size, memory, latency at batch 1 and 32) of an artifact."""  # noqa: E501
     from supremum import cli_build
     from supremum.config import EvalConfig
     from supremum.evaluate import data_config_for, evaluate, resolve_artifact
+    from supremum.tracking import parse_track
 
     art = resolve_artifact(artifact)
     dcfg = data_config_for(art, data, text_column=text_column, label_column=label_column,
                            encoding=encoding)
     ecfg = EvalConfig(split=split, speed=speed, repeats=repeats, threads=threads)
     _quiet_libraries()
-    metrics = evaluate(art, dcfg, ecfg, command=" ".join(sys.argv))
+    metrics = evaluate(art, dcfg, ecfg, command=" ".join(sys.argv), tracking=parse_track(track))
     _echo_json(metrics) if as_json else cli_build.print_eval(metrics, art)
 
 
@@ -224,13 +229,19 @@ def run_pipeline(
 ) -> None:
     """Run a pipeline recipe: fine-tune and compression stages in dependency order, each artifact evaluated; finished stages (same config and parents) are skipped, a failed stage only skips its dependents."""  # noqa: E501
     from supremum import cli_build
-    from supremum.pipeline import PipelineConfig, plan, run
+    from supremum.estimate import describe
+    from supremum.pipeline import PipelineConfig, estimate_plan, plan, run
     from supremum.recipe import build, load_yaml
+    from supremum.store import Store
 
     raw, lines = load_yaml(recipe)
     cfg = build(PipelineConfig, raw, str(recipe), lines, help_cmd="supremum run --help")
     _quiet_libraries()
-    rows = plan(cfg) if dry_run else run(cfg, on_event=lambda m: cli_build.err.print(m, markup=False))
+    if dry_run:
+        rows = plan(cfg)
+        cli_build.err.print(describe(estimate_plan(cfg, rows, Store())), markup=False)
+    else:
+        rows = run(cfg, on_event=lambda m: cli_build.err.print(m, markup=False))
     _echo_json(rows) if as_json else cli_build.print_pipeline(rows, dry_run)
     if any(r["status"] in ("failed", "skipped") for r in rows):
         raise typer.Exit(1)

@@ -43,6 +43,10 @@ def finetune_config(flags: dict[str, Any]):
             raise UserError(f"unknown method '{flags['method']}'", f"use one of: {', '.join(METHODS)}")
         if (raw.get("method") or {}).get("name") != flags["method"]:
             raw["method"] = {"name": flags["method"]}
+    if flags.get("track"):
+        from supremum.tracking import parse_track
+
+        raw.setdefault("tracking", {}).update(parse_track(flags["track"]).model_dump(exclude_defaults=True))
     for item in flags.get("overrides") or []:
         keys, value = parse_override(item)
         set_path(raw, keys, value)
@@ -129,11 +133,12 @@ def print_pick(res: dict) -> None:
 
 
 def print_pipeline(rows: list[dict], dry_run: bool) -> None:
-    t = Table("stage", "kind", "from", "method", "status", "artifact", "seconds", "error",
+    t = Table("stage", "kind", "from", "method", "status", "artifact", "estimate s", "seconds", "error",
               title="plan" if dry_run else "pipeline")
     for r in rows:
         method = r["method"]["name"] if isinstance(r["method"], dict) else (r["method"] or "")
         t.add_row(r["stage"], r["kind"], r["from"] or "", method, r["status"], r.get("artifact", ""),
+                  f"{r['estimate_s']:.0f}" if "estimate_s" in r else "",
                   f"{r['seconds']:.1f}" if "seconds" in r else "", r.get("error", ""))
     out.print(t)
 

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from supremum.tracking import TrackingConfig
 from supremum.train.methods import AnyMethodConfig, FullConfigDefault
 
 
@@ -77,6 +78,8 @@ class FinetuneConfig(Strict):
     method: AnyMethodConfig = Field(default_factory=FullConfigDefault, description="fine-tuning method")
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: str | None = Field(None, description="artifact directory (default: under $SUPREMUM_HOME)")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig,
+                                     description="mirror metrics to TensorBoard / MLflow / W&B")
 
     @model_validator(mode="after")
     def _resolve_lr(self) -> FinetuneConfig:

@@ -54,10 +54,12 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 
     An existing `path` is moved aside first and removed only after the new one is in place,
     so a crash at any moment leaves either the old or the new directory (plus a stray
-    temporary, which the next write cleans).
+    temporary, which the next write of the same path removes).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

@@ -20,6 +20,7 @@ from supremum.artifact import Artifact, open_artifact
 from supremum.config import DataConfig, ModelSpec, TrainConfig
 from supremum.errors import UserError
 from supremum.store import Store
+from supremum.tracking import TrackingConfig
 
 
 class StageSpec(BaseModel):
@@ -55,6 +56,8 @@ class PipelineConfig(BaseModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     stages: list[StageSpec]
     evaluate: EvalSpec = Field(default_factory=EvalSpec)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig,
+                                     description="mirror training and evaluation metrics to trackers")
 
     @model_validator(mode="after")
     def _graph(self):
@@ -94,6 +97,7 @@ def stage_hashes(cfg: PipelineConfig) -> dict[str, str]:
         own: dict[str, Any] = {"stage": s.model_dump(by_alias=True, exclude={"id"})}
         if s.finetune is not None:
             own.update(model=cfg.model.model_dump(), data=cfg.data.model_dump(), train=cfg.train.model_dump())
+            # tracking mirrors metrics; it does not change the artifact, so it is not identity
         else:
             own["parent"] = hashes[s.from_]
         hashes[s.id] = hashlib.sha256(json.dumps(own, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -126,7 +130,8 @@ def _run_stage(cfg: PipelineConfig, s: StageSpec, parent: Artifact | None, out: 
         ft = dict(s.finetune)
         raw = {"model": cfg.model.model_dump(), "data": cfg.data.model_dump(),
                "train": {**cfg.train.model_dump(exclude_unset=True), **ft.pop("train", {})},
-               "method": ft.pop("method", {"name": "full"}), "output": str(out), **ft}
+               "method": ft.pop("method", {"name": "full"}), "output": str(out),
+               "tracking": cfg.tracking.model_dump(), **ft}
         return finetune(build(FinetuneConfig, raw, f"stage {s.id}"), store=store, progress=False).artifact
     from supremum.compress import compress, make_config
 
@@ -137,11 +142,31 @@ def _run_stage(cfg: PipelineConfig, s: StageSpec, parent: Artifact | None, out: 
     return compress(parent, make_config(method, opts, f"stage {s.id}"), output=out, store=store)
 
 
+def estimate_plan(cfg: PipelineConfig, rows: list[dict], store: Store, probe: bool = True) -> dict:
+    """Run-time estimate of the stages still to run (see `supremum.estimate`); fills
+    `estimate_s` in the rows."""
+    from supremum.data import load_data
+    from supremum.estimate import estimate
+
+    todo = any(r["status"] == "to run" for r in rows)
+    n_train = len(load_data(cfg.data).splits["train"]) if todo else 0
+    est = estimate(cfg, rows, store, n_train=n_train, probe=probe and todo)
+    for r in rows:
+        if r["stage"] in est["stages"]:
+            r["estimate_s"] = round(est["stages"][r["stage"]]["seconds"], 1)
+    return est
+
+
 def run(cfg: PipelineConfig, store: Store | None = None, on_event=None) -> list[dict]:
     """Execute every stage not yet done, then evaluate; returns one summary row per stage."""
+    from supremum.estimate import describe
+
     store = store or Store()
     say = on_event or (lambda msg: None)
     rows, arts = plan(cfg, store), {}
+    n_todo = sum(r["status"] == "to run" for r in rows)
+    if n_todo:
+        say(f"{n_todo} stages to run: {describe(estimate_plan(cfg, rows, store))}")
     by_id = {s.id: s for s in cfg.stages}
     for row in rows:
         s, out = by_id[row["stage"]], Path(row["output"])
@@ -163,13 +188,17 @@ def run(cfg: PipelineConfig, store: Store | None = None, on_event=None) -> list[
         row["seconds"] = round(time.perf_counter() - t0, 2)
         if s.id in arts:
             row["artifact"] = arts[s.id].id
-            row["evaluated"] = _evaluate(cfg, arts[s.id], store, say)
+            try:
+                row["evaluated"] = _evaluate(cfg, arts[s.id], store, say)
+            except RuntimeError as e:
+                row.update(status="failed", error=str(e))
+                say(f"stage {s.id}: {e}")
     return rows
 
 
 def _evaluate(cfg: PipelineConfig, art: Artifact, store: Store, say) -> list[str]:
     from supremum.config import EvalConfig
-    from supremum.evaluate import evaluate
+    from supremum.evaluate import evaluate_in_subprocess
     from supremum.machine import fingerprint
 
     done = []
@@ -180,7 +209,7 @@ def _evaluate(cfg: PipelineConfig, art: Artifact, store: Store, say) -> list[str
         if here and ("cost" in m or not cfg.evaluate.speed):
             continue  # measured here already
         say(f"evaluating {art.id} on {split}")
-        evaluate(art, cfg.data, EvalConfig(split=split, speed=cfg.evaluate.speed, repeats=cfg.evaluate.repeats),
-                 store=store)
+        evaluate_in_subprocess(art, cfg.data, EvalConfig(split=split, speed=cfg.evaluate.speed,
+                               repeats=cfg.evaluate.repeats), store, cfg.tracking)
         done.append(split)
     return done

@@ -20,6 +20,7 @@ from supremum.fsutil import dir_size
 from supremum.infer import predict_logits
 from supremum.machine import fingerprint
 from supremum.store import Store
+from supremum.tracking import Tracker, TrackingConfig
 
 
 def resolve_artifact(ref: str, store: Store | None = None) -> Artifact:
@@ -67,7 +68,7 @@ def _same(a: str, b: str) -> bool:
 
 
 def evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, *, store: Store | None = None,
-             command: str = "") -> dict:
+             command: str = "", tracking: TrackingConfig | None = None) -> dict:
     store = store or Store()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -81,7 +82,27 @@ def evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, *, store: Sto
         raise
     art.record_metrics(f"{Path(data_cfg.path).name}:{cfg.split}", metrics)
     store.finish_run(run_id, metrics, art.id, str(art.path.resolve()))
+    with Tracker(tracking, store.root, f"eval-{art.id}-{cfg.split}", {"artifact": art.id,
+                 "lineage": art.lineage, "data": data_cfg.path, "split": cfg.split}) as tr:
+        tr.log({f"eval/{cfg.split}": {k: metrics[k] for k in ("accuracy", "macro_f1", "cost") if k in metrics}})
     return metrics
+
+
+def evaluate_in_subprocess(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, store: Store,
+                           tracking: TrackingConfig | None = None) -> None:
+    """Evaluate in a fresh process, so peak memory and latency belong to this artifact alone and
+    not to whatever the calling process trained or loaded before (a pipeline trains first)."""
+    import json
+    import subprocess
+    import sys
+
+    spec = {"artifact": str(art.path), "data": data_cfg.model_dump(), "eval": cfg.model_dump(),
+            "store": str(store.root), "tracking": tracking.model_dump() if tracking else None}
+    proc = subprocess.run([sys.executable, "-m", "supremum.evaluate.worker"], input=json.dumps(spec),
+                          text=True, capture_output=True)
+    if proc.returncode != 0:
+        lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
+        raise RuntimeError(f"evaluation of {art.id} failed: {lines[-1] if lines else 'no output'}")
 
 
 def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:

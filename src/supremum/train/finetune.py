@@ -22,6 +22,7 @@ from supremum.machine import fingerprint
 from supremum.models import load_model
 from supremum.progress import TrainProgress
 from supremum.store import Store
+from supremum.tracking import Tracker
 from supremum.train.loop import Split, TrainResult, train
 from supremum.train.methods import method_for, trainable_parameters
 
@@ -39,6 +40,7 @@ def config_hash(cfg: FinetuneConfig) -> str:
     d = cfg.model_dump(mode="json")
     d["train"].pop("checkpoint_every", None)
     d["train"].pop("threads", None)
+    d.pop("tracking", None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -67,7 +69,9 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     store.start_run(run_id, "finetune", command, cfg.model_dump(mode="json"), fingerprint(),
                     checkpoint=str(ckpt_dir) if cfg.train.checkpoint_every else None)
     try:
-        result = _train(model, train_split, dev, cfg, tok.pad_token_id, ckpt_dir, resume, progress)
+        with Tracker(cfg.tracking, store.root, f"finetune-{run_id}", cfg.model_dump(mode="json")) as tr:
+            result = _train(model, train_split, dev, cfg, tok.pad_token_id, ckpt_dir, resume, progress, tr)
+            tr.log({"trainable_params": trainable, "train_seconds": result.train_seconds})
         metrics = _metrics(result, trainable, total, data)
         model, storage = method.finalize(model, cfg.method)
         art = _save(model, tok, cfg, data, storage, metrics, run_id, store.root)
@@ -95,14 +99,20 @@ def _run_id(run_dir: Path, resume: bool) -> str:
     return run_id
 
 
-def _train(model, train_split, dev, cfg, pad_id, ckpt_dir, resume, progress) -> TrainResult:
+def _train(model, train_split, dev, cfg, pad_id, ckpt_dir, resume, progress, tracker) -> TrainResult:
     from supremum.train.loop import plan_steps
 
     _, total = plan_steps(len(train_split.ids), cfg.train)
     bar = TrainProgress(total, enabled=progress)
+
+    def on_step(info: dict) -> None:
+        bar.update(info)
+        tracker.log({"train/" + k: info[k] for k in ("loss", "lr", "samples_per_s", "dev_accuracy")
+                     if k in info}, step=info["step"])
+
     with bar if progress else nullcontext():
         result, _ = train(model, train_split, dev, cfg.train, pad_id, ckpt_dir=ckpt_dir,
-                          resume=resume, on_step=bar.update)
+                          resume=resume, on_step=on_step)
     return result
 
 

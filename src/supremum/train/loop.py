@@ -85,7 +85,8 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
             if dev is not None and _eval_due(state["step"], total, end_of_epoch, cfg):
                 best = _evaluate(model, dev, pad_id, cfg, state, best)
             if on_step:
-                on_step({**state["log"][-1], "total": total,
+                just = state["evals"][-1] if state["evals"] and state["evals"][-1]["step"] == state["step"] else {}
+                on_step({**state["log"][-1], **just, "total": total,
                          "samples_per_s": state["samples"] / max(state["train_seconds"], 1e-9)})
             if ckpt_dir is not None and cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
                 ckpt.save_checkpoint(ckpt_dir, model, opt, state, best)
