@@ -1,3 +1,4 @@
+import json
 import os
 import random
 import subprocess
@@ -73,3 +74,30 @@ def evaluated_pair(data: Path, tmp_path: Path, method: str) -> tuple[Path, Path]
     for a in (parent, child):
         run_cli("eval", str(a), "--repeats", "3", check=True)
     return parent, child
+
+
+TEXTS = ["great good fine 1", "awful dull poor 2", "lovely", "bad weak boring superb 77"]
+PREDICT = """
+import json, sys
+from supremum.artifact import open_artifact, load_artifact_model
+from supremum.infer import predict_logits
+model, tok = load_artifact_model(open_artifact(sys.argv[1]))
+ids = tok(json.loads(sys.argv[2]), truncation=True, max_length=128)["input_ids"]
+print(json.dumps(predict_logits(model, ids, tok.pad_token_id).tolist()))
+"""
+
+
+def logits(art):
+    from supremum.artifact import load_artifact_model
+    from supremum.infer import predict_logits
+
+    model, tok = load_artifact_model(art)
+    return predict_logits(model, tok(TEXTS)["input_ids"], tok.pad_token_id)
+
+
+def logits_fresh_process(path):
+    import numpy as np
+
+    out = subprocess.run([sys.executable, "-c", PREDICT, str(path), json.dumps(TEXTS)],
+                         capture_output=True, text=True, check=True)
+    return np.asarray(json.loads(out.stdout))

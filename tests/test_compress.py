@@ -1,32 +1,19 @@
 """Every compression method on a tiny model: compress, save, reload in a fresh process with
 identical predictions, the expected shapes/dtypes/sparsity, and the lineage in the store."""
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
+from conftest import TEXTS, logits, logits_fresh_process
 from safetensors import safe_open
 
 from supremum.artifact import load_artifact_model, open_artifact
 from supremum.compress import compress, compressors
 from supremum.config import FinetuneConfig
 from supremum.errors import UserError
-from supremum.infer import predict_logits
 from supremum.store import Store
 from supremum.train.finetune import finetune
 
-TEXTS = ["great good fine 1", "awful dull poor 2", "lovely", "bad weak boring superb 77"]
-PREDICT = """
-import json, sys
-from supremum.artifact import open_artifact, load_artifact_model
-from supremum.infer import predict_logits
-model, tok = load_artifact_model(open_artifact(sys.argv[1]))
-ids = tok(json.loads(sys.argv[2]), truncation=True, max_length=128)["input_ids"]
-print(json.dumps(predict_logits(model, ids, tok.pad_token_id).tolist()))
-"""
 OPTIONS = {
     "distill": {"max_steps": 4}, "lowrank": {"rank": 4, "recover_max_steps": 3},
     "prune-heads": {"amount": 0.5, "calibration_size": 16}, "prune-ffn": {"amount": 0.5, "calibration_size": 16},
@@ -46,17 +33,6 @@ def parent(csv_data, tmp_path):
     cfg = FinetuneConfig(model={"name": "tiny-bert"}, data={"path": str(csv_data)},
                          train={"max_steps": 20, "lr": 3e-3, "batch_size": 8}, output=str(tmp_path / "parent"))
     return finetune(cfg, progress=False).artifact
-
-
-def logits(art):
-    model, tok = load_artifact_model(art)
-    return predict_logits(model, tok(TEXTS)["input_ids"], tok.pad_token_id)
-
-
-def logits_fresh_process(path) -> np.ndarray:
-    out = subprocess.run([sys.executable, "-c", PREDICT, str(path), json.dumps(TEXTS)],
-                         capture_output=True, text=True, check=True)
-    return np.asarray(json.loads(out.stdout))
 
 
 def tensors(art) -> dict:

@@ -138,12 +138,19 @@ def load_artifact_model(art: Artifact):
         from supremum.compress.io import load_compressed
 
         return load_compressed(art, task)
+    if art.manifest["storage"] == "delta":
+        from supremum.train.methods import delta
+
+        return delta.load(art, task)
     if art.manifest["storage"] == "peft":
         from peft import PeftModel
 
         from supremum.models import load_model
+        from supremum.train.methods.peft_common import accept_past_key_values
 
         base, tok = load_model(art.manifest["base_model"], task, label_names=art.label_names or None)
+        if json.loads((art.path / "adapter_config.json").read_text()).get("peft_type") == "PREFIX_TUNING":
+            base = accept_past_key_values(base)
         model = PeftModel.from_pretrained(base, str(art.path))
     else:
         cls = tf.AutoModelForSequenceClassification if task == "classification" else tf.AutoModelForCausalLM

@@ -23,7 +23,7 @@ from supremum.models import load_model
 from supremum.progress import TrainProgress
 from supremum.store import Store
 from supremum.tracking import Tracker
-from supremum.train.loop import Split, TrainResult, train
+from supremum.train.loop import Split, TrainResult, plan_steps, train
 from supremum.train.methods import method_for, trainable_parameters
 
 
@@ -60,9 +60,9 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     model, tok = load_model(cfg.model.name, "classification", gguf_file=cfg.model.gguf_file,
                             label_names=data.label_names, dropout=cfg.train.dropout)
     method = method_for(cfg.method)
-    model = method.apply(model, cfg.method)
-    trainable, total = trainable_parameters(model)
     train_split, dev = _encode(tok, data, cfg.data.max_length)
+    model = method.apply(model, cfg.method, plan_steps(len(train_split.ids), cfg.train)[1])
+    trainable, total = trainable_parameters(model)
     run_dir = store.root / "checkpoints" / config_hash(cfg)
     run_id = _run_id(run_dir, resume)
     ckpt_dir = run_dir / "last"
@@ -70,11 +70,14 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
                     checkpoint=str(ckpt_dir) if cfg.train.checkpoint_every else None)
     try:
         with Tracker(cfg.tracking, store.root, f"finetune-{run_id}", cfg.model_dump(mode="json")) as tr:
-            result = _train(model, train_split, dev, cfg, tok.pad_token_id, ckpt_dir, resume, progress, tr)
+            result = _train(model, train_split, dev, cfg, tok.pad_token_id, ckpt_dir, resume, progress, tr,
+                            method.after_step)
             tr.log({"trainable_params": trainable, "train_seconds": result.train_seconds})
         metrics = _metrics(result, trainable, total, data)
+        adapter = _save_adapter(method, model, tok, cfg, data, metrics, run_id, store)
         model, storage = method.finalize(model, cfg.method)
-        art = _save(model, tok, cfg, data, storage, metrics, run_id, store.root)
+        art = _save(model, tok, cfg, data, storage, metrics, run_id, store.root,
+                    extra={"adapter_artifact": str(adapter.path.resolve())} if adapter else None)
     except BaseException as e:
         store.fail_run(run_id, f"{type(e).__name__}: {e}")
         raise
@@ -99,9 +102,8 @@ def _run_id(run_dir: Path, resume: bool) -> str:
     return run_id
 
 
-def _train(model, train_split, dev, cfg, pad_id, ckpt_dir, resume, progress, tracker) -> TrainResult:
-    from supremum.train.loop import plan_steps
-
+def _train(model, train_split, dev, cfg, pad_id, ckpt_dir, resume, progress, tracker,
+           after_step) -> TrainResult:
     _, total = plan_steps(len(train_split.ids), cfg.train)
     bar = TrainProgress(total, enabled=progress)
 
@@ -112,7 +114,7 @@ def _train(model, train_split, dev, cfg, pad_id, ckpt_dir, resume, progress, tra
 
     with bar if progress else nullcontext():
         result, _ = train(model, train_split, dev, cfg.train, pad_id, ckpt_dir=ckpt_dir,
-                          resume=resume, on_step=on_step)
+                          resume=resume, on_step=on_step, after_step=after_step)
     return result
 
 
@@ -131,13 +133,31 @@ def _metrics(result: TrainResult, trainable: int, total: int, data: TaskData) ->
     }
 
 
-def _save(model, tok, cfg: FinetuneConfig, data: TaskData, storage: str, metrics: dict,
-          run_id: str, root: Path) -> Artifact:
+def _save_adapter(method, model, tok, cfg: FinetuneConfig, data: TaskData, metrics: dict,
+                  run_id: str, store: Store) -> Artifact | None:
+    """The small adapter-only artifact, next to the merged main one (`<output>-adapter`)."""
+    got = method.adapter_only(model, cfg.method)
+    if got is None:
+        return None
     art_id = new_id()
-    out = Path(cfg.output) if cfg.output else root / "artifacts" / art_id
+    main = Path(cfg.output) if cfg.output else store.root / "artifacts" / art_id
+    out = main.with_name(main.name + "-adapter")
+    art = _save(got[0], tok, cfg, data, got[1], metrics, run_id, store.root, out=out, art_id=art_id)
+    store.add_artifact(art.id, str(art.path), run_id, art.task, cfg.model.name, f"{cfg.method.name} (adapter)")
+    return art
+
+
+def _save(model, tok, cfg: FinetuneConfig, data: TaskData, storage: str, metrics: dict,
+          run_id: str, root: Path, out: Path | None = None, art_id: str | None = None,
+          extra: dict | None = None) -> Artifact:
+    from supremum.train.methods import delta
+
+    art_id = art_id or new_id()
+    out = out or (Path(cfg.output) if cfg.output else root / "artifacts" / art_id)
     art = save_artifact(model, tok, out, task="text-classification", label_names=data.label_names,
                         base_model=cfg.model.name, config=cfg.model_dump(mode="json"),
                         storage=storage, artifact_id=art_id,
-                        extra={"run_id": run_id, "data": data.info, "method": cfg.method.name})
+                        write_weights=delta.writer if storage == "delta" else None,
+                        extra={"run_id": run_id, "data": data.info, "method": cfg.method.name, **(extra or {})})
     art.record_metrics("training", {k: v for k, v in metrics.items() if k not in ("loss_curve",)})
     return art

@@ -57,10 +57,12 @@ def plan_steps(n_train: int, cfg: TrainConfig) -> tuple[int, int]:
 def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id: int, *,
           ckpt_dir: Path | None = None, resume: bool = False,
           on_step: Callable[[dict], None] | None = None,
-          loss_fn: Callable | None = None) -> tuple[TrainResult, dict | None]:
+          loss_fn: Callable | None = None,
+          after_step: Callable | None = None) -> tuple[TrainResult, dict | None]:
     """Train in place; returns the result and the best trainable weights (when keep_best).
 
-    `loss_fn(model, batch, labels)` replaces the summed cross-entropy (distillation uses it)."""
+    `loss_fn(model, batch, labels)` replaces the summed cross-entropy (distillation uses it);
+    `after_step(model, step)` runs after each optimizer step while the gradients still exist."""
     opt = build_optimizer(model, cfg)
     per_epoch, total = plan_steps(len(train_split.ids), cfg)
     warm = warmup_steps(cfg, total)
@@ -75,7 +77,8 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
         for j in range(state["batch_in_epoch"], len(steps)):
             t0 = time.perf_counter()
             lr = set_lr(opt, cfg.lr, lr_factor(state["step"], warm, total, cfg.scheduler))
-            loss, n = _optimizer_step(model, opt, train_split, steps[j], pad_id, cfg, loss_fn)
+            loss, n = _optimizer_step(model, opt, train_split, steps[j], pad_id, cfg, loss_fn,
+                                      after_step and (lambda m, s=state["step"]: after_step(m, s)))
             state["train_seconds"] += time.perf_counter() - t0
             state["samples"] += n
             state["step"] += 1
@@ -102,7 +105,8 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
 
 
 def _optimizer_step(model, opt, data: Split, micro: list[list[int]], pad_id: int,
-                    cfg: TrainConfig, loss_fn: Callable | None = None) -> tuple[float, int]:
+                    cfg: TrainConfig, loss_fn: Callable | None = None,
+                    after: Callable | None = None) -> tuple[float, int]:
     n = sum(len(b) for b in micro)
     total_loss = 0.0
     for batch in iterate(data.ids, micro, pad_id, data.labels):
@@ -115,6 +119,8 @@ def _optimizer_step(model, opt, data: Split, micro: list[list[int]], pad_id: int
         params = [p for p in model.parameters() if p.grad is not None]
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
     opt.step()
+    if after:
+        after(model)
     opt.zero_grad(set_to_none=True)
     return total_loss, n
 

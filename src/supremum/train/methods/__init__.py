@@ -1,8 +1,17 @@
 """Fine-tuning method registry.
 
-A method is one module holding its typed config (a pydantic model whose `name` field is a
-Literal) and its handlers, registered with `@register`. The config union used by recipes is
-built from this registry, so adding a method touches only its own file and the import list.
+A method is a typed config (a pydantic model whose `name` field is a Literal) and a handler
+class registered with `@register`; one module per method or family (prompt learning holds
+prefix, prompt and p-tuning). The config union used by recipes is built from this registry, so
+adding a method touches only its own file and the import list.
+
+Handlers: `apply(model, cfg, total_steps)` readies a fresh model so only the method's parameters
+train; `finalize(model, cfg)` returns the model to save and its storage ("full" weights, a
+"peft" adapter, or a "delta": only the trained tensors over the base model). Optional:
+`adapter_only(model, cfg)` gives the small adapter artifact saved next to a merged one (called
+before `finalize`, which may merge in place); `after_step(model, step)` runs after each
+optimizer step, before gradients are cleared; `rebuild(model, cfg)` re-creates added modules
+on the base model before a delta loads.
 """
 
 from __future__ import annotations
@@ -24,10 +33,11 @@ class MethodConfig(BaseModel):
 @dataclass(frozen=True)
 class Method:
     config_cls: type[MethodConfig]
-    #: wraps or modifies a freshly loaded model so that only the method's parameters train
-    apply: Callable[[nn.Module, Any], nn.Module]
-    #: returns (model to save, storage kind): "full" weights or a "peft" adapter
+    apply: Callable[[nn.Module, Any, int], nn.Module]
     finalize: Callable[[nn.Module, Any], tuple[nn.Module, str]]
+    adapter_only: Callable[[nn.Module, Any], tuple[nn.Module, str] | None] = lambda m, c: None
+    after_step: Callable[[nn.Module, int], None] | None = None
+    rebuild: Callable[[nn.Module, Any], nn.Module] = lambda m, c: m
 
 
 METHODS: dict[str, Method] = {}
@@ -36,7 +46,9 @@ METHODS: dict[str, Method] = {}
 def register(config_cls: type[MethodConfig]):
     def deco(handlers: type) -> type:
         name = config_cls.model_fields["name"].default
-        METHODS[name] = Method(config_cls, handlers.apply, handlers.finalize)
+        optional = {k: getattr(handlers, k) for k in ("adapter_only", "after_step", "rebuild")
+                    if hasattr(handlers, k)}
+        METHODS[name] = Method(config_cls, handlers.apply, handlers.finalize, **optional)
         return handlers
 
     return deco
@@ -47,13 +59,23 @@ def method_for(cfg: MethodConfig) -> Method:
 
 
 def trainable_parameters(model: nn.Module) -> tuple[int, int]:
-    total = sum(p.numel() for p in model.parameters())
+    """(trainable, total). PEFT's `modules_to_save` keeps a frozen copy of the head next to the
+    trained one, so frozen duplicates are not counted in the total."""
+    total = sum(p.numel() for n, p in model.named_parameters() if ".original_module." not in n)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, total
 
 
 # Importing registers. Keep this list the only place that names every method.
-from supremum.train.methods import full, lora  # noqa: E402,F401
+from supremum.train.methods import (  # noqa: E402,F401
+    adalora,
+    adapter,
+    bitfit,
+    full,
+    ia3,
+    lora,
+    prompt_learning,
+)
 
 AnyMethodConfig = Annotated[
     Union[tuple(m.config_cls for m in METHODS.values())],  # noqa: UP007

@@ -18,7 +18,7 @@ class FullConfig(MethodConfig):
 @register(FullConfig)
 class Full:
     @staticmethod
-    def apply(model: nn.Module, cfg: FullConfig) -> nn.Module:
+    def apply(model: nn.Module, cfg: FullConfig, total_steps: int) -> nn.Module:
         for p in model.parameters():
             p.requires_grad_(True)
         return model

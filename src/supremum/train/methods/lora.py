@@ -1,4 +1,5 @@
-"""LoRA through PEFT: low-rank updates on linear layers, the task head trained fully."""
+"""LoRA through PEFT: low-rank updates on linear layers, the task head trained fully; rsLoRA
+(scale alpha/sqrt(r)) and DoRA (magnitude/direction decomposition) as options."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 from torch import nn
 
-from supremum.train.methods import MethodConfig, register
+from supremum.train.methods import MethodConfig, peft_common, register
 
 
 class LoraConfig(MethodConfig):
@@ -20,31 +21,26 @@ class LoraConfig(MethodConfig):
     target_modules: list[str] | str = Field(
         "all-linear", description="module names to adapt, or 'all-linear' (every linear but the head)"
     )
-    merge: bool = Field(True, description="merge the update into the base weights on save")
+    rslora: bool = Field(False, description="rank-stabilized scaling alpha/sqrt(r) (rsLoRA)")
+    dora: bool = Field(False, description="weight-decomposed LoRA (DoRA): also learn a per-column magnitude")
+    merge: bool = Field(True, description="merge the update into the base weights on save "
+                        "(the adapter alone is saved next to it as <output>-adapter)")
 
 
 @register(LoraConfig)
 class Lora:
     @staticmethod
-    def apply(model: nn.Module, cfg: LoraConfig) -> nn.Module:
+    def apply(model: nn.Module, cfg: LoraConfig, total_steps: int) -> nn.Module:
         import peft
 
-        task = "SEQ_CLS" if _is_classifier(model) else "CAUSAL_LM"
-        pcfg = peft.LoraConfig(
-            task_type=task,
-            r=cfg.r,
-            lora_alpha=cfg.alpha,
-            lora_dropout=cfg.dropout,
-            target_modules=cfg.target_modules,
-        )
-        return peft.get_peft_model(model, pcfg)
+        return peft_common.wrap(model, peft.LoraConfig(
+            task_type=peft_common.task_type(model), r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+            target_modules=cfg.target_modules, use_rslora=cfg.rslora, use_dora=cfg.dora))
+
+    @staticmethod
+    def adapter_only(model, cfg: LoraConfig):
+        return peft_common.adapter_only(model, cfg.merge)
 
     @staticmethod
     def finalize(model: nn.Module, cfg: LoraConfig) -> tuple[nn.Module, str]:
-        if cfg.merge:
-            return model.merge_and_unload(), "full"
-        return model, "peft"
-
-
-def _is_classifier(model: nn.Module) -> bool:
-    return type(model).__name__.endswith("ForSequenceClassification")
+        return peft_common.finalize(model, cfg.merge)
