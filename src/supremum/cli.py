@@ -74,8 +74,8 @@ def _echo_json(obj: Any) -> None:
 def finetune(
     model: Annotated[str | None, typer.Option(help=_doc("model", "name"))] = None,
     data: Annotated[str | None, typer.Option(help=_doc("data", "path"))] = None,
-    method: Annotated[str | None, typer.Option(help="fine-tuning method: full or lora "
-                                               "[default: full]")] = None,
+    method: Annotated[str | None, typer.Option(help="fine-tuning method: full, lora, adalora, ia3, prefix, "
+                                               "prompt, ptuning, adapter, bitfit [default: full]")] = None,
     epochs: Annotated[float | None, typer.Option(help=_doc("train", "epochs"))] = None,
     max_steps: Annotated[int | None, typer.Option(help=_doc("train", "max_steps"))] = None,
     lr: Annotated[float | None, typer.Option(help=_doc("train", "lr"))] = None,
@@ -131,6 +131,8 @@ def eval_(
     speed: Annotated[bool, typer.Option("--speed/--no-speed", help=_doc("eval", "speed"))] = True,
     repeats: Annotated[int, typer.Option(help=_doc("eval", "repeats"))] = 30,
     threads: Annotated[int | None, typer.Option(help=_doc("eval", "threads"))] = None,
+    perturb: Annotated[str | None, typer.Option(help=_doc("eval", "perturb"))] = None,
+    perturb_seed: Annotated[int, typer.Option(help=_doc("eval", "perturb_seed"))] = 0,
     track: Annotated[str | None, typer.Option(help="mirror metrics to trackers: tensorboard,mlflow,wandb "
                                               "(files under $SUPREMUM_HOME/tracking)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print metrics as JSON on stdout")] = False,
@@ -144,7 +146,12 @@ def eval_(
     art = resolve_artifact(artifact)
     dcfg = data_config_for(art, data, text_column=text_column, label_column=label_column,
                            encoding=encoding)
-    ecfg = EvalConfig(split=split, speed=speed, repeats=repeats, threads=threads)
+    if perturb:
+        from supremum.augment import parse_perturb
+
+        parse_perturb(perturb)  # bad specs fail before any model loads
+    ecfg = EvalConfig(split=split, speed=speed, repeats=repeats, threads=threads, perturb=perturb,
+                      perturb_seed=perturb_seed)
     _quiet_libraries()
     metrics = evaluate(art, dcfg, ecfg, command=" ".join(sys.argv), tracking=parse_track(track))
     _echo_json(metrics) if as_json else cli_build.print_eval(metrics, art)

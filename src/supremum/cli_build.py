@@ -176,6 +176,13 @@ def print_eval(m: dict, art) -> None:
     for name, row in zip(names, m["confusion_matrix"], strict=True):
         cm.add_row(name, *map(str, row))
     out.print(cm)
+    if m.get("robustness"):
+        rob = Table("perturbation", "accuracy", "vs clean (pt)", title="robustness")
+        for name, r in m["robustness"].items():
+            if name != "method":
+                rob.add_row(name, f"{r['accuracy']:.4f}", f"{r['delta_pt']:+.2f}")
+        out.print(rob)
+        out.print(f"[dim]method: {m['robustness']['method']}[/]", markup=True)
     if "cost" in m:
         _print_cost(m)
 

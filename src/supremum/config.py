@@ -7,7 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from supremum.augment import AugmentConfig
 from supremum.tracking import TrackingConfig
+from supremum.train.adversarial import AdversarialConfig
 from supremum.train.methods import AnyMethodConfig, FullConfigDefault
 
 
@@ -49,15 +51,25 @@ class TrainConfig(Strict):
     grad_accum: int = Field(1, ge=1, description="micro-batches accumulated per optimizer step")
     lr: float | None = Field(None, gt=0, description="peak learning rate (default: per method, "
                              "full 1e-4, lora 1e-3)")
-    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="adamw, or sgd with momentum")
-    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
-    weight_decay: float = Field(0.01, ge=0, description="decoupled weight decay (not on biases/norms)")
+    optimizer: Literal["adamw", "adam", "sgd", "rmsprop", "adafactor"] = Field(
+        "adamw", description="adamw; adam (weight decay as an L2 term in the gradient); sgd with "
+        "momentum; rmsprop; adafactor (factored second moments: less optimizer memory)")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD and RMSprop momentum")
+    weight_decay: float = Field(0.01, ge=0, description="weight decay (not on biases/norms): decoupled "
+                                "for adamw/adafactor, L2 for adam/sgd/rmsprop")
+    layer_decay: float | None = Field(None, gt=0, le=1, description="layer-wise learning-rate decay for "
+                                      "full fine-tuning: layer i of L gets lr * decay^(L+1-i), "
+                                      "embeddings the lowest, the head the full lr")
     scheduler: Literal["linear", "cosine", "constant"] = Field(
         "linear", description="decay after warm-up")
     warmup_steps: int | None = Field(None, ge=0, description="linear warm-up steps (overrides ratio)")
     warmup_ratio: float = Field(0.06, ge=0, lt=1, description="warm-up as a share of all steps")
     dropout: float | None = Field(None, ge=0, lt=1, description="override every dropout rate of the model")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the loss")
+    augment: AugmentConfig | None = Field(None, description="edited copies of the training texts "
+                                          "(word delete/swap/mask), training set only")
+    adversarial: AdversarialConfig | None = Field(None, description="FGM/PGD perturbations of the "
+                                                  "input embeddings during training")
     max_grad_norm: float | None = Field(1.0, gt=0, description="clip the gradient norm (null: off)")
     eval_every: int | None = Field(None, ge=1, description="evaluate on dev every N steps "
                                    "(default: once per epoch)")
@@ -83,6 +95,9 @@ class FinetuneConfig(Strict):
 
     @model_validator(mode="after")
     def _resolve_lr(self) -> FinetuneConfig:
+        if self.train.layer_decay is not None and self.method.name != "full":
+            raise ValueError("train.layer_decay applies to full fine-tuning only (the other methods "
+                             "train few or no pretrained weights)")
         if self.train.lr is None:
             self.train.lr = type(self.method).default_lr
         return self
@@ -95,3 +110,6 @@ class EvalConfig(Strict):
     warmup: int = Field(5, ge=0, description="untimed calls before timing (batch 1)")
     repeats: int = Field(30, ge=3, description="timed calls at batch 1 (batch 32: a third)")
     threads: int | None = Field(None, ge=1, description="torch threads (default: torch's choice)")
+    perturb: str | None = Field(None, description="also measure accuracy under seeded perturbations, "
+                                "e.g. typo:0.05,drop:0.1,swap:0.1,case")
+    perturb_seed: int = Field(0, description="seed of the perturbations")

@@ -84,7 +84,8 @@ def evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, *, store: Sto
     store.finish_run(run_id, metrics, art.id, str(art.path.resolve()))
     with Tracker(tracking, store.root, f"eval-{art.id}-{cfg.split}", {"artifact": art.id,
                  "lineage": art.lineage, "data": data_cfg.path, "split": cfg.split}) as tr:
-        tr.log({f"eval/{cfg.split}": {k: metrics[k] for k in ("accuracy", "macro_f1", "cost") if k in metrics}})
+        tr.log({f"eval/{cfg.split}": {k: metrics[k] for k in ("accuracy", "macro_f1", "cost", "robustness")
+                                         if k in metrics}})
     return metrics
 
 
@@ -127,6 +128,20 @@ def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
     return res
 
 
+def _robustness(model, tok, texts, labels, data_cfg: DataConfig, cfg: EvalConfig, clean: float) -> dict:
+    from supremum.augment import parse_perturb, perturb
+
+    out = {"method": f"accuracy on the same split with every text perturbed (seed {cfg.perturb_seed}); "
+           "typo: each letter deleted/doubled/swapped/replaced with the rate; drop/swap: each word "
+           "dropped / swapped with its neighbour with the rate; case: words upper-cased with the rate"}
+    for name, rate in parse_perturb(cfg.perturb):
+        ids = tokenize(tok, perturb(texts, name, rate, cfg.perturb_seed), data_cfg.max_length)
+        acc = float((predict_logits(model, ids, tok.pad_token_id, cfg.batch_size).argmax(-1)
+                     == np.asarray(labels)).mean())
+        out[f"{name}:{rate:g}"] = {"accuracy": acc, "delta_pt": 100 * (acc - clean)}
+    return out
+
+
 def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig) -> dict:
     data = load_data(data_cfg, label_names=art.label_names)
     model, tok = load_artifact_model(art)
@@ -135,6 +150,8 @@ def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig) -> dict:
     logits = predict_logits(model, tokenize(tok, texts, data_cfg.max_length), tok.pad_token_id,
                             cfg.batch_size)
     quality = classification_metrics(labels, logits.argmax(-1), art.label_names)
+    if cfg.perturb:
+        quality["robustness"] = _robustness(model, tok, texts, labels, data_cfg, cfg, quality["accuracy"])
     out = {"artifact": art.id, "lineage": art.lineage, "data": data_cfg.path, "split": cfg.split, **quality,
            "eval_seconds": time.perf_counter() - t0, "size_on_disk_mb": dir_size(art.path) / 2**20,
            "machine": fingerprint()}

@@ -60,7 +60,7 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     model, tok = load_model(cfg.model.name, "classification", gguf_file=cfg.model.gguf_file,
                             label_names=data.label_names, dropout=cfg.train.dropout)
     method = method_for(cfg.method)
-    train_split, dev = _encode(tok, data, cfg.data.max_length)
+    train_split, dev = _encode(tok, data, cfg)
     model = method.apply(model, cfg.method, plan_steps(len(train_split.ids), cfg.train)[1])
     trainable, total = trainable_parameters(model)
     run_dir = store.root / "checkpoints" / config_hash(cfg)
@@ -87,9 +87,17 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     return FinetuneResult(run_id, art, metrics, data.info)
 
 
-def _encode(tok, data: TaskData, max_length: int) -> tuple[Split, Split]:
-    return tuple(Split(tokenize(tok, data.texts(s), max_length), data.labels(s))
-                 for s in ("train", "dev"))
+def _encode(tok, data: TaskData, cfg: FinetuneConfig) -> tuple[Split, Split]:
+    """Tokenized train and dev; augmentation edits the training texts only."""
+    texts, labels = data.texts("train"), data.labels("train")
+    if cfg.train.augment:
+        from supremum.augment import augment
+
+        mask = tok.mask_token or tok.unk_token or "_"
+        texts, labels = augment(texts, labels, cfg.train.augment, mask)
+        data.info["augmented"] = {"added": len(texts) - len(data.texts("train")), "mask_token": mask}
+    dev = Split(tokenize(tok, data.texts("dev"), cfg.data.max_length), data.labels("dev"))
+    return Split(tokenize(tok, texts, cfg.data.max_length), labels), dev
 
 
 def _run_id(run_dir: Path, resume: bool) -> str:

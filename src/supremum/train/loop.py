@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from supremum.config import TrainConfig
 from supremum.data.batching import batch_order, iterate
 from supremum.infer import predict_logits
+from supremum.train import adversarial
 from supremum.train import checkpoint as ckpt
 from supremum.train.optim import build_optimizer, lr_factor, set_lr, warmup_steps
 
@@ -109,12 +110,20 @@ def _optimizer_step(model, opt, data: Split, micro: list[list[int]], pad_id: int
                     after: Callable | None = None) -> tuple[float, int]:
     n = sum(len(b) for b in micro)
     total_loss = 0.0
+    lf = loss_fn or _cross_entropy(cfg)
     for batch in iterate(data.ids, micro, pad_id, data.labels):
         labels = batch.pop("labels")
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = (loss_fn or _cross_entropy(cfg))(model, batch, labels) / n
-        loss.backward()
-        total_loss += loss.item()
+
+        def compute(batch=batch, labels=labels) -> torch.Tensor:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                return lf(model, batch, labels) / n
+
+        if cfg.adversarial:
+            total_loss += adversarial.backward(model, compute, cfg.adversarial)
+        else:
+            loss = compute()
+            loss.backward()
+            total_loss += loss.item()
     if cfg.max_grad_norm:
         params = [p for p in model.parameters() if p.grad is not None]
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)

@@ -1,25 +1,53 @@
-"""Optimizers and learning-rate schedules."""
+"""Optimizers, layer-wise learning-rate decay and learning-rate schedules."""
 
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 
 from supremum.config import TrainConfig
 
+_LAYER = re.compile(r"\.(?:layer|layers|h|block)\.(\d+)\.")
 
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+
+def layer_depth(name: str, num_layers: int) -> int:
+    """0 for embeddings, i+1 for transformer layer i, num_layers+1 for everything above
+    (pooler, final norm, task head)."""
+    m = _LAYER.search(name)
+    if m:
+        return int(m.group(1)) + 1
+    return 0 if "embed" in name else num_layers + 1
+
+
+def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict]:
+    """Groups by (decayed or not, depth). Biases and normalization weights are not decayed
+    (standard since BERT); `lr_scale` carries the layer-wise decay."""
+    num_layers = getattr(model.config, "num_hidden_layers", 0) or 0
+    groups: dict[tuple[bool, int], dict] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        # Biases and normalization weights are not decayed (standard since BERT).
-        (no_decay if p.ndim < 2 or "norm" in name.lower() else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+        decay = not (p.ndim < 2 or "norm" in name.lower())
+        depth = layer_depth(name, num_layers) if cfg.layer_decay else 0
+        scale = cfg.layer_decay ** (num_layers + 1 - depth) if cfg.layer_decay else 1.0
+        g = groups.setdefault((decay, depth), {"params": [], "lr_scale": scale,
+                                               "weight_decay": cfg.weight_decay if decay else 0.0})
+        g["params"].append(p)
+    return list(groups.values())
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum)
+    if cfg.optimizer == "adafactor":
+        return torch.optim.Adafactor(groups, lr=cfg.lr)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, fused=True)
     # The fused kernel does the whole update in one pass per tensor (CPU support since torch 2.4);
     # on 2 cores it is measurably faster than the default multi-tensor (foreach) path.
     return torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
@@ -44,6 +72,7 @@ def lr_factor(step: int, warmup: int, total: int, kind: str) -> float:
 
 
 def set_lr(opt: torch.optim.Optimizer, peak: float, factor: float) -> float:
+    """Sets every group's rate; returns the rate of the top (head) groups."""
     for g in opt.param_groups:
-        g["lr"] = peak * factor
+        g["lr"] = peak * factor * g.get("lr_scale", 1.0)
     return peak * factor

@@ -1,0 +1,75 @@
+"""Adversarial training on the input embeddings: FGM (Miyato et al., 2017) and PGD (Madry et
+al., 2018), for any method, since the perturbation lives on the word-embedding output that
+every method (PEFT-wrapped or not) goes through.
+
+Per micro-batch: the clean loss is back-propagated as usual while a forward hook keeps the
+gradient of the embedding output; the perturbation steps along that gradient (normalized per
+example, L2), PGD repeats `steps` times projecting onto the epsilon ball, and the loss at the
+final perturbation is back-propagated too, so the update sees clean + adversarial gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AdversarialConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["fgm", "pgd"] = Field("fgm", description="one step (fgm) or projected steps (pgd)")
+    epsilon: float = Field(1.0, gt=0, description="L2 radius of the perturbation per example")
+    steps: int = Field(3, ge=1, description="PGD ascent steps")
+    alpha: float = Field(0.3, gt=0, description="PGD step size (L2)")
+    weight: float = Field(1.0, gt=0, description="weight of the adversarial loss")
+
+
+def _unit(g: torch.Tensor) -> torch.Tensor:
+    norm = g.flatten(1).norm(dim=1).clamp_min(1e-12)
+    return g / norm.view(-1, *([1] * (g.ndim - 1)))
+
+
+def _project(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    norm = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+    return delta * (eps / norm).clamp(max=1.0).view(-1, *([1] * (delta.ndim - 1)))
+
+
+def backward(model, compute: Callable[[], torch.Tensor], cfg: AdversarialConfig) -> float:
+    """Back-propagate clean and adversarial loss; returns the clean loss value."""
+    emb = model.get_input_embeddings()
+    seen: dict = {}
+
+    def keep(_m, _i, out):
+        if not out.requires_grad:  # frozen embeddings (PEFT methods): make the output a leaf
+            out = out.detach().requires_grad_(True)
+        out.retain_grad()
+        seen["out"] = out
+        return out
+
+    h = emb.register_forward_hook(keep)
+    try:
+        loss = compute()
+        loss.backward()
+    finally:
+        h.remove()
+    grad = seen["out"].grad.detach()
+    delta = torch.zeros_like(grad)
+    steps, alpha = (1, cfg.epsilon) if cfg.method == "fgm" else (cfg.steps, cfg.alpha)
+    for k in range(steps):
+        if k > 0:
+            d = delta.clone().requires_grad_(True)
+            grad = torch.autograd.grad(_with(emb, d, compute), d)[0]
+        delta = _project(delta + alpha * _unit(grad), cfg.epsilon)
+    adv = _with(emb, delta, compute) * cfg.weight
+    adv.backward()
+    return loss.item()
+
+
+def _with(emb, delta: torch.Tensor, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    h = emb.register_forward_hook(lambda _m, _i, out: out + delta.to(out.dtype))
+    try:
+        return compute()
+    finally:
+        h.remove()
