@@ -134,6 +134,10 @@ def load_artifact_model(art: Artifact):
     import transformers as tf
 
     task = "classification" if art.task == "text-classification" else "causal-lm"
+    if art.manifest.get("backend") == "ensemble":
+        from supremum.ensemble import load_ensemble
+
+        return load_ensemble(art)
     if art.manifest.get("backend", "pytorch") != "pytorch" or art.manifest.get("transforms"):
         from supremum.compress.io import load_compressed
 

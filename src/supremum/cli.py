@@ -202,6 +202,29 @@ def compress(
 
 
 @app.command()
+def ensemble(
+    artifacts: Annotated[list[str], typer.Argument(help="two or more artifacts (paths or ids) of one task")],
+    output: Annotated[str | None, typer.Option(help="artifact directory [default: under $SUPREMUM_HOME]")] = None,
+    weights: Annotated[str | None, typer.Option(help="comma-separated member weights [default: equal]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Combine fine-tuned artifacts of one task into one artifact that averages their class probabilities (members must share the tokenizer and labels); it evaluates and serves like any other."""  # noqa: E501
+    from supremum.ensemble import make_ensemble
+    from supremum.evaluate import resolve_artifact
+
+    try:
+        w = [float(x) for x in weights.split(",")] if weights else None
+    except ValueError:
+        raise UserError(f"--weights '{weights}' is not a list of numbers", "e.g. --weights 1,1,2") from None
+    _quiet_libraries()
+    art = make_ensemble([resolve_artifact(a) for a in artifacts], output, w, command=" ".join(sys.argv))
+    if as_json:
+        _echo_json({"artifact": str(art.path), "artifact_id": art.id, "members": art.manifest["members"]})
+    else:
+        print(f"artifact {art.id}: {art.path}  ({art.lineage})")
+
+
+@app.command()
 def sensitivity(
     artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
     data: Annotated[str | None, typer.Option(help="data [default: the training data]")] = None,

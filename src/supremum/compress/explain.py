@@ -16,7 +16,11 @@ def runtime(manifest: dict, isa: list[str], operators: list[str] | None = None) 
     kinds = {t["kind"]: t for t in manifest.get("transforms", [])}
     backend = manifest.get("backend", "pytorch")
     parts = []
-    if backend == "onnxruntime":
+    if backend == "ensemble":
+        members = manifest.get("members", [])
+        parts.append(f"ensemble of {len(members)} members run one after another, probabilities averaged ("
+                     + ", ".join(m["lineage"] for m in members) + ")")
+    elif backend == "onnxruntime":
         ops = set(operators or [])
         parts.append("ONNX Runtime CPU execution provider")
         if ops & {"MatMulInteger", "DynamicQuantizeMatMul", "QAttention"}:

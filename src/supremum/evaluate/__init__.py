@@ -109,8 +109,8 @@ def evaluate_in_subprocess(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig,
 def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
     """Speed-up and quality change against the parent's measurement of the same data on the
     same machine (separate runs, so less exact than the interleaved benchmark)."""
-    if not art.manifest.get("parents"):
-        return None
+    if not art.manifest.get("parents") or art.manifest.get("backend") == "ensemble":
+        return None  # an ensemble has several parents: its members, each with its own row
     try:
         parent = parent_of(art)
     except UserError:

@@ -1,0 +1,121 @@
+"""Ensembles: several fine-tuned artifacts of one task combined into one artifact whose
+prediction is the (weighted) mean of the members' class probabilities.
+
+The ensemble directory holds a copy of every member (each a complete artifact, verified when
+it loads), the shared tokenizer and a manifest with backend "ensemble"; it evaluates, enters
+the frontier and serves like any other artifact. Its cost is honest: size is the sum of the
+members, latency runs them one after another.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from supremum.artifact import Artifact, load_artifact_model, new_id, open_artifact, save_artifact
+from supremum.errors import UserError
+from supremum.machine import fingerprint
+from supremum.store import Store
+
+
+class EnsembleModel:
+    training = False
+
+    def __init__(self, members: list, weights: list[float]):
+        self.members, self.weights = members, weights
+        self.config = getattr(members[0], "config", None)
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_):
+        probs = sum(w * torch.softmax(m(input_ids=input_ids, attention_mask=attention_mask).logits.float(), -1)
+                    for m, w in zip(self.members, self.weights, strict=True))
+        # log-probabilities: argmax and softmax give back the averaged prediction
+        return SimpleNamespace(logits=torch.log(probs.clamp_min(1e-12)))
+
+    def eval(self) -> EnsembleModel:
+        for m in self.members:
+            m.eval()
+        return self
+
+    def train(self, mode: bool = True) -> EnsembleModel:
+        return self
+
+    def cost_info(self) -> dict:
+        from supremum.evaluate.speed import param_counts
+
+        counts = [param_counts(m) for m in self.members]
+        return {"params": sum(c["params"] for c in counts), "weights_mb": sum(c["weights_mb"] for c in counts)}
+
+
+def _tokenizer_signature(art: Artifact) -> str:
+    """Members must tokenize identically, since one tokenization feeds them all."""
+    import transformers as tf
+
+    tok = tf.AutoTokenizer.from_pretrained(str(art.path))
+    return f"{type(tok).__name__}:{sorted(tok.get_vocab().items())!r}"
+
+
+def _check(arts: list[Artifact]) -> None:
+    if len(arts) < 2:
+        raise UserError("an ensemble needs at least two artifacts", "pass two or more artifact paths or ids")
+    first = arts[0]
+    for a in arts[1:]:
+        if a.task != first.task or a.label_names != first.label_names:
+            raise UserError(f"{a.id} predicts {a.label_names} ({a.task}) but {first.id} predicts "
+                            f"{first.label_names} ({first.task})",
+                            "ensemble artifacts of the same task and labels")
+        if a.manifest.get("backend") == "ensemble":
+            raise UserError(f"{a.id} is itself an ensemble", "list its members instead")
+    sigs = {_tokenizer_signature(a) for a in arts}
+    if len(sigs) > 1:
+        raise UserError("the artifacts use different tokenizers", "ensemble artifacts fine-tuned from the same "
+                        "base model (or models sharing a tokenizer)")
+
+
+def make_ensemble(arts: list[Artifact], output: str | Path | None = None, weights: list[float] | None = None,
+                  store: Store | None = None, command: str = "") -> Artifact:
+    store = store or Store()
+    _check(arts)
+    weights = weights or [1.0] * len(arts)
+    if len(weights) != len(arts) or min(weights) <= 0:
+        raise UserError(f"{len(weights)} weights for {len(arts)} members, or a weight <= 0",
+                        "give one positive weight per member, e.g. --weights 1,1,2")
+    weights = [w / sum(weights) for w in weights]
+    art_id, run_id = new_id(), new_id()
+    out = Path(output) if output else store.root / "artifacts" / art_id
+    store.start_run(run_id, "ensemble", command, {"members": [a.id for a in arts], "weights": weights},
+                    fingerprint(), parents=[a.id for a in arts])
+
+    def copy_members(_model, tmp: Path) -> dict:
+        for i, a in enumerate(arts):
+            shutil.copytree(a.path, tmp / "members" / str(i), ignore=shutil.ignore_patterns(".*"))
+        return {"backend": "ensemble"}
+
+    try:
+        _, tok = load_artifact_model(arts[0])
+        method = "ensemble(" + ",".join(a.lineage for a in arts) + ")"
+        art = save_artifact(
+            SimpleNamespace(config=SimpleNamespace(model_type=arts[0].manifest.get("model_type"))), tok, out,
+            task=arts[0].task, label_names=arts[0].label_names, base_model=arts[0].manifest["base_model"],
+            config={"members": [a.id for a in arts], "weights": weights,
+                    "data": arts[0].manifest.get("config", {}).get("data")}, storage="ensemble",
+            parents=[a.id for a in arts], artifact_id=art_id, write_weights=copy_members,
+            extra={"method": method, "members": [
+                {"id": a.id, "lineage": a.lineage, "weight": w, "dir": f"members/{i}"}
+                for i, (a, w) in enumerate(zip(arts, weights, strict=True))]})
+    except BaseException as e:
+        store.fail_run(run_id, f"{type(e).__name__}: {e}")
+        raise
+    store.add_artifact(art.id, str(art.path), run_id, art.task, art.manifest["base_model"], method)
+    store.finish_run(run_id, {"members": len(arts)}, art.id, str(art.path.resolve()))
+    return art
+
+
+def load_ensemble(art: Artifact):
+    import transformers as tf
+
+    members = [load_artifact_model(open_artifact(art.path / m["dir"]))[0] for m in art.manifest["members"]]
+    model = EnsembleModel(members, [m["weight"] for m in art.manifest["members"]])
+    return model.eval(), tf.AutoTokenizer.from_pretrained(str(art.path))
