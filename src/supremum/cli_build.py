@@ -263,3 +263,21 @@ def describe(ref: str) -> dict:
         art = open_artifact(row["path"], verify=False)
         return {"artifact": art.manifest, "metrics": art.metrics, "path": row["path"]}
     raise UserError(f"no run or artifact with id '{ref}'", "see `supremum runs` for ids")
+
+
+def print_cells(rows: list[dict]) -> None:
+    t = Table("variant", "seed", "hash", "status", title="comparison cells")
+    for r in rows:
+        t.add_row(r["variant"], str(r["seed"]), r["hash"], r["status"])
+    out.print(t)
+
+
+def print_compare(s: dict) -> None:
+    from supremum.compare import table
+
+    head, rows = table(s)
+    t = Table(*head, title=f"{s['name']}: {s['model']} on {s['data']} ({len(s['rows'][0]['seeds'])} seeds)")
+    for r in rows:
+        t.add_row(*r)
+    out.print(t)
+    out.print(f"method: {s['method']}; {s['cached_cells']} of {s['cells']} cells reused", markup=False)

@@ -8,6 +8,7 @@ import html
 import io
 from pathlib import Path
 
+from supremum.compare import table
 from supremum.frontier import frontier
 from supremum.fsutil import write_bytes
 from supremum.store import Store
@@ -114,7 +115,17 @@ def build(store: Store | None = None, metric: str = "accuracy", data: str | None
           split: str | None = None) -> dict:
     store = store or Store()
     fronts = {cost: frontier(metric, cost, data, split, store) for cost, _ in PLOTS}
-    return {"fronts": fronts, "bought": bought(fronts["latency_b1"]), "store": store}
+    return {"fronts": fronts, "bought": bought(fronts["latency_b1"]), "store": store,
+            "comparisons": comparisons(store)}
+
+
+def comparisons(store: Store) -> list[dict]:
+    """The latest finished `supremum compare` summary of each comparison name."""
+    latest: dict[str, dict] = {}
+    for r in store.runs():
+        if r["kind"] == "compare" and r["status"] == "finished" and r.get("metrics"):
+            latest[r["metrics"]["name"]] = r["metrics"]
+    return list(latest.values())
 
 
 def markdown(rep: dict) -> str:
@@ -134,6 +145,12 @@ def markdown(rep: dict) -> str:
                      f"{_f(c['size'])} | {_f(c['memory'])} |")
     for r in res["not_comparable"]:
         lines.append(f"\nNot compared: {r['artifact']} ({r['lineage']}): {r['reason']}")
+    for s in rep["comparisons"]:
+        head, rows = table(s)
+        lines += ["", f"## Method comparison {s['name']}: {s['model']} on `{s['data']}`", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines += ["", s["method"]]
     return "\n".join(lines) + "\n"
 
 
@@ -155,6 +172,13 @@ def render_html(rep: dict) -> str:
     if curves:
         body += ["<h2>Training curves</h2>", curves]
     body.append("<h2>Variants</h2>" + _html_table(res))
+    for s in rep["comparisons"]:
+        head, rows = table(s)
+        cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        body.append(f"<h2>Method comparison {html.escape(s['name'])}: {html.escape(s['model'])} on "
+                    f"{html.escape(s['data'])}</h2><table><tr>"
+                    + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+                    + f"</tr>{cells}</table><p>{html.escape(s['method'])}</p>")
     for art, m in sensitivity_tables(rep["store"]):
         rows = "".join(f"<tr><td>{html.escape(r['layer'])}</td>" + "".join(
             f"<td>{'' if r.get(s) is None else f'{r[s]:+.2f}'}</td>" for s in m["schemes"]) + "</tr>"

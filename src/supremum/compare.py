@@ -1,0 +1,205 @@
+"""Method comparison: a matrix of fine-tuning variants x seeds on one dataset, each cell trained
+and evaluated in its own process, summarized as mean +- std over seeds with a note where a
+difference is within noise.
+
+Each cell's identity is a content hash of its resolved fine-tune config, so a re-run skips the
+cells already done (after a crash, or after adding a variant). The summary is one `compare` run
+in the store, which `supremum report` shows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from supremum.config import DataConfig, FinetuneConfig, ModelSpec, TrainConfig
+from supremum.errors import UserError
+from supremum.fsutil import write_json
+from supremum.machine import fingerprint
+from supremum.store import Store
+
+
+class Variant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str | None = Field(None, description="name in the table (default: the method name)")
+    method: dict = Field(description="method config, e.g. {name: lora, r: 16}")
+    train: dict = Field(default_factory=dict, description="training overrides for this variant")
+
+
+class CompareEval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    splits: list[str] = Field(default_factory=lambda: ["dev", "test"], description="splits evaluated")
+    perturb: str | None = Field(None, description="robustness perturbations also evaluated, e.g. typo:0.05")
+
+
+class CompareConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="comparison name (cells go under $SUPREMUM_HOME/compare/<name>)")
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    data: DataConfig
+    train: TrainConfig = Field(default_factory=TrainConfig, description="shared training settings")
+    methods: list[Variant | str] = Field(description="variants: a method name, or {label, method, train}")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], description="one run per seed per variant")
+    grid: dict[str, list] = Field(default_factory=dict, description="dotted keys crossed with every variant, "
+                                  "e.g. {train.lr: [3e-4, 1e-3]}")
+    evaluate: CompareEval = Field(default_factory=CompareEval)
+    noise_p: float = Field(0.05, gt=0, lt=1, description="Welch t-test p-value above which a difference "
+                           "to the best variant is called within noise")
+
+    @field_validator("methods")
+    @classmethod
+    def _variants(cls, v: list) -> list[Variant]:
+        out = [Variant(method={"name": x}) if isinstance(x, str) else x for x in v]
+        labels = [x.label or x.method.get("name") for x in out]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"variant labels repeat ({labels}); give each variant a distinct label:")
+        return out
+
+
+def cells(cfg: CompareConfig) -> list[dict]:
+    """Every (variant, grid point, seed) as a validated fine-tune config with its label and hash."""
+    from supremum.recipe import set_path
+    from supremum.train.finetune import config_hash
+
+    keys = list(cfg.grid)
+    out = []
+    for v in cfg.methods:
+        for point in itertools.product(*(cfg.grid[k] for k in keys)):
+            label = (v.label or v.method["name"]) + "".join(
+                f" {k.split('.')[-1]}={x}" for k, x in zip(keys, point, strict=True))
+            for seed in cfg.seeds:
+                raw: dict[str, Any] = {"model": cfg.model.model_dump(), "data": cfg.data.model_dump(),
+                                       "train": {**cfg.train.model_dump(exclude_unset=True), **v.train,
+                                                 "seed": seed}, "method": dict(v.method)}
+                for k, x in zip(keys, point, strict=True):
+                    set_path(raw, k.split("."), x)
+                h = config_hash(_validate(raw, label))[:12]
+                out.append({"variant": label, "method": v.method["name"], "seed": seed, "config": raw, "hash": h})
+    return out
+
+
+def _validate(raw: dict, label: str) -> FinetuneConfig:
+    from supremum.recipe import build
+
+    return build(FinetuneConfig, raw, f"compare variant '{label}'")
+
+
+def cell_dir(store: Store, cfg: CompareConfig, cell: dict) -> Path:
+    return store.root / "compare" / cfg.name / cell["hash"]
+
+
+def run(cfg: CompareConfig, store: Store | None = None, on_event=None) -> dict:
+    store = store or Store()
+    say = on_event or (lambda m: None)
+    todo = cells(cfg)
+    from supremum.artifact import new_id
+
+    run_id = new_id()
+    store.start_run(run_id, "compare", "", cfg.model_dump(mode="json"), fingerprint())
+    results = []
+    try:
+        for i, c in enumerate(todo, 1):
+            d = cell_dir(store, cfg, c)
+            if (d / "result.json").exists():
+                results.append({**c, **json.loads((d / "result.json").read_text()), "cached": True})
+                continue
+            say(f"[{i}/{len(todo)}] {c['variant']} seed {c['seed']}")
+            results.append({**c, **_run_cell(c, d, cfg, store), "cached": False})
+        summary = summarize(results, cfg)
+    except BaseException as e:
+        store.fail_run(run_id, f"{type(e).__name__}: {e}")
+        raise
+    store.finish_run(run_id, summary)
+    return summary
+
+
+def _run_cell(cell: dict, d: Path, cfg: CompareConfig, store: Store) -> dict:
+    """Train and evaluate in a fresh process: peak memory and time are this cell's alone."""
+    spec = {"config": {**cell["config"], "output": str(d / "artifact")}, "splits": cfg.evaluate.splits,
+            "perturb": cfg.evaluate.perturb, "store": str(store.root)}
+    proc = subprocess.run([sys.executable, "-m", "supremum.compare_worker"], input=json.dumps(spec),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
+        raise UserError(f"compare cell '{cell['variant']}' seed {cell['seed']} failed: "
+                        f"{lines[-1] if lines else 'no output'}", "run that fine-tune alone to see why")
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    write_json(d / "result.json", res)
+    return res
+
+
+def _ms(xs: list[float]) -> dict:
+    return {"mean": statistics.fmean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else None, "n": len(xs)}
+
+
+def summarize(results: list[dict], cfg: CompareConfig) -> dict:
+    from scipy.stats import ttest_ind
+
+    primary = "test" if "test" in cfg.evaluate.splits else cfg.evaluate.splits[0]
+    groups: dict[str, list[dict]] = {}
+    for r in results:
+        groups.setdefault(r["variant"], []).append(r)
+    rows = []
+    for label, rs in groups.items():
+        row = {"variant": label, "method": rs[0]["method"], "seeds": [r["seed"] for r in rs],
+               "trainable_params": rs[0]["trainable_params"], "trainable_fraction": rs[0]["trainable_fraction"],
+               "train_seconds": _ms([r["train_seconds"] for r in rs]),
+               "peak_rss_mb": max(r["peak_rss_mb"] for r in rs)}
+        for split in cfg.evaluate.splits:
+            row[split] = _ms([r["accuracy"][split] for r in rs])
+        for name in (rs[0].get("robustness") or {}):
+            row[name] = _ms([r["robustness"][name] for r in rs])
+        rows.append(row)
+    best = max(rows, key=lambda r: r[primary]["mean"])
+    best_xs = [r["accuracy"][primary] for r in groups[best["variant"]]]
+    for row in rows:
+        if row is best:
+            row["note"] = "best"
+            continue
+        xs = [r["accuracy"][primary] for r in groups[row["variant"]]]
+        if len(xs) < 2 or len(best_xs) < 2:
+            row["note"] = "one seed: noise unknown"
+            continue
+        p = float(ttest_ind(xs, best_xs, equal_var=False).pvalue)
+        if p != p:  # identical constant samples
+            p = 1.0
+        row["p_vs_best"] = p
+        row["note"] = (f"within noise of {best['variant']} (p={p:.2f})" if p >= cfg.noise_p
+                       else f"below {best['variant']} (p={p:.3f})")
+    return {"name": cfg.name, "data": cfg.data.path, "model": cfg.model.name, "primary_split": primary,
+            "rows": rows, "cells": len(results), "cached_cells": sum(r["cached"] for r in results),
+            "method": f"mean and sample std over seeds; notes: Welch t-test of {primary} accuracy against "
+                      f"the best variant, within noise when p >= {cfg.noise_p}; train_seconds is training "
+                      "time only; peak_rss_mb is the highest peak RSS of the cell processes (training "
+                      "and evaluation)"}
+
+
+def accuracy_columns(s: dict) -> list[str]:
+    """Accuracy columns of a summary: the splits, then the robustness probes."""
+    fixed = {"variant", "method", "seeds", "trainable_params", "trainable_fraction", "train_seconds",
+             "peak_rss_mb", "note", "p_vs_best"}
+    return [k for k in s["rows"][0] if k not in fixed] if s["rows"] else []
+
+
+def pm(m: dict | None) -> str:
+    """'88.65 ± 0.21' (percent) from a mean/std summary."""
+    if not m:
+        return "-"
+    return f"{100 * m['mean']:.2f}" + (f" ± {100 * m['std']:.2f}" if m.get("std") is not None else "")
+
+
+def table(s: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a summary as text, for the CLI, Markdown and HTML."""
+    cols = accuracy_columns(s)
+    head = ["variant", *[f"{c} acc %" for c in cols], "trainable", "train s", "peak MB", "note"]
+    rows = [[r["variant"], *[pm(r.get(c)) for c in cols],
+             f"{r['trainable_params']:,} ({100 * r['trainable_fraction']:.2f}%)",
+             f"{r['train_seconds']['mean']:.0f}", f"{r['peak_rss_mb']:.0f}", r["note"]] for r in s["rows"]]
+    return head, rows

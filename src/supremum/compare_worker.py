@@ -1,0 +1,37 @@
+"""`python -m supremum.compare_worker` < spec.json: one comparison cell (fine-tune, then
+quality evaluation of each split) in a fresh process; prints one JSON line. The spec is JSON
+written by our own parent process (supremum.compare)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main() -> None:
+    from supremum.config import EvalConfig, FinetuneConfig
+    from supremum.evaluate import evaluate
+    from supremum.evaluate.speed import peak_rss_mb
+    from supremum.store import Store
+    from supremum.train.finetune import finetune
+
+    spec = json.loads(sys.stdin.read())
+    cfg = FinetuneConfig(**spec["config"])
+    store = Store(spec["store"])
+    res = finetune(cfg, store=store, progress=False, command="supremum compare (cell)")
+    acc, robustness = {}, {}
+    for split in spec["splits"]:
+        m = evaluate(res.artifact, cfg.data, EvalConfig(split=split, speed=False,
+                                                        perturb=spec["perturb"] if split == spec["splits"][-1]
+                                                        else None), store=store)
+        acc[split] = m["accuracy"]
+        robustness.update({k: v["accuracy"] for k, v in (m.get("robustness") or {}).items() if k != "method"})
+    out = {"accuracy": acc, "robustness": robustness, "artifact": res.artifact.id, "run_id": res.run_id,
+           "trainable_params": res.metrics["trainable_params"],
+           "trainable_fraction": res.metrics["trainable_fraction"],
+           "train_seconds": res.metrics["train_seconds"], "peak_rss_mb": peak_rss_mb()}
+    sys.stdout.write(json.dumps(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
