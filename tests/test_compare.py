@@ -88,3 +88,17 @@ def test_report_shows_the_latest_comparison(csv_data, tmp_path):
     md, page = markdown(rep), render_html(rep)
     assert "## Method comparison methods" in md and "| lora | 81.00 ± 1.00 |" in md
     assert "Method comparison methods" in page and "<td>below full (p=" in page
+
+
+def test_shipped_compare_recipes_validate(monkeypatch):
+    from pathlib import Path
+
+    from supremum.recipe import build, load_yaml
+
+    monkeypatch.setenv("SUPREMUM_DATA", "/data")
+    paths = sorted((Path(__file__).parent.parent / "recipes" / "compare").glob("*.yaml"))
+    assert paths
+    for p in paths:
+        raw, lines = load_yaml(p)
+        cfg = build(CompareConfig, raw, str(p), lines)
+        assert cfg.data.path.startswith("/data/") and len(cells(cfg)) == len(cfg.methods) * len(cfg.seeds)
