@@ -85,7 +85,8 @@ def test_report_html_is_self_contained_and_md_lists_what_steps_bought(csv_data, 
     run_cli("sensitivity", str(art), "--schemes", "int8", check=True)
     out = run_cli("report", "--output", str(tmp_path / "r.html"), check=True).stdout.strip()
     page = (tmp_path / "r.html").read_text()
-    assert out.endswith("r.html") and page.count("<svg") == 4  # 3 Pareto plots + training curves
+    # 3 Pareto plots + training curves + the sensitivity chart
+    assert out.endswith("r.html") and page.count("<svg") == 5
     # nothing to fetch: no scripts, no external sources or links (SVG's own #fragment refs are fine)
     assert "<script" not in page and "src=" not in page and 'href="http' not in page
     assert "full&gt;onnx-int8-dynamic" in page and "Sensitivity of" in page

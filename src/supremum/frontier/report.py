@@ -98,6 +98,26 @@ def curves_plot(store: Store) -> str | None:
     return svg
 
 
+def sensitivity_plot(m: dict, top: int = 15) -> str:
+    """Horizontal bars: dev-accuracy change (points) per layer and scheme, most sensitive on top."""
+    import matplotlib.pyplot as plt
+
+    layers = m["layers"][:top][::-1]
+    fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(layers) + 1.2))
+    width = 0.8 / max(1, len(m["schemes"]))
+    for k, scheme in enumerate(m["schemes"]):
+        ys = [i + k * width for i in range(len(layers))]
+        ax.barh(ys, [r.get(scheme) or 0.0 for r in layers], height=width, label=scheme)
+    ax.set_yticks([i + 0.4 - width / 2 for i in range(len(layers))], [r["layer"] for r in layers], fontsize=7)
+    ax.axvline(0, color="black", lw=0.5)
+    ax.set_xlabel("dev accuracy change when only this layer is compressed (points)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, axis="x")
+    svg = _svg(fig)
+    plt.close(fig)
+    return svg
+
+
 def sensitivity_tables(store: Store) -> list[tuple[str, dict]]:
     import json
 
@@ -183,7 +203,8 @@ def render_html(rep: dict) -> str:
         rows = "".join(f"<tr><td>{html.escape(r['layer'])}</td>" + "".join(
             f"<td>{'' if r.get(s) is None else f'{r[s]:+.2f}'}</td>" for s in m["schemes"]) + "</tr>"
             for r in m["layers"][:15])
-        body.append(f"<h2>Sensitivity of {html.escape(art)} (points, most sensitive first)</h2><table>"
+        body.append(f"<h2>Sensitivity of {html.escape(art)} (points, most sensitive first)</h2>"
+                    + sensitivity_plot(m) + "<table>"
                     f"<tr><th>layer</th>{''.join(f'<th>{s}</th>' for s in m['schemes'])}</tr>{rows}</table>")
     return ("<!doctype html><html><head><meta charset='utf-8'><title>supremum report</title>"
             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
