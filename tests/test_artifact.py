@@ -1,25 +1,12 @@
-import json
-import subprocess
-import sys
 
 import pytest
 import torch
+from conftest import logits, logits_fresh_process
 
-from supremum.artifact import load_artifact_model, open_artifact
+from supremum.artifact import open_artifact
 from supremum.config import FinetuneConfig
 from supremum.errors import UserError
-from supremum.infer import predict_logits
 from supremum.train.finetune import finetune
-
-TEXTS = ["the film was great", "an awful boring film", "fine"]
-PREDICT = """
-import json, sys
-from supremum.artifact import open_artifact, load_artifact_model
-from supremum.infer import predict_logits
-model, tok = load_artifact_model(open_artifact(sys.argv[1]))
-ids = tok(json.loads(sys.argv[2]), truncation=True, max_length=128)["input_ids"]
-print(json.dumps(predict_logits(model, ids, tok.pad_token_id).tolist()))
-"""
 
 
 def trained(data, tmp_path, method=None):
@@ -29,23 +16,12 @@ def trained(data, tmp_path, method=None):
     return finetune(cfg, progress=False).artifact
 
 
-def logits_here(art):
-    model, tok = load_artifact_model(art)
-    return predict_logits(model, tok(TEXTS)["input_ids"], tok.pad_token_id)
-
-
-def logits_fresh_process(path):
-    out = subprocess.run([sys.executable, "-c", PREDICT, str(path), json.dumps(TEXTS)],
-                         capture_output=True, text=True, check=True)
-    return torch.tensor(json.loads(out.stdout))
-
-
 @pytest.mark.parametrize("method", [{"name": "full"}, {"name": "lora", "merge": True},
                                     {"name": "lora", "merge": False}], ids=["full", "lora-merged", "lora-adapter"])
 def test_reload_in_fresh_process_gives_identical_predictions(csv_data, tmp_path, method):
     art = trained(csv_data, tmp_path, method)
-    here = torch.tensor(logits_here(art))
-    there = logits_fresh_process(art.path)
+    here = torch.tensor(logits(art))
+    there = torch.tensor(logits_fresh_process(art.path))
     assert torch.allclose(here, there, atol=1e-6)
     m = art.manifest
     assert m["label_names"] == ["neg", "pos"] and m["base_model"] == "tiny-bert"

@@ -66,6 +66,16 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated")
 
 
+def _recipe(cls, path: Path, help_cmd: str):
+    """A recipe file validated against its schema (errors name the file, line and valid keys)."""
+    from supremum.recipe import build, load_yaml
+
+    raw, lines = load_yaml(path)
+    cfg = build(cls, raw, str(path), lines, help_cmd=help_cmd)
+    _quiet_libraries()
+    return cfg
+
+
 def _echo_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
@@ -210,12 +220,9 @@ def compare(
     """Compare fine-tuning methods: every variant x seed trained and evaluated in its own process; prints accuracy mean +- std per split, trainable parameters, training time and peak memory, and which differences are within noise. Finished cells are skipped on re-runs."""  # noqa: E501
     from supremum import cli_build
     from supremum.compare import CompareConfig, cell_dir, cells, run
-    from supremum.recipe import build, load_yaml
     from supremum.store import Store
 
-    raw, lines = load_yaml(recipe)
-    cfg = build(CompareConfig, raw, str(recipe), lines, help_cmd="supremum compare --help")
-    _quiet_libraries()
+    cfg = _recipe(CompareConfig, recipe, "supremum compare --help")
     if dry_run:
         rows = [{"variant": c["variant"], "seed": c["seed"], "hash": c["hash"],
                  "status": "done" if (cell_dir(Store(), cfg, c) / "result.json").exists() else "to run"}
@@ -286,12 +293,9 @@ def run_pipeline(
     from supremum import cli_build
     from supremum.estimate import describe
     from supremum.pipeline import PipelineConfig, estimate_plan, plan, run
-    from supremum.recipe import build, load_yaml
     from supremum.store import Store
 
-    raw, lines = load_yaml(recipe)
-    cfg = build(PipelineConfig, raw, str(recipe), lines, help_cmd="supremum run --help")
-    _quiet_libraries()
+    cfg = _recipe(PipelineConfig, recipe, "supremum run --help")
     if dry_run:
         rows = plan(cfg)
         cli_build.err.print(describe(estimate_plan(cfg, rows, Store())), markup=False)

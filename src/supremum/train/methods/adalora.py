@@ -26,7 +26,7 @@ class AdaLoraConfig(MethodConfig):
 
 
 @register(AdaLoraConfig)
-class AdaLora:
+class AdaLora(peft_common.Mergeable):
     @staticmethod
     def apply(model: nn.Module, cfg: AdaLoraConfig, total_steps: int) -> nn.Module:
         import peft
@@ -50,8 +50,5 @@ class AdaLora:
         # Ranks pruned to zero are AdaLoRA working as designed; PEFT's save check reads them as
         # un-gathered DeepSpeed shards and warns about sharding the user never used.
         warnings.filterwarnings("ignore", message=r".*LoRA tensor\(s\) have invalid shape.*")
-        return peft_common.adapter_only(model, cfg.merge)
+        return peft_common.Mergeable.adapter_only(model, cfg)
 
-    @staticmethod
-    def finalize(model: nn.Module, cfg: AdaLoraConfig) -> tuple[nn.Module, str]:
-        return peft_common.finalize(model, cfg.merge)

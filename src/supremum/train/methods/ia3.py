@@ -21,17 +21,11 @@ class IA3Config(MethodConfig):
 
 
 @register(IA3Config)
-class IA3:
+class IA3(peft_common.Mergeable):
     @staticmethod
     def apply(model: nn.Module, cfg: IA3Config, total_steps: int) -> nn.Module:
         import peft
 
         return peft_common.wrap(model, peft.IA3Config(task_type=peft_common.task_type(model)))
 
-    @staticmethod
-    def adapter_only(model, cfg: IA3Config):
-        return peft_common.adapter_only(model, cfg.merge)
 
-    @staticmethod
-    def finalize(model: nn.Module, cfg: IA3Config) -> tuple[nn.Module, str]:
-        return peft_common.finalize(model, cfg.merge)

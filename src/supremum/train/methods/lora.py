@@ -28,7 +28,7 @@ class LoraConfig(MethodConfig):
 
 
 @register(LoraConfig)
-class Lora:
+class Lora(peft_common.Mergeable):
     @staticmethod
     def apply(model: nn.Module, cfg: LoraConfig, total_steps: int) -> nn.Module:
         import peft
@@ -37,10 +37,4 @@ class Lora:
             task_type=peft_common.task_type(model), r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
             target_modules=cfg.target_modules, use_rslora=cfg.rslora, use_dora=cfg.dora))
 
-    @staticmethod
-    def adapter_only(model, cfg: LoraConfig):
-        return peft_common.adapter_only(model, cfg.merge)
 
-    @staticmethod
-    def finalize(model: nn.Module, cfg: LoraConfig) -> tuple[nn.Module, str]:
-        return peft_common.finalize(model, cfg.merge)

@@ -18,13 +18,17 @@ def wrap(model: nn.Module, peft_config) -> nn.Module:
     return peft.get_peft_model(model, peft_config)
 
 
-def adapter_only(model, merge: bool):
-    """The PEFT adapter (plus the trained head) as its own artifact when the main one is merged."""
-    return (model, "peft") if merge else None
+class Mergeable:
+    """Handlers of PEFT methods that merge into the weights (config field `merge`): the adapter
+    (plus the trained head) is saved as its own artifact, then the merged model as the main one."""
 
+    @staticmethod
+    def adapter_only(model, cfg):
+        return (model, "peft") if cfg.merge else None
 
-def finalize(model, merge: bool):
-    return (model.merge_and_unload(), "full") if merge else (model, "peft")
+    @staticmethod
+    def finalize(model, cfg):
+        return (model.merge_and_unload(), "full") if cfg.merge else (model, "peft")
 
 
 def accept_past_key_values(model: nn.Module) -> nn.Module:
