@@ -28,7 +28,7 @@ def test_compare_cli_runs_cells_summarizes_and_reuses(csv_data, tmp_path):
     assert set(rows) == {"full", "lora-fgm"} and s["cells"] == 4 and s["cached_cells"] == 0
     for r in rows.values():
         assert r["dev"]["n"] == 2 and r["test"]["std"] is not None and 0 <= r["test"]["mean"] <= 1
-        assert "typo:0.1" in r and r["peak_rss_mb"] > 0 and r["train_seconds"]["mean"] > 0
+        assert "typo:0.1" in r and r["peak_rss_mb"] > 0 and r["train_seconds"]["median"] > 0
     assert rows["lora-fgm"]["trainable_fraction"] < rows["full"]["trainable_fraction"] == 1.0
     assert sorted(r["note"] == "best" for r in rows.values()) == [False, True]
     finetunes = [r for r in Store().runs() if r["kind"] == "finetune"]

@@ -17,9 +17,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 def _doc(section: str, field: str) -> str:
     """Help text comes from the config schema, written once."""
     from supremum import config
+    from supremum.serve import ServeConfig
 
     model = {"model": config.ModelSpec, "data": config.DataConfig, "train": config.TrainConfig,
-             "eval": config.EvalConfig}[section]
+             "eval": config.EvalConfig, "serve": ServeConfig}[section]
     f = model.model_fields[field]
     default = "" if f.is_required() else f" \\[default: {f.default}]"  # escaped: rich markup
     return (f.description or "") + default
@@ -209,6 +210,46 @@ def compress(
     _echo_json({"artifact": str(child.path), "artifact_id": child.id, "parents": child.manifest["parents"],
                 "report": child.manifest["compression"][-1]["report"]}) if as_json \
         else cli_build.print_compress(child)
+
+
+@app.command()
+def serve(
+    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
+    host: Annotated[str, typer.Option(help=_doc("serve", "host"))] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help=_doc("serve", "port"))] = 8000,
+    max_batch: Annotated[int, typer.Option(help=_doc("serve", "max_batch"))] = 32,
+    max_wait_ms: Annotated[float, typer.Option(help=_doc("serve", "max_wait_ms"))] = 5.0,
+    max_queue: Annotated[int, typer.Option(help=_doc("serve", "max_queue"))] = 512,
+    timeout_s: Annotated[float, typer.Option(help=_doc("serve", "timeout_s"))] = 30.0,
+    threads: Annotated[int | None, typer.Option(help=_doc("serve", "threads"))] = None,
+    api_key_file: Annotated[Path | None, typer.Option(help="file holding the API key "
+                                                      "[default: $SUPREMUM_API_KEY]")] = None,
+    limit: Annotated[list[str] | None, typer.Option(help="other limits as KEY=VALUE: max_texts, max_chars, "
+                                                    "max_new_tokens, max_body_bytes, graceful_s")] = None,
+) -> None:
+    """Serve an artifact over HTTP (FastAPI): POST /v1/classify and /v1/generate, GET /healthz, /readyz, /v1/model, /metrics (Prometheus); micro-batching, limits, bearer-token auth. OpenAPI at /openapi.json."""  # noqa: E501
+    from supremum.evaluate import resolve_artifact
+    from supremum.recipe import build, parse_override
+    from supremum.serve import ServeConfig
+    from supremum.serve import serve as run
+
+    key = os.environ.get("SUPREMUM_API_KEY") or None
+    if api_key_file is not None:
+        if not api_key_file.is_file():
+            raise UserError(f"{api_key_file}: no such API key file", "give a file holding the key")
+        key = api_key_file.read_text(encoding="utf-8").strip() or None
+    raw = {"host": host, "port": port, "max_batch": max_batch, "max_wait_ms": max_wait_ms,
+           "max_queue": max_queue, "timeout_s": timeout_s, "threads": threads, "api_key": key}
+    for item in limit or []:
+        keys, value = parse_override(item)
+        raw[".".join(keys)] = value
+    cfg = build(ServeConfig, raw, "command line", help_cmd="supremum serve --help")
+    from supremum.serve import check_binding
+
+    check_binding(cfg)
+    art = resolve_artifact(artifact)
+    _quiet_libraries()
+    run(art, cfg, on_ready=lambda: print(f"serving {art.id} ({art.lineage}) on http://{host}:{port}", flush=True))
 
 
 @app.command()

@@ -139,6 +139,10 @@ def _ms(xs: list[float]) -> dict:
     return {"mean": statistics.fmean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else None, "n": len(xs)}
 
 
+def _median(xs: list[float]) -> dict:
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
 def summarize(results: list[dict], cfg: CompareConfig) -> dict:
     from scipy.stats import ttest_ind
 
@@ -150,7 +154,7 @@ def summarize(results: list[dict], cfg: CompareConfig) -> dict:
     for label, rs in groups.items():
         row = {"variant": label, "method": rs[0]["method"], "seeds": [r["seed"] for r in rs],
                "trainable_params": rs[0]["trainable_params"], "trainable_fraction": rs[0]["trainable_fraction"],
-               "train_seconds": _ms([r["train_seconds"] for r in rs]),
+               "train_seconds": _median([r["train_seconds"] for r in rs]),
                "peak_rss_mb": max(r["peak_rss_mb"] for r in rs)}
         for split in cfg.evaluate.splits:
             row[split] = _ms([r["accuracy"][split] for r in rs])
@@ -176,9 +180,9 @@ def summarize(results: list[dict], cfg: CompareConfig) -> dict:
     return {"name": cfg.name, "data": cfg.data.path, "model": cfg.model.name, "primary_split": primary,
             "rows": rows, "cells": len(results), "cached_cells": sum(r["cached"] for r in results),
             "method": f"mean and sample std over seeds; notes: Welch t-test of {primary} accuracy against "
-                      f"the best variant, within noise when p >= {cfg.noise_p}; train_seconds is training "
-                      "time only; peak_rss_mb is the highest peak RSS of the cell processes (training "
-                      "and evaluation)"}
+                      f"the best variant, within noise when p >= {cfg.noise_p}; train_seconds is the median "
+                      "over seeds of training time only; peak_rss_mb is the highest peak RSS of the cell "
+                      "processes (training and evaluation)"}
 
 
 def accuracy_columns(s: dict) -> list[str]:
@@ -201,5 +205,5 @@ def table(s: dict) -> tuple[list[str], list[list[str]]]:
     head = ["variant", *[f"{c} acc %" for c in cols], "trainable", "train s", "peak MB", "note"]
     rows = [[r["variant"], *[pm(r.get(c)) for c in cols],
              f"{r['trainable_params']:,} ({100 * r['trainable_fraction']:.2f}%)",
-             f"{r['train_seconds']['mean']:.0f}", f"{r['peak_rss_mb']:.0f}", r["note"]] for r in s["rows"]]
+             f"{r['train_seconds']['median']:.0f}", f"{r['peak_rss_mb']:.0f}", r["note"]] for r in s["rows"]]
     return head, rows
