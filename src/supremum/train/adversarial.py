@@ -6,6 +6,11 @@ Per micro-batch: the clean loss is back-propagated as usual while a forward hook
 gradient of the embedding output; the perturbation steps along that gradient (normalized per
 example, L2), PGD repeats `steps` times projecting onto the epsilon ball, and the loss at the
 final perturbation is back-propagated too, so the update sees clean + adversarial gradients.
+
+Epsilon is relative: a fraction of each example's embedding norm. Embedding scales differ by
+orders of magnitude between models (a random tiny model, MiniLM, a Llama), and an absolute
+radius of 1.0 stopped minilm-l6 + LoRA from learning at all on SST-2 (all three seeds stayed at
+the majority class), as 0.1 did on the tiny test model.
 """
 
 from __future__ import annotations
@@ -20,20 +25,24 @@ from pydantic import BaseModel, ConfigDict, Field
 class AdversarialConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     method: Literal["fgm", "pgd"] = Field("fgm", description="one step (fgm) or projected steps (pgd)")
-    epsilon: float = Field(1.0, gt=0, description="L2 radius of the perturbation per example")
+    epsilon: float = Field(0.02, gt=0, description="L2 radius of the perturbation as a fraction of the "
+                           "example's embedding norm")
     steps: int = Field(3, ge=1, description="PGD ascent steps")
-    alpha: float = Field(0.3, gt=0, description="PGD step size (L2)")
+    alpha: float = Field(0.01, gt=0, description="PGD step size, same unit as epsilon")
     weight: float = Field(1.0, gt=0, description="weight of the adversarial loss")
 
 
+def _per_example(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return x.view(-1, *([1] * (like.ndim - 1)))
+
+
 def _unit(g: torch.Tensor) -> torch.Tensor:
-    norm = g.flatten(1).norm(dim=1).clamp_min(1e-12)
-    return g / norm.view(-1, *([1] * (g.ndim - 1)))
+    return g / _per_example(g.flatten(1).norm(dim=1).clamp_min(1e-12), g)
 
 
-def _project(delta: torch.Tensor, eps: float) -> torch.Tensor:
+def _project(delta: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     norm = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-    return delta * (eps / norm).clamp(max=1.0).view(-1, *([1] * (delta.ndim - 1)))
+    return delta * _per_example((eps / norm).clamp(max=1.0), delta)
 
 
 def backward(model, compute: Callable[[], torch.Tensor], cfg: AdversarialConfig) -> float:
@@ -55,13 +64,15 @@ def backward(model, compute: Callable[[], torch.Tensor], cfg: AdversarialConfig)
     finally:
         h.remove()
     grad = seen["out"].grad.detach()
+    scale = seen["out"].detach().float().flatten(1).norm(dim=1)
+    eps = cfg.epsilon * scale
     delta = torch.zeros_like(grad)
-    steps, alpha = (1, cfg.epsilon) if cfg.method == "fgm" else (cfg.steps, cfg.alpha)
+    steps, alpha = (1, eps) if cfg.method == "fgm" else (cfg.steps, cfg.alpha * scale)
     for k in range(steps):
         if k > 0:
             d = delta.clone().requires_grad_(True)
             grad = torch.autograd.grad(_with(emb, d, compute), d)[0]
-        delta = _project(delta + alpha * _unit(grad), cfg.epsilon)
+        delta = _project(delta + _per_example(alpha, grad) * _unit(grad), eps)
     adv = _with(emb, delta, compute) * cfg.weight
     adv.backward()
     return loss.item()
