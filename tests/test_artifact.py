@@ -21,7 +21,7 @@ def trained(data, tmp_path, method=None):
 def test_reload_in_fresh_process_gives_identical_predictions(csv_data, tmp_path, method):
     art = trained(csv_data, tmp_path, method)
     here = torch.tensor(logits(art))
-    there = torch.tensor(logits_fresh_process(art.path))
+    there = torch.tensor(logits_fresh_process(art.path), dtype=here.dtype)
     assert torch.allclose(here, there, atol=1e-6)
     m = art.manifest
     assert m["label_names"] == ["neg", "pos"] and m["base_model"] == "tiny-bert"
