@@ -12,8 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from supremum.errors import UserError
 from supremum.fsutil import write_json
 from supremum.machine import fingerprint
 from supremum.store import Store
+from supremum.worker import WorkerFailed, run_worker
 
 
 class Variant(BaseModel):
@@ -124,13 +123,12 @@ def _run_cell(cell: dict, d: Path, cfg: CompareConfig, store: Store) -> dict:
     """Train and evaluate in a fresh process: peak memory and time are this cell's alone."""
     spec = {"config": {**cell["config"], "output": str(d / "artifact")}, "splits": cfg.evaluate.splits,
             "perturb": cfg.evaluate.perturb, "store": str(store.root)}
-    proc = subprocess.run([sys.executable, "-m", "supremum.compare_worker"], input=json.dumps(spec),
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
-        raise UserError(f"compare cell '{cell['variant']}' seed {cell['seed']} failed: "
-                        f"{lines[-1] if lines else 'no output'}", "run that fine-tune alone to see why")
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    try:
+        stdout = run_worker("supremum.compare_worker", spec)
+    except WorkerFailed as e:
+        raise UserError(f"compare cell '{cell['variant']}' seed {cell['seed']} failed: {e}",
+                        "run that fine-tune alone to see why") from None
+    res = json.loads(stdout.strip().splitlines()[-1])
     write_json(d / "result.json", res)
     return res
 

@@ -93,17 +93,14 @@ def evaluate_in_subprocess(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig,
                            tracking: TrackingConfig | None = None) -> None:
     """Evaluate in a fresh process, so peak memory and latency belong to this artifact alone and
     not to whatever the calling process trained or loaded before (a pipeline trains first)."""
-    import json
-    import subprocess
-    import sys
+    from supremum.worker import WorkerFailed, run_worker
 
     spec = {"artifact": str(art.path), "data": data_cfg.model_dump(), "eval": cfg.model_dump(),
             "store": str(store.root), "tracking": tracking.model_dump() if tracking else None}
-    proc = subprocess.run([sys.executable, "-m", "supremum.evaluate.worker"], input=json.dumps(spec),
-                          text=True, capture_output=True)
-    if proc.returncode != 0:
-        lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
-        raise RuntimeError(f"evaluation of {art.id} failed: {lines[-1] if lines else 'no output'}")
+    try:
+        run_worker("supremum.evaluate.worker", spec)
+    except WorkerFailed as e:
+        raise RuntimeError(f"evaluation of {art.id} failed: {e}") from None
 
 
 def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
