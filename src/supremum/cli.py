@@ -274,6 +274,108 @@ def compare(
     _echo_json(summary) if as_json else cli_build.print_compare(summary)
 
 
+def _list(value: str | None, cast, flag: str) -> list | None:
+    if value is None:
+        return None
+    try:
+        return [cast(float(x)) if cast is int else cast(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{flag} '{value}' is not a comma-separated list", f"e.g. {flag} 1,2,3") from None
+
+
+@app.command()
+def scale(
+    source: Annotated[str | None, typer.Option(help="markov:order=2,vocab=16,seed=0 | regime:regimes=4,"
+                                               "switch=0.02 | text:path=FILE,level=char | a .txt path")] = None,
+    budget_minutes: Annotated[float | None, typer.Option(help="plan sizes and budgets to fit this time")] = None,
+    sizes: Annotated[str | None, typer.Option(help="model shapes, e.g. d16L2,d32L2,d64L3")] = None,
+    tokens: Annotated[str | None, typer.Option(help="token budgets D, e.g. 131072,262144,524288")] = None,
+    seeds: Annotated[str | None, typer.Option(help="seeds, e.g. 0,1 [default: 0]")] = None,
+    ctx: Annotated[int | None, typer.Option(help="context length [default: 64]")] = None,
+    batch_tokens: Annotated[int | None, typer.Option(help="tokens per step [default: 2048]")] = None,
+    eval_tokens: Annotated[int | None, typer.Option(help="held-out tokens [default: 65536]")] = None,
+    jobs: Annotated[int | None, typer.Option(help="runs in parallel [default: one per core]")] = None,
+    bootstrap: Annotated[int | None, typer.Option(help="bootstrap resamples [default: 1000]")] = None,
+    budget_flops: Annotated[float | None, typer.Option(help="compute budget for the compute-optimal N, D "
+                                                       "[default: 10x the largest run]")] = None,
+    name: Annotated[str | None, typer.Option(help="sweep name [default: from the source]")] = None,
+    recipe: Annotated[Path | None, typer.Option(help="YAML with the same keys; flags override it")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan, train nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the analysis as JSON")] = False,
+) -> None:
+    """Is there a limit? Train a grid of small transformers from scratch (sizes N x token budgets D), fit L(N, D) = E + A/N^alpha + B/D^beta with bootstrap intervals, and report the limit E, the gap to it, what 10x/100x compute buys, the compute-optimal N and D, and a held-out check of the predictions. On synthetic sources the true entropy rate is printed beside E. Finished runs are reused."""  # noqa: E501
+    from supremum import cli_build
+    from supremum.limit.sweep import ScaleConfig
+    from supremum.recipe import build, load_yaml
+
+    raw, lines = ({}, None) if recipe is None else load_yaml(recipe)
+    flags = {"source": source, "budget_minutes": budget_minutes, "sizes": _list(sizes, str, "--sizes"),
+             "tokens": _list(tokens, int, "--tokens"), "seeds": _list(seeds, int, "--seeds"), "ctx": ctx,
+             "batch_tokens": batch_tokens, "eval_tokens": eval_tokens, "jobs": jobs, "bootstrap": bootstrap,
+             "budget_flops": budget_flops, "name": name}
+    raw.update({k: v for k, v in flags.items() if v is not None})
+    if "source" not in raw:
+        raise UserError("scale needs a source", "e.g. --source markov:order=2,vocab=16")
+    cfg = build(ScaleConfig, raw, str(recipe or "flags"), lines, help_cmd="supremum scale --help")
+    _quiet_libraries()
+    if dry_run:
+        from supremum.limit.sweep import dry_run as plan_only
+
+        p = plan_only(cfg)
+        _echo_json(p) if as_json else cli_build.print_scale_plan(p)
+        return
+    from supremum.limit.sweep import run_sweep
+
+    res = run_sweep(cfg, on_event=None if as_json else lambda m: cli_build.err.print(m, markup=False))
+    if as_json:
+        _echo_json({k: v for k, v in res.items() if k != "bootstrap_params"})
+    else:
+        cli_build.print_scale(res)
+
+
+@app.command()
+def curve(
+    model: Annotated[str | None, typer.Option(help=_doc("model", "name"))] = None,
+    data: Annotated[str | None, typer.Option(help=_doc("data", "path"))] = None,
+    method: Annotated[str | None, typer.Option(help="fine-tuning method [default: lora]")] = None,
+    fractions: Annotated[str | None, typer.Option(
+        help="training-set shares [default: 1/32,1/16,1/8,1/4,1/2,1]")] = None,
+    seeds: Annotated[str | None, typer.Option(help="seeds [default: 0,1,2]")] = None,
+    epochs: Annotated[float | None, typer.Option(help=_doc("train", "epochs"))] = None,
+    split: Annotated[str | None, typer.Option(help="split the error is measured on [default: test]")] = None,
+    target: Annotated[float | None, typer.Option(help="accuracy to ask the needed examples for, e.g. 0.9")] = None,
+    bootstrap: Annotated[int | None, typer.Option(help="bootstrap resamples [default: 1000]")] = None,
+    recipe: Annotated[Path | None, typer.Option(help="YAML with the same keys (model, data, method, train, "
+                                                "fractions, seeds, ...); flags override it")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Learning curve: fine-tune on growing shares of the training set (nested subsets, several seeds, one process per run, cached), fit error(n) = E + B/n^beta with bootstrap intervals, and report the accuracy ceiling and how many labeled examples a target accuracy needs."""  # noqa: E501
+    from supremum import cli_build
+    from supremum.limit.curve import CurveConfig, parse_fractions, run_curve
+    from supremum.recipe import build, load_yaml
+
+    raw, lines = ({}, None) if recipe is None else load_yaml(recipe)
+    for key, value in {"model": {"name": model} if model else None, "method": {"name": method} if method else None,
+                       "fractions": parse_fractions(fractions) if fractions else None,
+                       "seeds": _list(seeds, int, "--seeds"), "split": split, "target": target,
+                       "bootstrap": bootstrap}.items():
+        if value is not None:
+            raw[key] = value
+    if data:
+        raw["data"] = {**raw.get("data", {}), "path": data}
+    if epochs is not None:
+        raw["train"] = {**raw.get("train", {}), "epochs": epochs}
+    if "data" not in raw:
+        raise UserError("curve needs data", "e.g. --data path/to/sst2")
+    cfg = build(CurveConfig, raw, str(recipe or "flags"), lines, help_cmd="supremum curve --help")
+    _quiet_libraries()
+    res = run_curve(cfg, on_event=None if as_json else lambda m: cli_build.err.print(m, markup=False))
+    if as_json:
+        _echo_json({k: v for k, v in res.items() if k not in ("band", "band_n")})
+    else:
+        cli_build.print_curve(res)
+
+
 @app.command()
 def ensemble(
     artifacts: Annotated[list[str], typer.Argument(help="two or more artifacts (paths or ids) of one task")],

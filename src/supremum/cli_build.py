@@ -281,3 +281,41 @@ def print_compare(s: dict) -> None:
         t.add_row(*r)
     out.print(t)
     out.print(f"method: {s['method']}; {s['cached_cells']} of {s['cells']} cells reused", markup=False)
+
+
+
+def print_scale_plan(p: dict) -> None:
+    t = Table("shape", "tokens", "seed", "status", title=f"scale plan: {p['source']['kind']} ({p['dir']})")
+    for r in p["runs"]:
+        t.add_row(r["shape"], f"{r['tokens']:,}", str(r["seed"]), r["status"])
+    out.print(t)
+    if p["estimated_seconds"]:
+        out.print(f"estimated {p['estimated_seconds'] / 60:.1f} min on {p['jobs']} processes (probe: 3 timed "
+                  "steps per shape)", markup=False)
+    if p["entropy_rate"] is not None:
+        out.print(f"true entropy rate of the source: {p['entropy_rate']:.4f} nats/token", markup=False)
+
+
+def _print_summary(lines: list[str], tables: list[tuple[str, list[str], list[list[str]]]],
+                   tail: list[str]) -> None:
+    for line in lines:
+        out.print(line, markup=False)
+    for title, head, rows in tables:
+        t = Table(*head, title=title)
+        for r in rows:
+            t.add_row(*r)
+        out.print(t)
+    for line in tail:
+        out.print(line, markup=False)
+
+
+def print_scale(a: dict) -> None:
+    from supremum.limit.summary import scale_summary
+
+    _print_summary(*scale_summary(a))
+
+
+def print_curve(r: dict) -> None:
+    from supremum.limit.summary import curve_summary
+
+    _print_summary(*curve_summary(r))

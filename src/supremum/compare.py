@@ -30,6 +30,8 @@ class Variant(BaseModel):
     label: str | None = Field(None, description="name in the table (default: the method name)")
     method: dict = Field(description="method config, e.g. {name: lora, r: 16}")
     train: dict = Field(default_factory=dict, description="training overrides for this variant")
+    data: dict = Field(default_factory=dict,
+                       description="data overrides for this variant, e.g. {train_limit: 500}")
 
 
 class CompareEval(BaseModel):
@@ -74,7 +76,8 @@ def cells(cfg: CompareConfig) -> list[dict]:
             label = (v.label or v.method["name"]) + "".join(
                 f" {k.split('.')[-1]}={x}" for k, x in zip(keys, point, strict=True))
             for seed in cfg.seeds:
-                raw: dict[str, Any] = {"model": cfg.model.model_dump(), "data": cfg.data.model_dump(),
+                raw: dict[str, Any] = {"model": cfg.model.model_dump(),
+                                       "data": {**cfg.data.model_dump(), **v.data},
                                        "train": {**cfg.train.model_dump(exclude_unset=True), **v.train,
                                                  "seed": seed}, "method": dict(v.method)}
                 for k, x in zip(keys, point, strict=True):
@@ -102,21 +105,26 @@ def run(cfg: CompareConfig, store: Store | None = None, on_event=None) -> dict:
 
     run_id = new_id()
     store.start_run(run_id, "compare", "", cfg.model_dump(mode="json"), fingerprint())
-    results = []
     try:
-        for i, c in enumerate(todo, 1):
-            d = cell_dir(store, cfg, c)
-            if (d / "result.json").exists():
-                results.append({**c, **json.loads((d / "result.json").read_text()), "cached": True})
-                continue
-            say(f"[{i}/{len(todo)}] {c['variant']} seed {c['seed']}")
-            results.append({**c, **_run_cell(c, d, cfg, store), "cached": False})
-        summary = summarize(results, cfg)
+        summary = summarize(run_cells(cfg, todo, store, say), cfg)
     except BaseException as e:
         store.fail_run(run_id, f"{type(e).__name__}: {e}")
         raise
     store.finish_run(run_id, summary)
     return summary
+
+
+def run_cells(cfg: CompareConfig, todo: list[dict], store: Store, say) -> list[dict]:
+    """Every cell's result, from its cache or trained and evaluated now (one process each)."""
+    results = []
+    for i, c in enumerate(todo, 1):
+        d = cell_dir(store, cfg, c)
+        if (d / "result.json").exists():
+            results.append({**c, **json.loads((d / "result.json").read_text()), "cached": True})
+            continue
+        say(f"[{i}/{len(todo)}] {c['variant']} seed {c['seed']}")
+        results.append({**c, **_run_cell(c, d, cfg, store), "cached": False})
+    return results
 
 
 def _run_cell(cell: dict, d: Path, cfg: CompareConfig, store: Store) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from supremum.config import DataConfig
@@ -57,8 +58,21 @@ def load_data(cfg: DataConfig, label_names: list[str] | None = None) -> TaskData
     index = {n: i for i, n in enumerate(names)}
     for df in frames.values():
         df["label"] = df["label"].map(index).astype("int64")
+    if cfg.train_limit is not None and label_names is None:
+        frames["train"] = _limit_train(frames["train"], cfg, info)
     info["sizes"] = {k: len(v) for k, v in frames.items()}
     return TaskData(frames, names, info)
+
+
+def _limit_train(df: pd.DataFrame, cfg: DataConfig, info: dict) -> pd.DataFrame:
+    """The first train_limit rows of a seeded permutation: nested subsets for learning curves
+    (the label map is taken from the full training set before this, so it never changes)."""
+    if cfg.train_limit > len(df):
+        raise UserError(f"train_limit={cfg.train_limit} exceeds the {len(df)} training examples",
+                        f"use at most {len(df)}")
+    order = np.random.default_rng(cfg.train_limit_seed).permutation(len(df))[: cfg.train_limit]
+    info["train_limit"] = {"kept": cfg.train_limit, "of": len(df), "seed": cfg.train_limit_seed}
+    return df.iloc[np.sort(order)].reset_index(drop=True)
 
 
 def _read_sources(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:

@@ -1,0 +1,22 @@
+"""What the limit benchmarks keep from a sweep's analysis (the per-run table, the fit, the checks)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def summarize(res: dict, config: dict, seconds: float) -> dict:
+    from supremum.machine import fingerprint
+
+    keep = ("fit", "ci", "best_run", "allocation", "predictions", "what_if", "envelope", "holdout",
+            "compute_optimal_exponents_agree", "truth", "plan", "method", "source")
+    runs = [{k: v for k, v in r.items() if k != "curve"} for r in res["runs"]]
+    return {"config": config, "wall_seconds": seconds, "machine": fingerprint(), "runs": runs,
+            **{k: res[k] for k in keep if k in res}}
+
+
+def write(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2, default=float) + "\n")
+    print(f"wrote {path}")

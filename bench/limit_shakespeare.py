@@ -1,0 +1,55 @@
+"""Benchmark: a scale sweep on real text whose limit nobody knows, so the fit is judged by its
+predictions. tinyshakespeare at character level (65 symbols): the first 90% trains (each run
+reads its first D characters, never repeating), the last 10% is held out. The fit made without
+the 20% largest-compute runs predicts their held-out loss. Target (issue 7): within 3%, in at most
+30 minutes on this 2-core machine.
+
+    SUPREMUM_DATA=../shared/data python bench/limit_shakespeare.py [--home DIR]
+
+Writes bench/results/limit_shakespeare.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _limit_common import summarize, write  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+RESULTS = Path(__file__).parent / "results" / "limit_shakespeare.json"
+
+
+def config() -> dict:
+    data = os.environ.get("SUPREMUM_DATA")
+    if not data:
+        sys.exit("set SUPREMUM_DATA to the folder holding tinyshakespeare/input.txt")
+    return {"source": f"text:path={data}/tinyshakespeare/input.txt,level=char", "name": "bench-shakespeare-char",
+            "sizes": ["d16L2", "d24L2", "d32L2", "d48L3", "d64L3", "d96L4", "d128L4", "d192L5", "d256L6"],
+            "tokens": [125_000, 250_000, 500_000, 1_000_000], "ctx": 128, "batch_tokens": 2048,
+            "eval_tokens": 65536, "bootstrap": 1000, "holdout": 0.2}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--home", default=os.environ.get("SUPREMUM_HOME", "/tmp/supremum-bench-limit"))
+    args = ap.parse_args()
+    os.environ["SUPREMUM_HOME"] = args.home
+    from supremum.limit.sweep import ScaleConfig, run_sweep
+
+    cfg = config()
+    t0 = time.perf_counter()
+    res = run_sweep(ScaleConfig(**cfg), on_event=lambda m: print(m, flush=True))
+    out = summarize(res, cfg, time.perf_counter() - t0)
+    h = res["holdout"]
+    out["targets"] = {"holdout_max_abs_rel_error": h["max_abs_rel_error"],
+                      "holdout_within_3pct": h["max_abs_rel_error"] <= 0.03}
+    write(RESULTS, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Plots of a sweep and of a learning curve (matplotlib, PNG), written atomically."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from supremum.fsutil import write_bytes
+from supremum.limit.fit import PowerFit, compute_optimal
+
+
+def _fig():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _fig().close(fig)
+    write_bytes(path, buf.getvalue())
+    return path
+
+
+def _fits(analysis: dict) -> tuple[PowerFit, list[PowerFit]]:
+    f = analysis["fit"]
+    base = PowerFit(E=f["E"], A=[f["A"], f["B"]], alpha=[f["alpha"], f["beta"]], objective=f["objective"])
+    boots = [PowerFit(E=p[0], A=[p[1], p[2]], alpha=[p[3], p[4]], objective=0.0)
+             for p in analysis.get("bootstrap_params", [])]
+    return base, boots
+
+
+def frontier_band(analysis: dict, cs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Compute-optimal loss over `cs` from the fit, with the 95% bootstrap band (None without one)."""
+    base, boots = _fits(analysis)
+    mid = compute_optimal(base, cs)["loss"]
+    if not boots:
+        return mid, None, None
+    curves = np.array([compute_optimal(b, cs)["loss"] for b in boots])
+    return mid, np.nanquantile(curves, 0.025, axis=0), np.nanquantile(curves, 0.975, axis=0)
+
+
+def sweep_figures(analysis: dict) -> dict:
+    """name -> matplotlib figure (the caller saves or embeds and closes them)."""
+    return {"loss_vs_compute": _loss_vs_compute(analysis), "isoflop": _isoflop(analysis),
+            "limit": _limit(analysis)}
+
+
+def sweep_plots(analysis: dict, out: Path) -> list[Path]:
+    return [_save(fig, out / f"{name}.png") for name, fig in sweep_figures(analysis).items()]
+
+
+def _loss_vs_compute(a: dict):
+    plt = _fig()
+    runs = a["runs"]
+    c = np.array([r["flops"] for r in runs])
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    sc = ax.scatter(c, [r["loss"] for r in runs], c=np.log10([r["N"] for r in runs]), cmap="viridis", s=18,
+                    zorder=3)
+    fig.colorbar(sc, ax=ax, label="log10 N (non-embedding parameters)")
+    cs = np.logspace(np.log10(c.min()), np.log10(100 * c.max()), 80)
+    mid, lo, hi = frontier_band(a, cs)
+    ax.plot(cs, mid, color="C3", label="fit: compute-optimal loss")
+    if lo is not None:
+        ax.fill_between(cs, lo, hi, color="C3", alpha=0.2, label="95% bootstrap band")
+    ax.axhline(a["fit"]["E"], color="k", ls="--", lw=1, label=f"E = {a['fit']['E']:.3f}")
+    if "truth" in a:
+        ax.axhline(a["truth"]["entropy_rate"], color="C2", ls=":", lw=1.5,
+                   label=f"true H = {a['truth']['entropy_rate']:.3f}")
+    ax.set(xscale="log", xlabel="training compute C = 6ND (FLOPs)", ylabel="held-out loss (nats/token)",
+           title="Loss vs compute")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _isoflop(a: dict):
+    """Loss against N at fixed compute, from the fit (lines) and the runs nearest each level (dots)."""
+    plt = _fig()
+    base, _ = _fits(a)
+    runs = a["runs"]
+    c = np.array([r["flops"] for r in runs])
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    levels = np.logspace(np.log10(np.quantile(c, 0.3)), np.log10(10 * c.max()), 4)
+    ns = np.logspace(np.log10(min(r["N"] for r in runs)) - 0.5, np.log10(max(r["N"] for r in runs)) + 1.5, 100)
+    for i, lv in enumerate(levels):
+        ax.plot(ns, base.predict(ns, lv / (6 * ns)), color=f"C{i}", label=f"C = {lv:.1e}")
+        near = [r for r in runs if abs(np.log10(r["flops"] / lv)) < 0.15]
+        ax.scatter([r["N"] for r in near], [r["loss"] for r in near], color=f"C{i}", s=16)
+        opt = compute_optimal(base, lv)
+        ax.scatter([opt["N"]], [opt["loss"]], marker="*", color=f"C{i}", s=90, edgecolor="k")
+    ax.set(xscale="log", xlabel="N (non-embedding parameters)", ylabel="held-out loss (nats/token)",
+           title="IsoFLOP curves (fit; stars: compute-optimal N)")
+    lo = min(r["loss"] for r in runs)
+    ax.set_ylim(a["fit"]["E"] - 0.05 * lo, max(r["loss"] for r in runs) * 1.05)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _limit(a: dict):
+    plt = _fig()
+    fig, ax = plt.subplots(figsize=(5.2, 2.6))
+    rows = [("fitted E", a["fit"]["E"], a["ci"]["E"]), ("best run", a["best_run"]["loss"], None)]
+    if "truth" in a:
+        t = a["truth"]
+        rows.append(("true H", t["entropy_rate"], None))
+        b = t["bayes_heldout"]
+        rows.append(("Bayes, held-out", b["mean"], [b["mean"] - 1.96 * b["se"], b["mean"] + 1.96 * b["se"]]))
+    for i, (_label, v, ci) in enumerate(rows):
+        err = None if ci is None or np.isnan(ci[0]) else [[v - ci[0]], [ci[1] - v]]
+        ax.errorbar([v], [i], xerr=err, fmt="o", color=f"C{i}", capsize=4)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    ax.set(xlabel="loss (nats/token)", title="The limit: fitted E (95% CI)")
+    ax.invert_yaxis()
+    return fig
+
+
+def curve_plot(result: dict, path: Path) -> Path:
+    return _save(curve_figure(result), path)
+
+
+def curve_figure(result: dict):
+    plt = _fig()
+    pts = result["points"]
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    ax.scatter([p["n"] for p in pts], [p["error"] for p in pts], s=16, label="runs (test error)")
+    ns = np.logspace(np.log10(min(p["n"] for p in pts)), np.log10(100 * max(p["n"] for p in pts)), 80)
+    f = result["fit"]
+    ax.plot(ns, f["E"] + f["B"] * ns ** -f["beta"], color="C3", label="fit E + B/n^beta")
+    if result.get("band"):
+        band = np.array(result["band"])
+        bn = np.array(result["band_n"])
+        ax.fill_between(bn, band[:, 0], band[:, 1], color="C3", alpha=0.2, label="95% bootstrap band")
+    ax.axhline(f["E"], color="k", ls="--", lw=1, label=f"ceiling: error {f['E']:.3f}")
+    ax.set(xscale="log", xlabel="labeled training examples", ylabel="error (1 - accuracy)",
+           title="Learning curve")
+    ax.legend(fontsize=8)
+    return fig

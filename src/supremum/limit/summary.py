@@ -1,0 +1,76 @@
+"""The answer of a sweep or a learning curve in words and tables, shared by the CLI and the report."""
+
+from __future__ import annotations
+
+Tables = list[tuple[str, list[str], list[list[str]]]]
+
+
+def ci(v: list[float] | None, fmt: str = ".4f") -> str:
+    return "-" if not v or v[0] != v[0] else f"[{v[0]:{fmt}}, {v[1]:{fmt}}]"
+
+
+def scale_summary(a: dict) -> tuple[list[str], Tables, list[str]]:
+    """The limit first, then the evidence: (lines, tables, closing lines)."""
+    f, c = a["fit"], a["ci"]
+    lines = [f"limit E = {f['E']:.4f} nats/token, 95% CI {ci(c['E'])} ({f['bootstrap']} bootstrap resamples; "
+             f"{f['starts_agreeing']} of {f['starts']} starts reached the best fit)"]
+    if "truth" in a:
+        t = a["truth"]
+        lines.append(f"true entropy rate H = {t['entropy_rate']:.4f}; E - H = {100 * t['rel_error']:+.2f}% of H; "
+                     f"H {'inside' if t['H_in_ci'] else 'OUTSIDE'} the CI; Bayes-optimal loss on the held-out "
+                     f"targets {t['bayes_heldout']['mean']:.4f} +- {t['bayes_heldout']['se']:.4f}")
+    b = a["best_run"]
+    lines.append(f"best run: loss {b['loss']:.4f} (N={b['N']:.3g}, D={b['D']:.3g}); gap to E {b['gap_to_E']:.4f} "
+                 f"{ci(b['gap_ci'])}")
+    lines.append(f"L = E + A/N^alpha + B/D^beta: alpha {f['alpha']:.3f} {ci(c['alpha'], '.3f')}, beta "
+                 f"{f['beta']:.3f} {ci(c['beta'], '.3f')}; compute-optimal N ~ C^{a['allocation']['a']:.2f} "
+                 f"{ci(c['a'], '.2f')}, D ~ C^{a['allocation']['b']:.2f} {ci(c['b'], '.2f')}")
+    env = a.get("envelope")
+    if env:
+        lines.append(f"envelope (approach 1, {env['frontier_runs']} frontier runs): N ~ C^{env['a']:.2f} "
+                     f"{ci(env['a_ci'], '.2f')}, D ~ C^{env['b']:.2f} {ci(env['b_ci'], '.2f')}")
+    tables: Tables = [
+        ("what more compute buys", ["compute-optimal at", "FLOPs", "loss", "95% CI", "N", "D"],
+         [[p["label"], f"{p['flops']:.3g}", f"{p['loss']:.4f}", ci(p["loss_ci"]), f"{p['N']:.3g}", f"{p['D']:.3g}"]
+          for p in a["predictions"]]),
+        ("what more data or parameters buy", ["best run's model with", "N", "D", "predicted loss", "95% CI"],
+         [[w["label"], f"{w['N']:.3g}", f"{w['D']:.3g}", f"{w['loss']:.4f}", ci(w["loss_ci"])]
+          for w in a["what_if"]])]
+    tail = []
+    h = a.get("holdout")
+    if h:
+        tail.append(f"held-out check: refit on {h['fit_on']} runs without the {h['held_out']} largest-compute "
+                    "ones "
+                    f"predicts them with max |error| {100 * h['max_abs_rel_error']:.2f}% (mean "
+                    f"{100 * h['mean_abs_rel_error']:.2f}%)")
+    tail.append(f"method: {a['method']}")
+    tail += [f"plot: {p}" for p in a.get("plots", [])]
+    return lines, tables, tail
+
+
+def curve_summary(r: dict) -> tuple[list[str], Tables, list[str]]:
+    f = r["fit"]
+    by_n: dict[int, list[float]] = {}
+    for p in r["points"]:
+        by_n.setdefault(p["n"], []).append(1 - p["error"])
+    rows = [[f"{n:,}", str(len(accs)), f"{100 * sum(accs) / len(accs):.2f}",
+             f"{100 * (1 - f['E'] - f['B'] * n ** -f['beta']):.2f}"] for n, accs in sorted(by_n.items())]
+    c, a = r["ceiling"], r["at_10x"]
+    lines = [f"accuracy ceiling {100 * c['accuracy']:.2f}%, 95% CI {ci([100 * x for x in c['ci']], '.2f')} "
+             f"(error = {f['E']:.4f} + {f['B']:.3g}/n^{f['beta']:.3f}; {f['bootstrap']} bootstrap resamples)",
+             f"with 10x the data ({a['n']:,.0f} examples): {100 * a['accuracy']:.2f}% "
+             f"{ci([100 * x for x in a['ci']], '.2f')}"]
+    tg = r.get("target")
+    if tg:
+        if not tg["reachable"]:
+            msg = f"target {100 * tg['accuracy']:.1f}% is beyond the fitted ceiling"
+        else:
+            msg = (f"target {100 * tg['accuracy']:.1f}% needs about {tg['examples']:,.0f} examples "
+                   + (ci(tg["examples_ci"], ",.0f") if tg["examples_ci"] else f"({tg['note']})"))
+        if tg["share_of_resamples_reachable"] is not None:
+            msg += f"; reachable in {100 * tg['share_of_resamples_reachable']:.0f}% of bootstrap resamples"
+        lines.append(msg)
+    tables: Tables = [(f"learning curve: {r['name']}",
+                       ["examples", "seeds", f"{r['split']} accuracy (mean)", "fit"], rows)]
+    tail = [f"method: {r['method']}"] + [f"plot: {p}" for p in r.get("plots", [])]
+    return lines, tables, tail

@@ -1,0 +1,301 @@
+"""Scale sweeps: a grid of model sizes N x token budgets D trained from scratch on one source, each
+run in its own process (runs in parallel on the local cores), results cached by content hash so
+an interrupted sweep resumes and a finished run is never repeated.
+
+Files under $SUPREMUM_HOME/scale/<name>/: `data/` (the token streams as .npy), `runs/<hash>/
+result.json` (one per finished run), `analysis.json` and `plots/` (after the fit). Every run and
+the fit are rows in the run store (kinds `scale-run` and `scale`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from supremum.errors import UserError
+from supremum.fsutil import write_bytes, write_json
+from supremum.limit.sources import Source, describe, parse_source
+from supremum.limit.train import LADDER, Shape
+from supremum.store import Store
+
+RULE_VERSION = 1  # bump when the training rule in train.py changes: cached runs then no longer match
+
+
+class ScaleConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(description="markov:order=2,vocab=16,seed=0 | regime:regimes=4,switch=0.02 | "
+                        "text:path=FILE,level=char | a .txt path")
+    name: str | None = Field(None, description="sweep name (default: derived from the source)")
+    sizes: list[str] | None = Field(None, description="model shapes like d64L3 (default: planned from the "
+                                    f"ladder {' '.join(s.label() for s in LADDER)})")
+    tokens: list[int] | None = Field(None, description="token budgets D (default: planned, doubling from "
+                                     "64 steps' worth)")
+    seeds: list[int] = Field(default_factory=lambda: [0], description="one run per seed per (N, D)")
+    ctx: int = Field(64, ge=8, description="context length of training and evaluation windows")
+    batch_tokens: int = Field(2048, ge=64, description="tokens per optimizer step")
+    eval_tokens: int = Field(65536, ge=1024, description="held-out tokens the loss is measured on")
+    jobs: int | None = Field(None, ge=1, description="runs in parallel (default: one per core)")
+    budget_minutes: float | None = Field(None, gt=0, description="plan sizes and budgets to fit this time "
+                                         "(used when sizes/tokens are not given)")
+    bootstrap: int = Field(1000, ge=0, description="bootstrap resamples for the confidence intervals")
+    holdout: float = Field(0.2, ge=0, lt=0.5, description="share of the largest-compute runs held out to "
+                           "check the fit's predictions")
+    budget_flops: float | None = Field(None, gt=0, description="compute budget to answer the compute-optimal "
+                                       "N and D for (default: 10x the largest run)")
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, v):
+        if v is not None:
+            for s in v:
+                parse_shape(s)
+        return v
+
+
+def parse_shape(label: str) -> Shape:
+    import re
+
+    m = re.fullmatch(r"d(\d+)L(\d+)", label)
+    if not m or int(m[1]) % 8 or int(m[2]) < 1:
+        raise UserError(f"model shape '{label}' is not valid", "write dWIDTHLDEPTH with width a multiple of 8, "
+                        "e.g. d64L3")
+    return Shape(int(m[1]), int(m[2]))
+
+
+def sweep_dir(cfg: ScaleConfig, store: Store) -> Path:
+    name = cfg.name or "".join(c if c.isalnum() or c in "-_=." else "-" for c in cfg.source)[:80]
+    return store.root / "scale" / name
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# --- data -----------------------------------------------------------------------------------
+
+def prepare_data(src: Source, cfg: ScaleConfig, max_tokens: int, root: Path) -> dict:
+    """The training stream (at least `max_tokens` + 1 tokens for synthetic sources; a run of D tokens
+    reads its first D + 1) and the held-out stream, saved once as .npy; the Bayes-optimal loss on
+    the held-out windows where the source knows it."""
+    d = root / "data"
+    desc = describe(src)
+    if desc["kind"] == "text":
+        train, held = src.split()
+        held = held[: cfg.eval_tokens + 1]
+    else:
+        # Separate seeds: the held-out stream is independent of training. Sampling is prefix-stable,
+        # so a longer stream (a bigger plan later) keeps every earlier run's data.
+        train = src.sample(max_tokens + 1, seed=src.seed * 1000 + 1)
+        held = src.sample(cfg.eval_tokens + 1, seed=src.seed * 1000 + 2)
+    _save_npy(d / "train.npy", train)
+    _save_npy(d / "heldout.npy", held)
+    info = {"kind": desc["kind"], "source": desc, "vocab": src.vocab_size, "skip": src.context_needed,
+            "train_tokens": int(len(train)), "heldout_tokens": int(len(held))}
+    h = src.entropy_rate()
+    if h is not None:
+        info["entropy_rate"] = h
+        info["bayes_heldout"] = _bayes_heldout(src, held, cfg.ctx)
+    return info
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(arr, dtype=np.int64), allow_pickle=False)
+    write_bytes(path, buf.getvalue())
+
+
+def _bayes_heldout(src: Source, held: np.ndarray, ctx: int) -> dict:
+    """Mean and standard error of the source's optimal loss on exactly the targets the model is
+    scored on (windows of ctx + 1 tokens, targets with at least `context_needed` tokens of context)."""
+    n = (len(held) - 1) // ctx
+    losses = np.concatenate([src.token_losses(held[i * ctx:(i + 1) * ctx + 1]) for i in range(n)])
+    return {"mean": float(losses.mean()), "se": float(losses.std(ddof=1) / math.sqrt(len(losses))),
+            "targets": int(len(losses))}
+
+
+# --- planning -------------------------------------------------------------------------------
+
+def probe_speed(shapes: list[Shape], vocab: int, ctx: int, batch_tokens: int, threads: int) -> dict[str, float]:
+    """Seconds per training token of each shape: 3 timed steps after one warm-up step."""
+    import torch
+
+    from supremum.limit.train import _lm_loss, build_model
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    out = {}
+    try:
+        for s in shapes:
+            m = build_model(s, vocab, ctx, 0)
+            opt = torch.optim.AdamW(m.parameters(), 1e-3)
+            w = torch.randint(0, vocab, (max(1, batch_tokens // ctx), ctx + 1))
+            for i in range(4):
+                if i == 1:
+                    t0 = time.perf_counter()
+                loss = _lm_loss(m, w)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            out[s.label()] = (time.perf_counter() - t0) / 3 / w[:, 1:].numel()
+    finally:
+        torch.set_num_threads(old)
+    return out
+
+
+START_SECONDS = 6.0  # per run: process start and imports, plus held-out evaluations (measured ~4-6 s)
+CONTENTION = 1.15  # parallel runs share memory bandwidth: measured per-run slowdown with 2 jobs on 2 cores
+
+
+def plan(cfg: ScaleConfig, vocab: int, jobs: int, threads: int) -> tuple[list[Shape], list[int], float | None]:
+    """Sizes and budgets: as given, or the broadest grid (most runs, then largest compute) that the
+    probe says fits in budget_minutes."""
+    d_min = 64 * cfg.batch_tokens
+    if cfg.sizes and cfg.tokens:
+        return [parse_shape(s) for s in cfg.sizes], sorted(cfg.tokens), None
+    if cfg.budget_minutes is None:
+        raise UserError("a sweep needs sizes and tokens, or --budget-minutes to plan them",
+                        "e.g. --budget-minutes 10")
+    shapes = [parse_shape(s) for s in cfg.sizes] if cfg.sizes else LADDER
+    speed = probe_speed(shapes, vocab, cfg.ctx, cfg.batch_tokens, threads)
+    best = None
+    for k in [len(shapes)] if cfg.sizes else range(2, len(shapes) + 1):
+        for m in range(3, 11):
+            levels = sorted(cfg.tokens) if cfg.tokens else [d_min * 2 ** i for i in range(m)]
+            runs = k * len(levels) * len(cfg.seeds)
+            est = (sum(speed[s.label()] for s in shapes[:k]) * sum(levels) * CONTENTION * len(cfg.seeds)
+                   + START_SECONDS * runs) / jobs
+            if est <= cfg.budget_minutes * 60:
+                key = (runs, shapes[k - 1].d * levels[-1])
+                if best is None or key > best[0]:
+                    best = (key, shapes[:k], levels, est)
+            if cfg.tokens:
+                break
+    if best is None:
+        raise UserError(f"no grid of at least 2 sizes x 3 budgets fits in {cfg.budget_minutes} minutes here",
+                        "raise --budget-minutes or lower --batch-tokens")
+    return best[1], best[2], best[3]
+
+
+# --- running --------------------------------------------------------------------------------
+
+def cells(cfg: ScaleConfig, info: dict, shapes: list[Shape], levels: list[int]) -> list[dict]:
+    out = []
+    for s in shapes:
+        for d in levels:
+            for seed in cfg.seeds:
+                spec = {"rule": RULE_VERSION, "source": info["source"], "d": s.d, "layers": s.layers, "tokens": d,
+                        "ctx": cfg.ctx, "batch_tokens": cfg.batch_tokens, "seed": seed,
+                        "eval_tokens": cfg.eval_tokens, "skip": info["skip"], "vocab": info["vocab"]}
+                out.append({**spec, "hash": _hash(spec)})
+    return out
+
+
+def dry_run(cfg: ScaleConfig, store: Store | None = None) -> dict:
+    """The plan and which runs are done, without training (the probe still times a few steps)."""
+    store = store or Store()
+    src = parse_source(cfg.source)
+    jobs = cfg.jobs or max(1, os.cpu_count() or 1)
+    shapes, levels, est = plan(cfg, src.vocab_size, jobs, max(1, (os.cpu_count() or 1) // jobs))
+    info = {"source": describe(src), "skip": src.context_needed, "vocab": src.vocab_size}
+    root = sweep_dir(cfg, store)
+    rows = [{"shape": f"d{c['d']}L{c['layers']}", "tokens": c["tokens"], "seed": c["seed"], "hash": c["hash"],
+             "status": "done" if (root / "runs" / c["hash"] / "result.json").exists() else "to run"}
+            for c in cells(cfg, info, shapes, levels)]
+    return {"source": info["source"], "entropy_rate": src.entropy_rate(), "jobs": jobs, "estimated_seconds": est,
+            "runs": rows, "dir": str(root)}
+
+
+def run_sweep(cfg: ScaleConfig, store: Store | None = None, on_event=None) -> dict:
+    store = store or Store()
+    say = on_event or (lambda m: None)
+    src = parse_source(cfg.source)
+    root = sweep_dir(cfg, store)
+    jobs = cfg.jobs or max(1, os.cpu_count() or 1)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    shapes, levels, est = plan(cfg, src.vocab_size, jobs, threads)
+    say(f"plan: {len(shapes)} sizes ({', '.join(s.label() for s in shapes)}) x {len(levels)} budgets "
+        f"({', '.join(f'{x:,}' for x in levels)} tokens) x {len(cfg.seeds)} seed(s)"
+        + (f", estimated {est / 60:.1f} min on {jobs} processes" if est else ""))
+    info = prepare_data(src, cfg, max(levels), root)
+    todo = cells(cfg, info, shapes, levels)
+    results = _execute(todo, root, info, jobs, threads, store, say)
+    from supremum.limit.analysis import analyze
+
+    analysis = analyze(results, info, cfg)
+    analysis["plan"] = {"sizes": [s.label() for s in shapes], "tokens": levels, "seeds": cfg.seeds,
+                        "jobs": jobs, "threads_per_run": threads, "estimated_seconds": est}
+    write_json(root / "analysis.json", analysis)
+    from supremum.limit.plots import sweep_plots
+
+    analysis["plots"] = [str(p) for p in sweep_plots(analysis, root / "plots")]
+    write_json(root / "analysis.json", analysis)
+    _record(store, cfg, analysis)
+    return analysis
+
+
+def _execute(todo: list[dict], root: Path, info: dict, jobs: int, threads: int, store: Store, say) -> list[dict]:
+    done, pending = [], []
+    for c in todo:
+        f = root / "runs" / c["hash"] / "result.json"
+        (done.append({**c, **json.loads(f.read_text()), "cached": True}) if f.exists() else pending.append(c))
+    if done:
+        say(f"{len(done)} of {len(todo)} runs already done; running {len(pending)}")
+    # Largest first: the long runs start early, so the pool finishes together.
+    pending.sort(key=lambda c: -(c["d"] ** 2 * c["layers"] * c["tokens"]))
+    failures = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futs = {pool.submit(_run_one, c, root, info, threads, store): c for c in pending}
+        for i, fut in enumerate(as_completed(futs), 1):
+            c = futs[fut]
+            try:
+                r = fut.result()
+                done.append({**c, **r, "cached": False})
+                say(f"[{i}/{len(pending)}] d{c['d']}L{c['layers']} D={c['tokens']:,}: loss {r['loss']:.4f} "
+                    f"({r['seconds']:.0f} s)")
+            except Exception as e:  # one failed run must not lose the others
+                failures.append(f"d{c['d']}L{c['layers']} D={c['tokens']}: {e}")
+                say(f"[{i}/{len(pending)}] d{c['d']}L{c['layers']} D={c['tokens']:,} failed: {e}")
+    if failures:
+        raise UserError(f"{len(failures)} sweep run(s) failed, first: {failures[0]}",
+                        "the others are saved; re-run the same command to retry only these")
+    return done
+
+
+def _run_one(c: dict, root: Path, info: dict, threads: int, store: Store) -> dict:
+    from supremum.artifact import new_id
+    from supremum.machine import fingerprint
+    from supremum.worker import run_worker
+
+    spec = {**c, "threads": threads, "train": str(root / "data" / "train.npy"),
+            "heldout": str(root / "data" / "heldout.npy")}
+    run_id = new_id()
+    store.start_run(run_id, "scale-run", f"scale {root.name} d{c['d']}L{c['layers']} D={c['tokens']}", c,
+                    fingerprint())
+    try:
+        res = json.loads(run_worker("supremum.limit.worker", spec).strip().splitlines()[-1])
+    except BaseException as e:
+        store.fail_run(run_id, str(e))
+        raise
+    write_json(root / "runs" / c["hash"] / "result.json", res)
+    store.finish_run(run_id, {k: v for k, v in res.items() if k != "curve"})
+    return res
+
+
+def _record(store: Store, cfg: ScaleConfig, analysis: dict) -> None:
+    from supremum.artifact import new_id
+    from supremum.machine import fingerprint
+
+    run_id = new_id()
+    store.start_run(run_id, "scale", f"scale {cfg.source}", cfg.model_dump(mode="json"), fingerprint())
+    store.finish_run(run_id, analysis)
+    analysis["run_id"] = run_id
