@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -208,3 +209,16 @@ def test_learning_curve_cli_on_a_tiny_model(tmp_path):
     assert sorted(pt["n"] for pt in r["points"]) == [16, 32, 64]  # shares of 64 training rows (80 - dev - test)
     assert 0 <= r["ceiling"]["accuracy"] <= 1 and "target" in r
     assert open(r["plots"][0], "rb").read(4) == b"\x89PNG"
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("recipes/scale/*.yaml")) +
+                         sorted(Path(__file__).parent.parent.glob("recipes/curve/*.yaml")))
+def test_limit_recipes_validate(path, monkeypatch):
+    from supremum.limit.curve import CurveConfig
+    from supremum.limit.sweep import ScaleConfig
+    from supremum.recipe import build, load_yaml
+
+    monkeypatch.setenv("SUPREMUM_DATA", "/data")
+    raw, lines = load_yaml(path)
+    cfg = build(ScaleConfig if path.parent.name == "scale" else CurveConfig, raw, str(path), lines)
+    assert cfg is not None

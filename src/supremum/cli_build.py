@@ -238,13 +238,27 @@ def print_runs(rows: list[dict]) -> None:
         cfg, m = r.get("config") or {}, r.get("metrics") or {}
         acc = _headline(r)
         data = (cfg.get("data") or {}).get("path", "")
-        what = (cfg.get("model") or {}).get("name") or ",".join(r.get("parents") or [])
+        what = (cfg.get("model") or {}).get("name") or ",".join(r.get("parents") or []) or _limit_what(r)
+        if r["kind"] in ("scale-run", "scale"):
+            src = cfg.get("source")
+            data = src.get("path", src.get("kind", "")) if isinstance(src, dict) else str(src or "")
         t.add_row(r["id"], r["kind"], r["status"],
                   dt.datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M"), what,
                   (cfg.get("method") or {}).get("name", ""), Path(data).name if data else "",
                   f"{acc:.4f}" if acc is not None else "", f"{m.get('train_samples_per_s', '')}",
                   r.get("artifact_id") or "")
     out.print(t if rows else "no runs yet (run `supremum finetune`)")
+
+
+def _limit_what(r: dict) -> str:
+    """Scale runs have no model name: their shape, budget and loss; a sweep: its limit."""
+    cfg, m = r.get("config") or {}, r.get("metrics") or {}
+    if r["kind"] == "scale-run":
+        return f"d{cfg.get('d')}L{cfg.get('layers')} D={cfg.get('tokens', 0):,}" + (
+            f" loss {m['loss']:.4f}" if "loss" in m else "")
+    if r["kind"] == "scale" and "fit" in m:
+        return f"limit E={m['fit']['E']:.4f} ({len(m.get('runs', []))} runs)"
+    return ""
 
 
 def describe(ref: str) -> dict:

@@ -133,10 +133,48 @@ def sensitivity_tables(store: Store) -> list[tuple[str, dict]]:
 
 def build(store: Store | None = None, metric: str = "accuracy", data: str | None = None,
           split: str | None = None) -> dict:
+    from supremum.errors import UserError
+
     store = store or Store()
-    fronts = {cost: frontier(metric, cost, data, split, store) for cost, _ in PLOTS}
-    return {"fronts": fronts, "bought": bought(fronts["latency_b1"]), "store": store,
-            "comparisons": comparisons(store)}
+    lims = limits(store)
+    try:
+        fronts = {cost: frontier(metric, cost, data, split, store) for cost, _ in PLOTS}
+    except UserError:
+        if not lims:
+            raise
+        fronts = None  # a store with only scale sweeps or learning curves still gets its report
+    return {"fronts": fronts, "bought": bought(fronts["latency_b1"]) if fronts else [], "store": store,
+            "comparisons": comparisons(store), "limits": lims}
+
+
+MEANING = ("What the limit means: E is the loss this family of models, trained this way on this source, "
+           "approaches as parameters and data grow without bound, extrapolated from the runs by the fitted "
+           "form; the interval is the spread of that extrapolation over resampled runs. It does not cover "
+           "a different architecture, tokenizer, training rule or data distribution, nor error from the "
+           "functional form itself (checked on synthetic sources whose limit is known, and by predicting the "
+           "largest runs from the others).")
+
+
+def limits(store: Store) -> list[tuple[str, str, dict]]:
+    """(kind, name, result) of the latest finished scale sweep per source and learning curve per name."""
+    latest: dict[tuple[str, str], dict] = {}
+    for r in store.runs():
+        m = r.get("metrics")
+        if r["status"] != "finished" or not m:
+            continue
+        if r["kind"] == "scale":
+            latest[("scale", (r["config"] or {}).get("name") or r["command"])] = m
+        elif r["kind"] == "curve":
+            latest[("curve", m["name"])] = m
+    return [(k, n, m) for (k, n), m in latest.items()]
+
+
+def _limit_title(kind: str, name: str, m: dict) -> str:
+    if kind == "curve":
+        return f"Learning curve {name}: {m['model']} ({m['method'].get('name')}) on {m['data']}"
+    src = m["source"]
+    return f"Is there a limit? {src.get('kind')} source " + ", ".join(
+        f"{k}={v}" for k, v in src.items() if k != "kind")
 
 
 def comparisons(store: Store) -> list[dict]:
@@ -149,6 +187,24 @@ def comparisons(store: Store) -> list[dict]:
 
 
 def markdown(rep: dict) -> str:
+    lines = ["# supremum report"] if rep["fronts"] is None else _markdown_frontier(rep)
+    for s in rep["comparisons"]:
+        head, rows = table(s)
+        lines += ["", f"## Method comparison {s['name']}: {s['model']} on `{s['data']}`", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines += ["", s["method"]]
+    for kind, name, m in rep["limits"]:
+        head, tables, tail = _limit_text(kind, m)
+        lines += ["", f"## {_limit_title(kind, name, m)}", ""] + [f"- {x}" for x in head]
+        for title, cols, rows in tables:
+            lines += ["", f"{title}:", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+            lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines += [""] + [x for x in tail if not x.startswith("plot: ")] + ["", MEANING]
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_frontier(rep: dict) -> list[str]:
     res = rep["fronts"]["latency_b1"]
     g = res["group"]
     lines = ["# supremum report", "", f"Evaluated on `{g['data']}` [{g['split']}], machine {g['machine']}.",
@@ -165,13 +221,34 @@ def markdown(rep: dict) -> str:
                      f"{_f(c['size'])} | {_f(c['memory'])} |")
     for r in res["not_comparable"]:
         lines.append(f"\nNot compared: {r['artifact']} ({r['lineage']}): {r['reason']}")
-    for s in rep["comparisons"]:
-        head, rows = table(s)
-        lines += ["", f"## Method comparison {s['name']}: {s['model']} on `{s['data']}`", "",
-                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        lines += ["", s["method"]]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _limit_text(kind: str, m: dict):
+    from supremum.limit.summary import curve_summary, scale_summary
+
+    return (curve_summary if kind == "curve" else scale_summary)(m)
+
+
+def _limit_html(kind: str, name: str, m: dict) -> str:
+    import matplotlib.pyplot as plt
+
+    from supremum.limit.plots import curve_figure, sweep_figures
+
+    head, tables, tail = _limit_text(kind, m)
+    figs = [curve_figure(m)] if kind == "curve" else list(sweep_figures(m).values())
+    svgs = []
+    for fig in figs:
+        svgs.append(_svg(fig))
+        plt.close(fig)
+    parts = [f"<h2>{html.escape(_limit_title(kind, name, m))}</h2><ul>"
+             + "".join(f"<li>{html.escape(x)}</li>" for x in head) + "</ul>", *svgs]
+    for title, cols, rows in tables:
+        ths = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+        trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        parts.append(f"<h3>{html.escape(title)}</h3><table><tr>{ths}</tr>{trs}</table>")
+    parts += [f"<p>{html.escape(x)}</p>" for x in tail if not x.startswith("plot: ")]
+    return "\n".join(parts) + f"<p><em>{html.escape(MEANING)}</em></p>"
 
 
 def _f(x) -> str:
@@ -179,19 +256,7 @@ def _f(x) -> str:
 
 
 def render_html(rep: dict) -> str:
-    res = rep["fronts"]["latency_b1"]
-    g = res["group"]
-    body = ["<h1>supremum report</h1>",
-            f"<p>Evaluated on {html.escape(g['data'])} [{html.escape(g['split'])}], machine "
-            f"{html.escape(g['machine'])}.</p><h2>What each step bought</h2><ul>"
-            + "".join(f"<li>{html.escape(s)}</li>" for s in rep["bought"]) + "</ul>"]
-    for cost, label in PLOTS:
-        body.append(f"<h2>{html.escape(rep['fronts'][cost]['metric'])} vs {html.escape(label)}</h2>")
-        body.append(pareto_plot(rep["fronts"][cost], label))
-    curves = curves_plot(rep["store"])
-    if curves:
-        body += ["<h2>Training curves</h2>", curves]
-    body.append("<h2>Variants</h2>" + _html_table(res))
+    body = ["<h1>supremum report</h1>"] if rep["fronts"] is None else _html_frontier(rep)
     for s in rep["comparisons"]:
         head, rows = table(s)
         cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
@@ -206,10 +271,28 @@ def render_html(rep: dict) -> str:
         body.append(f"<h2>Sensitivity of {html.escape(art)} (points, most sensitive first)</h2>"
                     + sensitivity_plot(m) + "<table>"
                     f"<tr><th>layer</th>{''.join(f'<th>{s}</th>' for s in m['schemes'])}</tr>{rows}</table>")
+    body += [_limit_html(kind, name, m) for kind, name, m in rep["limits"]]
     return ("<!doctype html><html><head><meta charset='utf-8'><title>supremum report</title>"
             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
             "td,th{padding:2px 8px;text-align:right}</style></head><body>"
             + "\n".join(body) + "</body></html>")
+
+
+def _html_frontier(rep: dict) -> list[str]:
+    res = rep["fronts"]["latency_b1"]
+    g = res["group"]
+    body = ["<h1>supremum report</h1>",
+            f"<p>Evaluated on {html.escape(g['data'])} [{html.escape(g['split'])}], machine "
+            f"{html.escape(g['machine'])}.</p><h2>What each step bought</h2><ul>"
+            + "".join(f"<li>{html.escape(s)}</li>" for s in rep["bought"]) + "</ul>"]
+    for cost, label in PLOTS:
+        body.append(f"<h2>{html.escape(rep['fronts'][cost]['metric'])} vs {html.escape(label)}</h2>")
+        body.append(pareto_plot(rep["fronts"][cost], label))
+    curves = curves_plot(rep["store"])
+    if curves:
+        body += ["<h2>Training curves</h2>", curves]
+    body.append("<h2>Variants</h2>" + _html_table(res))
+    return body
 
 
 def _html_table(res: dict) -> str:

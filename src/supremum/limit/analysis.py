@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from supremum.limit.fit import (
+    BOUNDS_EXP,
     PowerFit,
     bootstrap,
     compute_optimal,
@@ -62,6 +63,7 @@ def analyze(results: list[dict], info: dict, cfg) -> dict:
         "holdout": holdout_check(results, cfg.holdout, min(cfg.bootstrap, 200)),
     }
     out["compute_optimal_exponents_agree"] = _agree(out)
+    out["warnings"] = _warnings(fit, out, loss)
     # Kept so plots and the report draw the uncertainty band without refitting.
     out["bootstrap_params"] = [[b.E, b.A[0], b.A[1], b.alpha[0], b.alpha[1]] for b in boots]
     if "entropy_rate" in info:
@@ -153,3 +155,26 @@ def _truth(info: dict, fit: PowerFit, e_ci: list[float]) -> dict:
             "note": "entropy_rate is the source's exact limit (nats/token, infinite context); bayes_heldout is "
                     "the Bayes-optimal loss on the same held-out targets the runs are scored on (mean +- "
                     "standard error), i.e. the best any model can do there"}
+
+
+def _warnings(fit: PowerFit, out: dict, loss: np.ndarray) -> list[str]:
+    """Signs that the runs do not pin the form down; the numbers are still reported."""
+    w = []
+    if fit.E < 0.02 * loss.min():
+        w.append("E is near 0: the runs do not constrain a floor (too few runs near convergence); "
+                 "treat E and its interval as unidentified")
+    lo, hi = BOUNDS_EXP
+    for name, v in (("alpha", fit.alpha[0]), ("beta", fit.alpha[1])):
+        if v <= lo * 1.01 or v >= hi * 0.99:
+            w.append(f"{name} sits at its bound ({v:.3g}): that term is not identified by these runs")
+    if fit.agree < max(2, fit.starts // 4):
+        w.append(f"only {fit.agree} of {fit.starts} starts reached the best fit: the objective has several "
+                 "optima; more runs, or runs nearer convergence, would settle it")
+    ci_e = out["ci"]["E"]
+    if ci_e[0] == ci_e[0] and ci_e[1] - ci_e[0] > 0.25 * fit.E:
+        w.append("E's interval is wider than a quarter of E: the limit is only loosely known")
+    h = out.get("holdout")
+    if h and h["max_abs_rel_error"] > 0.05:
+        w.append(f"the fit without the largest-compute runs mispredicts them by up to "
+                 f"{100 * h['max_abs_rel_error']:.1f}%: extrapolations beyond the runs are unreliable")
+    return w

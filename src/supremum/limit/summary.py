@@ -25,6 +25,7 @@ def scale_summary(a: dict) -> tuple[list[str], Tables, list[str]]:
     lines.append(f"L = E + A/N^alpha + B/D^beta: alpha {f['alpha']:.3f} {ci(c['alpha'], '.3f')}, beta "
                  f"{f['beta']:.3f} {ci(c['beta'], '.3f')}; compute-optimal N ~ C^{a['allocation']['a']:.2f} "
                  f"{ci(c['a'], '.2f')}, D ~ C^{a['allocation']['b']:.2f} {ci(c['b'], '.2f')}")
+    lines += [f"warning: {x}" for x in a.get("warnings", [])]
     env = a.get("envelope")
     if env:
         lines.append(f"envelope (approach 1, {env['frontier_runs']} frontier runs): N ~ C^{env['a']:.2f} "
