@@ -107,6 +107,8 @@ def finetune(
     track: Annotated[str | None, typer.Option(help="mirror metrics to trackers: tensorboard,mlflow,wandb "
                                               "(files under $SUPREMUM_HOME/tracking)")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    nproc: Annotated[int, typer.Option(min=1, help="data-parallel processes on this machine (torchrun, gloo on "
+                                       "CPU / NCCL on GPU); --batch-size is per process")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
     overrides: Annotated[list[str] | None, typer.Argument(
         help="KEY=VALUE overrides of any recipe key, e.g. train.lr=3e-4 method.r=16")] = None,
@@ -118,12 +120,21 @@ def finetune(
     Precedence: recipe < flags < KEY=VALUE overrides.
     """  # noqa: E501
     from supremum import cli_build
+    from supremum.train import distributed
 
-    cfg = cli_build.finetune_config(locals())
+    cfg = cli_build.finetune_config(locals())  # validated before any process is launched
+    if nproc > 1 and not distributed.current().active:
+        raise typer.Exit(distributed.launch(nproc, distributed.strip_nproc(sys.argv[1:])))
     _quiet_libraries()
     from supremum.train.finetune import finetune as run
 
-    res = run(cfg, resume=resume, progress=progress and not as_json, command=" ".join(sys.argv))
+    dist = distributed.current()
+    try:
+        res = run(cfg, resume=resume, progress=progress and not as_json and dist.main, command=" ".join(sys.argv))
+    finally:
+        distributed.shutdown(dist)
+    if res is None:  # a rank other than 0: rank 0 reports
+        return
     if as_json:
         _echo_json({"run_id": res.run_id, "artifact": str(res.artifact.path), "artifact_id":
                     res.artifact.id, "metrics": res.metrics, "data": res.data_info})

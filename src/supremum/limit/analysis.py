@@ -35,17 +35,25 @@ def _ci(boots: list[PowerFit], f) -> list[float]:
 
 
 def analyze(results: list[dict], info: dict, cfg) -> dict:
+    every = results
+    cut = info["unigram_entropy"] * (1 - cfg.plateau) if cfg.plateau else float("inf")
+    results = [r for r in every if r["loss"] < cut]
     if len(results) < 6:
         from supremum.errors import UserError
 
-        raise UserError(f"the sweep has {len(results)} finished runs; a 5-parameter fit needs at least 6",
-                        "add sizes or token budgets")
+        raise UserError(f"the sweep has {len(results)} finished runs past the initial plateau (loss below "
+                        f"{cut:.4f}); a 5-parameter fit needs at least 6", "add larger token budgets or sizes")
     n, d, c, loss = _arrays(results)
     fit = fit_power([n, d], loss)
     boots = bootstrap([n, d], loss, fit, n=cfg.bootstrap) if cfg.bootstrap else []
     best = int(np.argmin(loss))
     out = {
-        "method": METHOD, "source": info["source"], "runs": _run_rows(results),
+        "method": METHOD, "source": info["source"], "runs": _run_rows(every, cut),
+        "plateau": {"unigram_entropy": info["unigram_entropy"], "share": cfg.plateau, "cutoff": cut,
+                    "excluded": len(every) - len(results),
+                    "rule": "runs whose held-out loss is within `share` of the training stream's unigram entropy "
+                            "have learned little beyond token frequencies; the power law does not describe that "
+                            "plateau, so they are listed but not fitted"},
         "fit": {**fit.as_dict(), "B": fit.A[1], "beta": fit.alpha[1], "A": fit.A[0], "alpha": fit.alpha[0],
                 "bootstrap": len(boots)},
         "ci": {"E": _ci(boots, lambda b: b.E), "A": _ci(boots, lambda b: b.A[0]),
@@ -66,14 +74,16 @@ def analyze(results: list[dict], info: dict, cfg) -> dict:
     out["warnings"] = _warnings(fit, out, loss)
     # Kept so plots and the report draw the uncertainty band without refitting.
     out["bootstrap_params"] = [[b.E, b.A[0], b.A[1], b.alpha[0], b.alpha[1]] for b in boots]
+    out["fit"]["degenerate_resamples"] = sum(b.E < 0.02 * loss.min() for b in boots)
     if "entropy_rate" in info:
         out["truth"] = _truth(info, fit, out["ci"]["E"])
     return out
 
 
-def _run_rows(results: list[dict]) -> list[dict]:
+def _run_rows(results: list[dict], cut: float) -> list[dict]:
     keys = ("shape", "N", "D", "flops", "loss", "seed", "seconds", "tokens_per_s", "epochs", "lr", "curve")
-    return sorted(({k: r.get(k) for k in keys} for r in results), key=lambda r: (r["N"], r["D"], r["seed"]))
+    rows = ({**{k: r.get(k) for k in keys}, "fitted": r["loss"] < cut} for r in results)
+    return sorted(rows, key=lambda r: (r["N"], r["D"], r["seed"]))
 
 
 def _predictions(fit: PowerFit, boots: list[PowerFit], c_max: float, budget: float | None) -> list[dict]:

@@ -61,8 +61,13 @@ def _loss_vs_compute(a: dict):
     runs = a["runs"]
     c = np.array([r["flops"] for r in runs])
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    sc = ax.scatter(c, [r["loss"] for r in runs], c=np.log10([r["N"] for r in runs]), cmap="viridis", s=18,
+    fitted = np.array([r.get("fitted", True) for r in runs])
+    loss = np.array([r["loss"] for r in runs])
+    sc = ax.scatter(c[fitted], loss[fitted], c=np.log10([r["N"] for r in runs])[fitted], cmap="viridis", s=18,
                     zorder=3)
+    if (~fitted).any():
+        ax.scatter(c[~fitted], loss[~fitted], facecolors="none", edgecolors="grey", s=18, zorder=3,
+                   label="on the initial plateau (not fitted)")
     fig.colorbar(sc, ax=ax, label="log10 N (non-embedding parameters)")
     cs = np.logspace(np.log10(c.min()), np.log10(100 * c.max()), 80)
     mid, lo, hi = frontier_band(a, cs)

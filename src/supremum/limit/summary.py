@@ -12,8 +12,15 @@ def ci(v: list[float] | None, fmt: str = ".4f") -> str:
 def scale_summary(a: dict) -> tuple[list[str], Tables, list[str]]:
     """The limit first, then the evidence: (lines, tables, closing lines)."""
     f, c = a["fit"], a["ci"]
-    lines = [f"limit E = {f['E']:.4f} nats/token, 95% CI {ci(c['E'])} ({f['bootstrap']} bootstrap resamples; "
-             f"{f['starts_agreeing']} of {f['starts']} starts reached the best fit)"]
+    degenerate = f.get("degenerate_resamples", 0)
+    lines = [f"limit E = {f['E']:.4f} nats/token, 95% CI {ci(c['E'])} ({f['bootstrap']} bootstrap resamples"
+             + (f", {degenerate} of them collapsed to E ~ 0" if degenerate else "")
+             + f"; {f['starts_agreeing']} of {f['starts']} starts reached the best fit)"]
+    pl = a.get("plateau")
+    if pl and pl["excluded"]:
+        lines.append(f"{pl['excluded']} of {len(a['runs'])} runs left out of the fit: still on the initial "
+                     f"plateau (loss >= {pl['cutoff']:.4f}, within {100 * pl['share']:.0f}% of the unigram entropy "
+                     f"{pl['unigram_entropy']:.4f})")
     if "truth" in a:
         t = a["truth"]
         lines.append(f"true entropy rate H = {t['entropy_rate']:.4f}; E - H = {100 * t['rel_error']:+.2f}% of H; "

@@ -48,6 +48,9 @@ class ScaleConfig(BaseModel):
     bootstrap: int = Field(1000, ge=0, description="bootstrap resamples for the confidence intervals")
     holdout: float = Field(0.2, ge=0, lt=0.5, description="share of the largest-compute runs held out to "
                            "check the fit's predictions")
+    plateau: float = Field(0.05, ge=0, lt=1, description="runs whose loss is still within this share of the "
+                           "unigram entropy (a model that learned only token frequencies) are left out of the "
+                           "fit and listed: the power law does not describe the plateau before learning starts")
     budget_flops: float | None = Field(None, gt=0, description="compute budget to answer the compute-optimal "
                                        "N and D for (default: 10x the largest run)")
 
@@ -97,8 +100,11 @@ def prepare_data(src: Source, cfg: ScaleConfig, max_tokens: int, root: Path) -> 
         held = src.sample(cfg.eval_tokens + 1, seed=src.seed * 1000 + 2)
     _save_npy(d / "train.npy", train)
     _save_npy(d / "heldout.npy", held)
+    counts = np.bincount(train, minlength=src.vocab_size)
+    p = counts[counts > 0] / counts.sum()
     info = {"kind": desc["kind"], "source": desc, "vocab": src.vocab_size, "skip": src.context_needed,
-            "train_tokens": int(len(train)), "heldout_tokens": int(len(held))}
+            "train_tokens": int(len(train)), "heldout_tokens": int(len(held)),
+            "unigram_entropy": float(-(p * np.log(p)).sum())}
     h = src.entropy_rate()
     if h is not None:
         info["entropy_rate"] = h

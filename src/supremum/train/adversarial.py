@@ -47,7 +47,7 @@ def _project(delta: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
 
 def backward(model, compute: Callable[[], torch.Tensor], cfg: AdversarialConfig) -> float:
     """Back-propagate clean and adversarial loss; returns the clean loss value."""
-    emb = model.get_input_embeddings()
+    emb = getattr(model, "module", model).get_input_embeddings()  # under DDP: the wrapped model
     seen: dict = {}
 
     def keep(_m, _i, out):

@@ -23,6 +23,7 @@ from supremum.models import load_model
 from supremum.progress import TrainProgress
 from supremum.store import Store
 from supremum.tracking import Tracker
+from supremum.train import distributed
 from supremum.train.loop import Split, TrainResult, plan_steps, train
 from supremum.train.methods import method_for, trainable_parameters
 
@@ -51,19 +52,20 @@ def seed_everything(seed: int) -> None:
 
 
 def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = False,
-             progress: bool = True, command: str = "") -> FinetuneResult:
+             progress: bool = True, command: str = "") -> FinetuneResult | None:
+    """Train and save; under torchrun every rank trains, rank 0 alone saves and returns the
+    result (the others return None)."""
+    dist = distributed.current()
+    if dist.active:
+        distributed.init(dist, cfg.train.threads)
+        if not dist.main:
+            return _follow(cfg, dist, resume)
     store = store or Store()
-    if cfg.train.threads:
+    if cfg.train.threads and not dist.active:
         torch.set_num_threads(cfg.train.threads)
-    data = load_data(cfg.data)
-    seed_everything(cfg.train.seed)
-    model, tok = load_model(cfg.model.name, "classification", gguf_file=cfg.model.gguf_file,
-                            label_names=data.label_names, dropout=cfg.train.dropout)
-    method = method_for(cfg.method)
-    train_split, dev = _encode(tok, data, cfg)
-    model = method.apply(model, cfg.method, plan_steps(len(train_split.ids), cfg.train)[1])
+    data, model, tok, method, train_split, dev = _prepare(cfg, dist)
     trainable, total = trainable_parameters(model)
-    run_dir = store.root / "checkpoints" / config_hash(cfg)
+    run_dir = _run_dir(store.root, cfg, dist)
     run_id = _run_id(run_dir, resume)
     ckpt_dir = run_dir / "last"
     store.start_run(run_id, "finetune", command, cfg.model_dump(mode="json"), fingerprint(),
@@ -85,6 +87,33 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     store.finish_run(run_id, metrics, art.id, str(art.path.resolve()))
     shutil.rmtree(run_dir, ignore_errors=True)
     return FinetuneResult(run_id, art, metrics, data.info)
+
+
+def _follow(cfg: FinetuneConfig, dist: distributed.Dist, resume: bool) -> None:
+    """A rank other than 0: the same model, data and steps, no files and no store rows (rank 0
+    writes them). Resuming reads rank 0's checkpoint, which every rank can reach on one node."""
+    _, model, tok, method, train_split, dev = _prepare(cfg, dist)
+    ckpt_dir = _run_dir(Store().root, cfg, dist) / "last"
+    train(model, train_split, dev, cfg.train, tok.pad_token_id, ckpt_dir=ckpt_dir, resume=resume,
+          after_step=method.after_step)
+    return None
+
+
+def _run_dir(root: Path, cfg: FinetuneConfig, dist: distributed.Dist) -> Path:
+    """Checkpoints of one run; the process count is part of its identity (it sets the global batch)."""
+    return root / "checkpoints" / (config_hash(cfg) + (f"-w{dist.world}" if dist.active else ""))
+
+
+def _prepare(cfg: FinetuneConfig, dist: distributed.Dist):
+    """Data, the model with its method applied, and the encoded splits: the same on every rank."""
+    data = load_data(cfg.data)
+    seed_everything(cfg.train.seed)
+    model, tok = load_model(cfg.model.name, "classification", gguf_file=cfg.model.gguf_file,
+                            label_names=data.label_names, dropout=cfg.train.dropout)
+    method = method_for(cfg.method)
+    train_split, dev = _encode(tok, data, cfg)
+    model = method.apply(model, cfg.method, plan_steps(len(train_split.ids), cfg.train, dist.world)[1])
+    return data, model, tok, method, train_split, dev
 
 
 def _encode(tok, data: TaskData, cfg: FinetuneConfig) -> tuple[Split, Split]:
@@ -112,7 +141,7 @@ def _run_id(run_dir: Path, resume: bool) -> str:
 
 def _train(model, train_split, dev, cfg, pad_id, ckpt_dir, resume, progress, tracker,
            after_step) -> TrainResult:
-    _, total = plan_steps(len(train_split.ids), cfg.train)
+    _, total = plan_steps(len(train_split.ids), cfg.train, distributed.current().world)
     bar = TrainProgress(total, enabled=progress)
 
     def on_step(info: dict) -> None:

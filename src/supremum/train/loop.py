@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from supremum.config import TrainConfig
 from supremum.data.batching import batch_order, iterate
 from supremum.infer import predict_logits
-from supremum.train import adversarial
+from supremum.train import adversarial, distributed
 from supremum.train import checkpoint as ckpt
 from supremum.train.optim import build_optimizer, lr_factor, set_lr, warmup_steps
 
@@ -48,9 +48,9 @@ def fresh_state() -> dict:
             "stopped_early": False}
 
 
-def plan_steps(n_train: int, cfg: TrainConfig) -> tuple[int, int]:
-    """(optimizer steps per epoch, total optimizer steps)."""
-    per_epoch = math.ceil(math.ceil(n_train / cfg.batch_size) / cfg.grad_accum)
+def plan_steps(n_train: int, cfg: TrainConfig, world: int = 1) -> tuple[int, int]:
+    """(optimizer steps per epoch, total optimizer steps); batch_size is per process."""
+    per_epoch = math.ceil(math.ceil(n_train / (cfg.batch_size * world)) / cfg.grad_accum)
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
     return per_epoch, total
 
@@ -64,22 +64,26 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
 
     `loss_fn(model, batch, labels)` replaces the summed cross-entropy (distillation uses it);
     `after_step(model, step)` runs after each optimizer step while the gradients still exist."""
+    dist = distributed.current()
     opt = build_optimizer(model, cfg)
-    per_epoch, total = plan_steps(len(train_split.ids), cfg)
+    per_epoch, total = plan_steps(len(train_split.ids), cfg, dist.world)
     warm = warmup_steps(cfg, total)
     state, best = fresh_state(), None
     if resume and ckpt_dir is not None and ckpt.exists(ckpt_dir):
         state, best = ckpt.load_checkpoint(ckpt_dir, model, opt)
     lengths = [len(x) for x in train_split.ids]
+    fwd = _ddp(model) if dist.active else model
     model.train()
     while state["step"] < total and not state["stopped_early"]:
-        batches = batch_order(lengths, cfg.batch_size, cfg.seed, state["epoch"], cfg.group_by_length)
+        # Every rank draws the same global batches (batch_size per process x processes) and
+        # trains on its slice, so N processes step exactly like one process with N x the batch.
+        batches = batch_order(lengths, cfg.batch_size * dist.world, cfg.seed, state["epoch"], cfg.group_by_length)
         steps = [batches[i : i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)]
         for j in range(state["batch_in_epoch"], len(steps)):
             t0 = time.perf_counter()
             lr = set_lr(opt, cfg.lr, lr_factor(state["step"], warm, total, cfg.scheduler))
-            loss, n = _optimizer_step(model, opt, train_split, steps[j], pad_id, cfg, loss_fn,
-                                      after_step and (lambda m, s=state["step"]: after_step(m, s)))
+            loss, n = _optimizer_step(fwd, opt, train_split, steps[j], pad_id, cfg, loss_fn,
+                                      after_step and (lambda m, s=state["step"]: after_step(model, s)), dist)
             state["train_seconds"] += time.perf_counter() - t0
             state["samples"] += n
             state["step"] += 1
@@ -92,7 +96,8 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
                 just = state["evals"][-1] if state["evals"] and state["evals"][-1]["step"] == state["step"] else {}
                 on_step({**state["log"][-1], **just, "total": total,
                          "samples_per_s": state["samples"] / max(state["train_seconds"], 1e-9)})
-            if ckpt_dir is not None and cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
+            if (ckpt_dir is not None and dist.main and cfg.checkpoint_every
+                    and state["step"] % cfg.checkpoint_every == 0):
                 ckpt.save_checkpoint(ckpt_dir, model, opt, state, best)
             if state["step"] >= total or state["stopped_early"]:
                 break
@@ -105,18 +110,30 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
     return TrainResult(state, state["train_seconds"], state["samples"], state["evals"]), best
 
 
+def _ddp(model):
+    from torch.nn.parallel import DistributedDataParallel
+
+    # find_unused_parameters: methods such as prefix tuning leave some trainable tensors out of
+    # some steps' graphs.
+    return DistributedDataParallel(model, find_unused_parameters=True)
+
+
 def _optimizer_step(model, opt, data: Split, micro: list[list[int]], pad_id: int,
                     cfg: TrainConfig, loss_fn: Callable | None = None,
-                    after: Callable | None = None) -> tuple[float, int]:
+                    after: Callable | None = None,
+                    dist: distributed.Dist = distributed.Dist()) -> tuple[float, int]:
     n = sum(len(b) for b in micro)
+    # This rank's slice of each global micro-batch; DDP averages gradients over ranks, so the
+    # loss is scaled by the world size to give the gradient of the global batch's mean loss.
+    micro = [b[dist.rank::dist.world] for b in micro]
     total_loss = 0.0
     lf = loss_fn or _cross_entropy(cfg)
-    for batch in iterate(data.ids, micro, pad_id, data.labels):
+    for batch in iterate(data.ids, [b for b in micro if b], pad_id, data.labels):
         labels = batch.pop("labels")
 
         def compute(batch=batch, labels=labels) -> torch.Tensor:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                return lf(model, batch, labels) / n
+                return lf(model, batch, labels) * (dist.world / n)
 
         if cfg.adversarial:
             total_loss += adversarial.backward(model, compute, cfg.adversarial)
@@ -131,7 +148,7 @@ def _optimizer_step(model, opt, data: Split, micro: list[list[int]], pad_id: int
     if after:
         after(model)
     opt.zero_grad(set_to_none=True)
-    return total_loss, n
+    return distributed.all_reduce_sum(total_loss, dist) / dist.world, n
 
 
 def _cross_entropy(cfg: TrainConfig) -> Callable:

@@ -1,0 +1,102 @@
+"""Data-parallel training: the launch through torchrun and what each process needs to know.
+
+`supremum finetune --nproc N` re-runs the same command under `torchrun --standalone
+--nproc-per-node N` (multi-node: run `torchrun --nnodes ... -m supremum finetune ...` yourself;
+every rendezvous flag of torchrun works). Inside, each process sees RANK / WORLD_SIZE /
+LOCAL_WORLD_SIZE from torchrun, joins a gloo (CPU) or NCCL (GPU) process group, and trains on its
+share of every global batch; gradients are averaged by DistributedDataParallel. Only rank 0
+writes checkpoints, artifacts and store rows.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+
+def current() -> Dist:
+    """This process's place, from torchrun's environment (a plain run is rank 0 of 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    return Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+
+
+def init(d: Dist, threads: int | None) -> None:
+    """Join the process group once; split the cores so local processes do not fight."""
+    if not d.active:
+        return
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // d.local_world))
+    import torch.distributed as tdist
+
+    if not tdist.is_initialized():
+        tdist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+def all_reduce_sum(value: float, d: Dist) -> float:
+    if not d.active:
+        return value
+    import torch.distributed as tdist
+
+    t = torch.tensor([value], dtype=torch.float64)
+    tdist.all_reduce(t)
+    return float(t.item())
+
+
+def barrier(d: Dist) -> None:
+    if d.active:
+        import torch.distributed as tdist
+
+        tdist.barrier()
+
+
+def shutdown(d: Dist) -> None:
+    if d.active:
+        import torch.distributed as tdist
+
+        if tdist.is_initialized():
+            tdist.destroy_process_group()
+
+
+def launch(nproc: int, argv: list[str]) -> int:
+    """Run `supremum <argv>` under torchrun with `nproc` local processes; returns the exit code.
+    Rank 0 keeps the terminal; the other ranks' output is dropped unless they fail (torchrun
+    then reports their error)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "--local-ranks-filter=0", "-m", "supremum", *argv]
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
+    return subprocess.run(cmd, env=env).returncode
+
+
+def strip_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        out.append(a)
+    return out
