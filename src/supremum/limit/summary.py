@@ -19,8 +19,8 @@ def scale_summary(a: dict) -> tuple[list[str], Tables, list[str]]:
     pl = a.get("plateau")
     if pl and pl["excluded"]:
         lines.append(f"{pl['excluded']} of {len(a['runs'])} runs left out of the fit: still on the initial "
-                     f"plateau (loss >= {pl['cutoff']:.4f}, within {100 * pl['share']:.0f}% of the unigram entropy "
-                     f"{pl['unigram_entropy']:.4f})")
+                     f"plateau (loss >= {pl['cutoff']:.4f}, within {100 * pl['share']:.0f}% of the unigram "
+                     f"entropy {pl['unigram_entropy']:.4f})")
     if "truth" in a:
         t = a["truth"]
         lines.append(f"true entropy rate H = {t['entropy_rate']:.4f}; E - H = {100 * t['rel_error']:+.2f}% of H; "
