@@ -10,9 +10,11 @@ def summarize(res: dict, config: dict, seconds: float) -> dict:
     from supremum.machine import fingerprint
 
     keep = ("fit", "ci", "best_run", "allocation", "predictions", "what_if", "envelope", "holdout",
-            "compute_optimal_exponents_agree", "truth", "plan", "method", "source")
+            "compute_optimal_exponents_agree", "truth", "plan", "method", "source", "plateau", "warnings")
     runs = [{k: v for k, v in r.items() if k != "curve"} for r in res["runs"]]
-    return {"config": config, "wall_seconds": seconds, "machine": fingerprint(), "runs": runs,
+    fresh = [r for r in res["runs"] if not r.get("cached")]
+    return {"config": config, "wall_seconds": seconds, "runs_trained_now": len(fresh),
+            "run_seconds_total": sum(r["seconds"] for r in res["runs"]), "machine": fingerprint(), "runs": runs,
             **{k: res[k] for k in keep if k in res}}
 
 

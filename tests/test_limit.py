@@ -134,7 +134,7 @@ def test_train_limit_nests_subsets_and_keeps_the_label_map(tmp_path):
 
 TINY_SWEEP = ["scale", "--source", "markov:order=1,vocab=6,seed=2", "--sizes", "d8L1,d16L1,d16L2",
               "--tokens", "4096,8192,16384", "--ctx", "16", "--batch-tokens", "128", "--eval-tokens", "2048",
-              "--bootstrap", "20", "--jobs", "2", "--name", "tiny"]
+              "--bootstrap", "20", "--jobs", "2", "--name", "tiny", "--plateau", "0"]
 
 
 def _cli(args, home, timeout=600):
@@ -188,6 +188,23 @@ def test_scale_dry_run_and_bad_input(tmp_path):
         assert len(p.stderr.strip().splitlines()) == 1
 
 
+def test_plateau_runs_are_listed_but_not_fitted():
+    from supremum.limit.analysis import analyze
+    from supremum.limit.sweep import ScaleConfig
+
+    rng = np.random.default_rng(1)
+    n, d, loss = _surface(rng, 0.002)
+    runs = [{"N": a, "D": b, "loss": c, "shape": "x", "seed": 0} for a, b, c in zip(n, d, loss, strict=True)]
+    runs += [{"N": 1e6, "D": 1e3, "loss": 19.5, "shape": "x", "seed": 0}]  # has not started learning
+    cfg = ScaleConfig(source="markov:order=1,vocab=4", bootstrap=20, holdout=0.2)
+    a = analyze(runs, {"source": {"kind": "markov"}, "unigram_entropy": 20.0}, cfg)
+    assert a["plateau"]["excluded"] == 1 and [r["fitted"] for r in a["runs"]].count(False) == 1
+    assert abs(a["fit"]["E"] - 1.8) < 0.05
+    info = {"source": {"kind": "markov"}, "unigram_entropy": 20.0}
+    kept = analyze(runs, info, cfg.model_copy(update={"plateau": 0}))
+    assert kept["plateau"]["excluded"] == 0
+
+
 def test_budget_planner_fits_the_budget():
     from supremum.limit.sweep import ScaleConfig, plan
 
@@ -222,3 +239,30 @@ def test_limit_recipes_validate(path, monkeypatch):
     raw, lines = load_yaml(path)
     cfg = build(ScaleConfig if path.parent.name == "scale" else CurveConfig, raw, str(path), lines)
     assert cfg is not None
+
+
+def test_sweep_and_comparison_on_a_local_ray_instance(tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'supremum[ray]')")
+    from supremum.compare import CompareConfig, run
+    from supremum.limit.sweep import ScaleConfig, run_sweep
+    from supremum.store import Store
+
+    monkeypatch.setenv("SUPREMUM_HOME", str(tmp_path))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        cfg = ScaleConfig(source="markov:order=1,vocab=6,seed=2", sizes=["d8L1", "d16L1"],
+                          tokens=[4096, 8192, 16384], ctx=16, batch_tokens=128, eval_tokens=2048, bootstrap=10,
+                          executor="ray", name="ray", plateau=0)
+        a = run_sweep(cfg, Store(tmp_path))
+        assert a["plan"]["jobs"] == 2 and len(a["runs"]) == 6
+        local = run_sweep(cfg.model_copy(update={"executor": "local"}), Store(tmp_path))
+        assert local["fit"]["E"] == a["fit"]["E"]  # the same cached runs: Ray wrote the same results
+        rows = "".join(f"w{i} {'ab'[i % 2]},{i % 2}\n" for i in range(40))
+        (tmp_path / "d.csv").write_text("text,label\n" + rows)
+        cmp = CompareConfig(name="ray", model={"name": "tiny-bert"}, data={"path": str(tmp_path / "d.csv")},
+                            train={"max_steps": 2, "batch_size": 8}, methods=["full", "bitfit"], seeds=[0],
+                            evaluate={"splits": ["dev"]}, executor="ray", jobs=2)
+        s = run(cmp, Store(tmp_path))
+        assert {r["variant"] for r in s["rows"]} == {"full", "bitfit"} and s["cached_cells"] == 0
+    finally:
+        ray.shutdown()

@@ -267,6 +267,10 @@ def serve(
 def compare(
     recipe: Annotated[Path, typer.Argument(help="comparison recipe (YAML with methods:, seeds:, grid:)")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list the cells, run nothing")] = False,
+    executor: Annotated[str | None, typer.Option(help="local or ray (cluster at $RAY_ADDRESS); overrides the "
+                                                 "recipe's executor")] = None,
+    jobs: Annotated[int | None, typer.Option(help="cells at once (default 1: parallel cells on one machine "
+                                             "would distort each other's time and memory)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Compare fine-tuning methods: every variant x seed trained and evaluated in its own process; prints accuracy mean +- std per split, trainable parameters, training time and peak memory, and which differences are within noise. Finished cells are skipped on re-runs."""  # noqa: E501
@@ -275,6 +279,9 @@ def compare(
     from supremum.store import Store
 
     cfg = _recipe(CompareConfig, recipe, "supremum compare --help")
+    cfg = cfg.model_copy(update={k: v for k, v in {"executor": executor, "jobs": jobs}.items() if v is not None})
+    if cfg.executor not in ("local", "ray"):
+        raise UserError(f"unknown executor '{cfg.executor}'", "use local or ray")
     if dry_run:
         rows = [{"variant": c["variant"], "seed": c["seed"], "hash": c["hash"],
                  "status": "done" if (cell_dir(Store(), cfg, c) / "result.json").exists() else "to run"}
@@ -306,7 +313,11 @@ def scale(
     batch_tokens: Annotated[int | None, typer.Option(help="tokens per step [default: 2048]")] = None,
     eval_tokens: Annotated[int | None, typer.Option(help="held-out tokens [default: 65536]")] = None,
     jobs: Annotated[int | None, typer.Option(help="runs in parallel [default: one per core]")] = None,
+    executor: Annotated[str | None, typer.Option(
+        help="local or ray (cluster at $RAY_ADDRESS) [default: local]")] = None,
     bootstrap: Annotated[int | None, typer.Option(help="bootstrap resamples [default: 1000]")] = None,
+    plateau: Annotated[float | None, typer.Option(help="leave out of the fit runs whose loss is within this share "
+                                                  "of the unigram entropy [default: 0.05; 0 keeps all]")] = None,
     budget_flops: Annotated[float | None, typer.Option(help="compute budget for the compute-optimal N, D "
                                                        "[default: 10x the largest run]")] = None,
     name: Annotated[str | None, typer.Option(help="sweep name [default: from the source]")] = None,
@@ -322,7 +333,8 @@ def scale(
     raw, lines = ({}, None) if recipe is None else load_yaml(recipe)
     flags = {"source": source, "budget_minutes": budget_minutes, "sizes": _list(sizes, str, "--sizes"),
              "tokens": _list(tokens, int, "--tokens"), "seeds": _list(seeds, int, "--seeds"), "ctx": ctx,
-             "batch_tokens": batch_tokens, "eval_tokens": eval_tokens, "jobs": jobs, "bootstrap": bootstrap,
+             "batch_tokens": batch_tokens, "eval_tokens": eval_tokens, "jobs": jobs, "executor": executor,
+             "bootstrap": bootstrap, "plateau": plateau,
              "budget_flops": budget_flops, "name": name}
     raw.update({k: v for k, v in flags.items() if v is not None})
     if "source" not in raw:

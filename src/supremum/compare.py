@@ -13,7 +13,7 @@ import itertools
 import json
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -22,7 +22,7 @@ from supremum.errors import UserError
 from supremum.fsutil import write_json
 from supremum.machine import fingerprint
 from supremum.store import Store
-from supremum.worker import WorkerFailed, run_worker
+from supremum.worker import WorkerFailed
 
 
 class Variant(BaseModel):
@@ -53,6 +53,11 @@ class CompareConfig(BaseModel):
     evaluate: CompareEval = Field(default_factory=CompareEval)
     noise_p: float = Field(0.05, gt=0, lt=1, description="Welch t-test p-value above which a difference "
                            "to the best variant is called within noise")
+    executor: Literal["local", "ray"] = Field("local", description="where cells run: local processes or a Ray "
+                                              "cluster ($RAY_ADDRESS)")
+    jobs: int = Field(1, ge=1, description="cells at once (keep 1 on one machine: parallel cells distort each "
+                      "other's time and memory)")
+    cpus_per_cell: int = Field(1, ge=1, description="CPUs Ray reserves per cell")
 
     @field_validator("methods")
     @classmethod
@@ -115,24 +120,33 @@ def run(cfg: CompareConfig, store: Store | None = None, on_event=None) -> dict:
 
 
 def run_cells(cfg: CompareConfig, todo: list[dict], store: Store, say) -> list[dict]:
-    """Every cell's result, from its cache or trained and evaluated now (one process each)."""
-    results = []
-    for i, c in enumerate(todo, 1):
-        d = cell_dir(store, cfg, c)
-        if (d / "result.json").exists():
-            results.append({**c, **json.loads((d / "result.json").read_text()), "cached": True})
-            continue
-        say(f"[{i}/{len(todo)}] {c['variant']} seed {c['seed']}")
-        results.append({**c, **_run_cell(c, d, cfg, store), "cached": False})
-    return results
+    """Every cell's result, from its cache or trained and evaluated now (one process each),
+    in the order of `todo`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from supremum.executor import runner
+
+    run = runner(cfg.executor)
+    cached = {i: json.loads((cell_dir(store, cfg, c) / "result.json").read_text())
+              for i, c in enumerate(todo) if (cell_dir(store, cfg, c) / "result.json").exists()}
+
+    def one(i: int) -> dict:
+        c = todo[i]
+        if i in cached:
+            return {**c, **cached[i], "cached": True}
+        say(f"[{i + 1}/{len(todo)}] {c['variant']} seed {c['seed']}")
+        return {**c, **_run_cell(c, cell_dir(store, cfg, c), cfg, store, run), "cached": False}
+
+    with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
+        return list(pool.map(one, range(len(todo))))
 
 
-def _run_cell(cell: dict, d: Path, cfg: CompareConfig, store: Store) -> dict:
+def _run_cell(cell: dict, d: Path, cfg: CompareConfig, store: Store, run) -> dict:
     """Train and evaluate in a fresh process: peak memory and time are this cell's alone."""
     spec = {"config": {**cell["config"], "output": str(d / "artifact")}, "splits": cfg.evaluate.splits,
             "perturb": cfg.evaluate.perturb, "store": str(store.root)}
     try:
-        stdout = run_worker("supremum.compare_worker", spec)
+        stdout = run("supremum.compare_worker", spec, cfg.cpus_per_cell)
     except WorkerFailed as e:
         raise UserError(f"compare cell '{cell['variant']}' seed {cell['seed']} failed: {e}",
                         "run that fine-tune alone to see why") from None

@@ -74,14 +74,15 @@ def analyze(results: list[dict], info: dict, cfg) -> dict:
     out["warnings"] = _warnings(fit, out, loss)
     # Kept so plots and the report draw the uncertainty band without refitting.
     out["bootstrap_params"] = [[b.E, b.A[0], b.A[1], b.alpha[0], b.alpha[1]] for b in boots]
-    out["fit"]["degenerate_resamples"] = sum(b.E < 0.02 * loss.min() for b in boots)
+    out["fit"]["degenerate_resamples"] = int(sum(b.E < 0.02 * loss.min() for b in boots))
     if "entropy_rate" in info:
         out["truth"] = _truth(info, fit, out["ci"]["E"])
     return out
 
 
 def _run_rows(results: list[dict], cut: float) -> list[dict]:
-    keys = ("shape", "N", "D", "flops", "loss", "seed", "seconds", "tokens_per_s", "epochs", "lr", "curve")
+    keys = ("shape", "N", "D", "flops", "loss", "seed", "seconds", "tokens_per_s", "epochs", "lr", "curve",
+            "cached")
     rows = ({**{k: r.get(k) for k in keys}, "fitted": r["loss"] < cut} for r in results)
     return sorted(rows, key=lambda r: (r["N"], r["D"], r["seed"]))
 

@@ -16,11 +16,13 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from supremum.errors import UserError
+from supremum.executor import runner, slots
 from supremum.fsutil import write_bytes, write_json
 from supremum.limit.sources import Source, describe, parse_source
 from supremum.limit.train import LADDER, Shape
@@ -42,7 +44,12 @@ class ScaleConfig(BaseModel):
     ctx: int = Field(64, ge=8, description="context length of training and evaluation windows")
     batch_tokens: int = Field(2048, ge=64, description="tokens per optimizer step")
     eval_tokens: int = Field(65536, ge=1024, description="held-out tokens the loss is measured on")
-    jobs: int | None = Field(None, ge=1, description="runs in parallel (default: one per core)")
+    jobs: int | None = Field(None, ge=1, description="runs in parallel (default: one per core, or per cluster "
+                             "CPU with the ray executor)")
+    threads: int | None = Field(None, ge=1, description="torch threads per run (default: cores / jobs locally, "
+                                "1 on Ray)")
+    executor: Literal["local", "ray"] = Field("local", description="where runs execute: local processes, or a Ray "
+                                              "cluster ($RAY_ADDRESS; a local instance when unset)")
     budget_minutes: float | None = Field(None, gt=0, description="plan sizes and budgets to fit this time "
                                          "(used when sizes/tokens are not given)")
     bootstrap: int = Field(1000, ge=0, description="bootstrap resamples for the confidence intervals")
@@ -210,8 +217,8 @@ def dry_run(cfg: ScaleConfig, store: Store | None = None) -> dict:
     """The plan and which runs are done, without training (the probe still times a few steps)."""
     store = store or Store()
     src = parse_source(cfg.source)
-    jobs = cfg.jobs or max(1, os.cpu_count() or 1)
-    shapes, levels, est = plan(cfg, src.vocab_size, jobs, max(1, (os.cpu_count() or 1) // jobs))
+    jobs, threads = _parallelism(cfg)
+    shapes, levels, est = plan(cfg, src.vocab_size, jobs, threads)
     info = {"source": describe(src), "skip": src.context_needed, "vocab": src.vocab_size}
     root = sweep_dir(cfg, store)
     rows = [{"shape": f"d{c['d']}L{c['layers']}", "tokens": c["tokens"], "seed": c["seed"], "hash": c["hash"],
@@ -226,15 +233,14 @@ def run_sweep(cfg: ScaleConfig, store: Store | None = None, on_event=None) -> di
     say = on_event or (lambda m: None)
     src = parse_source(cfg.source)
     root = sweep_dir(cfg, store)
-    jobs = cfg.jobs or max(1, os.cpu_count() or 1)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    jobs, threads = _parallelism(cfg)
     shapes, levels, est = plan(cfg, src.vocab_size, jobs, threads)
     say(f"plan: {len(shapes)} sizes ({', '.join(s.label() for s in shapes)}) x {len(levels)} budgets "
         f"({', '.join(f'{x:,}' for x in levels)} tokens) x {len(cfg.seeds)} seed(s)"
         + (f", estimated {est / 60:.1f} min on {jobs} processes" if est else ""))
     info = prepare_data(src, cfg, max(levels), root)
     todo = cells(cfg, info, shapes, levels)
-    results = _execute(todo, root, info, jobs, threads, store, say)
+    results = _execute(todo, root, jobs, threads, store, say, runner(cfg.executor))
     from supremum.limit.analysis import analyze
 
     analysis = analyze(results, info, cfg)
@@ -249,7 +255,16 @@ def run_sweep(cfg: ScaleConfig, store: Store | None = None, on_event=None) -> di
     return analysis
 
 
-def _execute(todo: list[dict], root: Path, info: dict, jobs: int, threads: int, store: Store, say) -> list[dict]:
+def _parallelism(cfg: ScaleConfig) -> tuple[int, int]:
+    """(runs at once, torch threads per run)."""
+    if cfg.executor == "ray":
+        threads = cfg.threads or 1
+        return cfg.jobs or slots("ray", threads), threads
+    jobs = cfg.jobs or max(1, os.cpu_count() or 1)
+    return jobs, cfg.threads or max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _execute(todo: list[dict], root: Path, jobs: int, threads: int, store: Store, say, run) -> list[dict]:
     done, pending = [], []
     for c in todo:
         f = root / "runs" / c["hash"] / "result.json"
@@ -260,7 +275,7 @@ def _execute(todo: list[dict], root: Path, info: dict, jobs: int, threads: int, 
     pending.sort(key=lambda c: -(c["d"] ** 2 * c["layers"] * c["tokens"]))
     failures = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futs = {pool.submit(_run_one, c, root, info, threads, store): c for c in pending}
+        futs = {pool.submit(_run_one, c, root, threads, store, run): c for c in pending}
         for i, fut in enumerate(as_completed(futs), 1):
             c = futs[fut]
             try:
@@ -277,10 +292,9 @@ def _execute(todo: list[dict], root: Path, info: dict, jobs: int, threads: int, 
     return done
 
 
-def _run_one(c: dict, root: Path, info: dict, threads: int, store: Store) -> dict:
+def _run_one(c: dict, root: Path, threads: int, store: Store, run) -> dict:
     from supremum.artifact import new_id
     from supremum.machine import fingerprint
-    from supremum.worker import run_worker
 
     spec = {**c, "threads": threads, "train": str(root / "data" / "train.npy"),
             "heldout": str(root / "data" / "heldout.npy")}
@@ -288,7 +302,7 @@ def _run_one(c: dict, root: Path, info: dict, threads: int, store: Store) -> dic
     store.start_run(run_id, "scale-run", f"scale {root.name} d{c['d']}L{c['layers']} D={c['tokens']}", c,
                     fingerprint())
     try:
-        res = json.loads(run_worker("supremum.limit.worker", spec).strip().splitlines()[-1])
+        res = json.loads(run("supremum.limit.worker", spec, threads).strip().splitlines()[-1])
     except BaseException as e:
         store.fail_run(run_id, str(e))
         raise

@@ -42,6 +42,9 @@ def config_hash(cfg: FinetuneConfig) -> str:
     d["train"].pop("checkpoint_every", None)
     d["train"].pop("threads", None)
     d.pop("tracking", None)
+    if d["data"].get("train_limit") is None:  # keys added later: absent = the hash runs had before them
+        d["data"].pop("train_limit", None)
+        d["data"].pop("train_limit_seed", None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
