@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -564,6 +565,20 @@ def models() -> None:
         typer.echo(f"{name:12s} {desc}")
 
 
+_NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def _no_space(e: BaseException) -> int | None:
+    """The errno when `e` is a full disk or a file-size limit, also when a library (safetensors'
+    Rust writer) reports the OS error only in its message."""
+    if isinstance(e, OSError):
+        return e.errno if e.errno in _NO_SPACE else None
+    import re
+
+    m = re.search(r"os error (\d+)", str(e))
+    return int(m[1]) if m and int(m[1]) in _NO_SPACE else None
+
+
 def main() -> None:
     debug = "--debug" in sys.argv
     try:
@@ -581,6 +596,14 @@ def main() -> None:
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None
     except Exception as e:
+        code = _no_space(e)
+        if code and not debug:
+            # Every write goes to a temporary name renamed at the end: what existed before is intact.
+            where = f" writing {e.filename}" if getattr(e, "filename", None) else ""
+            typer.echo(f"error: no space left{where} ({os.strerror(code)}); earlier files and checkpoints "
+                       "are intact: free space (or raise the file-size limit) and re-run, with --resume where "
+                       "the command has it", err=True)
+            raise SystemExit(1) from None
         # Usage errors (bad flag values): click's exception classes, vendored by typer.
         if hasattr(e, "show") and isinstance(getattr(e, "exit_code", None), int):
             e.show()
