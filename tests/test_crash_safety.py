@@ -28,8 +28,8 @@ def _env(home: Path) -> dict:
 
 
 def _run(args: list[str], home: Path, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "supremum", *args], env=_env(home), capture_output=True, text=True,
-                          timeout=600, **kw)
+    return subprocess.run([sys.executable, "-m", "supremum", *args], env=_env(home), capture_output=True,
+                          text=True, timeout=600, **kw)
 
 
 def _weights(path: Path) -> dict:
@@ -126,3 +126,31 @@ def test_a_killed_scale_sweep_resumes_to_the_same_runs(tmp_path):
     assert a["fit"]["E"] == pytest.approx(b["fit"]["E"], rel=1e-9)
     statuses = [r["status"] for r in Store(home).runs() if r["kind"] == "scale-run"]
     assert statuses.count("finished") == 9 and set(statuses) <= {"finished", "killed"}
+
+
+def test_a_killed_distillation_reruns_to_the_same_student(csv_data, tmp_path):
+    home = tmp_path / "h"
+    parent, student = tmp_path / "parent", tmp_path / "L1"
+    for args in (["finetune", "--model", "tiny-bert", "--data", str(csv_data), "--max-steps", "20", "--lr", "3e-3",
+                  "--batch-size", "8", "--output", str(parent), "--no-progress", "train.threads=1"],
+                 ["compress", str(parent), "--method", "drop-layers", "num_layers=1", "--output", str(student)]):
+        assert _run(args, home).returncode == 0
+    distill = ["compress", str(student), "--method", "distill", "max_steps=150"]
+    ref = _run([*distill, "--output", str(tmp_path / "ref")], home)
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "-m", "supremum", *distill, "--output", str(out)], env=_env(home),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(r["kind"] == "compress" and r["status"] == "running"
+                                             for r in Store(home).runs()):
+        time.sleep(0.05)
+    time.sleep(1.0)  # inside the recovery training
+    p.send_signal(signal.SIGKILL)
+    assert p.wait() == -signal.SIGKILL, "the distillation finished before it could be killed"
+    assert not out.exists()  # nothing half-written
+    assert "killed" in [r["status"] for r in Store(home).runs() if r["kind"] == "compress"]
+    again = _run([*distill, "--output", str(out)], home)
+    assert again.returncode == 0, again.stderr
+    a, b = _weights(tmp_path / "ref"), _weights(out)
+    assert all(torch.equal(a[k], b[k]) for k in a)
