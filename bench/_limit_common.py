@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import time
 from pathlib import Path
 
 
@@ -22,3 +25,19 @@ def write(path: Path, obj: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2, default=float) + "\n")
     print(f"wrote {path}")
+
+
+def run_bench(config: dict, targets, results: Path) -> None:
+    """Run (or reuse) the sweep under --home, summarize it, add `targets(analysis)`, write JSON."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--home", default=os.environ.get("SUPREMUM_HOME", "/tmp/supremum-bench-limit"))
+    args = ap.parse_args()
+    os.environ["SUPREMUM_HOME"] = args.home
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from supremum.limit.sweep import ScaleConfig, run_sweep
+
+    t0 = time.perf_counter()
+    res = run_sweep(ScaleConfig(**config), on_event=lambda m: print(m, flush=True))
+    out = summarize(res, config, time.perf_counter() - t0)
+    out["targets"] = targets(res)
+    write(results, out)

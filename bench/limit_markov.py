@@ -11,16 +11,12 @@ Writes bench/results/limit_markov.json.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _limit_common import summarize, write  # noqa: E402
+from _limit_common import run_bench  # noqa: E402
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 RESULTS = Path(__file__).parent / "results" / "limit_markov.json"
 CONFIG = {"source": "markov:order=2,vocab=16,seed=0", "name": "bench-markov-o2v16",
           "sizes": ["d16L2", "d24L2", "d32L2", "d48L3", "d64L3", "d96L4", "d128L4"],
@@ -28,21 +24,11 @@ CONFIG = {"source": "markov:order=2,vocab=16,seed=0", "name": "bench-markov-o2v1
           "eval_tokens": 65536, "bootstrap": 1000, "holdout": 0.2}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--home", default=os.environ.get("SUPREMUM_HOME", "/tmp/supremum-bench-limit"))
-    args = ap.parse_args()
-    os.environ["SUPREMUM_HOME"] = args.home
-    from supremum.limit.sweep import ScaleConfig, run_sweep
-
-    t0 = time.perf_counter()
-    res = run_sweep(ScaleConfig(**CONFIG), on_event=lambda m: print(m, flush=True))
-    out = summarize(res, CONFIG, time.perf_counter() - t0)
+def targets(res: dict) -> dict:
     t = res["truth"]
-    out["targets"] = {"H_in_ci": t["H_in_ci"], "abs_rel_error": abs(t["rel_error"]),
-                      "abs_rel_error_le_3pct": abs(t["rel_error"]) <= 0.03}
-    write(RESULTS, out)
+    return {"H_in_ci": t["H_in_ci"], "abs_rel_error": abs(t["rel_error"]),
+            "abs_rel_error_le_3pct": abs(t["rel_error"]) <= 0.03}
 
 
 if __name__ == "__main__":
-    main()
+    run_bench(CONFIG, targets, RESULTS)

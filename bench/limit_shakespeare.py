@@ -11,16 +11,13 @@ Writes bench/results/limit_shakespeare.json.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _limit_common import summarize, write  # noqa: E402
+from _limit_common import run_bench  # noqa: E402
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 RESULTS = Path(__file__).parent / "results" / "limit_shakespeare.json"
 
 
@@ -34,22 +31,11 @@ def config() -> dict:
             "eval_tokens": 65536, "bootstrap": 1000, "holdout": 0.2}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--home", default=os.environ.get("SUPREMUM_HOME", "/tmp/supremum-bench-limit"))
-    args = ap.parse_args()
-    os.environ["SUPREMUM_HOME"] = args.home
-    from supremum.limit.sweep import ScaleConfig, run_sweep
-
-    cfg = config()
-    t0 = time.perf_counter()
-    res = run_sweep(ScaleConfig(**cfg), on_event=lambda m: print(m, flush=True))
-    out = summarize(res, cfg, time.perf_counter() - t0)
+def targets(res: dict) -> dict:
     h = res["holdout"]
-    out["targets"] = {"holdout_max_abs_rel_error": h["max_abs_rel_error"],
-                      "holdout_within_3pct": h["max_abs_rel_error"] <= 0.03}
-    write(RESULTS, out)
+    return {"holdout_max_abs_rel_error": h["max_abs_rel_error"],
+            "holdout_within_3pct": h["max_abs_rel_error"] <= 0.03}
 
 
 if __name__ == "__main__":
-    main()
+    run_bench(config(), targets, RESULTS)
