@@ -135,7 +135,7 @@ def test_a_killed_distillation_reruns_to_the_same_student(csv_data, tmp_path):
                   "--batch-size", "8", "--output", str(parent), "--no-progress", "train.threads=1"],
                  ["compress", str(parent), "--method", "drop-layers", "num_layers=1", "--output", str(student)]):
         assert _run(args, home).returncode == 0
-    distill = ["compress", str(student), "--method", "distill", "max_steps=150"]
+    distill = ["compress", str(student), "--method", "distill", "max_steps=80"]
     ref = _run([*distill, "--output", str(tmp_path / "ref")], home)
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "out"
@@ -145,7 +145,7 @@ def test_a_killed_distillation_reruns_to_the_same_student(csv_data, tmp_path):
     while time.time() < deadline and not any(r["kind"] == "compress" and r["status"] == "running"
                                              for r in Store(home).runs()):
         time.sleep(0.05)
-    time.sleep(1.0)  # inside the recovery training
+    time.sleep(2.0)  # inside the recovery training
     p.send_signal(signal.SIGKILL)
     assert p.wait() == -signal.SIGKILL, "the distillation finished before it could be killed"
     assert not out.exists()  # nothing half-written
