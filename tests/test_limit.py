@@ -171,6 +171,13 @@ def test_tiny_sweep_end_to_end_and_resume(tmp_path):
     assert "9 of 9 runs already done; running 0" in again.stderr
     assert f"limit E = {a['fit']['E']:.4f}" in again.stdout
     assert sum(r["kind"] == "scale-run" for r in Store(tmp_path).runs()) == 9
+    # The report of a store holding only a sweep: its limit section with the three plots.
+    rep = _cli(["report", "--output", str(tmp_path / "r.html")], tmp_path)
+    assert rep.returncode == 0, rep.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert "Is there a limit? markov source" in html and html.count("<svg") == 3 and "What the limit means" in html
+    md = _cli(["report", "--format", "md", "--output", str(tmp_path / "r.md")], tmp_path)
+    assert md.returncode == 0 and f"limit E = {a['fit']['E']:.4f}" in (tmp_path / "r.md").read_text()
 
 
 def test_scale_dry_run_and_bad_input(tmp_path):
