@@ -166,7 +166,9 @@ def probe_speed(shapes: list[Shape], vocab: int, ctx: int, batch_tokens: int, th
 
 
 START_SECONDS = 6.0  # per run: process start and imports, plus held-out evaluations (measured ~4-6 s)
-CONTENTION = 1.15  # parallel runs share memory bandwidth: measured per-run slowdown with 2 jobs on 2 cores
+# Parallel runs share memory bandwidth: on the Markov benchmark (2 jobs, 2 cores) d48L3 and d64L3
+# ran 1.00-1.04x slower than the probe's single-run rate; 1.15 leaves a margin.
+CONTENTION = 1.15
 
 
 def plan(cfg: ScaleConfig, vocab: int, jobs: int, threads: int) -> tuple[list[Shape], list[int], float | None]:

@@ -14,8 +14,9 @@ from supremum.train.methods import MethodConfig, delta, register
 
 class BitFitConfig(MethodConfig):
     name: Literal["bitfit"] = "bitfit"
-    # The paper's GLUE runs used 1e-4..1e-3 for biases; 1e-3 suits the small head too.
-    default_lr: ClassVar[float] = 1e-3
+    # The paper's GLUE runs used 1e-4..1e-3 for biases (BERT-large); on minilm-l6 / SST-2 (2
+    # epochs, seed 0) 5e-3 reached 83.9% dev against 81.4% at 1e-3.
+    default_lr: ClassVar[float] = 5e-3
 
 
 def _is_bias(name: str) -> bool:

@@ -14,7 +14,8 @@ from supremum.train.methods import MethodConfig, peft_common, register
 
 class PrefixConfig(MethodConfig):
     name: Literal["prefix"] = "prefix"
-    default_lr: ClassVar[float] = 1e-2
+    # SST-2, minilm-l6, 2 epochs, seed 0: 3e-2 reached 84.4% dev against 82.9% at 1e-2.
+    default_lr: ClassVar[float] = 3e-2
     num_virtual_tokens: int = Field(20, ge=1, description="prefix length per layer")
     projection: bool = Field(False, description="reparameterize the prefix through an MLP")
 
