@@ -1,6 +1,7 @@
 """Benchmark: a scale sweep on real text whose limit nobody knows, so the fit is judged by its
 predictions. tinyshakespeare at character level (65 symbols): the first 90% trains (each run
-reads its first D characters, never repeating), the last 10% is held out. The fit made without
+draws D characters' worth of non-overlapping windows from all of it, none repeated), the last 10%
+is held out. The fit made without
 the 20% largest-compute runs predicts their held-out loss. Target (issue 7): within 3%, in at most
 30 minutes on this 2-core machine.
 

@@ -92,17 +92,16 @@ def _hash(obj) -> str:
 # --- data -----------------------------------------------------------------------------------
 
 def prepare_data(src: Source, cfg: ScaleConfig, max_tokens: int, root: Path) -> dict:
-    """The training stream (at least `max_tokens` + 1 tokens for synthetic sources; a run of D tokens
-    reads its first D + 1) and the held-out stream, saved once as .npy; the Bayes-optimal loss on
-    the held-out windows where the source knows it."""
+    """The training stream (`max_tokens` + 1 tokens for synthetic sources; every run draws its
+    windows from all of it) and the held-out stream, saved as .npy; the unigram entropy of the
+    training stream and, where the source knows it, the Bayes-optimal loss on the held-out windows."""
     d = root / "data"
     desc = describe(src)
     if desc["kind"] == "text":
         train, held = src.split()
         held = held[: cfg.eval_tokens + 1]
     else:
-        # Separate seeds: the held-out stream is independent of training. Sampling is prefix-stable,
-        # so a longer stream (a bigger plan later) keeps every earlier run's data.
+        # Separate seeds: the held-out stream is independent of training.
         train = src.sample(max_tokens + 1, seed=src.seed * 1000 + 1)
         held = src.sample(cfg.eval_tokens + 1, seed=src.seed * 1000 + 2)
     _save_npy(d / "train.npy", train)
