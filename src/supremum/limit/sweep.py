@@ -108,14 +108,18 @@ def prepare_data(src: Source, cfg: ScaleConfig, max_tokens: int, root: Path) -> 
     _save_npy(d / "heldout.npy", held)
     counts = np.bincount(train, minlength=src.vocab_size)
     p = counts[counts > 0] / counts.sum()
-    info = {"kind": desc["kind"], "source": desc, "vocab": src.vocab_size, "skip": src.context_needed,
-            "train_tokens": int(len(train)), "heldout_tokens": int(len(held)),
-            "unigram_entropy": float(-(p * np.log(p)).sum())}
+    info = {**_cell_info(src), "kind": desc["kind"], "train_tokens": int(len(train)),
+            "heldout_tokens": int(len(held)), "unigram_entropy": float(-(p * np.log(p)).sum())}
     h = src.entropy_rate()
     if h is not None:
         info["entropy_rate"] = h
         info["bayes_heldout"] = _bayes_heldout(src, held, cfg.ctx)
     return info
+
+
+def _cell_info(src: Source) -> dict:
+    """What every run's identity needs from the source."""
+    return {"source": describe(src), "vocab": src.vocab_size, "skip": src.context_needed}
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
@@ -141,7 +145,7 @@ def probe_speed(shapes: list[Shape], vocab: int, ctx: int, batch_tokens: int, th
     """Seconds per training token of each shape: 3 timed steps after one warm-up step."""
     import torch
 
-    from supremum.limit.train import _lm_loss, build_model
+    from supremum.limit.train import build_model, optimizer, peak_lr, train_step
 
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -149,15 +153,12 @@ def probe_speed(shapes: list[Shape], vocab: int, ctx: int, batch_tokens: int, th
     try:
         for s in shapes:
             m = build_model(s, vocab, ctx, 0)
-            opt = torch.optim.AdamW(m.parameters(), 1e-3)
+            opt = optimizer(m, peak_lr(s))
             w = torch.randint(0, vocab, (max(1, batch_tokens // ctx), ctx + 1))
-            for i in range(4):
-                if i == 1:
-                    t0 = time.perf_counter()
-                loss = _lm_loss(m, w)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+            train_step(m, opt, w)  # warm-up
+            t0 = time.perf_counter()
+            for _ in range(3):
+                train_step(m, opt, w)
             out[s.label()] = (time.perf_counter() - t0) / 3 / w[:, 1:].numel()
     finally:
         torch.set_num_threads(old)
@@ -217,10 +218,8 @@ def cells(cfg: ScaleConfig, info: dict, shapes: list[Shape], levels: list[int]) 
 def dry_run(cfg: ScaleConfig, store: Store | None = None) -> dict:
     """The plan and which runs are done, without training (the probe still times a few steps)."""
     store = store or Store()
-    src = parse_source(cfg.source)
-    jobs, threads = _parallelism(cfg)
-    shapes, levels, est = plan(cfg, src.vocab_size, jobs, threads)
-    info = {"source": describe(src), "skip": src.context_needed, "vocab": src.vocab_size}
+    src, jobs, threads, shapes, levels, est = _planned(cfg)
+    info = _cell_info(src)
     root = sweep_dir(cfg, store)
     rows = [{"shape": f"d{c['d']}L{c['layers']}", "tokens": c["tokens"], "seed": c["seed"], "hash": c["hash"],
              "status": "done" if (root / "runs" / c["hash"] / "result.json").exists() else "to run"}
@@ -232,10 +231,8 @@ def dry_run(cfg: ScaleConfig, store: Store | None = None) -> dict:
 def run_sweep(cfg: ScaleConfig, store: Store | None = None, on_event=None) -> dict:
     store = store or Store()
     say = on_event or (lambda m: None)
-    src = parse_source(cfg.source)
+    src, jobs, threads, shapes, levels, est = _planned(cfg)
     root = sweep_dir(cfg, store)
-    jobs, threads = _parallelism(cfg)
-    shapes, levels, est = plan(cfg, src.vocab_size, jobs, threads)
     say(f"plan: {len(shapes)} sizes ({', '.join(s.label() for s in shapes)}) x {len(levels)} budgets "
         f"({', '.join(f'{x:,}' for x in levels)} tokens) x {len(cfg.seeds)} seed(s)"
         + (f", estimated {est / 60:.1f} min on {jobs} processes" if est else ""))
@@ -247,13 +244,19 @@ def run_sweep(cfg: ScaleConfig, store: Store | None = None, on_event=None) -> di
     analysis = analyze(results, info, cfg)
     analysis["plan"] = {"sizes": [s.label() for s in shapes], "tokens": levels, "seeds": cfg.seeds,
                         "jobs": jobs, "threads_per_run": threads, "estimated_seconds": est}
-    write_json(root / "analysis.json", analysis)
     from supremum.limit.plots import sweep_plots
 
     analysis["plots"] = [str(p) for p in sweep_plots(analysis, root / "plots")]
     write_json(root / "analysis.json", analysis)
     _record(store, cfg, analysis)
     return analysis
+
+
+def _planned(cfg: ScaleConfig):
+    """(source, runs at once, threads per run, shapes, token budgets, estimated seconds or None)."""
+    src = parse_source(cfg.source)
+    jobs, threads = _parallelism(cfg)
+    return (src, jobs, threads, *plan(cfg, src.vocab_size, jobs, threads))
 
 
 def _parallelism(cfg: ScaleConfig) -> tuple[int, int]:

@@ -78,7 +78,7 @@ def _schedule(step: int, steps: int, warmup: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def _optimizer(model, lr: float):
+def optimizer(model, lr: float):
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
@@ -115,7 +115,7 @@ def train_run(shape: Shape, train: np.ndarray, heldout: torch.Tensor, *, vocab: 
     steps = max(1, tokens // (seqs * ctx))
     warmup = max(5, int(0.05 * steps))
     lr = peak_lr(shape)
-    opt = _optimizer(model, lr)
+    opt = optimizer(model, lr)
     wins = windows_of(train, ctx)
     rng = np.random.default_rng(seed)
     need = steps * seqs
@@ -125,12 +125,7 @@ def train_run(shape: Shape, train: np.ndarray, heldout: torch.Tensor, *, vocab: 
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = lr * _schedule(step, steps, warmup)
-        w = wins[order[step * seqs:(step + 1) * seqs]]
-        loss = _lm_loss(model, w)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss = train_step(model, opt, wins[order[step * seqs:(step + 1) * seqs]])
         if step + 1 in eval_at:
             curve.append([(step + 1) * seqs * ctx, eval_loss(model, heldout, skip)])
     elapsed = time.perf_counter() - t0
@@ -140,9 +135,15 @@ def train_run(shape: Shape, train: np.ndarray, heldout: torch.Tensor, *, vocab: 
             "N_total": sum(p.numel() for p in model.parameters()), "D": d_seen, "flops": 6 * n * d_seen,
             "steps": steps, "batch_tokens": seqs * ctx, "lr": lr, "warmup": warmup,
             "epochs": d_seen / (len(wins) * ctx), "loss": curve[-1][1], "curve": curve,
-            "train_loss_last": float(loss.detach()), "seconds": elapsed, "tokens_per_s": d_seen / elapsed}
+            "train_loss_last": loss, "seconds": elapsed, "tokens_per_s": d_seen / elapsed}
 
 
-def _lm_loss(model, w: torch.Tensor) -> torch.Tensor:
+def train_step(model, opt, w: torch.Tensor) -> float:
+    """One optimizer step on windows `w` (next-token loss over every position); returns the loss."""
     logits = model(input_ids=w[:, :-1]).logits
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1))
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return float(loss.detach())
