@@ -280,9 +280,12 @@ def compare(
     from supremum.store import Store
 
     cfg = _recipe(CompareConfig, recipe, "supremum compare --help")
-    cfg = cfg.model_copy(update={k: v for k, v in {"executor": executor, "jobs": jobs}.items() if v is not None})
-    if cfg.executor not in ("local", "ray"):
-        raise UserError(f"unknown executor '{cfg.executor}'", "use local or ray")
+    flags = {k: v for k, v in {"executor": executor, "jobs": jobs}.items() if v is not None}
+    if flags:  # validated by the schema like the recipe's own keys (model_copy would skip that)
+        from supremum.recipe import build
+
+        cfg = build(CompareConfig, {**cfg.model_dump(exclude_unset=True), **flags}, "flags",
+                    help_cmd="supremum compare --help")
     if dry_run:
         rows = [{"variant": c["variant"], "seed": c["seed"], "hash": c["hash"],
                  "status": "done" if (cell_dir(Store(), cfg, c) / "result.json").exists() else "to run"}
