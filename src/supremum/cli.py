@@ -21,7 +21,7 @@ def _doc(section: str, field: str) -> str:
     from supremum.serve import ServeConfig
 
     model = {"model": config.ModelSpec, "data": config.DataConfig, "train": config.TrainConfig,
-             "eval": config.EvalConfig, "serve": ServeConfig}[section]
+             "eval": config.EvalConfig, "serve": ServeConfig, "": config.FinetuneConfig}[section]
     f = model.model_fields[field]
     default = "" if f.is_required() else f" \\[default: {f.default}]"  # escaped: rich markup
     return (f.description or "") + default
@@ -101,6 +101,9 @@ def finetune(
     eval_every: Annotated[int | None, typer.Option(help=_doc("train", "eval_every"))] = None,
     early_stopping: Annotated[int | None, typer.Option(help=_doc("train", "early_stopping"))] = None,
     checkpoint_every: Annotated[int | None, typer.Option(help=_doc("train", "checkpoint_every"))] = None,
+    max_length: Annotated[int | None, typer.Option(help=_doc("data", "max_length") + " (language "
+                                                   "models: tokens per packed block)")] = None,
+    task: Annotated[str | None, typer.Option(help=_doc("", "task"))] = None,
     output: Annotated[str | None, typer.Option(help="artifact directory [default: "
                                                "$SUPREMUM_HOME/artifacts/<id>]")] = None,
     recipe: Annotated[Path | None, typer.Option(help="YAML recipe; flags and KEY=VALUE override it")] = None,
@@ -114,7 +117,9 @@ def finetune(
     overrides: Annotated[list[str] | None, typer.Argument(
         help="KEY=VALUE overrides of any recipe key, e.g. train.lr=3e-4 method.r=16")] = None,
 ) -> None:
-    """Fine-tune a classifier and save it as an artifact (recorded in the run store).
+    """Fine-tune a classifier or a causal language model and save it as an artifact (recorded in the run store).
+
+    Language models: plain text (.txt, JSONL with a text field) is packed into blocks of --max-length tokens; instruction data (JSONL with prompt/response or chat messages, rendered with the model's chat template) trains on the answers only; dev/test are contiguous ranges at the end of the file unless given.
 
     Defaults that work without tuning: full fine-tuning at lr 1e-4, LoRA (r=8 on every linear layer, alpha 16) at lr 1e-3; AdamW (fused), batch 32, 3 epochs, linear decay after 6% warm-up, weight decay 0.01, gradient clipping at 1.0, dev evaluation each epoch, the best dev checkpoint kept.
 
@@ -145,7 +150,8 @@ def finetune(
 
 @app.command("eval")
 def eval_(
-    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
+    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id; or a base "
+                                            "causal LM (alias, directory, .gguf, hub id) to measure as it is")],
     data: Annotated[str | None, typer.Option(help="data to evaluate on [default: the training data]")] = None,
     split: Annotated[str, typer.Option(help=_doc("eval", "split"))] = "dev",
     text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
@@ -156,28 +162,55 @@ def eval_(
     threads: Annotated[int | None, typer.Option(help=_doc("eval", "threads"))] = None,
     perturb: Annotated[str | None, typer.Option(help=_doc("eval", "perturb"))] = None,
     perturb_seed: Annotated[int, typer.Option(help=_doc("eval", "perturb_seed"))] = 0,
+    max_length: Annotated[int | None, typer.Option(help=_doc("data", "max_length"))] = None,
+    window: Annotated[int | None, typer.Option(help=_doc("eval", "window"))] = None,
+    stride: Annotated[int | None, typer.Option(help=_doc("eval", "stride"))] = None,
+    max_tokens: Annotated[int | None, typer.Option(help=_doc("eval", "max_tokens"))] = None,
+    new_tokens: Annotated[int, typer.Option(help=_doc("eval", "new_tokens"))] = 64,
+    prompt_tokens: Annotated[int, typer.Option(help=_doc("eval", "prompt_tokens"))] = 64,
     track: Annotated[str | None, typer.Option(help="mirror metrics to trackers: tensorboard,mlflow,wandb "
                                               "(files under $SUPREMUM_HOME/tracking)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print metrics as JSON on stdout")] = False,
 ) -> None:
-    """Measure quality (accuracy, macro-F1, MCC, per class, confusion) and cost (params, size, memory, latency at batch 1 and 32) of an artifact."""  # noqa: E501
+    """Measure quality and cost of an artifact. Classifiers: accuracy, macro-F1, MCC, per class, confusion; params, size, memory, latency at batch 1 and 32. Causal LMs: perplexity and bits per byte (strided sliding window), batch-1 greedy generation (prefill and decode tokens/s, time to first token, peak memory) and sample generations."""  # noqa: E501
     from supremum import cli_build
-    from supremum.config import EvalConfig
-    from supremum.evaluate import data_config_for, evaluate, resolve_artifact
+    from supremum.config import DataConfig, EvalConfig
+    from supremum.evaluate import data_config_for, evaluate, evaluate_model, resolve_artifact
     from supremum.tracking import parse_track
 
-    art = resolve_artifact(artifact)
-    dcfg = data_config_for(art, data, text_column=text_column, label_column=label_column,
-                           encoding=encoding)
     if perturb:
         from supremum.augment import parse_perturb
 
         parse_perturb(perturb)  # bad specs fail before any model loads
     ecfg = EvalConfig(split=split, speed=speed, repeats=repeats, threads=threads, perturb=perturb,
-                      perturb_seed=perturb_seed)
+                      perturb_seed=perturb_seed, window=window, stride=stride, max_tokens=max_tokens,
+                      new_tokens=new_tokens, prompt_tokens=prompt_tokens)
+    base = _base_model(artifact)
+    if base:
+        if data is None:
+            raise UserError(f"'{artifact}' is a model, not an artifact: it records no data", "pass --data")
+        dcfg = DataConfig(path=data, encoding=encoding or "utf-8", text_column=text_column,
+                          **({"max_length": max_length} if max_length else {}))
+        _quiet_libraries()
+        metrics = evaluate_model(artifact, dcfg, ecfg, command=" ".join(sys.argv))
+        _echo_json(metrics) if as_json else cli_build.print_lm_eval(metrics, artifact)
+        return
+    art = resolve_artifact(artifact)
+    dcfg = data_config_for(art, data, text_column=text_column, label_column=label_column,
+                           encoding=encoding, max_length=max_length)
     _quiet_libraries()
     metrics = evaluate(art, dcfg, ecfg, command=" ".join(sys.argv), tracking=parse_track(track))
     _echo_json(metrics) if as_json else cli_build.print_eval(metrics, art)
+
+
+def _base_model(ref: str) -> bool:
+    """A model alias, a .gguf file or a transformers directory without a manifest (not an artifact)."""
+    from supremum.models.loading import ALIASES
+
+    p = Path(ref)
+    if ref in ALIASES or (p.is_file() and p.suffix == ".gguf"):
+        return True
+    return p.is_dir() and (p / "config.json").exists() and not (p / "manifest.json").exists()
 
 
 def _compress_epilog() -> str:
@@ -193,7 +226,8 @@ def _compress_epilog() -> str:
 
 @app.command(epilog=_compress_epilog())
 def compress(
-    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
+    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id; or a base "
+                                            "causal LM (alias, directory, .gguf, hub id) to measure as it is")],
     method: Annotated[str, typer.Option(help="compression method (listed below)")],
     output: Annotated[str | None, typer.Option(help="artifact directory [default: "
                                                "$SUPREMUM_HOME/artifacts/<id>]")] = None,
@@ -226,7 +260,8 @@ def compress(
 
 @app.command()
 def serve(
-    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
+    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id; or a base "
+                                            "causal LM (alias, directory, .gguf, hub id) to measure as it is")],
     host: Annotated[str, typer.Option(help=_doc("serve", "host"))] = "127.0.0.1",
     port: Annotated[int, typer.Option(help=_doc("serve", "port"))] = 8000,
     max_batch: Annotated[int, typer.Option(help=_doc("serve", "max_batch"))] = 32,
@@ -428,7 +463,8 @@ def ensemble(
 
 @app.command()
 def sensitivity(
-    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
+    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id; or a base "
+                                            "causal LM (alias, directory, .gguf, hub id) to measure as it is")],
     data: Annotated[str | None, typer.Option(help="data [default: the training data]")] = None,
     split: Annotated[str, typer.Option(help="split to score on")] = "dev",
     schemes: Annotated[str, typer.Option(help="comma-separated: int8, int4, prune50")] = "int8,int4,prune50",

@@ -20,7 +20,8 @@ FLAG_KEYS = {
     "seed": "train.seed", "text_column": "data.text_column", "label_column": "data.label_column",
     "encoding": "data.encoding", "dedup": "data.dedup", "bf16": "train.bf16",
     "eval_every": "train.eval_every", "early_stopping": "train.early_stopping",
-    "checkpoint_every": "train.checkpoint_every", "output": "output",
+    "checkpoint_every": "train.checkpoint_every", "output": "output", "max_length": "data.max_length",
+    "task": "task",
 }
 # Piped output (files, CI logs, tests) gets full-width tables instead of rich's 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -145,6 +146,8 @@ def print_pipeline(rows: list[dict], dry_run: bool) -> None:
 
 def print_finetune(res) -> None:
     m, info = res.metrics, res.data_info
+    if "dev_loss" in m or "blocks" in info:
+        return _print_lm_finetune(res)
     cols = info.get("columns", {})
     auto = cols.get("auto_detected", [])
     err.print(f"data: text column '{cols.get('text')}'{' (auto)' if 'text' in auto else ''}, "
@@ -164,7 +167,49 @@ def print_finetune(res) -> None:
     out.print(f"artifact {res.artifact.id}: {res.artifact.path}")
 
 
+def _print_lm_finetune(res) -> None:
+    m, info = res.metrics, res.data_info
+    err.print(f"data: {info['kind']} ({info['characters']['train']:,} training characters); "
+              f"{info['blocks']['train']:,} training and {info['blocks']['dev']:,} dev "
+              + ("blocks" if info["kind"] == "text" else "examples"), markup=False)
+    for split, how in (info.get("splits_made") or {}).items():
+        err.print(f"data: made {split} split: {how}", markup=False)
+    dev = (f", dev loss {m['dev_loss']:.4f} (perplexity {m['dev_perplexity']:.2f}, best at step "
+           f"{m['best_step']})") if m.get("dev_loss") is not None else ""
+    out.print(f"run {res.run_id}: {m['steps']} steps{dev}", markup=False)
+    out.print(f"trainable {m['trainable_params']:,} / {m['total_params']:,} parameters "
+              f"({m['trainable_fraction']:.2%}); {m['train_samples_per_s']:.2f} training sequences/s")
+    out.print(f"artifact {res.artifact.id}: {res.artifact.path}")
+
+
+def print_lm_eval(m: dict, name: str) -> None:
+    d = m["perplexity_detail"]
+    out.print(f"{name} on {m['data']} [{m['split']}], {d['tokens']:,} tokens", markup=False)
+    out.print(f"perplexity {m['perplexity']:.3f}   loss {m['loss']:.4f} nats/token   "
+              f"{m['bits_per_byte']:.4f} bits/byte")
+    out.print(f"[dim]method: {d['method']}[/]")
+    if "cost" in m:
+        c, g = m["cost"], m["cost"]["generation"]
+        out.print(f"params {c['params']:,}   weights {c['weights_mb']:.1f} MB"
+                  + (f"   on disk {m['size_on_disk_mb']:.1f} MB" if "size_on_disk_mb" in m else "")
+                  + f"   peak RSS {c['peak_rss_mb']:.0f} MB   threads {g['threads']}")
+        out.print(f"decode {g['decode_tokens_per_s']:.1f} tokens/s ({g['decode_ms_per_token']:.1f} ms/token, "
+                  f"p95 {g['decode_ms_p95']:.1f})   prefill {g['prefill_tokens_per_s']:.0f} tokens/s   "
+                  f"time to first token {g['ttft_ms']:.0f} ms")
+        out.print(f"[dim]method: {g['method']}[/]")
+    vs = m.get("vs_parent")
+    if vs and "perplexity_change" in vs:
+        out.print(f"vs parent {vs['parent']}: perplexity {vs['perplexity_change']:+.2%}"
+                  + (f", decode {vs['decode_speedup']:.2f}x" if vs.get("decode_speedup") else ""), markup=False)
+    elif vs:
+        out.print(f"vs parent {vs['parent']}: {vs['note']}", markup=False)
+    for s in m.get("samples", [])[:3]:
+        out.print(f"sample: {s['prompt']!r} -> {s['completion']!r}", markup=False)
+
+
 def print_eval(m: dict, art) -> None:
+    if m.get("task") == "text-generation":
+        return print_lm_eval(m, art.id)
     out.print(f"[bold]{art.id}[/] on {m['data']} \\[{m['split']}], {m['examples']} examples")
     out.print(f"accuracy {m['accuracy']:.4f}   macro-F1 {m['macro_f1']:.4f}   MCC {m['mcc']:.4f}")
     t = Table("class", "precision", "recall", "f1", "support")

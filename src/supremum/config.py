@@ -89,6 +89,9 @@ class TrainConfig(Strict):
 
 
 class FinetuneConfig(Strict):
+    task: Literal["auto", "classification", "causal-lm"] = Field(
+        "auto", description="auto: causal-lm for text corpora (.txt, JSONL text without labels) and "
+        "instruction data (prompt/response or messages), else classification")
     model: ModelSpec = Field(default_factory=ModelSpec)
     data: DataConfig
     method: AnyMethodConfig = Field(default_factory=FullConfigDefault, description="fine-tuning method")
@@ -117,3 +120,14 @@ class EvalConfig(Strict):
     perturb: str | None = Field(None, description="also measure accuracy under seeded perturbations, "
                                 "e.g. typo:0.05,drop:0.1,swap:0.1,case")
     perturb_seed: int = Field(0, description="seed of the perturbations")
+    # causal language models
+    window: int | None = Field(None, ge=2, description="LM perplexity: tokens per window "
+                               "(default: data.max_length)")
+    stride: int | None = Field(None, ge=1, description="LM perplexity: tokens between window starts "
+                               "(default: half the window)")
+    max_tokens: int | None = Field(None, ge=2, description="LM perplexity: score only the first N "
+                                   "tokens of the split")
+    prompt_tokens: int = Field(64, ge=1, description="LM generation cost: prompt length (held-out tokens)")
+    new_tokens: int = Field(64, ge=2, description="LM generation cost and samples: tokens generated")
+    gen_warmup: int = Field(1, ge=0, description="LM generation cost: untimed generations")
+    gen_repeats: int = Field(3, ge=1, description="LM generation cost: timed generations")

@@ -61,5 +61,15 @@ def iterate(ids: list[list[int]], batches: list[list[int]], pad_id: int,
     for b in batches:
         batch = collate([ids[i] for i in b], pad_id)
         if labels is not None:
-            batch["labels"] = torch.tensor([labels[i] for i in b], dtype=torch.long)
+            batch["labels"] = _labels([labels[i] for i in b], batch["input_ids"].shape[1])
         yield batch
+
+
+def _labels(rows: list, width: int) -> torch.Tensor:
+    """Class ids, or per-token labels (language models) padded with -100 (not predicted)."""
+    if not rows or not isinstance(rows[0], list):
+        return torch.tensor(rows, dtype=torch.long)
+    out = torch.full((len(rows), width), -100, dtype=torch.long)
+    for r, seq in enumerate(rows):
+        out[r, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+    return out

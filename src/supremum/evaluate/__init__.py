@@ -84,8 +84,35 @@ def evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, *, store: Sto
     store.finish_run(run_id, metrics, art.id, str(art.path.resolve()))
     with Tracker(tracking, store.root, f"eval-{art.id}-{cfg.split}", {"artifact": art.id,
                  "lineage": art.lineage, "data": data_cfg.path, "split": cfg.split}) as tr:
-        tr.log({f"eval/{cfg.split}": {k: metrics[k] for k in ("accuracy", "macro_f1", "cost", "robustness")
-                                         if k in metrics}})
+        tr.log({f"eval/{cfg.split}": {k: metrics[k] for k in ("accuracy", "macro_f1", "cost", "robustness",
+                                                              "perplexity", "bits_per_byte") if k in metrics}})
+    return metrics
+
+
+def evaluate_model(name: str, data_cfg: DataConfig, cfg: EvalConfig, *, store: Store | None = None,
+                   command: str = "") -> dict:
+    """A base causal LM (alias, directory, .gguf, hub id) measured as it is: a store run
+    without an artifact, so a fine-tune or compression has its starting point."""
+    from supremum.lm.data import is_lm_data
+    from supremum.lm.evaluate import evaluate_lm
+    from supremum.models import load_model
+
+    if not is_lm_data(data_cfg):
+        raise UserError(f"a base model is evaluated as a language model, and {data_cfg.path} is not "
+                        "text or instruction data", "fine-tune a classifier first, then evaluate the artifact")
+    store = store or Store()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run_id = new_id()
+    store.start_run(run_id, "eval", command, {"model": name, "data": data_cfg.model_dump(),
+                    "eval": cfg.model_dump()}, fingerprint())
+    try:
+        model, tok = load_model(name, "causal-lm")
+        metrics = {"model": name, **evaluate_lm(model.eval(), tok, data_cfg, cfg), "machine": fingerprint()}
+    except BaseException as e:
+        store.fail_run(run_id, f"{type(e).__name__}: {e}")
+        raise
+    store.finish_run(run_id, metrics)
     return metrics
 
 
@@ -139,7 +166,40 @@ def _robustness(model, tok, texts, labels, data_cfg: DataConfig, cfg: EvalConfig
     return out
 
 
+def _lm_vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
+    """Perplexity change and decode speed-up against the parent's evaluation of the same data."""
+    if not art.manifest.get("parents"):
+        return None
+    try:
+        parent = parent_of(art)
+    except UserError:
+        return None
+    pm = parent.metrics.get(key)
+    if not pm or "perplexity" not in pm or pm.get("machine", {}).get("cpu") != out["machine"]["cpu"]:
+        return {"parent": parent.id, "note": "parent not measured on this data and machine; "
+                "run `supremum eval` on it for a comparison"}
+    res = {"parent": parent.id, "perplexity_change": out["perplexity"] / pm["perplexity"] - 1,
+           "method": "ratios from separate eval runs on the same data and machine"}
+    if "cost" in out and "cost" in pm:
+        res["decode_speedup"] = (out["cost"]["generation"]["decode_tokens_per_s"]
+                                 / pm["cost"]["generation"]["decode_tokens_per_s"])
+    return res
+
+
+def _evaluate_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig) -> dict:
+    from supremum.lm.evaluate import evaluate_lm
+
+    model, tok = load_artifact_model(art)
+    out = {"artifact": art.id, "lineage": art.lineage, **evaluate_lm(model, tok, data_cfg, cfg),
+           "size_on_disk_mb": dir_size(art.path) / 2**20, "machine": fingerprint()}
+    out["runtime"] = runtime(art.manifest, out["machine"]["isa"], getattr(model, "kernels", lambda: None)())
+    out["vs_parent"] = _lm_vs_parent(art, out, f"{Path(data_cfg.path).name}:{cfg.split}")
+    return out
+
+
 def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig) -> dict:
+    if art.task == "text-generation":
+        return _evaluate_lm(art, data_cfg, cfg)
     data = load_data(data_cfg, label_names=art.label_names)
     model, tok = load_artifact_model(art)
     texts, labels = data.texts(cfg.split), data.labels(cfg.split)

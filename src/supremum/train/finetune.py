@@ -42,6 +42,8 @@ def config_hash(cfg: FinetuneConfig) -> str:
     d["train"].pop("checkpoint_every", None)
     d["train"].pop("threads", None)
     d.pop("tracking", None)
+    if d.get("task") == "auto":  # added later: the default leaves older hashes as they were
+        d.pop("task")
     if d["data"].get("train_limit") is None:  # keys added later: absent = the hash runs had before them
         d["data"].pop("train_limit", None)
         d["data"].pop("train_limit_seed", None)
@@ -66,7 +68,7 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     store = store or Store()
     if cfg.train.threads and not dist.active:
         torch.set_num_threads(cfg.train.threads)
-    data, model, tok, method, train_split, dev = _prepare(cfg, dist)
+    data, model, tok, method, train_split, dev, objective = _prepare(cfg, dist)
     trainable, total = trainable_parameters(model)
     run_dir = _run_dir(store.root, cfg, dist)
     run_id = _run_id(run_dir, resume)
@@ -76,7 +78,7 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     try:
         with Tracker(cfg.tracking, store.root, f"finetune-{run_id}", cfg.model_dump(mode="json")) as tr:
             result = _train(model, train_split, dev, cfg, tok.pad_token_id, ckpt_dir, resume, progress, tr,
-                            method.after_step)
+                            method.after_step, objective)
             tr.log({"trainable_params": trainable, "train_seconds": result.train_seconds})
         metrics = _metrics(result, trainable, total, data)
         adapter = _save_adapter(method, model, tok, cfg, data, metrics, run_id, store)
@@ -95,10 +97,10 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
 def _follow(cfg: FinetuneConfig, dist: distributed.Dist, resume: bool) -> None:
     """A rank other than 0: the same model, data and steps, no files and no store rows (rank 0
     writes them). Resuming reads rank 0's checkpoint, which every rank can reach on one node."""
-    _, model, tok, method, train_split, dev = _prepare(cfg, dist)
+    _, model, tok, method, train_split, dev, objective = _prepare(cfg, dist)
     ckpt_dir = _run_dir(Store().root, cfg, dist) / "last"
     train(model, train_split, dev, cfg.train, tok.pad_token_id, ckpt_dir=ckpt_dir, resume=resume,
-          after_step=method.after_step)
+          after_step=method.after_step, **objective)
     return None
 
 
@@ -107,8 +109,19 @@ def _run_dir(root: Path, cfg: FinetuneConfig, dist: distributed.Dist) -> Path:
     return root / "checkpoints" / (config_hash(cfg) + (f"-w{dist.world}" if dist.active else ""))
 
 
+def resolve_task(cfg: FinetuneConfig) -> str:
+    if cfg.task != "auto":
+        return cfg.task
+    from supremum.lm.data import is_lm_data
+
+    return "causal-lm" if is_lm_data(cfg.data) else "classification"
+
+
 def _prepare(cfg: FinetuneConfig, dist: distributed.Dist):
-    """Data, the model with its method applied, and the encoded splits: the same on every rank."""
+    """Data, the model with its method applied, the encoded splits and the training objective
+    (loss and dev score; empty = the classifier's): the same on every rank."""
+    if resolve_task(cfg) == "causal-lm":
+        return _prepare_lm(cfg, dist)
     data = load_data(cfg.data)
     seed_everything(cfg.train.seed)
     model, tok = load_model(cfg.model.name, "classification", gguf_file=cfg.model.gguf_file,
@@ -116,7 +129,28 @@ def _prepare(cfg: FinetuneConfig, dist: distributed.Dist):
     method = method_for(cfg.method)
     train_split, dev = _encode(tok, data, cfg)
     model = method.apply(model, cfg.method, plan_steps(len(train_split.ids), cfg.train, dist.world)[1])
-    return data, model, tok, method, train_split, dev
+    return data, model, tok, method, train_split, dev, {}
+
+
+def _prepare_lm(cfg: FinetuneConfig, dist: distributed.Dist):
+    from supremum.errors import UserError
+    from supremum.lm.data import load_lm_data, training_split
+    from supremum.lm.metrics import dev_scorer, lm_loss
+
+    if cfg.train.augment or cfg.train.label_smoothing:
+        raise UserError("train.augment and train.label_smoothing apply to classification only",
+                        "remove them for a language-model fine-tune")
+    data = load_lm_data(cfg.data)
+    seed_everything(cfg.train.seed)
+    model, tok = load_model(cfg.model.name, "causal-lm", gguf_file=cfg.model.gguf_file,
+                            dropout=cfg.train.dropout)
+    train_split = training_split(tok, data, "train", cfg.data.max_length)
+    dev = training_split(tok, data, "dev", cfg.data.max_length) if data.records["dev"] else None
+    data.info["blocks"] = {"train": len(train_split.ids), "dev": len(dev.ids) if dev else 0,
+                           "tokens_per_block": cfg.data.max_length if data.kind == "text" else None}
+    method = method_for(cfg.method)
+    model = method.apply(model, cfg.method, plan_steps(len(train_split.ids), cfg.train, dist.world)[1])
+    return data, model, tok, method, train_split, dev, {"loss_fn": lm_loss, "scorer": dev_scorer(bf16=cfg.train.bf16)}
 
 
 def _encode(tok, data: TaskData, cfg: FinetuneConfig) -> tuple[Split, Split]:
@@ -143,37 +177,45 @@ def _run_id(run_dir: Path, resume: bool) -> str:
 
 
 def _train(model, train_split, dev, cfg, pad_id, ckpt_dir, resume, progress, tracker,
-           after_step) -> TrainResult:
+           after_step, objective: dict) -> TrainResult:
     _, total = plan_steps(len(train_split.ids), cfg.train, distributed.current().world)
     bar = TrainProgress(total, enabled=progress)
 
     def on_step(info: dict) -> None:
         bar.update(info)
-        tracker.log({"train/" + k: info[k] for k in ("loss", "lr", "samples_per_s", "dev_accuracy")
+        tracker.log({"train/" + k: info[k] for k in ("loss", "lr", "samples_per_s", "dev_accuracy", "dev_loss")
                      if k in info}, step=info["step"])
 
     with bar if progress else nullcontext():
         result, _ = train(model, train_split, dev, cfg.train, pad_id, ckpt_dir=ckpt_dir,
-                          resume=resume, on_step=on_step, after_step=after_step)
+                          resume=resume, on_step=on_step, after_step=after_step, **objective)
     return result
 
 
-def _metrics(result: TrainResult, trainable: int, total: int, data: TaskData) -> dict:
-    st = result.state
+def _dev_metrics(st: dict) -> dict:
+    if st["evals"] and "dev_loss" in st["evals"][-1]:  # language model: score = -dev loss
+        best = -st["best_score"]
+        return {"dev_loss": best, "dev_perplexity": float(np.exp(min(best, 50.0))),
+                "dev_loss_last": st["evals"][-1]["dev_loss"]}
     last = st["evals"][-1]["dev_accuracy"] if st["evals"] else None
+    return {"dev_accuracy": st["best_score"], "dev_accuracy_last": last}
+
+
+def _metrics(result: TrainResult, trainable: int, total: int, data) -> dict:
+    st = result.state
     return {
         "steps": st["step"],
         "final_train_loss": float(np.mean([x["loss"] for x in st["log"][-20:]])) if st["log"] else None,
-        "dev_accuracy": st["best_score"], "dev_accuracy_last": last, "best_step": st["best_step"],
+        **_dev_metrics(st), "best_step": st["best_step"],
         "stopped_early": st["stopped_early"], "train_seconds": round(result.train_seconds, 3),
         "train_samples_per_s": round(result.samples_per_s, 2),
         "trainable_params": trainable, "total_params": total,
-        "trainable_fraction": trainable / total, "train_size": len(data.splits["train"]),
+        "trainable_fraction": trainable / total, "train_size": data.info.get("blocks", {}).get("train", len(data.splits["train"])),
         "evals": st["evals"], "loss_curve": st["log"][:: max(1, len(st["log"]) // 200)],
     }
 
 
-def _save_adapter(method, model, tok, cfg: FinetuneConfig, data: TaskData, metrics: dict,
+def _save_adapter(method, model, tok, cfg: FinetuneConfig, data, metrics: dict,
                   run_id: str, store: Store) -> Artifact | None:
     """The small adapter-only artifact, next to the merged main one (`<output>-adapter`)."""
     got = method.adapter_only(model, cfg.method)
@@ -187,14 +229,16 @@ def _save_adapter(method, model, tok, cfg: FinetuneConfig, data: TaskData, metri
     return art
 
 
-def _save(model, tok, cfg: FinetuneConfig, data: TaskData, storage: str, metrics: dict,
+def _save(model, tok, cfg: FinetuneConfig, data, storage: str, metrics: dict,
           run_id: str, root: Path, out: Path | None = None, art_id: str | None = None,
           extra: dict | None = None) -> Artifact:
     from supremum.train.methods import delta
 
     art_id = art_id or new_id()
     out = out or (Path(cfg.output) if cfg.output else root / "artifacts" / art_id)
-    art = save_artifact(model, tok, out, task="text-classification", label_names=data.label_names,
+    lm = not isinstance(data, TaskData)
+    art = save_artifact(model, tok, out, task="text-generation" if lm else "text-classification",
+                        label_names=None if lm else data.label_names,
                         base_model=cfg.model.name, config=cfg.model_dump(mode="json"),
                         storage=storage, artifact_id=art_id,
                         write_weights=delta.writer if storage == "delta" else None,

@@ -27,7 +27,7 @@ from supremum.train.optim import build_optimizer, lr_factor, set_lr, warmup_step
 @dataclass
 class Split:
     ids: list[list[int]]
-    labels: list[int]
+    labels: list  # class ids, or per-token labels for language models (-100: not predicted)
 
 
 @dataclass
@@ -59,11 +59,14 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
           ckpt_dir: Path | None = None, resume: bool = False,
           on_step: Callable[[dict], None] | None = None,
           loss_fn: Callable | None = None,
-          after_step: Callable | None = None) -> tuple[TrainResult, dict | None]:
+          after_step: Callable | None = None,
+          scorer: Callable | None = None) -> tuple[TrainResult, dict | None]:
     """Train in place; returns the result and the best trainable weights (when keep_best).
 
     `loss_fn(model, batch, labels)` replaces the summed cross-entropy (distillation uses it);
-    `after_step(model, step)` runs after each optimizer step while the gradients still exist."""
+    `after_step(model, step)` runs after each optimizer step while the gradients still exist;
+    `scorer(model, dev) -> (score, record)` replaces dev accuracy (higher score is better; the
+    record goes into the evaluation log)."""
     dist = distributed.current()
     opt = build_optimizer(model, cfg)
     per_epoch, total = plan_steps(len(train_split.ids), cfg, dist.world)
@@ -91,7 +94,7 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
             state["log"].append({"step": state["step"], "loss": loss, "lr": lr})
             end_of_epoch = j + 1 == len(steps)
             if dev is not None and _eval_due(state["step"], total, end_of_epoch, cfg):
-                best = _evaluate(model, dev, pad_id, cfg, state, best)
+                best = _evaluate(model, dev, pad_id, cfg, state, best, scorer)
             if on_step:
                 just = state["evals"][-1] if state["evals"] and state["evals"][-1]["step"] == state["step"] else {}
                 on_step({**state["log"][-1], **just, "total": total,
@@ -169,10 +172,18 @@ def _eval_due(step: int, total: int, end_of_epoch: bool, cfg: TrainConfig) -> bo
     return end_of_epoch
 
 
-def _evaluate(model, dev: Split, pad_id: int, cfg: TrainConfig, state: dict, best):
-    logits = predict_logits(model, dev.ids, pad_id, bf16=cfg.bf16)
-    acc = float((logits.argmax(-1) == np.asarray(dev.labels)).mean())
-    state["evals"].append({"step": state["step"], "dev_accuracy": acc})
+def accuracy_scorer(pad_id: int, bf16: bool) -> Callable:
+    def score(model, dev: Split) -> tuple[float, dict]:
+        logits = predict_logits(model, dev.ids, pad_id, bf16=bf16)
+        acc = float((logits.argmax(-1) == np.asarray(dev.labels)).mean())
+        return acc, {"dev_accuracy": acc}
+
+    return score
+
+
+def _evaluate(model, dev: Split, pad_id: int, cfg: TrainConfig, state: dict, best, scorer=None):
+    acc, record = (scorer or accuracy_scorer(pad_id, cfg.bf16))(model, dev)
+    state["evals"].append({"step": state["step"], **record})
     if state["best_score"] is None or acc > state["best_score"]:
         state.update(best_score=acc, best_step=state["step"], bad_evals=0)
         return ckpt.trainable_state(model) if cfg.keep_best else None

@@ -1,0 +1,293 @@
+"""Language-model data: plain text corpora packed into blocks, and instruction data with the loss
+masked on prompt tokens.
+
+Splits are contiguous ranges (train first, then dev, then test), never a shuffle: neighbouring
+lines of a corpus share content, so a random split would leak text into the held-out part.
+Packing and masking are written here because the transformers helpers (group_texts in the
+examples, DataCollatorForCompletionOnlyLM in TRL) are scripts or pull in a trainer stack; the
+loop only needs token ids and per-token labels (-100 = not predicted).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from supremum.config import DataConfig
+from supremum.data.tables import SPLIT_NAMES, decode
+from supremum.errors import UserError
+from supremum.train.loop import Split
+
+IGNORE = -100
+TEXT_SUFFIXES = (".txt", ".md", ".text")
+#: (prompt, response) field pairs recognized in instruction JSONL
+PAIRS = (("prompt", "response"), ("prompt", "completion"), ("instruction", "output"),
+         ("question", "answer"), ("input", "output"))
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class LMData:
+    """Per split: documents (kind "text") or examples (kind "instruction": {"messages": [...]})."""
+
+    kind: str
+    records: dict[str, list]
+    info: dict = field(default_factory=dict)
+
+    @property
+    def splits(self) -> dict[str, list]:  # what finetune reports as split sizes
+        return self.records
+
+    def split(self, name: str) -> list:
+        if not self.records.get(name):
+            raise UserError(f"no split '{name}' in the data; splits are: "
+                            f"{', '.join(k for k, v in self.records.items() if v)}", "pass --split with one of them")
+        return self.records[name]
+
+
+# ---- what kind of data is this -----------------------------------------------------------
+
+def _files(path: Path) -> dict[str, Path]:
+    if path.is_file():
+        return {"train": path}
+    found: dict[str, Path] = {}
+    for split, names in SPLIT_NAMES.items():
+        for name in names:
+            for suffix in (*TEXT_SUFFIXES, ".jsonl", ".json"):
+                if (path / f"{name}{suffix}").exists() and split not in found:
+                    found[split] = path / f"{name}{suffix}"
+    if "train" not in found and path.is_dir():
+        texts = sorted(p for p in path.iterdir() if p.suffix in TEXT_SUFFIXES)
+        if len(texts) == 1:  # a corpus directory such as tinyshakespeare/input.txt
+            found["train"] = texts[0]
+    return found
+
+
+def _first_record(path: Path, encoding: str) -> dict | None:
+    with open(path, encoding=encoding, errors="replace") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    return None
+                return row if isinstance(row, dict) else None
+    return None
+
+
+def is_lm_data(cfg: DataConfig) -> bool:
+    """Text files, or JSONL records with messages, a prompt/response pair, or text but no label."""
+    from supremum.data.tables import LABEL_CANDIDATES
+
+    path = Path(cfg.path)
+    if not path.exists():
+        return False
+    train = _files(path).get("train")
+    if train is None:
+        return False
+    if train.suffix in TEXT_SUFFIXES:
+        return True
+    if train.suffix not in (".jsonl", ".json"):
+        return False
+    row = _first_record(train, cfg.encoding)
+    if row is None:
+        return False
+    keys = set(row)
+    if "messages" in keys or any(p in keys and r in keys for p, r in PAIRS):
+        return True
+    has_label = (cfg.label_column in keys) if cfg.label_column else bool(keys & set(LABEL_CANDIDATES))
+    return not has_label and (cfg.text_column or "text") in keys
+
+
+# ---- reading -----------------------------------------------------------------------------
+
+def load_lm_data(cfg: DataConfig) -> LMData:
+    path = Path(cfg.path)
+    files = _files(path)
+    if "train" not in files:
+        raise UserError(f"{path}: no text corpus (train.txt, a single .txt file, or train.jsonl)",
+                        "pass a .txt file, a JSONL file, or a directory with train/dev/test files")
+    read = {split: _read(p, cfg) for split, p in files.items()}
+    kinds = {k for k, _ in read.values()}
+    if len(kinds) > 1:
+        raise UserError(f"{path}: the split files mix plain text and instruction data",
+                        "give every split the same kind of records")
+    kind = kinds.pop()
+    records = {s: recs for s, (_, recs) in read.items()}
+    info = {"source": cfg.path, "files": {k: str(v) for k, v in files.items()}, "kind": kind}
+    if set(records) != set(SPLITS):
+        records, info["splits_made"] = _contiguous_splits(records, kind, cfg)
+    info["sizes"] = {k: len(v) for k, v in records.items()}
+    info["characters"] = {k: sum(len(_text_of(r)) for r in v) for k, v in records.items()}
+    return LMData(kind, {s: records.get(s, []) for s in SPLITS}, info)
+
+
+def _text_of(record) -> str:
+    return record if isinstance(record, str) else "".join(m["content"] for m in record["messages"])
+
+
+def _read(path: Path, cfg: DataConfig) -> tuple[str, list]:
+    if not path.exists():
+        raise UserError(f"{path}: no such file", "check the --data path")
+    text = decode(path, cfg.encoding)
+    if not text.strip():
+        raise UserError(f"{path}: the file is empty", "give a file with text")
+    if path.suffix in TEXT_SUFFIXES:
+        return "text", [text]
+    rows = _json_rows(path, text)
+    first = rows[0]
+    if "messages" in first:
+        return "instruction", [_messages(r, path, i) for i, r in enumerate(rows, 1)]
+    for p, r in PAIRS:
+        if p in first and r in first:
+            return "instruction", [_pair(row, p, r, path, i) for i, row in enumerate(rows, 1)]
+    col = cfg.text_column or "text"
+    docs = []
+    for i, row in enumerate(rows, 1):
+        if not isinstance(row.get(col), str) or not row[col].strip():
+            raise UserError(f"{path}: line {i} has no text in field '{col}'",
+                            "give every record a non-empty text (or pass --text-column)")
+        docs.append(row[col])
+    return "text", docs
+
+
+def _json_rows(path: Path, text: str) -> list[dict]:
+    if path.suffix == ".json" and text.lstrip().startswith("["):
+        rows = json.loads(text)
+    else:
+        rows = []
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}: line {i} is not valid JSON ({e.msg})",
+                                "write one JSON object per line") from None
+    for i, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise UserError(f"{path}: line {i} is not a JSON object", 'write {"text": ...} per line')
+    return rows
+
+
+def _pair(row: dict, p: str, r: str, path: Path, line: int) -> dict:
+    if not isinstance(row.get(p), str) or not isinstance(row.get(r), str) or not row[r].strip():
+        raise UserError(f"{path}: line {line} needs text fields '{p}' and a non-empty '{r}'",
+                        "fix or remove that record")
+    return {"messages": [{"role": "user", "content": row[p]}, {"role": "assistant", "content": row[r]}]}
+
+
+def _messages(row: dict, path: Path, line: int) -> dict:
+    msgs = row["messages"]
+    ok = isinstance(msgs, list) and msgs and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+        for m in msgs)
+    if not ok or not any(m["role"] == "assistant" for m in msgs):
+        raise UserError(f"{path}: line {line}: 'messages' must be a list of {{role, content}} with "
+                        "at least one assistant turn", "fix or remove that record")
+    return {"messages": [{"role": m["role"], "content": m["content"]} for m in msgs]}
+
+
+def _contiguous_splits(records: dict[str, list], kind: str, cfg: DataConfig) -> tuple[dict, dict]:
+    """Missing dev/test cut from the end of train: train | dev | test, in file order."""
+    train = records["train"]
+    want = {s: f for s, f in (("dev", cfg.dev_fraction), ("test", cfg.test_fraction)) if s not in records}
+    if kind == "text" and len(train) == 1:
+        pieces, how = _cut_text(train[0], want), "characters, cut at line breaks"
+    else:
+        pieces, how = _cut_list(train, want), "records"
+    made = {s: f"last {f:.0%} of the training file's {how} (contiguous)" if s == "test" or "test" not in want
+            else f"{f:.0%} of the training file's {how} just before test (contiguous)" for s, f in want.items()}
+    out = {**records, **pieces}
+    if not out["train"]:
+        raise UserError(f"{cfg.path}: too little text to split off dev/test", "give more text or dev/test files")
+    return out, made
+
+
+def _bounds(n: int, want: dict[str, float]) -> dict[str, tuple[int, int]]:
+    test = round(n * want.get("test", 0))
+    dev = round(n * want.get("dev", 0))
+    return {"train": (0, n - dev - test), "dev": (n - dev - test, n - test), "test": (n - test, n)}
+
+
+def _cut_text(text: str, want: dict[str, float]) -> dict[str, list[str]]:
+    cuts = _bounds(len(text), want)
+
+    def at_line(i: int) -> int:  # the next line break after i, so no line is cut in two
+        if i in (0, len(text)):
+            return i
+        j = text.find("\n", i)
+        return len(text) if j < 0 else j + 1
+
+    out = {}
+    for s in ("train", *want):
+        a, b = (at_line(x) for x in cuts[s])
+        out[s] = [text[a:b]] if text[a:b].strip() else []
+    return out
+
+
+def _cut_list(items: list, want: dict[str, float]) -> dict[str, list]:
+    cuts = _bounds(len(items), want)
+    return {s: items[a:b] for s, (a, b) in cuts.items() if s == "train" or s in want}
+
+
+# ---- tokens ------------------------------------------------------------------------------
+
+def stream(tok, docs: list[str]) -> list[int]:
+    """The token stream of documents, each followed by the end-of-sequence token."""
+    enc = tok(docs, add_special_tokens=False, verbose=False)["input_ids"]
+    eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+    return [t for ids in enc for t in (*ids, *eos)]
+
+
+def pack(ids: list[int], block: int) -> Split:
+    """Non-overlapping blocks of `block` tokens; the remainder shorter than a block is dropped."""
+    blocks = [ids[i : i + block] for i in range(0, len(ids) - block + 1, block)]
+    return Split(blocks, [list(b) for b in blocks])
+
+
+def encode_instruction(tok, record: dict, max_length: int) -> tuple[list[int], list[int]]:
+    """Token ids of the whole conversation and labels that keep only the assistant turns
+    (each assistant turn's tokens and its end marker); truncated to max_length."""
+    msgs = record["messages"]
+    ids, labels = [], []
+    for i, m in enumerate(msgs):
+        if m["role"] != "assistant":
+            continue
+        before = _render(tok, msgs[:i], generation_prompt=True)
+        upto = _render(tok, msgs[: i + 1], generation_prompt=False)
+        if upto[: len(before)] != before or before[: len(ids)] != ids:
+            raise UserError("the tokenizer's chat template does not render a conversation as a "
+                            "prefix of its continuation", "use plain text data or a standard template")
+        labels += [IGNORE] * (len(before) - len(ids)) + upto[len(before):]
+        ids = upto
+    return ids[:max_length], labels[:max_length]
+
+
+def _render(tok, msgs: list[dict], generation_prompt: bool) -> list[int]:
+    if getattr(tok, "chat_template", None):
+        if not msgs:
+            return []
+        out = tok.apply_chat_template(msgs, tokenize=True, add_generation_prompt=generation_prompt)
+        return list(out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out)
+    # No chat template (base models, tiny-llama): "role: content" lines, an assistant turn ends
+    # with end-of-sequence. Pieces are tokenized apart, so a prefix renders as a token prefix.
+    piece = lambda t: tok(t, add_special_tokens=False)["input_ids"]  # noqa: E731
+    ids: list[int] = []
+    for m in msgs:
+        end = [tok.eos_token_id] if m["role"] == "assistant" and tok.eos_token_id is not None else piece("\n")
+        ids += piece(f"{m['role']}: ") + piece(m["content"]) + end
+    return ids + (piece("assistant: ") if generation_prompt else [])
+
+
+def training_split(tok, data: LMData, split: str, max_length: int) -> Split:
+    """Packed blocks (text) or masked conversations (instruction) of one split."""
+    if data.kind == "text":
+        return pack(stream(tok, data.split(split)), max_length)
+    pairs = [encode_instruction(tok, r, max_length) for r in data.split(split)]
+    pairs = [(i, lab) for i, lab in pairs if any(x != IGNORE for x in lab)]
+    if not pairs:
+        raise UserError(f"every {split} example's answer lies beyond max_length={max_length} tokens",
+                        "raise --max-length")
+    return Split([p[0] for p in pairs], [p[1] for p in pairs])

@@ -1,0 +1,71 @@
+"""Evaluation of a causal LM on held-out text: perplexity, bits per byte, generation cost and a
+few greedy samples."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from supremum.config import DataConfig, EvalConfig
+from supremum.evaluate.speed import param_counts
+from supremum.lm.data import LMData, _render, load_lm_data, stream
+from supremum.lm.generation import generation_cost, greedy
+from supremum.lm.metrics import perplexity
+
+SAMPLES = 3
+SAMPLE_PROMPT_TOKENS = 32
+
+
+def evaluation_tokens(tok, data: LMData, split: str, max_tokens: int | None) -> tuple[list[int], str]:
+    """The token stream scored for perplexity (documents or rendered conversations, each ended by
+    end-of-sequence), cut to max_tokens, and the text those tokens spell (for bits per byte)."""
+    if data.kind == "text":
+        ids = stream(tok, data.split(split))
+    else:
+        ids = [t for r in data.split(split) for t in _render(tok, r["messages"], generation_prompt=False)]
+    if max_tokens:
+        ids = ids[:max_tokens]
+    return ids, tok.decode(ids[1:], skip_special_tokens=True)
+
+
+def sample_prompts(tok, data: LMData, split: str, ids: list[int]) -> list[list[int]]:
+    """Instruction data: the first test conversations up to the first answer. Text: 32-token
+    pieces of held-out text at evenly spaced places."""
+    if data.kind == "instruction":
+        out = []
+        for r in data.split(split)[:SAMPLES]:
+            first = next(i for i, m in enumerate(r["messages"]) if m["role"] == "assistant")
+            out.append(_render(tok, r["messages"][:first], generation_prompt=True))
+        return out
+    step = max(1, (len(ids) - SAMPLE_PROMPT_TOKENS) // SAMPLES)
+    return [ids[i : i + SAMPLE_PROMPT_TOKENS] for i in range(0, step * SAMPLES, step)
+            if len(ids[i : i + SAMPLE_PROMPT_TOKENS]) == SAMPLE_PROMPT_TOKENS] or [ids[:SAMPLE_PROMPT_TOKENS]]
+
+
+def evaluate_lm(model, tok, data_cfg: DataConfig, cfg: EvalConfig) -> dict:
+    data = load_lm_data(data_cfg)
+    ids, text = evaluation_tokens(tok, data, cfg.split, cfg.max_tokens)
+    window = cfg.window or data_cfg.max_length
+    t0 = time.perf_counter()
+    # Windows per batch capped at 8: a batch's logits are windows x tokens x vocabulary floats.
+    ppl = perplexity(model, ids, window, cfg.stride or max(1, window // 2), min(cfg.batch_size, 8))
+    nbytes = len(text.encode("utf-8"))
+    out = {"task": "text-generation", "data": data_cfg.path, "split": cfg.split,
+           "perplexity": ppl["perplexity"], "loss": ppl["loss"],
+           "bits_per_byte": ppl["nll"] / math.log(2) / max(nbytes, 1),
+           "perplexity_detail": {**ppl, "bytes": nbytes, "method": (
+               f"strided sliding window: windows of {ppl['window']} tokens every {ppl['stride']} tokens, "
+               f"each of the {ppl['tokens']} tokens after the first scored once; bits per byte = "
+               "summed NLL / ln 2 / UTF-8 bytes of the scored text")},
+           "eval_seconds": time.perf_counter() - t0}
+    prompts = sample_prompts(tok, data, cfg.split, ids)
+    out["samples"] = [{"prompt": tok.decode(p, skip_special_tokens=True),
+                       "completion": tok.decode(greedy(model, p, cfg.new_tokens, tok.eos_token_id),
+                                                skip_special_tokens=True)} for p in prompts]
+    if cfg.speed:
+        prompt = (ids * (cfg.prompt_tokens // max(len(ids), 1) + 1))[: cfg.prompt_tokens]
+        out["cost"] = {**param_counts(model),
+                       "generation": generation_cost(model, prompt, cfg.new_tokens, cfg.gen_warmup,
+                                                     cfg.gen_repeats)}
+        out["cost"]["peak_rss_mb"] = out["cost"]["generation"]["peak_rss_mb"]
+    return out

@@ -1,0 +1,83 @@
+"""Greedy generation and its cost at batch 1: prefill and decode timed apart.
+
+One step interface for every backend (`prefill(ids) -> next token`, `step(token) -> next token`):
+PyTorch through the model's KV cache here, llama.cpp in `supremum.lm.llamacpp`. Our own loop
+instead of `model.generate` because generate reports neither the prefill/decode split nor the
+first token's time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from supremum.evaluate.speed import peak_rss_mb
+
+
+class TorchStepper:
+    def __init__(self, model) -> None:
+        self.model, self.past = model.eval(), None
+
+    @torch.inference_mode()
+    def prefill(self, ids: list[int]) -> int:
+        out = self.model(input_ids=torch.tensor([ids]), use_cache=True)
+        self.past = out.past_key_values
+        return int(out.logits[0, -1].argmax())
+
+    @torch.inference_mode()
+    def step(self, token: int) -> int:
+        out = self.model(input_ids=torch.tensor([[token]]), past_key_values=self.past, use_cache=True)
+        self.past = out.past_key_values
+        return int(out.logits[0, -1].argmax())
+
+
+def stepper(model):
+    return model.stepper() if hasattr(model, "stepper") else TorchStepper(model)
+
+
+def greedy(model, ids: list[int], new_tokens: int, eos: int | None = None) -> list[int]:
+    s = stepper(model)
+    out = [s.prefill(ids)]
+    while len(out) < new_tokens and out[-1] != eos:
+        out.append(s.step(out[-1]))
+    return out
+
+
+def _one_run(model, ids: list[int], new_tokens: int) -> tuple[float, list[float]]:
+    s = stepper(model)
+    t0 = time.perf_counter()
+    tok = s.prefill(ids)
+    prefill = time.perf_counter() - t0
+    steps = []
+    for _ in range(new_tokens - 1):
+        t0 = time.perf_counter()
+        tok = s.step(tok)  # no stop at end-of-sequence: every run times the same number of steps
+        steps.append(time.perf_counter() - t0)
+    return prefill, steps
+
+
+def generation_cost(model, ids: list[int], new_tokens: int, warmup: int, repeats: int) -> dict:
+    """Batch-1 greedy generation of `new_tokens` after a prompt of len(ids) tokens."""
+    for _ in range(warmup):
+        _one_run(model, ids, new_tokens)
+    prefills, steps = [], []
+    for _ in range(repeats):
+        p, s = _one_run(model, ids, new_tokens)
+        prefills.append(p)
+        steps += s
+    decode_ms = statistics.median(steps) * 1000
+    return {
+        "prompt_tokens": len(ids), "new_tokens": new_tokens,
+        "ttft_ms": statistics.median(prefills) * 1000,
+        "prefill_tokens_per_s": len(ids) / statistics.median(prefills),
+        "decode_ms_per_token": decode_ms, "decode_ms_p95": float(np.percentile(steps, 95)) * 1000,
+        "decode_tokens_per_s": 1000 / decode_ms,
+        "threads": torch.get_num_threads(), "peak_rss_mb": peak_rss_mb(),
+        "method": (f"batch 1, greedy, prompt of {len(ids)} held-out tokens, {new_tokens} new tokens; "
+                   f"{warmup} untimed + {repeats} timed generations; prefill = the prompt's forward pass "
+                   "(time to first token); decode = median (and p95) over every later single-token "
+                   "step; perf_counter; peak_rss_mb is the process peak (includes loading)"),
+    }
