@@ -151,7 +151,7 @@ def finetune(
 @app.command("eval")
 def eval_(
     artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id; or a base "
-                                            "causal LM (alias, directory, .gguf, hub id) to measure as it is")],
+                                            "causal LM (alias, .gguf file, model directory) to measure as it is")],
     data: Annotated[str | None, typer.Option(help="data to evaluate on [default: the training data]")] = None,
     split: Annotated[str, typer.Option(help=_doc("eval", "split"))] = "dev",
     text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
@@ -226,8 +226,7 @@ def _compress_epilog() -> str:
 
 @app.command(epilog=_compress_epilog())
 def compress(
-    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id; or a base "
-                                            "causal LM (alias, directory, .gguf, hub id) to measure as it is")],
+    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
     method: Annotated[str, typer.Option(help="compression method (listed below)")],
     output: Annotated[str | None, typer.Option(help="artifact directory [default: "
                                                "$SUPREMUM_HOME/artifacts/<id>]")] = None,
@@ -260,8 +259,7 @@ def compress(
 
 @app.command()
 def serve(
-    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id; or a base "
-                                            "causal LM (alias, directory, .gguf, hub id) to measure as it is")],
+    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
     host: Annotated[str, typer.Option(help=_doc("serve", "host"))] = "127.0.0.1",
     port: Annotated[int, typer.Option(help=_doc("serve", "port"))] = 8000,
     max_batch: Annotated[int, typer.Option(help=_doc("serve", "max_batch"))] = 32,
@@ -463,8 +461,7 @@ def ensemble(
 
 @app.command()
 def sensitivity(
-    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id; or a base "
-                                            "causal LM (alias, directory, .gguf, hub id) to measure as it is")],
+    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
     data: Annotated[str | None, typer.Option(help="data [default: the training data]")] = None,
     split: Annotated[str, typer.Option(help="split to score on")] = "dev",
     schemes: Annotated[str, typer.Option(help="comma-separated: int8, int4, prune50")] = "int8,int4,prune50",

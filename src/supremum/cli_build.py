@@ -78,8 +78,13 @@ def print_compress(child) -> None:
 
 
 def print_sensitivity(res: dict, top: int) -> None:
-    out.print(f"baseline accuracy {res['baseline_accuracy']:.4f} on {res['examples']} {res['split']} "
-              f"examples; change in points when only this layer is changed, most sensitive first")
+    if "baseline_loss" in res:
+        out.print(f"baseline dev loss {res['baseline_loss']:.4f} on {res['examples']} {res['split']} "
+                  f"blocks; change when only this layer is changed, most sensitive first: {res['unit']}",
+                  markup=False)
+    else:
+        out.print(f"baseline accuracy {res['baseline_accuracy']:.4f} on {res['examples']} {res['split']} "
+                  f"examples; change in points when only this layer is changed, most sensitive first")
     t = Table("layer", *res["schemes"])
     for r in res["layers"][:top]:
         t.add_row(r["layer"], *("n/a" if r[s] is None else f"{r[s]:+.2f}" for s in res["schemes"]))

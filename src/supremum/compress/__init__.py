@@ -61,7 +61,7 @@ def register(config_cls: type[CompressConfig], summary: str):
 @functools.cache
 def _load_all() -> None:
     # Importing registers; this list is the only place that names every compression module.
-    from supremum.compress import distill, lowrank, onnx, prune, quantize, schedule  # noqa: F401
+    from supremum.compress import distill, gguf, lowrank, onnx, prune, quantize, schedule  # noqa: F401
 
 
 def compressors() -> dict[str, Compressor]:

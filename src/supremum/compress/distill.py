@@ -20,7 +20,6 @@ from torch import nn
 
 from supremum.compress import STRUCTURAL, CompressConfig, Compressed, arch, register
 from supremum.config import TrainConfig
-from supremum.data.batching import tokenize
 from supremum.errors import UserError
 from supremum.evaluate import parent_of
 
@@ -69,7 +68,8 @@ def _load_models(model, cfg: DistillConfig, ctx):
     if cfg.student:
         teacher = resolve_artifact(cfg.teacher) if cfg.teacher else None
         teacher_model = load_artifact_model(teacher)[0] if teacher else model
-        student, _ = load_model(cfg.student, label_names=ctx.parent.label_names)
+        student, _ = load_model(cfg.student, "causal-lm" if ctx.is_lm else "classification",
+                                label_names=ctx.parent.label_names or None)
         return student, teacher_model, (teacher or ctx.parent).id
     teacher = resolve_artifact(cfg.teacher) if cfg.teacher else teacher_of(ctx.parent)
     return model, load_artifact_model(teacher)[0], teacher.id
@@ -113,6 +113,30 @@ class Loss:
         return loss
 
 
+class LMLoss:
+    """Token-level distillation of a causal LM: per predicted position (labels not -100),
+    alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * next-token CE, averaged over an
+    example's positions and summed over examples (the loop divides by the examples)."""
+
+    def __init__(self, teacher, cfg: DistillConfig):
+        if cfg.hidden_weight > 0 or cfg.attention_weight > 0:
+            raise UserError("hidden_weight and attention_weight apply to classifiers",
+                            "use logit distillation (alpha, temperature) for language models")
+        self.teacher, self.cfg = teacher.eval(), cfg
+
+    def __call__(self, student, batch: dict, labels: torch.Tensor) -> torch.Tensor:
+        c, T = self.cfg, self.cfg.temperature
+        with torch.no_grad():
+            t = self.teacher(**batch).logits[:, :-1].float()
+        s = student(**batch).logits[:, :-1].float()
+        mask = (labels[:, 1:] != -100).float()
+        kl = F.kl_div(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1), log_target=True,
+                      reduction="none").sum(-1) * T * T
+        ce = F.cross_entropy(s.transpose(1, 2), labels[:, 1:], ignore_index=-100, reduction="none")
+        per_token = c.alpha * kl + (1 - c.alpha) * ce
+        return ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).sum()
+
+
 @register(DistillConfig, "train a smaller student on the teacher's softened logits "
           "(+ hidden-state and attention losses)")
 def distill(model, cfg: DistillConfig, ctx) -> Compressed:
@@ -128,7 +152,7 @@ def distill(model, cfg: DistillConfig, ctx) -> Compressed:
 def recover(student, teacher, mapping: list[int], ctx, cfg: DistillConfig) -> dict:
     """Train `student` in place against `teacher` on the task's training data; the best dev
     checkpoint is kept. Also the recovery step of pruning and low-rank factorization."""
-    from supremum.train.loop import Split, train
+    from supremum.train.loop import train
 
     for p in student.parameters():
         p.requires_grad_(p.is_floating_point())  # loaded artifacts come frozen, for inference
@@ -138,21 +162,27 @@ def recover(student, teacher, mapping: list[int], ctx, cfg: DistillConfig) -> di
     proj = _projections(student, teacher, len(mapping)) if cfg.hidden_weight > 0 else None
     if proj is not None:
         student.distill_proj = proj  # trained with the student, removed before saving
-    data, tok, ml = ctx.data, ctx.tokenizer, ctx.data_cfg.max_length
-    tr = Split(tokenize(tok, data.texts("train"), ml), data.labels("train"))
-    dev = Split(tokenize(tok, data.texts("dev"), ml), data.labels("dev")) if "dev" in data.splits else None
+    tok = ctx.tokenizer
+    tr = ctx.encoded("train")
+    dev = ctx.encoded("dev") if ctx.has_split("dev") else None
     tcfg = TrainConfig(epochs=cfg.epochs, max_steps=cfg.max_steps, lr=cfg.lr, batch_size=cfg.batch_size,
                        bf16=cfg.bf16, seed=cfg.seed, eval_every=cfg.eval_every, keep_best=dev is not None)
     torch.manual_seed(cfg.seed)
-    result, _ = train(student, tr, dev, tcfg, tok.pad_token_id, loss_fn=Loss(teacher, cfg, mapping, proj))
+    objective = {"loss_fn": Loss(teacher, cfg, mapping, proj)}
+    if ctx.is_lm:
+        from supremum.lm.metrics import dev_scorer
+
+        objective = {"loss_fn": LMLoss(teacher, cfg), "scorer": dev_scorer(bf16=cfg.bf16)}
+    result, _ = train(student, tr, dev, tcfg, tok.pad_token_id, **objective)
     if proj is not None:
         del student.distill_proj
     if cfg.attention_weight > 0:
         student.set_attn_implementation("sdpa")
     student.eval()
     st = result.state
-    return {"steps": st["step"], "dev_accuracy": st["best_score"], "evals": st["evals"],
-            "train_seconds": round(result.train_seconds, 2)}
+    best = {"dev_loss": -st["best_score"]} if ctx.is_lm and st["best_score"] is not None else {
+        "dev_accuracy": st["best_score"]}
+    return {"steps": st["step"], **best, "evals": st["evals"], "train_seconds": round(result.train_seconds, 2)}
 
 
 def _projections(student, teacher, n: int) -> nn.ModuleList:

@@ -91,8 +91,9 @@ def dump_state(model: nn.Module, sparse: list[str] = ()) -> tuple[dict, dict]:
         tensors.update(_qtensor_to_plain(name, w))
         if b is not None:
             tensors[f"{name}.bias"] = b.detach()
+    # A tied output head is the embedding matrix: stored once, re-tied on load (see _tied).
     rest = {k: v for k, v in model.state_dict().items()
-            if "_packed_params" not in k and k.rsplit(".", 1)[0] not in dyn}
+            if "_packed_params" not in k and k.rsplit(".", 1)[0] not in dyn and not _tied(model, k)}
     flat, meta = flatten_tensor_state_dict(rest)
     tensors.update(flat)
     for name in sparse:
@@ -165,6 +166,10 @@ def load_compressed(art, task: str):
         from supremum.compress.runtime import OrtModel
 
         return OrtModel(art.path / ONNX_FILE, config), tok
+    if art.manifest.get("backend") == "llamacpp":
+        from supremum.lm.llamacpp import GGUF_FILE, LlamaCppModel
+
+        return LlamaCppModel(art.path / GGUF_FILE, config), tok
     cls = tf.AutoModelForSequenceClassification if task == "classification" else tf.AutoModelForCausalLM
     model = cls.from_config(config)  # random init, overwritten below; keeps computed buffers right
     for t in art.manifest["transforms"]:

@@ -12,17 +12,16 @@ import torch
 from torch import nn
 
 from supremum.compress import arch
-from supremum.data.batching import batch_order, iterate, tokenize
+from supremum.data.batching import batch_order, iterate
 
 
 def _gradients(model: nn.Module, ctx, n: int, on_batch) -> None:
     """Run `n` calibration examples through the model with labels; call `on_batch` after each
     backward pass, with the gradients of that batch only."""
-    data = ctx.data
-    texts, labels = data.texts("train"), data.labels("train")
-    idx = torch.randperm(len(texts), generator=torch.Generator().manual_seed(0))[:n].tolist()
-    ids = tokenize(ctx.tokenizer, [texts[i] for i in idx], 128)
-    lab = [labels[i] for i in idx]
+    train = ctx.encoded("train")
+    idx = torch.randperm(len(train.ids), generator=torch.Generator().manual_seed(0))[:n].tolist()
+    ids, lab = [train.ids[i][:128] for i in idx], [train.labels[i][:128] if ctx.is_lm else train.labels[i]
+                                                   for i in idx]
     was = model.training
     model.eval()  # no dropout: scores must be deterministic
     for batch in iterate(ids, batch_order([len(x) for x in ids], 16, 0, 0, False),

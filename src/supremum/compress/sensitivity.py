@@ -41,6 +41,9 @@ def _variant(lin: nn.Linear, scheme: str) -> nn.Module | None:
 class Scorer:
     """Accuracy of the model on a fixed set of texts, in its current state."""
 
+    baseline_key = "baseline_accuracy"
+    unit = "accuracy points vs the unchanged model (negative: worse)"
+
     def __init__(self, model, tok, texts: list[str], labels: list[int], max_length: int) -> None:
         self.model, self.pad = model, tok.pad_token_id
         self.ids, self.labels = tokenize(tok, texts, max_length), np.asarray(labels)
@@ -48,6 +51,33 @@ class Scorer:
     def __call__(self) -> float:
         logits = predict_logits(self.model, self.ids, self.pad)
         return float((logits.argmax(-1) == self.labels).mean())
+
+
+class LMScorer:
+    """Minus the mean token NLL of a causal LM on fixed dev blocks; 100 x its change is about
+    minus the percent change in perplexity."""
+
+    baseline_key = "baseline_loss"
+    unit = ("-100 x change in dev loss (nats/token) vs the unchanged model, about minus the % change "
+            "in perplexity (negative: worse)")
+
+    def __init__(self, model, split) -> None:
+        from supremum.lm.metrics import dev_scorer
+
+        self.model, self.split, self.score = model, split, dev_scorer()
+
+    def __call__(self) -> float:
+        return self.score(self.model, self.split)[0]
+
+
+def scorer_for(model, ctx, split: str = "dev", limit: int | None = None):
+    if ctx.is_lm:
+        enc = ctx.encoded(split)
+        enc.ids, enc.labels = enc.ids[:limit], enc.labels[:limit]
+        return LMScorer(model, enc)
+    data = ctx.data
+    return Scorer(model, ctx.tokenizer, data.texts(split)[:limit], data.labels(split)[:limit],
+                  ctx.data_cfg.max_length)
 
 
 def layer_sensitivity(model, scorer: Scorer, schemes=SCHEMES, layers: list[str] | None = None) -> dict:
@@ -67,22 +97,22 @@ def layer_sensitivity(model, scorer: Scorer, schemes=SCHEMES, layers: list[str] 
             set_module(model, name, lin)
         rows.append(row)
     rows.sort(key=lambda r: min(v for k, v in r.items() if k != "layer" and v is not None))
-    return {"baseline_accuracy": base, "layers": rows, "schemes": list(schemes),
-            "unit": "accuracy points vs the unchanged model (negative: worse)"}
+    baseline = base if scorer.baseline_key == "baseline_accuracy" else -base
+    return {scorer.baseline_key: baseline, "layers": rows, "schemes": list(schemes), "unit": scorer.unit}
 
 
 def sensitivity(art, data_cfg, split: str = "dev", schemes=SCHEMES, limit: int | None = None) -> dict:
     """Library entry for `supremum sensitivity`: measure and rank every linear layer; the
     result is recorded in the artifact's metrics (the report reads it from there)."""
     from supremum.artifact import load_artifact_model
-    from supremum.data import load_data
+    from supremum.compress.stage import Context
 
-    data = load_data(data_cfg, label_names=art.label_names)
     model, tok = load_artifact_model(art)
-    texts, labels = data.texts(split)[:limit], data.labels(split)[:limit]
+    scorer = scorer_for(model, Context(art, tok, data_cfg), split, limit)
     t0 = time.perf_counter()
-    out = layer_sensitivity(model, Scorer(model, tok, texts, labels, data_cfg.max_length), schemes)
-    out.update({"artifact": art.id, "data": data_cfg.path, "split": split, "examples": len(texts),
+    out = layer_sensitivity(model, scorer, schemes)
+    n = len(scorer.split.ids) if isinstance(scorer, LMScorer) else len(scorer.labels)
+    out.update({"artifact": art.id, "data": data_cfg.path, "split": split, "examples": n,
                 "seconds": time.perf_counter() - t0})
     art.record_metrics(f"sensitivity:{split}", out)
     return out
@@ -93,10 +123,9 @@ def keep_for_budget(model, ctx, method: str, max_drop: float, keep: list[str]) -
     until the dev accuracy is within `max_drop` points. Scored on the dev split."""
     from supremum.compress.quantize import ao_dynamic
 
-    data, tok = ctx.data, ctx.tokenizer
-    scorer = Scorer(model, tok, data.texts("dev"), data.labels("dev"), ctx.data_cfg.max_length)
+    scorer = scorer_for(model, ctx)
     sens = layer_sensitivity(model, scorer, ("int8",))
-    base, order = sens["baseline_accuracy"], [r["layer"] for r in sens["layers"]]
+    base, order = scorer(), [r["layer"] for r in sens["layers"]]
     keep, tried = list(keep), []
     for extra in [None, *order]:
         if extra is not None:
@@ -107,5 +136,5 @@ def keep_for_budget(model, ctx, method: str, max_drop: float, keep: list[str]) -
         tried.append({"kept_fp32": len(keep), "drop_pt": drop})
         if drop <= max_drop:
             break
-    return keep, {"baseline_accuracy": base, "max_drop_pt": max_drop, "steps": tried,
+    return keep, {scorer.baseline_key: sens[scorer.baseline_key], "max_drop_pt": max_drop, "steps": tried,
                   "scored_on": "dev split (the layers chosen are fitted to it)"}

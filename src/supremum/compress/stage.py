@@ -37,6 +37,35 @@ class Context:
                             "method needs data", "pass --data")
         return load_data(self.data_cfg, label_names=self.parent.label_names)
 
+    @property
+    def is_lm(self) -> bool:
+        return self.parent.task == "text-generation"
+
+    @functools.cached_property
+    def lm_data(self):
+        from supremum.lm.data import load_lm_data
+
+        if self.data_cfg is None:
+            raise UserError(f"artifact {self.parent.id} does not record its training data and this "
+                            "method needs data", "pass --data")
+        return load_lm_data(self.data_cfg)
+
+    def has_split(self, split: str) -> bool:
+        return bool(self.lm_data.records[split]) if self.is_lm else split in self.data.splits
+
+    def encoded(self, split: str):
+        """Token ids and labels of a split: class ids for classifiers, packed blocks or masked
+        conversations (per-token labels) for language models."""
+        from supremum.data.batching import tokenize
+        from supremum.train.loop import Split
+
+        ml = self.data_cfg.max_length
+        if self.is_lm:
+            from supremum.lm.data import training_split
+
+            return training_split(self.tokenizer, self.lm_data, split, ml)
+        return Split(tokenize(self.tokenizer, self.data.texts(split), ml), self.data.labels(split))
+
     def calibration_texts(self, n: int) -> list[str]:
         """A seeded sample of training texts (never dev or test, which are for measuring)."""
         import random
@@ -71,6 +100,9 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
 
 def _check_backend(art: Artifact, method: str) -> None:
     backend = art.manifest.get("backend", "pytorch")
+    if backend == "llamacpp":
+        raise UserError(f"artifact {art.id} is a llama.cpp (GGUF) model; it is the last step",
+                        "compress its PyTorch parent instead")
     if backend == "onnxruntime" and method not in ONNX_METHODS_OK_ON_ONNX:
         raise UserError(f"artifact {art.id} is an ONNX model; '{method}' needs a PyTorch one",
                         "compress the PyTorch parent, then export with --method onnx last")

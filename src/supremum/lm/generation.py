@@ -19,19 +19,28 @@ from supremum.evaluate.speed import peak_rss_mb
 
 class TorchStepper:
     def __init__(self, model) -> None:
-        self.model, self.past = model.eval(), None
+        import inspect
+
+        from transformers import DynamicCache
+
+        self.model = model.eval()
+        # transformers 5.2x renamed `past_key_values` to `cache` (older models keep the old name);
+        # the cache object is updated in place either way.
+        params = inspect.signature(model.forward).parameters
+        self.key = "cache" if "cache" in params else "past_key_values"
+        self.cache = DynamicCache(config=model.config)
+
+    def _next(self, ids: list[int]) -> int:
+        out = self.model(input_ids=torch.tensor([ids]), use_cache=True, **{self.key: self.cache})
+        return int(out.logits[0, -1].argmax())
 
     @torch.inference_mode()
     def prefill(self, ids: list[int]) -> int:
-        out = self.model(input_ids=torch.tensor([ids]), use_cache=True)
-        self.past = out.past_key_values
-        return int(out.logits[0, -1].argmax())
+        return self._next(ids)
 
     @torch.inference_mode()
     def step(self, token: int) -> int:
-        out = self.model(input_ids=torch.tensor([[token]]), past_key_values=self.past, use_cache=True)
-        self.past = out.past_key_values
-        return int(out.logits[0, -1].argmax())
+        return self._next([token])
 
 
 def stepper(model):

@@ -1,0 +1,153 @@
+"""Write a (fine-tuned, merged, possibly layer-dropped) Llama-architecture model as GGUF, then let
+llama.cpp quantize it.
+
+llama.cpp's own converter (convert_hf_to_gguf.py) is a script in its source tree, not in the
+llama-cpp-python wheel, so the Llama subset is written here with the `gguf` package's writer;
+quantization itself is llama.cpp's (`llama_model_quantize`). Tokenizer metadata is copied from
+the GGUF the base model came from when there is one (so llama.cpp tokenizes exactly as it does
+for the shipped file), else built from the transformers tokenizer (byte-level BPE).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from supremum.errors import UserError
+
+QUANTS = ("f32", "f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q4_1")
+
+
+def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """The rotary layout llama.cpp expects for q/k (transformers' GGUF reader undoes it)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _tensors(model) -> dict[str, np.ndarray]:
+    c = model.config
+    sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+    kv = c.num_key_value_heads or c.num_attention_heads
+    out = {"token_embd.weight": sd["model.embed_tokens.weight"], "output_norm.weight": sd["model.norm.weight"]}
+    if not c.tie_word_embeddings:
+        out["output.weight"] = sd["lm_head.weight"]
+    names = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+             "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+             "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+             "mlp.down_proj": "ffn_down"}
+    for i in range(c.num_hidden_layers):
+        for hf, gg in names.items():
+            w = sd[f"model.layers.{i}.{hf}.weight"]
+            if gg == "attn_q":
+                w = _permute(w, c.num_attention_heads)
+            elif gg == "attn_k":
+                w = _permute(w, kv)
+            out[f"blk.{i}.{gg}.weight"] = w
+    return out
+
+
+def _check_supported(model) -> None:
+    c = model.config
+    kinds = {type(m).__name__ for m in model.modules()}
+    if c.model_type != "llama" or any(k.startswith(("LowRank", "Int4", "Linear8bit")) for k in kinds):
+        raise UserError(f"GGUF export supports plain Llama-architecture models (got {c.model_type}, "
+                        f"{type(model).__name__})", "export the fine-tuned or layer-dropped model before "
+                        "other compression")
+    if any(getattr(model.get_submodule(f"model.layers.{i}.self_attn.q_proj"), "bias", None) is not None
+           for i in range(c.num_hidden_layers)):
+        raise UserError("GGUF export: attention biases are not supported", "use a model without them")
+    if any(m.weight.shape != (m.out_features, m.in_features) for m in model.modules()
+           if isinstance(m, torch.nn.Linear)):
+        raise UserError("GGUF export: pruned (resized) layers are not supported",
+                        "export the unpruned or layer-dropped model")
+
+
+def _rope_theta(c) -> float:
+    return float((getattr(c, "rope_parameters", None) or {}).get("rope_theta") or getattr(c, "rope_theta", 10000.0))
+
+
+def _metadata(w, c) -> None:
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    w.add_context_length(c.max_position_embeddings)
+    w.add_embedding_length(c.hidden_size)
+    w.add_block_count(c.num_hidden_layers)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_head_count(c.num_attention_heads)
+    w.add_head_count_kv(c.num_key_value_heads or c.num_attention_heads)
+    w.add_rope_freq_base(_rope_theta(c))
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
+    w.add_vocab_size(c.vocab_size)
+    w.add_rope_dimension_count(head_dim)
+
+
+def _copy_tokenizer(w, source: Path) -> None:
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(source))
+    for key, field in reader.fields.items():
+        if key.startswith("tokenizer."):
+            sub = field.types[-1] if len(field.types) > 1 else None
+            w.add_key_value(key, field.contents(), field.types[0], sub_type=sub)
+
+
+def _build_tokenizer(w, tok) -> None:
+    data = json.loads(tok.backend_tokenizer.to_str())
+    if data["model"]["type"] != "BPE":
+        raise UserError("GGUF export without a source GGUF supports byte-level BPE tokenizers only",
+                        "start from a GGUF model (e.g. smollm2-135m) or a BPE tokenizer")
+    vocab = tok.get_vocab()
+    tokens = [None] * len(vocab)
+    for t, i in vocab.items():
+        tokens[i] = t
+    special = set(tok.all_special_ids)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in data["model"].get("merges", [])]
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_types([3 if i in special else 1 for i in range(len(tokens))])
+    if not merges:
+        # llama.cpp refuses a BPE vocabulary without merges, and empty arrays do not survive the
+        # writer; one merge of two ordinary tokens whose join is not in the vocabulary is inert
+        # (llama.cpp falls back to the byte tokens of a merge it cannot map).
+        plain = [t for i, t in enumerate(tokens) if i not in special]
+        merges = [f"{plain[0]} {plain[1]}"]
+    w.add_token_merges(merges)
+    for name, setter in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id), ("pad", w.add_pad_token_id)):
+        tid = getattr(tok, f"{name}_token_id")
+        if tid is not None:
+            setter(tid)
+    w.add_add_bos_token(False)
+
+
+def write_gguf(model, tok, out: Path, source: Path | None) -> None:
+    """An F32 GGUF of `model` at `out`."""
+    import gguf
+
+    _check_supported(model)
+    w = gguf.GGUFWriter(str(out), "llama")
+    w.add_name(str(getattr(model.config, "_name_or_path", "") or "supremum-export"))
+    _metadata(w, model.config)
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    _copy_tokenizer(w, source) if source else _build_tokenizer(w, tok)
+    for name, arr in _tensors(model).items():
+        w.add_tensor(name, np.ascontiguousarray(arr, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def quantize(src: Path, dst: Path, quant: str, threads: int) -> None:
+    """llama.cpp's quantizer; K-quants fall back per tensor where a row is not a multiple of 256."""
+    import llama_cpp
+
+    ftype = getattr(llama_cpp, "LLAMA_FTYPE_ALL_F32" if quant == "f32" else f"LLAMA_FTYPE_MOSTLY_{quant.upper()}")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = threads
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    if rc != 0:
+        raise RuntimeError(f"llama.cpp could not quantize {src} to {quant} (code {rc})")

@@ -1,0 +1,111 @@
+"""llama.cpp (llama-cpp-python) as an inference backend that looks like a transformers causal LM
+to our callers: `model(input_ids=..., attention_mask=...).logits` for perplexity, and the
+step interface of `supremum.lm.generation` for decoding. Token ids come from the artifact's
+transformers tokenizer, so every backend is scored on the same tokens."""
+
+from __future__ import annotations
+
+import atexit
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from supremum.errors import UserError
+
+GGUF_FILE = "model.gguf"
+
+
+def _llama(path: Path, n_ctx: int, threads: int, logits_all: bool):
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        raise UserError("the llama.cpp backend needs llama-cpp-python",
+                        "pip install 'supremum[llama]' (builds llama.cpp from source, ~7 minutes)") from None
+    llm = Llama(str(path), n_ctx=n_ctx, n_batch=min(n_ctx, 512), n_threads=threads,
+                n_threads_batch=threads, logits_all=logits_all, verbose=False)
+    atexit.register(llm.close)  # freed before interpreter teardown, when llama_cpp can still run
+    return llm
+
+
+class LlamaCppModel:
+    training = False
+
+    def __init__(self, path: str | Path, config=None, threads: int | None = None, n_ctx: int = 2048) -> None:
+        self.path, self.config = Path(path), config
+        if not self.path.is_file():
+            raise UserError(f"{self.path}: no GGUF file", "re-create the artifact")
+        trained = getattr(config, "max_position_embeddings", None) or n_ctx
+        self.threads, self.n_ctx = threads or torch.get_num_threads(), min(n_ctx, trained)
+        self._scorer = self._gen = None
+
+    def _scoring(self):
+        if self._scorer is None:
+            self._scorer = _llama(self.path, self.n_ctx, self.threads, logits_all=True)
+        return self._scorer
+
+    def generator(self):
+        if self._gen is None:  # logits for the last position only: prefill as llama.cpp runs it
+            self._gen = _llama(self.path, self.n_ctx, self.threads, logits_all=False)
+        return self._gen
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_):
+        llm = self._scoring()
+        rows = []
+        for r in range(input_ids.shape[0]):
+            n = int(attention_mask[r].sum()) if attention_mask is not None else input_ids.shape[1]
+            llm.reset()
+            llm.eval(input_ids[r, :n].tolist())
+            logits = np.zeros((input_ids.shape[1], llm.n_vocab()), dtype=np.float32)
+            logits[:n] = llm.scores[:n]
+            rows.append(logits)
+        return SimpleNamespace(logits=torch.from_numpy(np.stack(rows)))
+
+    def stepper(self) -> LlamaCppStepper:
+        return LlamaCppStepper(self.generator())
+
+    def eval(self) -> LlamaCppModel:
+        return self
+
+    def train(self, mode: bool = True) -> LlamaCppModel:
+        return self
+
+    def parameters(self):
+        return iter(())
+
+    def buffers(self):
+        return iter(())
+
+    def cost_info(self) -> dict:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(str(self.path))
+        params = sum(int(np.prod(t.shape)) for t in reader.tensors)
+        return {"params": params, "weights_mb": sum(int(t.n_bytes) for t in reader.tensors) / 2**20}
+
+    def kernels(self) -> list[str]:
+        from gguf import GGUFReader
+
+        types = sorted({t.tensor_type.name for t in GGUFReader(str(self.path)).tensors})
+        return [f"llama.cpp ({'/'.join(types)} tensors)"]
+
+
+class LlamaCppStepper:
+    def __init__(self, llm) -> None:
+        self.llm = llm
+
+    def _next(self) -> int:
+        # Without logits_all, llama-cpp-python keeps no Python copy of the logits: read the last
+        # position's row from the context.
+        row = np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(-1), shape=(self.llm.n_vocab(),))
+        return int(np.argmax(row))
+
+    def prefill(self, ids: list[int]) -> int:
+        self.llm.reset()
+        self.llm.eval(ids)
+        return self._next()
+
+    def step(self, token: int) -> int:
+        self.llm.eval([token])
+        return self._next()

@@ -1,0 +1,287 @@
+"""Causal language models on tiny-llama: data packing and masking, fine-tuning, perplexity
+against a hand computation, generation cost, compression (PyTorch and llama.cpp)."""
+
+import importlib.util
+import json
+import math
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from supremum.artifact import load_artifact_model, open_artifact
+from supremum.config import DataConfig, FinetuneConfig
+from supremum.errors import UserError
+from supremum.lm.data import IGNORE, encode_instruction, is_lm_data, load_lm_data, pack, stream, training_split
+from supremum.lm.metrics import perplexity, token_nll, windows
+from supremum.models import load_model
+from tests.conftest import run_cli
+
+WORDS = "the king shall speak of love and war to thee my lord".split()
+HAS_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    rng = random.Random(0)
+    lines = [" ".join(rng.choice(WORDS) for _ in range(6)) + "." for _ in range(300)]
+    p = tmp_path / "corpus.txt"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+@pytest.fixture
+def instructions(tmp_path):
+    p = tmp_path / "inst.jsonl"
+    with open(p, "w") as f:
+        for i in range(40):
+            f.write(json.dumps({"prompt": f"add {i} and 1", "response": str(i + 1)}) + "\n")
+    return p
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("tiny-llama", "causal-lm")
+
+
+def test_task_detection(corpus, instructions, csv_data, tmp_path):
+    assert is_lm_data(DataConfig(path=str(corpus)))
+    assert is_lm_data(DataConfig(path=str(instructions)))
+    assert not is_lm_data(DataConfig(path=str(csv_data)))
+    labeled = tmp_path / "labeled.jsonl"
+    labeled.write_text('{"text": "a", "label": "x"}\n')
+    assert not is_lm_data(DataConfig(path=str(labeled)))
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text('{"text": "a b"}\n{"text": "c d"}\n')
+    assert is_lm_data(DataConfig(path=str(texts)))
+
+
+def test_contiguous_splits_cut_at_lines(corpus):
+    data = load_lm_data(DataConfig(path=str(corpus), dev_fraction=0.1, test_fraction=0.2))
+    text = corpus.read_text()
+    parts = [data.records[s][0] for s in ("train", "dev", "test")]
+    assert "".join(parts) == text  # contiguous, nothing lost or repeated
+    assert all(p.endswith("\n") for p in parts)  # cut at line breaks
+    assert abs(len(parts[2]) / len(text) - 0.2) < 0.02 and abs(len(parts[1]) / len(text) - 0.1) < 0.02
+
+
+def test_packing_positions(tiny):
+    _, tok = tiny
+    ids = stream(tok, ["ab", "cde"])
+    a, b, c, d, e = (tok.convert_tokens_to_ids(x) for x in "abcde")
+    assert ids == [a, b, tok.eos_token_id, c, d, e, tok.eos_token_id]
+    split = pack(ids, 3)
+    assert split.ids == [[a, b, tok.eos_token_id], [c, d, e]]  # remainder (one token) dropped
+    assert split.labels == split.ids
+
+
+def test_instruction_masking_without_template(tiny):
+    _, tok = tiny
+    piece = lambda t: tok(t, add_special_tokens=False)["input_ids"]  # noqa: E731
+    rec = {"messages": [{"role": "user", "content": "add 1"}, {"role": "assistant", "content": "2"}]}
+    ids, labels = encode_instruction(tok, rec, 128)
+    prompt = piece("user: ") + piece("add 1") + piece("\n") + piece("assistant: ")
+    answer = piece("2") + [tok.eos_token_id]
+    assert ids == prompt + answer
+    assert labels == [IGNORE] * len(prompt) + answer
+
+
+def test_instruction_masking_with_chat_template():
+    _, tok = load_model("tiny-llama", "causal-lm")  # its own tokenizer: the template is set on it
+    tok.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}</s>{% endfor %}"
+                         "{% if add_generation_prompt %}<assistant>{% endif %}")
+    rec = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
+                        {"role": "user", "content": "ok"}, {"role": "assistant", "content": "no"}]}
+    ids, labels = encode_instruction(tok, rec, 256)
+    kept = tok.decode([i for i, lab in zip(ids, labels, strict=True) if lab != IGNORE])
+    assert kept == "yo</s>no</s>"  # both answers and their end markers, nothing of the prompts
+    assert tok.decode(ids) == "<user>hi</s><assistant>yo</s><user>ok</s><assistant>no</s>"
+
+
+def test_instruction_errors(tmp_path, tiny):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"messages": [{"role": "user", "content": "x"}]}) + "\n")
+    with pytest.raises(UserError, match="assistant"):
+        load_lm_data(DataConfig(path=str(bad)))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    with pytest.raises(UserError, match="empty"):
+        load_lm_data(DataConfig(path=str(empty)))
+
+
+def test_windows_score_every_token_once():
+    for length, window, stride in [(10, 4, 2), (100, 16, 16), (7, 32, 8), (33, 8, 3)]:
+        spans = windows(length, window, stride)
+        scored = [t for _, e, first in spans for t in range(first, e)]
+        assert scored == list(range(1, length))
+        assert all(e - s <= window for s, e, _ in spans)
+
+
+def test_perplexity_matches_hand_computation(tiny):
+    model, _ = tiny
+    model.eval()
+    ids = torch.randint(3, 200, (40,), generator=torch.Generator().manual_seed(0)).tolist()
+    with torch.no_grad():
+        logp = F.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
+    full = -sum(logp[t - 1, ids[t]].item() for t in range(1, len(ids)))
+    res = perplexity(model, ids, window=64, stride=32)
+    assert res["tokens"] == 39
+    assert res["perplexity"] == pytest.approx(math.exp(full / 39), rel=1e-5)
+    # With a stride, each token's context starts at its window's start: computed one by one.
+    res = perplexity(model, ids, window=8, stride=4, batch_size=3)
+    hand = 0.0
+    for s, e, first in windows(len(ids), 8, 4):
+        with torch.no_grad():
+            lp = F.log_softmax(model(input_ids=torch.tensor([ids[s:e]])).logits[0].float(), -1)
+        hand -= sum(lp[t - s - 1, ids[t]].item() for t in range(first, e))
+    assert res["nll"] == pytest.approx(hand, rel=1e-5)
+
+
+def test_token_nll_ignores_masked():
+    logits = torch.randn(1, 4, 5)
+    labels = torch.tensor([[IGNORE, 1, IGNORE, 3]])
+    total, count = token_nll(logits, labels)
+    want = -(F.log_softmax(logits[0, 0], -1)[1] + F.log_softmax(logits[0, 2], -1)[3])
+    assert count.item() == 2 and total.item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def _finetune(data, out, method="full", **train):
+    from supremum.train.finetune import finetune
+
+    cfg = FinetuneConfig(model={"name": "tiny-llama"}, data={"path": str(data), "max_length": 32},
+                         method={"name": method},
+                         train={"epochs": 2, "batch_size": 8, "lr": 3e-3, "seed": 0, **train}, output=str(out))
+    return finetune(cfg, progress=False)
+
+
+# LoRA leaves the (tied) embeddings and norms of the random model alone, so it gains less.
+@pytest.mark.parametrize("method,lr,gain", [("full", 3e-3, 0.5), ("lora", 3e-2, 0.15)])
+def test_finetune_lowers_dev_loss_and_reloads(corpus, tmp_path, method, lr, gain):
+    res = _finetune(corpus, tmp_path / "a", method, lr=lr)
+    art = res.artifact
+    assert art.task == "text-generation" and art.label_names == []
+    evals = res.metrics["evals"]
+    assert evals and "dev_loss" in evals[0]
+    model, tok = load_model("tiny-llama", "causal-lm")
+    data = load_lm_data(DataConfig(path=str(corpus), max_length=32))
+    from supremum.lm.metrics import dev_scorer
+
+    before = -dev_scorer()(model, training_split(tok, data, "dev", 32))[0]
+    assert res.metrics["dev_loss"] < before - gain  # learned the corpus' words
+    m1, _ = load_artifact_model(art)
+    m2, _ = load_artifact_model(open_artifact(art.path))
+    x = torch.tensor([tok("the king shall")["input_ids"]])
+    with torch.no_grad():
+        assert torch.equal(m1(input_ids=x).logits, m2(input_ids=x).logits)
+
+
+def test_instruction_finetune(instructions, tmp_path):
+    res = _finetune(instructions, tmp_path / "i", "full", epochs=1)
+    assert res.artifact.task == "text-generation" and res.metrics["steps"] > 0
+    assert res.data_info["kind"] == "instruction"
+
+
+@pytest.fixture(scope="module")
+def lm_artifact(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lm")
+    rng = random.Random(0)
+    corpus = d / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(rng.choice(WORDS) for _ in range(6)) + "." for _ in range(300)) + "\n")
+    import os
+
+    os.environ["SUPREMUM_HOME"] = str(d / "home")
+    res = _finetune(corpus, d / "ft", "full")
+    return res.artifact, corpus
+
+
+def test_eval_cli_artifact_and_base_model(lm_artifact):
+    art, corpus = lm_artifact
+    proc = run_cli("eval", str(art.path), "--split", "test", "--new-tokens", "8", "--json", check=True)
+    m = json.loads(proc.stdout)
+    assert m["task"] == "text-generation" and m["perplexity"] > 1
+    g = m["cost"]["generation"]
+    assert g["decode_tokens_per_s"] > 0 and g["ttft_ms"] > 0 and g["new_tokens"] == 8
+    assert len(m["samples"]) == 3 and all("completion" in s for s in m["samples"])
+    assert m["bits_per_byte"] == pytest.approx(m["perplexity_detail"]["nll"] / math.log(2)
+                                               / m["perplexity_detail"]["bytes"])
+    base = json.loads(run_cli("eval", "tiny-llama", "--data", str(corpus), "--split", "test", "--max-length",
+                              "32", "--new-tokens", "4", "--json", check=True).stdout)
+    assert base["model"] == "tiny-llama" and base["perplexity"] > m["perplexity"]  # fine-tuning helped
+    proc = run_cli("eval", "tiny-llama", "--split", "test")
+    assert proc.returncode == 2 and "--data" in proc.stderr
+
+
+@pytest.mark.parametrize("method,options", [("int8-dynamic", []), ("int8-weight", []),
+                                            ("int4-weight", ["group_size=32"])])
+def test_quantized_lm_perplexity_close(lm_artifact, tmp_path, method, options):
+    art, corpus = lm_artifact
+    out = tmp_path / method
+    run_cli("compress", str(art.path), "--method", method, "--output", str(out), *options, check=True)
+    ref, tok = load_artifact_model(art)
+    q, _ = load_artifact_model(open_artifact(out))
+    ids = stream(tok, load_lm_data(DataConfig(path=str(corpus))).records["test"])[:200]
+    p_ref, p_q = perplexity(ref, ids, 32, 16)["perplexity"], perplexity(q, ids, 32, 16)["perplexity"]
+    assert abs(p_q / p_ref - 1) < 0.05
+
+
+def test_drop_layers_then_distill_lm(lm_artifact, tmp_path):
+    art, corpus = lm_artifact
+    dropped = tmp_path / "drop"
+    run_cli("compress", str(art.path), "--method", "drop-layers", "--output", str(dropped), "num_layers=1",
+            check=True)
+    student = tmp_path / "student"
+    run_cli("compress", str(dropped), "--method", "distill", "--output", str(student), "epochs=2", "lr=3e-3",
+            "batch_size=8", check=True)
+    s = open_artifact(student)
+    rep = s.manifest["compression"][-1]["report"]
+    assert rep["teacher"] == art.id and rep["evals"] and "dev_loss" in rep["evals"][0]
+    model, tok = load_artifact_model(s)
+    assert len(model.model.layers) == 1
+    ids = stream(tok, load_lm_data(DataConfig(path=str(corpus))).records["test"])[:200]
+    before, _ = load_artifact_model(open_artifact(dropped))
+    assert perplexity(model, ids, 32, 16)["perplexity"] < perplexity(before, ids, 32, 16)["perplexity"]
+
+
+def test_lm_sensitivity(lm_artifact):
+    art, _ = lm_artifact
+    res = json.loads(run_cli("sensitivity", str(art.path), "--schemes", "int8", "--json", check=True).stdout)
+    assert "baseline_loss" in res and len(res["layers"]) == 14  # 2 layers x 7 linears, head excluded
+    assert all(r["int8"] is not None for r in res["layers"])
+
+
+@pytest.mark.skipif(not HAS_LLAMA_CPP, reason="llama-cpp-python is not installed (the `llama` extra)")
+def test_gguf_export_matches_pytorch_and_runs_on_llama_cpp(lm_artifact, tmp_path):
+    art, corpus = lm_artifact
+    ref, tok = load_artifact_model(art)
+    ids = stream(tok, load_lm_data(DataConfig(path=str(corpus))).records["test"])[:200]
+    x = torch.tensor([ids[:64]])
+    with torch.no_grad():
+        want = ref(input_ids=x).logits
+    results = {}
+    for quant in ("f32", "q8_0"):
+        out = tmp_path / quant
+        run_cli("compress", str(art.path), "--method", "gguf", "--output", str(out), f"quant={quant}", check=True)
+        a = open_artifact(out)
+        assert a.manifest["backend"] == "llamacpp"
+        model, _ = load_artifact_model(a)
+        got = model(input_ids=x).logits
+        results[quant] = (float((got - want).abs().max()), perplexity(model, ids, 32, 16)["perplexity"])
+        from supremum.lm.generation import greedy
+
+        assert greedy(model, ids[:16], 6) == greedy(ref, ids[:16], 6) or quant != "f32"
+    assert results["f32"][0] < 1e-3  # same weights, same math: the export layout is right
+    p_ref = perplexity(ref, ids, 32, 16)["perplexity"]
+    assert results["f32"][1] == pytest.approx(p_ref, rel=1e-3)
+    assert abs(results["q8_0"][1] / p_ref - 1) < 0.05
+    m = json.loads(run_cli("eval", str(tmp_path / "q8_0"), "--split", "test", "--new-tokens", "8", "--json",
+                           check=True).stdout)
+    assert m["runtime"]["backend"] == "llamacpp" and m["cost"]["generation"]["decode_tokens_per_s"] > 0
+    proc = run_cli("compress", str(tmp_path / "q8_0"), "--method", "int8-dynamic")
+    assert proc.returncode == 2 and "llama.cpp" in proc.stderr
+
+
+def test_bad_lm_options(corpus, tmp_path):
+    proc = run_cli("finetune", "--model", "tiny-llama", "--data", str(corpus), "train.label_smoothing=0.1",
+                   "--output", str(tmp_path / "x"))
+    assert proc.returncode == 2 and "classification only" in proc.stderr
