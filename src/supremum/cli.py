@@ -168,6 +168,8 @@ def eval_(
     max_tokens: Annotated[int | None, typer.Option(help=_doc("eval", "max_tokens"))] = None,
     new_tokens: Annotated[int, typer.Option(help=_doc("eval", "new_tokens"))] = 64,
     prompt_tokens: Annotated[int, typer.Option(help=_doc("eval", "prompt_tokens"))] = 64,
+    backend: Annotated[str, typer.Option(help="base models only: pytorch, or llamacpp to run the model's "
+                                         "own GGUF file (e.g. smollm2-135m's Q4_1) in llama.cpp")] = "pytorch",
     track: Annotated[str | None, typer.Option(help="mirror metrics to trackers: tensorboard,mlflow,wandb "
                                               "(files under $SUPREMUM_HOME/tracking)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print metrics as JSON on stdout")] = False,
@@ -192,7 +194,9 @@ def eval_(
         dcfg = DataConfig(path=data, encoding=encoding or "utf-8", text_column=text_column,
                           **({"max_length": max_length} if max_length else {}))
         _quiet_libraries()
-        metrics = evaluate_model(artifact, dcfg, ecfg, command=" ".join(sys.argv))
+        if backend not in ("pytorch", "llamacpp"):
+            raise UserError(f"unknown backend '{backend}'", "use pytorch or llamacpp")
+        metrics = evaluate_model(artifact, dcfg, ecfg, command=" ".join(sys.argv), backend=backend)
         _echo_json(metrics) if as_json else cli_build.print_lm_eval(metrics, artifact)
         return
     art = resolve_artifact(artifact)

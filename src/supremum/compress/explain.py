@@ -21,7 +21,8 @@ def runtime(manifest: dict, isa: list[str], operators: list[str] | None = None) 
         parts.append(f"ensemble of {len(members)} members run one after another, probabilities averaged ("
                      + ", ".join(m["lineage"] for m in members) + ")")
     elif backend == "llamacpp":
-        parts.append("llama.cpp CPU kernels, " + ", ".join(operators or [manifest.get("gguf", {}).get("quant", "?")]))
+        quant = manifest.get("gguf", {}).get("quant", "?")
+        parts.append("llama.cpp CPU kernels, " + ", ".join(operators or [quant]))
     elif backend == "onnxruntime":
         ops = set(operators or [])
         parts.append("ONNX Runtime CPU execution provider")

@@ -89,10 +89,27 @@ def evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, *, store: Sto
     return metrics
 
 
+def _base_llamacpp(name: str):
+    """The model's own GGUF file run by llama.cpp, with the transformers tokenizer."""
+    import transformers as tf
+
+    from supremum.lm.llamacpp import LlamaCppModel
+    from supremum.models.loading import _gguf_to_safetensors, gguf_path, resolve_source
+
+    path = gguf_path(name)
+    if path is None:
+        raise UserError(f"'{name}' has no GGUF file for llama.cpp", "give a .gguf file or an alias such as "
+                        "smollm2-135m, or export an artifact with `compress --method gguf`")
+    converted = _gguf_to_safetensors(resolve_source(name))  # tokenizer and config, cached
+    tok = tf.AutoTokenizer.from_pretrained(str(converted))
+    return LlamaCppModel(path, tf.AutoConfig.from_pretrained(str(converted))), tok
+
+
 def evaluate_model(name: str, data_cfg: DataConfig, cfg: EvalConfig, *, store: Store | None = None,
-                   command: str = "") -> dict:
-    """A base causal LM (alias, directory, .gguf, hub id) measured as it is: a store run
-    without an artifact, so a fine-tune or compression has its starting point."""
+                   command: str = "", backend: str = "pytorch") -> dict:
+    """A base causal LM (alias, directory, .gguf) measured as it is: a store run without an
+    artifact, so a fine-tune or compression has its starting point. backend "llamacpp" runs the
+    model's GGUF file as shipped (quantized) in llama.cpp."""
     from supremum.lm.data import is_lm_data
     from supremum.lm.evaluate import evaluate_lm
     from supremum.models import load_model
@@ -104,11 +121,14 @@ def evaluate_model(name: str, data_cfg: DataConfig, cfg: EvalConfig, *, store: S
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run_id = new_id()
-    store.start_run(run_id, "eval", command, {"model": name, "data": data_cfg.model_dump(),
+    store.start_run(run_id, "eval", command, {"model": name, "backend": backend, "data": data_cfg.model_dump(),
                     "eval": cfg.model_dump()}, fingerprint())
     try:
-        model, tok = load_model(name, "causal-lm")
-        metrics = {"model": name, **evaluate_lm(model.eval(), tok, data_cfg, cfg), "machine": fingerprint()}
+        model, tok = _base_llamacpp(name) if backend == "llamacpp" else load_model(name, "causal-lm")
+        metrics = {"model": name, "backend": backend, "lineage": f"base ({backend})",
+                   **evaluate_lm(model.eval(), tok, data_cfg, cfg), "machine": fingerprint()}
+        metrics["runtime"] = {"backend": backend, "kernels": (model.kernels() if backend == "llamacpp"
+                                                              else ["PyTorch eager"])[0]}
     except BaseException as e:
         store.fail_run(run_id, f"{type(e).__name__}: {e}")
         raise

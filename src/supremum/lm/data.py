@@ -41,8 +41,8 @@ class LMData:
 
     def split(self, name: str) -> list:
         if not self.records.get(name):
-            raise UserError(f"no split '{name}' in the data; splits are: "
-                            f"{', '.join(k for k, v in self.records.items() if v)}", "pass --split with one of them")
+            have = ", ".join(k for k, v in self.records.items() if v)
+            raise UserError(f"no split '{name}' in the data; splits are: {have}", "pass --split with one of them")
         return self.records[name]
 
 

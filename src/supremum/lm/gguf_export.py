@@ -66,7 +66,8 @@ def _check_supported(model) -> None:
 
 
 def _rope_theta(c) -> float:
-    return float((getattr(c, "rope_parameters", None) or {}).get("rope_theta") or getattr(c, "rope_theta", 10000.0))
+    params = getattr(c, "rope_parameters", None) or {}  # transformers 5; older configs: rope_theta
+    return float(params.get("rope_theta") or getattr(c, "rope_theta", 10000.0))
 
 
 def _metadata(w, c) -> None:

@@ -183,8 +183,8 @@ def _train(model, train_split, dev, cfg, pad_id, ckpt_dir, resume, progress, tra
 
     def on_step(info: dict) -> None:
         bar.update(info)
-        tracker.log({"train/" + k: info[k] for k in ("loss", "lr", "samples_per_s", "dev_accuracy", "dev_loss")
-                     if k in info}, step=info["step"])
+        keys = ("loss", "lr", "samples_per_s", "dev_accuracy", "dev_loss")
+        tracker.log({"train/" + k: info[k] for k in keys if k in info}, step=info["step"])
 
     with bar if progress else nullcontext():
         result, _ = train(model, train_split, dev, cfg.train, pad_id, ckpt_dir=ckpt_dir,
@@ -210,7 +210,8 @@ def _metrics(result: TrainResult, trainable: int, total: int, data) -> dict:
         "stopped_early": st["stopped_early"], "train_seconds": round(result.train_seconds, 3),
         "train_samples_per_s": round(result.samples_per_s, 2),
         "trainable_params": trainable, "total_params": total,
-        "trainable_fraction": trainable / total, "train_size": data.info.get("blocks", {}).get("train", len(data.splits["train"])),
+        "trainable_fraction": trainable / total,
+        "train_size": data.info.get("blocks", {}).get("train", len(data.splits["train"])),
         "evals": st["evals"], "loss_curve": st["log"][:: max(1, len(st["log"]) // 200)],
     }
 

@@ -1,0 +1,137 @@
+"""Benchmark: SmolLM2-135M-Instruct on tinyshakespeare: LoRA fine-tune, then every compression,
+perplexity next to decode speed.
+
+Data: tinyshakespeare/input.txt; the first 88% trains, the next 2% is dev (early checkpoint
+choice), the last 10% is held out (test). Every number comes from the CLI, each step in a fresh
+process (so peak memory is the step's own), and lands in the run store like any user's run:
+
+1. `supremum eval smollm2-135m` (PyTorch fp32) and `--backend llamacpp` (the shipped Q4_1 GGUF).
+2. `supremum finetune --method lora` for a fixed number of steps that fits 15 minutes here.
+3. `supremum compress` of the fine-tuned model: PyTorch int8 dynamic, torchao int8 weight-only,
+   int4 weight-only; GGUF export run by llama.cpp (q8_0, q4_k_m, q4_0); the layer-dropped
+   student (LAYERS of 30 kept) distilled from the fine-tuned teacher, also exported to q8_0.
+4. `supremum eval` of each on the held-out split: perplexity over the first EVAL_TOKENS tokens
+   (window 256, stride 128), batch-1 greedy decode of 64 tokens after a 64-token prompt
+   (1 warm-up + 3 timed generations, median per token), samples.
+
+    SUPREMUM_DATA=../shared/data python bench/llm_shakespeare.py [--steps 120] [--work DIR]
+
+Finished steps are reused on a re-run (artifacts in --work, store in --work/home).
+Writes bench/results/llm_shakespeare.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+RESULTS = Path(__file__).parent / "results" / "llm_shakespeare.json"
+EVAL_TOKENS = 8192
+LAYERS = 20
+DATA_KEYS = ["data.dev_fraction=0.02", "data.test_fraction=0.1", "data.max_length=128"]
+# name: (parent, method, options)
+VARIANTS = {
+    "int8-dynamic": ("lora", "int8-dynamic", []),
+    "int8-weight": ("lora", "int8-weight", []),
+    "int4-weight": ("lora", "int4-weight", ["group_size=32"]),
+    "gguf-q8_0": ("lora", "gguf", ["quant=q8_0"]),
+    "gguf-q4_k_m": ("lora", "gguf", ["quant=q4_k_m"]),
+    "gguf-q4_0": ("lora", "gguf", ["quant=q4_0"]),
+    f"L{LAYERS}": ("lora", "drop-layers", [f"num_layers={LAYERS}"]),
+    f"L{LAYERS}+distill": (f"L{LAYERS}", "distill", ["max_steps=60", "batch_size=8", "lr=3e-4", "alpha=0.9",
+                                                      "eval_every=30"]),
+    f"L{LAYERS}+distill+gguf-q8_0": (f"L{LAYERS}+distill", "gguf", ["quant=q8_0"]),
+}
+
+
+def cli(*args: str) -> str:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "supremum", *args], capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"failed: supremum {' '.join(args)}\n{proc.stderr[-3000:]}")
+    print(f"  {time.perf_counter() - t0:6.0f} s  supremum {' '.join(args[:4])} ...", flush=True)
+    return proc.stdout
+
+
+def evaluate(ref: str, data: str | None = None, backend: str | None = None) -> dict:
+    args = ["eval", ref, "--split", "test", "--max-tokens", str(EVAL_TOKENS), "--window", "256",
+            "--stride", "128", "--json"]
+    if data:
+        args += ["--data", data, "--max-length", "128"]
+    if backend:
+        args += ["--backend", backend]
+    return json.loads(cli(*args))
+
+
+def row(m: dict) -> dict:
+    g = m["cost"]["generation"]
+    return {"perplexity": m["perplexity"], "bits_per_byte": m["bits_per_byte"],
+            "decode_tokens_per_s": g["decode_tokens_per_s"], "decode_ms_p95": g["decode_ms_p95"],
+            "prefill_tokens_per_s": g["prefill_tokens_per_s"], "ttft_ms": g["ttft_ms"],
+            "peak_rss_mb": m["cost"]["peak_rss_mb"], "weights_mb": m["cost"]["weights_mb"],
+            "size_on_disk_mb": m.get("size_on_disk_mb"), "runtime": m.get("runtime", {}).get("kernels"),
+            "samples": m["samples"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=120, help="LoRA optimizer steps (batch 8 x 128 tokens)")
+    ap.add_argument("--work", default="/tmp/supremum-bench-llm")
+    args = ap.parse_args()
+    data_root = os.environ.get("SUPREMUM_DATA")
+    if not data_root:
+        sys.exit("set SUPREMUM_DATA to the folder holding tinyshakespeare/")
+    data = str(Path(data_root) / "tinyshakespeare" / "input.txt")
+    work = Path(args.work)
+    os.environ["SUPREMUM_HOME"] = str(work / "home")
+    out = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    out.update({"machine": f"{os.cpu_count()} cores", "eval_tokens": EVAL_TOKENS,
+                "variants": out.get("variants", {})})
+    res = out["variants"]
+
+    def save() -> None:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(out, indent=1))
+
+    for name, backend in (("base", None), ("base-llamacpp-q4_1", "llamacpp")):
+        if name not in res:
+            res[name] = row(evaluate("smollm2-135m", data, backend))
+            save()
+    lora = work / "lora"
+    if not (lora / "manifest.json").exists():
+        t0 = time.perf_counter()
+        ft = json.loads(cli("finetune", "--model", "smollm2-135m", "--data", data, "--method", "lora",
+                            "--max-steps", str(args.steps), "--batch-size", "8", "--lr", "2e-3",
+                            "--eval-every", "40", "--output", str(lora), "--no-progress", "--json", *DATA_KEYS))
+        out["finetune"] = {"wall_s": time.perf_counter() - t0, **{k: ft["metrics"][k] for k in (
+            "steps", "train_seconds", "dev_loss", "dev_perplexity", "trainable_params", "evals")}}
+        save()
+    if "lora" not in res:
+        res["lora"] = row(evaluate(str(lora)))
+        save()
+    for name, (parent, method, options) in VARIANTS.items():
+        path = work / name
+        if not (path / "manifest.json").exists():
+            cli("compress", str(work / parent), "--method", method, "--output", str(path), *options)
+        if name not in res:
+            res[name] = row(evaluate(str(path)))
+            save()
+    fp32, base = res["lora"], res["base"]
+    out["summary"] = {
+        "lora_perplexity_change_vs_base": res["lora"]["perplexity"] / base["perplexity"] - 1,
+        "speedup_vs_fp32": {k: v["decode_tokens_per_s"] / fp32["decode_tokens_per_s"] for k, v in res.items()},
+        "perplexity_change_vs_fp32": {k: v["perplexity"] / fp32["perplexity"] - 1 for k, v in res.items()},
+    }
+    save()
+    print(json.dumps(out["summary"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
