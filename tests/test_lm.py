@@ -285,3 +285,33 @@ def test_bad_lm_options(corpus, tmp_path):
     proc = run_cli("finetune", "--model", "tiny-llama", "--data", str(corpus), "train.label_smoothing=0.1",
                    "--output", str(tmp_path / "x"))
     assert proc.returncode == 2 and "classification only" in proc.stderr
+
+
+def test_lm_frontier_pick_and_report(lm_artifact, tmp_path):
+    art, corpus = lm_artifact
+    q = tmp_path / "q8"
+    run_cli("compress", str(art.path), "--method", "int8-dynamic", "--output", str(q), check=True)
+    for ref in (str(art.path), str(q)):
+        run_cli("eval", ref, "--split", "test", "--new-tokens", "8", check=True)
+    run_cli("eval", "tiny-llama", "--data", str(corpus), "--split", "test", "--new-tokens", "8", "--window", "64",
+            check=True)  # another perplexity window than the artifacts' (32): not comparable
+    run_cli("eval", "tiny-llama", "--data", str(corpus), "--split", "test", "--new-tokens", "8", "--max-length",
+            "32", check=True)
+    res = json.loads(run_cli("frontier", "--json", check=True).stdout)
+    assert res["metric"] == "perplexity" and res["cost"] == "decode_ms" and res["task"] == "text-generation"
+    rows = res["frontier"] + res["dominated"]
+    assert {r["artifact"] for r in rows} == {art.id, open_artifact(q).id, "tiny-llama (pytorch)"}
+    assert all(r["costs"]["decode_ms"] > 0 for r in rows)
+    best = min(rows, key=lambda r: r["metrics"]["perplexity"])
+    assert best["artifact"] in {r["artifact"] for r in res["frontier"]}  # lowest perplexity is never dominated
+    other = [r for r in res["not_comparable"] if r["artifact"] == "tiny-llama (pytorch)"]
+    assert other and "window 64" in other[0]["reason"]
+    worst = max(r["metrics"]["perplexity"] for r in rows)
+    pick = json.loads(run_cli("pick", "--max-perplexity", str(worst * 2), "--json", check=True).stdout)
+    assert pick["pick"]["artifact"] == best["artifact"]
+    proc = run_cli("pick", "--max-perplexity", "1.0001", "--json")
+    assert proc.returncode == 1 and json.loads(proc.stdout)["unmet_by_every_variant"] == ["max_perplexity"]
+    out = tmp_path / "r.md"
+    run_cli("report", "--format", "md", "--output", str(out), check=True)
+    text = out.read_text()
+    assert "decode ms/token" in text and "perplexity" in text and "int8-dynamic (on full)" in text

@@ -515,9 +515,12 @@ def run_pipeline(
 
 @app.command()
 def frontier(
-    metric: Annotated[str, typer.Option(help="quality metric: accuracy, macro_f1, mcc")] = "accuracy",
-    cost: Annotated[str, typer.Option(help="cost: latency_b1, latency_b1_model, latency_b32, size, "
-                                      "memory, params")] = "latency_b1",
+    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc; perplexity, "
+                                               "bits_per_byte [default: accuracy, or perplexity for causal "
+                                               "LMs]")] = None,
+    cost: Annotated[str | None, typer.Option(help="cost: latency_b1, latency_b1_model, latency_b32, size, "
+                                             "memory, params; decode_ms, ttft (causal LMs) [default: "
+                                             "latency_b1, or decode_ms for causal LMs]")] = None,
     data: Annotated[str | None, typer.Option(help="evaluation data [default: that of the latest eval]")] = None,
     split: Annotated[str | None, typer.Option(help="evaluation split [default: that of the latest eval]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
@@ -536,8 +539,11 @@ def pick(
     max_size_mb: Annotated[float | None, typer.Option(help="size on disk")] = None,
     max_memory_mb: Annotated[float | None, typer.Option(help="peak resident memory")] = None,
     max_params: Annotated[float | None, typer.Option(help="parameter count")] = None,
+    max_decode_ms: Annotated[float | None, typer.Option(help="causal LMs: decode ms per token")] = None,
     min_accuracy: Annotated[float | None, typer.Option(help="floor on the metric (0-1)")] = None,
-    metric: Annotated[str, typer.Option(help="quality metric: accuracy, macro_f1, mcc")] = "accuracy",
+    max_perplexity: Annotated[float | None, typer.Option(help="causal LMs: ceiling on perplexity")] = None,
+    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc, perplexity "
+                                               "[default: accuracy, or perplexity for causal LMs]")] = None,
     data: Annotated[str | None, typer.Option(help="evaluation data [default: that of the latest eval]")] = None,
     split: Annotated[str | None, typer.Option(help="evaluation split [default: that of the latest eval]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
@@ -547,8 +553,11 @@ def pick(
     from supremum.frontier.pick import pick as run
 
     limits = {"max_latency_ms": max_latency_ms, "max_size_mb": max_size_mb, "max_memory_mb": max_memory_mb,
-              "max_params": max_params}
-    res = run(limits, metric=metric, min_metric=min_accuracy, data=data, split=split)
+              "max_params": max_params, "max_decode_ms": max_decode_ms}
+    if max_perplexity is not None:
+        metric = metric or "perplexity"
+    res = run(limits, metric=metric, min_metric=max_perplexity if max_perplexity is not None else min_accuracy,
+              data=data, split=split)
     _echo_json(res) if as_json else cli_build.print_pick(res)
     if res["pick"] is None:
         raise typer.Exit(1)

@@ -93,11 +93,27 @@ def print_sensitivity(res: dict, top: int) -> None:
         out.print(f"... {len(res['layers']) - top} more (--top N, or --json for all)")
 
 
+LM_COST_COLUMNS = ("decode ms/token", "tokens/s", "first token ms", "size MB", "memory MB", "params")
+
+
+def _fmt(x, f: str) -> str:
+    return "-" if x is None else format(x, f)
+
+
 def _variant_row(v: dict, metric: str) -> list[str]:
     c = v["costs"]
-    fmt = lambda x, f: "-" if x is None else format(x, f)  # noqa: E731
-    return [v["artifact"], v["lineage"], fmt(v["metrics"].get(metric), ".4f"), fmt(c["latency_b1"], ".2f"),
-            fmt(c["latency_b32"], ".1f"), fmt(c["size"], ".1f"), fmt(c["memory"], ".0f"), fmt(c["params"], ",")]
+    if v.get("task") == "text-generation":
+        rate = 1000 / c["decode_ms"] if c.get("decode_ms") else None
+        costs = [_fmt(c.get("decode_ms"), ".1f"), _fmt(rate, ".1f"), _fmt(c.get("ttft"), ".0f")]
+    else:
+        costs = [_fmt(c["latency_b1"], ".2f"), _fmt(c["latency_b32"], ".1f")]
+    return [v["artifact"], v["lineage"], _fmt(v["metrics"].get(metric), ".4f"), *costs, _fmt(c["size"], ".1f"),
+            _fmt(c["memory"], ".0f"), _fmt(c["params"], ",")]
+
+
+def _columns(res: dict) -> tuple[str, ...]:
+    rows = res["frontier"] + res["dominated"]
+    return LM_COST_COLUMNS if rows and rows[0].get("task") == "text-generation" else COST_COLUMNS
 
 
 COST_COLUMNS = ("b1 ms", "b32 ms", "size MB", "memory MB", "params")
@@ -105,14 +121,15 @@ COST_COLUMNS = ("b1 ms", "b32 ms", "size MB", "memory MB", "params")
 
 def print_frontier(res: dict) -> None:
     g = res["group"]
+    proto = f" ({g['protocol']})" if g.get("protocol") else ""
     out.print(f"Pareto frontier: {res['metric']} vs {res['cost_meaning']}; evaluated on {g['data']} "
-              f"\\[{g['split']}], machine {g['machine']}")
-    t = Table("artifact", "lineage", res["metric"], *COST_COLUMNS, title="frontier")
+              f"\\[{g['split']}]{proto}, machine {g['machine']}")
+    t = Table("artifact", "lineage", res["metric"], *_columns(res), title="frontier")
     for v in res["frontier"]:
         t.add_row(*_variant_row(v, res["metric"]))
     out.print(t)
     if res["dominated"]:
-        d = Table("artifact", "lineage", res["metric"], *COST_COLUMNS, title="dominated")
+        d = Table("artifact", "lineage", res["metric"], *_columns(res), title="dominated")
         for v in res["dominated"]:
             d.add_row(*_variant_row(v, res["metric"]))
         out.print(d)
@@ -123,8 +140,11 @@ def print_frontier(res: dict) -> None:
 def print_pick(res: dict) -> None:
     if res["pick"]:
         v = res["pick"]
+        c = v["costs"]
+        speed = (f"decode {_fmt(c.get('decode_ms'), '.1f')} ms/token" if v.get("task") == "text-generation"
+                 else f"b1 {_fmt(c['latency_b1'], '.2f')} ms")
         out.print(f"pick: {v['artifact']} ({v['lineage']}) {res['metric']} {v['metrics'][res['metric']]:.4f}, "
-                  f"b1 {v['costs']['latency_b1']:.2f} ms, {v['costs']['size']:.1f} MB; "
+                  f"{speed}, {_fmt(c['size'], '.1f')} MB; "
                   f"{res['within_budget']} of {res['considered']} variants fit", markup=False)
         if v.get("path"):
             out.print(f"  {v['path']}", markup=False)

@@ -19,7 +19,12 @@ import torch
 def param_counts(model) -> dict:
     if hasattr(model, "cost_info"):  # non-PyTorch backends count their own weights
         return model.cost_info()
-    tensors = list(model.state_dict().values())  # includes quantized and packed weights
+    seen, tensors = set(), []
+    for t in model.state_dict().values():  # includes quantized and packed weights
+        ptr = t.data_ptr() if type(t) is torch.Tensor else id(t)
+        if ptr not in seen:  # a tied output head is the embedding matrix: counted once
+            seen.add(ptr)
+            tensors.append(t)
     total = sum(_numel(t) for t in tensors)
     nbytes = sum(_nbytes(t) for t in tensors)
     return {"params": total, "weights_mb": nbytes / 2**20}

@@ -17,8 +17,18 @@ COSTS = {
     "size": "size on disk (MB)",
     "memory": "peak resident memory of the evaluating process (MB)",
     "params": "parameters",
+    "decode_ms": "batch-1 greedy decode, median ms per token (causal LMs)",
+    "ttft": "time to first token at batch 1 (ms, causal LMs)",
 }
-METRICS = ("accuracy", "macro_f1", "mcc")
+METRICS = ("accuracy", "macro_f1", "mcc", "perplexity", "bits_per_byte")
+LOWER_IS_BETTER = ("perplexity", "bits_per_byte")
+#: default (metric, cost) per task
+DEFAULTS = {"text-classification": ("accuracy", "latency_b1"), "text-generation": ("perplexity", "decode_ms")}
+
+
+def sign(metric: str) -> float:
+    """+1 when higher is better, -1 when lower is (perplexity): compare sign * value."""
+    return -1.0 if metric in LOWER_IS_BETTER else 1.0
 
 
 @dataclass
@@ -33,18 +43,28 @@ class Variant:
     run: str
     path: str | None = None
     started: float = 0.0
+    task: str = "text-classification"
+    #: how the metric was measured where that changes its value (perplexity: window, stride, tokens)
+    protocol: str = ""
 
-    def group(self) -> tuple[str, str, str]:
-        return (self.data, self.split, self.machine)
+    def group(self) -> tuple[str, str, str, str]:
+        return (self.data, self.split, self.machine, self.protocol)
+
+
+def _protocol(m: dict) -> str:
+    d = m.get("perplexity_detail")
+    return f"window {d['window']}, stride {d['stride']}, {d['tokens']} tokens" if d else ""
 
 
 def _costs(m: dict) -> dict:
     c = m.get("cost") or {}
     lat = lambda b, k: ((c.get(b) or {}).get(k) or {}).get("median_ms")  # noqa: E731
+    gen = c.get("generation") or {}
     return {"latency_b1": lat("latency_b1", "with_tokenization"),
             "latency_b1_model": lat("latency_b1", "model_only"),
             "latency_b32": lat("latency_b32", "with_tokenization"), "size": m.get("size_on_disk_mb"),
-            "memory": c.get("peak_rss_mb"), "params": c.get("params")}
+            "memory": c.get("peak_rss_mb"), "params": c.get("params"),
+            "decode_ms": gen.get("decode_ms_per_token"), "ttft": gen.get("ttft_ms")}
 
 
 def variants(store: Store | None = None) -> list[Variant]:
@@ -54,33 +74,37 @@ def variants(store: Store | None = None) -> list[Variant]:
     latest: dict[tuple, Variant] = {}
     for r in store.runs():
         m = r.get("metrics") or {}
-        if r["kind"] != "eval" or r["status"] != "finished" or "accuracy" not in m:
+        if r["kind"] != "eval" or r["status"] != "finished" or not any(k in m for k in METRICS):
             continue
-        art = m.get("artifact") or (r.get("parents") or [None])[0]
+        # A base model measured as it is (no artifact) is named by the model and its backend.
+        base = f"{m['model']} ({m.get('backend', 'pytorch')})" if m.get("model") else None
+        art = m.get("artifact") or base or (r.get("parents") or [None])[0]
         machine = (m.get("machine") or r.get("machine") or {}).get("cpu", "?")
         row = arts.get(art, {})
         lineage = m.get("lineage") or row.get("method") or "?"
         v = Variant(art, lineage, m.get("data", "?"), m.get("split", "?"), machine,
-                    {k: m.get(k) for k in METRICS}, _costs(m), r["id"], row.get("path"), r["started"])
-        latest.pop((art, v.data, v.split, machine), None)  # runs come oldest first: keep the newest
-        latest[(art, v.data, v.split, machine)] = v
+                    {k: m.get(k) for k in METRICS}, _costs(m), r["id"], row.get("path"), r["started"],
+                    m.get("task", "text-classification"), _protocol(m))
+        key = (art, v.data, v.split, machine, v.protocol)
+        latest.pop(key, None)  # runs come oldest first: keep the newest
+        latest[key] = v
     return list(latest.values())
 
 
 def pareto(rows: list[Variant], metric: str, cost: str) -> list[Variant]:
-    """Rows no other row beats on both: higher (or equal) metric at lower (or equal) cost,
+    """Rows no other row beats on both: better (or equal) metric at lower (or equal) cost,
     strictly better on one. Sorted by cost."""
     usable = [r for r in rows if r.metrics.get(metric) is not None and r.costs.get(cost) is not None]
+    q = lambda r: sign(metric) * r.metrics[metric]  # noqa: E731 - higher is better after this
 
     def dominated(a: Variant) -> bool:
-        return any(b.metrics[metric] >= a.metrics[metric] and b.costs[cost] <= a.costs[cost]
-                   and (b.metrics[metric] > a.metrics[metric] or b.costs[cost] < a.costs[cost])
-                   for b in usable)
+        return any(q(b) >= q(a) and b.costs[cost] <= a.costs[cost]
+                   and (q(b) > q(a) or b.costs[cost] < a.costs[cost]) for b in usable)
 
     return sorted((r for r in usable if not dominated(r)), key=lambda r: r.costs[cost])
 
 
-def reference_group(rows: list[Variant], data: str | None, split: str | None) -> tuple[str, str, str]:
+def reference_group(rows: list[Variant], data: str | None, split: str | None) -> tuple[str, str, str, str]:
     """The group to compare in: the given data/split (else the latest evaluation's), on this
     machine when it measured any of them, else on the machine of the latest evaluation."""
     from supremum.machine import fingerprint
@@ -91,10 +115,10 @@ def reference_group(rows: list[Variant], data: str | None, split: str | None) ->
         raise UserError("no finished evaluation matches" + (f" data {data}" if data else "")
                         + (f" split {split}" if split else ""), "run `supremum eval <artifact>` first")
     latest = max(chosen, key=lambda r: r.started)
-    data, split = latest.data, latest.split
+    data, split, protocol = latest.data, latest.split, latest.protocol
     here = fingerprint()["cpu"]
     if any(r.machine == here and r.data == data and r.split == split for r in chosen):
-        return (data, split, here)
+        return (data, split, here, protocol)
     return latest.group()
 
 
@@ -111,24 +135,36 @@ def split_by_group(rows: list[Variant], group: tuple) -> tuple[list[Variant], li
             same.append(r)
         elif r.data != group[0] or r.split != group[1]:
             other.append((r, f"evaluated on {r.data} [{r.split}]"))
+        elif r.protocol != group[3]:
+            other.append((r, f"measured differently ({r.protocol} vs {group[3]})"))
         else:
             other.append((r, f"measured on another machine ({r.machine})"))
     return same, other
 
 
-def frontier(metric: str = "accuracy", cost: str = "latency_b1", data: str | None = None,
+def group_defaults(same: list[Variant], metric: str | None, cost: str | None) -> tuple[str, str]:
+    """The task's metric and cost where not given (perplexity/decode for causal LMs)."""
+    tasks = {r.task for r in same}
+    task = "text-generation" if tasks == {"text-generation"} else "text-classification"
+    return metric or DEFAULTS[task][0], cost or DEFAULTS[task][1]
+
+
+def frontier(metric: str | None = None, cost: str | None = None, data: str | None = None,
              split: str | None = None, store: Store | None = None) -> dict:
-    _check(metric, cost)
     rows = variants(store)
     group = reference_group(rows, data, split)
     same, other = split_by_group(rows, group)
+    metric, cost = group_defaults(same, metric, cost)
+    _check(metric, cost)
     other += [(r, f"no {cost} measurement (evaluated with --no-speed?)") for r in same
               if r.costs.get(cost) is None or r.metrics.get(metric) is None]
     same = [r for r in same if r.costs.get(cost) is not None and r.metrics.get(metric) is not None]
     front = pareto(same, metric, cost)
     ids = {r.artifact for r in front}
+    lm = bool(same) and all(r.task == "text-generation" for r in same)
     return {"metric": metric, "cost": cost, "cost_meaning": COSTS[cost],
-            "group": {"data": group[0], "split": group[1], "machine": group[2]},
+            "task": "text-generation" if lm else "text-classification",
+            "group": {"data": group[0], "split": group[1], "machine": group[2], "protocol": group[3]},
             "frontier": [asdict(r) for r in front],
             "dominated": [asdict(r) for r in same if r.artifact not in ids],
             "not_comparable": [{**asdict(r), "reason": why} for r, why in other]}

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from supremum.errors import UserError
-from supremum.frontier import Variant, _check, reference_group, split_by_group, variants
+from supremum.frontier import Variant, _check, group_defaults, reference_group, sign, split_by_group, variants
 from supremum.store import Store
 
 LIMITS = {"max_latency_ms": "latency_b1", "max_size_mb": "size", "max_memory_mb": "memory",
-          "max_params": "params"}
+          "max_params": "params", "max_decode_ms": "decode_ms"}
 
 
 def violations(v: Variant, limits: dict[str, float], metric: str, min_metric: float | None) -> dict:
@@ -22,16 +22,17 @@ def violations(v: Variant, limits: dict[str, float], metric: str, min_metric: fl
             out[name] = float("inf")
         elif value > limit:
             out[name] = (value - limit) / limit
-    if min_metric is not None:
-        value = v.metrics.get(metric)
-        if value is None or value < min_metric:
-            out[f"min_{metric}"] = float("inf") if value is None else (min_metric - value) / min_metric
+    if min_metric is not None:  # a floor, or a ceiling for lower-is-better metrics (perplexity)
+        value, s = v.metrics.get(metric), sign(metric)
+        key = f"{'min' if s > 0 else 'max'}_{metric}"
+        if value is None or s * value < s * min_metric:
+            out[key] = float("inf") if value is None else abs(min_metric - value) / min_metric
     return out
 
 
-def pick(limits: dict[str, float], *, metric: str = "accuracy", min_metric: float | None = None,
+def pick(limits: dict[str, float], *, metric: str | None = None, min_metric: float | None = None,
          data: str | None = None, split: str | None = None, store: Store | None = None) -> dict:
-    _check(metric, "latency_b1")
+    """`min_metric` is the floor on the metric (the ceiling for perplexity)."""
     limits = {k: v for k, v in limits.items() if v is not None}
     unknown = set(limits) - set(LIMITS)
     if unknown:
@@ -39,15 +40,19 @@ def pick(limits: dict[str, float], *, metric: str = "accuracy", min_metric: floa
     rows = variants(store)
     group = reference_group(rows, data, split)
     same, _ = split_by_group(rows, group)
+    metric, cost = group_defaults(same, metric, None)
+    _check(metric, cost)
     same = [r for r in same if r.metrics.get(metric) is not None]
     scored = [(r, violations(r, limits, metric, min_metric)) for r in same]
     ok = [r for r, v in scored if not v]
-    base = {"group": {"data": group[0], "split": group[1], "machine": group[2]}, "metric": metric,
+    base = {"group": {"data": group[0], "split": group[1], "machine": group[2], "protocol": group[3]},
+            "metric": metric,
             "limits": limits, "min_metric": min_metric, "considered": len(same)}
     if ok:
-        best = max(ok, key=lambda r: (r.metrics[metric], -(r.costs.get("latency_b1") or 0)))
+        best = max(ok, key=lambda r: (sign(metric) * r.metrics[metric], -(r.costs.get(cost) or 0)))
         return {**base, "pick": asdict(best), "within_budget": len(ok)}
-    names = list(limits) + ([f"min_{metric}"] if min_metric is not None else [])
+    floor = f"{'min' if sign(metric) > 0 else 'max'}_{metric}"
+    names = list(limits) + ([floor] if min_metric is not None else [])
     unmet = [n for n in names if all(n in v for _, v in scored)]
     closest = sorted(scored, key=lambda rv: sum(x for x in rv[1].values()))[:3]
     return {**base, "pick": None, "unmet_by_every_variant": unmet,

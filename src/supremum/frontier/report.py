@@ -15,6 +15,8 @@ from supremum.store import Store
 
 PLOTS = (("latency_b1", "batch-1 latency with tokenization (ms)"), ("size", "size on disk (MB)"),
          ("memory", "peak memory (MB)"))
+LM_PLOTS = (("decode_ms", "batch-1 greedy decode (ms per token)"), ("size", "size on disk (MB)"),
+            ("memory", "peak memory (MB)"))
 
 
 def _svg(fig) -> str:
@@ -52,20 +54,25 @@ def pareto_plot(res: dict, label: str) -> str:
 def bought(res: dict) -> list[str]:
     """One sentence per compressed variant whose parent was measured in the same group."""
     rows = {r["artifact"]: r for r in res["frontier"] + res["dominated"]}
+    cost, metric = res["cost"], res["metric"]
     out = []
     for r in rows.values():
         if ">" not in r["lineage"] or not r.get("path"):
             continue
         parent = _parent_id(r["path"])
         p = rows.get(parent)
-        if p is None or not p["costs"]["latency_b1"] or not r["costs"]["latency_b1"]:
+        if p is None or not p["costs"][cost] or not r["costs"][cost]:
             continue
-        speed = p["costs"]["latency_b1"] / r["costs"]["latency_b1"]
-        delta = 100 * (r["metrics"]["accuracy"] - p["metrics"]["accuracy"])
+        speed = p["costs"][cost] / r["costs"][cost]
+        if metric in ("perplexity", "bits_per_byte"):
+            quality = f"{100 * (r['metrics'][metric] / p['metrics'][metric] - 1):+.2f}% {metric}"
+        else:
+            quality = f"{100 * (r['metrics'][metric] - p['metrics'][metric]):+.2f} pt {metric}"
         size = p["costs"]["size"] / r["costs"]["size"] if r["costs"]["size"] else float("nan")
         step = r["lineage"].rsplit("+", 1)[-1].rsplit(">", 1)[-1]
-        out.append(f"{step} (on {p['lineage']}) bought {speed:.2f}x at batch 1 and {size:.1f}x smaller "
-                   f"at {delta:+.2f} pt accuracy")
+        where = "in decode" if cost == "decode_ms" else "at batch 1"
+        out.append(f"{step} (on {p['lineage']}) bought {speed:.2f}x {where} and {size:.1f}x smaller "
+                   f"at {quality}")
     return sorted(out)
 
 
@@ -138,13 +145,16 @@ def build(store: Store | None = None, metric: str = "accuracy", data: str | None
     store = store or Store()
     lims = limits(store)
     try:
-        fronts = {cost: frontier(metric, cost, data, split, store) for cost, _ in PLOTS}
+        main = frontier(metric, None, data, split, store)
+        plots = LM_PLOTS if main["task"] == "text-generation" else PLOTS
+        fronts = {cost: frontier(main["metric"], cost, data, split, store) for cost, _ in plots}
     except UserError:
         if not lims:
             raise
-        fronts = None  # a store with only scale sweeps or learning curves still gets its report
-    return {"fronts": fronts, "bought": bought(fronts["latency_b1"]) if fronts else [], "store": store,
-            "comparisons": comparisons(store), "limits": lims}
+        fronts, plots = None, PLOTS  # a store with only scale sweeps or learning curves still gets its report
+    main = fronts[plots[0][0]] if fronts else None
+    return {"fronts": fronts, "main": main, "plots": plots, "bought": bought(main) if fronts else [],
+            "store": store, "comparisons": comparisons(store), "limits": lims}
 
 
 MEANING = ("What the limit means: E is the loss this family of models, trained this way on this source, "
@@ -204,21 +214,30 @@ def markdown(rep: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cost_cells(res: dict, c: dict) -> tuple[list[str], list[str]]:
+    """Column names and cells of a variant's costs: decode speed for causal LMs, latency else."""
+    if res.get("task") == "text-generation":
+        rate = 1000 / c["decode_ms"] if c.get("decode_ms") else None
+        return (["decode ms/token", "tokens/s", "first token ms", "size MB", "memory MB"],
+                [_f(c.get("decode_ms")), _f(rate), _f(c.get("ttft")), _f(c["size"]), _f(c["memory"])])
+    return (["b1 ms", "b32 ms", "size MB", "memory MB"],
+            [_f(c["latency_b1"]), _f(c["latency_b32"]), _f(c["size"]), _f(c["memory"])])
+
+
 def _markdown_frontier(rep: dict) -> list[str]:
-    res = rep["fronts"]["latency_b1"]
+    res = rep["main"]
     g = res["group"]
     lines = ["# supremum report", "", f"Evaluated on `{g['data']}` [{g['split']}], machine {g['machine']}.",
              "", "## What each step bought", ""]
     lines += [f"- {s}" for s in rep["bought"]] or ["- (no compressed variant with a measured parent)"]
-    lines += ["", f"## Variants ({res['metric']} vs batch-1 latency; * = on the Pareto frontier)", "",
-              "| | artifact | lineage | " + res["metric"] + " | b1 ms | b32 ms | size MB | memory MB |",
-              "|---|---|---|---|---|---|---|---|"]
+    names = _cost_cells(res, {"size": None, "memory": None, "latency_b1": None, "latency_b32": None})[0]
+    lines += ["", f"## Variants ({res['metric']} vs {res['cost_meaning']}; * = on the Pareto frontier)", "",
+              "| | artifact | lineage | " + res["metric"] + " | " + " | ".join(names) + " |",
+              "|---|---|---|---|" + "---|" * len(names)]
     on = {r["artifact"] for r in res["frontier"]}
     for r in res["frontier"] + res["dominated"]:
-        c = r["costs"]
         lines.append(f"| {'*' if r['artifact'] in on else ''} | {r['artifact']} | {r['lineage']} | "
-                     f"{r['metrics'][res['metric']]:.4f} | {_f(c['latency_b1'])} | {_f(c['latency_b32'])} | "
-                     f"{_f(c['size'])} | {_f(c['memory'])} |")
+                     f"{r['metrics'][res['metric']]:.4f} | " + " | ".join(_cost_cells(res, r["costs"])[1]) + " |")
     for r in res["not_comparable"]:
         lines.append(f"\nNot compared: {r['artifact']} ({r['lineage']}): {r['reason']}")
     return lines
@@ -279,13 +298,13 @@ def render_html(rep: dict) -> str:
 
 
 def _html_frontier(rep: dict) -> list[str]:
-    res = rep["fronts"]["latency_b1"]
+    res = rep["main"]
     g = res["group"]
     body = ["<h1>supremum report</h1>",
             f"<p>Evaluated on {html.escape(g['data'])} [{html.escape(g['split'])}], machine "
             f"{html.escape(g['machine'])}.</p><h2>What each step bought</h2><ul>"
             + "".join(f"<li>{html.escape(s)}</li>" for s in rep["bought"]) + "</ul>"]
-    for cost, label in PLOTS:
+    for cost, label in rep["plots"]:
         body.append(f"<h2>{html.escape(rep['fronts'][cost]['metric'])} vs {html.escape(label)}</h2>")
         body.append(pareto_plot(rep["fronts"][cost], label))
     curves = curves_plot(rep["store"])
@@ -297,13 +316,12 @@ def _html_frontier(rep: dict) -> list[str]:
 
 def _html_table(res: dict) -> str:
     on = {r["artifact"] for r in res["frontier"]}
-    head = ["frontier", "artifact", "lineage", res["metric"], "b1 ms", "b32 ms", "size MB", "memory MB"]
+    names = _cost_cells(res, {"size": None, "memory": None, "latency_b1": None, "latency_b32": None})[0]
+    head = ["frontier", "artifact", "lineage", res["metric"], *names]
     rows = []
     for r in res["frontier"] + res["dominated"]:
-        c = r["costs"]
         cells = ["*" if r["artifact"] in on else "", r["artifact"], r["lineage"],
-                 f"{r['metrics'][res['metric']]:.4f}", _f(c["latency_b1"]), _f(c["latency_b32"]),
-                 _f(c["size"]), _f(c["memory"])]
+                 f"{r['metrics'][res['metric']]:.4f}", *_cost_cells(res, r["costs"])[1]]
         rows.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
     for r in res["not_comparable"]:
         rows.append(f"<tr><td></td><td>{html.escape(r['artifact'])}</td><td>{html.escape(r['lineage'])}</td>"

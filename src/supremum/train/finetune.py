@@ -150,7 +150,8 @@ def _prepare_lm(cfg: FinetuneConfig, dist: distributed.Dist):
                            "tokens_per_block": cfg.data.max_length if data.kind == "text" else None}
     method = method_for(cfg.method)
     model = method.apply(model, cfg.method, plan_steps(len(train_split.ids), cfg.train, dist.world)[1])
-    return data, model, tok, method, train_split, dev, {"loss_fn": lm_loss, "scorer": dev_scorer(bf16=cfg.train.bf16)}
+    objective = {"loss_fn": lm_loss, "scorer": dev_scorer(bf16=cfg.train.bf16)}
+    return data, model, tok, method, train_split, dev, objective
 
 
 def _encode(tok, data: TaskData, cfg: FinetuneConfig) -> tuple[Split, Split]:
