@@ -10,8 +10,25 @@ import numpy as np
 import torch
 
 
-class OrtModel:
+class ForeignModel:
+    """What callers ask of a module that is not PyTorch's: it never trains and holds no tensors."""
+
     training = False
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        return self
+
+    def parameters(self):
+        return iter(())
+
+    def buffers(self):
+        return iter(())
+
+
+class OrtModel(ForeignModel):
 
     def __init__(self, path: str | Path, config=None, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -35,17 +52,6 @@ class OrtModel:
         (logits,) = self.session.run(["logits"], feed)
         return SimpleNamespace(logits=torch.from_numpy(logits))
 
-    def eval(self) -> OrtModel:
-        return self
-
-    def train(self, mode: bool = True) -> OrtModel:
-        return self
-
-    def parameters(self):
-        return iter(())
-
-    def buffers(self):
-        return iter(())
 
     def cost_info(self) -> dict:
         """Parameter count and bytes from the graph's initializers (weights as stored)."""

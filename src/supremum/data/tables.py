@@ -61,7 +61,8 @@ def read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     return df
 
 
-def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
+def json_records(path: Path, text: str, example: str) -> list[dict]:
+    """The objects of a JSON-lines file (or a .json array); `example` shows one in the error."""
     stripped = text.lstrip()
     if path.suffix == ".json" and stripped.startswith("["):
         rows = json.loads(stripped)
@@ -71,15 +72,18 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                rows.append(json.loads(line))
             except json.JSONDecodeError as e:
                 raise UserError(f"{path}: line {i} is not valid JSON ({e.msg})",
                                 "write one JSON object per line") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path}: line {i} is not a JSON object", "write {\"text\": ..., "
-                                "\"label\": ...} per line")
-            rows.append(row)
-    df = pd.DataFrame(rows)
+    for i, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise UserError(f"{path}: line {i} is not a JSON object", f"write {example} per line")
+    return rows
+
+
+def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
+    df = pd.DataFrame(json_records(path, text, '{"text": ..., "label": ...}'))
     return df.map(lambda v: "" if v is None else str(v))
 
 

@@ -150,19 +150,31 @@ def evaluate_in_subprocess(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig,
         raise RuntimeError(f"evaluation of {art.id} failed: {e}") from None
 
 
-def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
-    """Speed-up and quality change against the parent's measurement of the same data on the
-    same machine (separate runs, so less exact than the interleaved benchmark)."""
-    if not art.manifest.get("parents") or art.manifest.get("backend") == "ensemble":
-        return None  # an ensemble has several parents: its members, each with its own row
+def _parent_measurement(art: Artifact, out: dict, key: str, needed: str):
+    """(parent, its metrics for `key`) when the parent was measured on this data and machine;
+    else a note (or None when there is no reachable parent)."""
+    if not art.manifest.get("parents"):
+        return None
     try:
         parent = parent_of(art)
     except UserError:
         return None
     pm = parent.metrics.get(key)
-    if not pm or "cost" not in pm or pm.get("machine", {}).get("cpu") != out["machine"]["cpu"]:
+    if not pm or needed not in pm or pm.get("machine", {}).get("cpu") != out["machine"]["cpu"]:
         return {"parent": parent.id, "note": "parent not measured on this data and machine; "
                 "run `supremum eval` on it for a comparison"}
+    return parent, pm
+
+
+def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
+    """Speed-up and quality change against the parent's measurement of the same data on the
+    same machine (separate runs, so less exact than the interleaved benchmark)."""
+    if art.manifest.get("backend") == "ensemble":
+        return None  # an ensemble has several parents: its members, each with its own row
+    found = _parent_measurement(art, out, key, "cost")
+    if not isinstance(found, tuple):
+        return found
+    parent, pm = found
     res = {"parent": parent.id, "accuracy_delta_pt": 100 * (out["accuracy"] - pm["accuracy"])}
     for b in ("latency_b1", "latency_b32"):
         ratio = pm["cost"][b]["model_only"]["median_ms"] / out["cost"][b]["model_only"]["median_ms"]
@@ -188,16 +200,10 @@ def _robustness(model, tok, texts, labels, data_cfg: DataConfig, cfg: EvalConfig
 
 def _lm_vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
     """Perplexity change and decode speed-up against the parent's evaluation of the same data."""
-    if not art.manifest.get("parents"):
-        return None
-    try:
-        parent = parent_of(art)
-    except UserError:
-        return None
-    pm = parent.metrics.get(key)
-    if not pm or "perplexity" not in pm or pm.get("machine", {}).get("cpu") != out["machine"]["cpu"]:
-        return {"parent": parent.id, "note": "parent not measured on this data and machine; "
-                "run `supremum eval` on it for a comparison"}
+    found = _parent_measurement(art, out, key, "perplexity")
+    if not isinstance(found, tuple):
+        return found
+    parent, pm = found
     res = {"parent": parent.id, "perplexity_change": out["perplexity"] / pm["perplexity"] - 1,
            "method": "ratios from separate eval runs on the same data and machine"}
     if "cost" in out and "cost" in pm:

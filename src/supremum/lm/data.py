@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from supremum.config import DataConfig
-from supremum.data.tables import SPLIT_NAMES, decode
+from supremum.data.tables import SPLIT_NAMES, decode, json_records
 from supremum.errors import UserError
 from supremum.train.loop import Split
 
@@ -135,7 +135,7 @@ def _read(path: Path, cfg: DataConfig) -> tuple[str, list]:
         raise UserError(f"{path}: the file is empty", "give a file with text")
     if path.suffix in TEXT_SUFFIXES:
         return "text", [text]
-    rows = _json_rows(path, text)
+    rows = json_records(path, text, '{"text": ...}')
     first = rows[0]
     if "messages" in first:
         return "instruction", [_messages(r, path, i) for i, r in enumerate(rows, 1)]
@@ -150,25 +150,6 @@ def _read(path: Path, cfg: DataConfig) -> tuple[str, list]:
                             "give every record a non-empty text (or pass --text-column)")
         docs.append(row[col])
     return "text", docs
-
-
-def _json_rows(path: Path, text: str) -> list[dict]:
-    if path.suffix == ".json" and text.lstrip().startswith("["):
-        rows = json.loads(text)
-    else:
-        rows = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}: line {i} is not valid JSON ({e.msg})",
-                                "write one JSON object per line") from None
-    for i, row in enumerate(rows, 1):
-        if not isinstance(row, dict):
-            raise UserError(f"{path}: line {i} is not a JSON object", 'write {"text": ...} per line')
-    return rows
 
 
 def _pair(row: dict, p: str, r: str, path: Path, line: int) -> dict:

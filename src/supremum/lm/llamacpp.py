@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from supremum.compress.runtime import ForeignModel
 from supremum.errors import UserError
 
 GGUF_FILE = "model.gguf"
@@ -29,9 +30,7 @@ def _llama(path: Path, n_ctx: int, threads: int, logits_all: bool):
     return llm
 
 
-class LlamaCppModel:
-    training = False
-
+class LlamaCppModel(ForeignModel):
     def __init__(self, path: str | Path, config=None, threads: int | None = None, n_ctx: int = 2048) -> None:
         self.path, self.config = Path(path), config
         if not self.path.is_file():
@@ -64,18 +63,6 @@ class LlamaCppModel:
 
     def stepper(self) -> LlamaCppStepper:
         return LlamaCppStepper(self.generator())
-
-    def eval(self) -> LlamaCppModel:
-        return self
-
-    def train(self, mode: bool = True) -> LlamaCppModel:
-        return self
-
-    def parameters(self):
-        return iter(())
-
-    def buffers(self):
-        return iter(())
 
     def cost_info(self) -> dict:
         from gguf import GGUFReader
