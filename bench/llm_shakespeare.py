@@ -6,7 +6,8 @@ choice), the last 10% is held out (test). Every number comes from the CLI, each 
 process (so peak memory is the step's own), and lands in the run store like any user's run:
 
 1. `supremum eval smollm2-135m` (PyTorch fp32) and `--backend llamacpp` (the shipped Q4_1 GGUF).
-2. `supremum finetune --method lora` for a fixed number of steps that fits 15 minutes here.
+2. `supremum finetune --method lora` for a fixed number of steps that fits 15 minutes here
+   (batch 8 blocks of 128 tokens), in two settings (FINETUNES).
 3. `supremum compress` of the fine-tuned model: PyTorch int8 dynamic, torchao int8 weight-only,
    int4 weight-only; GGUF export run by llama.cpp (q8_0, q4_k_m, q4_0); the layer-dropped
    student (LAYERS of 30 kept) distilled from the fine-tuned teacher, also exported to q8_0.
@@ -14,7 +15,7 @@ process (so peak memory is the step's own), and lands in the run store like any 
    (window 256, stride 128), batch-1 greedy decode of 64 tokens after a 64-token prompt
    (1 warm-up + 3 timed generations, median per token), samples.
 
-    SUPREMUM_DATA=../shared/data python bench/llm_shakespeare.py [--steps 120] [--work DIR]
+    SUPREMUM_DATA=../shared/data python bench/llm_shakespeare.py [--work DIR]
 
 Finished steps are reused on a re-run (artifacts in --work, store in --work/home).
 Writes bench/results/llm_shakespeare.json.
@@ -36,6 +37,9 @@ RESULTS = Path(__file__).parent / "results" / "llm_shakespeare.json"
 EVAL_TOKENS = 8192
 LAYERS = 20
 DATA_KEYS = ["data.dev_fraction=0.02", "data.test_fraction=0.1", "data.max_length=128"]
+# LoRA fine-tunes, each under 15 minutes here: name: (steps, lr, extra options). "lora" is the
+# parent of every compression; "lora-r16" is a second setting (higher rank and learning rate).
+FINETUNES = {"lora": (120, 2e-3, []), "lora-r16": (165, 4e-3, ["method.r=16", "method.alpha=32"])}
 # name: (parent, method, options)
 VARIANTS = {
     "int8-dynamic": ("lora", "int8-dynamic", []),
@@ -44,6 +48,8 @@ VARIANTS = {
     "gguf-q8_0": ("lora", "gguf", ["quant=q8_0"]),
     "gguf-q4_k_m": ("lora", "gguf", ["quant=q4_k_m"]),
     "gguf-q4_0": ("lora", "gguf", ["quant=q4_0"]),
+    "gguf-q4_1": ("lora", "gguf", ["quant=q4_1"]),
+    "gguf-q5_0": ("lora", "gguf", ["quant=q5_0"]),
     f"L{LAYERS}": ("lora", "drop-layers", [f"num_layers={LAYERS}"]),
     f"L{LAYERS}+distill": (f"L{LAYERS}", "distill", ["max_steps=60", "batch_size=8", "lr=3e-4", "alpha=0.9",
                                                       "eval_every=30"]),
@@ -82,7 +88,6 @@ def row(m: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=120, help="LoRA optimizer steps (batch 8 x 128 tokens)")
     ap.add_argument("--work", default="/tmp/supremum-bench-llm")
     args = ap.parse_args()
     data_root = os.environ.get("SUPREMUM_DATA")
@@ -104,18 +109,22 @@ def main() -> None:
         if name not in res:
             res[name] = row(evaluate("smollm2-135m", data, backend))
             save()
-    lora = work / "lora"
-    if not (lora / "manifest.json").exists():
-        t0 = time.perf_counter()
-        ft = json.loads(cli("finetune", "--model", "smollm2-135m", "--data", data, "--method", "lora",
-                            "--max-steps", str(args.steps), "--batch-size", "8", "--lr", "2e-3",
-                            "--eval-every", "40", "--output", str(lora), "--no-progress", "--json", *DATA_KEYS))
-        out["finetune"] = {"wall_s": time.perf_counter() - t0, **{k: ft["metrics"][k] for k in (
-            "steps", "train_seconds", "dev_loss", "dev_perplexity", "trainable_params", "evals")}}
-        save()
-    if "lora" not in res:
-        res["lora"] = row(evaluate(str(lora)))
-        save()
+    for name, (steps, lr, extra) in FINETUNES.items():
+        path = work / name
+        if not (path / "manifest.json").exists():
+            t0 = time.perf_counter()
+            ft = json.loads(cli("finetune", "--model", "smollm2-135m", "--data", data, "--method", "lora",
+                                "--max-steps", str(steps), "--batch-size", "8", "--lr", str(lr),
+                                "--eval-every", str(steps // 3), "--output", str(path), "--no-progress", "--json",
+                                *DATA_KEYS, *extra))
+            out.setdefault("finetunes", {})[name] = {
+                "wall_s": time.perf_counter() - t0, "lr": lr, "options": extra,
+                **{k: ft["metrics"][k] for k in ("steps", "train_seconds", "dev_loss", "dev_perplexity",
+                                                 "trainable_params", "evals")}}
+            save()
+        if name not in res:
+            res[name] = row(evaluate(str(path)))
+            save()
     for name, (parent, method, options) in VARIANTS.items():
         path = work / name
         if not (path / "manifest.json").exists():
@@ -124,10 +133,22 @@ def main() -> None:
             res[name] = row(evaluate(str(path)))
             save()
     fp32, base = res["lora"], res["base"]
+    speed = {k: v["decode_tokens_per_s"] / fp32["decode_tokens_per_s"] for k, v in res.items()}
+    ppl = {k: v["perplexity"] / fp32["perplexity"] - 1 for k, v in res.items()}
+    ours = [k for k in VARIANTS if k in res]
+    eight = [k for k in ours if "8" in k and not k.startswith("L")]
+    within5 = [k for k in ours if ppl[k] <= 0.05]
+    fastest = max(within5, key=lambda k: speed[k]) if within5 else None
     out["summary"] = {
-        "lora_perplexity_change_vs_base": res["lora"]["perplexity"] / base["perplexity"] - 1,
-        "speedup_vs_fp32": {k: v["decode_tokens_per_s"] / fp32["decode_tokens_per_s"] for k, v in res.items()},
-        "perplexity_change_vs_fp32": {k: v["perplexity"] / fp32["perplexity"] - 1 for k, v in res.items()},
+        "perplexity_change_vs_base": {k: res[k]["perplexity"] / base["perplexity"] - 1
+                                      for k in FINETUNES if k in res},
+        "speedup_vs_fp32": speed, "perplexity_change_vs_fp32": ppl,
+        "target_8bit": {k: {"speedup": speed[k], "ppl_change": ppl[k], "met": speed[k] >= 1.5 and ppl[k] <= 0.02}
+                        for k in eight},
+        "fastest_within_5pct": fastest and {
+            "variant": fastest, "decode_tokens_per_s": res[fastest]["decode_tokens_per_s"],
+            "shipped_q4_1_tokens_per_s": res["base-llamacpp-q4_1"]["decode_tokens_per_s"],
+            "met": res[fastest]["decode_tokens_per_s"] >= res["base-llamacpp-q4_1"]["decode_tokens_per_s"]},
     }
     save()
     print(json.dumps(out["summary"], indent=1))

@@ -315,3 +315,12 @@ def test_lm_frontier_pick_and_report(lm_artifact, tmp_path):
     run_cli("report", "--format", "md", "--output", str(out), check=True)
     text = out.read_text()
     assert "decode ms/token" in text and "perplexity" in text and "int8-dynamic (on full)" in text
+
+
+@pytest.mark.parametrize("method", ["ia3", "prefix", "adapter", "adalora"])
+def test_other_methods_on_causal_lm(corpus, tmp_path, method):
+    res = _finetune(corpus, tmp_path / method, method, max_steps=4, epochs=1)
+    assert res.metrics["steps"] == 4 and res.metrics["dev_loss"] is not None
+    model, tok = load_artifact_model(open_artifact(res.artifact.path))
+    ids = stream(tok, ["the king shall speak of love"])
+    assert perplexity(model, ids, 16, 8)["perplexity"] > 1  # reloads and scores in a fresh load

@@ -45,6 +45,10 @@ def sample_prompts(tok, data: LMData, split: str, ids: list[int]) -> list[list[i
 def evaluate_lm(model, tok, data_cfg: DataConfig, cfg: EvalConfig) -> dict:
     data = load_lm_data(data_cfg)
     ids, text = evaluation_tokens(tok, data, cfg.split, cfg.max_tokens)
+    if len(ids) < 2:
+        from supremum.errors import UserError
+
+        raise UserError(f"the {cfg.split} split of {data_cfg.path} has fewer than 2 tokens", "give more text")
     window = cfg.window or data_cfg.max_length
     t0 = time.perf_counter()
     # Windows per batch capped at 8: a batch's logits are windows x tokens x vocabulary floats.
