@@ -9,7 +9,8 @@ process (so peak memory is the step's own), and lands in the run store like any 
 2. `supremum finetune --method lora` for a fixed number of steps that fits 15 minutes here
    (batch 8 blocks of 128 tokens), in two settings (FINETUNES).
 3. `supremum compress` of the fine-tuned model: PyTorch int8 dynamic, torchao int8 weight-only,
-   int4 weight-only; GGUF export run by llama.cpp (q8_0, q4_k_m, q4_0); the layer-dropped
+   int4 weight-only; GGUF export run by llama.cpp (q8_0, q4_k_m, q4_0, q4_1, q5_0); the shipped
+   Q4_1 base with the LoRA adapter applied by llama.cpp at run time (gguf-lora); the layer-dropped
    student (LAYERS of 30 kept) distilled from the fine-tuned teacher, also exported to q8_0.
 4. `supremum eval` of each on the held-out split: perplexity over the first EVAL_TOKENS tokens
    (window 256, stride 128), batch-1 greedy decode of 64 tokens after a 64-token prompt
@@ -50,6 +51,7 @@ VARIANTS = {
     "gguf-q4_0": ("lora", "gguf", ["quant=q4_0"]),
     "gguf-q4_1": ("lora", "gguf", ["quant=q4_1"]),
     "gguf-q5_0": ("lora", "gguf", ["quant=q5_0"]),
+    "gguf-lora (shipped Q4_1 + adapter)": ("lora", "gguf-lora", ["base_quant=source"]),
     f"L{LAYERS}": ("lora", "drop-layers", [f"num_layers={LAYERS}"]),
     f"L{LAYERS}+distill": (f"L{LAYERS}", "distill", ["max_steps=60", "batch_size=8", "lr=3e-4", "alpha=0.9",
                                                       "eval_every=30"]),

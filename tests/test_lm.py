@@ -324,3 +324,21 @@ def test_other_methods_on_causal_lm(corpus, tmp_path, method):
     model, tok = load_artifact_model(open_artifact(res.artifact.path))
     ids = stream(tok, ["the king shall speak of love"])
     assert perplexity(model, ids, 16, 8)["perplexity"] > 1  # reloads and scores in a fresh load
+
+
+@pytest.mark.skipif(not HAS_LLAMA_CPP, reason="llama-cpp-python is not installed (the `llama` extra)")
+def test_gguf_lora_adapter_matches_merged_model(corpus, tmp_path):
+    res = _finetune(corpus, tmp_path / "lora", "lora", lr=3e-2, epochs=1)
+    merged, tok = load_artifact_model(res.artifact)
+    out = tmp_path / "gl"
+    run_cli("compress", str(res.artifact.path), "--method", "gguf-lora", "--output", str(out), "base_quant=f32",
+            check=True)
+    a = open_artifact(out)
+    assert a.manifest["gguf"]["lora"]["rank"] == 8 and (out / "adapter.gguf").exists()
+    model, _ = load_artifact_model(a)
+    x = torch.tensor([stream(tok, ["the king shall speak of love and war."])[:24]])
+    with torch.no_grad():
+        want = merged(input_ids=x).logits
+    assert float((model(input_ids=x).logits - want).abs().max()) < 1e-3  # adapter at run time == merged
+    proc = run_cli("compress", str(res.artifact.path), "--method", "gguf-lora")  # tiny-llama ships no GGUF
+    assert proc.returncode == 2 and "base_quant" in proc.stderr

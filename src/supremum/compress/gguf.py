@@ -13,15 +13,15 @@ from pydantic import Field
 
 from supremum.compress import CompressConfig, Compressed, register
 from supremum.errors import UserError
-from supremum.lm.gguf_export import QUANTS, quantize, write_gguf
-from supremum.lm.llamacpp import GGUF_FILE, LlamaCppModel
+from supremum.lm.gguf_export import QUANTS, quantize, write_gguf, write_lora_gguf
+from supremum.lm.llamacpp import GGUF_FILE, LORA_FILE, LlamaCppModel
 
 
 class GgufConfig(CompressConfig):
     method: Literal["gguf"] = "gguf"
     quant: Literal[QUANTS] = Field("q8_0", description="llama.cpp weight type: f32, f16, q8_0, q6_k, "
-                                   "q5_k_m, q4_k_m, q4_0, q4_1 (K-quants fall back per tensor where a row "
-                                   "is not a multiple of 256)")
+                                   "q5_k_m, q5_0, q5_1, q4_k_m, q4_0, q4_1 (K-quants fall back per tensor "
+                                   "where a row is not a multiple of 256)")
     threads: int | None = Field(None, ge=1, description="quantization threads (default: torch's)")
 
 
@@ -50,10 +50,67 @@ def gguf_export(model, cfg: GgufConfig, ctx) -> Compressed:
     report = {"quant": cfg.quant, "gguf_mb": (work / GGUF_FILE).stat().st_size / 2**20,
               "tensor_types": runner.kernels()[0]}
 
+    return Compressed(runner, [], report, write_weights=_mover(work, model.config, report))
+
+
+def _mover(work: Path, config, report: dict):
+    """Moves the GGUF files into the artifact and removes the work directory."""
     def write(_model, out: Path) -> dict:
-        model.config.save_pretrained(out)
-        shutil.move(work / GGUF_FILE, out / GGUF_FILE)
+        config.save_pretrained(out)
+        for name in (GGUF_FILE, LORA_FILE):
+            if (work / name).exists():
+                shutil.move(work / name, out / name)
         shutil.rmtree(work, ignore_errors=True)
         return {"backend": "llamacpp", "gguf": report, "transforms": []}
 
-    return Compressed(runner, [], report, write_weights=write)
+    return write
+
+
+class GgufLoraConfig(CompressConfig):
+    method: Literal["gguf-lora"] = "gguf-lora"
+    base_quant: Literal[("source", *QUANTS)] = Field(
+        "source", description="the base model's weights: source = its own GGUF file as shipped (e.g. "
+        "smollm2-135m's Q4_1), or a llama.cpp type to export and quantize the base to")
+    threads: int | None = Field(None, ge=1, description="quantization threads (default: torch's)")
+
+
+def _adapter_dir(parent) -> Path:
+    if parent.manifest.get("storage") == "peft":
+        return parent.path
+    path = parent.manifest.get("adapter_artifact")
+    if not path or not (Path(path) / "adapter_config.json").exists():
+        raise UserError(f"artifact {parent.id} has no LoRA adapter next to it", "fine-tune with --method "
+                        "lora (the adapter is saved as <output>-adapter), or use method gguf")
+    return Path(path)
+
+
+@register(GgufLoraConfig, "LoRA fine-tunes on llama.cpp: the base model's quantized GGUF (as shipped, or "
+          "exported) plus the LoRA adapter as a GGUF applied at run time, never requantized")
+def gguf_lora(model, cfg: GgufLoraConfig, ctx) -> Compressed:
+    from supremum.models import load_model
+
+    if ctx.parent.task != "text-generation" or ctx.parent.manifest.get("compression"):
+        raise UserError("gguf-lora takes a LoRA fine-tune of a causal LM (before other compression)",
+                        "run it on the artifact `finetune --method lora` wrote")
+    adapter, base = _adapter_dir(ctx.parent), ctx.parent.manifest["base_model"]
+    work = Path(tempfile.mkdtemp(prefix="supremum-gguf-"))
+    try:
+        if cfg.base_quant == "source":
+            src = _source_gguf(ctx)
+            if src is None:
+                raise UserError(f"base model '{base}' has no GGUF file", "pass base_quant=q8_0 (or another type)")
+            shutil.copyfile(src, work / GGUF_FILE)
+        else:
+            base_model, _ = load_model(base, "causal-lm")
+            write_gguf(base_model, ctx.tokenizer, work / "f32.gguf", _source_gguf(ctx))
+            quantize(work / "f32.gguf", work / GGUF_FILE, cfg.base_quant, cfg.threads or torch.get_num_threads())
+            (work / "f32.gguf").unlink()
+        lora = write_lora_gguf(adapter, model.config, work / LORA_FILE)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    runner = LlamaCppModel(work / GGUF_FILE, model.config, lora=work / LORA_FILE)
+    report = {"quant": cfg.base_quant, "lora": lora, "tensor_types": runner.kernels()[0],
+              "gguf_mb": (work / GGUF_FILE).stat().st_size / 2**20,
+              "adapter_mb": (work / LORA_FILE).stat().st_size / 2**20}
+    return Compressed(runner, [], report, write_weights=_mover(work, model.config, report))

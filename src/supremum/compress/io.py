@@ -167,9 +167,10 @@ def load_compressed(art, task: str):
 
         return OrtModel(art.path / ONNX_FILE, config), tok
     if art.manifest.get("backend") == "llamacpp":
-        from supremum.lm.llamacpp import GGUF_FILE, LlamaCppModel
+        from supremum.lm.llamacpp import GGUF_FILE, LORA_FILE, LlamaCppModel
 
-        return LlamaCppModel(art.path / GGUF_FILE, config), tok
+        lora = art.path / LORA_FILE if art.manifest.get("gguf", {}).get("lora") else None
+        return LlamaCppModel(art.path / GGUF_FILE, config, lora=lora), tok
     cls = tf.AutoModelForSequenceClassification if task == "classification" else tf.AutoModelForCausalLM
     model = cls.from_config(config)  # random init, overwritten below; keeps computed buffers right
     for t in art.manifest["transforms"]:

@@ -19,7 +19,7 @@ import torch
 
 from supremum.errors import UserError
 
-QUANTS = ("f32", "f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0", "q4_1")
+QUANTS = ("f32", "f16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q5_1", "q4_k_m", "q4_0", "q4_1")
 
 
 def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -27,26 +27,72 @@ def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+NAMES = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+         "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+         "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+         "mlp.down_proj": "ffn_down"}
+
+
+def _rows(w: np.ndarray, gg: str, c) -> np.ndarray:
+    """Output rows in llama.cpp's order (q and k are permuted for its rotary layout)."""
+    if gg == "attn_q":
+        return _permute(w, c.num_attention_heads)
+    if gg == "attn_k":
+        return _permute(w, c.num_key_value_heads or c.num_attention_heads)
+    return w
+
+
 def _tensors(model) -> dict[str, np.ndarray]:
     c = model.config
     sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
-    kv = c.num_key_value_heads or c.num_attention_heads
     out = {"token_embd.weight": sd["model.embed_tokens.weight"], "output_norm.weight": sd["model.norm.weight"]}
     if not c.tie_word_embeddings:
         out["output.weight"] = sd["lm_head.weight"]
-    names = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
-             "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-             "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-             "mlp.down_proj": "ffn_down"}
     for i in range(c.num_hidden_layers):
-        for hf, gg in names.items():
-            w = sd[f"model.layers.{i}.{hf}.weight"]
-            if gg == "attn_q":
-                w = _permute(w, c.num_attention_heads)
-            elif gg == "attn_k":
-                w = _permute(w, kv)
-            out[f"blk.{i}.{gg}.weight"] = w
+        for hf, gg in NAMES.items():
+            out[f"blk.{i}.{gg}.weight"] = _rows(sd[f"model.layers.{i}.{hf}.weight"], gg, c)
     return out
+
+
+def write_lora_gguf(adapter_dir: Path, config, out: Path) -> dict:
+    """A PEFT LoRA adapter as a llama.cpp LoRA GGUF (what convert_lora_to_gguf.py writes):
+    lora_a [r, in] as is, lora_b [out, r] with q/k rows permuted like the base weights."""
+    import gguf
+    from safetensors import safe_open
+
+    acfg = json.loads((adapter_dir / "adapter_config.json").read_text())
+    if acfg.get("peft_type") != "LORA" or acfg.get("use_dora") or acfg.get("modules_to_save"):
+        raise UserError(f"{adapter_dir}: llama.cpp runs plain LoRA adapters only (not DoRA, other PEFT "
+                        "methods, or adapters with extra trained modules)", "use method gguf to merge instead")
+    if acfg.get("rank_pattern") or acfg.get("alpha_pattern"):
+        raise UserError(f"{adapter_dir}: per-module ranks are not supported by llama.cpp adapters",
+                        "use method gguf to merge instead")
+    r, alpha = acfg["r"], acfg["lora_alpha"]
+    if acfg.get("use_rslora"):
+        alpha = alpha * r / np.sqrt(r)  # llama.cpp scales by alpha / r
+    w = gguf.GGUFWriter(str(out), "llama")
+    w.add_string("general.type", "adapter")
+    w.add_string("adapter.type", "lora")
+    w.add_float32("adapter.lora.alpha", float(alpha))
+    n = 0
+    with safe_open(str(adapter_dir / "adapter_model.safetensors"), "np") as f:
+        for key in f.keys():
+            parts = key.split(".")
+            i, module = int(parts[parts.index("layers") + 1]), ".".join(parts[parts.index("layers") + 2:-2])
+            gg = NAMES.get(module)
+            if gg is None:
+                raise UserError(f"{adapter_dir}: LoRA on '{module}' has no llama.cpp counterpart",
+                                "target the attention and MLP projections only")
+            t = f.get_tensor(key).astype(np.float32)
+            side = "a" if parts[-2] == "lora_A" else "b"
+            t = _rows(t, gg, config) if side == "b" else t
+            w.add_tensor(f"blk.{i}.{gg}.weight.lora_{side}", np.ascontiguousarray(t))
+            n += 1
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return {"rank": r, "alpha": float(alpha), "tensors": n}
 
 
 def _check_supported(model) -> None:

@@ -16,23 +16,27 @@ from supremum.compress.runtime import ForeignModel
 from supremum.errors import UserError
 
 GGUF_FILE = "model.gguf"
+LORA_FILE = "adapter.gguf"
 
 
-def _llama(path: Path, n_ctx: int, threads: int, logits_all: bool):
+def _llama(path: Path, n_ctx: int, threads: int, logits_all: bool, lora: Path | None = None):
     try:
         from llama_cpp import Llama
     except ImportError:
         raise UserError("the llama.cpp backend needs llama-cpp-python",
                         "pip install 'supremum[llama]' (builds llama.cpp from source, ~7 minutes)") from None
     llm = Llama(str(path), n_ctx=n_ctx, n_batch=min(n_ctx, 512), n_threads=threads,
-                n_threads_batch=threads, logits_all=logits_all, verbose=False)
+                n_threads_batch=threads, logits_all=logits_all, verbose=False,
+                lora_path=str(lora) if lora else None)
     atexit.register(llm.close)  # freed before interpreter teardown, when llama_cpp can still run
     return llm
 
 
 class LlamaCppModel(ForeignModel):
-    def __init__(self, path: str | Path, config=None, threads: int | None = None, n_ctx: int = 2048) -> None:
-        self.path, self.config = Path(path), config
+    def __init__(self, path: str | Path, config=None, threads: int | None = None, n_ctx: int = 2048,
+                 lora: str | Path | None = None) -> None:
+        """`lora`: a LoRA adapter GGUF applied on top of the model at run time (not merged)."""
+        self.path, self.config, self.lora = Path(path), config, Path(lora) if lora else None
         if not self.path.is_file():
             raise UserError(f"{self.path}: no GGUF file", "re-create the artifact")
         trained = getattr(config, "max_position_embeddings", None) or n_ctx
@@ -41,12 +45,12 @@ class LlamaCppModel(ForeignModel):
 
     def _scoring(self):
         if self._scorer is None:
-            self._scorer = _llama(self.path, self.n_ctx, self.threads, logits_all=True)
+            self._scorer = _llama(self.path, self.n_ctx, self.threads, logits_all=True, lora=self.lora)
         return self._scorer
 
     def generator(self):
         if self._gen is None:  # logits for the last position only: prefill as llama.cpp runs it
-            self._gen = _llama(self.path, self.n_ctx, self.threads, logits_all=False)
+            self._gen = _llama(self.path, self.n_ctx, self.threads, logits_all=False, lora=self.lora)
         return self._gen
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_):
@@ -67,15 +71,16 @@ class LlamaCppModel(ForeignModel):
     def cost_info(self) -> dict:
         from gguf import GGUFReader
 
-        reader = GGUFReader(str(self.path))
-        params = sum(int(np.prod(t.shape)) for t in reader.tensors)
-        return {"params": params, "weights_mb": sum(int(t.n_bytes) for t in reader.tensors) / 2**20}
+        tensors = [t for p in (self.path, self.lora) if p for t in GGUFReader(str(p)).tensors]
+        params = sum(int(np.prod(t.shape)) for t in tensors)
+        return {"params": params, "weights_mb": sum(int(t.n_bytes) for t in tensors) / 2**20}
 
     def kernels(self) -> list[str]:
         from gguf import GGUFReader
 
         types = sorted({t.tensor_type.name for t in GGUFReader(str(self.path)).tensors})
-        return [f"llama.cpp ({'/'.join(types)} tensors)"]
+        lora = " + LoRA adapter applied at run time" if self.lora else ""
+        return [f"llama.cpp ({'/'.join(types)} tensors){lora}"]
 
 
 class LlamaCppStepper:
