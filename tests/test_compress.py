@@ -90,7 +90,17 @@ def check_structure(method: str, child, parent) -> None:
         assert set(t["lowrank"]["ranks"].values()) == {4}
 
 
-@pytest.mark.parametrize("method", sorted(compressors()))
+LM_ONLY = ("gguf", "gguf-lora")  # llama.cpp exports of causal LMs: tests/test_lm.py
+
+
+@pytest.mark.parametrize("method", LM_ONLY)
+def test_lm_only_methods_refuse_classifiers(parent, tmp_path, method):
+    with pytest.raises(UserError, match="causal"):
+        compress(parent, config(method), output=tmp_path / method)
+    assert not (tmp_path / method).exists()
+
+
+@pytest.mark.parametrize("method", sorted(m for m in compressors() if m not in LM_ONLY))
 def test_compress_reload_identical_and_lineage(parent, tmp_path, method):
     child = child_of(parent, method, tmp_path)
     here = logits(open_artifact(child.path))

@@ -61,8 +61,9 @@ class Artifact:
     @property
     def lineage(self) -> str:
         """How this variant was made: fine-tuning method, then compression steps, e.g.
-        `full>prune-heads+distill+onnx-int8-dynamic`."""
-        steps = "+".join(c["method"] for c in self.manifest.get("compression", []))
+        `full>prune-heads+distill+onnx-int8-dynamic`, `lora>gguf:q4_k_m` (GGUF exports name their type)."""
+        steps = "+".join(c["method"] + (f":{c['config']['quant']}" if c.get("config", {}).get("quant") else "")
+                         for c in self.manifest.get("compression", []))
         return (self.manifest.get("method") or "?") + (f">{steps}" if steps else "")
 
     def record_metrics(self, key: str, metrics: dict[str, Any]) -> None:
