@@ -567,7 +567,9 @@ def pick(
 def report(
     output: Annotated[Path, typer.Option(help="file to write")] = Path("supremum-report.html"),
     fmt: Annotated[str, typer.Option("--format", help="html (self-contained, inline SVG plots) or md")] = "html",
-    metric: Annotated[str, typer.Option(help="quality metric: accuracy, macro_f1, mcc")] = "accuracy",
+    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc; perplexity, "
+                                               "bits_per_byte [default: accuracy, or perplexity for causal "
+                                               "LMs]")] = None,
     data: Annotated[str | None, typer.Option(help="evaluation data [default: that of the latest eval]")] = None,
     split: Annotated[str | None, typer.Option(help="evaluation split [default: that of the latest eval]")] = None,
 ) -> None:

@@ -156,12 +156,12 @@ def frontier(metric: str | None = None, cost: str | None = None, data: str | Non
     same, other = split_by_group(rows, group)
     metric, cost = group_defaults(same, metric, cost)
     _check(metric, cost)
+    lm = bool(same) and all(r.task == "text-generation" for r in same)
     other += [(r, f"no {cost} measurement (evaluated with --no-speed?)") for r in same
               if r.costs.get(cost) is None or r.metrics.get(metric) is None]
     same = [r for r in same if r.costs.get(cost) is not None and r.metrics.get(metric) is not None]
     front = pareto(same, metric, cost)
     ids = {r.artifact for r in front}
-    lm = bool(same) and all(r.task == "text-generation" for r in same)
     return {"metric": metric, "cost": cost, "cost_meaning": COSTS[cost],
             "task": "text-generation" if lm else "text-classification",
             "group": {"data": group[0], "split": group[1], "machine": group[2], "protocol": group[3]},

@@ -138,7 +138,7 @@ def sensitivity_tables(store: Store) -> list[tuple[str, dict]]:
     return out
 
 
-def build(store: Store | None = None, metric: str = "accuracy", data: str | None = None,
+def build(store: Store | None = None, metric: str | None = None, data: str | None = None,
           split: str | None = None) -> dict:
     from supremum.errors import UserError
 
