@@ -311,6 +311,7 @@ def test_lm_frontier_pick_and_report(lm_artifact, tmp_path):
     assert pick["pick"]["artifact"] == best["artifact"]
     proc = run_cli("pick", "--max-perplexity", "1.0001", "--json")
     assert proc.returncode == 1 and json.loads(proc.stdout)["unmet_by_every_variant"] == ["max_perplexity"]
+    assert f"ppl {best['metrics']['perplexity']:.2f}" in run_cli("runs", check=True).stdout
     out = tmp_path / "r.md"
     run_cli("report", "--format", "md", "--output", str(out), check=True)
     text = out.read_text()

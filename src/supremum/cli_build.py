@@ -303,10 +303,11 @@ def select_runs(kind, status, sort, limit) -> list[dict]:
 
 def print_runs(rows: list[dict]) -> None:
     t = Table("run", "kind", "status", "started", "model / artifact", "method", "data",
-              "accuracy", "samples/s", "artifact")
+              "accuracy / ppl", "samples/s", "artifact")
     for r in rows:
         cfg, m = r.get("config") or {}, r.get("metrics") or {}
         acc = _headline(r)
+        ppl = m.get("perplexity") or m.get("dev_perplexity")  # causal LMs: eval, or fine-tune's dev
         data = (cfg.get("data") or {}).get("path", "")
         what = (cfg.get("model") or {}).get("name") or ",".join(r.get("parents") or []) or _limit_what(r)
         if r["kind"] in ("scale-run", "scale"):
@@ -315,7 +316,8 @@ def print_runs(rows: list[dict]) -> None:
         t.add_row(r["id"], r["kind"], r["status"],
                   dt.datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M"), what,
                   (cfg.get("method") or {}).get("name", ""), Path(data).name if data else "",
-                  f"{acc:.4f}" if acc is not None else "", f"{m.get('train_samples_per_s', '')}",
+                  f"{acc:.4f}" if acc is not None else (f"ppl {ppl:.2f}" if ppl else ""),
+                  f"{m.get('train_samples_per_s', '')}",
                   r.get("artifact_id") or "")
     out.print(t if rows else "no runs yet (run `supremum finetune`)")
 
