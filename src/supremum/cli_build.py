@@ -309,7 +309,9 @@ def print_runs(rows: list[dict]) -> None:
         acc = _headline(r)
         ppl = m.get("perplexity") or m.get("dev_perplexity")  # causal LMs: eval, or fine-tune's dev
         data = (cfg.get("data") or {}).get("path", "")
-        what = (cfg.get("model") or {}).get("name") or ",".join(r.get("parents") or []) or _limit_what(r)
+        model = cfg.get("model")  # a base-model evaluation records the model's name as a string
+        name = model if isinstance(model, str) else (model or {}).get("name")
+        what = name or ",".join(r.get("parents") or []) or _limit_what(r)
         if r["kind"] in ("scale-run", "scale"):
             src = cfg.get("source")
             data = src.get("path", src.get("kind", "")) if isinstance(src, dict) else str(src or "")
