@@ -112,8 +112,7 @@ def _variant_row(v: dict, metric: str) -> list[str]:
 
 
 def _columns(res: dict) -> tuple[str, ...]:
-    rows = res["frontier"] + res["dominated"]
-    return LM_COST_COLUMNS if rows and rows[0].get("task") == "text-generation" else COST_COLUMNS
+    return LM_COST_COLUMNS if res.get("task") == "text-generation" else COST_COLUMNS
 
 
 COST_COLUMNS = ("b1 ms", "b32 ms", "size MB", "memory MB", "params")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -34,18 +35,31 @@ def _source_gguf(ctx) -> Path | None:
         return None
 
 
+@contextmanager
+def _cleanup_on_error(work: Path):
+    """Nothing half-written is left behind: the work directory goes if any step fails."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _export(model, ctx, out: Path, quant: str, threads: int | None) -> None:
+    """`model` as an F32 GGUF next to `out`, quantized by llama.cpp into `out`."""
+    f32 = out.with_name("f32.gguf")
+    write_gguf(model, ctx.tokenizer, f32, _source_gguf(ctx))
+    quantize(f32, out, quant, threads or torch.get_num_threads())
+    f32.unlink()
+
+
 @register(GgufConfig, "export to GGUF and quantize with llama.cpp (q8_0, q4_k_m, ...); runs on llama.cpp")
 def gguf_export(model, cfg: GgufConfig, ctx) -> Compressed:
     if ctx.parent.task != "text-generation":
         raise UserError("gguf export is for causal language models", "use onnx for classifiers")
     work = Path(tempfile.mkdtemp(prefix="supremum-gguf-"))
-    try:
-        write_gguf(model, ctx.tokenizer, work / "f32.gguf", _source_gguf(ctx))
-        quantize(work / "f32.gguf", work / GGUF_FILE, cfg.quant, cfg.threads or torch.get_num_threads())
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    (work / "f32.gguf").unlink()
+    with _cleanup_on_error(work):
+        _export(model, ctx, work / GGUF_FILE, cfg.quant, cfg.threads)
     runner = LlamaCppModel(work / GGUF_FILE, model.config)
     report = {"quant": cfg.quant, "gguf_mb": (work / GGUF_FILE).stat().st_size / 2**20,
               "tensor_types": runner.kernels()[0]}
@@ -94,21 +108,15 @@ def gguf_lora(model, cfg: GgufLoraConfig, ctx) -> Compressed:
                         "run it on the artifact `finetune --method lora` wrote")
     adapter, base = _adapter_dir(ctx.parent), ctx.parent.manifest["base_model"]
     work = Path(tempfile.mkdtemp(prefix="supremum-gguf-"))
-    try:
+    with _cleanup_on_error(work):
         if cfg.base_quant == "source":
             src = _source_gguf(ctx)
             if src is None:
                 raise UserError(f"base model '{base}' has no GGUF file", "pass base_quant=q8_0 (or another type)")
             shutil.copyfile(src, work / GGUF_FILE)
         else:
-            base_model, _ = load_model(base, "causal-lm")
-            write_gguf(base_model, ctx.tokenizer, work / "f32.gguf", _source_gguf(ctx))
-            quantize(work / "f32.gguf", work / GGUF_FILE, cfg.base_quant, cfg.threads or torch.get_num_threads())
-            (work / "f32.gguf").unlink()
+            _export(load_model(base, "causal-lm")[0], ctx, work / GGUF_FILE, cfg.base_quant, cfg.threads)
         lora = write_lora_gguf(adapter, model.config, work / LORA_FILE)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     runner = LlamaCppModel(work / GGUF_FILE, model.config, lora=work / LORA_FILE)
     report = {"quant": cfg.base_quant, "lora": lora, "tensor_types": runner.kernels()[0],
               "gguf_mb": (work / GGUF_FILE).stat().st_size / 2**20,

@@ -42,6 +42,7 @@ class Scorer:
     """Accuracy of the model on a fixed set of texts, in its current state."""
 
     baseline_key = "baseline_accuracy"
+    baseline_sign = 1.0  # reported baseline = sign x score
     unit = "accuracy points vs the unchanged model (negative: worse)"
 
     def __init__(self, model, tok, texts: list[str], labels: list[int], max_length: int) -> None:
@@ -58,6 +59,7 @@ class LMScorer:
     minus the percent change in perplexity."""
 
     baseline_key = "baseline_loss"
+    baseline_sign = -1.0  # the score is minus the loss
     unit = ("-100 x change in dev loss (nats/token) vs the unchanged model, about minus the % change "
             "in perplexity (negative: worse)")
 
@@ -97,8 +99,8 @@ def layer_sensitivity(model, scorer: Scorer, schemes=SCHEMES, layers: list[str] 
             set_module(model, name, lin)
         rows.append(row)
     rows.sort(key=lambda r: min(v for k, v in r.items() if k != "layer" and v is not None))
-    baseline = base if scorer.baseline_key == "baseline_accuracy" else -base
-    return {scorer.baseline_key: baseline, "layers": rows, "schemes": list(schemes), "unit": scorer.unit}
+    return {scorer.baseline_key: scorer.baseline_sign * base, "layers": rows, "schemes": list(schemes),
+            "unit": scorer.unit}
 
 
 def sensitivity(art, data_cfg, split: str = "dev", schemes=SCHEMES, limit: int | None = None) -> dict:
@@ -125,7 +127,7 @@ def keep_for_budget(model, ctx, method: str, max_drop: float, keep: list[str]) -
 
     scorer = scorer_for(model, ctx)
     sens = layer_sensitivity(model, scorer, ("int8",))
-    base, order = scorer(), [r["layer"] for r in sens["layers"]]
+    base, order = scorer.baseline_sign * sens[scorer.baseline_key], [r["layer"] for r in sens["layers"]]
     keep, tried = list(keep), []
     for extra in [None, *order]:
         if extra is not None:

@@ -142,10 +142,14 @@ def split_by_group(rows: list[Variant], group: tuple) -> tuple[list[Variant], li
     return same, other
 
 
+def group_task(same: list[Variant]) -> str:
+    """text-generation when every row of the group is a causal LM, else text-classification."""
+    return "text-generation" if same and {r.task for r in same} == {"text-generation"} else "text-classification"
+
+
 def group_defaults(same: list[Variant], metric: str | None, cost: str | None) -> tuple[str, str]:
     """The task's metric and cost where not given (perplexity/decode for causal LMs)."""
-    tasks = {r.task for r in same}
-    task = "text-generation" if tasks == {"text-generation"} else "text-classification"
+    task = group_task(same)
     return metric or DEFAULTS[task][0], cost or DEFAULTS[task][1]
 
 
@@ -156,14 +160,14 @@ def frontier(metric: str | None = None, cost: str | None = None, data: str | Non
     same, other = split_by_group(rows, group)
     metric, cost = group_defaults(same, metric, cost)
     _check(metric, cost)
-    lm = bool(same) and all(r.task == "text-generation" for r in same)
+    task = group_task(same)
     other += [(r, f"no {cost} measurement (evaluated with --no-speed?)") for r in same
               if r.costs.get(cost) is None or r.metrics.get(metric) is None]
     same = [r for r in same if r.costs.get(cost) is not None and r.metrics.get(metric) is not None]
     front = pareto(same, metric, cost)
     ids = {r.artifact for r in front}
     return {"metric": metric, "cost": cost, "cost_meaning": COSTS[cost],
-            "task": "text-generation" if lm else "text-classification",
+            "task": task,
             "group": {"data": group[0], "split": group[1], "machine": group[2], "protocol": group[3]},
             "frontier": [asdict(r) for r in front],
             "dominated": [asdict(r) for r in same if r.artifact not in ids],

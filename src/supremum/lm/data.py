@@ -236,8 +236,8 @@ def encode_instruction(tok, record: dict, max_length: int) -> tuple[list[int], l
     for i, m in enumerate(msgs):
         if m["role"] != "assistant":
             continue
-        before = _render(tok, msgs[:i], generation_prompt=True)
-        upto = _render(tok, msgs[: i + 1], generation_prompt=False)
+        before = render(tok, msgs[:i], generation_prompt=True)
+        upto = render(tok, msgs[: i + 1], generation_prompt=False)
         if upto[: len(before)] != before or before[: len(ids)] != ids:
             raise UserError("the tokenizer's chat template does not render a conversation as a "
                             "prefix of its continuation", "use plain text data or a standard template")
@@ -246,7 +246,7 @@ def encode_instruction(tok, record: dict, max_length: int) -> tuple[list[int], l
     return ids[:max_length], labels[:max_length]
 
 
-def _render(tok, msgs: list[dict], generation_prompt: bool) -> list[int]:
+def render(tok, msgs: list[dict], generation_prompt: bool) -> list[int]:
     if getattr(tok, "chat_template", None):
         if not msgs:
             return []

@@ -8,7 +8,7 @@ import time
 
 from supremum.config import DataConfig, EvalConfig
 from supremum.evaluate.speed import param_counts
-from supremum.lm.data import LMData, _render, load_lm_data, stream
+from supremum.lm.data import LMData, load_lm_data, render, stream
 from supremum.lm.generation import generation_cost, greedy
 from supremum.lm.metrics import perplexity
 
@@ -22,7 +22,7 @@ def evaluation_tokens(tok, data: LMData, split: str, max_tokens: int | None) -> 
     if data.kind == "text":
         ids = stream(tok, data.split(split))
     else:
-        ids = [t for r in data.split(split) for t in _render(tok, r["messages"], generation_prompt=False)]
+        ids = [t for r in data.split(split) for t in render(tok, r["messages"], generation_prompt=False)]
     if max_tokens:
         ids = ids[:max_tokens]
     return ids, tok.decode(ids[1:], skip_special_tokens=True)
@@ -35,7 +35,7 @@ def sample_prompts(tok, data: LMData, split: str, ids: list[int]) -> list[list[i
         out = []
         for r in data.split(split)[:SAMPLES]:
             first = next(i for i, m in enumerate(r["messages"]) if m["role"] == "assistant")
-            out.append(_render(tok, r["messages"][:first], generation_prompt=True))
+            out.append(render(tok, r["messages"][:first], generation_prompt=True))
         return out
     step = max(1, (len(ids) - SAMPLE_PROMPT_TOKENS) // SAMPLES)
     return [ids[i : i + SAMPLE_PROMPT_TOKENS] for i in range(0, step * SAMPLES, step)
