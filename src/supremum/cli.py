@@ -239,6 +239,10 @@ def compress(
     max_drop: Annotated[float | None, typer.Option(help="int8-dynamic: accuracy points the dev "
                                                    "metric may drop; sensitive layers stay fp32")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads [default: all cores]")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(
+        help="recovery training (distill, lowrank, prune-iterative): a resumable checkpoint every N steps")] = None,
+    resume: Annotated[bool, typer.Option(help="continue a killed compression of the same parent, options and "
+                                         "data from its last checkpoint")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
     options: Annotated[list[str] | None, typer.Argument(
         help="KEY=VALUE options of the method, e.g. sparsity=0.5 group_size=64")] = None,
@@ -255,7 +259,8 @@ def compress(
     from supremum.compress import compress as run
     from supremum.evaluate import resolve_artifact
 
-    child = run(resolve_artifact(artifact), cfg, output=output, data=data, command=" ".join(sys.argv))
+    child = run(resolve_artifact(artifact), cfg, output=output, data=data, command=" ".join(sys.argv),
+                checkpoint_every=checkpoint_every, resume=resume)
     _echo_json({"artifact": str(child.path), "artifact_id": child.id, "parents": child.manifest["parents"],
                 "report": child.manifest["compression"][-1]["report"]}) if as_json \
         else cli_build.print_compress(child)

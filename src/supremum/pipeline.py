@@ -132,14 +132,18 @@ def _run_stage(cfg: PipelineConfig, s: StageSpec, parent: Artifact | None, out: 
                "train": {**cfg.train.model_dump(exclude_unset=True), **ft.pop("train", {})},
                "method": ft.pop("method", {"name": "full"}), "output": str(out),
                "tracking": cfg.tracking.model_dump(), **ft}
-        return finetune(build(FinetuneConfig, raw, f"stage {s.id}"), store=store, progress=False).artifact
+        # resume=True: a stage killed mid-training continues from its checkpoint (the checkpoint's
+        # identity is the stage's full config, so nothing else can be resumed by mistake).
+        return finetune(build(FinetuneConfig, raw, f"stage {s.id}"), store=store, progress=False,
+                        resume=True).artifact
     from supremum.compress import compress, make_config
 
     opts = dict(s.compress)
     method = opts.pop("method", None)
     if not method:
         raise UserError(f"stage {s.id}: compress needs method:", "e.g. compress: {method: int8-dynamic}")
-    return compress(parent, make_config(method, opts, f"stage {s.id}"), output=out, store=store)
+    return compress(parent, make_config(method, opts, f"stage {s.id}"), output=out, store=store,
+                    checkpoint_every=cfg.train.checkpoint_every, resume=True)
 
 
 def estimate_plan(cfg: PipelineConfig, rows: list[dict], store: Store, probe: bool = True) -> dict:

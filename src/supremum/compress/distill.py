@@ -166,14 +166,15 @@ def recover(student, teacher, mapping: list[int], ctx, cfg: DistillConfig) -> di
     tr = ctx.encoded("train")
     dev = ctx.encoded("dev") if ctx.has_split("dev") else None
     tcfg = TrainConfig(epochs=cfg.epochs, max_steps=cfg.max_steps, lr=cfg.lr, batch_size=cfg.batch_size,
-                       bf16=cfg.bf16, seed=cfg.seed, eval_every=cfg.eval_every, keep_best=dev is not None)
+                       bf16=cfg.bf16, seed=cfg.seed, eval_every=cfg.eval_every, keep_best=dev is not None,
+                       checkpoint_every=ctx.checkpoint_every)
     torch.manual_seed(cfg.seed)
     objective = {"loss_fn": Loss(teacher, cfg, mapping, proj)}
     if ctx.is_lm:
         from supremum.lm.metrics import dev_scorer
 
         objective = {"loss_fn": LMLoss(teacher, cfg), "scorer": dev_scorer(bf16=cfg.bf16)}
-    result, _ = train(student, tr, dev, tcfg, tok.pad_token_id, **objective)
+    result, _ = train(student, tr, dev, tcfg, tok.pad_token_id, **objective, **ctx.training_checkpoint())
     if proj is not None:
         del student.distill_proj
     if cfg.attention_weight > 0:

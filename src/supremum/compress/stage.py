@@ -4,6 +4,9 @@ with its lineage (parent id, the chain of methods) in the manifest and the store
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from supremum.data import TaskData, load_data
 from supremum.errors import UserError
 from supremum.machine import fingerprint
 from supremum.store import Store
+from supremum.train import checkpoint as ckpt
 
 ONNX_METHODS_OK_ON_ONNX = ("onnx-int8-dynamic", "onnx-int8-static")
 
@@ -29,6 +33,19 @@ class Context:
     tokenizer: object
     data_cfg: DataConfig | None
     threads: int | None = None
+    #: where recovery training checkpoints (None: it does not), how often, and whether to resume
+    checkpoints: Path | None = None
+    checkpoint_every: int | None = None
+    resume: bool = False
+    _trainings: int = 0
+
+    def training_checkpoint(self) -> dict:
+        """Checkpoint arguments of the next recovery training in this run (iterative pruning
+        trains once per round, so each training gets its own directory)."""
+        self._trainings += 1
+        if self.checkpoints is None or not self.checkpoint_every:
+            return {}
+        return {"ckpt_dir": self.checkpoints / f"training-{self._trainings}", "resume": self.resume}
 
     @functools.cached_property
     def data(self) -> TaskData:
@@ -75,18 +92,25 @@ class Context:
 
 
 def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str | None = None,
-             store: Store | None = None, command: str = "") -> Artifact:
+             store: Store | None = None, command: str = "", checkpoint_every: int | None = None,
+             resume: bool = False) -> Artifact:
+    """Compress `art` with `cfg`. With `checkpoint_every`, recovery training (distill, lowrank,
+    prune-iterative) writes resumable checkpoints; `resume` continues a killed run of the same
+    parent, method options and data from its last one."""
     store = store or Store()
     method = compressors()[cfg.method]
     _check_backend(art, cfg.method)
-    run_id = new_id()
+    run_dir = store.root / "checkpoints" / f"compress-{_identity(art, cfg, data)}"
+    run_id = ckpt.persistent_run_id(run_dir, resume, new_id) if checkpoint_every else new_id()
     store.start_run(run_id, "compress", command, {"compress": cfg.model_dump(mode="json"),
-                    "parent": art.id}, fingerprint(), parents=[art.id])
+                    "parent": art.id}, fingerprint(), parents=[art.id],
+                    checkpoint=str(run_dir) if checkpoint_every else None)
     try:
         model, tok = load_artifact_model(art)
         if hasattr(model, "merge_and_unload"):  # an adapter-only LoRA artifact: compress the merged model
             model = model.merge_and_unload()
-        ctx = Context(art, tok, _data_cfg(art, data))
+        ctx = Context(art, tok, _data_cfg(art, data), checkpoints=run_dir, checkpoint_every=checkpoint_every,
+                      resume=resume)
         result = method.run(model, cfg, ctx)
         child = _save(art, tok, cfg, result, output, store.root, run_id)
     except BaseException as e:
@@ -95,7 +119,14 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
     store.add_artifact(child.id, str(child.path), run_id, child.task, child.manifest["base_model"],
                        child.lineage)
     store.finish_run(run_id, result.report, child.id, str(child.path.resolve()))
+    shutil.rmtree(run_dir, ignore_errors=True)
     return child
+
+
+def _identity(art: Artifact, cfg, data: str | None) -> str:
+    """What a resumed compression must share with the killed one: parent, options, data."""
+    d = {"parent": art.id, "config": cfg.model_dump(mode="json"), "data": data}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _check_backend(art: Artifact, method: str) -> None:

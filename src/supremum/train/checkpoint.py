@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from supremum.fsutil import atomic_dir, recover_dir
+from supremum.fsutil import atomic_dir, recover_dir, write_bytes
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -90,3 +90,13 @@ def _jsonable(x):
 
 def _tuplify(x):
     return tuple(_tuplify(v) for v in x) if isinstance(x, list) else x
+
+
+def persistent_run_id(run_dir: Path, resume: bool, new_id) -> str:
+    """The run id survives a crash next to the checkpoint, so a resumed run continues its row."""
+    meta = run_dir / "run_id"
+    if resume and meta.exists():
+        return meta.read_text().strip()
+    run_id = new_id()
+    write_bytes(meta, run_id.encode())
+    return run_id

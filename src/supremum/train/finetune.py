@@ -17,12 +17,12 @@ from supremum.artifact import Artifact, new_id, save_artifact
 from supremum.config import FinetuneConfig
 from supremum.data import TaskData, load_data
 from supremum.data.batching import tokenize
-from supremum.fsutil import write_bytes
 from supremum.machine import fingerprint
 from supremum.models import load_model
 from supremum.progress import TrainProgress
 from supremum.store import Store
 from supremum.tracking import Tracker
+from supremum.train import checkpoint as ckpt
 from supremum.train import distributed
 from supremum.train.loop import Split, TrainResult, plan_steps, train
 from supremum.train.methods import method_for, trainable_parameters
@@ -71,7 +71,7 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     data, model, tok, method, train_split, dev, objective = _prepare(cfg, dist)
     trainable, total = trainable_parameters(model)
     run_dir = _run_dir(store.root, cfg, dist)
-    run_id = _run_id(run_dir, resume)
+    run_id = ckpt.persistent_run_id(run_dir, resume, new_id)
     ckpt_dir = run_dir / "last"
     store.start_run(run_id, "finetune", command, cfg.model_dump(mode="json"), fingerprint(),
                     checkpoint=str(ckpt_dir) if cfg.train.checkpoint_every else None)
@@ -165,16 +165,6 @@ def _encode(tok, data: TaskData, cfg: FinetuneConfig) -> tuple[Split, Split]:
         data.info["augmented"] = {"added": len(texts) - len(data.texts("train")), "mask_token": mask}
     dev = Split(tokenize(tok, data.texts("dev"), cfg.data.max_length), data.labels("dev"))
     return Split(tokenize(tok, texts, cfg.data.max_length), labels), dev
-
-
-def _run_id(run_dir: Path, resume: bool) -> str:
-    """The run id survives a crash next to the checkpoint, so a resumed run continues its row."""
-    meta = run_dir / "run_id"
-    if resume and meta.exists():
-        return meta.read_text().strip()
-    run_id = new_id()
-    write_bytes(meta, run_id.encode())
-    return run_id
 
 
 def _train(model, train_split, dev, cfg, pad_id, ckpt_dir, resume, progress, tracker,
