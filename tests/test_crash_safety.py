@@ -10,10 +10,8 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 

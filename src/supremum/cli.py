@@ -240,7 +240,8 @@ def compress(
                                                    "metric may drop; sensitive layers stay fp32")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads [default: all cores]")] = None,
     checkpoint_every: Annotated[int | None, typer.Option(
-        help="recovery training (distill, lowrank, prune-iterative): a resumable checkpoint every N steps")] = None,
+        help="recovery training (distill, lowrank, prune-iterative): a resumable checkpoint every N "
+             "steps")] = None,
     resume: Annotated[bool, typer.Option(help="continue a killed compression of the same parent, options and "
                                          "data from its last checkpoint")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
