@@ -53,3 +53,59 @@ def test_two_processes_at_batch_16_equal_one_process_at_batch_32(data):
     rows = [r for r in Store(data / "home").runs() if r["kind"] == "finetune"]
     assert [r["status"] for r in rows] == ["finished", "finished"]
     assert two["metrics"]["train_size"] == one["metrics"]["train_size"]
+
+
+def test_fsdp_over_two_processes_equals_one_process_and_resumes(data):
+    """FSDP shards weights, gradients and Adam state over 2 ranks: the same trajectory and weights as
+    one unsharded process; the checkpoint (gathered to rank 0) resumes a killed run."""
+    one = _finetune(data, "one", ["--batch-size", "32", "--max-steps", "8"])
+    fsdp = ["--batch-size", "16", "--nproc", "2", "--max-steps", "8", "train.parallel=fsdp"]
+    two = _finetune(data, "two", [*fsdp, "--checkpoint-every", "3"])
+    l1 = [x["loss"] for x in one["metrics"]["loss_curve"]]
+    l2 = [x["loss"] for x in two["metrics"]["loss_curve"]]
+    assert l1 == pytest.approx(l2, rel=1e-4, abs=1e-5) and max(l1) - min(l1) > 1e-4
+    w1 = load_file(str(data / "one" / "model.safetensors"))
+    w2 = load_file(str(data / "two" / "model.safetensors"))
+    assert w1.keys() == w2.keys() and all(abs(w1[k] - w2[k]).max() < 2e-5 for k in w1)
+    # Stop after 6 steps (a checkpoint at 6 is written), then resume to 8 from it: the same weights
+    # as the uninterrupted sharded run. Stopping by max_steps changes the schedule, so the first
+    # part runs with the full run's step budget and is cut by a kill once step 6 is on disk.
+    env = {**os.environ, "SUPREMUM_HOME": str(data / "home3"), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "supremum", "finetune", "--model", "tiny-bert", "--data", str(data / "d.csv"),
+           "--lr", "3e-3", "--seed", "3", "--no-progress", "--json", "--output", str(data / "three"), *fsdp,
+           "--checkpoint-every", "3", "train.dropout=0", "train.keep_best=false", "train.threads=1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    import signal
+    import time
+
+    import psutil
+
+    deadline = time.time() + 300
+    state = None
+    while time.time() < deadline and proc.poll() is None:
+        states = list((data / "home3").glob("checkpoints/*/last/state.json"))
+        if states and json.loads(states[0].read_text())["step"] >= 6:
+            state = states[0]
+            # torchrun starts each rank in its own session: kill the whole tree, not one group
+            tree = psutil.Process(proc.pid)
+            for q in [tree, *tree.children(recursive=True)]:
+                q.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    proc.wait()
+    assert state is not None, "the run ended before it could be killed"
+    # The gathered optimizer state is keyed by parameter name (FSDP's full state dict).
+    meta = json.loads((state.parent / "optimizer.json").read_text())
+    assert any(k.startswith("bert.") for k in meta["scalars"]) or meta["param_groups"][0]["params"][0].startswith(
+        "bert.")
+    # Mark the checkpoint's first logged loss: the resumed run's curve must carry it (it resumed).
+    st = json.loads(state.read_text())
+    st["log"][0]["loss"] = 123.0
+    state.write_text(json.dumps(st))
+    p = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    resumed = json.loads(p.stdout[p.stdout.index("{"):])
+    assert resumed["metrics"]["loss_curve"][0]["loss"] == 123.0
+    w3 = load_file(str(data / "three" / "model.safetensors"))
+    assert all(abs(w2[k] - w3[k]).max() < 1e-6 for k in w2)

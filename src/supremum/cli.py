@@ -130,7 +130,12 @@ def finetune(
 
     cfg = cli_build.finetune_config(locals())  # validated before any process is launched
     if nproc > 1 and not distributed.current().active:
-        raise typer.Exit(distributed.launch(nproc, distributed.strip_nproc(sys.argv[1:])))
+        if cfg.train.parallel == "fsdp":
+            from supremum.train import sharding
+
+            sharding.check(cfg.train, cfg.method.name)
+        raise typer.Exit(distributed.launch(nproc, distributed.strip_nproc(sys.argv[1:]),
+                                                     debug="--debug" in sys.argv))
     _quiet_libraries()
     from supremum.train.finetune import finetune as run
 

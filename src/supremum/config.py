@@ -86,6 +86,9 @@ class TrainConfig(Strict):
     checkpoint_every: int | None = Field(None, ge=1, description="write a resumable checkpoint "
                                          "every N steps")
     threads: int | None = Field(None, ge=1, description="torch threads (default: torch's choice)")
+    parallel: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="with --nproc: ddp keeps a full model per process; fsdp shards weights, "
+        "gradients and optimizer state over the processes (FSDP2, one unit per layer)")
 
 
 class FinetuneConfig(Strict):

@@ -16,17 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from supremum.fsutil import atomic_dir, recover_dir, write_bytes
-
-
-def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def load_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, value in state.items():
-            params[name].copy_(value)
+from supremum.train import sharding
 
 
 def _flatten_optimizer(sd: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -43,15 +33,18 @@ def _flatten_optimizer(sd: dict) -> tuple[dict[str, torch.Tensor], dict]:
 def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     state: dict[int, dict[str, Any]] = {}
     for key, v in [*tensors.items(), *meta["scalars"].items()]:
-        pid, k = key.split(".", 1)
-        state.setdefault(int(pid), {})[k] = v
+        # ids are ints, or parameter names (with dots) for FSDP's gathered state; keys have no dot
+        pid, k = key.rsplit(".", 1)
+        state.setdefault(int(pid) if pid.isdigit() else pid, {})[k] = v
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(path: Path, model, opt, state: dict, best: dict[str, torch.Tensor] | None) -> None:
+def save_checkpoint(path: Path, trainable: dict[str, torch.Tensor], optimizer: dict, state: dict,
+                    best: dict[str, torch.Tensor] | None) -> None:
+    """`trainable` and `optimizer`: full (gathered) state, from `sharding`."""
     with atomic_dir(path) as tmp:
-        save_file({k: v.contiguous() for k, v in trainable_state(model).items()}, tmp / "trainable.safetensors")
-        tensors, meta = _flatten_optimizer(opt.state_dict())
+        save_file({k: v.contiguous() for k, v in trainable.items()}, tmp / "trainable.safetensors")
+        tensors, meta = _flatten_optimizer(optimizer)
         save_file(tensors, tmp / "optimizer.safetensors")
         (tmp / "optimizer.json").write_text(json.dumps(meta))
         if best is not None:
@@ -61,11 +54,13 @@ def save_checkpoint(path: Path, model, opt, state: dict, best: dict[str, torch.T
         (tmp / "state.json").write_text(json.dumps({**state, "rng": rng}))
 
 
-def load_checkpoint(path: Path, model, opt) -> tuple[dict, dict[str, torch.Tensor] | None]:
+def load_checkpoint(path: Path, model, opt, sharded: bool = False) -> tuple[dict, dict[str, torch.Tensor] | None]:
+    """Restore weights, optimizer, RNGs and the loop state (collective when sharded)."""
     path = recover_dir(path)
-    load_trainable(model, load_file(path / "trainable.safetensors"))
+    sharding.load_trainable(model, load_file(path / "trainable.safetensors"), sharded)
     meta = json.loads((path / "optimizer.json").read_text())
-    opt.load_state_dict(_unflatten_optimizer(load_file(path / "optimizer.safetensors"), meta))
+    sharding.load_optimizer(model, opt, _unflatten_optimizer(load_file(path / "optimizer.safetensors"), meta),
+                            sharded)
     torch.set_rng_state(load_file(path / "rng.safetensors")["torch"])
     state = json.loads((path / "state.json").read_text())
     rng = state.pop("rng")

@@ -11,6 +11,7 @@ writes checkpoints, artifacts and store rows.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -77,14 +78,29 @@ def shutdown(d: Dist) -> None:
             tdist.destroy_process_group()
 
 
-def launch(nproc: int, argv: list[str]) -> int:
-    """Run `supremum <argv>` under torchrun with `nproc` local processes; returns the exit code.
-    Rank 0 keeps the terminal; the other ranks' output is dropped unless they fail (torchrun
-    then reports their error)."""
+def launch(nproc: int, argv: list[str], debug: bool = False) -> int:
+    """Run `supremum <argv>` under torchrun with `nproc` local processes; returns rank 0's exit
+    code. Rank 0 keeps the terminal; the other ranks' output is dropped. When a rank fails,
+    torchrun adds its own traceback and exits 1: we keep the rank's one-line error and its exit
+    code (2 for bad input) and drop torchrun's report unless --debug."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "--local-ranks-filter=0", "-m", "supremum", *argv]
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
-    return subprocess.run(cmd, env=env).returncode
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
+    failed_code = None
+    for line in iter(proc.stderr.readline, b""):
+        m = _CHILD_FAILED.search(line)
+        if m and failed_code is None:
+            failed_code = int(m.group(1))
+        if failed_code is None or debug:
+            sys.stderr.buffer.write(line)
+            sys.stderr.buffer.flush()
+    code = proc.wait()
+    return failed_code if code and failed_code else code
+
+
+# torchrun's line when a worker exits non-zero ("... failed (exitcode: 2) local_rank: 0 ...")
+_CHILD_FAILED = re.compile(rb"failed \(exitcode: (-?\d+)\) local_rank")
 
 
 def strip_nproc(argv: list[str]) -> list[str]:

@@ -23,7 +23,7 @@ from supremum.progress import TrainProgress
 from supremum.store import Store
 from supremum.tracking import Tracker
 from supremum.train import checkpoint as ckpt
-from supremum.train import distributed
+from supremum.train import distributed, sharding
 from supremum.train.loop import Split, TrainResult, plan_steps, train
 from supremum.train.methods import method_for, trainable_parameters
 
@@ -41,6 +41,8 @@ def config_hash(cfg: FinetuneConfig) -> str:
     d = cfg.model_dump(mode="json")
     d["train"].pop("checkpoint_every", None)
     d["train"].pop("threads", None)
+    if d["train"].get("parallel") == "ddp":  # added later: the default leaves older hashes as they were
+        d["train"].pop("parallel")
     d.pop("tracking", None)
     if d.get("task") == "auto":  # added later: the default leaves older hashes as they were
         d.pop("task")
@@ -79,6 +81,8 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
         with Tracker(cfg.tracking, store.root, f"finetune-{run_id}", cfg.model_dump(mode="json")) as tr:
             result = _train(model, train_split, dev, cfg, tok.pad_token_id, ckpt_dir, resume, progress, tr,
                             method.after_step, objective)
+            if _sharded(cfg, dist):
+                model = _unsharded(model, cfg, data, len(train_split.ids), dist)
             tr.log({"trainable_params": trainable, "train_seconds": result.train_seconds})
         metrics = _metrics(result, trainable, total, data)
         adapter = _save_adapter(method, model, tok, cfg, data, metrics, run_id, store)
@@ -101,7 +105,22 @@ def _follow(cfg: FinetuneConfig, dist: distributed.Dist, resume: bool) -> None:
     ckpt_dir = _run_dir(Store().root, cfg, dist) / "last"
     train(model, train_split, dev, cfg.train, tok.pad_token_id, ckpt_dir=ckpt_dir, resume=resume,
           after_step=method.after_step, **objective)
+    if _sharded(cfg, dist):
+        sharding.full_state(model)  # the gather to rank 0 needs every rank
     return None
+
+
+def _sharded(cfg: FinetuneConfig, dist: distributed.Dist) -> bool:
+    return dist.active and cfg.train.parallel == "fsdp"
+
+
+def _unsharded(model, cfg: FinetuneConfig, data, n_train: int, dist: distributed.Dist):
+    """Rank 0: the trained weights gathered into a fresh, unsharded copy of the model, which is
+    what the method's finalize and the artifact writer expect (FSDP2 has no unwrap)."""
+    full = sharding.full_state(model)
+    fresh = _with_method(_base(cfg, resolve_task(cfg), data)[0], cfg, n_train, dist)
+    fresh.load_state_dict(full)
+    return fresh.eval()
 
 
 def _run_dir(root: Path, cfg: FinetuneConfig, dist: distributed.Dist) -> Path:
@@ -123,13 +142,23 @@ def _prepare(cfg: FinetuneConfig, dist: distributed.Dist):
     if resolve_task(cfg) == "causal-lm":
         return _prepare_lm(cfg, dist)
     data = load_data(cfg.data)
-    seed_everything(cfg.train.seed)
-    model, tok = load_model(cfg.model.name, "classification", gguf_file=cfg.model.gguf_file,
-                            label_names=data.label_names, dropout=cfg.train.dropout)
-    method = method_for(cfg.method)
+    model, tok = _base(cfg, "classification", data)
     train_split, dev = _encode(tok, data, cfg)
-    model = method.apply(model, cfg.method, plan_steps(len(train_split.ids), cfg.train, dist.world)[1])
-    return data, model, tok, method, train_split, dev, {}
+    model = _with_method(model, cfg, len(train_split.ids), dist)
+    return data, model, tok, method_for(cfg.method), train_split, dev, {}
+
+
+def _base(cfg: FinetuneConfig, task: str, data):
+    """(model, tokenizer) before the method, seeded: the same on every rank and every call."""
+    seed_everything(cfg.train.seed)
+    labels = {"label_names": data.label_names} if task == "classification" else {}
+    return load_model(cfg.model.name, task, gguf_file=cfg.model.gguf_file, dropout=cfg.train.dropout, **labels)
+
+
+def _with_method(model, cfg: FinetuneConfig, n_train: int, dist: distributed.Dist):
+    if cfg.train.parallel == "fsdp":
+        sharding.check(cfg.train, cfg.method.name)
+    return method_for(cfg.method).apply(model, cfg.method, plan_steps(n_train, cfg.train, dist.world)[1])
 
 
 def _prepare_lm(cfg: FinetuneConfig, dist: distributed.Dist):
@@ -141,17 +170,14 @@ def _prepare_lm(cfg: FinetuneConfig, dist: distributed.Dist):
         raise UserError("train.augment and train.label_smoothing apply to classification only",
                         "remove them for a language-model fine-tune")
     data = load_lm_data(cfg.data)
-    seed_everything(cfg.train.seed)
-    model, tok = load_model(cfg.model.name, "causal-lm", gguf_file=cfg.model.gguf_file,
-                            dropout=cfg.train.dropout)
+    model, tok = _base(cfg, "causal-lm", data)
     train_split = training_split(tok, data, "train", cfg.data.max_length)
     dev = training_split(tok, data, "dev", cfg.data.max_length) if data.records["dev"] else None
     data.info["blocks"] = {"train": len(train_split.ids), "dev": len(dev.ids) if dev else 0,
                            "tokens_per_block": cfg.data.max_length if data.kind == "text" else None}
-    method = method_for(cfg.method)
-    model = method.apply(model, cfg.method, plan_steps(len(train_split.ids), cfg.train, dist.world)[1])
+    model = _with_method(model, cfg, len(train_split.ids), dist)
     objective = {"loss_fn": lm_loss, "scorer": dev_scorer(bf16=cfg.train.bf16)}
-    return data, model, tok, method, train_split, dev, objective
+    return data, model, tok, method_for(cfg.method), train_split, dev, objective
 
 
 def _encode(tok, data: TaskData, cfg: FinetuneConfig) -> tuple[Split, Split]:

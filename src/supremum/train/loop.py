@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from supremum.config import TrainConfig
 from supremum.data.batching import batch_order, iterate
 from supremum.infer import predict_logits
-from supremum.train import adversarial, distributed
+from supremum.train import adversarial, distributed, sharding
 from supremum.train import checkpoint as ckpt
 from supremum.train.optim import build_optimizer, lr_factor, set_lr, warmup_steps
 
@@ -68,14 +68,17 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
     `scorer(model, dev) -> (score, record)` replaces dev accuracy (higher score is better; the
     record goes into the evaluation log)."""
     dist = distributed.current()
+    sharded = dist.active and cfg.parallel == "fsdp"
+    if sharded:
+        sharding.shard(model)  # before the optimizer, which must hold the sharded parameters
     opt = build_optimizer(model, cfg)
     per_epoch, total = plan_steps(len(train_split.ids), cfg, dist.world)
     warm = warmup_steps(cfg, total)
     state, best = fresh_state(), None
     if resume and ckpt_dir is not None and ckpt.exists(ckpt_dir):
-        state, best = ckpt.load_checkpoint(ckpt_dir, model, opt)
+        state, best = ckpt.load_checkpoint(ckpt_dir, model, opt, sharded)
     lengths = [len(x) for x in train_split.ids]
-    fwd = _ddp(model) if dist.active else model
+    fwd = _ddp(model) if dist.active and not sharded else model
     model.train()
     while state["step"] < total and not state["stopped_early"]:
         # Every rank draws the same global batches (batch_size per process x processes) and
@@ -94,23 +97,31 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
             state["log"].append({"step": state["step"], "loss": loss, "lr": lr})
             end_of_epoch = j + 1 == len(steps)
             if dev is not None and _eval_due(state["step"], total, end_of_epoch, cfg):
-                best = _evaluate(model, dev, pad_id, cfg, state, best, scorer)
+                best = _evaluate(model, dev, pad_id, cfg, state, best, scorer, sharded)
             if on_step:
                 just = state["evals"][-1] if state["evals"] and state["evals"][-1]["step"] == state["step"] else {}
                 on_step({**state["log"][-1], **just, "total": total,
                          "samples_per_s": state["samples"] / max(state["train_seconds"], 1e-9)})
-            if (ckpt_dir is not None and dist.main and cfg.checkpoint_every
-                    and state["step"] % cfg.checkpoint_every == 0):
-                ckpt.save_checkpoint(ckpt_dir, model, opt, state, best)
+            if ckpt_dir is not None and cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
+                _checkpoint(ckpt_dir, model, opt, state, best, dist, sharded)
             if state["step"] >= total or state["stopped_early"]:
                 break
         else:
             state["epoch"] += 1
             state["batch_in_epoch"] = 0
     if best is not None and cfg.keep_best:
-        ckpt.load_trainable(model, best)
+        sharding.load_trainable(model, best, sharded)
     model.eval()
     return TrainResult(state, state["train_seconds"], state["samples"], state["evals"]), best
+
+
+def _checkpoint(path: Path, model, opt, state: dict, best, dist: distributed.Dist, sharded: bool) -> None:
+    """Rank 0 writes; with FSDP every rank first takes part in gathering the full state."""
+    if not (dist.main or sharded):
+        return
+    trainable, optimizer = sharding.trainable_state(model, sharded), sharding.optimizer_state(model, opt, sharded)
+    if dist.main:
+        ckpt.save_checkpoint(path, trainable, optimizer, state, best)
 
 
 def _ddp(model):
@@ -181,12 +192,13 @@ def accuracy_scorer(pad_id: int, bf16: bool) -> Callable:
     return score
 
 
-def _evaluate(model, dev: Split, pad_id: int, cfg: TrainConfig, state: dict, best, scorer=None):
+def _evaluate(model, dev: Split, pad_id: int, cfg: TrainConfig, state: dict, best, scorer=None,
+              sharded: bool = False):
     acc, record = (scorer or accuracy_scorer(pad_id, cfg.bf16))(model, dev)
     state["evals"].append({"step": state["step"], **record})
     if state["best_score"] is None or acc > state["best_score"]:
         state.update(best_score=acc, best_step=state["step"], bad_evals=0)
-        return ckpt.trainable_state(model) if cfg.keep_best else None
+        return sharding.trainable_state(model, sharded) if cfg.keep_best else None
     state["bad_evals"] += 1
     if cfg.early_stopping and state["bad_evals"] >= cfg.early_stopping:
         state["stopped_early"] = True
