@@ -1,4 +1,6 @@
 import json
+import os
+from pathlib import Path
 
 import pytest
 from conftest import run_cli
@@ -150,3 +152,42 @@ def test_resume_after_a_stage_is_killed(csv_data, tmp_path):
     assert rows == {"full": "cached", "dl": "cached", "slow": "finished"}
     leftovers = [p.name for p in (store.root / "pipelines" / "t").iterdir() if p.name.startswith(".")]
     assert leftovers == []
+
+
+def _parallel_matches_sequential(data, tmp_path, **how):
+    """The same recipe one stage after another in-process and `how` (jobs/executor): the same
+    statuses, and artifacts with identical weights (one torch thread each, so the same kernels)."""
+    from safetensors.torch import load_file
+
+    r = recipe(data)
+    r["train"]["threads"] = 1
+    out = {}
+    for name, extra in (("seq", {}), ("par", how)):
+        store = Store(tmp_path / name)
+        rows = run(PipelineConfig.model_validate({**r, **extra}), store)
+        out[name] = {x["stage"]: x for x in rows}
+    seq, par = out["seq"], out["par"]
+    assert {k: v["status"] for k, v in seq.items()} == {k: v["status"] for k, v in par.items()}
+    assert par["broken"]["status"] == "failed" and "num_layers=9" in par["broken"]["error"]
+    for stage in ("full", "q8", "ffn"):
+        a, b = (load_file(str(Path(x[stage]["output"]) / "model.safetensors")) for x in (seq, par))
+        assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a), stage
+        assert par[stage]["evaluated"] == ["dev"]
+    return par
+
+
+def test_independent_stages_run_at_once_in_worker_processes(csv_data, tmp_path):
+    par = _parallel_matches_sequential(csv_data, tmp_path, jobs=2)
+    # every stage ran in its own worker process, not in this one
+    pids = [r["pid"] for r in Store(tmp_path / "par").runs() if r["kind"] in ("finetune", "compress")]
+    assert len(pids) == 4 and len(set(pids)) == 4 and os.getpid() not in pids
+    assert par["after-broken"]["status"] == "skipped"
+
+
+def test_pipeline_stages_on_a_local_ray_instance(csv_data, tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'supremum[ray]')")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        _parallel_matches_sequential(csv_data, tmp_path, executor="ray", jobs=2)
+    finally:
+        ray.shutdown()

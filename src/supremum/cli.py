@@ -78,6 +78,18 @@ def _recipe(cls, path: Path, help_cmd: str):
     return cfg
 
 
+def _with_flags(cfg, flags: dict, help_cmd: str):
+    """A recipe with flags that override its keys, validated by the schema like the recipe's own
+    keys (model_copy would skip that)."""
+    flags = {k: v for k, v in flags.items() if v is not None}
+    if not flags:
+        return cfg
+    from supremum.recipe import build
+
+    return build(type(cfg), {**cfg.model_dump(exclude_unset=True, by_alias=True), **flags}, "flags",
+                 help_cmd=help_cmd)
+
+
 def _echo_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
@@ -327,13 +339,8 @@ def compare(
     from supremum.compare import CompareConfig, cell_dir, cells, run
     from supremum.store import Store
 
-    cfg = _recipe(CompareConfig, recipe, "supremum compare --help")
-    flags = {k: v for k, v in {"executor": executor, "jobs": jobs}.items() if v is not None}
-    if flags:  # validated by the schema like the recipe's own keys (model_copy would skip that)
-        from supremum.recipe import build
-
-        cfg = build(CompareConfig, {**cfg.model_dump(exclude_unset=True), **flags}, "flags",
-                    help_cmd="supremum compare --help")
+    cfg = _with_flags(_recipe(CompareConfig, recipe, "supremum compare --help"),
+                      {"executor": executor, "jobs": jobs}, "supremum compare --help")
     if dry_run:
         rows = [{"variant": c["variant"], "seed": c["seed"], "hash": c["hash"],
                  "status": "done" if (cell_dir(Store(), cfg, c) / "result.json").exists() else "to run"}
@@ -505,6 +512,10 @@ def sensitivity(
 def run_pipeline(
     recipe: Annotated[Path, typer.Argument(help="pipeline recipe (YAML with stages:)")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan, run nothing")] = False,
+    executor: Annotated[str | None, typer.Option(help="local or ray (cluster at $RAY_ADDRESS); overrides the "
+                                                 "recipe's executor")] = None,
+    jobs: Annotated[int | None, typer.Option(help="independent stages at once, each in a worker process "
+                                             "(default 1: one after another in this process)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Run a pipeline recipe: fine-tune and compression stages in dependency order, each artifact evaluated; finished stages (same config and parents) are skipped, a failed stage only skips its dependents."""  # noqa: E501
@@ -513,7 +524,8 @@ def run_pipeline(
     from supremum.pipeline import PipelineConfig, estimate_plan, plan, run
     from supremum.store import Store
 
-    cfg = _recipe(PipelineConfig, recipe, "supremum run --help")
+    cfg = _with_flags(_recipe(PipelineConfig, recipe, "supremum run --help"), {"executor": executor, "jobs": jobs},
+                      "supremum run --help")
     if dry_run:
         rows = plan(cfg)
         cli_build.err.print(describe(estimate_plan(cfg, rows, Store())), markup=False)

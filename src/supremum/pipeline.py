@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -58,6 +58,11 @@ class PipelineConfig(BaseModel):
     evaluate: EvalSpec = Field(default_factory=EvalSpec)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig,
                                      description="mirror training and evaluation metrics to trackers")
+    executor: Literal["local", "ray"] = Field("local", description="where stages run with jobs > 1 or ray: local "
+                                              "processes or a Ray cluster ($RAY_ADDRESS)")
+    jobs: int = Field(1, ge=1, description="stages at once: independent stages (e.g. compression variants of one "
+                      "parent) run in parallel worker processes; 1 = one after another in this process")
+    cpus_per_stage: int = Field(1, ge=1, description="CPUs (torch threads) per stage when jobs > 1 or on Ray")
 
     @model_validator(mode="after")
     def _graph(self):
@@ -162,7 +167,9 @@ def estimate_plan(cfg: PipelineConfig, rows: list[dict], store: Store, probe: bo
 
 
 def run(cfg: PipelineConfig, store: Store | None = None, on_event=None) -> list[dict]:
-    """Execute every stage not yet done, then evaluate; returns one summary row per stage."""
+    """Execute every stage not yet done, then evaluate; returns one summary row per stage.
+    With jobs > 1 or the ray executor, the stages of each depth run at once, each in a worker
+    process (local or on the cluster); otherwise one after another in this process."""
     from supremum.estimate import describe
 
     store = store or Store()
@@ -172,32 +179,79 @@ def run(cfg: PipelineConfig, store: Store | None = None, on_event=None) -> list[
     if n_todo:
         say(f"{n_todo} stages to run: {describe(estimate_plan(cfg, rows, store))}")
     by_id = {s.id: s for s in cfg.stages}
-    for row in rows:
-        s, out = by_id[row["stage"]], Path(row["output"])
-        if s.from_ and s.from_ not in arts:
-            row.update(status="skipped", error=f"parent stage '{s.from_}' did not produce an artifact")
-            continue
-        t0 = time.perf_counter()
-        try:
-            if row["status"] == "done":
-                arts[s.id] = open_artifact(out)
-                row["status"] = "cached"
-            else:
-                say(f"stage {s.id}: running {row['kind']} {row['method']}")
-                arts[s.id] = _run_stage(cfg, s, arts.get(s.from_), out, store)
-                row["status"] = "finished"
-        except (UserError, RuntimeError, ValueError) as e:
-            row.update(status="failed", error=f"{type(e).__name__}: {e}")
-            say(f"stage {s.id}: failed: {e}")
-        row["seconds"] = round(time.perf_counter() - t0, 2)
-        if s.id in arts:
-            row["artifact"] = arts[s.id].id
-            try:
-                row["evaluated"] = _evaluate(cfg, arts[s.id], store, say)
-            except RuntimeError as e:
-                row.update(status="failed", error=str(e))
-                say(f"stage {s.id}: {e}")
+    if cfg.jobs == 1 and cfg.executor == "local":
+        for row in rows:
+            _execute(cfg, row, by_id[row["stage"]], arts, store, say, _in_process)
+        return rows
+    from concurrent.futures import ThreadPoolExecutor
+
+    from supremum.executor import runner
+
+    worker = _in_worker(runner(cfg.executor))
+    with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
+        for wave in _waves(rows, by_id):
+            list(pool.map(lambda r: _execute(cfg, r, by_id[r["stage"]], arts, store, say, worker), wave))
     return rows
+
+
+def _waves(rows: list[dict], by_id: dict) -> list[list[dict]]:
+    """Rows grouped by depth (a stage's parent is always in an earlier wave)."""
+    depth: dict[str, int] = {}
+    for r in rows:  # rows come parents first
+        parent = by_id[r["stage"]].from_
+        depth[r["stage"]] = depth[parent] + 1 if parent else 0
+    return [[r for r in rows if depth[r["stage"]] == d] for d in sorted(set(depth.values()))]
+
+
+def _execute(cfg: PipelineConfig, row: dict, s: StageSpec, arts: dict, store: Store, say, runner) -> None:
+    out = Path(row["output"])
+    if s.from_ and s.from_ not in arts:
+        row.update(status="skipped", error=f"parent stage '{s.from_}' did not produce an artifact")
+        return
+    t0 = time.perf_counter()
+    try:
+        if row["status"] == "done":
+            arts[s.id] = open_artifact(out)
+            row["status"] = "cached"
+            evaluated = None
+        else:
+            say(f"stage {s.id}: running {row['kind']} {row['method']}")
+            arts[s.id], evaluated = runner(cfg, s, arts.get(s.from_), out, store, say)
+            row["status"] = "finished"
+    except (UserError, RuntimeError, ValueError) as e:
+        row.update(status="failed", error=f"{type(e).__name__}: {e}")
+        say(f"stage {s.id}: failed: {e}")
+    row["seconds"] = round(time.perf_counter() - t0, 2)
+    if s.id in arts:
+        row["artifact"] = arts[s.id].id
+        try:
+            row["evaluated"] = evaluated if evaluated is not None else _evaluate(cfg, arts[s.id], store, say)
+        except RuntimeError as e:
+            row.update(status="failed", error=str(e))
+            say(f"stage {s.id}: {e}")
+
+
+def _in_process(cfg: PipelineConfig, s: StageSpec, parent, out: Path, store: Store, say):
+    return _run_stage(cfg, s, parent, out, store), None
+
+
+def _in_worker(run):
+    """A stage and its evaluations in a worker process (`supremum.pipeline_worker`)."""
+    from supremum.worker import WorkerFailed
+
+    def stage(cfg: PipelineConfig, s: StageSpec, parent, out: Path, store: Store, say):
+        spec = {"recipe": cfg.model_dump(mode="json", by_alias=True), "stage": s.id, "output": str(out),
+                "parent": str(parent.path) if parent else None, "store": str(store.root),
+                "threads": cfg.train.threads or cfg.cpus_per_stage}
+        try:
+            res = json.loads(run("supremum.pipeline_worker", spec, cfg.cpus_per_stage).strip().splitlines()[-1])
+        except WorkerFailed as e:
+            raise RuntimeError(str(e)) from None
+        for split in res["evaluated"]:
+            say(f"stage {s.id}: evaluated on {split}")
+        return open_artifact(res["artifact"]), res["evaluated"]
+
+    return stage
 
 
 def _evaluate(cfg: PipelineConfig, art: Artifact, store: Store, say) -> list[str]:
