@@ -109,3 +109,24 @@ def test_fsdp_over_two_processes_equals_one_process_and_resumes(data):
     assert resumed["metrics"]["loss_curve"][0]["loss"] == 123.0
     w3 = load_file(str(data / "three" / "model.safetensors"))
     assert all(abs(w2[k] - w3[k]).max() < 1e-6 for k in w2)
+
+
+def test_a_scale_sweep_with_two_processes_per_run_matches_one(tmp_path):
+    """`scale --nproc 2`: every run trains under torchrun with the step's windows split over two
+    processes; the losses match single-process runs to float32 rounding, and the runs are their
+    own (the process count is part of a run's identity)."""
+    args = ["scale", "--source", "markov:order=1,vocab=6,seed=2", "--sizes", "d8L1,d16L1",
+            "--tokens", "4096,8192,16384", "--ctx", "16", "--batch-tokens", "128", "--eval-tokens", "2048",
+            "--bootstrap", "10", "--jobs", "1", "--name", "k", "--plateau", "0", "--json"]
+    env = {**os.environ, "SUPREMUM_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    out = {}
+    for n in ("1", "2"):
+        p = subprocess.run([sys.executable, "-m", "supremum", *args, "--nproc", n], capture_output=True, text=True,
+                           env=env, timeout=600)
+        assert p.returncode == 0, p.stderr[-3000:]
+        out[n] = {(r["shape"], r["D"]): r["loss"] for r in json.loads(p.stdout)["runs"]}
+    assert out["1"].keys() == out["2"].keys() and len(out["1"]) == 6
+    for k in out["1"]:
+        assert out["2"][k] == pytest.approx(out["1"][k], rel=1e-4), k
+    results = [json.loads(f.read_text()) for f in tmp_path.glob("scale/k/runs/*/result.json")]
+    assert sorted(r.get("nproc", 1) for r in results) == [1] * 6 + [2] * 6

@@ -372,6 +372,8 @@ def scale(
     batch_tokens: Annotated[int | None, typer.Option(help="tokens per step [default: 2048]")] = None,
     eval_tokens: Annotated[int | None, typer.Option(help="held-out tokens [default: 65536]")] = None,
     jobs: Annotated[int | None, typer.Option(help="runs in parallel [default: one per core]")] = None,
+    nproc: Annotated[int | None, typer.Option(help="data-parallel processes per run (torchrun) "
+                                               "[default: 1]")] = None,
     executor: Annotated[str | None, typer.Option(
         help="local or ray (cluster at $RAY_ADDRESS) [default: local]")] = None,
     bootstrap: Annotated[int | None, typer.Option(help="bootstrap resamples [default: 1000]")] = None,
@@ -393,6 +395,7 @@ def scale(
     flags = {"source": source, "budget_minutes": budget_minutes, "sizes": _list(sizes, str, "--sizes"),
              "tokens": _list(tokens, int, "--tokens"), "seeds": _list(seeds, int, "--seeds"), "ctx": ctx,
              "batch_tokens": batch_tokens, "eval_tokens": eval_tokens, "jobs": jobs, "executor": executor,
+             "nproc": nproc,
              "bootstrap": bootstrap, "plateau": plateau,
              "budget_flops": budget_flops, "name": name}
     raw.update({k: v for k, v in flags.items() if v is not None})

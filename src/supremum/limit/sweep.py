@@ -48,6 +48,8 @@ class ScaleConfig(BaseModel):
                              "CPU with the ray executor)")
     threads: int | None = Field(None, ge=1, description="torch threads per run (default: cores / jobs locally, "
                                 "1 on Ray)")
+    nproc: int = Field(1, ge=1, description="data-parallel processes per run (torchrun; gloo on CPU, NCCL on "
+                       "GPU): each step's windows split over them; threads are per process")
     executor: Literal["local", "ray"] = Field("local", description="where runs execute: local processes, or a Ray "
                                               "cluster ($RAY_ADDRESS; a local instance when unset)")
     budget_minutes: float | None = Field(None, gt=0, description="plan sizes and budgets to fit this time "
@@ -211,6 +213,8 @@ def cells(cfg: ScaleConfig, info: dict, shapes: list[Shape], levels: list[int]) 
                 spec = {"rule": RULE_VERSION, "source": info["source"], "d": s.d, "layers": s.layers, "tokens": d,
                         "ctx": cfg.ctx, "batch_tokens": cfg.batch_tokens, "seed": seed,
                         "eval_tokens": cfg.eval_tokens, "skip": info["skip"], "vocab": info["vocab"]}
+                if cfg.nproc > 1:  # rounding differs across process counts: their own runs (default: old hashes)
+                    spec["nproc"] = cfg.nproc
                 out.append({**spec, "hash": _hash(spec)})
     return out
 
@@ -260,12 +264,16 @@ def _planned(cfg: ScaleConfig):
 
 
 def _parallelism(cfg: ScaleConfig) -> tuple[int, int]:
-    """(runs at once, torch threads per run)."""
+    """(runs at once, torch threads per process of a run)."""
+    if (cfg.batch_tokens // cfg.ctx) % cfg.nproc:
+        raise UserError(f"nproc={cfg.nproc} must divide the {cfg.batch_tokens // cfg.ctx} windows of a step "
+                        "(batch_tokens / ctx)", "change --batch-tokens or nproc")
     if cfg.executor == "ray":
         threads = cfg.threads or 1
-        return cfg.jobs or slots("ray", threads), threads
-    jobs = cfg.jobs or max(1, os.cpu_count() or 1)
-    return jobs, cfg.threads or max(1, (os.cpu_count() or 1) // jobs)
+        return cfg.jobs or slots("ray", threads * cfg.nproc), threads
+    cores = os.cpu_count() or 1
+    jobs = cfg.jobs or max(1, cores // cfg.nproc)
+    return jobs, cfg.threads or max(1, cores // (jobs * cfg.nproc))
 
 
 def _execute(todo: list[dict], root: Path, jobs: int, threads: int, store: Store, say, run) -> list[dict]:
@@ -300,13 +308,13 @@ def _run_one(c: dict, root: Path, threads: int, store: Store, run) -> dict:
     from supremum.artifact import new_id
     from supremum.machine import fingerprint
 
-    spec = {**c, "threads": threads, "train": str(root / "data" / "train.npy"),
+    spec = {**c, "threads": threads, "nproc": c.get("nproc", 1), "train": str(root / "data" / "train.npy"),
             "heldout": str(root / "data" / "heldout.npy")}
     run_id = new_id()
     store.start_run(run_id, "scale-run", f"scale {root.name} d{c['d']}L{c['layers']} D={c['tokens']}", c,
                     fingerprint())
     try:
-        res = json.loads(run("supremum.limit.worker", spec, threads).strip().splitlines()[-1])
+        res = json.loads(run("supremum.limit.worker", spec, threads * spec["nproc"]).strip().splitlines()[-1])
     except BaseException as e:
         store.fail_run(run_id, str(e))
         raise

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from supremum.train import distributed
+
 
 @dataclass(frozen=True)
 class Shape:
@@ -111,6 +113,8 @@ def train_run(shape: Shape, train: np.ndarray, heldout: torch.Tensor, *, vocab: 
               batch_tokens: int, seed: int, skip: int, evals: int = 6) -> dict:
     """Train on `tokens` tokens; returns the final held-out loss and its curve."""
     model = build_model(shape, vocab, ctx, seed)
+    dist = distributed.current()
+    fwd = _ddp(model) if dist.active else model
     seqs = max(1, batch_tokens // ctx)
     steps = max(1, tokens // (seqs * ctx))
     warmup = max(5, int(0.05 * steps))
@@ -125,9 +129,14 @@ def train_run(shape: Shape, train: np.ndarray, heldout: torch.Tensor, *, vocab: 
     for step in range(steps):
         for g in opt.param_groups:
             g["lr"] = lr * _schedule(step, steps, warmup)
-        loss = train_step(model, opt, wins[order[step * seqs:(step + 1) * seqs]])
-        if step + 1 in eval_at:
+        # Every rank draws the same windows and trains on its share; DDP averages the gradients,
+        # so N processes take the same step as one (equal shares: seqs % N == 0, checked by the sweep).
+        batch = wins[order[step * seqs:(step + 1) * seqs]][dist.rank::dist.world]
+        loss = distributed.all_reduce_sum(train_step(fwd, opt, batch, model), dist) / dist.world
+        if step + 1 in eval_at and dist.main:  # only rank 0 reports; the others wait at the next step
             curve.append([(step + 1) * seqs * ctx, eval_loss(model, heldout, skip)])
+    if not dist.main:
+        return {}
     elapsed = time.perf_counter() - t0
     n = non_embedding_params(model)
     d_seen = steps * seqs * ctx
@@ -135,15 +144,25 @@ def train_run(shape: Shape, train: np.ndarray, heldout: torch.Tensor, *, vocab: 
             "N_total": sum(p.numel() for p in model.parameters()), "D": d_seen, "flops": 6 * n * d_seen,
             "steps": steps, "batch_tokens": seqs * ctx, "lr": lr, "warmup": warmup,
             "epochs": d_seen / (len(wins) * ctx), "loss": curve[-1][1], "curve": curve,
-            "train_loss_last": loss, "seconds": elapsed, "tokens_per_s": d_seen / elapsed}
+            "train_loss_last": loss, "seconds": elapsed, "tokens_per_s": d_seen / elapsed, "nproc": dist.world}
 
 
-def train_step(model, opt, w: torch.Tensor) -> float:
-    """One optimizer step on windows `w` (next-token loss over every position); returns the loss."""
-    logits = model(input_ids=w[:, :-1]).logits
+def train_step(fwd, opt, w: torch.Tensor, model=None) -> float:
+    """One optimizer step on windows `w` (next-token loss over every position); returns the loss.
+    `fwd` runs the forward (the model, or its DDP wrapper); `model` holds the parameters."""
+    logits = fwd(input_ids=w[:, :-1]).logits
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1))
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    torch.nn.utils.clip_grad_norm_((model or fwd).parameters(), 1.0)
     opt.step()
     return float(loss.detach())
+
+
+def _ddp(model):
+    import torch.distributed as tdist
+    from torch.nn.parallel import DistributedDataParallel
+
+    if not tdist.is_initialized():
+        tdist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return DistributedDataParallel(model)

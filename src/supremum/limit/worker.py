@@ -1,25 +1,51 @@
 """`python -m supremum.limit.worker`: one scale-sweep run in its own process (a JSON spec on stdin,
-the result as JSON on stdout), so parallel runs each own their threads and their timing."""
+the result as JSON on stdout), so parallel runs each own their threads and their timing. With
+`nproc` > 1 the worker re-runs itself under torchrun (the spec passed as a file, since the ranks
+cannot share stdin) and relays rank 0's result."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from supremum.limit.train import Shape, train_run, windows_of
+from supremum.train import distributed
 
 
 def main() -> None:
-    spec = json.loads(sys.stdin.read())
+    spec = json.loads(Path(sys.argv[1]).read_text() if len(sys.argv) > 1 else sys.stdin.read())
+    if spec.get("nproc", 1) > 1 and not distributed.current().active:
+        sys.stdout.write(_under_torchrun(spec))
+        return
     torch.set_num_threads(spec["threads"])
     train = np.load(spec["train"], allow_pickle=False)
     heldout = windows_of(np.load(spec["heldout"], allow_pickle=False), spec["ctx"])
     res = train_run(Shape(spec["d"], spec["layers"]), train, heldout, vocab=spec["vocab"], tokens=spec["tokens"],
                     ctx=spec["ctx"], batch_tokens=spec["batch_tokens"], seed=spec["seed"], skip=spec["skip"])
-    sys.stdout.write(json.dumps(res))
+    if res:  # rank 0
+        sys.stdout.write(json.dumps(res))
+    distributed.shutdown(distributed.current())
+
+
+def _under_torchrun(spec: dict) -> str:
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "spec.json"
+        f.write_text(json.dumps(spec))
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={spec['nproc']}",
+               "--local-ranks-filter=0", "-m", "supremum.limit.worker", str(f)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(
+            spec["threads"])})
+    if proc.returncode != 0:
+        lines = [x for x in proc.stderr.splitlines() if x.strip() and "torch/distributed" not in x]
+        raise SystemExit(f"run failed under torchrun: {lines[-1] if lines else proc.returncode}")
+    return proc.stdout
 
 
 if __name__ == "__main__":
