@@ -1,8 +1,10 @@
 """Benchmark: data-parallel fine-tuning of minilm-l6 on SST-2, 1 vs 2 processes on this machine.
 
 1. `supremum finetune --method full` for 60 optimizer steps at the same global batch (32):
-   1 process x batch 32 (2 threads) and `--nproc 2` x batch 16 (1 thread each). Throughput is
-   the fine-tune's own training samples/s (training steps only, evaluation excluded).
+   1 process x batch 32 (2 threads), `--nproc 2` x batch 16 (1 thread each) with DDP, and the
+   same with `train.parallel=fsdp` (FSDP2: weights, gradients and Adam state sharded; each layer
+   gathered for its forward and backward). Throughput is the fine-tune's own training
+   samples/s (training steps only, evaluation excluded).
 2. The communication: a gloo all-reduce of a float32 tensor the size of minilm-l6's parameters
    (what DDP reduces each step) between 2 processes on this machine, median of 10 after 2
    warm-up calls, as a fraction of the 2-process step time.
@@ -32,18 +34,19 @@ STEPS = 60
 PARAMS = 22_713_216  # minilm-l6 with a 2-class head, counted by the fine-tune
 
 
-def finetune(nproc: int, batch: int, home: str) -> dict:
+def finetune(nproc: int, batch: int, home: str, parallel: str = "ddp") -> dict:
     data = os.environ["SUPREMUM_DATA"]
     cmd = [sys.executable, "-m", "supremum", "finetune", "--model", "minilm-l6", "--data", f"{data}/sst2",
            "--method", "full", "--max-steps", str(STEPS), "--batch-size", str(batch), "--no-progress", "--json",
-           "--nproc", str(nproc), "--output", f"{home}/ddp-{nproc}"]
+           "--nproc", str(nproc), "--output", f"{home}/{parallel}-{nproc}", f"train.parallel={parallel}"]
     env = {**os.environ, "SUPREMUM_HOME": home, "HF_HUB_OFFLINE": "1"}
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if p.returncode:
         sys.exit(p.stderr[-2000:])
     m = json.loads(p.stdout[p.stdout.index("{"):])["metrics"]
-    return {"processes": nproc, "batch_per_process": batch, "global_batch": batch * nproc, "steps": m["steps"],
+    return {"processes": nproc, "parallel": parallel, "batch_per_process": batch, "global_batch": batch * nproc,
+            "steps": m["steps"],
             "train_samples_per_s": m["train_samples_per_s"], "train_seconds": m["train_seconds"],
             "step_seconds": m["train_seconds"] / m["steps"], "dev_accuracy": m["dev_accuracy"],
             "wall_seconds": time.perf_counter() - t0}
@@ -80,16 +83,18 @@ def main() -> None:
     home = tempfile.mkdtemp(prefix="supremum-ddp-")
     one = finetune(1, 32, home)
     two = finetune(2, 16, home)
+    fsdp = finetune(2, 16, home, "fsdp")
     ar = allreduce_seconds()
     out = {"method": f"full fine-tune of minilm-l6 on SST-2, {STEPS} steps at global batch 32; samples/s over "
                      "training steps only; all-reduce: gloo, 2 processes, median of 10 after 2 warm-up",
-           "one_process": one, "two_processes": two,
+           "one_process": one, "two_processes": two, "two_processes_fsdp": fsdp,
            "speedup": two["train_samples_per_s"] / one["train_samples_per_s"],
+           "speedup_fsdp": fsdp["train_samples_per_s"] / one["train_samples_per_s"],
            "allreduce_seconds": ar, "communication_fraction_of_step": ar["median"] / two["step_seconds"],
            "machine": fingerprint()}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps({k: out[k] for k in ("speedup", "communication_fraction_of_step")}, indent=2))
+    print(json.dumps({k: out[k] for k in ("speedup", "speedup_fsdp", "communication_fraction_of_step")}, indent=2))
 
 
 if __name__ == "__main__":
