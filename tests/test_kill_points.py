@@ -161,6 +161,9 @@ def test_a_distillation_killed_at_a_random_point_resumes_to_the_same_student(dis
     after = {r["id"]: r["status"] for r in Store(home).runs()}
     assert after[killed["id"]] == "finished"  # the killed row was continued, not left behind
     assert not list(home.glob("checkpoints/compress-*"))  # removed once the artifact is saved
+    if seed == 0:
+        bad = _cli(["compress", str(d / "student"), "--method", "distill", "--resume"], home)
+        assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "--checkpoint-every" in bad.stderr
 
 
 def _pipeline(data: Path) -> dict:

@@ -269,6 +269,9 @@ def compress(
     from supremum import cli_build
 
     cfg = cli_build.compress_config(method, options, max_drop)
+    if resume and not checkpoint_every:
+        raise UserError("--resume continues from checkpoints, and this command writes none",
+                        "pass the killed run's --checkpoint-every N with --resume")
     _quiet_libraries()
     if threads:
         import torch
