@@ -117,7 +117,7 @@ def test_a_scale_sweep_with_two_processes_per_run_matches_one(tmp_path):
     own (the process count is part of a run's identity)."""
     args = ["scale", "--source", "markov:order=1,vocab=6,seed=2", "--sizes", "d8L1,d16L1",
             "--tokens", "4096,8192,16384", "--ctx", "16", "--batch-tokens", "128", "--eval-tokens", "2048",
-            "--bootstrap", "10", "--jobs", "1", "--name", "k", "--plateau", "0", "--json"]
+            "--bootstrap", "10", "--jobs", "2", "--name", "k", "--plateau", "0", "--json"]
     env = {**os.environ, "SUPREMUM_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
     out = {}
     for n in ("1", "2"):
