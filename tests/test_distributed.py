@@ -87,10 +87,12 @@ def test_fsdp_over_two_processes_equals_one_process_and_resumes(data):
         states = list((data / "home3").glob("checkpoints/*/last/state.json"))
         if states and json.loads(states[0].read_text())["step"] >= 6:
             state = states[0]
-            # torchrun starts each rank in its own session: kill the whole tree, not one group
-            tree = psutil.Process(proc.pid)
-            for q in [tree, *tree.children(recursive=True)]:
-                q.send_signal(signal.SIGKILL)
+            # SIGKILL the command alone: torchrun and the ranks (each in a session of its own, so a
+            # process-group kill would miss them) must go with it rather than train on.
+            tree = psutil.Process(proc.pid).children(recursive=True)
+            proc.send_signal(signal.SIGKILL)
+            gone, alive = psutil.wait_procs(tree, timeout=20)
+            assert len(tree) >= 3 and not alive, f"left running: {alive}"
             break
         time.sleep(0.01)
     proc.wait()

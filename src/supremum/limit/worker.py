@@ -21,7 +21,9 @@ from supremum.train import distributed
 
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text() if len(sys.argv) > 1 else sys.stdin.read())
-    if spec.get("nproc", 1) > 1 and not distributed.current().active:
+    if distributed.current().active:
+        distributed.die_with_parent()  # a rank: go when torchrun goes
+    elif spec.get("nproc", 1) > 1:
         sys.stdout.write(_under_torchrun(spec))
         return
     torch.set_num_threads(spec["threads"])
@@ -38,8 +40,9 @@ def _under_torchrun(spec: dict) -> str:
     with tempfile.TemporaryDirectory() as d:
         f = Path(d) / "spec.json"
         f.write_text(json.dumps(spec))
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={spec['nproc']}",
-               "--local-ranks-filter=0", "-m", "supremum.limit.worker", str(f)]
+        cmd = distributed.tied_to_this_process([
+            "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={spec['nproc']}",
+            "--local-ranks-filter=0", "-m", "supremum.limit.worker", str(f)])
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(
             spec["threads"])})
     if proc.returncode != 0:

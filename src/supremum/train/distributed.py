@@ -42,10 +42,36 @@ def current() -> Dist:
     return Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
 
 
+def die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies. torchrun starts every rank in a session
+    of its own, so without this a `kill -9` of the command (or of torchrun) leaves the ranks
+    training on; with it (and `tied_to_this_process` for torchrun), the whole tree goes."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+
+
+# Runs `python <args>` with PR_SET_PDEATHSIG set (it survives exec) unless the parent has already
+# gone; done in the child itself rather than in a preexec_fn, which is unsafe in threaded parents.
+_TIED = ("import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGKILL); "
+         "os.getppid() == int(sys.argv[1]) or sys.exit(1); "
+         "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])")
+
+
+def tied_to_this_process(python_args: list[str]) -> list[str]:
+    """The command line for `python <python_args>` that dies with this process (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return [sys.executable, *python_args]
+    return [sys.executable, "-c", _TIED, str(os.getpid()), *python_args]
+
+
 def init(d: Dist, threads: int | None) -> None:
     """Join the process group once; split the cores so local processes do not fight."""
     if not d.active:
         return
+    die_with_parent()
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // d.local_world))
     import torch.distributed as tdist
 
@@ -83,8 +109,8 @@ def launch(nproc: int, argv: list[str], debug: bool = False) -> int:
     code. Rank 0 keeps the terminal; the other ranks' output is dropped. When a rank fails,
     torchrun adds its own traceback and exits 1: we keep the rank's one-line error and its exit
     code (2 for bad input) and drop torchrun's report unless --debug."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "--local-ranks-filter=0", "-m", "supremum", *argv]
+    cmd = tied_to_this_process(["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+                                "--local-ranks-filter=0", "-m", "supremum", *argv])
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
     failed_code = None
