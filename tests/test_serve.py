@@ -3,6 +3,7 @@ equivalence, generation (plain and streamed), auth, limits, timeouts, saturation
 shutdown, Prometheus metrics, and schemathesis fuzzing against the OpenAPI schema."""
 
 import concurrent.futures as cf
+import importlib.util
 import json
 import os
 import signal
@@ -168,6 +169,29 @@ def test_generate_plain_seeded_and_streamed(causal):
         assert "".join(e.get("text", "") for e in events) == a["text"]
         assert httpx.post(url + "/v1/generate", json={**greedy, "max_new_tokens": 17}).status_code == 422
         assert httpx.post(url + "/v1/classify", json={"texts": ["a"]}).status_code == 422
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                    reason="llama-cpp-python is not installed (the `llama` extra)")
+def test_generate_on_a_llama_cpp_artifact_answers_like_pytorch(causal, tmp_path):
+    """The f32 GGUF export of the same model, served through llama.cpp: greedy answers equal the
+    PyTorch server's; seeded sampling repeats; the stream concatenates to the plain answer."""
+    gguf = tmp_path / "gguf"
+    run_cli("compress", str(causal), "--method", "gguf", "quant=f32", "--output", str(gguf), check=True)
+    greedy = {"prompt": "hello", "max_new_tokens": 8, "temperature": 0}
+    with server(causal) as (url, _):
+        want = httpx.post(url + "/v1/generate", json=greedy).json()
+    with server(gguf) as (url, _):
+        assert httpx.get(url + "/v1/model").json()["backend"] == "llamacpp"
+        got = httpx.post(url + "/v1/generate", json=greedy).json()
+        assert (got["text"], got["tokens"]) == (want["text"], want["tokens"]) and got["tokens"] == 8
+        seeded = {"prompt": "hello", "max_new_tokens": 8, "temperature": 1.0, "top_p": 0.9, "seed": 7}
+        a, b = (httpx.post(url + "/v1/generate", json=seeded).json() for _ in range(2))
+        assert a == b and a["tokens"] > 0
+        with httpx.stream("POST", url + "/v1/generate", json={**greedy, "stream": True}) as r:
+            events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: ")]
+        assert events[-1] == {"done": True, "tokens": 8}
+        assert "".join(e.get("text", "") for e in events) == got["text"]
 
 
 def test_fuzzing_the_openapi_schema_finds_no_server_errors(classifier):

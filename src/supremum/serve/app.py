@@ -58,12 +58,7 @@ def create_app(art: Artifact, cfg: ServeConfig) -> FastAPI:
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if art.manifest.get("backend") == "llamacpp":
-        from supremum.errors import UserError
-
-        raise UserError(f"artifact {art.id} runs on llama.cpp, which `supremum serve` does not drive yet",
-                        "serve its PyTorch parent, or the GGUF file with llama.cpp's own server")
-    model, tok = load_artifact_model(art)
+    model, tok = load_artifact_model(art)  # llama.cpp artifacts answer /v1/generate through llama.cpp
     classifier = art.task == "text-classification"
     max_length = (art.manifest.get("config", {}).get("data") or {}).get("max_length", 128)
     tel = Telemetry()

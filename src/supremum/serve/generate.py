@@ -60,6 +60,8 @@ def _run(model, tok, req, streamer, stop: threading.Event) -> tuple[str, int]:
     ids = tok(req.prompt, return_tensors="pt")
     if ids["input_ids"].shape[1] == 0:
         raise HTTPException(422, "the prompt tokenizes to nothing")
+    if hasattr(model, "generator"):  # a llama.cpp artifact
+        return _run_llamacpp(model, tok, req, ids["input_ids"], streamer, stop)
     if req.seed is not None:
         torch.manual_seed(req.seed)  # the inference thread runs one job at a time
     sample = req.temperature > 0
@@ -69,6 +71,36 @@ def _run(model, tok, req, streamer, stop: threading.Event) -> tuple[str, int]:
                          streamer=streamer, stopping_criteria=StoppingCriteriaList([Stop()]))
     new = out[0, ids["input_ids"].shape[1]:]
     return tok.decode(new, skip_special_tokens=True), int(new.shape[0])
+
+
+def _run_llamacpp(model, tok, req, prompt, streamer, stop: threading.Event) -> tuple[str, int]:
+    """The same request on llama.cpp: prompt tokens from the artifact's tokenizer, llama.cpp's own
+    sampler (greedy at temperature 0; else top-k 50 as transformers' default, top-p, temperature),
+    the tokens decoded by the same tokenizer, so both backends answer alike."""
+    import random
+
+    import torch
+
+    llm = model.generator()
+    llm.set_seed(req.seed if req.seed is not None else random.getrandbits(32))
+    if streamer is not None:
+        streamer.put(prompt[0])  # skipped by skip_prompt, as transformers' generate does
+    new: list[int] = []
+    eos = tok.eos_token_id
+    room = model.n_ctx - prompt.shape[1]
+    if room <= 0:
+        raise HTTPException(422, f"the prompt is {prompt.shape[1]} tokens; the model's context is {model.n_ctx}")
+    for t in llm.generate(prompt[0].tolist(), top_k=50, top_p=req.top_p, min_p=0.0, temp=req.temperature):
+        if stop.is_set() or t == eos:
+            break
+        new.append(int(t))
+        if streamer is not None:
+            streamer.put(torch.tensor([t]))
+        if len(new) >= min(req.max_new_tokens, room):
+            break
+    if streamer is not None:
+        streamer.end()
+    return tok.decode(new, skip_special_tokens=True), len(new)
 
 
 async def _events(model, tok, req, batcher, stop: threading.Event, timeout: float):
