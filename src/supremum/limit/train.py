@@ -160,9 +160,7 @@ def train_step(fwd, opt, w: torch.Tensor, model=None) -> float:
 
 
 def _ddp(model):
-    import torch.distributed as tdist
+    """DDP over the process group the worker joined (`distributed.init`)."""
     from torch.nn.parallel import DistributedDataParallel
 
-    if not tdist.is_initialized():
-        tdist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return DistributedDataParallel(model)

@@ -21,28 +21,26 @@ from supremum.train import distributed
 
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text() if len(sys.argv) > 1 else sys.stdin.read())
-    if distributed.current().active:
-        distributed.die_with_parent()  # a rank: go when torchrun goes
-    elif spec.get("nproc", 1) > 1:
+    dist = distributed.current()
+    if not dist.active and spec.get("nproc", 1) > 1:
         sys.stdout.write(_under_torchrun(spec))
         return
     torch.set_num_threads(spec["threads"])
+    distributed.init(dist, spec["threads"])  # a rank: join the group, go when torchrun goes
     train = np.load(spec["train"], allow_pickle=False)
     heldout = windows_of(np.load(spec["heldout"], allow_pickle=False), spec["ctx"])
     res = train_run(Shape(spec["d"], spec["layers"]), train, heldout, vocab=spec["vocab"], tokens=spec["tokens"],
                     ctx=spec["ctx"], batch_tokens=spec["batch_tokens"], seed=spec["seed"], skip=spec["skip"])
     if res:  # rank 0
         sys.stdout.write(json.dumps(res))
-    distributed.shutdown(distributed.current())
+    distributed.shutdown(dist)
 
 
 def _under_torchrun(spec: dict) -> str:
     with tempfile.TemporaryDirectory() as d:
         f = Path(d) / "spec.json"
         f.write_text(json.dumps(spec))
-        cmd = distributed.tied_to_this_process([
-            "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={spec['nproc']}",
-            "--local-ranks-filter=0", "-m", "supremum.limit.worker", str(f)])
+        cmd = distributed.torchrun_command(spec["nproc"], "supremum.limit.worker", [str(f)])
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(
             spec["threads"])})
     if proc.returncode != 0:

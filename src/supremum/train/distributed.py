@@ -104,13 +104,19 @@ def shutdown(d: Dist) -> None:
             tdist.destroy_process_group()
 
 
+def torchrun_command(nproc: int, module: str, argv: list[str]) -> list[str]:
+    """`python -m <module> <argv>` as `nproc` local torchrun processes (rank 0's output only),
+    tied to this process so that none outlives it."""
+    return tied_to_this_process(["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+                                 "--local-ranks-filter=0", "-m", module, *argv])
+
+
 def launch(nproc: int, argv: list[str], debug: bool = False) -> int:
     """Run `supremum <argv>` under torchrun with `nproc` local processes; returns rank 0's exit
     code. Rank 0 keeps the terminal; the other ranks' output is dropped. When a rank fails,
     torchrun adds its own traceback and exits 1: we keep the rank's one-line error and its exit
     code (2 for bad input) and drop torchrun's report unless --debug."""
-    cmd = tied_to_this_process(["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-                                "--local-ranks-filter=0", "-m", "supremum", *argv])
+    cmd = torchrun_command(nproc, "supremum", argv)
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
     failed_code = None
