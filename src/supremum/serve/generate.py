@@ -81,15 +81,15 @@ def _run_llamacpp(model, tok, req, prompt, streamer, stop: threading.Event) -> t
 
     import torch
 
+    room = model.n_ctx - prompt.shape[1]
+    if room <= 0:  # before the streamer sees anything, so a stream is not left waiting
+        raise HTTPException(422, f"the prompt is {prompt.shape[1]} tokens; the model's context is {model.n_ctx}")
     llm = model.generator()
     llm.set_seed(req.seed if req.seed is not None else random.getrandbits(32))
     if streamer is not None:
         streamer.put(prompt[0])  # skipped by skip_prompt, as transformers' generate does
     new: list[int] = []
     eos = tok.eos_token_id
-    room = model.n_ctx - prompt.shape[1]
-    if room <= 0:
-        raise HTTPException(422, f"the prompt is {prompt.shape[1]} tokens; the model's context is {model.n_ctx}")
     for t in llm.generate(prompt[0].tolist(), top_k=50, top_p=req.top_p, min_p=0.0, temp=req.temperature):
         if stop.is_set() or t == eos:
             break
