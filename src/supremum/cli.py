@@ -170,7 +170,7 @@ def eval_(
     artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id; or a base "
                                             "causal LM (alias, .gguf file, model directory) to measure as it is")],
     data: Annotated[str | None, typer.Option(help="data to evaluate on [default: the training data]")] = None,
-    split: Annotated[str, typer.Option(help=_doc("eval", "split"))] = "dev",
+    split: Annotated[str | None, typer.Option(help=_doc("eval", "split"))] = None,
     text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
     label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
     encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
@@ -179,7 +179,7 @@ def eval_(
     threads: Annotated[int | None, typer.Option(help=_doc("eval", "threads"))] = None,
     perturb: Annotated[str | None, typer.Option(help=_doc("eval", "perturb"))] = None,
     perturb_seed: Annotated[int, typer.Option(help=_doc("eval", "perturb_seed"))] = 0,
-    max_length: Annotated[int | None, typer.Option(help=_doc("data", "max_length"))] = None,
+    max_length: Annotated[int | None, typer.Option(help=_doc("eval", "max_length"))] = None,
     window: Annotated[int | None, typer.Option(help=_doc("eval", "window"))] = None,
     stride: Annotated[int | None, typer.Option(help=_doc("eval", "stride"))] = None,
     max_tokens: Annotated[int | None, typer.Option(help=_doc("eval", "max_tokens"))] = None,
@@ -203,13 +203,12 @@ def eval_(
         parse_perturb(perturb)  # bad specs fail before any model loads
     ecfg = EvalConfig(split=split, speed=speed, repeats=repeats, threads=threads, perturb=perturb,
                       perturb_seed=perturb_seed, window=window, stride=stride, max_tokens=max_tokens,
-                      new_tokens=new_tokens, prompt_tokens=prompt_tokens)
+                      new_tokens=new_tokens, prompt_tokens=prompt_tokens, max_length=max_length)
     base = _base_model(artifact)
     if base:
         if data is None:
             raise UserError(f"'{artifact}' is a model, not an artifact: it records no data", "pass --data")
-        dcfg = DataConfig(path=data, encoding=encoding or "utf-8", text_column=text_column,
-                          **({"max_length": max_length} if max_length else {}))
+        dcfg = DataConfig(path=data, encoding=encoding or "utf-8", text_column=text_column)
         _quiet_libraries()
         if backend not in ("pytorch", "llamacpp"):
             raise UserError(f"unknown backend '{backend}'", "use pytorch or llamacpp")

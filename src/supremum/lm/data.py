@@ -102,7 +102,9 @@ def is_lm_data(cfg: DataConfig) -> bool:
 
 # ---- reading -----------------------------------------------------------------------------
 
-def load_lm_data(cfg: DataConfig) -> LMData:
+def load_lm_data(cfg: DataConfig, whole: bool = False) -> LMData:
+    """Documents or conversations per split; `whole`: none cut, every file's records in the one
+    split "all" (train, dev, test order)."""
     path = Path(cfg.path)
     files = _files(path)
     if "train" not in files:
@@ -116,11 +118,13 @@ def load_lm_data(cfg: DataConfig) -> LMData:
     kind = kinds.pop()
     records = {s: recs for s, (_, recs) in read.items()}
     info = {"source": cfg.path, "files": {k: str(v) for k, v in files.items()}, "kind": kind}
-    if set(records) != set(SPLITS):
+    if whole:
+        records = {"all": [r for s in SPLITS for r in records.get(s, [])]}
+    elif set(records) != set(SPLITS):
         records, info["splits_made"] = _contiguous_splits(records, kind, cfg)
     info["sizes"] = {k: len(v) for k, v in records.items()}
     info["characters"] = {k: sum(len(_text_of(r)) for r in v) for k, v in records.items()}
-    return LMData(kind, {s: records.get(s, []) for s in SPLITS}, info)
+    return LMData(kind, records if whole else {s: records.get(s, []) for s in SPLITS}, info)
 
 
 def _text_of(record) -> str:

@@ -56,11 +56,13 @@ class ClassifyResponse(BaseModel):
 def create_app(art: Artifact, cfg: ServeConfig) -> FastAPI:
     import torch
 
+    from supremum.preprocessing import preprocessing_for
+
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model, tok = load_artifact_model(art)  # llama.cpp artifacts answer /v1/generate through llama.cpp
     classifier = art.task == "text-classification"
-    max_length = (art.manifest.get("config", {}).get("data") or {}).get("max_length", 128)
+    max_length = preprocessing_for(art).max_length  # as trained, like eval and every other consumer
     tel = Telemetry()
     batcher = Batcher(_predictor(model, tok, cfg.max_batch), cfg.max_batch, cfg.max_wait_ms, cfg.max_queue,
                       on_batch=tel.batch_size.observe)
