@@ -101,7 +101,10 @@ def stage_hashes(cfg: PipelineConfig) -> dict[str, str]:
     for s in order(cfg):
         own: dict[str, Any] = {"stage": s.model_dump(by_alias=True, exclude={"id"})}
         if s.finetune is not None:
-            own.update(model=cfg.model.model_dump(), data=cfg.data.model_dump(), train=cfg.train.model_dump())
+            data = cfg.data.model_dump()
+            if not data["drop_empty"]:  # added later: unset leaves the hashes of older recipes
+                del data["drop_empty"]
+            own.update(model=cfg.model.model_dump(), data=data, train=cfg.train.model_dump())
             # tracking mirrors metrics; it does not change the artifact, so it is not identity
         else:
             own["parent"] = hashes[s.from_]
