@@ -125,8 +125,10 @@ def _select_columns(raw, cfg: DataConfig, sources, info) -> dict[str, pd.DataFra
     if text_col == label_col:
         raise UserError(f"{sources['train']}: text and label are the same column '{text_col}'",
                         "pass --text-column and --label-column")
-    names = dict(zip(train.columns, header(train), strict=True))
-    info["columns"] = {"text": names[text_col], "label": names[label_col],
+    written = header(train)
+    names = dict(zip(train.columns, written, strict=True))
+    shown = {c: f"{n} (column {i + 1})" if written.count(n) > 1 else n for i, (c, n) in enumerate(names.items())}
+    info["columns"] = {"text": shown[text_col], "label": shown[label_col],
                        "auto_detected": [r for r, a in (("text", text_auto), ("label", label_auto)) if a]}
     frames = {}
     for split, df in raw.items():
