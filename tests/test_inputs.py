@@ -95,7 +95,8 @@ def test_repeated_label_column_is_refused_then_chosen_by_position():
         assert got == [want[t] for t in data.texts(split)]
     assert data.info["columns"]["label"] == "label (column 3)"
     assert error(DataConfig(path=path, label_column="7")) == (
-        f"{path}: no column 7; the file has 3 columns (text, label, label) (pass --label-column 1 to 3, or a name)")
+        f"{path}: no column 7; the file has 3 columns (text, label, label) "
+        "(pass --label-column 1 to 3, or a name)")
 
 
 def test_repeated_text_column_is_refused_then_chosen_by_position(tmp_path):
@@ -167,7 +168,8 @@ def test_model_trained_on_mixed_labels_evaluates_on_int_labels(tmp_path):
     proc = run_cli("eval", str(art), "--data", case("float-labels-ints.jsonl"), "--split", "test", "--no-speed",
                    "--json", check=True)
     m = json.loads(proc.stdout)
-    assert list(m["per_class"]) == ["0", "1"] and sum(c["support"] for c in m["per_class"].values()) == m["examples"]
+    assert list(m["per_class"]) == ["0", "1"]
+    assert sum(c["support"] for c in m["per_class"].values()) == m["examples"]
 
 
 # ---- 10: errors name the line of the file ----------------------------------------------------
@@ -183,8 +185,9 @@ def test_errors_name_file_lines_not_record_numbers(tmp_path):
                                                  'that contain the separator, e.g. "good, not great")')
     unclosed = tmp_path / "open.csv"
     unclosed.write_text('text,label\ngood,pos\n"bad\nfilm,neg\nok,pos\n')
-    assert error(DataConfig(path=str(unclosed))) == (f"{unclosed}: line 3 opens a quote (\") that is never "
-                                                     "closed (close it, or double a quote inside a quoted field (\"\"))")
+    assert error(DataConfig(path=str(unclosed))) == (
+        f"{unclosed}: line 3 opens a quote (\") that is never closed (close it, or double a quote inside a "
+        'quoted field (""))')
     array = tmp_path / "a.json"
     array.write_text('[\n  {"text": "good", "label": "pos"},\n\n  "oops"\n]\n')
     assert error(DataConfig(path=str(array))) == (f"{array}: line 4 is not a JSON object (write "
@@ -242,12 +245,15 @@ def test_drop_empty_leaves_config_hashes_unchanged():
     cfg = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"}, "data": {"path": "x.csv"}})
     assert config_hash(cfg) == "5ed5188a7749f38c"
     pipe = {"name": "p", "data": {"path": "x.csv"}, "stages": [
-        {"id": "ft", "finetune": {"method": {"name": "lora"}}}, {"id": "q", "from": "ft", "compress": {"method": "int8"}}]}
+        {"id": "ft", "finetune": {"method": {"name": "lora"}}},
+        {"id": "q", "from": "ft", "compress": {"method": "int8"}}]}
     assert stage_hashes(PipelineConfig.model_validate(pipe)) == {"ft": "e3e296762f06", "q": "19cd1f97fd4a"}
-    on = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"}, "data": {"path": "x.csv", "drop_empty": True}})
+    on = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"},
+                                        "data": {"path": "x.csv", "drop_empty": True}})
     assert config_hash(on) != config_hash(cfg)
 
 
+@pytest.mark.slow
 def test_drop_empty_cli_flags(tmp_path):
     multi = case("multiline-empty-text.csv")
     refused = run_cli("finetune", "--model", "tiny-bert", "--data", multi, "--max-steps", "1")
@@ -300,7 +306,8 @@ def test_recipe_shorthands_in_every_recipe_kind(tmp_path):
     recipe.write_text("model: tiny-llama\nmethod: lora\ndata: {path: x.txt}\n")
     cfg = cli_build.finetune_config({"recipe": recipe, "overrides": ["method.r=16"], "method": "lora"})
     assert cfg.method.name == "lora" and cfg.method.r == 16 and cfg.model.name == "tiny-llama"
-    stages = [{"id": "ft", "finetune": {"method": "lora"}}, {"id": "q", "from": "ft", "compress": {"method": "int8"}}]
+    stages = [{"id": "ft", "finetune": {"method": "lora"}},
+              {"id": "q", "from": "ft", "compress": {"method": "int8"}}]
     pipe = PipelineConfig.model_validate({"name": "p", "model": "tiny-bert", "data": {"path": "x.csv"},
                                           "stages": stages})
     stages[0]["finetune"]["method"] = {"name": "lora"}
