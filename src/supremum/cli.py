@@ -109,6 +109,8 @@ def finetune(
     label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
     encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
     dedup: Annotated[bool | None, typer.Option("--dedup/--no-dedup", help=_doc("data", "dedup"))] = None,
+    drop_empty: Annotated[bool | None, typer.Option("--drop-empty/--no-drop-empty",
+                                                    help=_doc("data", "drop_empty"))] = None,
     bf16: Annotated[bool | None, typer.Option("--bf16/--no-bf16", help=_doc("train", "bf16"))] = None,
     eval_every: Annotated[int | None, typer.Option(help=_doc("train", "eval_every"))] = None,
     early_stopping: Annotated[int | None, typer.Option(help=_doc("train", "early_stopping"))] = None,
@@ -174,6 +176,7 @@ def eval_(
     text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
     label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
     encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
+    drop_empty: Annotated[bool, typer.Option("--drop-empty", help=_doc("data", "drop_empty"))] = False,
     speed: Annotated[bool, typer.Option("--speed/--no-speed", help=_doc("eval", "speed"))] = True,
     repeats: Annotated[int, typer.Option(help=_doc("eval", "repeats"))] = 30,
     threads: Annotated[int | None, typer.Option(help=_doc("eval", "threads"))] = None,
@@ -208,7 +211,8 @@ def eval_(
     if base:
         if data is None:
             raise UserError(f"'{artifact}' is a model, not an artifact: it records no data", "pass --data")
-        dcfg = DataConfig(path=data, encoding=encoding or "utf-8", text_column=text_column)
+        dcfg = DataConfig(path=data, encoding=encoding or "utf-8", text_column=text_column,
+                          drop_empty=drop_empty)
         _quiet_libraries()
         if backend not in ("pytorch", "llamacpp"):
             raise UserError(f"unknown backend '{backend}'", "use pytorch or llamacpp")
@@ -217,7 +221,7 @@ def eval_(
         return
     art = resolve_artifact(artifact)
     dcfg = data_config_for(art, data, text_column=text_column, label_column=label_column,
-                           encoding=encoding, max_length=max_length)
+                           encoding=encoding, max_length=max_length, drop_empty=drop_empty or None)
     _quiet_libraries()
     metrics = evaluate(art, dcfg, ecfg, command=" ".join(sys.argv), tracking=parse_track(track))
     _echo_json(metrics) if as_json else cli_build.print_eval(metrics, art)

@@ -21,7 +21,7 @@ FLAG_KEYS = {
     "encoding": "data.encoding", "dedup": "data.dedup", "bf16": "train.bf16",
     "eval_every": "train.eval_every", "early_stopping": "train.early_stopping",
     "checkpoint_every": "train.checkpoint_every", "output": "output", "max_length": "data.max_length",
-    "task": "task",
+    "task": "task", "drop_empty": "data.drop_empty",
 }
 # Piped output (files, CI logs, tests) gets full-width tables instead of rich's 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -29,7 +29,7 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def finetune_config(flags: dict[str, Any]):
-    from supremum.config import FinetuneConfig
+    from supremum.config import FinetuneConfig, named
     from supremum.train.methods import METHODS
 
     raw, lines, source = {}, {}, "command line"
@@ -42,7 +42,7 @@ def finetune_config(flags: dict[str, Any]):
     if flags.get("method") is not None:
         if flags["method"] not in METHODS:
             raise UserError(f"unknown method '{flags['method']}'", f"use one of: {', '.join(METHODS)}")
-        if (raw.get("method") or {}).get("name") != flags["method"]:
+        if named(raw.get("method") or {}).get("name") != flags["method"]:
             raw["method"] = {"name": flags["method"]}
     if flags.get("track"):
         from supremum.tracking import parse_track

@@ -177,7 +177,7 @@ def has_own_splits(path: str) -> bool:
 
 def data_config_for(art, path: str | None, *, encoding: str | None = None,
                     text_column: str | None = None, label_column: str | None = None,
-                    max_length: int | None = None) -> DataConfig:
+                    max_length: int | None = None, drop_empty: bool | None = None) -> DataConfig:
     """How to read `path` (default: the training data) for this artifact. The training source
     keeps its training settings (columns, split fractions and seed: the held-out split is the one
     made at training time); any other data gets the artifact's columns and max length."""
@@ -185,6 +185,8 @@ def data_config_for(art, path: str | None, *, encoding: str | None = None,
     prep = preprocessing_for(art, {"text_column": text_column, "label_column": label_column,
                                    "max_length": max_length})
     mapped = {"text_column": prep.text_column, "label_column": prep.label_column, "max_length": prep.max_length}
+    if drop_empty is not None:
+        mapped["drop_empty"] = drop_empty
     if trained and (path is None or is_training_source(art, path)):
         return DataConfig(**{**trained, **mapped, "path": path or trained["path"],
                              **({"encoding": encoding} if encoding else {})})

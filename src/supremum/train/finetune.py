@@ -50,6 +50,8 @@ def config_hash(cfg: FinetuneConfig) -> str:
     if d["data"].get("train_limit") is None:  # keys added later: absent = the hash runs had before them
         d["data"].pop("train_limit", None)
         d["data"].pop("train_limit_seed", None)
+    if not d["data"].get("drop_empty"):
+        d["data"].pop("drop_empty", None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -167,7 +169,7 @@ def _with_method(model, cfg: FinetuneConfig, n_train: int, dist: distributed.Dis
 
 def _prepare_lm(cfg: FinetuneConfig, dist: distributed.Dist):
     from supremum.errors import UserError
-    from supremum.lm.data import load_lm_data, training_split
+    from supremum.lm.data import load_lm_data, prompt_template, training_split
     from supremum.lm.metrics import dev_scorer, lm_loss
 
     if cfg.train.augment or cfg.train.label_smoothing:
@@ -175,6 +177,8 @@ def _prepare_lm(cfg: FinetuneConfig, dist: distributed.Dist):
                         "remove them for a language-model fine-tune")
     data = load_lm_data(cfg.data)
     model, tok = _base(cfg, "causal-lm", data)
+    if data.kind == "instruction":  # serve renders a plain prompt the same way
+        data.info["prompt"] = {"records": data.info["format"], "template": prompt_template(tok)}
     train_split = training_split(tok, data, "train", cfg.data.max_length)
     dev = training_split(tok, data, "dev", cfg.data.max_length) if data.records["dev"] else None
     data.info["blocks"] = {"train": len(train_split.ids), "dev": len(dev.ids) if dev else 0,
