@@ -113,7 +113,9 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
     try:
         model, tok = load_artifact_model(art)
         if hasattr(model, "merge_and_unload"):  # an adapter-only LoRA artifact: compress the merged model
-            model = model.merge_and_unload()
+            from supremum.train.methods.peft_common import merge
+
+            model = merge(model)
         ctx = Context(art, tok, _data_cfg(art, data), checkpoints=run_dir, checkpoint_every=checkpoint_every,
                       resume=resume)
         result = method.run(model, cfg, ctx)

@@ -27,10 +27,23 @@ from supremum.serve.telemetry import Telemetry
 
 class AsciiJSON(JSONResponse):
     """JSON with non-ASCII escaped: a lone surrogate echoed back in an error message stays
-    valid JSON instead of failing to encode (which would turn a 422 into a 500)."""
+    valid JSON instead of failing to encode (which would turn a 422 into a 500).
+
+    NaN and Infinity are not JSON: a body that would hold one becomes a 500 with a readable
+    error instead (no endpoint ever answers a non-finite number as if it were a result)."""
 
     def render(self, content) -> bytes:
-        return json.dumps(jsonable_encoder(content), ensure_ascii=True, separators=(",", ":")).encode()
+        try:
+            return _dumps(content)
+        except ValueError:  # allow_nan=False: a NaN or Infinity somewhere in the body
+            self.status_code = 500  # render runs inside __init__, after the status is set
+            return _dumps({"detail": "the answer would hold NaN or Infinity, which is no result and "
+                           "not JSON (the model overflows: re-create the artifact, e.g. in fp32)"})
+
+
+def _dumps(content) -> bytes:
+    return json.dumps(jsonable_encoder(content), ensure_ascii=True, allow_nan=False,
+                      separators=(",", ":")).encode()
 
 
 def _errors(app: FastAPI) -> None:
