@@ -114,7 +114,7 @@ def finetune(
         raise typer.Exit(distributed.launch(nproc, distributed.strip_nproc(sys.argv[1:]),
                                                      debug="--debug" in sys.argv))
     _quiet_libraries()
-    from supremum.train.finetune import finetune as run
+    from supremum.api import finetune as run
 
     dist = distributed.current()
     try:
@@ -157,9 +157,9 @@ def eval_(
     as_json: Annotated[bool, typer.Option("--json", help="print metrics as JSON on stdout")] = False,
 ) -> None:
     """Measure quality and cost of an artifact. Classifiers: accuracy, macro-F1, MCC, per class, confusion; params, size, memory, latency at batch 1 and 32. Causal LMs: perplexity and bits per byte (strided sliding window), batch-1 greedy generation (prefill and decode tokens/s, time to first token, peak memory) and sample generations."""  # noqa: E501
-    from supremum import cli_config, cli_render
+    from supremum import api, cli_config, cli_render
     from supremum.config import DataConfig, EvalConfig
-    from supremum.evaluate import data_config_for, evaluate, evaluate_model, resolve_artifact
+    from supremum.evaluate import data_config_for, resolve_artifact
     from supremum.tracking import parse_track
 
     if perturb:
@@ -168,34 +168,21 @@ def eval_(
         parse_perturb(perturb)  # bad specs fail before any model loads
     ecfg = cli_config.build(EvalConfig, locals(), flag_keys(eval_, "eval"), help_cmd="supremum eval --help")
     data_keys = flag_keys(eval_, "data")
-    base = _base_model(artifact)
-    if base:
+    if api.is_base_model(artifact):
         if data is None:
             raise UserError(f"'{artifact}' is a model, not an artifact: it records no data", "pass --data")
         dcfg = cli_config.build(DataConfig, locals(), {**data_keys, "data": "path"},
                                 help_cmd="supremum eval --help")
         _quiet_libraries()
-        if backend not in ("pytorch", "llamacpp"):
-            raise UserError(f"unknown backend '{backend}'", "use pytorch or llamacpp")
-        metrics = evaluate_model(artifact, dcfg, ecfg, command=" ".join(sys.argv), backend=backend)
+        metrics = api.evaluate(artifact, dcfg, ecfg, command=" ".join(sys.argv), backend=backend)
         _echo_json(metrics) if as_json else cli_render.print_lm_eval(metrics, artifact)
         return
     art = resolve_artifact(artifact)
     dcfg = data_config_for(art, data, text_column=text_column, label_column=label_column,
                            encoding=encoding, max_length=max_length)
     _quiet_libraries()
-    metrics = evaluate(art, dcfg, ecfg, command=" ".join(sys.argv), tracking=parse_track(track))
+    metrics = api.evaluate(art, dcfg, ecfg, command=" ".join(sys.argv), tracking=parse_track(track))
     _echo_json(metrics) if as_json else cli_render.print_eval(metrics, art)
-
-
-def _base_model(ref: str) -> bool:
-    """A model alias, a .gguf file or a transformers directory without a manifest (not an artifact)."""
-    from supremum.models.loading import ALIASES
-
-    p = Path(ref)
-    if ref in ALIASES or (p.is_file() and p.suffix == ".gguf"):
-        return True
-    return p.is_dir() and (p / "config.json").exists() and not (p / "manifest.json").exists()
 
 
 @app.command(epilog=schema_epilog("compress"))
@@ -230,10 +217,9 @@ def compress(
         import torch
 
         torch.set_num_threads(threads)
-    from supremum.compress import compress as run
-    from supremum.evaluate import resolve_artifact
+    from supremum.api import compress as run
 
-    child = run(resolve_artifact(artifact), cfg, output=output, data=data, command=" ".join(sys.argv),
+    child = run(artifact, cfg, output=output, data=data, command=" ".join(sys.argv),
                 checkpoint_every=checkpoint_every, resume=resume)
     _echo_json({"artifact": str(child.path), "artifact_id": child.id, "parents": child.manifest["parents"],
                 "report": child.manifest["compression"][-1]["report"]}) if as_json \
@@ -497,9 +483,9 @@ def frontier(
 ) -> None:
     """The Pareto set of evaluated variants (best quality for each cost) from the store; variants measured on another machine or another evaluation set are listed apart, never mixed."""  # noqa: E501
     from supremum import cli_render
-    from supremum.frontier import frontier as run
+    from supremum.api import frontier as run
 
-    res = run(metric, cost, data, split)
+    res = run(metric, cost, data=data, split=split)
     _echo_json(res) if as_json else cli_render.print_frontier(res)
 
 

@@ -245,3 +245,9 @@ def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig) -> dict:
         out["vs_parent"] = _vs_parent(art, out, f"{Path(data_cfg.path).name}:{cfg.split}")
     out["mean_confidence"] = float(np.max(softmax(logits), -1).mean())
     return out
+
+
+# `supremum.evaluate(...)` is the public API function (see supremum.facade).
+from supremum.facade import make_callable  # noqa: E402
+
+make_callable(__name__)
