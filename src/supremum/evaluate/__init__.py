@@ -244,3 +244,9 @@ def _shown(prep: Preprocessing) -> dict:
     """The preprocessing in the metrics: what was used and which values the user overrode."""
     return {"max_length": prep.max_length, "truncation_side": prep.truncation_side,
             "text_column": prep.text_column, "label_column": prep.label_column, "overridden": prep.overridden}
+
+
+# `supremum.evaluate(...)` is the public API function (see supremum.facade).
+from supremum.facade import make_callable  # noqa: E402
+
+make_callable(__name__)
