@@ -3,10 +3,12 @@ every backend and every text endpoint), batched answers of a decoder classifier 
 text alone, oversized bodies (a 413 that urllib and chunked clients can read, from a real
 server process), and answers that can never be invalid JSON (NaN/Infinity)."""
 
+import asyncio
 import http.client
 import json
 import math
 import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -160,11 +162,11 @@ def test_oversized_chunked_body_gets_a_readable_413(running):
     conn.close()
 
 
-def test_oversized_body_with_expect_continue_is_refused_before_it_is_sent(running):
-    host, port = running.removeprefix("http://").split(":")
+def headers_only(url: str, extra: bytes) -> tuple[bytes, bytes]:
+    """Send a request's head and no body; return the reply's head and body."""
+    host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as s:
-        s.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 5000000\r\nExpect: 100-continue\r\n\r\n")
+        s.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + extra + b"\r\n")
         reply = b""
         while b"\r\n\r\n" not in reply or not reply.endswith(b"}"):
             part = s.recv(4096)
@@ -172,7 +174,56 @@ def test_oversized_body_with_expect_continue_is_refused_before_it_is_sent(runnin
                 break
             reply += part
     head, _, body = reply.partition(b"\r\n\r\n")
+    return head, body
+
+
+def test_oversized_body_refused_before_it_is_sent_when_the_client_waits_or_it_is_huge(running):
+    # curl's way: Expect: 100-continue, the body follows only if the server says so
+    head, body = headers_only(running, b"Content-Length: 5000000\r\nExpect: 100-continue\r\n")
     assert head.startswith(b"HTTP/1.1 413") and json.loads(body) == TOO_LARGE
+    # beyond the drain bound (64 MiB) the server does not read at all: answered before any byte
+    head, body = headers_only(running, b"Content-Length: 1000000000\r\n")
+    assert head.startswith(b"HTTP/1.1 413") and b"connection: close" in head.lower()
+    assert json.loads(body) == TOO_LARGE
+
+
+def run_limit(chunks, *, forever: bool, **bounds) -> tuple[list, int, list]:
+    """BodyLimit(max_bytes=1000) over a client that sends `chunks` (then stalls if `forever`):
+    (what was sent back, receive() calls made, bodies the application saw)."""
+    from supremum.serve.limits import BodyLimit
+
+    sent, calls, seen = [], [0], []
+
+    async def receive():
+        calls[0] += 1
+        if calls[0] <= len(chunks):
+            return {"type": "http.request", "body": chunks[calls[0] - 1], "more_body": True}
+        if forever:
+            await asyncio.sleep(3600)
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(msg):
+        sent.append(msg)
+
+    async def app(scope, receive, send):
+        seen.append((await receive())["body"])
+
+    scope = {"type": "http", "headers": [(b"content-type", b"application/json")]}
+    asyncio.run(BodyLimit(app, 1000, **bounds)(scope, receive, send))
+    return sent, calls[0], seen
+
+
+def test_body_limit_bounds_the_drain_in_time_and_bytes():
+    t0 = time.monotonic()
+    sent, _, seen = run_limit([b"x" * 600] * 2, forever=True, drain_s=0.2)  # past the limit, then stalls
+    assert time.monotonic() - t0 < 5 and seen == []
+    assert sent[0]["status"] == 413 and (b"connection", b"close") in sent[0]["headers"]
+    sent, calls, seen = run_limit([b"x" * 1000] * 100, forever=True, drain_bytes=5000)  # endless stream
+    assert sent[0]["status"] == 413 and calls == 6 and seen == []
+    sent, calls, seen = run_limit([b"x" * 1000] * 3, forever=False)  # drained whole: keep-alive is fine
+    assert sent[0]["status"] == 413 and (b"connection", b"close") not in sent[0]["headers"]
+    sent, calls, seen = run_limit([b'{"a":', b"1}"], forever=False)  # within the limit: passed on whole
+    assert sent == [] and seen == [b'{"a":1}']
 
 
 # --- never NaN/Infinity in a JSON answer -------------------------------------------------------

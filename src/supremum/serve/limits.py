@@ -46,10 +46,11 @@ class BodyLimit:
     async def _read(self, receive) -> tuple[bytes, str | None, bool]:
         """(body, None | "drained" | "partly read", disconnected): the body is kept only while
         it fits the limit; past it, the rest is read and discarded up to the drain bounds."""
-        chunks, seen = [], 0
-        deadline = time.monotonic() + self.drain_s
+        chunks, seen, deadline = [], 0, None
         while True:
-            left = deadline - time.monotonic() if seen > self.max_bytes else None
+            if deadline is None and seen > self.max_bytes:
+                deadline = time.monotonic() + self.drain_s  # the drain's time starts at the limit
+            left = deadline - time.monotonic() if deadline is not None else None
             try:
                 msg = await asyncio.wait_for(receive(), left) if left is not None else await receive()
             except TimeoutError:
