@@ -188,6 +188,10 @@ def test_errors_name_file_lines_not_record_numbers(tmp_path):
     assert error(DataConfig(path=str(unclosed))) == (
         f"{unclosed}: line 3 opens a quote (\") that is never closed (close it, or double a quote inside a "
         'quoted field (""))')
+    long = tmp_path / "long.csv"  # a text longer than the csv module's default field limit
+    long.write_text("text,label\n" + "".join(f'"{"word " * 40_000}{i}",{lab}\n' for i, (_, lab) in
+                                              enumerate(sentiment_rows(12))))
+    assert len(load_data(DataConfig(path=str(long))).texts("train")[0]) > 200_000
     array = tmp_path / "a.json"
     array.write_text('[\n  {"text": "good", "label": "pos"},\n\n  "oops"\n]\n')
     assert error(DataConfig(path=str(array))) == (f"{array}: line 4 is not a JSON object (write "
