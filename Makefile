@@ -32,6 +32,7 @@ test-all: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench
+	PYTHONPATH=src $(VENV)/bin/lint-imports
 
 # LoRA on SST-2 for one epoch (about 2 minutes on 2 cores), then evaluate on dev.
 frontier: install  ## the showcase pipeline: fine-tune + compressions on SST-2, then frontier and report

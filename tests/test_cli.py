@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from conftest import run_cli
@@ -27,6 +30,12 @@ def test_finetune_eval_runs_show_end_to_end(csv_data, tmp_path):
     # by id, human output
     ev2 = run_cli("eval", res["artifact_id"][:8], "--split", "dev", "--no-speed", check=True)
     assert "accuracy" in ev2.stdout and "macro-F1" in ev2.stdout
+
+    # a bad value in the data settings the library builds over the artifact's: the same one line
+    bad = run_cli("eval", str(out), "--max-length", "4", "--no-speed")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+    assert bad.stderr.strip() == ("error: --max-length 4: Input should be greater than or equal to 8 "
+                                  "(see `supremum eval --help`)")
 
     runs = json.loads(run_cli("runs", "--json", check=True).stdout)
     assert [r["kind"] for r in runs] == ["finetune", "eval", "eval"]
@@ -87,3 +96,70 @@ def test_debug_shows_traceback(tmp_path):
 def test_bad_flag_is_usage_error():
     proc = run_cli("finetune", "--epochs", "many")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+PIPELINE = "name: p\ndata: {{path: {csv}}}\nstages:\n  - id: ft\n    finetune: {{}}\n"
+COMPARE = "name: c\ndata: {{path: {csv}}}\nmethods: [full]\n"
+GE = "Input should be greater than or equal to"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["eval", "tiny-llama", "--data", "{txt}", "--repeats", "2"], f"--repeats 2: {GE} 3"),
+    (["eval", "tiny-llama", "--data", "{txt}", "--window", "1"], f"--window 1: {GE} 2"),
+    (["eval", "tiny-llama", "--data", "{txt}", "--max-length", "4"], f"--max-length 4: {GE} 8"),
+    (["eval", "{tmp}", "--new-tokens", "1"], f"--new-tokens 1: {GE} 2"),
+    (["finetune", "--data", "{csv}", "--epochs", "0"], "--epochs 0.0: Input should be greater than 0"),
+    (["finetune", "--data", "{csv}", "--max-length", "4"], f"--max-length 4: {GE} 8"),
+    (["finetune", "--data", "{csv}", "train.batch_size=0"], f"command line: 'train.batch_size': {GE} 1 (got 0"),
+    (["compress", "{tmp}", "--method", "prune-magnitude", "sparsity=1.5"],
+     "command line: 'sparsity': Input should be less than 1 (got 1.5"),
+    (["serve", "{tmp}", "--port", "70000"], "--port 70000: Input should be less than or equal to 65535"),
+    (["serve", "{tmp}", "--limit", "max_texts=0"], f"command line: 'max_texts': {GE} 1 (got 0"),
+    (["scale", "--source", "markov:order=2,vocab=16", "--ctx", "4"], f"--ctx 4: {GE} 8"),
+    (["curve", "--data", "{csv}", "--bootstrap", "-1"], f"--bootstrap -1: {GE} 0"),
+    (["run", "{pipeline}", "--jobs", "0"], f"--jobs 0: {GE} 1"),
+    (["compare", "{compare}", "--jobs", "0"], f"--jobs 0: {GE} 1"),
+], ids=lambda a: " ".join(a[:1] + a[-2:]) if isinstance(a, list) else "")
+def test_option_values_out_of_range_are_one_line_exit_2(args, message, csv_data, tmp_path):
+    """Every command builds its configs through one path (cli_config -> recipe.build); a value
+    out of range names the flag and the allowed range, with no traceback."""
+    txt = tmp_path / "corpus.txt"
+    txt.write_text("a small corpus of plain text\n" * 20, encoding="utf-8")
+    files = {"{csv}": str(csv_data), "{txt}": str(txt), "{tmp}": str(tmp_path)}
+    for name, text in (("{pipeline}", PIPELINE), ("{compare}", COMPARE)):
+        path = tmp_path / f"{name[1:-1]}.yaml"
+        path.write_text(text.format(csv=csv_data), encoding="utf-8")
+        files[name] = str(path)
+    proc = run_cli(*[files.get(a, a) for a in args])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), proc.stderr
+    assert lines[0].endswith(f"see `supremum {args[0]} --help`)"), proc.stderr
+
+
+def test_flag_naming_a_key_that_the_method_lacks():
+    proc = run_cli("compress", "x", "--method", "int8-weight", "--max-drop", "1")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("error: --max-drop: unknown key 'max_drop' (valid keys: "), proc.stderr
+
+
+NO_HEAVY = """
+import runpy, sys
+sys.argv = ["supremum", *sys.argv[1:]]
+try:
+    runpy.run_module("supremum", run_name="__main__")
+except SystemExit as e:
+    code = e.code
+heavy = sorted(m for m in ("torch", "pandas", "sklearn", "transformers") if m in sys.modules)
+print("HEAVY", heavy, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["runs"], ["runs", "--json"], ["models"]])
+def test_help_and_runs_import_no_torch(args, tmp_path):
+    """`supremum --help` and `supremum runs` stay fast: no torch, pandas, scikit-learn or
+    transformers (help computed from the schema is filled in only when a command's help is shown)."""
+    proc = subprocess.run([sys.executable, "-c", NO_HEAVY, *args], capture_output=True, text=True,
+                          env={**os.environ, "SUPREMUM_HOME": str(tmp_path / "home")})
+    assert "HEAVY []" in proc.stderr, proc.stderr
+    assert proc.stdout.strip(), proc.stderr

@@ -2,12 +2,18 @@ from pathlib import Path
 
 import pytest
 
-from supremum.cli_build import finetune_config
+from supremum import cli
+from supremum.cli_config import finetune_config as build_finetune
+from supremum.cli_config import flag_keys
 from supremum.config import FinetuneConfig
 from supremum.errors import UserError
 from supremum.recipe import build, load_yaml
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
+
+
+def finetune_config(values):
+    return build_finetune(values, flag_keys(cli.finetune))
 
 
 def flags(**kw):

@@ -1,10 +1,12 @@
 """supremum: how good can this model get, and how cheaply?
 
-Library API (the CLI only calls these):
-    finetune(FinetuneConfig) -> FinetuneResult
-    evaluate(artifact_or_path, DataConfig | None, EvalConfig) -> dict of metrics
-    open_artifact(path) -> Artifact;  load_artifact_model(artifact) -> (model, tokenizer)
-    compress(artifact, CompressConfig) -> Artifact
+Public API (see supremum.api for shapes and errors; the CLI calls these same functions):
+    load(path_or_id) -> (model, tokenizer)
+    finetune(config) -> FinetuneResult(run_id, artifact, metrics, data_info)
+    compress(artifact, config) -> Artifact
+    evaluate(artifact, data=None, config=None) -> dict of metrics
+    frontier(metric=None, cost=None, data=None, split=None) -> dict
+Also: open_artifact(path) -> Artifact; the configs FinetuneConfig, DataConfig, EvalConfig; Store.
 """
 
 import logging
@@ -17,9 +19,8 @@ logging.getLogger("torchao").setLevel(logging.ERROR)
 logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 _LAZY = {
-    "finetune": "supremum.train.finetune",
-    "compress": "supremum.compress",
-    "evaluate": "supremum.evaluate",
+    "load": "supremum.api",
+    "finetune": "supremum.api",
     "open_artifact": "supremum.artifact",
     "load_artifact_model": "supremum.artifact",
     "FinetuneConfig": "supremum.config",
@@ -27,12 +28,16 @@ _LAZY = {
     "EvalConfig": "supremum.config",
     "Store": "supremum.store",
 }
+# Subpackages callable as the API function of their name (supremum.facade).
+_CALLABLE = ("compress", "evaluate", "frontier")
 
 
 def __getattr__(name: str):
     # Lazy so that `import supremum` (and `supremum --help`) does not pay for torch.
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _CALLABLE:
+        return importlib.import_module(f"supremum.{name}")
     raise AttributeError(name)

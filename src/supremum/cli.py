@@ -11,38 +11,24 @@ from typing import Annotated, Any
 
 import typer
 
+from supremum.cli_config import SchemaCommand, flag_keys, schema_epilog, schema_help
 from supremum.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="supremum: how good can this model get, and how cheaply?")
+
+class _App(typer.Typer):
+    """Every command gets help computed from the schema when it is shown (cli_config)."""
+
+    def command(self, *args, **kwargs):
+        return super().command(*args, cls=kwargs.pop("cls", SchemaCommand), **kwargs)
+
+
+app = _App(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+           help="supremum: how good can this model get, and how cheaply?")
+
+
 def _doc(section: str, field: str) -> str:
-    """Help text comes from the config schema, written once."""
-    from supremum import config
-    from supremum.serve import ServeConfig
-
-    model = {"model": config.ModelSpec, "data": config.DataConfig, "train": config.TrainConfig,
-             "eval": config.EvalConfig, "serve": ServeConfig, "": config.FinetuneConfig}[section]
-    f = model.model_fields[field]
-    default = "" if f.is_required() else f" \\[default: {f.default}]"  # escaped: rich markup
-    return (f.description or "") + default
-
-
-def _keys_epilog() -> str:
-    """Every recipe key with its default and meaning, for KEY=VALUE overrides."""
-    from supremum import config
-    from supremum.train.methods import METHODS
-
-    sections = [("model", config.ModelSpec), ("data", config.DataConfig), ("train", config.TrainConfig)]
-    sections += [("method", m.config_cls) for m in METHODS.values()]
-    lines = ["Recipe keys (set with KEY=VALUE, e.g. train.weight_decay=0.1):",
-             f"method.name = full: the method, one of {', '.join(METHODS)}"]
-    for prefix, model in sections:
-        for key, f in model.model_fields.items():
-            if prefix == "method" and key == "name":
-                continue
-            default = "required" if f.is_required() else f.default
-            lines.append(f"{prefix}.{key} = {default!s}: {f.description or ''}")
-    return "\n\n".join(lines).replace("[", "\\[")
+    """Help text comes from the config schema, written once; the option's value sets that key."""
+    return schema_help(section, field)
 
 
 @app.callback()
@@ -68,33 +54,11 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message="torch.ao.quantization is deprecated")
 
 
-def _recipe(cls, path: Path, help_cmd: str):
-    """A recipe file validated against its schema (errors name the file, line and valid keys)."""
-    from supremum.recipe import build, load_yaml
-
-    raw, lines = load_yaml(path)
-    cfg = build(cls, raw, str(path), lines, help_cmd=help_cmd)
-    _quiet_libraries()
-    return cfg
-
-
-def _with_flags(cfg, flags: dict, help_cmd: str):
-    """A recipe with flags that override its keys, validated by the schema like the recipe's own
-    keys (model_copy would skip that)."""
-    flags = {k: v for k, v in flags.items() if v is not None}
-    if not flags:
-        return cfg
-    from supremum.recipe import build
-
-    return build(type(cfg), {**cfg.model_dump(exclude_unset=True, by_alias=True), **flags}, "flags",
-                 help_cmd=help_cmd)
-
-
 def _echo_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
-@app.command(epilog=_keys_epilog())
+@app.command(epilog=schema_epilog("finetune"))
 def finetune(
     model: Annotated[str | None, typer.Option(help=_doc("model", "name"))] = None,
     data: Annotated[str | None, typer.Option(help=_doc("data", "path"))] = None,
@@ -139,10 +103,11 @@ def finetune(
 
     Precedence: recipe < flags < KEY=VALUE overrides.
     """  # noqa: E501
-    from supremum import cli_build
+    from supremum import cli_render
+    from supremum.cli_config import finetune_config
     from supremum.train import distributed
 
-    cfg = cli_build.finetune_config(locals())  # validated before any process is launched
+    cfg = finetune_config(locals(), flag_keys(finetune))  # validated before any process is launched
     if nproc > 1 and not distributed.current().active:
         if cfg.train.parallel == "fsdp":
             from supremum.train import sharding
@@ -151,7 +116,7 @@ def finetune(
         raise typer.Exit(distributed.launch(nproc, distributed.strip_nproc(sys.argv[1:]),
                                                      debug="--debug" in sys.argv))
     _quiet_libraries()
-    from supremum.train.finetune import finetune as run
+    from supremum.api import finetune as run
 
     dist = distributed.current()
     try:
@@ -164,7 +129,7 @@ def finetune(
         _echo_json({"run_id": res.run_id, "artifact": str(res.artifact.path), "artifact_id":
                     res.artifact.id, "metrics": res.metrics, "data": res.data_info})
     else:
-        cli_build.print_finetune(res)
+        cli_render.print_finetune(res)
 
 
 @app.command("eval")
@@ -172,22 +137,23 @@ def eval_(
     artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id; or a base "
                                             "causal LM (alias, .gguf file, model directory) to measure as it is")],
     data: Annotated[str | None, typer.Option(help="data to evaluate on [default: the training data]")] = None,
-    split: Annotated[str, typer.Option(help=_doc("eval", "split"))] = "dev",
+    split: Annotated[str | None, typer.Option(help=_doc("eval", "split"))] = None,
     text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
     label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
     encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
-    drop_empty: Annotated[bool, typer.Option("--drop-empty", help=_doc("data", "drop_empty"))] = False,
-    speed: Annotated[bool, typer.Option("--speed/--no-speed", help=_doc("eval", "speed"))] = True,
-    repeats: Annotated[int, typer.Option(help=_doc("eval", "repeats"))] = 30,
+    drop_empty: Annotated[bool | None, typer.Option("--drop-empty/--no-drop-empty",
+                                                    help=_doc("data", "drop_empty"))] = None,
+    speed: Annotated[bool | None, typer.Option("--speed/--no-speed", help=_doc("eval", "speed"))] = None,
+    repeats: Annotated[int | None, typer.Option(help=_doc("eval", "repeats"))] = None,
     threads: Annotated[int | None, typer.Option(help=_doc("eval", "threads"))] = None,
     perturb: Annotated[str | None, typer.Option(help=_doc("eval", "perturb"))] = None,
-    perturb_seed: Annotated[int, typer.Option(help=_doc("eval", "perturb_seed"))] = 0,
-    max_length: Annotated[int | None, typer.Option(help=_doc("data", "max_length"))] = None,
+    perturb_seed: Annotated[int | None, typer.Option(help=_doc("eval", "perturb_seed"))] = None,
+    max_length: Annotated[int | None, typer.Option(help=_doc("eval", "max_length"))] = None,
     window: Annotated[int | None, typer.Option(help=_doc("eval", "window"))] = None,
     stride: Annotated[int | None, typer.Option(help=_doc("eval", "stride"))] = None,
     max_tokens: Annotated[int | None, typer.Option(help=_doc("eval", "max_tokens"))] = None,
-    new_tokens: Annotated[int, typer.Option(help=_doc("eval", "new_tokens"))] = 64,
-    prompt_tokens: Annotated[int, typer.Option(help=_doc("eval", "prompt_tokens"))] = 64,
+    new_tokens: Annotated[int | None, typer.Option(help=_doc("eval", "new_tokens"))] = None,
+    prompt_tokens: Annotated[int | None, typer.Option(help=_doc("eval", "prompt_tokens"))] = None,
     backend: Annotated[str, typer.Option(help="base models only: pytorch, or llamacpp to run the model's "
                                          "own GGUF file (e.g. smollm2-135m's Q4_1) in llama.cpp")] = "pytorch",
     track: Annotated[str | None, typer.Option(help="mirror metrics to trackers: tensorboard,mlflow,wandb "
@@ -195,60 +161,35 @@ def eval_(
     as_json: Annotated[bool, typer.Option("--json", help="print metrics as JSON on stdout")] = False,
 ) -> None:
     """Measure quality and cost of an artifact. Classifiers: accuracy, macro-F1, MCC, per class, confusion; params, size, memory, latency at batch 1 and 32. Causal LMs: perplexity and bits per byte (strided sliding window), batch-1 greedy generation (prefill and decode tokens/s, time to first token, peak memory) and sample generations."""  # noqa: E501
-    from supremum import cli_build
+    from supremum import api, cli_config, cli_render
     from supremum.config import DataConfig, EvalConfig
-    from supremum.evaluate import data_config_for, evaluate, evaluate_model, resolve_artifact
+    from supremum.evaluate import data_config_for, resolve_artifact
     from supremum.tracking import parse_track
 
     if perturb:
         from supremum.augment import parse_perturb
 
         parse_perturb(perturb)  # bad specs fail before any model loads
-    ecfg = EvalConfig(split=split, speed=speed, repeats=repeats, threads=threads, perturb=perturb,
-                      perturb_seed=perturb_seed, window=window, stride=stride, max_tokens=max_tokens,
-                      new_tokens=new_tokens, prompt_tokens=prompt_tokens)
-    base = _base_model(artifact)
-    if base:
+    ecfg = cli_config.build(EvalConfig, locals(), flag_keys(eval_, "eval"), help_cmd="supremum eval --help")
+    data_keys = flag_keys(eval_, "data")
+    if api.is_base_model(artifact):
         if data is None:
             raise UserError(f"'{artifact}' is a model, not an artifact: it records no data", "pass --data")
-        dcfg = DataConfig(path=data, encoding=encoding or "utf-8", text_column=text_column, drop_empty=drop_empty,
-                          **({"max_length": max_length} if max_length else {}))
+        dcfg = cli_config.build(DataConfig, locals(), {**data_keys, "data": "path"},
+                                help_cmd="supremum eval --help")
         _quiet_libraries()
-        if backend not in ("pytorch", "llamacpp"):
-            raise UserError(f"unknown backend '{backend}'", "use pytorch or llamacpp")
-        metrics = evaluate_model(artifact, dcfg, ecfg, command=" ".join(sys.argv), backend=backend)
-        _echo_json(metrics) if as_json else cli_build.print_lm_eval(metrics, artifact)
+        metrics = api.evaluate(artifact, dcfg, ecfg, command=" ".join(sys.argv), backend=backend)
+        _echo_json(metrics) if as_json else cli_render.print_lm_eval(metrics, artifact)
         return
     art = resolve_artifact(artifact)
     dcfg = data_config_for(art, data, text_column=text_column, label_column=label_column,
                            encoding=encoding, max_length=max_length, drop_empty=drop_empty or None)
     _quiet_libraries()
-    metrics = evaluate(art, dcfg, ecfg, command=" ".join(sys.argv), tracking=parse_track(track))
-    _echo_json(metrics) if as_json else cli_build.print_eval(metrics, art)
+    metrics = api.evaluate(art, dcfg, ecfg, command=" ".join(sys.argv), tracking=parse_track(track))
+    _echo_json(metrics) if as_json else cli_render.print_eval(metrics, art)
 
 
-def _base_model(ref: str) -> bool:
-    """A model alias, a .gguf file or a transformers directory without a manifest (not an artifact)."""
-    from supremum.models.loading import ALIASES
-
-    p = Path(ref)
-    if ref in ALIASES or (p.is_file() and p.suffix == ".gguf"):
-        return True
-    return p.is_dir() and (p / "config.json").exists() and not (p / "manifest.json").exists()
-
-
-def _compress_epilog() -> str:
-    from supremum.compress import compressors
-
-    lines = ["Methods and their options (set with KEY=VALUE, e.g. keep=[classifier]):"]
-    for c in compressors().values():
-        opts = [f"{k}={'required' if f.is_required() else f.default!s} ({f.description or ''})"
-                for k, f in c.config_cls.model_fields.items() if k != "method"]
-        lines.append(f"{c.name}: {c.summary}" + ("; " + "; ".join(opts) if opts else ""))
-    return "\n\n".join(lines).replace("[", "\\[")
-
-
-@app.command(epilog=_compress_epilog())
+@app.command(epilog=schema_epilog("compress"))
 def compress(
     artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
     method: Annotated[str, typer.Option(help="compression method (listed below)")],
@@ -269,9 +210,9 @@ def compress(
         help="KEY=VALUE options of the method, e.g. sparsity=0.5 group_size=64")] = None,
 ) -> None:
     """Compress an artifact into a new one (quantize, prune, distill, factorize, export), recorded with its parent in the store. Methods chain: prune -> distill -> quantize -> export."""  # noqa: E501
-    from supremum import cli_build
+    from supremum import cli_config, cli_render
 
-    cfg = cli_build.compress_config(method, options, max_drop)
+    cfg = cli_config.compress_config(method, options, max_drop)
     if resume and not checkpoint_every:
         raise UserError("--resume continues from checkpoints, and this command writes none",
                         "pass the killed run's --checkpoint-every N with --resume")
@@ -280,25 +221,24 @@ def compress(
         import torch
 
         torch.set_num_threads(threads)
-    from supremum.compress import compress as run
-    from supremum.evaluate import resolve_artifact
+    from supremum.api import compress as run
 
-    child = run(resolve_artifact(artifact), cfg, output=output, data=data, command=" ".join(sys.argv),
+    child = run(artifact, cfg, output=output, data=data, command=" ".join(sys.argv),
                 checkpoint_every=checkpoint_every, resume=resume)
     _echo_json({"artifact": str(child.path), "artifact_id": child.id, "parents": child.manifest["parents"],
                 "report": child.manifest["compression"][-1]["report"]}) if as_json \
-        else cli_build.print_compress(child)
+        else cli_render.print_compress(child)
 
 
 @app.command()
 def serve(
     artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
-    host: Annotated[str, typer.Option(help=_doc("serve", "host"))] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help=_doc("serve", "port"))] = 8000,
-    max_batch: Annotated[int, typer.Option(help=_doc("serve", "max_batch"))] = 32,
-    max_wait_ms: Annotated[float, typer.Option(help=_doc("serve", "max_wait_ms"))] = 5.0,
-    max_queue: Annotated[int, typer.Option(help=_doc("serve", "max_queue"))] = 512,
-    timeout_s: Annotated[float, typer.Option(help=_doc("serve", "timeout_s"))] = 30.0,
+    host: Annotated[str | None, typer.Option(help=_doc("serve", "host"))] = None,
+    port: Annotated[int | None, typer.Option(help=_doc("serve", "port"))] = None,
+    max_batch: Annotated[int | None, typer.Option(help=_doc("serve", "max_batch"))] = None,
+    max_wait_ms: Annotated[float | None, typer.Option(help=_doc("serve", "max_wait_ms"))] = None,
+    max_queue: Annotated[int | None, typer.Option(help=_doc("serve", "max_queue"))] = None,
+    timeout_s: Annotated[float | None, typer.Option(help=_doc("serve", "timeout_s"))] = None,
     threads: Annotated[int | None, typer.Option(help=_doc("serve", "threads"))] = None,
     api_key_file: Annotated[Path | None, typer.Option(help="file holding the API key "
                                                       "[default: $SUPREMUM_API_KEY]")] = None,
@@ -306,9 +246,9 @@ def serve(
                                                     "max_new_tokens, max_body_bytes, graceful_s")] = None,
 ) -> None:
     """Serve an artifact over HTTP (FastAPI): POST /v1/classify and /v1/generate, GET /healthz, /readyz, /v1/model, /metrics (Prometheus); micro-batching, limits, bearer-token auth. OpenAPI at /openapi.json."""  # noqa: E501
+    from supremum.cli_config import Assembly
     from supremum.evaluate import resolve_artifact
-    from supremum.recipe import build, parse_override
-    from supremum.serve import ServeConfig
+    from supremum.serve import ServeConfig, check_binding
     from supremum.serve import serve as run
 
     key = os.environ.get("SUPREMUM_API_KEY") or None
@@ -316,18 +256,14 @@ def serve(
         if not api_key_file.is_file():
             raise UserError(f"{api_key_file}: no such API key file", "give a file holding the key")
         key = api_key_file.read_text(encoding="utf-8").strip() or None
-    raw = {"host": host, "port": port, "max_batch": max_batch, "max_wait_ms": max_wait_ms,
-           "max_queue": max_queue, "timeout_s": timeout_s, "threads": threads, "api_key": key}
-    for item in limit or []:
-        keys, value = parse_override(item)
-        raw[".".join(keys)] = value
-    cfg = build(ServeConfig, raw, "command line", help_cmd="supremum serve --help")
-    from supremum.serve import check_binding
+    cfg = Assembly().options({**locals(), "api_key": key}, {**flag_keys(serve, "serve"), "api_key": "api_key"})
+    cfg = cfg.overrides(limit).build(ServeConfig, "supremum serve --help")
 
     check_binding(cfg)
     art = resolve_artifact(artifact)
     _quiet_libraries()
-    run(art, cfg, on_ready=lambda: print(f"serving {art.id} ({art.lineage}) on http://{host}:{port}", flush=True))
+    run(art, cfg, on_ready=lambda: print(f"serving {art.id} ({art.lineage}) on http://{cfg.host}:{cfg.port}",
+                                         flush=True))
 
 
 @app.command()
@@ -341,20 +277,21 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Compare fine-tuning methods: every variant x seed trained and evaluated in its own process; prints accuracy mean +- std per split, trainable parameters, training time and peak memory, and which differences are within noise. Finished cells are skipped on re-runs."""  # noqa: E501
-    from supremum import cli_build
+    from supremum import cli_config, cli_render
     from supremum.compare import CompareConfig, cell_dir, cells, run
     from supremum.store import Store
 
-    cfg = _with_flags(_recipe(CompareConfig, recipe, "supremum compare --help"),
-                      {"executor": executor, "jobs": jobs}, "supremum compare --help")
+    cfg = cli_config.build(CompareConfig, locals(), {"executor": "executor", "jobs": "jobs"}, recipe=recipe,
+                           help_cmd="supremum compare --help")
+    _quiet_libraries()
     if dry_run:
         rows = [{"variant": c["variant"], "seed": c["seed"], "hash": c["hash"],
                  "status": "done" if (cell_dir(Store(), cfg, c) / "result.json").exists() else "to run"}
                 for c in cells(cfg)]
-        _echo_json(rows) if as_json else cli_build.print_cells(rows)
+        _echo_json(rows) if as_json else cli_render.print_cells(rows)
         return
-    summary = run(cfg, on_event=lambda m: cli_build.err.print(m, markup=False))
-    _echo_json(summary) if as_json else cli_build.print_compare(summary)
+    summary = run(cfg, on_event=lambda m: cli_render.err.print(m, markup=False))
+    _echo_json(summary) if as_json else cli_render.print_compare(summary)
 
 
 def _list(value: str | None, cast, flag: str) -> list | None:
@@ -393,35 +330,31 @@ def scale(
     as_json: Annotated[bool, typer.Option("--json", help="print the analysis as JSON")] = False,
 ) -> None:
     """Is there a limit? Train a grid of small transformers from scratch (sizes N x token budgets D), fit L(N, D) = E + A/N^alpha + B/D^beta with bootstrap intervals, and report the limit E, the gap to it, what 10x/100x compute buys, the compute-optimal N and D, and a held-out check of the predictions. On synthetic sources the true entropy rate is printed beside E. Finished runs are reused."""  # noqa: E501
-    from supremum import cli_build
+    from supremum import cli_config, cli_render
     from supremum.limit.sweep import ScaleConfig
-    from supremum.recipe import build, load_yaml
 
-    raw, lines = ({}, None) if recipe is None else load_yaml(recipe)
-    flags = {"source": source, "budget_minutes": budget_minutes, "sizes": _list(sizes, str, "--sizes"),
-             "tokens": _list(tokens, int, "--tokens"), "seeds": _list(seeds, int, "--seeds"), "ctx": ctx,
-             "batch_tokens": batch_tokens, "eval_tokens": eval_tokens, "jobs": jobs, "executor": executor,
-             "nproc": nproc,
-             "bootstrap": bootstrap, "plateau": plateau,
-             "budget_flops": budget_flops, "name": name}
-    raw.update({k: v for k, v in flags.items() if v is not None})
-    if "source" not in raw:
+    flags = {**locals(), "sizes": _list(sizes, str, "--sizes"), "tokens": _list(tokens, int, "--tokens"),
+             "seeds": _list(seeds, int, "--seeds")}
+    keys = ["source", "budget_minutes", "sizes", "tokens", "seeds", "ctx", "batch_tokens", "eval_tokens", "jobs",
+            "executor", "nproc", "bootstrap", "plateau", "budget_flops", "name"]
+    cfg = cli_config.Assembly(recipe).options(flags, {k: k for k in keys})
+    if cfg.get("source") is None:
         raise UserError("scale needs a source", "e.g. --source markov:order=2,vocab=16")
-    cfg = build(ScaleConfig, raw, str(recipe or "flags"), lines, help_cmd="supremum scale --help")
+    cfg = cfg.build(ScaleConfig, "supremum scale --help")
     _quiet_libraries()
     if dry_run:
         from supremum.limit.sweep import dry_run as plan_only
 
         p = plan_only(cfg)
-        _echo_json(p) if as_json else cli_build.print_scale_plan(p)
+        _echo_json(p) if as_json else cli_render.print_scale_plan(p)
         return
     from supremum.limit.sweep import run_sweep
 
-    res = run_sweep(cfg, on_event=None if as_json else lambda m: cli_build.err.print(m, markup=False))
+    res = run_sweep(cfg, on_event=None if as_json else lambda m: cli_render.err.print(m, markup=False))
     if as_json:
         _echo_json({k: v for k, v in res.items() if k != "bootstrap_params"})
     else:
-        cli_build.print_scale(res)
+        cli_render.print_scale(res)
 
 
 @app.command()
@@ -441,30 +374,24 @@ def curve(
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Learning curve: fine-tune on growing shares of the training set (nested subsets, several seeds, one process per run, cached), fit error(n) = E + B/n^beta with bootstrap intervals, and report the accuracy ceiling and how many labeled examples a target accuracy needs."""  # noqa: E501
-    from supremum import cli_build
+    from supremum import cli_config, cli_render
     from supremum.limit.curve import CurveConfig, parse_fractions, run_curve
-    from supremum.recipe import build, load_yaml
 
-    raw, lines = ({}, None) if recipe is None else load_yaml(recipe)
-    for key, value in {"model": {"name": model} if model else None, "method": {"name": method} if method else None,
-                       "fractions": parse_fractions(fractions) if fractions else None,
-                       "seeds": _list(seeds, int, "--seeds"), "split": split, "target": target,
-                       "bootstrap": bootstrap}.items():
-        if value is not None:
-            raw[key] = value
-    if data:
-        raw["data"] = {**raw.get("data", {}), "path": data}
-    if epochs is not None:
-        raw["train"] = {**raw.get("train", {}), "epochs": epochs}
-    if "data" not in raw:
+    flags = {**locals(), "model": {"name": model} if model else None,
+             "method": {"name": method} if method else None,
+             "fractions": parse_fractions(fractions) if fractions else None, "seeds": _list(seeds, int, "--seeds")}
+    keys = {"model": "model", "method": "method", "fractions": "fractions", "seeds": "seeds", "split": "split",
+            "target": "target", "bootstrap": "bootstrap", "data": "data.path", "epochs": "train.epochs"}
+    cfg = cli_config.Assembly(recipe).options(flags, keys)
+    if cfg.get("data") is None:
         raise UserError("curve needs data", "e.g. --data path/to/sst2")
-    cfg = build(CurveConfig, raw, str(recipe or "flags"), lines, help_cmd="supremum curve --help")
+    cfg = cfg.build(CurveConfig, "supremum curve --help")
     _quiet_libraries()
-    res = run_curve(cfg, on_event=None if as_json else lambda m: cli_build.err.print(m, markup=False))
+    res = run_curve(cfg, on_event=None if as_json else lambda m: cli_render.err.print(m, markup=False))
     if as_json:
         _echo_json({k: v for k, v in res.items() if k not in ("band", "band_n")})
     else:
-        cli_build.print_curve(res)
+        cli_render.print_curve(res)
 
 
 @app.command()
@@ -501,7 +428,7 @@ def sensitivity(
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
 ) -> None:
     """Rank linear layers by how much the metric changes when only that layer is quantized (int8, int4) or 50%-pruned. Recorded in the artifact's metrics."""  # noqa: E501
-    from supremum import cli_build
+    from supremum import cli_render
     from supremum.evaluate import data_config_for, resolve_artifact
 
     art = resolve_artifact(artifact)
@@ -514,7 +441,7 @@ def sensitivity(
     if bad or not chosen:
         raise UserError(f"unknown scheme(s) {bad or chosen}", f"use some of: {', '.join(SCHEMES)}")
     res = run(art, data_config_for(art, data), split, chosen, limit)
-    _echo_json(res) if as_json else cli_build.print_sensitivity(res, top)
+    _echo_json(res) if as_json else cli_render.print_sensitivity(res, top)
 
 
 @app.command("run")
@@ -528,19 +455,20 @@ def run_pipeline(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Run a pipeline recipe: fine-tune and compression stages in dependency order, each artifact evaluated; finished stages (same config and parents) are skipped, a failed stage only skips its dependents."""  # noqa: E501
-    from supremum import cli_build
+    from supremum import cli_config, cli_render
     from supremum.estimate import describe
     from supremum.pipeline import PipelineConfig, estimate_plan, plan, run
     from supremum.store import Store
 
-    cfg = _with_flags(_recipe(PipelineConfig, recipe, "supremum run --help"), {"executor": executor, "jobs": jobs},
-                      "supremum run --help")
+    cfg = cli_config.build(PipelineConfig, locals(), {"executor": "executor", "jobs": "jobs"}, recipe=recipe,
+                           help_cmd="supremum run --help")
+    _quiet_libraries()
     if dry_run:
         rows = plan(cfg)
-        cli_build.err.print(describe(estimate_plan(cfg, rows, Store())), markup=False)
+        cli_render.err.print(describe(estimate_plan(cfg, rows, Store())), markup=False)
     else:
-        rows = run(cfg, on_event=lambda m: cli_build.err.print(m, markup=False))
-    _echo_json(rows) if as_json else cli_build.print_pipeline(rows, dry_run)
+        rows = run(cfg, on_event=lambda m: cli_render.err.print(m, markup=False))
+    _echo_json(rows) if as_json else cli_render.print_pipeline(rows, dry_run)
     if any(r["status"] in ("failed", "skipped") for r in rows):
         raise typer.Exit(1)
 
@@ -558,11 +486,11 @@ def frontier(
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
 ) -> None:
     """The Pareto set of evaluated variants (best quality for each cost) from the store; variants measured on another machine or another evaluation set are listed apart, never mixed."""  # noqa: E501
-    from supremum import cli_build
-    from supremum.frontier import frontier as run
+    from supremum import cli_render
+    from supremum.api import frontier as run
 
-    res = run(metric, cost, data, split)
-    _echo_json(res) if as_json else cli_build.print_frontier(res)
+    res = run(metric, cost, data=data, split=split)
+    _echo_json(res) if as_json else cli_render.print_frontier(res)
 
 
 @app.command()
@@ -581,7 +509,7 @@ def pick(
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
 ) -> None:
     """The best evaluated variant within a budget; when none fits, which constraint no variant meets and the closest ones (exit code 1)."""  # noqa: E501
-    from supremum import cli_build
+    from supremum import cli_render
     from supremum.frontier.pick import pick as run
 
     limits = {"max_latency_ms": max_latency_ms, "max_size_mb": max_size_mb, "max_memory_mb": max_memory_mb,
@@ -590,7 +518,7 @@ def pick(
         metric = metric or "perplexity"
     res = run(limits, metric=metric, min_metric=max_perplexity if max_perplexity is not None else min_accuracy,
               data=data, split=split)
-    _echo_json(res) if as_json else cli_build.print_pick(res)
+    _echo_json(res) if as_json else cli_render.print_pick(res)
     if res["pick"] is None:
         raise typer.Exit(1)
 
@@ -624,19 +552,19 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
 ) -> None:
     """Table of every run in the store with its key metrics."""
-    from supremum import cli_build
+    from supremum import cli_render
 
-    rows = cli_build.select_runs(kind, status, sort, limit)
-    _echo_json(rows) if as_json else cli_build.print_runs(rows)
+    rows = cli_render.select_runs(kind, status, sort, limit)
+    _echo_json(rows) if as_json else cli_render.print_runs(rows)
 
 
 @app.command()
 def show(ref: Annotated[str, typer.Argument(help="run id, artifact id (a prefix is enough) or "
                                             "artifact directory")]) -> None:
     """Everything known about one run or artifact: config, metrics, lineage, machine."""
-    from supremum import cli_build
+    from supremum import cli_render
 
-    _echo_json(cli_build.describe(ref))
+    _echo_json(cli_render.describe(ref))
 
 
 @app.command()
@@ -662,10 +590,32 @@ def _no_space(e: BaseException) -> int | None:
     return int(m[1]) if m and int(m[1]) in _NO_SPACE else None
 
 
+def _validation_error(e: Exception) -> UserError | None:
+    """A config that the library built from command-line values (e.g. the evaluation data settings
+    over an artifact's) and that pydantic refused: the same one line as configs built here, naming
+    the flag when the command line holds it."""
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is None or not isinstance(e, pydantic.ValidationError):
+        return None
+    from supremum.recipe import error_loc, user_error
+
+    loc = error_loc(e.errors()[0])
+    flag = "--" + loc[-1].replace("_", "-") if loc else ""
+    given = any(a == flag or a.startswith(flag + "=") for a in sys.argv[1:]) if flag else False
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+    return user_error(e, names={".".join(loc): flag} if given else None, help_cmd=f"supremum {command} --help")
+
+
 def main() -> None:
     debug = "--debug" in sys.argv
     try:
-        rc = app(standalone_mode=False)  # non-standalone click returns typer.Exit's code
+        try:
+            rc = app(standalone_mode=False)  # non-standalone click returns typer.Exit's code
+        except Exception as e:
+            user = _validation_error(e)
+            if user is None:
+                raise
+            raise user from e
         if isinstance(rc, int) and rc:
             raise SystemExit(rc)
     except UserError as e:

@@ -131,7 +131,11 @@ class FinetuneConfig(Strict):
 
 
 class EvalConfig(Strict):
-    split: str = Field("dev", description="split to evaluate: train, dev or test")
+    split: str | None = Field(None, description="split to evaluate: train, dev, test or all (default: dev of "
+                              "the training data or of a directory with split files; any other file is "
+                              "scored whole)")
+    max_length: int | None = Field(None, ge=8, description="tokens per text (causal LMs: the default "
+                                   "perplexity window); default: the artifact's training max length")
     batch_size: int = Field(64, ge=1, description="batch size of the quality pass")
     speed: bool = Field(True, description="measure latency, throughput and memory")
     warmup: int = Field(5, ge=0, description="untimed calls before timing (batch 1)")
@@ -142,7 +146,7 @@ class EvalConfig(Strict):
     perturb_seed: int = Field(0, description="seed of the perturbations")
     # causal language models
     window: int | None = Field(None, ge=2, description="LM perplexity: tokens per window "
-                               "(default: data.max_length)")
+                               "(default: the max length)")
     stride: int | None = Field(None, ge=1, description="LM perplexity: tokens between window starts "
                                "(default: half the window)")
     max_tokens: int | None = Field(None, ge=2, description="LM perplexity: score only the first N "

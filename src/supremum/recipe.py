@@ -6,6 +6,7 @@ Precedence: recipe file < command-line flags < key=value overrides (the most spe
 from __future__ import annotations
 
 import difflib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -68,25 +69,43 @@ def set_path(d: dict, keys: list[str], value: Any) -> None:
 
 
 def build(schema: type[BaseModel], data: dict, source: str = "recipe",
-          lines: dict[str, int] | None = None, help_cmd: str = "supremum finetune --help") -> BaseModel:
-    """Validate; the first error becomes one line naming the key, its line and the valid keys."""
+          lines: dict[str, int] | None = None, help_cmd: str = "supremum finetune --help",
+          names: dict[str, str] | None = None) -> BaseModel:
+    """Validate; the first error becomes one line naming the key (or the flag that set it, from
+    `names`: key path -> flag), its line and the valid keys."""
     try:
         return schema.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged-union"))]
-        loc = [p for p in loc if p not in _method_names()]
-        key = ".".join(loc)
-        where = f"{source} line {lines[key]}" if lines and key in lines else source
-        if err["type"] == "extra_forbidden":
-            valid = valid_keys(schema, loc[:-1], data)
-            close = difflib.get_close_matches(loc[-1], valid, n=1)
-            guess = f"did you mean '{close[0]}'? " if close else ""
-            raise UserError(f"{where}: unknown key '{key}'",
-                            f"{guess}valid keys{' under ' + '.'.join(loc[:-1]) if loc[:-1] else ''}: "
-                            f"{', '.join(valid)}") from None
-        raise UserError(f"{where}: '{key}': {err['msg']}",
-                        f"got {err.get('input')!r}; see `{help_cmd}`") from None
+        raise user_error(e, source, lines, help_cmd, names, schema, data) from None
+
+
+def user_error(e: ValidationError, source: str | None = None, lines: dict[str, int] | None = None,
+               help_cmd: str | None = None, names: dict[str, str] | None = None,
+               schema: type[BaseModel] | None = None, data: dict | None = None) -> UserError:
+    """The one-line form of a validation error: where (flag, or source and line), the key, pydantic's
+    statement of the allowed values, and what was given. Every config the CLI builds goes through
+    here (`build`, and the CLI's last resort for configs built inside the library)."""
+    err = e.errors()[0]
+    loc = error_loc(err)
+    key = ".".join(loc)
+    see = f"; see `{help_cmd}`" if help_cmd else ""
+    where = f"{source} line {lines[key]}" if source and lines and key in lines else source or e.title
+    if err["type"] == "extra_forbidden" and schema is not None:
+        valid = valid_keys(schema, loc[:-1], data or {})
+        close = difflib.get_close_matches(loc[-1], valid, n=1)
+        guess = f"did you mean '{close[0]}'? " if close else ""
+        return UserError(f"{(names or {}).get(key, where)}: unknown key '{key}'",
+                         f"{guess}valid keys{' under ' + '.'.join(loc[:-1]) if loc[:-1] else ''}: "
+                         f"{', '.join(valid)}")
+    if names and key in names:
+        return UserError(f"{names[key]} {err.get('input')!s}: {err['msg']}", see[2:] or None)
+    return UserError(f"{where}: '{key}': {err['msg']}", f"got {err.get('input')!r}{see}")
+
+
+def error_loc(err: dict) -> list[str]:
+    """The key path of one pydantic error, without the validator and union-tag steps."""
+    loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged-union"))]
+    return [p for p in loc if p not in _method_names()]
 
 
 def valid_keys(schema: type[BaseModel], loc: list[str], data: dict) -> list[str]:
@@ -114,6 +133,7 @@ def _model_of(annotation, value) -> type[BaseModel] | None:
 
 
 def _method_names() -> set[str]:
-    from supremum.train.methods import METHODS
-
-    return set(METHODS)
+    # Tags of the method union appear in error locations; a schema holding that union has already
+    # imported the registry, and one that does not should not pay for importing it (torch).
+    methods = sys.modules.get("supremum.train.methods")
+    return set(methods.METHODS) if methods else set()

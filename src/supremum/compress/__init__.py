@@ -92,3 +92,9 @@ def compress(*args, **kwargs):
     from supremum.compress.stage import compress as run
 
     return run(*args, **kwargs)
+
+
+# `supremum.compress(...)` is the public API function (see supremum.facade).
+from supremum.facade import make_callable  # noqa: E402
+
+make_callable(__name__)

@@ -46,8 +46,9 @@ class TaskData:
         return self.splits[name]
 
 
-def load_data(cfg: DataConfig, label_names: list[str] | None = None) -> TaskData:
+def load_data(cfg: DataConfig, label_names: list[str] | None = None, whole: bool = False) -> TaskData:
     """Load, split and label-map a dataset. `label_names` fixes the map (evaluation of an artifact).
+    `whole`: no splits are cut; every labeled row of every file forms the one split "all".
 
     What the loader changed or skipped (dropped empty texts, unlabeled splits, unified label
     spellings, single-class splits) is kept in `info["notes"]` and said on stderr."""
@@ -56,9 +57,13 @@ def load_data(cfg: DataConfig, label_names: list[str] | None = None) -> TaskData
     frames = _select_columns(raw, cfg, sources, info)
     _unify_numeric_labels(frames, label_names, info)
     frames = _drop_unlabeled_eval_splits(frames, info)
-    frames = _make_missing_splits(frames, cfg, info, sources["train"])
-    info["duplicates"] = duplicate_report(frames)
-    if cfg.dedup:
+    if whole:
+        frames = {"all": pd.concat(list(frames.values()), ignore_index=True)}
+        sources = {**sources, "all": cfg.path}
+    else:
+        frames = _make_missing_splits(frames, cfg, info, sources["train"])
+        info["duplicates"] = duplicate_report(frames)
+    if cfg.dedup and not whole:
         frames = drop_duplicates(frames)
         info["dedup"] = {k: len(v) for k, v in frames.items()}
     names = label_names if label_names is not None else _label_names(frames, sources)
@@ -66,7 +71,7 @@ def load_data(cfg: DataConfig, label_names: list[str] | None = None) -> TaskData
     index = {n: i for i, n in enumerate(names)}
     for df in frames.values():
         df["label"] = df["label"].map(index).astype("int64")
-    if cfg.train_limit is not None and label_names is None:
+    if cfg.train_limit is not None and label_names is None and not whole:
         frames["train"] = _limit_train(frames["train"], cfg, info)
     info["sizes"] = {k: len(v) for k, v in frames.items()}
     _warn_single_class(frames, names, info)
@@ -238,7 +243,7 @@ def _make_missing_splits(frames, cfg: DataConfig, info, source: str) -> dict[str
 
 
 def _label_names(frames, sources) -> list[str]:
-    values = sorted(set(frames["train"]["label"]))
+    values = sorted(set(frames["train" if "train" in frames else "all"]["label"]))
     if "" in values:
         raise UserError(f"{sources['train']}: some rows have an empty label", "fill or remove them")
     try:

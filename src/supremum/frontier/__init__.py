@@ -179,3 +179,9 @@ def _check(metric: str, cost: str) -> None:
         raise UserError(f"unknown metric '{metric}'", f"use one of: {', '.join(METRICS)}")
     if cost not in COSTS:
         raise UserError(f"unknown cost '{cost}'", f"use one of: {', '.join(COSTS)}")
+
+
+# `supremum.frontier(...)` is the public API function (see supremum.facade).
+from supremum.facade import make_callable  # noqa: E402
+
+make_callable(__name__)

@@ -127,10 +127,11 @@ def is_lm_data(cfg: DataConfig) -> bool:
 
 # ---- reading -----------------------------------------------------------------------------
 
-def load_lm_data(cfg: DataConfig) -> LMData:
+def load_lm_data(cfg: DataConfig, whole: bool = False) -> LMData:
     """Text (.txt, or JSON records with a text field) or instruction data in any of SHAPES, as
     documents or {"messages": [...]} examples per split. `info["format"]` names the record shape;
-    records with an empty text or answer are refused, or with drop_empty dropped and reported."""
+    records with an empty text or answer are refused, or with drop_empty dropped and reported.
+    `whole`: none cut, every file's records in the one split "all" (train, dev, test order)."""
     path = Path(cfg.path)
     files = _files(path)
     if "train" not in files:
@@ -152,11 +153,13 @@ def load_lm_data(cfg: DataConfig) -> LMData:
         for s, d in dropped.items():
             tell(f"dropped {len(d)} record{'s' * (len(d) > 1)} with an empty text from {files[s]} "
                  f"(line{'s' * (len(d) > 1)} {', '.join(map(str, d[:10]))}{', ...' if len(d) > 10 else ''})")
-    if set(records) != set(SPLITS):
+    if whole:
+        records = {"all": [r for s in SPLITS for r in records.get(s, [])]}
+    elif set(records) != set(SPLITS):
         records, info["splits_made"] = _contiguous_splits(records, kind, cfg)
     info["sizes"] = {k: len(v) for k, v in records.items()}
     info["characters"] = {k: sum(len(_text_of(r)) for r in v) for k, v in records.items()}
-    return LMData(kind, {s: records.get(s, []) for s in SPLITS}, info)
+    return LMData(kind, records if whole else {s: records.get(s, []) for s in SPLITS}, info)
 
 
 def _text_of(record) -> str:

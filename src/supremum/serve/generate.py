@@ -23,7 +23,7 @@ def add_generate(app, model, tok, cfg, batcher, auth, *, enabled: bool, art, tex
 
     class GenerateRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        prompt: text_type = Field(min_length=1)
+        prompt: text_type  # not empty, not only whitespace: the one rule for every text input
         max_new_tokens: int = Field(32, ge=1, le=cfg.max_new_tokens)
         temperature: float = Field(1.0, ge=0, le=10, description="0: greedy decoding")
         top_p: float = Field(1.0, gt=0, le=1)

@@ -19,6 +19,7 @@ from supremum.data import TaskData, load_data
 from supremum.data.batching import tokenize
 from supremum.machine import fingerprint
 from supremum.models import load_model
+from supremum.preprocessing import preprocessing_for_model, source_digest
 from supremum.progress import TrainProgress
 from supremum.store import Store
 from supremum.tracking import Tracker
@@ -154,7 +155,10 @@ def _base(cfg: FinetuneConfig, task: str, data):
     """(model, tokenizer) before the method, seeded: the same on every rank and every call."""
     seed_everything(cfg.train.seed)
     labels = {"label_names": data.label_names} if task == "classification" else {}
-    return load_model(cfg.model.name, task, gguf_file=cfg.model.gguf_file, dropout=cfg.train.dropout, **labels)
+    model, tok = load_model(cfg.model.name, task, gguf_file=cfg.model.gguf_file, dropout=cfg.train.dropout,
+                            **labels)
+    preprocessing_for_model(model, tok, cfg.model.name, cfg.data.max_length)  # refuses a length it cannot embed
+    return model, tok
 
 
 def _with_method(model, cfg: FinetuneConfig, n_train: int, dist: distributed.Dist):
@@ -264,6 +268,7 @@ def _save(model, tok, cfg: FinetuneConfig, data, storage: str, metrics: dict,
                         base_model=cfg.model.name, config=cfg.model_dump(mode="json"),
                         storage=storage, artifact_id=art_id,
                         write_weights=delta.writer if storage == "delta" else None,
-                        extra={"run_id": run_id, "data": data.info, "method": cfg.method.name, **(extra or {})})
+                        extra={"run_id": run_id, "data": {**data.info, **source_digest(cfg.data.path)},
+                               "method": cfg.method.name, **(extra or {})})
     art.record_metrics("training", {k: v for k, v in metrics.items() if k not in ("loss_curve",)})
     return art

@@ -1,4 +1,5 @@
-"""What the CLI needs besides calling the library: config assembly from flags, and rendering."""
+"""What the CLI shows: the printers of every command's result (the `--json` output aside), and the
+selection of runs for `supremum runs` and `show`."""
 
 from __future__ import annotations
 
@@ -6,66 +7,15 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from supremum.errors import UserError
-from supremum.recipe import build, load_yaml, parse_override, set_path
 
-FLAG_KEYS = {
-    "model": "model.name", "data": "data.path", "epochs": "train.epochs",
-    "max_steps": "train.max_steps", "lr": "train.lr", "batch_size": "train.batch_size",
-    "seed": "train.seed", "text_column": "data.text_column", "label_column": "data.label_column",
-    "encoding": "data.encoding", "dedup": "data.dedup", "bf16": "train.bf16",
-    "eval_every": "train.eval_every", "early_stopping": "train.early_stopping",
-    "checkpoint_every": "train.checkpoint_every", "output": "output", "max_length": "data.max_length",
-    "task": "task", "drop_empty": "data.drop_empty",
-}
 # Piped output (files, CI logs, tests) gets full-width tables instead of rich's 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
-
-
-def finetune_config(flags: dict[str, Any]):
-    from supremum.config import FinetuneConfig, named
-    from supremum.train.methods import METHODS
-
-    raw, lines, source = {}, {}, "command line"
-    if flags.get("recipe"):
-        raw, lines = load_yaml(flags["recipe"])
-        source = str(flags["recipe"])
-    for flag, key in FLAG_KEYS.items():
-        if flags.get(flag) is not None:
-            set_path(raw, key.split("."), flags[flag])
-    if flags.get("method") is not None:
-        if flags["method"] not in METHODS:
-            raise UserError(f"unknown method '{flags['method']}'", f"use one of: {', '.join(METHODS)}")
-        if named(raw.get("method") or {}).get("name") != flags["method"]:
-            raw["method"] = {"name": flags["method"]}
-    if flags.get("track"):
-        from supremum.tracking import parse_track
-
-        raw.setdefault("tracking", {}).update(parse_track(flags["track"]).model_dump(exclude_defaults=True))
-    for item in flags.get("overrides") or []:
-        keys, value = parse_override(item)
-        set_path(raw, keys, value)
-    if not (raw.get("data") or {}).get("path"):
-        raise UserError("no training data given", "pass --data PATH or a recipe with data.path")
-    return build(FinetuneConfig, raw, source, lines)
-
-
-def compress_config(method: str, options: list[str] | None, max_drop: float | None):
-    from supremum.compress import make_config
-
-    raw: dict[str, Any] = {}
-    if max_drop is not None:
-        raw["max_drop"] = max_drop
-    for item in options or []:
-        keys, value = parse_override(item)
-        set_path(raw, keys, value)
-    return make_config(method, raw)
 
 
 def print_compress(child) -> None:
@@ -208,7 +158,7 @@ def _print_lm_finetune(res) -> None:
 
 def print_lm_eval(m: dict, name: str) -> None:
     d = m["perplexity_detail"]
-    out.print(f"{name} on {m['data']} [{m['split']}], {d['tokens']:,} tokens", markup=False)
+    out.print(f"{name} scored {m.get('scored') or str(d['tokens']) + ' tokens'}", markup=False)
     out.print(f"perplexity {m['perplexity']:.3f}   loss {m['loss']:.4f} nats/token   "
               f"{m['bits_per_byte']:.4f} bits/byte")
     out.print(f"[dim]method: {d['method']}[/]")
@@ -234,7 +184,10 @@ def print_lm_eval(m: dict, name: str) -> None:
 def print_eval(m: dict, art) -> None:
     if m.get("task") == "text-generation":
         return print_lm_eval(m, art.id)
-    out.print(f"[bold]{art.id}[/] on {m['data']} \\[{m['split']}], {m['examples']} examples")
+    prep = m.get("preprocessing") or {}
+    how = (f"; max length {prep['max_length']} tokens ("
+           + ("given" if "max_length" in prep["overridden"] else "as trained") + ")") if prep else ""
+    out.print(f"{art.id} scored {m.get('scored') or m['examples']}{how}", markup=False)
     out.print(f"accuracy {m['accuracy']:.4f}   macro-F1 {m['macro_f1']:.4f}   MCC {m['mcc']:.4f}")
     t = Table("class", "precision", "recall", "f1", "support")
     for name, c in m["per_class"].items():
