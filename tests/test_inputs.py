@@ -165,11 +165,11 @@ def test_model_trained_on_mixed_labels_evaluates_on_int_labels(tmp_path):
     run_cli("finetune", "--model", "tiny-bert", "--data", case("float-labels-mixed.jsonl"), "--max-steps", "3",
             "--output", str(art), check=True)
     assert json.loads((art / "manifest.json").read_text())["label_names"] == ["0", "1"]
-    proc = run_cli("eval", str(art), "--data", case("float-labels-ints.jsonl"), "--split", "test", "--no-speed",
-                   "--json", check=True)
-    m = json.loads(proc.stdout)
-    assert list(m["per_class"]) == ["0", "1"]
-    assert sum(c["support"] for c in m["per_class"].values()) == m["examples"]
+    proc = run_cli("eval", str(art), "--data", case("float-labels-ints.jsonl"), "--no-speed", "--json", check=True)
+    m = json.loads(proc.stdout)  # a file that is not the training source is scored whole
+    ints = [json.loads(x)["label"] for x in Path(case("float-labels-ints.jsonl")).read_text().splitlines()]
+    assert m["examples"] == len(ints) == 30
+    assert {k: c["support"] for k, c in m["per_class"].items()} == {"0": ints.count(0), "1": ints.count(1)}
 
 
 # ---- 10: errors name the line of the file ----------------------------------------------------
@@ -188,6 +188,10 @@ def test_errors_name_file_lines_not_record_numbers(tmp_path):
     assert error(DataConfig(path=str(unclosed))) == (
         f"{unclosed}: line 3 opens a quote (\") that is never closed (close it, or double a quote inside a "
         'quoted field (""))')
+    long = tmp_path / "long.csv"  # a text longer than the csv module's default field limit
+    long.write_text("text,label\n" + "".join(f'"{"word " * 40_000}{i}",{lab}\n' for i, (_, lab) in
+                                              enumerate(sentiment_rows(12))))
+    assert len(load_data(DataConfig(path=str(long))).texts("train")[0]) > 200_000
     array = tmp_path / "a.json"
     array.write_text('[\n  {"text": "good", "label": "pos"},\n\n  "oops"\n]\n')
     assert error(DataConfig(path=str(array))) == (f"{array}: line 4 is not a JSON object (write "
@@ -285,12 +289,15 @@ def test_single_class_split_and_unlabeled_test_are_said(tmp_path, capsys):
     assert ("data: the dev split holds a single class ('pos'): macro-F1 and MCC are degenerate there "
             "(accuracy is the share of that class predicted)") in err
     assert len(data.info["notes"]) == 2
+    whole = load_data(DataConfig(path=str(d / "dev.csv")), label_names=["neg", "pos"], whole=True)
+    assert whole.info["notes"] == ["the scored file holds a single class ('pos'): macro-F1 and MCC are "
+                                   "degenerate there (accuracy is the share of that class predicted)"]
 
 
 # ---- 13: recipe shorthands -----------------------------------------------------------------
 
 def test_recipe_shorthands_in_every_recipe_kind(tmp_path):
-    from supremum import cli_build
+    from supremum.cli_config import Assembly
     from supremum.compare import CompareConfig
     from supremum.config import FinetuneConfig
     from supremum.limit.curve import CurveConfig
@@ -304,7 +311,7 @@ def test_recipe_shorthands_in_every_recipe_kind(tmp_path):
     assert short == long and config_hash(short) == config_hash(long)
     recipe = tmp_path / "r.yaml"
     recipe.write_text("model: tiny-llama\nmethod: lora\ndata: {path: x.txt}\n")
-    cfg = cli_build.finetune_config({"recipe": recipe, "overrides": ["method.r=16"], "method": "lora"})
+    cfg = Assembly(recipe).overrides(["method.r=16"]).build(FinetuneConfig, "supremum finetune --help")
     assert cfg.method.name == "lora" and cfg.method.r == 16 and cfg.model.name == "tiny-llama"
     stages = [{"id": "ft", "finetune": {"method": "lora"}},
               {"id": "q", "from": "ft", "compress": {"method": "int8"}}]

@@ -222,10 +222,11 @@ def _drop_unlabeled_eval_splits(frames, info) -> dict[str, pd.DataFrame]:
 
 
 def _warn_single_class(frames: dict[str, pd.DataFrame], names: list[str], info: dict) -> None:
-    for split in ("dev", "test"):
+    for split in ("dev", "test", "all"):
         present = frames[split]["label"].unique() if split in frames else []
         if len(present) == 1:
-            _note(info, f"the {split} split holds a single class ('{names[present[0]]}'): macro-F1 and "
+            what = "the scored file" if split == "all" else f"the {split} split"
+            _note(info, f"{what} holds a single class ('{names[present[0]]}'): macro-F1 and "
                   "MCC are degenerate there (accuracy is the share of that class predicted)")
 
 

@@ -88,6 +88,7 @@ def _read_delimited(path: Path, text: str, sep: str) -> pd.DataFrame:
     each record starts, and keeps repeated column names visible."""
     kind = "TSV" if sep == "\t" else "CSV"
     quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # the default 128 KiB cuts documents
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quoting=quoting)
     rows, lines, start = [], [], 1
     try:
