@@ -14,7 +14,7 @@ export SUPREMUM_DATA
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: install test test-all demo lint bench bench-llm clean frontier
+.PHONY: install test test-all demo lint docs bench bench-llm clean frontier
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -33,6 +33,10 @@ test-all: install
 lint: install
 	$(VENV)/bin/ruff check src tests bench
 	PYTHONPATH=src $(VENV)/bin/lint-imports
+
+# The reference manual (docs/, mkdocs-material) into site/; a broken link fails the build.
+docs: install
+	$(VENV)/bin/mkdocs build --strict
 
 # LoRA on SST-2 for one epoch (about 2 minutes on 2 cores), then evaluate on dev.
 frontier: install  ## the showcase pipeline: fine-tune + compressions on SST-2, then frontier and report
@@ -59,4 +63,4 @@ bench-llm: install
 	$(PY) bench/llm_shakespeare.py
 
 clean:
-	rm -rf $(VENV) supremum-runs models .pytest_cache
+	rm -rf $(VENV) supremum-runs models .pytest_cache site
