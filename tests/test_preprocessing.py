@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("prep")
     data = write_csv(d / "train.csv", long_rows(160))
     cfg = FinetuneConfig(model={"name": "tiny-bert"}, data={"path": str(data), "max_length": MAX_LENGTH},
-                         train={"max_steps": 30, "batch_size": 16, "lr": 3e-3, "seed": 0}, output=str(d / "art"))
+                         train={"max_steps": 12, "batch_size": 16, "lr": 3e-3, "seed": 0}, output=str(d / "art"))
     res = finetune(cfg, store=Store(d / "home"), progress=False)
     return res.artifact, data
 
@@ -95,11 +95,20 @@ def test_cli_scores_a_small_new_file_whole_and_refuses_a_split_of_it(trained, tm
     art, _ = trained
     nine = write_csv(tmp_path / "nine.csv", long_rows(9, seed=5))
     proc = run_cli("eval", str(art.path), "--data", str(nine), "--no-speed", check=True)
-    said = f"scored 9 rows of nine.csv (the whole file); max length {MAX_LENGTH} tokens (as trained)"
-    assert said in proc.stdout
+    line = f"scored 9 rows of nine.csv (the whole file); max length {MAX_LENGTH} tokens (as trained)"
+    assert line in proc.stdout
     proc = run_cli("eval", str(art.path), "--data", str(nine), "--split", "test", "--no-speed")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert f"{nine} is not the data artifact {art.id} was trained on, so it has no 'test' split" in proc.stderr
+
+
+def test_sensitivity_scores_a_new_file_whole(trained, tmp_path):
+    from supremum.compress.sensitivity import sensitivity
+
+    art, _ = trained
+    nine = write_csv(tmp_path / "nine.csv", long_rows(9, seed=5))
+    res = sensitivity(art, data_config_for(art, str(nine)), None, ("int8",))
+    assert res["split"] == "all" and res["examples"] == 9
 
 
 def test_max_length_beyond_the_model_positions_is_one_line(trained, tmp_path):

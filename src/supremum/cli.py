@@ -421,7 +421,8 @@ def ensemble(
 def sensitivity(
     artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
     data: Annotated[str | None, typer.Option(help="data [default: the training data]")] = None,
-    split: Annotated[str, typer.Option(help="split to score on")] = "dev",
+    split: Annotated[str | None, typer.Option(help="split to score on [default: dev of the training data; "
+                                              "any other file is scored whole]")] = None,
     schemes: Annotated[str, typer.Option(help="comma-separated: int8, int4, prune50")] = "int8,int4,prune50",
     limit: Annotated[int | None, typer.Option(help="score on the first N examples only (faster)")] = None,
     top: Annotated[int, typer.Option(help="rows to print")] = 15,

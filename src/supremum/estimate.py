@@ -102,10 +102,12 @@ def _probe(cfg, steps: int = 3) -> tuple[float, str]:
     from supremum.data import load_data
     from supremum.data.batching import iterate, tokenize
     from supremum.models import load_model
+    from supremum.preprocessing import preprocessing_for_model
 
     data = load_data(cfg.data)
     model, tok = load_model(cfg.model.name, "classification", gguf_file=cfg.model.gguf_file,
                             label_names=data.label_names)
+    preprocessing_for_model(model, tok, cfg.model.name, cfg.data.max_length)  # before a forward pass fails
     bs = cfg.train.batch_size
     texts = data.texts("train")[: bs * (steps + 1)]
     ids = tokenize(tok, texts, cfg.data.max_length)

@@ -11,6 +11,7 @@ or a byte-identical copy) decides whether splits are cut from it or it is scored
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -142,11 +143,18 @@ def source_digest(path: str) -> dict:
     p = Path(path)
     if not p.is_file():
         return {}
+    st = p.stat()
+    return {"sha256": _sha256(str(p.resolve()), st.st_mtime_ns, st.st_size)}
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, _mtime_ns: int, _size: int) -> str:
+    """Cached per (path, mtime, size): one eval asks several times about the same file."""
     h = hashlib.sha256()
-    with open(p, "rb") as f:
+    with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return {"sha256": h.hexdigest()}
+    return h.hexdigest()
 
 
 def is_training_source(art, path: str) -> bool:

@@ -101,14 +101,17 @@ def layer_sensitivity(model, scorer: Scorer, schemes=SCHEMES, layers: list[str] 
             "unit": scorer.unit}
 
 
-def sensitivity(art, data_cfg, split: str = "dev", schemes=SCHEMES, limit: int | None = None) -> dict:
+def sensitivity(art, data_cfg, split: str | None = None, schemes=SCHEMES, limit: int | None = None) -> dict:
     """Library entry for `supremum sensitivity`: measure and rank every linear layer; the
-    result is recorded in the artifact's metrics (the report reads it from there)."""
+    result is recorded in the artifact's metrics (the report reads it from there). The split
+    is chosen as eval chooses it: dev of the training data, any other file whole."""
     from supremum.artifact import load_artifact_model
     from supremum.compress.stage import Context
+    from supremum.preprocessing import WHOLE, eval_split
 
+    split = eval_split(art, data_cfg, split)
     model, tok = load_artifact_model(art)
-    scorer = scorer_for(model, Context(art, tok, data_cfg), split, limit)
+    scorer = scorer_for(model, Context(art, tok, data_cfg, whole=split == WHOLE), split, limit)
     t0 = time.perf_counter()
     out = layer_sensitivity(model, scorer, schemes)
     n = len(scorer.split.ids) if isinstance(scorer, LMScorer) else len(scorer.labels)

@@ -34,6 +34,8 @@ class Context:
     tokenizer: object
     data_cfg: DataConfig | None
     threads: int | None = None
+    #: read the data whole (split "all": a file that is not the training source), no splits cut
+    whole: bool = False
     #: where recovery training checkpoints (None: it does not), how often, and whether to resume
     checkpoints: Path | None = None
     checkpoint_every: int | None = None
@@ -59,7 +61,7 @@ class Context:
         if self.data_cfg is None:
             raise UserError(f"artifact {self.parent.id} does not record its training data and this "
                             "method needs data", "pass --data")
-        return load_data(self.data_cfg, label_names=self.parent.label_names)
+        return load_data(self.data_cfg, label_names=self.parent.label_names, whole=self.whole)
 
     @property
     def is_lm(self) -> bool:
@@ -72,7 +74,7 @@ class Context:
         if self.data_cfg is None:
             raise UserError(f"artifact {self.parent.id} does not record its training data and this "
                             "method needs data", "pass --data")
-        return load_lm_data(self.data_cfg)
+        return load_lm_data(self.data_cfg, whole=self.whole)
 
     def has_split(self, split: str) -> bool:
         return bool(self.lm_data.records[split]) if self.is_lm else split in self.data.splits
