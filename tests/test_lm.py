@@ -343,3 +343,43 @@ def test_gguf_lora_adapter_matches_merged_model(corpus, tmp_path):
     assert float((model(input_ids=x).logits - want).abs().max()) < 1e-3  # adapter at run time == merged
     proc = run_cli("compress", str(res.artifact.path), "--method", "gguf-lora")  # tiny-llama ships no GGUF
     assert proc.returncode == 2 and "base_quant" in proc.stderr
+
+
+@pytest.mark.parametrize("targets,adapted", [(["q_proj", "lm_head"], "output"), (["embed_tokens"], "input")])
+def test_lora_on_tied_embeddings_merges_to_the_trained_model(corpus, tmp_path, targets, adapted):
+    """tiny-llama ties lm_head to embed_tokens. LoRA on one side trained that side only; merging
+    into the shared matrix moved the other side too (merged != adapter, issue 17 item 16). The
+    merge unties first: the merged artifact computes what the adapter computes, the side that was
+    not adapted keeps the base weights, and both matrices are stored."""
+    from supremum.compress.prune import MagnitudeConfig
+    from supremum.compress.stage import compress
+    from supremum.train.finetune import finetune
+
+    base, tok = load_model("tiny-llama", "causal-lm")
+    assert base.get_input_embeddings().weight is base.get_output_embeddings().weight
+    cfg = FinetuneConfig(model={"name": "tiny-llama"}, data={"path": str(corpus), "max_length": 32},
+                         method={"name": "lora", "target_modules": targets, "dropout": 0.0},
+                         train={"max_steps": 12, "batch_size": 8, "lr": 3e-2, "seed": 0},
+                         output=str(tmp_path / "m"))
+    finetune(cfg, progress=False)
+    merged, _ = load_artifact_model(open_artifact(tmp_path / "m"))
+    adapter, _ = load_artifact_model(open_artifact(tmp_path / "m-adapter"))
+    ids = tok("\n".join(corpus.read_text().splitlines()[-20:]))["input_ids"]
+    x = torch.tensor([ids[:64]])
+    with torch.no_grad():
+        want, got = adapter(input_ids=x).logits, merged(input_ids=x).logits
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    assert perplexity(merged, ids, 32, 16)["perplexity"] == pytest.approx(
+        perplexity(adapter, ids, 32, 16)["perplexity"], rel=1e-6)
+    assert merged.config.tie_word_embeddings is False
+    kept = merged.get_input_embeddings() if adapted == "output" else merged.get_output_embeddings()
+    moved = merged.get_output_embeddings() if adapted == "output" else merged.get_input_embeddings()
+    assert torch.equal(kept.weight, base.get_input_embeddings().weight)
+    assert not torch.equal(moved.weight, base.get_input_embeddings().weight)
+    # compressing the adapter-only artifact merges it the same way (and the sparse writer keeps
+    # the untied pair)
+    pruned = [compress(open_artifact(tmp_path / src), MagnitudeConfig(sparsity=0.2), output=tmp_path / f"p-{src}")
+              for src in ("m", "m-adapter")]
+    with torch.no_grad():
+        a, b = (load_artifact_model(c)[0](input_ids=x).logits for c in pruned)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)

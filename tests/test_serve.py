@@ -183,11 +183,14 @@ def test_generate_on_a_llama_cpp_artifact_answers_like_pytorch(causal, tmp_path)
         want = httpx.post(url + "/v1/generate", json=greedy).json()
     with server(gguf) as (url, _):
         assert httpx.get(url + "/v1/model").json()["backend"] == "llamacpp"
-        got = httpx.post(url + "/v1/generate", json=greedy).json()
+        # the first answer builds llama.cpp's context: seconds on a loaded machine (past httpx's 5 s)
+        got = httpx.post(url + "/v1/generate", json=greedy, timeout=60).json()
         assert (got["text"], got["tokens"]) == (want["text"], want["tokens"]) and got["tokens"] == 8
         seeded = {"prompt": "hello", "max_new_tokens": 8, "temperature": 1.0, "top_p": 0.9, "seed": 7}
         a, b = (httpx.post(url + "/v1/generate", json=seeded).json() for _ in range(2))
         assert a == b and a["tokens"] > 0
+        blank = httpx.post(url + "/v1/generate", json={"prompt": " \n"})
+        assert blank.status_code == 422 and blank.json()["detail"][0]["loc"] == ["body", "prompt"]
         with httpx.stream("POST", url + "/v1/generate", json={**greedy, "stream": True}) as r:
             events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: ")]
         assert events[-1] == {"done": True, "tokens": 8}

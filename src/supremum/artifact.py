@@ -16,6 +16,7 @@ from typing import Any
 
 from supremum import __version__
 from supremum.errors import UserError
+from supremum.finite import refuse_nonfinite
 from supremum.fsutil import atomic_dir, recover_dir, write_json
 
 MANIFEST = "manifest.json"
@@ -79,7 +80,10 @@ def save_artifact(model, tokenizer, out_dir: str | Path, *, task: str, label_nam
     """Write weights, tokenizer and manifest into `out_dir` atomically.
 
     `write_weights(model, dir)` replaces `model.save_pretrained` for models transformers cannot
-    save (quantized, resized or exported ones); it may return manifest entries to add."""
+    save (quantized, resized or exported ones); it may return manifest entries to add.
+    Weights holding NaN or Infinity are refused (UserError) before anything is written."""
+    refuse_nonfinite(model, f"not writing artifact {out_dir}",
+                     "a diverged training or an overflowing cast made them; nothing was written")
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "id": artifact_id or new_id(),
         "task": task, "label_names": label_names, "base_model": base_model,
@@ -131,7 +135,17 @@ def _verify_files(path: Path, files: dict[str, str]) -> None:
 
 
 def load_artifact_model(art: Artifact):
-    """(model, tokenizer) in eval mode, rebuilt from the artifact alone (plus the base for adapters)."""
+    """(model, tokenizer) in eval mode, rebuilt from the artifact alone (plus the base for adapters).
+    An artifact whose PyTorch weights hold NaN or Infinity is refused (UserError): every answer
+    from it would be meaningless."""
+    model, tok = _load_model(art)
+    refuse_nonfinite(model, f"artifact {art.id} ({art.path})",
+                     "it was written from a diverged run or an overflowing cast: re-create it, e.g. "
+                     "re-train with a lower learning rate")
+    return model, tok
+
+
+def _load_model(art: Artifact):
     import transformers as tf
 
     task = "classification" if art.task == "text-classification" else "causal-lm"

@@ -79,6 +79,8 @@ def finetune(
     label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
     encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
     dedup: Annotated[bool | None, typer.Option("--dedup/--no-dedup", help=_doc("data", "dedup"))] = None,
+    drop_empty: Annotated[bool | None, typer.Option("--drop-empty/--no-drop-empty",
+                                                    help=_doc("data", "drop_empty"))] = None,
     bf16: Annotated[bool | None, typer.Option("--bf16/--no-bf16", help=_doc("train", "bf16"))] = None,
     eval_every: Annotated[int | None, typer.Option(help=_doc("train", "eval_every"))] = None,
     early_stopping: Annotated[int | None, typer.Option(help=_doc("train", "early_stopping"))] = None,
@@ -145,12 +147,14 @@ def eval_(
     text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
     label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
     encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
+    drop_empty: Annotated[bool | None, typer.Option("--drop-empty/--no-drop-empty",
+                                                    help=_doc("data", "drop_empty"))] = None,
     speed: Annotated[bool | None, typer.Option("--speed/--no-speed", help=_doc("eval", "speed"))] = None,
     repeats: Annotated[int | None, typer.Option(help=_doc("eval", "repeats"))] = None,
     threads: Annotated[int | None, typer.Option(help=_doc("eval", "threads"))] = None,
     perturb: Annotated[str | None, typer.Option(help=_doc("eval", "perturb"))] = None,
     perturb_seed: Annotated[int | None, typer.Option(help=_doc("eval", "perturb_seed"))] = None,
-    max_length: Annotated[int | None, typer.Option(help=_doc("data", "max_length"))] = None,
+    max_length: Annotated[int | None, typer.Option(help=_doc("eval", "max_length"))] = None,
     window: Annotated[int | None, typer.Option(help=_doc("eval", "window"))] = None,
     stride: Annotated[int | None, typer.Option(help=_doc("eval", "stride"))] = None,
     max_tokens: Annotated[int | None, typer.Option(help=_doc("eval", "max_tokens"))] = None,
@@ -185,7 +189,7 @@ def eval_(
         return
     art = resolve_artifact(artifact)
     dcfg = data_config_for(art, data, text_column=text_column, label_column=label_column,
-                           encoding=encoding, max_length=max_length)
+                           encoding=encoding, max_length=max_length, drop_empty=drop_empty or None)
     _quiet_libraries()
     metrics = api.evaluate(art, dcfg, ecfg, command=" ".join(sys.argv), tracking=parse_track(track))
     _echo_json(metrics) if as_json else cli_render.print_eval(metrics, art)

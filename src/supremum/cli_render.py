@@ -158,7 +158,7 @@ def _print_lm_finetune(res) -> None:
 
 def print_lm_eval(m: dict, name: str) -> None:
     d = m["perplexity_detail"]
-    out.print(f"{name} on {m['data']} [{m['split']}], {d['tokens']:,} tokens", markup=False)
+    out.print(f"{name} scored {m.get('scored') or str(d['tokens']) + ' tokens'}", markup=False)
     out.print(f"perplexity {m['perplexity']:.3f}   loss {m['loss']:.4f} nats/token   "
               f"{m['bits_per_byte']:.4f} bits/byte")
     out.print(f"[dim]method: {d['method']}[/]")
@@ -184,7 +184,10 @@ def print_lm_eval(m: dict, name: str) -> None:
 def print_eval(m: dict, art) -> None:
     if m.get("task") == "text-generation":
         return print_lm_eval(m, art.id)
-    out.print(f"[bold]{art.id}[/] on {m['data']} \\[{m['split']}], {m['examples']} examples")
+    prep = m.get("preprocessing") or {}
+    how = (f"; max length {prep['max_length']} tokens ("
+           + ("given" if "max_length" in prep["overridden"] else "as trained") + ")") if prep else ""
+    out.print(f"{art.id} scored {m.get('scored') or m['examples']}{how}", markup=False)
     out.print(f"accuracy {m['accuracy']:.4f}   macro-F1 {m['macro_f1']:.4f}   MCC {m['mcc']:.4f}")
     t = Table("class", "precision", "recall", "f1", "support")
     for name, c in m["per_class"].items():

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from supremum.config import DataConfig, FinetuneConfig, ModelSpec, TrainConfig
+from supremum.config import DataConfig, FinetuneConfig, MethodDict, ModelSpec, TrainConfig
 from supremum.errors import UserError
 from supremum.fsutil import write_json
 from supremum.machine import fingerprint
@@ -28,7 +28,7 @@ from supremum.worker import WorkerFailed
 class Variant(BaseModel):
     model_config = ConfigDict(extra="forbid")
     label: str | None = Field(None, description="name in the table (default: the method name)")
-    method: dict = Field(description="method config, e.g. {name: lora, r: 16}")
+    method: MethodDict = Field(description="method config, e.g. {name: lora, r: 16}, or a name")
     train: dict = Field(default_factory=dict, description="training overrides for this variant")
     data: dict = Field(default_factory=dict,
                        description="data overrides for this variant, e.g. {train_limit: 500}")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from supremum.augment import AugmentConfig
 from supremum.tracking import TrackingConfig
@@ -17,12 +17,26 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def named(value: Any) -> Any:
+    """The recipe shorthand `lora` for `{name: lora}` (a model or a method given by name alone)."""
+    return {"name": value} if isinstance(value, str) else value
+
+
+#: a method config as a plain mapping (compare variants, curves), the shorthand accepted
+MethodDict = Annotated[dict, BeforeValidator(named)]
+
+
 class ModelSpec(Strict):
     name: str = Field(
         "minilm-l6",
         description="alias (minilm-l6, tiny-bert, tiny-llama), local directory, .gguf file or hub id",
     )
     gguf_file: str | None = Field(None, description="GGUF file name inside a hub repo or directory")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return named(value)
 
 
 class DataConfig(Strict):
@@ -37,6 +51,8 @@ class DataConfig(Strict):
     max_length: int = Field(128, ge=8, description="truncate texts to this many tokens")
     dedup: bool = Field(False, description="drop duplicate rows within each split and train rows "
                         "that also occur in dev/test (after case/whitespace normalization)")
+    drop_empty: bool = Field(False, description="drop rows whose text is empty or whitespace and "
+                             "report how many and on which lines (default: refuse such a file)")
     train_limit: int | None = Field(None, ge=2, description="train on only this many training examples: "
                                     "the first N of a seeded shuffle, so smaller subsets nest in larger ones "
                                     "(learning curves)")
@@ -97,7 +113,8 @@ class FinetuneConfig(Strict):
         "instruction data (prompt/response or messages), else classification")
     model: ModelSpec = Field(default_factory=ModelSpec)
     data: DataConfig
-    method: AnyMethodConfig = Field(default_factory=FullConfigDefault, description="fine-tuning method")
+    method: Annotated[AnyMethodConfig, BeforeValidator(named)] = Field(
+        default_factory=FullConfigDefault, description="fine-tuning method")
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: str | None = Field(None, description="artifact directory (default: under $SUPREMUM_HOME)")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig,
@@ -114,7 +131,11 @@ class FinetuneConfig(Strict):
 
 
 class EvalConfig(Strict):
-    split: str = Field("dev", description="split to evaluate: train, dev or test")
+    split: str | None = Field(None, description="split to evaluate: train, dev, test or all (default: dev of "
+                              "the training data or of a directory with split files; any other file is "
+                              "scored whole)")
+    max_length: int | None = Field(None, ge=8, description="tokens per text (causal LMs: the default "
+                                   "perplexity window); default: the artifact's training max length")
     batch_size: int = Field(64, ge=1, description="batch size of the quality pass")
     speed: bool = Field(True, description="measure latency, throughput and memory")
     warmup: int = Field(5, ge=0, description="untimed calls before timing (batch 1)")
@@ -125,7 +146,7 @@ class EvalConfig(Strict):
     perturb_seed: int = Field(0, description="seed of the perturbations")
     # causal language models
     window: int | None = Field(None, ge=2, description="LM perplexity: tokens per window "
-                               "(default: data.max_length)")
+                               "(default: the max length)")
     stride: int | None = Field(None, ge=1, description="LM perplexity: tokens between window starts "
                                "(default: half the window)")
     max_tokens: int | None = Field(None, ge=2, description="LM perplexity: score only the first N "

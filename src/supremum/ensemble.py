@@ -68,10 +68,25 @@ def _check(arts: list[Artifact]) -> None:
                             "ensemble artifacts of the same task and labels")
         if a.manifest.get("backend") == "ensemble":
             raise UserError(f"{a.id} is itself an ensemble", "list its members instead")
+    _check_preprocessing(arts)
     sigs = {_tokenizer_signature(a) for a in arts}
     if len(sigs) > 1:
         raise UserError("the artifacts use different tokenizers", "ensemble artifacts fine-tuned from the same "
                         "base model (or models sharing a tokenizer)")
+
+
+def _check_preprocessing(arts: list[Artifact]) -> None:
+    """One tokenization feeds every member, so all must have been trained with the same max
+    length and truncation side (else a member would see inputs unlike its training)."""
+    from supremum.preprocessing import preprocessing_for
+
+    first = preprocessing_for(arts[0])
+    for a in arts[1:]:
+        p = preprocessing_for(a)
+        if (p.max_length, p.truncation_side) != (first.max_length, first.truncation_side):
+            raise UserError(f"{a.id} was trained on {p.max_length} tokens ({p.truncation_side} truncation) but "
+                            f"{arts[0].id} on {first.max_length} ({first.truncation_side})",
+                            "ensemble artifacts fine-tuned with the same --max-length")
 
 
 def make_ensemble(arts: list[Artifact], output: str | Path | None = None, weights: list[float] | None = None,

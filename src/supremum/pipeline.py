@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from supremum.artifact import Artifact, open_artifact
-from supremum.config import DataConfig, ModelSpec, TrainConfig
+from supremum.config import DataConfig, ModelSpec, TrainConfig, named
 from supremum.errors import UserError
 from supremum.store import Store
 from supremum.tracking import TrackingConfig
@@ -29,6 +29,12 @@ class StageSpec(BaseModel):
     from_: str | None = Field(None, alias="from", description="the stage whose artifact this one compresses")
     finetune: dict | None = Field(None, description="method: and train: overrides of a fine-tune")
     compress: dict | None = Field(None, description="method: and the method's options")
+
+    @field_validator("finetune")
+    @classmethod
+    def _method_shorthand(cls, v: dict | None) -> dict | None:
+        # `method: lora` is `method: {name: lora}`: one spelling, so one stage hash
+        return {**v, "method": named(v["method"])} if v and "method" in v else v
 
     @model_validator(mode="after")
     def _one_kind(self):
@@ -101,7 +107,10 @@ def stage_hashes(cfg: PipelineConfig) -> dict[str, str]:
     for s in order(cfg):
         own: dict[str, Any] = {"stage": s.model_dump(by_alias=True, exclude={"id"})}
         if s.finetune is not None:
-            own.update(model=cfg.model.model_dump(), data=cfg.data.model_dump(), train=cfg.train.model_dump())
+            data = cfg.data.model_dump()
+            if not data["drop_empty"]:  # added later: unset leaves the hashes of older recipes
+                del data["drop_empty"]
+            own.update(model=cfg.model.model_dump(), data=data, train=cfg.train.model_dump())
             # tracking mirrors metrics; it does not change the artifact, so it is not identity
         else:
             own["parent"] = hashes[s.from_]

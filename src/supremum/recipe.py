@@ -60,6 +60,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 def set_path(d: dict, keys: list[str], value: Any) -> None:
     for k in keys[:-1]:
+        if isinstance(d.get(k), str):  # the shorthand `method: lora`, now given options
+            d[k] = {"name": d[k]}
         if not isinstance(d.get(k), dict):
             d[k] = {}
         d = d[k]
@@ -123,6 +125,8 @@ def _model_of(annotation, value) -> type[BaseModel] | None:
     # The method union: pick the member named by `name`.
     from supremum.train.methods import METHODS
 
+    if isinstance(value, str):  # the shorthand `method: lora`
+        value = {"name": value}
     if isinstance(value, dict) and value.get("name") in METHODS:
         return METHODS[value["name"]].config_cls
     return None

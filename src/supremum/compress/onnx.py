@@ -107,9 +107,10 @@ def _agreement(ref: np.ndarray, got: np.ndarray) -> dict:
             "check_texts": len(ref)}
 
 
-def _logits(model, tok, texts: list[str]) -> np.ndarray:
-    ids = [tok(t, truncation=True, max_length=128)["input_ids"] for t in texts]
-    return predict_logits(model, ids, tok.pad_token_id, batch_size=16)
+def _logits(model, ctx, texts: list[str]) -> np.ndarray:
+    """Logits of texts tokenized as the parent was trained (its max length and truncation side)."""
+    return predict_logits(model, ctx.prep.tokenize(ctx.tokenizer, texts), ctx.tokenizer.pad_token_id,
+                          batch_size=16)
 
 
 def _fp32_graph(model, tok, cfg: OnnxConfig, ctx, work: Path) -> tuple[OrtModel, dict]:
@@ -117,15 +118,15 @@ def _fp32_graph(model, tok, cfg: OnnxConfig, ctx, work: Path) -> tuple[OrtModel,
     if isinstance(model, OrtModel):
         return model, {"source": "parent ONNX graph"}
     texts = ctx.calibration_texts(CHECK_TEXTS)
-    ref = _logits(model, tok, texts)
+    ref = _logits(model, ctx, texts)
     plain = work / "plain.onnx"
     export(model, tok, plain, cfg.opset)
     report = {"exporter": "torch.onnx (TorchScript)", "opset": cfg.opset, "optimized": False}
     best = OrtModel(plain, model.config)
-    report["check_vs_pytorch"] = _agreement(ref, _logits(best, tok, texts))
+    report["check_vs_pytorch"] = _agreement(ref, _logits(best, ctx, texts))
     if cfg.optimize and _optimize(plain, work / "opt.onnx", model.config):
         opt = OrtModel(work / "opt.onnx", model.config)
-        check = _agreement(ref, _logits(opt, tok, texts))
+        check = _agreement(ref, _logits(opt, ctx, texts))
         if check["prediction_agreement"] == 1.0 and check["max_abs_logit_diff"] < 1e-2:
             best, report["optimized"], report["check_vs_pytorch"] = opt, True, check
         else:
@@ -183,7 +184,7 @@ def onnx_int8_static(model, cfg: OnnxInt8StaticConfig, ctx) -> Compressed:
     out = work / "int8.onnx"
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[cfg.calibration]
-    reader = _Calibration(ctx.tokenizer, ctx.calibration_texts(cfg.calibration_size), graph.input_names)
+    reader = _Calibration(ctx, ctx.calibration_texts(cfg.calibration_size), graph.input_names)
     with _quiet():
             quantize_static(str(graph.path), str(out), reader, quant_format=QuantFormat.QDQ,
                         per_channel=cfg.per_channel, weight_type=QuantType.QInt8,
@@ -210,8 +211,7 @@ def _calibration_errors(method: str):
 def _quantized(graph: OrtModel, out: Path, report: dict, ctx, work: Path) -> Compressed:
     texts = ctx.calibration_texts(CHECK_TEXTS)
     q = OrtModel(out, graph.config)
-    report["check_vs_fp32_onnx"] = _agreement(_logits(graph, ctx.tokenizer, texts),
-                                              _logits(q, ctx.tokenizer, texts))
+    report["check_vs_fp32_onnx"] = _agreement(_logits(graph, ctx, texts), _logits(q, ctx, texts))
     return _finish(q, report, work)
 
 
@@ -230,12 +230,15 @@ def _weight_matmuls(path: Path) -> list[str]:
 class _Calibration:
     """ORT CalibrationDataReader: one padded batch of 8 texts at a time."""
 
-    def __init__(self, tok, texts: list[str], input_names: list[str]) -> None:
+    def __init__(self, ctx, texts: list[str], input_names: list[str]) -> None:
+        from supremum.data.batching import collate
+
+        ids = ctx.prep.tokenize(ctx.tokenizer, texts)  # as the parent was trained, not a fixed length
         self.batches = []
-        for i in range(0, len(texts), 8):
-            enc = tok(texts[i:i + 8], truncation=True, max_length=128, padding=True, return_tensors="np")
-            feed = {"input_ids": enc["input_ids"].astype(np.int64),
-                    "attention_mask": enc["attention_mask"].astype(np.int64)}
+        for i in range(0, len(ids), 8):
+            enc = collate(ids[i:i + 8], ctx.tokenizer.pad_token_id)
+            feed = {"input_ids": enc["input_ids"].numpy().astype(np.int64),
+                    "attention_mask": enc["attention_mask"].numpy().astype(np.int64)}
             if "token_type_ids" in input_names:
                 feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
             self.batches.append({k: v for k, v in feed.items() if k in input_names})

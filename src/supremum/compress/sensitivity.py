@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from supremum.compress.modules import Int4Linear, body_linears, get_module, set_module
-from supremum.data.batching import tokenize
 from supremum.infer import predict_logits
 
 SCHEMES = ("int8", "int4", "prune50")
@@ -45,9 +44,9 @@ class Scorer:
     baseline_sign = 1.0  # reported baseline = sign x score
     unit = "accuracy points vs the unchanged model (negative: worse)"
 
-    def __init__(self, model, tok, texts: list[str], labels: list[int], max_length: int) -> None:
+    def __init__(self, model, tok, texts: list[str], labels: list[int], prep) -> None:
         self.model, self.pad = model, tok.pad_token_id
-        self.ids, self.labels = tokenize(tok, texts, max_length), np.asarray(labels)
+        self.ids, self.labels = prep.tokenize(tok, texts), np.asarray(labels)
 
     def __call__(self) -> float:
         logits = predict_logits(self.model, self.ids, self.pad)
@@ -78,8 +77,7 @@ def scorer_for(model, ctx, split: str = "dev", limit: int | None = None):
         enc.ids, enc.labels = enc.ids[:limit], enc.labels[:limit]
         return LMScorer(model, enc)
     data = ctx.data
-    return Scorer(model, ctx.tokenizer, data.texts(split)[:limit], data.labels(split)[:limit],
-                  ctx.data_cfg.max_length)
+    return Scorer(model, ctx.tokenizer, data.texts(split)[:limit], data.labels(split)[:limit], ctx.prep)
 
 
 def layer_sensitivity(model, scorer: Scorer, schemes=SCHEMES, layers: list[str] | None = None) -> dict:

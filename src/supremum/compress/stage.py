@@ -17,6 +17,7 @@ from supremum.config import DataConfig
 from supremum.data import TaskData, load_data
 from supremum.errors import UserError
 from supremum.machine import fingerprint
+from supremum.preprocessing import Preprocessing, preprocessing_for
 from supremum.store import Store
 from supremum.train import checkpoint as ckpt
 
@@ -48,6 +49,12 @@ class Context:
         return {"ckpt_dir": self.checkpoints / f"training-{self._trainings}", "resume": self.resume}
 
     @functools.cached_property
+    def prep(self) -> Preprocessing:
+        """The parent's preprocessing: calibration, scoring and recovery data are tokenized as
+        the parent was trained."""
+        return preprocessing_for(self.parent)
+
+    @functools.cached_property
     def data(self) -> TaskData:
         if self.data_cfg is None:
             raise UserError(f"artifact {self.parent.id} does not record its training data and this "
@@ -73,15 +80,13 @@ class Context:
     def encoded(self, split: str):
         """Token ids and labels of a split: class ids for classifiers, packed blocks or masked
         conversations (per-token labels) for language models."""
-        from supremum.data.batching import tokenize
         from supremum.train.loop import Split
 
-        ml = self.data_cfg.max_length
         if self.is_lm:
             from supremum.lm.data import training_split
 
-            return training_split(self.tokenizer, self.lm_data, split, ml)
-        return Split(tokenize(self.tokenizer, self.data.texts(split), ml), self.data.labels(split))
+            return training_split(self.tokenizer, self.lm_data, split, self.prep.max_length)
+        return Split(self.prep.tokenize(self.tokenizer, self.data.texts(split)), self.data.labels(split))
 
     def calibration_texts(self, n: int) -> list[str]:
         """A seeded sample of training texts (never dev or test, which are for measuring)."""
@@ -108,7 +113,9 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
     try:
         model, tok = load_artifact_model(art)
         if hasattr(model, "merge_and_unload"):  # an adapter-only LoRA artifact: compress the merged model
-            model = model.merge_and_unload()
+            from supremum.train.methods.peft_common import merge
+
+            model = merge(model)
         ctx = Context(art, tok, _data_cfg(art, data), checkpoints=run_dir, checkpoint_every=checkpoint_every,
                       resume=resume)
         result = method.run(model, cfg, ctx)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from supremum.config import DataConfig
 from supremum.data.splits import drop_duplicates, duplicate_report, stratified_split
 from supremum.data.tables import (
     find_split_files,
+    header,
     is_datasets_dir,
     pick_column,
     read_datasets_dir,
@@ -42,15 +46,24 @@ class TaskData:
         return self.splits[name]
 
 
-def load_data(cfg: DataConfig, label_names: list[str] | None = None) -> TaskData:
-    """Load, split and label-map a dataset. `label_names` fixes the map (evaluation of an artifact)."""
+def load_data(cfg: DataConfig, label_names: list[str] | None = None, whole: bool = False) -> TaskData:
+    """Load, split and label-map a dataset. `label_names` fixes the map (evaluation of an artifact).
+    `whole`: no splits are cut; every labeled row of every file forms the one split "all".
+
+    What the loader changed or skipped (dropped empty texts, unlabeled splits, unified label
+    spellings, single-class splits) is kept in `info["notes"]` and said on stderr."""
     raw, sources = _read_sources(cfg)
     info: dict = {"source": cfg.path, "files": sources}
     frames = _select_columns(raw, cfg, sources, info)
+    _unify_numeric_labels(frames, label_names, info)
     frames = _drop_unlabeled_eval_splits(frames, info)
-    frames = _make_missing_splits(frames, cfg, info, sources["train"])
-    info["duplicates"] = duplicate_report(frames)
-    if cfg.dedup:
+    if whole:
+        frames = {"all": pd.concat(list(frames.values()), ignore_index=True)}
+        sources = {**sources, "all": cfg.path}
+    else:
+        frames = _make_missing_splits(frames, cfg, info, sources["train"])
+        info["duplicates"] = duplicate_report(frames)
+    if cfg.dedup and not whole:
         frames = drop_duplicates(frames)
         info["dedup"] = {k: len(v) for k, v in frames.items()}
     names = label_names if label_names is not None else _label_names(frames, sources)
@@ -58,10 +71,22 @@ def load_data(cfg: DataConfig, label_names: list[str] | None = None) -> TaskData
     index = {n: i for i, n in enumerate(names)}
     for df in frames.values():
         df["label"] = df["label"].map(index).astype("int64")
-    if cfg.train_limit is not None and label_names is None:
+    if cfg.train_limit is not None and label_names is None and not whole:
         frames["train"] = _limit_train(frames["train"], cfg, info)
     info["sizes"] = {k: len(v) for k, v in frames.items()}
+    _warn_single_class(frames, names, info)
     return TaskData(frames, names, info)
+
+
+def tell(message: str) -> None:
+    """A note on the console (stderr) about what the loader did to the data."""
+    sys.stderr.write(f"data: {message}\n")
+    sys.stderr.flush()
+
+
+def _note(info: dict, message: str) -> None:
+    info.setdefault("notes", []).append(message)
+    tell(message)
 
 
 def _limit_train(df: pd.DataFrame, cfg: DataConfig, info: dict) -> pd.DataFrame:
@@ -105,32 +130,104 @@ def _select_columns(raw, cfg: DataConfig, sources, info) -> dict[str, pd.DataFra
     if text_col == label_col:
         raise UserError(f"{sources['train']}: text and label are the same column '{text_col}'",
                         "pass --text-column and --label-column")
-    info["columns"] = {"text": text_col, "label": label_col,
+    written = header(train)
+    names = dict(zip(train.columns, written, strict=True))
+    shown = {c: f"{n} (column {i + 1})" if written.count(n) > 1 else n for i, (c, n) in enumerate(names.items())}
+    info["columns"] = {"text": shown[text_col], "label": shown[label_col],
                        "auto_detected": [r for r, a in (("text", text_auto), ("label", label_auto)) if a]}
     frames = {}
     for split, df in raw.items():
-        for col, role in ((text_col, "text"), (label_col, "label")):
-            pick_column(df, col, role, sources[split])
-        frames[split] = pd.DataFrame({"text": df[text_col].astype(str), "label": df[label_col].astype(str)})
-        _check_empty_text(frames[split], sources[split])
+        # Other files are matched by what the user gave (a name or a position), else by the name
+        # found in train: their column order may differ.
+        text = pick_column(df, cfg.text_column or names[text_col], "text", sources[split])[0]
+        label = pick_column(df, cfg.label_column or names[label_col], "label", sources[split])[0]
+        frame = pd.DataFrame({"text": df[text].astype(str), "label": df[label].astype(str)})
+        frames[split] = _empty_texts(frame, sources[split], split, cfg.drop_empty, info)
     return frames
 
 
-def _check_empty_text(df: pd.DataFrame, source: str) -> None:
-    empty = df.index[df["text"].str.strip() == ""]
-    if len(empty):
-        line = int(empty[0]) + (1 if source.endswith(".jsonl") else 2)  # +header for CSV/TSV
-        raise UserError(f"{source}: line {line} has an empty text ({len(empty)} such rows)",
-                        "remove those rows or fill them in")
+def _empty_texts(df: pd.DataFrame, source: str, split: str, drop: bool, info: dict) -> pd.DataFrame:
+    """Refuse rows whose text is empty or whitespace, or (drop_empty) drop and report them.
+    The index holds each record's file line where the reader knows it (CSV, TSV, JSON)."""
+    empty = (df["text"].str.strip() == "").to_numpy()
+    where = [f"line {int(i)}" if df.index.name == "line" else f"row {k + 1}"
+             for k, i in enumerate(df.index) if empty[k]]
+    df = df.reset_index(drop=True)
+    if not where:
+        return df
+    listed = _listed(where)
+    if not drop:
+        raise UserError(f"{source}: {where[0]} has an empty text" if len(where) == 1 else
+                        f"{source}: {len(where)} rows have an empty text ({listed})",
+                        "remove those rows or fill them in, or pass --drop-empty (recipe: "
+                        "data.drop_empty: true) to drop them")
+    info.setdefault("dropped_empty", {})[split] = {"rows": len(where), "where": where}
+    _note(info, f"dropped {len(where)} row{'s' * (len(where) > 1)} with an empty text from {source} ({listed})")
+    return df[~empty].reset_index(drop=True)
+
+
+def _listed(where: list[str], most: int = 10) -> str:
+    """'line 24' or 'lines 24, 37, ...' (the first `most`)."""
+    if len(where) == 1:
+        return where[0]
+    unit = where[0].split()[0]
+    more = f", ... ({len(where) - most} more)" if len(where) > most else ""
+    return f"{unit}s " + ", ".join(w.split()[1] for w in where[:most]) + more
+
+
+def _number(label: str) -> float | None:
+    try:
+        x = float(label)
+    except ValueError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _unify_numeric_labels(frames: dict[str, pd.DataFrame], fixed: list[str] | None, info: dict) -> None:
+    """Labels that are one number written differently ("1" and "1.0": pandas writes an integer
+    column with gaps as floats) are one label. In training data each number takes its most
+    frequent spelling; against a model's labels (`fixed`), the model's spelling. Labels written
+    one way throughout stay as written."""
+    counts = Counter(v for df in frames.values() for v in df["label"])
+    by_number: dict[float, list[str]] = {}
+    for spelling in counts:
+        x = _number(spelling)
+        if x is not None:
+            by_number.setdefault(x, []).append(spelling)
+    rename: dict[str, str] = {}
+    if fixed is not None:
+        model = {x: n for n in fixed if (x := _number(n)) is not None}
+        rename = {s: model[x] for x, group in by_number.items() if x in model for s in group if s not in fixed}
+    else:
+        for group in by_number.values():
+            keep = max(group, key=lambda s: (counts[s], -len(s), s))
+            rename.update({s: keep for s in group if s != keep})
+    if not rename:
+        return
+    for df in frames.values():
+        df["label"] = df["label"].replace(rename)
+    info["labels_unified"] = rename
+    read = ", ".join(f"'{a}' as '{b}'" for a, b in sorted(rename.items()))
+    _note(info, f"labels that are the same number are one label: read {read}")
 
 
 def _drop_unlabeled_eval_splits(frames, info) -> dict[str, pd.DataFrame]:
     # GLUE-style test sets ship without labels (-1 or empty); they cannot be evaluated.
     for split in ("dev", "test"):
-        if split in frames and frames[split]["label"].isin(["", "-1"]).all():
+        if split in frames and frames[split]["label"].map(lambda v: v == "" or _number(v) == -1).all():
             del frames[split]
-            info.setdefault("notes", []).append(f"{split} split has no labels; ignored")
+            _note(info, f"{split} split has no labels (all empty or -1): not evaluated; "
+                  "a split is made from train instead")
     return frames
+
+
+def _warn_single_class(frames: dict[str, pd.DataFrame], names: list[str], info: dict) -> None:
+    for split in ("dev", "test", "all"):
+        present = frames[split]["label"].unique() if split in frames else []
+        if len(present) == 1:
+            what = "the scored file" if split == "all" else f"the {split} split"
+            _note(info, f"{what} holds a single class ('{names[present[0]]}'): macro-F1 and "
+                  "MCC are degenerate there (accuracy is the share of that class predicted)")
 
 
 def _make_missing_splits(frames, cfg: DataConfig, info, source: str) -> dict[str, pd.DataFrame]:
@@ -147,7 +244,7 @@ def _make_missing_splits(frames, cfg: DataConfig, info, source: str) -> dict[str
 
 
 def _label_names(frames, sources) -> list[str]:
-    values = sorted(set(frames["train"]["label"]))
+    values = sorted(set(frames["train" if "train" in frames else "all"]["label"]))
     if "" in values:
         raise UserError(f"{sources['train']}: some rows have an empty label", "fill or remove them")
     try:

@@ -5,9 +5,12 @@ Every failure a user can cause names the file, the line where there is one, and 
 
 from __future__ import annotations
 
+import codecs
+import csv
 import difflib
 import io
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +28,15 @@ LABEL_CANDIDATES = ("label", "labels", "class", "target", "sentiment", "category
 
 
 def decode(path: Path, encoding: str) -> str:
+    """The file's text. A UTF-8 byte-order mark (Windows editors, Excel's "CSV UTF-8") is dropped
+    when reading UTF-8, so it never ends up in the first column name or the first record."""
     raw = path.read_bytes()
+    if is_utf8(encoding):
+        if raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise UserError(f"{path}: the file is UTF-16 (it starts with a UTF-16 byte-order mark)",
+                            "pass --encoding utf-16, or save it as UTF-8")
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as e:
@@ -39,8 +50,19 @@ def decode(path: Path, encoding: str) -> str:
                         "or latin-1") from None
 
 
+def is_utf8(encoding: str) -> bool:
+    try:
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False
+
+
 def read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
-    """One file to a DataFrame of strings (labels stay strings until the label map is built)."""
+    """One file to a DataFrame of strings (labels stay strings until the label map is built).
+
+    The index holds each record's first line in the file (name "line"), so errors can point at
+    it; `header(df)` gives the column names as written (a repeated name is kept repeated there,
+    while the frame's own columns are made unique as pandas does: "label", "label.1")."""
     if not path.exists():
         raise UserError(f"{path}: no such file", "check the --data path")
     text = decode(path, encoding)
@@ -49,64 +71,188 @@ def read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     if path.suffix in (".jsonl", ".json"):
         df = _read_jsonl(path, text)
     else:
-        sep = "\t" if path.suffix == ".tsv" else ","
-        try:
-            df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
-                             quoting=3 if sep == "\t" else 0)
-        except pd.errors.ParserError as e:
-            raise UserError(f"{path}: cannot parse as {'TSV' if sep == chr(9) else 'CSV'}: {e}",
-                            "check quoting and the number of fields per line") from None
+        df = _read_delimited(path, text, "\t" if path.suffix == ".tsv" else ",")
     if len(df) == 0:
         raise UserError(f"{path}: the file has a header but no rows", "add examples")
     return df
 
 
-def json_records(path: Path, text: str, example: str) -> list[dict]:
-    """The objects of a JSON-lines file (or a .json array); `example` shows one in the error."""
+def header(df: pd.DataFrame) -> list[str]:
+    """Column names as the file writes them (repeats included)."""
+    return list(df.attrs.get("header") or [str(c) for c in df.columns])
+
+
+def _read_delimited(path: Path, text: str, sep: str) -> pd.DataFrame:
+    """CSV (RFC 4180 quoting: fields may hold the separator, quotes and line breaks) or TSV (no
+    quoting). Python's csv reader instead of pandas.read_csv because it tells on which file line
+    each record starts, and keeps repeated column names visible."""
+    kind = "TSV" if sep == "\t" else "CSV"
+    quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # the default 128 KiB cuts documents
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quoting=quoting)
+    rows, lines, start = [], [], 1
+    try:
+        for row in reader:
+            if row:  # blank lines are skipped
+                rows.append(row)
+                lines.append(start)
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise UserError(f"{path}: line {start}: cannot parse as {kind} ({e})",
+                        "check quoting and the number of fields per line") from None
+    if sep == "," and rows:
+        _check_closed_quote(path, text, lines[-1])
+    names, records = rows[0], rows[1:]
+    width = len(names)
+    for row, line in zip(records, lines[1:], strict=True):
+        if len(row) > width:
+            raise UserError(f"{path}: line {line} has {len(row)} fields, the header has {width}",
+                            'quote fields that contain the separator, e.g. "good, not great"'
+                            if sep == "," else "a text must not contain a tab")
+        row.extend([""] * (width - len(row)))  # a short row: the missing fields are empty
+    df = pd.DataFrame(records, columns=_unique(names), index=pd.Index(lines[1:], name="line"),
+                      dtype=str)
+    df.attrs["header"] = names
+    return df
+
+
+def _check_closed_quote(path: Path, text: str, last_start: int) -> None:
+    """An unclosed quote makes the csv reader swallow the rest of the file into one field."""
+    tail = text.split("\n", last_start - 1)[-1]
+    try:
+        list(csv.reader(io.StringIO(tail, newline=""), strict=True))
+    except csv.Error as e:
+        if "end of data" in str(e):
+            raise UserError(f"{path}: line {last_start} opens a quote (\") that is never closed",
+                            'close it, or double a quote inside a quoted field ("")') from None
+
+
+def _unique(names: list[str]) -> list[str]:
+    """pandas' names for repeated columns: label, label.1, label.2."""
+    out: list[str] = []
+    for name in names:
+        new, k = name, 0
+        while new in out:
+            k += 1
+            new = f"{name}.{k}"
+        out.append(new)
+    return out
+
+
+class _Record(dict):
+    """A JSON object that remembers the keys its text repeats (json keeps only the last)."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def _record(pairs: list[tuple[str, object]]) -> _Record:
+    obj = _Record(pairs)
+    if len(obj) < len(pairs):
+        keys = [k for k, _ in pairs]
+        obj.repeated = tuple(sorted({k for k in keys if keys.count(k) > 1}))
+    return obj
+
+
+def json_records(path: Path, text: str, example: str) -> tuple[list[dict], list[int]]:
+    """The objects of a JSON-lines file (or a .json array) and the file line each starts on;
+    `example` shows one record in the error."""
     stripped = text.lstrip()
     if path.suffix == ".json" and stripped.startswith("["):
-        rows = json.loads(stripped)
+        rows, lines = _json_array(path, text)
     else:
-        rows = []
-        for i, line in enumerate(text.splitlines(), 1):
+        rows, lines = [], []
+        # split on "\n" only: str.splitlines also splits at U+2028, U+0085 and other characters
+        # that JSON strings may hold unescaped; a CRLF line keeps a "\r" that JSON reads as space
+        for i, line in enumerate(text.split("\n"), 1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                rows.append(json.loads(line, object_pairs_hook=_record))
             except json.JSONDecodeError as e:
                 raise UserError(f"{path}: line {i} is not valid JSON ({e.msg})",
                                 "write one JSON object per line") from None
-    for i, row in enumerate(rows, 1):
+            lines.append(i)
+    for row, line in zip(rows, lines, strict=True):
         if not isinstance(row, dict):
-            raise UserError(f"{path}: line {i} is not a JSON object", f"write {example} per line")
-    return rows
+            raise UserError(f"{path}: line {line} is not a JSON object", f"write {example} per line")
+        if getattr(row, "repeated", ()):
+            keys = ", ".join(f"'{k}'" for k in row.repeated)
+            raise UserError(f"{path}: line {line} repeats the key {keys} in one record",
+                            "keep one (JSON readers silently keep only the last)")
+    return rows, lines
+
+
+def _json_array(path: Path, text: str) -> tuple[list, list[int]]:
+    """The items of a JSON array and their first lines."""
+    try:
+        json.loads(text, object_pairs_hook=_record)  # the error position of a broken file
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: line {e.lineno} is not valid JSON ({e.msg})",
+                        "write a JSON array of objects, or JSON lines") from None
+    decoder = json.JSONDecoder(object_pairs_hook=_record)
+    ws = re.compile(r"[\s,]*")
+    rows, lines, line, counted = [], [], 1, 0
+    i = ws.match(text, text.index("[") + 1).end()
+    while text[i] != "]":
+        row, end = decoder.raw_decode(text, i)
+        line += text.count("\n", counted, i)
+        rows.append(row)
+        lines.append(line)
+        counted, i = i, ws.match(text, end).end()
+    return rows, lines
 
 
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
-    df = pd.DataFrame(json_records(path, text, '{"text": ..., "label": ...}'))
-    return df.map(lambda v: "" if v is None else str(v))
+    rows, lines = json_records(path, text, '{"text": ..., "label": ...}')
+    # Each value becomes a string before pandas sees it: a column mixing 1 and 1.0, or ints and
+    # nulls, would be cast to float first (1 -> "1.0"), and a missing key becomes "", not "nan".
+    cells = [{k: "" if v is None else str(v) for k, v in row.items()} for row in rows]
+    return pd.DataFrame(cells, index=pd.Index(lines, name="line"), dtype=str).fillna("")
 
 
 def pick_column(df: pd.DataFrame, wanted: str | None, role: str, source: str) -> tuple[str, bool]:
-    """Return (column, was_auto_detected)."""
+    """Return (column, was_auto_detected). `wanted` is a name, or a position counted from 1 (for a
+    header that repeats a name); a repeated name is refused rather than one copy picked."""
     cols = [str(c) for c in df.columns]
+    names = header(df)
     if wanted is not None:
-        if wanted in cols:
+        if wanted in names:
+            return cols[_only(names, [i for i, n in enumerate(names) if n == wanted], role, source)], False
+        if wanted in cols:  # pandas' name for a repeated column, e.g. label.1
             return wanted, False
-        close = difflib.get_close_matches(wanted, cols, n=1)
+        if wanted.strip().isdigit():
+            pos = int(wanted)
+            if 1 <= pos <= len(cols):
+                return cols[pos - 1], False
+            raise UserError(f"{source}: no column {pos}; the file has {len(cols)} columns "
+                            f"({', '.join(names)})", f"pass --{role}-column 1 to {len(cols)}, or a name")
+        close = difflib.get_close_matches(wanted, names, n=1)
         guess = f"did you mean '{close[0]}'? " if close else ""
-        raise UserError(f"{source}: no {role} column '{wanted}'; columns are: {', '.join(cols)}",
+        raise UserError(f"{source}: no {role} column '{wanted}'; columns are: {', '.join(names)}",
                         f"{guess}pass --{role}-column with one of them")
     candidates = TEXT_CANDIDATES if role == "text" else LABEL_CANDIDATES
-    lower = {c.lower(): c for c in cols}
     for name in candidates:
-        if name in lower:
-            return lower[name], True
+        found = [i for i, n in enumerate(names) if n.lower() == name]
+        if found:
+            return cols[_only(names, found, role, source)], True
     if role == "text":
         lengths = {c: df[c].astype(str).str.len().mean() for c in cols}
-        return max(lengths, key=lengths.get), True
+        best = max(lengths, key=lengths.get)
+        i = cols.index(best)
+        return cols[_only(names, [j for j, n in enumerate(names) if n == names[i]], role, source)], True
     raise UserError(f"{source}: cannot tell which column holds the label; columns are: "
-                    f"{', '.join(cols)}", "pass --label-column")
+                    f"{', '.join(names)}", "pass --label-column")
+
+
+def _only(names: list[str], found: list[int], role: str, source: str) -> int:
+    """The one column of `found`; several columns of one name are refused, naming positions."""
+    if len(found) == 1:
+        return found[0]
+    where = " and ".join(str(i + 1) for i in found)
+    raise UserError(f"{source}: the header has {len(found)} columns named '{names[found[0]]}' "
+                    f"(columns {where}), so the {role} column is ambiguous",
+                    f"choose one by position counted from 1, e.g. --{role}-column {found[-1] + 1}, "
+                    "or rename the columns")
 
 
 def find_split_files(directory: Path) -> dict[str, Path]:

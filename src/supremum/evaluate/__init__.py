@@ -12,13 +12,14 @@ from supremum.artifact import Artifact, load_artifact_model, new_id, open_artifa
 from supremum.compress.explain import runtime, why
 from supremum.config import DataConfig, EvalConfig
 from supremum.data import load_data
-from supremum.data.batching import tokenize
 from supremum.errors import UserError
 from supremum.evaluate.quality import classification_metrics, softmax
 from supremum.evaluate.speed import measure_cost
 from supremum.fsutil import dir_size
 from supremum.infer import predict_logits
 from supremum.machine import fingerprint
+from supremum.preprocessing import WHOLE, Preprocessing, eval_split, preprocessing_for, scored
+from supremum.preprocessing import data_config_for as data_config_for  # the CLI's import path
 from supremum.store import Store
 from supremum.tracking import Tracker, TrackingConfig
 
@@ -51,32 +52,21 @@ def parent_of(art: Artifact, store: Store | None = None) -> Artifact:
                     "pass the parent explicitly (e.g. teacher=<artifact path>)")
 
 
-def data_config_for(art: Artifact, path: str | None, **columns) -> DataConfig:
-    """Reuse the training data settings (columns, split seed) when evaluating on the same source,
-    so that the held-out split made at training time is the one evaluated."""
-    trained = art.manifest.get("config", {}).get("data")
-    given = {k: v for k, v in columns.items() if v is not None}
-    if trained and (path is None or _same(path, trained["path"])):
-        return DataConfig(**{**trained, **given})
-    if path is None:
-        raise UserError("no --data given and the artifact does not record its data", "pass --data")
-    return DataConfig(path=path, **given)
-
-
-def _same(a: str, b: str) -> bool:
-    return Path(a).resolve() == Path(b).resolve() if Path(a).exists() else a == b
-
-
 def evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, *, store: Store | None = None,
              command: str = "", tracking: TrackingConfig | None = None) -> dict:
+    """Quality (and with cfg.speed, cost) of `art` on `data_cfg`, preprocessed as the artifact
+    was trained (cfg.max_length overrides). The split defaults to dev of the training data or of
+    a source with split files, and to the whole of any other file ("all")."""
     store = store or Store()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    cfg = cfg.model_copy(update={"split": eval_split(art, data_cfg, cfg.split)})
+    prep = preprocessing_for(art, {"max_length": cfg.max_length})
     run_id = new_id()
     store.start_run(run_id, "eval", command, {"data": data_cfg.model_dump(), "eval": cfg.model_dump()},
                     fingerprint(), parents=[art.id])
     try:
-        metrics = _evaluate(art, data_cfg, cfg)
+        metrics = _evaluate(art, data_cfg, cfg, prep)
     except BaseException as e:
         store.fail_run(run_id, f"{type(e).__name__}: {e}")
         raise
@@ -113,6 +103,7 @@ def evaluate_model(name: str, data_cfg: DataConfig, cfg: EvalConfig, *, store: S
     from supremum.lm.data import is_lm_data
     from supremum.lm.evaluate import evaluate_lm
     from supremum.models import load_model
+    from supremum.preprocessing import preprocessing_for_model
 
     if not is_lm_data(data_cfg):
         raise UserError(f"a base model is evaluated as a language model, and {data_cfg.path} is not "
@@ -120,13 +111,15 @@ def evaluate_model(name: str, data_cfg: DataConfig, cfg: EvalConfig, *, store: S
     store = store or Store()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    cfg = cfg.model_copy(update={"split": eval_split(None, data_cfg, cfg.split)})
     run_id = new_id()
     store.start_run(run_id, "eval", command, {"model": name, "backend": backend, "data": data_cfg.model_dump(),
                     "eval": cfg.model_dump()}, fingerprint())
     try:
         model, tok = _base_llamacpp(name) if backend == "llamacpp" else load_model(name, "causal-lm")
+        prep = preprocessing_for_model(model, tok, name, cfg.max_length)
         metrics = {"model": name, "backend": backend, "lineage": f"base ({backend})",
-                   **evaluate_lm(model.eval(), tok, data_cfg, cfg), "machine": fingerprint()}
+                   **evaluate_lm(model.eval(), tok, data_cfg, cfg, prep), "machine": fingerprint()}
         metrics["runtime"] = {"backend": backend, "kernels": (model.kernels() if backend == "llamacpp"
                                                               else ["PyTorch eager"])[0]}
     except BaseException as e:
@@ -184,14 +177,14 @@ def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
     return res
 
 
-def _robustness(model, tok, texts, labels, data_cfg: DataConfig, cfg: EvalConfig, clean: float) -> dict:
+def _robustness(model, tok, texts, labels, prep: Preprocessing, cfg: EvalConfig, clean: float) -> dict:
     from supremum.augment import parse_perturb, perturb
 
     out = {"method": f"accuracy on the same split with every text perturbed (seed {cfg.perturb_seed}); "
            "typo: each letter deleted/doubled/swapped/replaced with the rate; drop/swap: each word "
            "dropped / swapped with its neighbour with the rate; case: words upper-cased with the rate"}
     for name, rate in parse_perturb(cfg.perturb):
-        ids = tokenize(tok, perturb(texts, name, rate, cfg.perturb_seed), data_cfg.max_length)
+        ids = prep.tokenize(tok, perturb(texts, name, rate, cfg.perturb_seed))
         acc = float((predict_logits(model, ids, tok.pad_token_id, cfg.batch_size).argmax(-1)
                      == np.asarray(labels)).mean())
         out[f"{name}:{rate:g}"] = {"accuracy": acc, "delta_pt": 100 * (acc - clean)}
@@ -212,39 +205,45 @@ def _lm_vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
     return res
 
 
-def _evaluate_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig) -> dict:
+def _evaluate_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing) -> dict:
     from supremum.lm.evaluate import evaluate_lm
 
     model, tok = load_artifact_model(art)
-    out = {"artifact": art.id, "lineage": art.lineage, **evaluate_lm(model, tok, data_cfg, cfg),
+    out = {"artifact": art.id, "lineage": art.lineage, **evaluate_lm(model, tok, data_cfg, cfg, prep),
            "size_on_disk_mb": dir_size(art.path) / 2**20, "machine": fingerprint()}
     out["runtime"] = runtime(art.manifest, out["machine"]["isa"], getattr(model, "kernels", lambda: None)())
     out["vs_parent"] = _lm_vs_parent(art, out, f"{Path(data_cfg.path).name}:{cfg.split}")
     return out
 
 
-def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig) -> dict:
+def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing) -> dict:
     if art.task == "text-generation":
-        return _evaluate_lm(art, data_cfg, cfg)
-    data = load_data(data_cfg, label_names=art.label_names)
+        return _evaluate_lm(art, data_cfg, cfg, prep)
+    data = load_data(data_cfg, label_names=prep.label_names, whole=cfg.split == WHOLE)
     model, tok = load_artifact_model(art)
     texts, labels = data.texts(cfg.split), data.labels(cfg.split)
     t0 = time.perf_counter()
-    logits = predict_logits(model, tokenize(tok, texts, data_cfg.max_length), tok.pad_token_id,
-                            cfg.batch_size)
-    quality = classification_metrics(labels, logits.argmax(-1), art.label_names)
+    logits = predict_logits(model, prep.tokenize(tok, texts), tok.pad_token_id, cfg.batch_size)
+    quality = classification_metrics(labels, logits.argmax(-1), prep.label_names)
     if cfg.perturb:
-        quality["robustness"] = _robustness(model, tok, texts, labels, data_cfg, cfg, quality["accuracy"])
+        quality["robustness"] = _robustness(model, tok, texts, labels, prep, cfg, quality["accuracy"])
     out = {"artifact": art.id, "lineage": art.lineage, "data": data_cfg.path, "split": cfg.split, **quality,
+           "scored": scored(len(texts), "rows", data_cfg.path, cfg.split), "preprocessing": _shown(prep),
            "eval_seconds": time.perf_counter() - t0, "size_on_disk_mb": dir_size(art.path) / 2**20,
            "machine": fingerprint()}
     out["runtime"] = runtime(art.manifest, out["machine"]["isa"], getattr(model, "kernels", lambda: None)())
     if cfg.speed:
-        out["cost"] = measure_cost(model, tok, texts[:64], data_cfg.max_length, cfg.warmup, cfg.repeats)
+        out["cost"] = measure_cost(model, tok, texts[:64], prep.max_length, cfg.warmup, cfg.repeats)
         out["cost"]["trainable_params"] = art.metrics.get("training", {}).get("trainable_params")
         out["vs_parent"] = _vs_parent(art, out, f"{Path(data_cfg.path).name}:{cfg.split}")
     out["mean_confidence"] = float(np.max(softmax(logits), -1).mean())
     return out
+
+
+def _shown(prep: Preprocessing) -> dict:
+    """The preprocessing in the metrics: what was used and which values the user overrode."""
+    return {"max_length": prep.max_length, "truncation_side": prep.truncation_side,
+            "text_column": prep.text_column, "label_column": prep.label_column, "overridden": prep.overridden}
 
 
 # `supremum.evaluate(...)` is the public API function (see supremum.facade).

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from supremum.config import DataConfig, ModelSpec, TrainConfig
+from supremum.config import DataConfig, MethodDict, ModelSpec, TrainConfig
 from supremum.errors import UserError
 from supremum.limit.fit import bootstrap, fit_power, interval
 
@@ -30,7 +30,8 @@ class CurveConfig(BaseModel):
     name: str | None = Field(None, description="curve name (cells under $SUPREMUM_HOME/compare/<name>)")
     model: ModelSpec = Field(default_factory=ModelSpec)
     data: DataConfig
-    method: dict = Field(default_factory=lambda: {"name": "lora"}, description="fine-tuning method config")
+    method: MethodDict = Field(default_factory=lambda: {"name": "lora"},
+                               description="fine-tuning method config, or its name")
     train: TrainConfig = Field(default_factory=TrainConfig)
     fractions: list[float] = Field(default_factory=lambda: [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0],
                                    description="shares of the training set")

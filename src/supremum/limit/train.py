@@ -14,6 +14,9 @@ must follow the same stated rule:
   cosine decay to 10% of the peak at the last step;
 - each training window is used once (windows are a seeded permutation of non-overlapping
   slices of the training stream; a second pass only when D exceeds the stream, recorded as epochs).
+
+A run whose loss or gradient norm turns NaN/Infinity stops at that step (`Diverged`, before the
+update): a diverged run has no loss to fit, and its NaN must not reach result.json or the fit.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 import torch
 
 from supremum.train import distributed
+from supremum.train.divergence import Diverged, finite
 
 
 @dataclass(frozen=True)
@@ -127,12 +131,13 @@ def train_run(shape: Shape, train: np.ndarray, heldout: torch.Tensor, *, vocab: 
     eval_at = sorted({int(round(steps * (i + 1) / evals)) for i in range(evals)})
     curve, t0 = [], time.perf_counter()
     for step in range(steps):
+        lr_now = lr * _schedule(step, steps, warmup)
         for g in opt.param_groups:
-            g["lr"] = lr * _schedule(step, steps, warmup)
+            g["lr"] = lr_now
         # Every rank draws the same windows and trains on its share; DDP averages the gradients,
         # so N processes take the same step as one (equal shares: seqs % N == 0, checked by the sweep).
         batch = wins[order[step * seqs:(step + 1) * seqs]][dist.rank::dist.world]
-        loss = distributed.all_reduce_sum(train_step(fwd, opt, batch, model), dist) / dist.world
+        loss = train_step(fwd, opt, batch, model, dist, guard=_guard(shape, step + 1, lr_now))
         if step + 1 in eval_at and dist.main:  # only rank 0 reports; the others wait at the next step
             curve.append([(step + 1) * seqs * ctx, eval_loss(model, heldout, skip)])
     if not dist.main:
@@ -147,16 +152,32 @@ def train_run(shape: Shape, train: np.ndarray, heldout: torch.Tensor, *, vocab: 
             "train_loss_last": loss, "seconds": elapsed, "tokens_per_s": d_seen / elapsed, "nproc": dist.world}
 
 
-def train_step(fwd, opt, w: torch.Tensor, model=None) -> float:
-    """One optimizer step on windows `w` (next-token loss over every position); returns the loss.
-    `fwd` runs the forward (the model, or its DDP wrapper); `model` holds the parameters."""
+def train_step(fwd, opt, w: torch.Tensor, model=None, dist: distributed.Dist = distributed.Dist(),
+               guard=None) -> float:
+    """One optimizer step on windows `w` (next-token loss over every position); returns the loss,
+    averaged over processes. `fwd` runs the forward (the model, or its DDP wrapper); `model` holds
+    the parameters; `guard(loss, grad_norm)` runs before the update (both the same on every rank)."""
     logits = fwd(input_ids=w[:, :-1]).logits
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1))
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_((model or fwd).parameters(), 1.0)
+    norm = float(torch.nn.utils.clip_grad_norm_((model or fwd).parameters(), 1.0))
+    value = distributed.all_reduce_sum(float(loss.detach()), dist) / dist.world
+    if guard:
+        guard(value, norm)
     opt.step()
-    return float(loss.detach())
+    return value
+
+
+def _guard(shape: Shape, step: int, lr: float):
+    def check(loss: float, norm: float) -> None:
+        for what, value in (("loss", loss), ("gradient norm", norm)):
+            if not finite(value):
+                raise Diverged(f"{shape.label()} diverged at step {step} (lr {lr:.3g}): the {what} is {value}",
+                               "the sweep's training rule is fixed (so its runs compare): leave this shape "
+                               "out of sizes, or use a larger batch_tokens")
+
+    return check
 
 
 def _ddp(model):

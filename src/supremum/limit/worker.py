@@ -15,11 +15,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from supremum.errors import UserError
 from supremum.limit.train import Shape, train_run, windows_of
 from supremum.train import distributed
 
 
 def main() -> None:
+    try:
+        _main()
+    except UserError as e:  # one line for the sweep's report (a diverged run), not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text() if len(sys.argv) > 1 else sys.stdin.read())
     dist = distributed.current()
     if not dist.active and spec.get("nproc", 1) > 1:

@@ -15,15 +15,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from supremum.config import DataConfig
-from supremum.data.tables import SPLIT_NAMES, decode, json_records
+from supremum.data import tell
+from supremum.data.tables import SPLIT_NAMES, decode, is_utf8, json_records
 from supremum.errors import UserError
 from supremum.train.loop import Split
 
 IGNORE = -100
 TEXT_SUFFIXES = (".txt", ".md", ".text")
 #: (prompt, response) field pairs recognized in instruction JSONL
-PAIRS = (("prompt", "response"), ("prompt", "completion"), ("instruction", "output"),
-         ("question", "answer"), ("input", "output"))
+PAIRS = (("prompt", "response"), ("prompt", "completion"), ("question", "answer"), ("input", "output"))
+#: the record shapes read as instruction data or text, for the error on any other shape
+SHAPES = ('{"messages": [{"role", "content"}, ...]} (OpenAI)',
+          '{"conversations": [{"from", "value"}, ...]} (ShareGPT; from: human, gpt, system)',
+          '{"instruction", "input", "output"} (Alpaca; input optional)',
+          '{"prompt", "response"} (or prompt/completion, question/answer, input/output)',
+          '{"text"} (plain text)')
+#: ShareGPT speakers as chat roles
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "chatgpt": "assistant", "system": "system"}
 SPLITS = ("train", "dev", "test")
 
 
@@ -65,7 +74,8 @@ def _files(path: Path) -> dict[str, Path]:
 
 
 def _first_record(path: Path, encoding: str) -> dict | None:
-    with open(path, encoding=encoding, errors="replace") as f:
+    # utf-8-sig: a byte-order mark before the first record must not make it unreadable
+    with open(path, encoding="utf-8-sig" if is_utf8(encoding) else encoding, errors="replace") as f:
         for line in f:
             if line.strip():
                 try:
@@ -74,6 +84,21 @@ def _first_record(path: Path, encoding: str) -> dict | None:
                     return None
                 return row if isinstance(row, dict) else None
     return None
+
+
+def record_format(keys, text_column: str | None = None) -> str | None:
+    """The shape of a JSON record: openai, sharegpt, alpaca, "prompt/response" (any of PAIRS),
+    text; None for a shape that is none of these."""
+    if "messages" in keys:
+        return "openai"
+    if "conversations" in keys:
+        return "sharegpt"
+    if "instruction" in keys and "output" in keys:
+        return "alpaca"
+    for p, r in PAIRS:
+        if p in keys and r in keys:
+            return f"{p}/{r}"
+    return "text" if (text_column or "text") in keys else None
 
 
 def is_lm_data(cfg: DataConfig) -> bool:
@@ -94,7 +119,7 @@ def is_lm_data(cfg: DataConfig) -> bool:
     if row is None:
         return False
     keys = set(row)
-    if "messages" in keys or any(p in keys and r in keys for p, r in PAIRS):
+    if record_format(keys) not in (None, "text"):
         return True
     has_label = (cfg.label_column in keys) if cfg.label_column else bool(keys & set(LABEL_CANDIDATES))
     return not has_label and (cfg.text_column or "text") in keys
@@ -102,72 +127,155 @@ def is_lm_data(cfg: DataConfig) -> bool:
 
 # ---- reading -----------------------------------------------------------------------------
 
-def load_lm_data(cfg: DataConfig) -> LMData:
+def load_lm_data(cfg: DataConfig, whole: bool = False) -> LMData:
+    """Text (.txt, or JSON records with a text field) or instruction data in any of SHAPES, as
+    documents or {"messages": [...]} examples per split. `info["format"]` names the record shape;
+    records with an empty text or answer are refused, or with drop_empty dropped and reported.
+    `whole`: none cut, every file's records in the one split "all" (train, dev, test order)."""
     path = Path(cfg.path)
     files = _files(path)
     if "train" not in files:
         raise UserError(f"{path}: no text corpus (train.txt, a single .txt file, or train.jsonl)",
                         "pass a .txt file, a JSONL file, or a directory with train/dev/test files")
     read = {split: _read(p, cfg) for split, p in files.items()}
-    kinds = {k for k, _ in read.values()}
+    kinds = {r.kind for r in read.values()}
     if len(kinds) > 1:
         raise UserError(f"{path}: the split files mix plain text and instruction data",
                         "give every split the same kind of records")
     kind = kinds.pop()
-    records = {s: recs for s, (_, recs) in read.items()}
-    info = {"source": cfg.path, "files": {k: str(v) for k, v in files.items()}, "kind": kind}
-    if set(records) != set(SPLITS):
+    records = {s: r.records for s, r in read.items()}
+    info = {"source": cfg.path, "files": {k: str(v) for k, v in files.items()}, "kind": kind,
+            "format": read["train"].format}
+    dropped = {s: r.dropped for s, r in read.items() if r.dropped}
+    if dropped:
+        info["dropped_empty"] = {s: {"rows": len(d), "where": [f"line {x}" for x in d]}
+                                 for s, d in dropped.items()}
+        for s, d in dropped.items():
+            tell(f"dropped {len(d)} record{'s' * (len(d) > 1)} with an empty text from {files[s]} "
+                 f"(line{'s' * (len(d) > 1)} {', '.join(map(str, d[:10]))}{', ...' if len(d) > 10 else ''})")
+    if whole:
+        records = {"all": [r for s in SPLITS for r in records.get(s, [])]}
+    elif set(records) != set(SPLITS):
         records, info["splits_made"] = _contiguous_splits(records, kind, cfg)
     info["sizes"] = {k: len(v) for k, v in records.items()}
     info["characters"] = {k: sum(len(_text_of(r)) for r in v) for k, v in records.items()}
-    return LMData(kind, {s: records.get(s, []) for s in SPLITS}, info)
+    return LMData(kind, records if whole else {s: records.get(s, []) for s in SPLITS}, info)
 
 
 def _text_of(record) -> str:
     return record if isinstance(record, str) else "".join(m["content"] for m in record["messages"])
 
 
-def _read(path: Path, cfg: DataConfig) -> tuple[str, list]:
+@dataclass
+class _Read:
+    kind: str
+    records: list
+    format: str
+    dropped: list[int] = field(default_factory=list)  # file lines of records with an empty text
+
+
+def _read(path: Path, cfg: DataConfig) -> _Read:
     if not path.exists():
         raise UserError(f"{path}: no such file", "check the --data path")
     text = decode(path, cfg.encoding)
     if not text.strip():
         raise UserError(f"{path}: the file is empty", "give a file with text")
     if path.suffix in TEXT_SUFFIXES:
-        return "text", [text]
-    rows = json_records(path, text, '{"text": ...}')
-    first = rows[0]
-    if "messages" in first:
-        return "instruction", [_messages(r, path, i) for i, r in enumerate(rows, 1)]
-    for p, r in PAIRS:
-        if p in first and r in first:
-            return "instruction", [_pair(row, p, r, path, i) for i, row in enumerate(rows, 1)]
-    col = cfg.text_column or "text"
-    docs = []
-    for i, row in enumerate(rows, 1):
-        if not isinstance(row.get(col), str) or not row[col].strip():
-            raise UserError(f"{path}: line {i} has no text in field '{col}'",
-                            "give every record a non-empty text (or pass --text-column)")
-        docs.append(row[col])
-    return "text", docs
+        return _Read("text", [text], "text")
+    rows, lines = json_records(path, text, '{"text": ...}')
+    fmt = record_format(rows[0], cfg.text_column)
+    if fmt is None:
+        raise UserError(f"{path}: line {lines[0]} has fields {', '.join(map(repr, rows[0]))}, which is no "
+                        f"record shape read here; accepted: {'; '.join(SHAPES)}",
+                        "rename the fields, or pass --text-column for plain text")
+    out = _Read("text" if fmt == "text" else "instruction", [], fmt)
+    for row, line in zip(rows, lines, strict=True):
+        got = _convert(row, fmt, cfg.text_column or "text", path, line)
+        if got is not None:
+            out.records.append(got)
+        elif cfg.drop_empty:
+            out.dropped.append(line)
+        else:
+            what = "text" if fmt == "text" else "answer"
+            raise UserError(f"{path}: line {line} has an empty {what}",
+                            "remove or fill in that record, or pass --drop-empty (recipe: "
+                            "data.drop_empty: true) to drop such records")
+    if not out.records:
+        raise UserError(f"{path}: every record has an empty text", "give records with text")
+    return out
 
 
-def _pair(row: dict, p: str, r: str, path: Path, line: int) -> dict:
-    if not isinstance(row.get(p), str) or not isinstance(row.get(r), str) or not row[r].strip():
-        raise UserError(f"{path}: line {line} needs text fields '{p}' and a non-empty '{r}'",
-                        "fix or remove that record")
-    return {"messages": [{"role": "user", "content": row[p]}, {"role": "assistant", "content": row[r]}]}
+def _convert(row: dict, fmt: str, col: str, path: Path, line: int):
+    """One record as a document (text) or {"messages": [...]}; None when its text or every
+    answer is empty; UserError (naming the file line and the expected shape) when malformed."""
+    if fmt == "text":
+        if not isinstance(row.get(col), str):
+            raise UserError(f"{path}: line {line} has no text in field '{col}'",
+                            "give every record a text (or pass --text-column)")
+        return row[col] if row[col].strip() else None
+    if fmt == "openai":
+        msgs = _openai(row, path, line)
+    elif fmt == "sharegpt":
+        msgs = _sharegpt(row, path, line)
+    elif fmt == "alpaca":
+        msgs = _alpaca(row, path, line)
+    else:
+        msgs = _pair(row, *fmt.split("/"), path, line)
+    if not any(m["role"] == "assistant" for m in msgs):
+        raise UserError(f"{path}: line {line} has no assistant turn", "give every example an answer")
+    if not any(m["role"] == "assistant" and m["content"].strip() for m in msgs):
+        return None
+    return {"messages": msgs}
 
 
-def _messages(row: dict, path: Path, line: int) -> dict:
+def _pair(row: dict, p: str, r: str, path: Path, line: int) -> list[dict]:
+    if not isinstance(row.get(p), str) or not isinstance(row.get(r), str):
+        raise UserError(f"{path}: line {line} needs text fields '{p}' and '{r}'", "fix or remove that record")
+    return [{"role": "user", "content": row[p]}, {"role": "assistant", "content": row[r]}]
+
+
+def _alpaca(row: dict, path: Path, line: int) -> list[dict]:
+    """Alpaca: the input, when there is one, follows the instruction as the rest of the prompt."""
+    fields = [row.get(k) for k in ("instruction", "input", "output")]
+    if not all(isinstance(x, str) for x in (fields[0], fields[2])) or not isinstance(fields[1], str | None):
+        raise UserError(f"{path}: line {line} needs text fields 'instruction', 'output' (and 'input' "
+                        "when present)", "fix or remove that record")
+    instruction, extra, output = fields
+    prompt = f"{instruction}\n\n{extra}" if extra and extra.strip() else instruction
+    system = [{"role": "system", "content": row["system"]}] if isinstance(row.get("system"), str) \
+        and row["system"].strip() else []
+    return [*system, {"role": "user", "content": prompt}, {"role": "assistant", "content": output}]
+
+
+def _sharegpt(row: dict, path: Path, line: int) -> list[dict]:
+    turns = row["conversations"]
+    ok = isinstance(turns, list) and turns and all(
+        isinstance(t, dict) and t.get("from") in SHAREGPT_ROLES and isinstance(t.get("value"), str) for t in turns)
+    if not ok:
+        raise UserError(f"{path}: line {line}: 'conversations' must be a list of {{from, value}} with from one "
+                        f"of {', '.join(SHAREGPT_ROLES)}", "fix or remove that record")
+    return [{"role": SHAREGPT_ROLES[t["from"]], "content": t["value"]} for t in turns]
+
+
+def _openai(row: dict, path: Path, line: int) -> list[dict]:
     msgs = row["messages"]
     ok = isinstance(msgs, list) and msgs and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+        isinstance(m, dict) and isinstance(m.get("role"), str) and _content(m.get("content")) is not None
         for m in msgs)
-    if not ok or not any(m["role"] == "assistant" for m in msgs):
-        raise UserError(f"{path}: line {line}: 'messages' must be a list of {{role, content}} with "
-                        "at least one assistant turn", "fix or remove that record")
-    return {"messages": [{"role": m["role"], "content": m["content"]} for m in msgs]}
+    if not ok:
+        raise UserError(f"{path}: line {line}: 'messages' must be a list of {{role, content}} (content a "
+                        "string or a list of text parts)", "fix or remove that record")
+    return [{"role": m["role"], "content": _content(m["content"])} for m in msgs]
+
+
+def _content(content) -> str | None:
+    """OpenAI content: a string, or a list of {"type": "text", "text": ...} parts (joined)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content and all(
+            isinstance(c, dict) and c.get("type") == "text" and isinstance(c.get("text"), str) for c in content):
+        return "".join(c["text"] for c in content)
+    return None
 
 
 def _contiguous_splits(records: dict[str, list], kind: str, cfg: DataConfig) -> tuple[dict, dict]:
@@ -244,6 +352,17 @@ def encode_instruction(tok, record: dict, max_length: int) -> tuple[list[int], l
         labels += [IGNORE] * (len(before) - len(ids)) + upto[len(before):]
         ids = upto
     return ids[:max_length], labels[:max_length]
+
+
+def prompt_template(tok) -> str:
+    """How `render` lays out a conversation for this tokenizer (recorded in the artifact)."""
+    return "chat template" if getattr(tok, "chat_template", None) else "role lines"
+
+
+def render_prompt(tok, prompt: str) -> list[int]:
+    """A plain prompt as the first user turn, ready for the answer: what an artifact fine-tuned
+    on instruction data saw before each answer in training."""
+    return render(tok, [{"role": "user", "content": prompt}], generation_prompt=True)
 
 
 def render(tok, msgs: list[dict], generation_prompt: bool) -> list[int]:

@@ -11,6 +11,7 @@ from supremum.evaluate.speed import param_counts
 from supremum.lm.data import LMData, load_lm_data, render, stream
 from supremum.lm.generation import generation_cost, greedy
 from supremum.lm.metrics import perplexity
+from supremum.preprocessing import WHOLE, Preprocessing, scored
 
 SAMPLES = 3
 SAMPLE_PROMPT_TOKENS = 32
@@ -42,19 +43,23 @@ def sample_prompts(tok, data: LMData, split: str, ids: list[int]) -> list[list[i
             if len(ids[i : i + SAMPLE_PROMPT_TOKENS]) == SAMPLE_PROMPT_TOKENS] or [ids[:SAMPLE_PROMPT_TOKENS]]
 
 
-def evaluate_lm(model, tok, data_cfg: DataConfig, cfg: EvalConfig) -> dict:
-    data = load_lm_data(data_cfg)
+def evaluate_lm(model, tok, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing) -> dict:
+    """Perplexity etc. on cfg.split of the data (split "all": every record, nothing cut); windows
+    of cfg.window tokens, default prep.max_length (the training block length of an artifact)."""
+    data = load_lm_data(data_cfg, whole=cfg.split == WHOLE)
     ids, text = evaluation_tokens(tok, data, cfg.split, cfg.max_tokens)
     if len(ids) < 2:
         from supremum.errors import UserError
 
         raise UserError(f"the {cfg.split} split of {data_cfg.path} has fewer than 2 tokens", "give more text")
-    window = cfg.window or data_cfg.max_length
+    window = cfg.window or prep.max_length
+    prep.check_fits(window, "--window" if cfg.window else "--max-length")
     t0 = time.perf_counter()
     # Windows per batch capped at 8: a batch's logits are windows x tokens x vocabulary floats.
     ppl = perplexity(model, ids, window, cfg.stride or max(1, window // 2), min(cfg.batch_size, 8))
     nbytes = len(text.encode("utf-8"))
     out = {"task": "text-generation", "data": data_cfg.path, "split": cfg.split,
+           "scored": scored(ppl["tokens"], "tokens", data_cfg.path, cfg.split),
            "perplexity": ppl["perplexity"], "loss": ppl["loss"],
            "bits_per_byte": ppl["nll"] / math.log(2) / max(nbytes, 1),
            "perplexity_detail": {**ppl, "bytes": nbytes, "method": (

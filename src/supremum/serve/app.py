@@ -6,6 +6,7 @@
 import asyncio
 import hmac
 import json
+import math
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -15,7 +16,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from supremum.artifact import Artifact, load_artifact_model
@@ -27,10 +29,54 @@ from supremum.serve.telemetry import Telemetry
 
 class AsciiJSON(JSONResponse):
     """JSON with non-ASCII escaped: a lone surrogate echoed back in an error message stays
-    valid JSON instead of failing to encode (which would turn a 422 into a 500)."""
+    valid JSON instead of failing to encode (which would turn a 422 into a 500). NaN and
+    Infinity are not JSON: a body holding one becomes a 500 that names where it was, never
+    an invalid document answered with 200."""
+
+    def __init__(self, content, status_code: int = 200, headers=None, media_type=None, background=None):
+        try:
+            super().__init__(content, status_code, headers, media_type, background)
+        except ValueError:  # json.dumps(allow_nan=False)
+            where = _non_finite_at(jsonable_encoder(content))
+            super().__init__({"detail": f"the answer holds a non-finite number (NaN or Infinity) at {where}; "
+                                        "the model's weights or outputs are not finite"}, 500)
 
     def render(self, content) -> bytes:
-        return json.dumps(jsonable_encoder(content), ensure_ascii=True, separators=(",", ":")).encode()
+        return json.dumps(jsonable_encoder(content), ensure_ascii=True, allow_nan=False,
+                          separators=(",", ":")).encode()
+
+
+def _non_finite_at(value, path: str = "") -> str | None:
+    """The JSON path of the first NaN/Infinity in `value`, e.g. "predictions[0].probabilities.pos"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "the top level"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _non_finite_at(v, f"{path}[{k}]" if isinstance(k, int) else f"{path}.{k}" if path else str(k))
+        if found:
+            return found
+    return None
+
+
+def finite_or_none(value):
+    """Metadata (manifest, recorded metrics) with NaN/Infinity as null: a diverged run's recorded
+    loss is still shown, as "no number", and the rest of the record stays readable."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def not_blank(text: str) -> str:
+    """The one rule for text inputs (classified texts, prompts), on every backend: an empty or
+    whitespace-only text has nothing to classify or continue (a decoder classifier would score an
+    all-padding row), so the request is refused with 422; the error's `loc` names the item."""
+    if not text.strip():
+        raise PydanticCustomError("blank_text", "empty or only whitespace; send some text")
+    return text
 
 
 def _errors(app: FastAPI) -> None:
@@ -56,11 +102,13 @@ class ClassifyResponse(BaseModel):
 def create_app(art: Artifact, cfg: ServeConfig) -> FastAPI:
     import torch
 
+    from supremum.preprocessing import preprocessing_for
+
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model, tok = load_artifact_model(art)  # llama.cpp artifacts answer /v1/generate through llama.cpp
     classifier = art.task == "text-classification"
-    max_length = (art.manifest.get("config", {}).get("data") or {}).get("max_length", 128)
+    max_length = preprocessing_for(art).max_length  # as trained, like eval and every other consumer
     tel = Telemetry()
     batcher = Batcher(_predictor(model, tok, cfg.max_batch), cfg.max_batch, cfg.max_wait_ms, cfg.max_queue,
                       on_batch=tel.batch_size.observe)
@@ -81,12 +129,13 @@ def create_app(art: Artifact, cfg: ServeConfig) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
     tel.install(app)
     auth = _auth(cfg.api_key)
-    Text = Annotated[str, StringConstraints(max_length=cfg.max_chars)]
+    Text = Annotated[str, StringConstraints(max_length=cfg.max_chars), AfterValidator(not_blank)]
 
     class ClassifyRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         texts: list[Text] = Field(min_length=1, max_length=cfg.max_texts,
-                                  description=f"1 to {cfg.max_texts} texts of at most {cfg.max_chars} characters")
+                                  description=f"1 to {cfg.max_texts} texts of 1 to {cfg.max_chars} characters, "
+                                              "not only whitespace")
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -101,8 +150,8 @@ def create_app(art: Artifact, cfg: ServeConfig) -> FastAPI:
     @app.get("/v1/model", dependencies=[Depends(auth)])
     async def model_info() -> dict:
         return {"id": art.id, "task": art.task, "lineage": art.lineage, "labels": art.label_names,
-                "backend": art.manifest.get("backend", "pytorch"), "manifest": art.manifest,
-                "metrics": art.metrics}
+                "backend": art.manifest.get("backend", "pytorch"), "manifest": finite_or_none(art.manifest),
+                "metrics": finite_or_none(art.metrics)}
 
     @app.post("/v1/classify", response_model=ClassifyResponse, dependencies=[Depends(auth)],
               responses={413: {"description": "body too large"}, 503: {"description": "queue full"},
@@ -118,6 +167,11 @@ def create_app(art: Artifact, cfg: ServeConfig) -> FastAPI:
         except TimeoutError:
             raise HTTPException(504, f"not answered within {cfg.timeout_s:g} s") from None
         names = art.label_names
+        bad = next((i for i, p in enumerate(rows) if not np.isfinite(p).all()), None)
+        if bad is not None:
+            raise HTTPException(500, "the model gave non-finite probabilities (NaN or Infinity) for "
+                                     f"texts[{bad}]: artifact {art.id} is not usable; re-train it "
+                                     "(lower lr, clipping, fp32)")
         return ClassifyResponse(model=art.id, predictions=[
             Prediction(label=names[int(np.argmax(p))], probabilities=dict(zip(names, map(float, p), strict=True)))
             for p in rows])
@@ -152,7 +206,15 @@ def _tokenize(tok, texts: list[str], max_length: int) -> list[list[int]]:
             t.encode("utf-8")
         except UnicodeEncodeError:
             raise HTTPException(422, f"texts[{i}] is not valid Unicode (lone surrogate)") from None
-    return tokenize(tok, texts, max_length)
+    ids = tokenize(tok, texts, max_length)
+    special = set(tok.all_special_ids)
+    for i, row in enumerate(ids):
+        # a text of characters the tokenizer drops leaves only special tokens (or none): a decoder
+        # classifier would read padding, an encoder an empty sentence
+        if all(t in special for t in row):
+            raise HTTPException(422, f"texts[{i}] has no tokens the model reads (the tokenizer drops all its "
+                                     "characters); send some text")
+    return ids
 
 
 def _auth(key: str | None):

@@ -18,14 +18,19 @@ class GenerateResponse(BaseModel):
 
 
 def add_generate(app, model, tok, cfg, batcher, auth, *, enabled: bool, art, text_type) -> None:
+    data = art.manifest.get("data") or {}
+    chat = bool(data.get("prompt")) or data.get("kind") == "instruction"  # trained on instruction data
+
     class GenerateRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        prompt: text_type = Field(min_length=1)
+        prompt: text_type  # not empty, not only whitespace: the one rule for every text input
         max_new_tokens: int = Field(32, ge=1, le=cfg.max_new_tokens)
         temperature: float = Field(1.0, ge=0, le=10, description="0: greedy decoding")
         top_p: float = Field(1.0, gt=0, le=1)
         seed: int | None = Field(None, ge=0, le=2**32 - 1, description="seed of the sampling")
         stream: bool = Field(False, description="server-sent events, one per decoded piece")
+        raw: bool = Field(False, description="send the prompt as it is; by default a model fine-tuned on "
+                          "instruction data gets it as a user turn in the prompt format it was trained with")
 
     @app.post("/v1/generate", response_model=GenerateResponse, dependencies=[Depends(auth)],
               responses={504: {"description": "timed out"}})
@@ -38,9 +43,9 @@ def add_generate(app, model, tok, cfg, batcher, auth, *, enabled: bool, art, tex
             raise HTTPException(422, "prompt is not valid Unicode (lone surrogate)") from None
         stop = threading.Event()
         if req.stream:
-            return StreamingResponse(_events(model, tok, req, batcher, stop, cfg.timeout_s),
+            return StreamingResponse(_events(model, tok, req, batcher, stop, cfg.timeout_s, chat),
                                      media_type="text/event-stream")
-        job = batcher.run_exclusive(_run, model, tok, req, None, stop)
+        job = batcher.run_exclusive(_run, model, tok, req, None, stop, chat)
         try:
             text, n = await asyncio.wait_for(job, cfg.timeout_s)
         except TimeoutError:
@@ -49,7 +54,19 @@ def add_generate(app, model, tok, cfg, batcher, auth, *, enabled: bool, art, tex
         return GenerateResponse(model=art.id, text=text, tokens=n)
 
 
-def _run(model, tok, req, streamer, stop: threading.Event) -> tuple[str, int]:
+def _prompt_ids(tok, req, chat: bool) -> dict:
+    """The prompt's token ids: as sent, or (chat, not raw) rendered as the model was trained."""
+    import torch
+
+    if not chat or req.raw:
+        return tok(req.prompt, return_tensors="pt")
+    from supremum.lm.data import render_prompt
+
+    ids = torch.tensor([render_prompt(tok, req.prompt)], dtype=torch.long)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def _run(model, tok, req, streamer, stop: threading.Event, chat: bool) -> tuple[str, int]:
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -57,7 +74,7 @@ def _run(model, tok, req, streamer, stop: threading.Event) -> tuple[str, int]:
         def __call__(self, input_ids, scores, **kw):
             return stop.is_set()
 
-    ids = tok(req.prompt, return_tensors="pt")
+    ids = _prompt_ids(tok, req, chat)
     if ids["input_ids"].shape[1] == 0:
         raise HTTPException(422, "the prompt tokenizes to nothing")
     if hasattr(model, "generator"):  # a llama.cpp artifact
@@ -103,11 +120,11 @@ def _run_llamacpp(model, tok, req, prompt, streamer, stop: threading.Event) -> t
     return tok.decode(new, skip_special_tokens=True), len(new)
 
 
-async def _events(model, tok, req, batcher, stop: threading.Event, timeout: float):
+async def _events(model, tok, req, batcher, stop: threading.Event, timeout: float, chat: bool):
     from transformers import TextIteratorStreamer
 
     streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True, timeout=timeout)
-    job = asyncio.ensure_future(batcher.run_exclusive(_run, model, tok, req, streamer, stop))
+    job = asyncio.ensure_future(batcher.run_exclusive(_run, model, tok, req, streamer, stop, chat))
     pieces = iter(streamer)
     try:
         while True:

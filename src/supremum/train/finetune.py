@@ -19,6 +19,7 @@ from supremum.data import TaskData, load_data
 from supremum.data.batching import tokenize
 from supremum.machine import fingerprint
 from supremum.models import load_model
+from supremum.preprocessing import preprocessing_for_model, source_digest
 from supremum.progress import TrainProgress
 from supremum.store import Store
 from supremum.tracking import Tracker
@@ -49,6 +50,8 @@ def config_hash(cfg: FinetuneConfig) -> str:
     if d["data"].get("train_limit") is None:  # keys added later: absent = the hash runs had before them
         d["data"].pop("train_limit", None)
         d["data"].pop("train_limit_seed", None)
+    if not d["data"].get("drop_empty"):
+        d["data"].pop("drop_empty", None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -152,7 +155,10 @@ def _base(cfg: FinetuneConfig, task: str, data):
     """(model, tokenizer) before the method, seeded: the same on every rank and every call."""
     seed_everything(cfg.train.seed)
     labels = {"label_names": data.label_names} if task == "classification" else {}
-    return load_model(cfg.model.name, task, gguf_file=cfg.model.gguf_file, dropout=cfg.train.dropout, **labels)
+    model, tok = load_model(cfg.model.name, task, gguf_file=cfg.model.gguf_file, dropout=cfg.train.dropout,
+                            **labels)
+    preprocessing_for_model(model, tok, cfg.model.name, cfg.data.max_length)  # refuses a length it cannot embed
+    return model, tok
 
 
 def _with_method(model, cfg: FinetuneConfig, n_train: int, dist: distributed.Dist):
@@ -163,7 +169,7 @@ def _with_method(model, cfg: FinetuneConfig, n_train: int, dist: distributed.Dis
 
 def _prepare_lm(cfg: FinetuneConfig, dist: distributed.Dist):
     from supremum.errors import UserError
-    from supremum.lm.data import load_lm_data, training_split
+    from supremum.lm.data import load_lm_data, prompt_template, training_split
     from supremum.lm.metrics import dev_scorer, lm_loss
 
     if cfg.train.augment or cfg.train.label_smoothing:
@@ -171,6 +177,8 @@ def _prepare_lm(cfg: FinetuneConfig, dist: distributed.Dist):
                         "remove them for a language-model fine-tune")
     data = load_lm_data(cfg.data)
     model, tok = _base(cfg, "causal-lm", data)
+    if data.kind == "instruction":  # serve renders a plain prompt the same way
+        data.info["prompt"] = {"records": data.info["format"], "template": prompt_template(tok)}
     train_split = training_split(tok, data, "train", cfg.data.max_length)
     dev = training_split(tok, data, "dev", cfg.data.max_length) if data.records["dev"] else None
     data.info["blocks"] = {"train": len(train_split.ids), "dev": len(dev.ids) if dev else 0,
@@ -260,6 +268,7 @@ def _save(model, tok, cfg: FinetuneConfig, data, storage: str, metrics: dict,
                         base_model=cfg.model.name, config=cfg.model_dump(mode="json"),
                         storage=storage, artifact_id=art_id,
                         write_weights=delta.writer if storage == "delta" else None,
-                        extra={"run_id": run_id, "data": data.info, "method": cfg.method.name, **(extra or {})})
+                        extra={"run_id": run_id, "data": {**data.info, **source_digest(cfg.data.path)},
+                               "method": cfg.method.name, **(extra or {})})
     art.record_metrics("training", {k: v for k, v in metrics.items() if k not in ("loss_curve",)})
     return art

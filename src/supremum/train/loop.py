@@ -21,6 +21,7 @@ from supremum.data.batching import batch_order, iterate
 from supremum.infer import predict_logits
 from supremum.train import adversarial, distributed, sharding
 from supremum.train import checkpoint as ckpt
+from supremum.train.divergence import bad_weights, diverged, finite, grad_norm
 from supremum.train.optim import build_optimizer, lr_factor, set_lr, warmup_steps
 
 
@@ -66,7 +67,11 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
     `loss_fn(model, batch, labels)` replaces the summed cross-entropy (distillation uses it);
     `after_step(model, step)` runs after each optimizer step while the gradients still exist;
     `scorer(model, dev) -> (score, record)` replaces dev accuracy (higher score is better; the
-    record goes into the evaluation log)."""
+    record goes into the evaluation log).
+
+    A non-finite loss, gradient norm, dev score or trainable weight raises `Diverged` (a
+    UserError naming the step and learning rate) on every process at the same step, before the
+    optimizer applies that step, so no non-finite state is checkpointed, kept as best or returned."""
     dist = distributed.current()
     sharded = dist.active and cfg.parallel == "fsdp"
     if sharded:
@@ -89,7 +94,8 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
             t0 = time.perf_counter()
             lr = set_lr(opt, cfg.lr, lr_factor(state["step"], warm, total, cfg.scheduler))
             loss, n = _optimizer_step(fwd, opt, train_split, steps[j], pad_id, cfg, loss_fn,
-                                      after_step and (lambda m, s=state["step"]: after_step(model, s)), dist)
+                                      after_step and (lambda m, s=state["step"]: after_step(model, s)), dist,
+                                      guard=_guard(cfg, state["step"] + 1, lr))
             state["train_seconds"] += time.perf_counter() - t0
             state["samples"] += n
             state["step"] += 1
@@ -97,7 +103,7 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
             state["log"].append({"step": state["step"], "loss": loss, "lr": lr})
             end_of_epoch = j + 1 == len(steps)
             if dev is not None and _eval_due(state["step"], total, end_of_epoch, cfg):
-                best = _evaluate(model, dev, pad_id, cfg, state, best, scorer, sharded)
+                best = _evaluate(model, dev, pad_id, cfg, state, best, scorer, sharded, dist, lr)
             if on_step:
                 just = state["evals"][-1] if state["evals"] and state["evals"][-1]["step"] == state["step"] else {}
                 on_step({**state["log"][-1], **just, "total": total,
@@ -109,6 +115,8 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
         else:
             state["epoch"] += 1
             state["batch_in_epoch"] = 0
+    if state["log"]:  # an update can overflow the weights even from a finite gradient
+        _check_weights(model, cfg, state["step"], state["log"][-1]["lr"], dist)
     if best is not None and cfg.keep_best:
         sharding.load_trainable(model, best, sharded)
     model.eval()
@@ -132,10 +140,28 @@ def _ddp(model):
     return DistributedDataParallel(model, find_unused_parameters=True)
 
 
+def _guard(cfg: TrainConfig, step: int, lr: float) -> Callable[[float, float], None]:
+    """Raise `Diverged` for a non-finite loss or gradient norm of optimizer step `step` (1-based)."""
+    def check(loss: float, norm: float) -> None:
+        for what, value in (("loss", loss), ("gradient norm", norm)):
+            if not finite(value):
+                raise diverged(what, value, step, lr, cfg.max_grad_norm, cfg.bf16)
+
+    return check
+
+
+def _check_weights(model, cfg: TrainConfig, step: int, lr: float, dist: distributed.Dist) -> None:
+    bad = bad_weights(model, dist)
+    if bad:
+        raise diverged("model", f"non-finite in {bad} trainable tensor(s)", step, lr, cfg.max_grad_norm,
+                       cfg.bf16)
+
+
 def _optimizer_step(model, opt, data: Split, micro: list[list[int]], pad_id: int,
                     cfg: TrainConfig, loss_fn: Callable | None = None,
                     after: Callable | None = None,
-                    dist: distributed.Dist = distributed.Dist()) -> tuple[float, int]:
+                    dist: distributed.Dist = distributed.Dist(),
+                    guard: Callable[[float, float], None] | None = None) -> tuple[float, int]:
     n = sum(len(b) for b in micro)
     # This rank's slice of each global micro-batch; DDP averages gradients over ranks, so the
     # loss is scaled by the world size to give the gradient of the global batch's mean loss.
@@ -155,14 +181,17 @@ def _optimizer_step(model, opt, data: Split, micro: list[list[int]], pad_id: int
             loss = compute()
             loss.backward()
             total_loss += loss.item()
-    if cfg.max_grad_norm:
-        params = [p for p in model.parameters() if p.grad is not None]
-        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+    # Both values are the same on every process (the loss all-reduced, the norm of DDP's averaged
+    # gradients), so `guard` stops every rank at this step, before the update is applied.
+    total_loss = distributed.all_reduce_sum(total_loss, dist) / dist.world
+    norm = grad_norm([p for p in model.parameters() if p.grad is not None], cfg.max_grad_norm)
+    if guard:
+        guard(total_loss, norm)
     opt.step()
     if after:
         after(model)
     opt.zero_grad(set_to_none=True)
-    return distributed.all_reduce_sum(total_loss, dist) / dist.world, n
+    return total_loss, n
 
 
 def _cross_entropy(cfg: TrainConfig) -> Callable:
@@ -193,8 +222,16 @@ def accuracy_scorer(pad_id: int, bf16: bool) -> Callable:
 
 
 def _evaluate(model, dev: Split, pad_id: int, cfg: TrainConfig, state: dict, best, scorer=None,
-              sharded: bool = False):
+              sharded: bool = False, dist: distributed.Dist = distributed.Dist(), lr: float = 0.0):
+    """Score on dev; keep the state when it is the best so far. Non-finite weights (a classifier's
+    accuracy over NaN logits still looks like a number) or a non-finite score raise `Diverged`,
+    so neither is ever kept as the best."""
+    _check_weights(model, cfg, state["step"], lr, dist)
     acc, record = (scorer or accuracy_scorer(pad_id, cfg.bf16))(model, dev)
+    if not finite(acc):
+        name = next(iter(record), "dev score")
+        raise diverged(name.replace("_", " "), record.get(name, acc), state["step"], lr, cfg.max_grad_norm,
+                       cfg.bf16)
     state["evals"].append({"step": state["step"], **record})
     if state["best_score"] is None or acc > state["best_score"]:
         state.update(best_score=acc, best_step=state["step"], bad_evals=0)

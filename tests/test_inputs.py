@@ -1,0 +1,413 @@
+"""Files as users bring them (tests/cases, copied from the shared faulty-input cases): byte-order
+marks, repeated column names, numeric labels spelled two ways, records spanning lines, empty
+texts, recipe shorthands and the instruction formats in circulation. Each test feeds the faulty
+input and asserts the value read or the exact one-line error."""
+
+import codecs
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from supremum.config import DataConfig
+from supremum.data import load_data
+from supremum.errors import UserError
+from tests.conftest import run_cli, sentiment_rows
+
+CASES = Path(__file__).parent / "cases"
+
+
+def error(cfg: DataConfig, loader=load_data) -> str:
+    with pytest.raises(UserError) as e:
+        loader(cfg)
+    return str(e.value)
+
+
+def case(name: str) -> str:
+    return str(CASES / name)
+
+
+# ---- 9: a UTF-8 byte-order mark, in every format -------------------------------------------
+
+def _labeled(tmp_path: Path, suffix: str) -> Path:
+    rows = sentiment_rows(40)
+    p = tmp_path / f"bom{suffix}"
+    if suffix == ".jsonl":
+        text = "\n".join(json.dumps({"text": t, "label": lab}) for t, lab in rows)
+    elif suffix == ".json":
+        text = json.dumps([{"text": t, "label": lab} for t, lab in rows], indent=1)
+    else:
+        sep = "\t" if suffix == ".tsv" else ","
+        text = "\n".join([f"text{sep}label"] + [f"{t}{sep}{lab}" for t, lab in rows])
+    p.write_bytes(codecs.BOM_UTF8 + text.encode("utf-8"))
+    return p
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".json"])
+def test_bom_is_read_as_utf8_in_every_table_format(tmp_path, suffix):
+    data = load_data(DataConfig(path=str(_labeled(tmp_path, suffix))))
+    assert data.info["columns"]["text"] == "text" and data.info["columns"]["label"] == "label"
+    assert data.label_names == ["neg", "pos"] and sum(data.info["sizes"].values()) == 40
+    assert not any(t.startswith("\ufeff") for s in ("train", "dev", "test") for t in data.texts(s))
+
+
+def test_bom_shared_cases_and_lm_formats(tmp_path):
+    from supremum.lm.data import is_lm_data, load_lm_data
+
+    labeled = load_data(DataConfig(path=case("bom-labeled.jsonl")))
+    assert labeled.label_names == ["neg", "pos"] and sum(labeled.info["sizes"].values()) == 60
+    chats = DataConfig(path=case("bom-chats.jsonl"))
+    assert is_lm_data(chats)
+    data = load_lm_data(chats)
+    assert data.kind == "instruction" and sum(data.info["sizes"].values()) == 40
+    assert data.records["train"][0]["messages"][0] == {"role": "user", "content": "say yes or no 0"}
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(codecs.BOM_UTF8 + b"first line\nsecond line\n" * 20)
+    assert load_lm_data(DataConfig(path=str(corpus))).records["train"][0].startswith("first line")
+
+
+def test_utf16_file_is_named_as_such(tmp_path):
+    p = tmp_path / "u16.csv"
+    p.write_bytes("text,label\ngood,pos\n".encode("utf-16"))
+    assert error(DataConfig(path=str(p))) == (f"{p}: the file is UTF-16 (it starts with a UTF-16 byte-order "
+                                              "mark) (pass --encoding utf-16, or save it as UTF-8)")
+
+
+# ---- 4: repeated column names --------------------------------------------------------------
+
+def _column(path: str, index: int) -> dict[str, str]:
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))[1:]
+    return {r[0]: r[index] for r in rows}
+
+
+def test_repeated_label_column_is_refused_then_chosen_by_position():
+    path = case("dup-label-columns.csv")
+    assert error(DataConfig(path=path)) == (
+        f"{path}: the header has 2 columns named 'label' (columns 2 and 3), so the label column is ambiguous "
+        "(choose one by position counted from 1, e.g. --label-column 3, or rename the columns)")
+    assert error(DataConfig(path=path, label_column="label")).startswith(f"{path}: the header has 2 columns")
+    data = load_data(DataConfig(path=path, label_column="3"))
+    want = _column(path, 2)  # the second 'label' column: the real one
+    for split in ("train", "dev", "test"):
+        got = [data.label_names[i] for i in data.labels(split)]
+        assert got == [want[t] for t in data.texts(split)]
+    assert data.info["columns"]["label"] == "label (column 3)"
+    assert error(DataConfig(path=path, label_column="7")) == (
+        f"{path}: no column 7; the file has 3 columns (text, label, label) "
+        "(pass --label-column 1 to 3, or a name)")
+
+
+def test_repeated_text_column_is_refused_then_chosen_by_position(tmp_path):
+    path = case("dup-text-columns.csv")
+    assert error(DataConfig(path=path)) == (
+        f"{path}: the header has 2 columns named 'text' (columns 1 and 2), so the text column is ambiguous "
+        "(choose one by position counted from 1, e.g. --text-column 2, or rename the columns)")
+    data = load_data(DataConfig(path=path, text_column="2"))
+    assert all(not t.startswith("title") for t in data.texts("train"))
+    tsv = tmp_path / "d.tsv"  # TSV: the same rule
+    tsv.write_text("text\ttext\tlabel\n" + "".join(f"t{i}\treview {t}\t{lab}\n"
+                                                    for i, (t, lab) in enumerate(sentiment_rows(30))))
+    assert "the header has 2 columns named 'text' (columns 1 and 2)" in error(DataConfig(path=str(tsv)))
+    assert load_data(DataConfig(path=str(tsv), text_column="2")).texts("train")[0].startswith("review")
+
+
+def test_repeated_json_key_is_refused(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_text('{"text": "good", "label": "pos"}\n\n{"text": "bad", "label": "neg", "label": "pos"}\n')
+    assert error(DataConfig(path=str(p))) == (
+        f"{p}: line 3 repeats the key 'label' in one record (keep one (JSON readers silently keep only the last))")
+
+
+def test_repeated_column_cli_is_one_line_exit_2():
+    proc = run_cli("finetune", "--model", "tiny-bert", "--data", case("dup-label-columns.csv"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {case('dup-label-columns.csv')}: the header has 2 columns named 'label' (columns 2 and 3), so "
+        "the label column is ambiguous (choose one by position counted from 1, e.g. --label-column 3, or "
+        "rename the columns)"]
+
+
+# ---- 7: labels written 1 and 1.0 -----------------------------------------------------------
+
+def test_numeric_label_spellings_are_one_label(capsys):
+    mixed = load_data(DataConfig(path=case("float-labels-mixed.jsonl")))
+    assert mixed.label_names == ["0", "1"]
+    assert mixed.info["labels_unified"] == {"0.0": "0", "1.0": "1"}
+    assert "data: labels that are the same number are one label: read '0.0' as '0', '1.0' as '1'" in \
+        capsys.readouterr().err
+    ints = load_data(DataConfig(path=case("float-labels-ints.jsonl")), label_names=mixed.label_names)
+    want = {json.loads(x)["text"]: str(json.loads(x)["label"])
+            for x in Path(case("float-labels-ints.jsonl")).read_text().splitlines()}
+    for split in ("train", "dev", "test"):
+        assert [ints.label_names[i] for i in ints.labels(split)] == [want[t] for t in ints.texts(split)]
+
+
+def test_consistent_float_labels_keep_their_spelling_and_match_ints(tmp_path):
+    p = tmp_path / "floats.jsonl"
+    p.write_text("".join(json.dumps({"text": t, "label": 1.0 if lab == "pos" else 0.0}) + "\n"
+                         for t, lab in sentiment_rows(40)))
+    floats = load_data(DataConfig(path=str(p)))
+    assert floats.label_names == ["0.0", "1.0"] and "labels_unified" not in floats.info
+    ints = load_data(DataConfig(path=case("float-labels-ints.jsonl")), label_names=floats.label_names)
+    assert ints.info["labels_unified"] == {"0": "0.0", "1": "1.0"}
+    # a JSON column of ints with a null stays ints (pandas would turn it into floats)
+    gaps = tmp_path / "gaps.jsonl"
+    gaps.write_text("".join(json.dumps({"text": t, "label": 1 if lab == "pos" else 0, "score": None if i else 3})
+                            + "\n" for i, (t, lab) in enumerate(sentiment_rows(40))))
+    assert load_data(DataConfig(path=str(gaps))).label_names == ["0", "1"]
+
+
+@pytest.mark.slow
+def test_model_trained_on_mixed_labels_evaluates_on_int_labels(tmp_path):
+    art = tmp_path / "art"
+    run_cli("finetune", "--model", "tiny-bert", "--data", case("float-labels-mixed.jsonl"), "--max-steps", "3",
+            "--output", str(art), check=True)
+    assert json.loads((art / "manifest.json").read_text())["label_names"] == ["0", "1"]
+    proc = run_cli("eval", str(art), "--data", case("float-labels-ints.jsonl"), "--no-speed", "--json", check=True)
+    m = json.loads(proc.stdout)  # a file that is not the training source is scored whole
+    ints = [json.loads(x)["label"] for x in Path(case("float-labels-ints.jsonl")).read_text().splitlines()]
+    assert m["examples"] == len(ints) == 30
+    assert {k: c["support"] for k, c in m["per_class"].items()} == {"0": ints.count(0), "1": ints.count(1)}
+
+
+# ---- 10: errors name the line of the file ----------------------------------------------------
+
+def test_errors_name_file_lines_not_record_numbers(tmp_path):
+    multi, crlf = case("multiline-empty-text.csv"), case("crlf-blank-empty-text.jsonl")
+    hint = "remove those rows or fill them in, or pass --drop-empty (recipe: data.drop_empty: true) to drop them"
+    assert error(DataConfig(path=multi)) == f"{multi}: line 24 has an empty text ({hint})"
+    assert error(DataConfig(path=crlf)) == f"{crlf}: line 37 has an empty text ({hint})"
+    wide = tmp_path / "wide.csv"
+    wide.write_text('text,label\n"one\ntwo",pos\n\nthree,neg,extra\n')
+    assert error(DataConfig(path=str(wide))) == (f"{wide}: line 5 has 3 fields, the header has 2 (quote fields "
+                                                 'that contain the separator, e.g. "good, not great")')
+    unclosed = tmp_path / "open.csv"
+    unclosed.write_text('text,label\ngood,pos\n"bad\nfilm,neg\nok,pos\n')
+    assert error(DataConfig(path=str(unclosed))) == (
+        f"{unclosed}: line 3 opens a quote (\") that is never closed (close it, or double a quote inside a "
+        'quoted field (""))')
+    long = tmp_path / "long.csv"  # a text longer than the csv module's default field limit
+    long.write_text("text,label\n" + "".join(f'"{"word " * 40_000}{i}",{lab}\n' for i, (_, lab) in
+                                              enumerate(sentiment_rows(12))))
+    assert len(load_data(DataConfig(path=str(long))).texts("train")[0]) > 200_000
+    array = tmp_path / "a.json"
+    array.write_text('[\n  {"text": "good", "label": "pos"},\n\n  "oops"\n]\n')
+    assert error(DataConfig(path=str(array))) == (f"{array}: line 4 is not a JSON object (write "
+                                                  '{"text": ..., "label": ...} per line)')
+    broken = tmp_path / "b.json"
+    broken.write_text('[\n  {"text": "good", "label": "pos"},\n  {"text": "bad" "label": "neg"}\n]\n')
+    assert error(DataConfig(path=str(broken))).startswith(f"{broken}: line 3 is not valid JSON")
+
+
+def test_lm_errors_name_file_lines(tmp_path):
+    from supremum.lm.data import load_lm_data
+
+    p = tmp_path / "texts.jsonl"
+    p.write_text('{"text": "a b"}\r\n\r\n{"text": "c d"}\r\n\r\n{"text": "  "}\r\n')
+    assert error(DataConfig(path=str(p)), load_lm_data) == (
+        f"{p}: line 5 has an empty text (remove or fill in that record, or pass --drop-empty (recipe: "
+        "data.drop_empty: true) to drop such records)")
+    u2028 = tmp_path / "sep.jsonl"  # a line separator inside a JSON string is not a record break
+    u2028.write_text('{"text": "first\u2028still first"}\n' * 20, encoding="utf-8")
+    assert load_lm_data(DataConfig(path=str(u2028))).info["sizes"]["train"] == 16
+
+
+# ---- 11: --drop-empty, single-class splits, unlabeled test files -----------------------------
+
+def test_drop_empty_reports_count_and_lines(capsys):
+    multi = case("multiline-empty-text.csv")
+    data = load_data(DataConfig(path=multi, drop_empty=True))
+    assert data.info["dropped_empty"] == {"train": {"rows": 1, "where": ["line 24"]}}
+    assert sum(data.info["sizes"].values()) == 39  # 40 records, one dropped
+    assert f"data: dropped 1 row with an empty text from {multi} (line 24)" in capsys.readouterr().err
+    crlf = case("crlf-blank-empty-text.jsonl")
+    evaluated = load_data(DataConfig(path=crlf, drop_empty=True), label_names=["neg", "pos"])
+    assert evaluated.info["dropped_empty"] == {"train": {"rows": 1, "where": ["line 37"]}}
+
+
+def test_drop_empty_for_lm_records(tmp_path, capsys):
+    from supremum.lm.data import load_lm_data
+
+    p = tmp_path / "chat.jsonl"
+    rows = [{"prompt": f"q{i}", "response": "" if i in (3, 7) else f"a{i}"} for i in range(20)]
+    p.write_text("\n".join(json.dumps(r) for r in rows))
+    assert "line 4 has an empty answer" in error(DataConfig(path=str(p)), load_lm_data)
+    data = load_lm_data(DataConfig(path=str(p), drop_empty=True))
+    assert data.info["dropped_empty"] == {"train": {"rows": 2, "where": ["line 4", "line 8"]}}
+    assert sum(data.info["sizes"].values()) == 18
+    assert f"data: dropped 2 records with an empty text from {p} (lines 4, 8)" in capsys.readouterr().err
+
+
+def test_drop_empty_leaves_config_hashes_unchanged():
+    from supremum.config import FinetuneConfig
+    from supremum.pipeline import PipelineConfig, stage_hashes
+    from supremum.train.finetune import config_hash
+
+    # values computed before data.drop_empty existed: runs cached then are found again
+    cfg = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"}, "data": {"path": "x.csv"}})
+    assert config_hash(cfg) == "5ed5188a7749f38c"
+    pipe = {"name": "p", "data": {"path": "x.csv"}, "stages": [
+        {"id": "ft", "finetune": {"method": {"name": "lora"}}},
+        {"id": "q", "from": "ft", "compress": {"method": "int8"}}]}
+    assert stage_hashes(PipelineConfig.model_validate(pipe)) == {"ft": "e3e296762f06", "q": "19cd1f97fd4a"}
+    on = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"},
+                                        "data": {"path": "x.csv", "drop_empty": True}})
+    assert config_hash(on) != config_hash(cfg)
+
+
+@pytest.mark.slow
+def test_drop_empty_cli_flags(tmp_path):
+    multi = case("multiline-empty-text.csv")
+    refused = run_cli("finetune", "--model", "tiny-bert", "--data", multi, "--max-steps", "1")
+    assert refused.returncode == 2 and "line 24 has an empty text" in refused.stderr
+    art = tmp_path / "art"
+    proc = run_cli("finetune", "--model", "tiny-bert", "--data", multi, "--max-steps", "1", "--drop-empty",
+                   "--output", str(art), check=True)
+    assert f"data: dropped 1 row with an empty text from {multi} (line 24)" in proc.stderr
+    manifest = json.loads((art / "manifest.json").read_text())
+    assert manifest["config"]["data"]["drop_empty"] is True
+    assert manifest["data"]["dropped_empty"] == {"train": {"rows": 1, "where": ["line 24"]}}
+    crlf = case("crlf-blank-empty-text.jsonl")
+    assert run_cli("eval", str(art), "--data", crlf, "--no-speed").returncode == 2
+    ev = run_cli("eval", str(art), "--data", crlf, "--no-speed", "--drop-empty", check=True)
+    assert f"data: dropped 1 row with an empty text from {crlf} (line 37)" in ev.stderr
+
+
+def test_single_class_split_and_unlabeled_test_are_said(tmp_path, capsys):
+    d = tmp_path / "d"
+    d.mkdir()
+    rows = sentiment_rows(60)
+    (d / "train.csv").write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in rows))
+    (d / "dev.csv").write_text("text,label\n" + "".join(f"{t},pos\n" for t, _ in rows[:5]))
+    (d / "test.csv").write_text("text,label\n" + "".join(f"{t},-1\n" for t, _ in rows[5:10]))
+    data = load_data(DataConfig(path=str(d)))
+    err = capsys.readouterr().err
+    assert ("data: test split has no labels (all empty or -1): not evaluated; a split is made from train "
+            "instead") in err
+    assert ("data: the dev split holds a single class ('pos'): macro-F1 and MCC are degenerate there "
+            "(accuracy is the share of that class predicted)") in err
+    assert len(data.info["notes"]) == 2
+    whole = load_data(DataConfig(path=str(d / "dev.csv")), label_names=["neg", "pos"], whole=True)
+    assert whole.info["notes"] == ["the scored file holds a single class ('pos'): macro-F1 and MCC are "
+                                   "degenerate there (accuracy is the share of that class predicted)"]
+
+
+# ---- 13: recipe shorthands -----------------------------------------------------------------
+
+def test_recipe_shorthands_in_every_recipe_kind(tmp_path):
+    from supremum.cli_config import Assembly
+    from supremum.compare import CompareConfig
+    from supremum.config import FinetuneConfig
+    from supremum.limit.curve import CurveConfig
+    from supremum.pipeline import PipelineConfig, stage_hashes
+    from supremum.recipe import build
+    from supremum.train.finetune import config_hash
+
+    short = build(FinetuneConfig, {"model": "tiny-llama", "method": "lora", "data": {"path": "x.txt"}})
+    long = build(FinetuneConfig, {"model": {"name": "tiny-llama"}, "method": {"name": "lora"},
+                                  "data": {"path": "x.txt"}})
+    assert short == long and config_hash(short) == config_hash(long)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: tiny-llama\nmethod: lora\ndata: {path: x.txt}\n")
+    cfg = Assembly(recipe).overrides(["method.r=16"]).build(FinetuneConfig, "supremum finetune --help")
+    assert cfg.method.name == "lora" and cfg.method.r == 16 and cfg.model.name == "tiny-llama"
+    stages = [{"id": "ft", "finetune": {"method": "lora"}},
+              {"id": "q", "from": "ft", "compress": {"method": "int8"}}]
+    pipe = PipelineConfig.model_validate({"name": "p", "model": "tiny-bert", "data": {"path": "x.csv"},
+                                          "stages": stages})
+    stages[0]["finetune"]["method"] = {"name": "lora"}
+    spelled = PipelineConfig.model_validate({"name": "p", "model": {"name": "tiny-bert"},
+                                             "data": {"path": "x.csv"}, "stages": stages})
+    assert stage_hashes(pipe) == stage_hashes(spelled)
+    comp = CompareConfig.model_validate({"name": "c", "model": "tiny-bert", "data": {"path": "x.csv"},
+                                         "methods": [{"label": "a", "method": "lora"}, "full"]})
+    assert comp.methods[0].method == {"name": "lora"} and comp.model.name == "tiny-bert"
+    curve = CurveConfig.model_validate({"model": "tiny-bert", "data": {"path": "x.csv"}, "method": "bitfit"})
+    assert curve.method == {"name": "bitfit"}
+
+
+# ---- 15: instruction formats -----------------------------------------------------------------
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_instruction_formats(tmp_path):
+    from supremum.lm.data import is_lm_data, load_lm_data
+
+    alpaca = _jsonl(tmp_path / "alpaca.jsonl", [
+        {"instruction": "Translate", "input": f"hello {i}" if i % 2 else "", "output": f"hallo {i}"}
+        for i in range(20)])
+    cfg = DataConfig(path=str(alpaca))
+    assert is_lm_data(cfg)
+    data = load_lm_data(cfg)
+    assert data.info["format"] == "alpaca"
+    assert data.records["train"][0]["messages"] == [{"role": "user", "content": "Translate"},
+                                                    {"role": "assistant", "content": "hallo 0"}]
+    assert data.records["train"][1]["messages"][0] == {"role": "user", "content": "Translate\n\nhello 1"}
+    share = _jsonl(tmp_path / "sharegpt.jsonl", [{"conversations": [
+        {"from": "system", "value": "be brief"}, {"from": "human", "value": f"hi {i}"},
+        {"from": "gpt", "value": f"yo {i}"}]} for i in range(20)])
+    data = load_lm_data(DataConfig(path=str(share)))
+    assert is_lm_data(DataConfig(path=str(share))) and data.info["format"] == "sharegpt"
+    assert data.records["train"][0]["messages"] == [
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi 0"},
+        {"role": "assistant", "content": "yo 0"}]
+    openai = _jsonl(tmp_path / "openai.jsonl", [{"messages": [
+        {"role": "user", "content": [{"type": "text", "text": "hi "}, {"type": "text", "text": str(i)}]},
+        {"role": "assistant", "content": "yo"}]} for i in range(20)])
+    data = load_lm_data(DataConfig(path=str(openai)))
+    assert data.info["format"] == "openai" and data.records["train"][3]["messages"][0]["content"] == "hi 3"
+    bad_role = _jsonl(tmp_path / "role.jsonl", [{"conversations": [{"from": "bot", "value": "x"}]}])
+    assert error(DataConfig(path=str(bad_role)), load_lm_data) == (
+        f"{bad_role}: line 1: 'conversations' must be a list of {{from, value}} with from one of human, user, "
+        "gpt, assistant, chatgpt, system (fix or remove that record)")
+
+
+def test_unknown_record_shape_lists_the_accepted_ones(tmp_path):
+    from supremum.lm.data import load_lm_data
+
+    p = _jsonl(tmp_path / "qa.jsonl", [{"q": "x", "a": "y"}])
+    assert error(DataConfig(path=str(p)), load_lm_data) == (
+        f"{p}: line 1 has fields 'q', 'a', which is no record shape read here; accepted: "
+        '{"messages": [{"role", "content"}, ...]} (OpenAI); {"conversations": [{"from", "value"}, ...]} '
+        '(ShareGPT; from: human, gpt, system); {"instruction", "input", "output"} (Alpaca; input optional); '
+        '{"prompt", "response"} (or prompt/completion, question/answer, input/output); {"text"} (plain text) '
+        "(rename the fields, or pass --text-column for plain text)")
+    proc = run_cli("finetune", "--model", "tiny-llama", "--task", "causal-lm", "--data", str(p))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_served_instruction_model_gets_its_prompt_format(tmp_path):
+    import torch
+    from fastapi.testclient import TestClient
+
+    from supremum.artifact import load_artifact_model
+    from supremum.config import FinetuneConfig
+    from supremum.lm.data import render_prompt
+    from supremum.serve import ServeConfig
+    from supremum.serve.app import create_app
+    from supremum.train.finetune import finetune
+
+    data = _jsonl(tmp_path / "alpaca.jsonl", [{"instruction": f"add {i} and 1", "input": "", "output": str(i + 1)}
+                                              for i in range(30)])
+    cfg = FinetuneConfig.model_validate({"model": "tiny-llama", "data": {"path": str(data)},
+                                         "train": {"max_steps": 2}, "output": str(tmp_path / "art")})
+    art = finetune(cfg, progress=False).artifact
+    assert art.manifest["data"]["prompt"] == {"records": "alpaca", "template": "role lines"}
+    model, tok = load_artifact_model(art)
+
+    def greedy(ids: list[int]) -> str:
+        out = model.generate(torch.tensor([ids]), max_new_tokens=6, do_sample=False,
+                             pad_token_id=tok.eos_token_id)
+        return tok.decode(out[0, len(ids):], skip_special_tokens=True)
+
+    chat, raw = greedy(render_prompt(tok, "add 3 and 1")), greedy(tok("add 3 and 1")["input_ids"])
+    with TestClient(create_app(art, ServeConfig())) as client:
+        ask = {"prompt": "add 3 and 1", "max_new_tokens": 6, "temperature": 0}
+        assert client.post("/v1/generate", json=ask).json()["text"] == chat
+        assert client.post("/v1/generate", json={**ask, "raw": True}).json()["text"] == raw
+    assert render_prompt(tok, "add 3 and 1") != tok("add 3 and 1")["input_ids"]
