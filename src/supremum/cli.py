@@ -1,4 +1,10 @@
-"""Command line: one thin function per command; the logic lives in the library."""
+"""Command line: one thin function per command; the logic lives in the library.
+
+Flags become typed configs through `cli_config` (one path for every command: recipe < flags <
+KEY=VALUE, every bad value one line naming the flag, exit 2); results are printed by `cli_render`;
+fine-tune, compress, eval and frontier call the public API (`supremum.api`). Nothing heavy is
+imported at module level, so `supremum --help` and `supremum runs` start without torch.
+"""
 
 from __future__ import annotations
 
