@@ -226,13 +226,18 @@ def test_learning_curve_cli_on_a_tiny_model(tmp_path):
     rows = "".join(f"{'good' if i % 2 else 'bad'} film {i},{i % 2}\n" for i in range(80))
     (tmp_path / "train.csv").write_text("text,label\n" + rows)
     p = _cli(["curve", "--model", "tiny-bert", "--data", str(tmp_path / "train.csv"), "--method", "full",
-              "--fractions", "1/4,1/2,1", "--seeds", "0", "--epochs", "1", "--split", "dev", "--bootstrap", "10",
-              "--target", "0.9", "--json"], tmp_path)
+              "--fractions", "1/8,1/4,1/2,1", "--seeds", "0", "--epochs", "1", "--split", "dev",
+              "--bootstrap", "10", "--target", "0.9", "--json"], tmp_path)
     assert p.returncode == 0, p.stderr
     r = json.loads(p.stdout)
-    assert sorted(pt["n"] for pt in r["points"]) == [16, 32, 64]  # shares of 64 training rows (80 - dev - test)
-    assert 0 <= r["ceiling"]["accuracy"] <= 1 and "target" in r
-    assert open(r["plots"][0], "rb").read(4) == b"\x89PNG"
+    assert sorted(pt["n"] for pt in r["points"]) == [8, 16, 32, 64]  # shares of 64 training rows (80 - dev - test)
+    c = r["ceiling"]
+    assert 0 <= r["ceiling"]["accuracy"] <= 1 and c["ci"][0] < c["ci"][1] and "target" in r
+    assert c["verdict"] in ("identified", "loosely identified", "not identified") and c["sentence"]
+    assert r["split"] == "dev" and open(r["plots"][0], "rb").read(4) == b"\x89PNG"
+    few = _cli(["curve", "--model", "tiny-bert", "--data", str(tmp_path / "train.csv"), "--fractions", "1/4,1/2,1",
+                "--seeds", "0"], tmp_path)
+    assert few.returncode == 2 and "needs at least 4 runs" in few.stderr and "Traceback" not in few.stderr
 
 
 @pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("recipes/scale/*.yaml")) +

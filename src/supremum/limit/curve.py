@@ -5,10 +5,14 @@ comparison's cells (cached by config hash, so re-runs and added sizes reuse fini
 Subsets are nested (the first n of one seeded shuffle). Each subset trains for max(epochs,
 min_steps optimizer steps), so the smallest subsets are not starved of updates.
 
-Fit: error(n) = E + B / n^beta (the same robust fitter as the scale sweeps, bootstrap over
-cells). E is the estimated error floor of this model, method and recipe on this task, so
-1 - E is the accuracy ceiling; the examples a target accuracy needs follow from the fit, or the
-target is beyond the ceiling.
+Fit: error(n) = E + B / n^beta (Hestness et al. 2017; Mukherjee et al. 2003), least squares in
+error units, with the profile-likelihood confidence region of `limit.fit.curve_region`. E is the
+error floor of this model, method and recipe on this task as measured on the chosen split, so
+1 - E is the accuracy ceiling. Its interval is the range the runs allow: when they cannot tell a
+floor from a slow power law, it reaches 100% and the verdict says "not identified" and what
+runs would settle it. Predictions (2x, 10x the largest subset) and the examples a target needs
+get their intervals from the same region; a residual bootstrap gives the share of resampled
+curves in which a target is reachable.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from supremum.config import DataConfig, MethodDict, ModelSpec, TrainConfig
 from supremum.errors import UserError
-from supremum.limit.fit import bootstrap, fit_power, interval
+from supremum.limit.fit import PowerFit, curve_bootstrap, curve_region
 
 
 class CurveConfig(BaseModel):
@@ -47,6 +51,14 @@ class CurveConfig(BaseModel):
         if len(set(v)) < 3 or any(not 0 < x <= 1 for x in v):
             raise ValueError("give at least 3 distinct fractions in (0, 1]")
         return sorted(set(v))
+
+    @model_validator(mode="after")
+    def _runs(self):
+        if len(self.fractions) * len(set(self.seeds)) < 4:
+            raise ValueError(f"{len(self.fractions)} fractions x {len(set(self.seeds))} seeds give "
+                             f"{len(self.fractions) * len(set(self.seeds))} runs; the fit has 3 parameters and "
+                             "needs at least 4 runs to measure its noise: add a seed or a fraction")
+        return self
 
 
 def parse_fractions(text: str) -> list[float]:
@@ -79,11 +91,16 @@ def run_curve(cfg: CurveConfig, store=None, on_event=None) -> dict:
     from supremum.store import Store
 
     store = store or Store()
-    n_train = len(load_data(cfg.data).splits["train"])
+    splits = load_data(cfg.data).splits
+    if cfg.split not in splits or len(splits[cfg.split]) == 0:
+        raise UserError(f"{cfg.data.path} has no labelled '{cfg.split}' split to measure the curve on",
+                        "choose another --split (dev or test)")
+    n_train, n_eval = len(splits["train"]), len(splits[cfg.split])
     ccfg = compare_config(cfg, n_train)
     results = run_cells(ccfg, cells(ccfg), store, on_event or (lambda m: None))
     out = analyze_curve([(r["config"]["data"].get("train_limit") or n_train, r["accuracy"][cfg.split], r["seed"])
-                         for r in results], cfg.target, cfg.bootstrap)
+                         for r in results], cfg.target, cfg.bootstrap, eval_examples=n_eval, n_train=n_train,
+                       split=cfg.split)
     out.update(name=ccfg.name, model=cfg.model.name, data=cfg.data.path, method=cfg.method, split=cfg.split,
                n_train=n_train)
     run_id = new_id()
@@ -96,49 +113,120 @@ def run_curve(cfg: CurveConfig, store=None, on_event=None) -> dict:
     return out
 
 
-def analyze_curve(points: list[tuple[int, float, int]], target: float | None, resamples: int) -> dict:
-    """points: (training examples, accuracy, seed) per cell."""
+METHOD = ("error(n) = E + B/n^beta (Hestness et al. 2017), least squares in error units over every (size, "
+          "seed) run: exhaustive over a 241 x 241 grid of (E, beta) with B solved exactly, polished by "
+          "scipy least_squares; 0 <= E <= the largest measured error, B >= 0, beta in [0.01, 3]. 95% intervals "
+          "from the profile likelihood: every (E, B, beta) whose residual sum of squares is within "
+          "F(1, runs - 3) residual variances of the best (Bates & Watts 1988); the share of resamples "
+          "reaching a target from a residual bootstrap (Efron & Tibshirani 1993)")
+
+
+def analyze_curve(points: list[tuple[int, float, int]], target: float | None, resamples: int, *,
+                  eval_examples: int | None = None, n_train: int | None = None, level: float = 0.95,
+                  split: str | None = None, seed: int = 0) -> dict:
+    """The ceiling, predictions and target from learning-curve runs.
+
+    points: (training examples, accuracy in [0, 1], seed) per run. eval_examples: size of the split
+    the accuracies were measured on (its quantization, 1/eval_examples, bounds the noise from
+    below so no interval has zero width; 10,000 when unknown). n_train: the whole training set,
+    for the advice on what runs would pin the ceiling down. resamples: residual-bootstrap draws
+    for the share of curves reaching `target` (0: not computed).
+    Raises UserError with fewer than 3 sizes or 4 runs."""
     n = np.array([p[0] for p in points], dtype=float)
-    err = np.clip(1.0 - np.array([p[1] for p in points], dtype=float), 1e-6, None)
+    err = 1.0 - np.array([p[1] for p in points], dtype=float)
     if len(np.unique(n)) < 3:
         raise UserError("a learning curve needs at least 3 training-set sizes", "add fractions")
-    fit = fit_power([n], err)
-    boots = bootstrap([n], err, fit, n=resamples) if resamples else []
-    band_n = np.logspace(math.log10(n.min()), math.log10(100 * n.max()), 60)
+    if len(n) < 4:
+        raise UserError(f"a learning curve needs at least 4 runs to estimate its noise; it has {len(n)}",
+                        "add seeds or fractions")
+    quantum = 1.0 / (eval_examples or 10_000)
+    region = curve_region(n, err, level=level, noise_var=quantum ** 2 / 12)
+    fit = region.fit
+    e_lo, e_hi = region.floor_ci()
+    n_max = float(n.max())
+    band_n = np.logspace(math.log10(n.min()), math.log10(100 * n_max), 60)
     pts = [{"n": int(a), "error": float(e), "seed": p[2]} for a, e, p in zip(n, err, points, strict=True)]
     out = {"points": pts,
-           "fit": {"E": fit.E, "B": fit.A[0], "beta": fit.alpha[0], "objective": fit.objective,
-                   "starts": fit.starts, "starts_agreeing": fit.agree, "bootstrap": len(boots)},
-           "ceiling": {"accuracy": 1 - fit.E, "ci": sorted(1 - x for x in interval([b.E for b in boots]))},
+           "split": split,
+           "fit": {"E": fit.E, "B": fit.A[0], "beta": fit.alpha[0], "rss": region.rss, "runs": len(n),
+                   "sigma": math.sqrt(region.s2), "dof": region.dof, "quantile": region.quantile},
+           "ceiling": {"accuracy": 1 - fit.E, "ci": [1 - e_hi, 1 - e_lo], "level": level,
+                       **_verdict(n, err, region, e_lo, e_hi, n_train)},
            "band_n": band_n.tolist(),
-           "band": (np.array([interval([float(b.predict(x)) for b in boots]) for x in band_n]).tolist()
-                    if boots else None),
-           "at_10x": {"n": 10 * n.max(), "accuracy": float(1 - fit.predict(10 * n.max())),
-                      "ci": sorted(1 - x for x in interval([float(b.predict(10 * n.max())) for b in boots]))},
-           "method": "error(n) = E + B/n^beta; Huber loss (delta 1e-3) on log-error residuals, L-BFGS-B from "
-                     "the best grid starts; 95% percentile bootstrap over cells"}
+           "band": [region.range(lambda E, A, al, x=x: E + A * x ** -al) for x in band_n],
+           "at_2x": _at(region, 2 * n_max), "at_10x": _at(region, 10 * n_max),
+           "method": METHOD}
     if target is not None:
-        out["target"] = _needed(fit, boots, target)
+        boots = curve_bootstrap(n, err, fit, resamples=resamples, seed=seed) if resamples else []
+        out["target"] = _needed(region, boots, target)
     return out
 
 
-def _needed(fit, boots, target: float) -> dict:
-    """Examples for `target` accuracy: n = (B / (1 - target - E))^(1/beta), infinite when the
-    target error is at or below the fitted floor."""
-    def need(f) -> float:
-        gap = (1 - target) - f.E
-        if gap <= 0:
-            return math.inf
-        log_n = (math.log(f.A[0]) - math.log(gap)) / f.alpha[0]
-        return math.exp(log_n) if log_n < 700 else math.inf  # beyond ~1e304 examples: unreachable
+def _at(region, x: float) -> dict:
+    lo, hi = region.range(lambda E, A, al: E + A * x ** -al)
+    return {"n": x, "accuracy": float(1 - region.fit.predict(x)), "ci": [1 - hi, 1 - lo]}
 
-    n = need(fit)
-    draws = [need(b) for b in boots]
-    reach = float(np.mean([math.isfinite(x) for x in draws])) if draws else None
-    finite = [x for x in draws if math.isfinite(x)]
-    return {"accuracy": target, "examples": n, "reachable": math.isfinite(n),
-            "share_of_resamples_reachable": reach,
-            "examples_ci": interval(finite) if finite and reach and reach >= 0.975 else None,
-            "note": ("beyond the fitted ceiling (or beyond 1e300 examples)" if not math.isfinite(n) else
-                     "interval omitted: in some resamples the target is beyond the ceiling"
-                     if reach is not None and reach < 0.975 else "")}
+
+def _verdict(n: np.ndarray, err: np.ndarray, region, e_lo: float, e_hi: float, n_train: int | None) -> dict:
+    """Whether the runs identify the floor, and what runs would pin it down."""
+    sizes = np.unique(n)
+    means = np.array([err[n == s].mean() for s in sizes])
+    best = 1 - float(means.min())
+    fall = float(means[0] - means[-1])
+    sd = math.sqrt(region.s2)
+    if e_lo <= 0.1 * float(means.min()):  # the runs allow the error to fall to a tenth of the best measured
+        verdict = "not identified"
+        text = (f"not identified: these runs allow any ceiling from {100 * (1 - e_hi):.1f}% to "
+                f"{100 * (1 - e_lo):.1f}% (the error "
+                f"{'fell' if fall > 0 else 'rose'} {100 * abs(fall):.1f} pt from {sizes[0]:,.0f} to "
+                f"{sizes[-1]:,.0f} examples, run-to-run s.d. "
+                f"{100 * sd:.1f} pt; a power law with next to no floor fits them as well as one with a floor)")
+    elif e_hi - e_lo > max(fall, 0.0):
+        verdict = "loosely identified"
+        text = (f"loosely identified: the interval ({100 * (e_hi - e_lo):.1f} pt wide) is wider than the "
+                f"{100 * fall:.1f} pt the error fell across the measured sizes")
+    else:
+        verdict = "identified"
+        text = f"identified: the runs bound the floor to {100 * e_lo:.2f}-{100 * e_hi:.2f}% error"
+    advice = []
+    if verdict != "identified":
+        if n_train is None or sizes[-1] < n_train:
+            upto = f" (up to all {n_train:,} training examples)" if n_train else ""
+            advice.append(f"runs on larger subsets{upto} would show whether the curve bends toward a floor")
+        else:
+            advice.append("the training set is used in full: only more labelled data would show where the "
+                          "curve levels off")
+        if sizes[-1] / sizes[0] < 16:
+            advice.append(f"the sizes span only {sizes[-1] / sizes[0]:.0f}x; a wider range separates the floor "
+                          "from the exponent")
+        if sd > fall / 4:
+            advice.append(f"more seeds per size would shrink the noise (s.d. {100 * sd:.1f} pt against a change "
+                          f"of {100 * abs(fall):.1f} pt)")
+    return {"verdict": verdict, "identified": verdict != "not identified", "best_measured": best,
+            "sentence": text + ("; " + "; ".join(advice) if advice else "") + "."}
+
+
+def _needed(region, boots: list[PowerFit], target: float) -> dict:
+    """Examples for `target` accuracy: n = (B / (1 - target - E))^(1/beta), infinite when the
+    target error is at or below the floor. The interval is the range over the confidence region
+    (its upper end infinite when the region allows floors at or above the target error)."""
+    tau = 1 - target
+
+    def need(E, A, al):
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            gap = tau - np.asarray(E, dtype=float)
+            return np.where(gap > 0, (np.asarray(A) / np.where(gap > 0, gap, 1.0)) ** (1 / np.asarray(al)), np.inf)
+
+    fit = region.fit
+    n = float(need(fit.E, fit.A[0], fit.alpha[0]))
+    lo, hi = region.range(need)
+    share = float(np.mean([b.E < tau for b in boots])) if boots else None
+    if not math.isfinite(n):
+        status = "beyond the ceiling"
+    elif not math.isfinite(hi):
+        status = "reachable per the fit, but the runs also allow a ceiling below the target"
+    else:
+        status = "reachable"
+    return {"accuracy": target, "examples": n if math.isfinite(n) else None, "reachable": math.isfinite(n),
+            "examples_ci": [lo, hi if math.isfinite(hi) else None], "status": status,
+            "share_of_resamples_reachable": share, "resamples": len(boots)}

@@ -132,17 +132,22 @@ def curve_plot(result: dict, path: Path) -> Path:
 def curve_figure(result: dict):
     plt = _fig()
     pts = result["points"]
+    split = result.get("split") or "held-out"
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    ax.scatter([p["n"] for p in pts], [p["error"] for p in pts], s=16, label="runs (test error)")
+    ax.scatter([p["n"] for p in pts], [p["error"] for p in pts], s=16, label=f"runs ({split} error)")
     ns = np.logspace(np.log10(min(p["n"] for p in pts)), np.log10(100 * max(p["n"] for p in pts)), 80)
     f = result["fit"]
     ax.plot(ns, f["E"] + f["B"] * ns ** -f["beta"], color="C3", label="fit E + B/n^beta")
     if result.get("band"):
         band = np.array(result["band"])
         bn = np.array(result["band_n"])
-        ax.fill_between(bn, band[:, 0], band[:, 1], color="C3", alpha=0.2, label="95% bootstrap band")
-    ax.axhline(f["E"], color="k", ls="--", lw=1, label=f"ceiling: error {f['E']:.3f}")
-    ax.set(xscale="log", xlabel="labeled training examples", ylabel="error (1 - accuracy)",
+        ax.fill_between(bn, band[:, 0], band[:, 1], color="C3", alpha=0.2, label="95% profile-likelihood band")
+    c = result["ceiling"]
+    ax.axhline(f["E"], color="k", ls="--", lw=1,
+               label=f"floor: {split} error {f['E']:.3f} ({c.get('verdict', 'fitted')})")
+    if c["ci"][0] == c["ci"][0]:
+        ax.axhspan(1 - c["ci"][1], 1 - c["ci"][0], color="k", alpha=0.07, label="floor's 95% interval")
+    ax.set(xscale="log", xlabel="labeled training examples", ylabel=f"{split} error (1 - accuracy)",
            title="Learning curve")
     ax.legend(fontsize=8)
     return fig

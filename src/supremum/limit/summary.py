@@ -58,27 +58,43 @@ def scale_summary(a: dict) -> tuple[list[str], Tables, list[str]]:
 
 def curve_summary(r: dict) -> tuple[list[str], Tables, list[str]]:
     f = r["fit"]
+    split = r.get("split") or "held-out"
     by_n: dict[int, list[float]] = {}
     for p in r["points"]:
         by_n.setdefault(p["n"], []).append(1 - p["error"])
     rows = [[f"{n:,}", str(len(accs)), f"{100 * sum(accs) / len(accs):.2f}",
              f"{100 * (1 - f['E'] - f['B'] * n ** -f['beta']):.2f}"] for n, accs in sorted(by_n.items())]
-    c, a = r["ceiling"], r["at_10x"]
-    lines = [f"accuracy ceiling {100 * c['accuracy']:.2f}%, 95% CI {ci([100 * x for x in c['ci']], '.2f')} "
-             f"(error = {f['E']:.4f} + {f['B']:.3g}/n^{f['beta']:.3f}; {f['bootstrap']} bootstrap resamples)",
-             f"with 10x the data ({a['n']:,.0f} examples): {100 * a['accuracy']:.2f}% "
-             f"{ci([100 * x for x in a['ci']], '.2f')}"]
+
+    def pct(v):
+        return ci([100 * x for x in v], ".2f")
+
+    c = r["ceiling"]
+    if "verdict" not in c:  # a curve stored before intervals came from the profile likelihood
+        c = {**c, "verdict": "interval from the earlier bootstrap over cells, which can collapse to zero width",
+             "sentence": "re-run `supremum curve` (cached cells are reused) for the interval the data allow"}
+    lines = [f"{split} accuracy ceiling {100 * c['accuracy']:.2f}%, 95% CI {pct(c['ci'])}: {c['verdict']} "
+             f"(error = {f['E']:.4f} + {f['B']:.3g}/n^{f['beta']:.3f}; {f.get('runs', len(r['points']))} runs"
+             + (f", residual s.d. {100 * f['sigma']:.2f} pt)" if "sigma" in f else ")"), c["sentence"]]
+    for key, label in (("at_2x", "2x"), ("at_10x", "10x")):
+        if key not in r:
+            continue
+        a = r[key]
+        lines.append(f"with {label} the data ({a['n']:,.0f} examples): {100 * a['accuracy']:.2f}% {pct(a['ci'])}")
     tg = r.get("target")
     if tg:
         if not tg["reachable"]:
-            msg = f"target {100 * tg['accuracy']:.1f}% is beyond the fitted ceiling"
+            msg = f"target {100 * tg['accuracy']:.1f}% is beyond the ceiling"
+        elif "status" not in tg:
+            msg = f"target {100 * tg['accuracy']:.1f}% needs about {tg['examples']:,.0f} examples"
         else:
-            msg = (f"target {100 * tg['accuracy']:.1f}% needs about {tg['examples']:,.0f} examples "
-                   + (ci(tg["examples_ci"], ",.0f") if tg["examples_ci"] else f"({tg['note']})"))
+            lo, hi = tg["examples_ci"]
+            msg = (f"target {100 * tg['accuracy']:.1f}% needs about {tg['examples']:,.0f} examples, 95% CI "
+                   f"[{lo:,.0f}, {'beyond the ceiling' if hi is None else f'{hi:,.0f}'}] ({tg['status']})")
         if tg["share_of_resamples_reachable"] is not None:
-            msg += f"; reachable in {100 * tg['share_of_resamples_reachable']:.0f}% of bootstrap resamples"
+            msg += (f"; reachable in {100 * tg['share_of_resamples_reachable']:.0f}% of "
+                    f"{tg.get('resamples', '')} bootstrap resamples")
         lines.append(msg)
-    tables: Tables = [(f"learning curve: {r['name']}",
-                       ["examples", "seeds", f"{r['split']} accuracy (mean)", "fit"], rows)]
+    tables: Tables = [(f"learning curve: {r.get('name', '')}",
+                       ["examples", "seeds", f"{split} accuracy (mean)", "fit"], rows)]
     tail = [f"method: {r['method']}"] + [f"plot: {p}" for p in r.get("plots", [])]
     return lines, tables, tail
