@@ -4,8 +4,6 @@ with its lineage (parent id, the chain of methods) in the manifest and the store
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,7 @@ from supremum.compress.io import write_weights
 from supremum.config import DataConfig
 from supremum.data import TaskData, load_data
 from supremum.errors import UserError
+from supremum.hashing import content_hash
 from supremum.machine import fingerprint
 from supremum.preprocessing import Preprocessing, preprocessing_for
 from supremum.store import Store
@@ -133,7 +132,7 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
 def _identity(art: Artifact, cfg, data: str | None) -> str:
     """What a resumed compression must share with the killed one: parent, options, data."""
     d = {"parent": art.id, "config": cfg.model_dump(mode="json"), "data": data}
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    return content_hash(d)
 
 
 def _check_backend(art: Artifact, method: str) -> None:

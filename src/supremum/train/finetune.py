@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import shutil
 from contextlib import nullcontext
@@ -17,6 +15,7 @@ from supremum.artifact import Artifact, new_id, save_artifact
 from supremum.config import FinetuneConfig
 from supremum.data import TaskData, load_data
 from supremum.data.batching import tokenize
+from supremum.hashing import content_hash, drop_unset
 from supremum.machine import fingerprint
 from supremum.models import load_model
 from supremum.preprocessing import preprocessing_for_model, source_digest
@@ -40,19 +39,16 @@ class FinetuneResult:
 def config_hash(cfg: FinetuneConfig) -> str:
     """Identity of a run for resuming: everything that changes the result."""
     d = cfg.model_dump(mode="json")
+    d["train"] = drop_unset(d["train"], {"parallel": "ddp"})  # added later: the default keeps older hashes
     d["train"].pop("checkpoint_every", None)
     d["train"].pop("threads", None)
-    if d["train"].get("parallel") == "ddp":  # added later: the default leaves older hashes as they were
-        d["train"].pop("parallel")
     d.pop("tracking", None)
-    if d.get("task") == "auto":  # added later: the default leaves older hashes as they were
-        d.pop("task")
+    d = drop_unset(d, {"task": "auto"})  # added later, as below
     if d["data"].get("train_limit") is None:  # keys added later: absent = the hash runs had before them
         d["data"].pop("train_limit", None)
         d["data"].pop("train_limit_seed", None)
-    if not d["data"].get("drop_empty"):
-        d["data"].pop("drop_empty", None)
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    d["data"] = drop_unset(d["data"], {"drop_empty": False})
+    return content_hash(d)
 
 
 def seed_everything(seed: int) -> None:
