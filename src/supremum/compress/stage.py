@@ -106,10 +106,8 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
     _check_backend(art, cfg.method)
     run_dir = store.root / "checkpoints" / f"compress-{_identity(art, cfg, data)}"
     run_id = ckpt.persistent_run_id(run_dir, resume, new_id) if checkpoint_every else new_id()
-    store.start_run(run_id, "compress", command, {"compress": cfg.model_dump(mode="json"),
-                    "parent": art.id}, fingerprint(), parents=[art.id],
-                    checkpoint=str(run_dir) if checkpoint_every else None)
-    try:
+    with store.run(run_id, "compress", command, {"compress": cfg.model_dump(mode="json"), "parent": art.id},
+                   fingerprint(), parents=[art.id], checkpoint=str(run_dir) if checkpoint_every else None) as run:
         model, tok = load_artifact_model(art)
         if hasattr(model, "merge_and_unload"):  # an adapter-only LoRA artifact: compress the merged model
             from supremum.train.methods.peft_common import merge
@@ -119,12 +117,9 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
                       resume=resume)
         result = method.run(model, cfg, ctx)
         child = _save(art, tok, cfg, result, output, store.root, run_id)
-    except BaseException as e:
-        store.fail_run(run_id, f"{type(e).__name__}: {e}")
-        raise
-    store.add_artifact(child.id, str(child.path), run_id, child.task, child.manifest["base_model"],
-                       child.lineage)
-    store.finish_run(run_id, result.report, child.id, str(child.path.resolve()))
+        store.add_artifact(child.id, str(child.path), run_id, child.task, child.manifest["base_model"],
+                           child.lineage)
+        run.finish(result.report, child)
     shutil.rmtree(run_dir, ignore_errors=True)
     return child
 

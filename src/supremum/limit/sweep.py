@@ -307,15 +307,12 @@ def _run_one(c: dict, root: Path, threads: int, store: Store, run) -> dict:
     spec = {**c, "threads": threads, "nproc": c.get("nproc", 1), "train": str(root / "data" / "train.npy"),
             "heldout": str(root / "data" / "heldout.npy")}
     run_id = new_id()
-    store.start_run(run_id, "scale-run", f"scale {root.name} d{c['d']}L{c['layers']} D={c['tokens']}", c,
-                    fingerprint())
-    try:
+    # describe=str: the worker's last line already says what failed (a diverged run's step and lr)
+    with store.run(run_id, "scale-run", f"scale {root.name} d{c['d']}L{c['layers']} D={c['tokens']}", c,
+                   fingerprint(), describe=str) as row:
         res = json.loads(run("supremum.limit.worker", spec, threads * spec["nproc"]).strip().splitlines()[-1])
-    except BaseException as e:
-        store.fail_run(run_id, str(e))
-        raise
-    write_json(root / "runs" / c["hash"] / "result.json", res)
-    store.finish_run(run_id, {k: v for k, v in res.items() if k != "curve"})
+        write_json(root / "runs" / c["hash"] / "result.json", res)
+        row.finish({k: v for k, v in res.items() if k != "curve"})
     return res
 
 
@@ -324,6 +321,6 @@ def _record(store: Store, cfg: ScaleConfig, analysis: dict) -> None:
     from supremum.machine import fingerprint
 
     run_id = new_id()
-    store.start_run(run_id, "scale", f"scale {cfg.source}", cfg.model_dump(mode="json"), fingerprint())
-    store.finish_run(run_id, analysis)
+    with store.run(run_id, "scale", f"scale {cfg.source}", cfg.model_dump(mode="json"), fingerprint()) as run:
+        run.finish(analysis)
     analysis["run_id"] = run_id

@@ -26,6 +26,7 @@ from supremum.train import checkpoint as ckpt
 from supremum.train import distributed, sharding
 from supremum.train.loop import Split, TrainResult, plan_steps, train
 from supremum.train.methods import method_for, trainable_parameters
+from supremum.train.state import TrainState
 
 
 @dataclass
@@ -74,9 +75,8 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     run_dir = _run_dir(store.root, cfg, dist)
     run_id = ckpt.persistent_run_id(run_dir, resume, new_id)
     ckpt_dir = run_dir / "last"
-    store.start_run(run_id, "finetune", command, cfg.model_dump(mode="json"), fingerprint(),
-                    checkpoint=str(ckpt_dir) if cfg.train.checkpoint_every else None)
-    try:
+    with store.run(run_id, "finetune", command, cfg.model_dump(mode="json"), fingerprint(),
+                   checkpoint=str(ckpt_dir) if cfg.train.checkpoint_every else None) as run:
         with Tracker(cfg.tracking, store.root, f"finetune-{run_id}", cfg.model_dump(mode="json")) as tr:
             result = _train(model, train_split, dev, cfg, tok.pad_token_id, ckpt_dir, resume, progress, tr,
                             method.after_step, objective)
@@ -88,11 +88,8 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
         model, storage = method.finalize(model, cfg.method)
         art = _save(model, tok, cfg, data, storage, metrics, run_id, store.root,
                     extra={"adapter_artifact": str(adapter.path.resolve())} if adapter else None)
-    except BaseException as e:
-        store.fail_run(run_id, f"{type(e).__name__}: {e}")
-        raise
-    store.add_artifact(art.id, str(art.path), run_id, art.task, cfg.model.name, cfg.method.name)
-    store.finish_run(run_id, metrics, art.id, str(art.path.resolve()))
+        store.add_artifact(art.id, str(art.path), run_id, art.task, cfg.model.name, cfg.method.name)
+        run.finish(metrics, art)
     shutil.rmtree(run_dir, ignore_errors=True)
     return FinetuneResult(run_id, art, metrics, data.info)
 
@@ -213,27 +210,27 @@ def _train(model, train_split, dev, cfg, pad_id, ckpt_dir, resume, progress, tra
     return result
 
 
-def _dev_metrics(st: dict) -> dict:
-    if st["evals"] and "dev_loss" in st["evals"][-1]:  # language model: score = -dev loss
-        best = -st["best_score"]
+def _dev_metrics(st: TrainState) -> dict:
+    if st.evals and "dev_loss" in st.evals[-1]:  # language model: score = -dev loss
+        best = -st.best_score
         return {"dev_loss": best, "dev_perplexity": float(np.exp(min(best, 50.0))),
-                "dev_loss_last": st["evals"][-1]["dev_loss"]}
-    last = st["evals"][-1]["dev_accuracy"] if st["evals"] else None
-    return {"dev_accuracy": st["best_score"], "dev_accuracy_last": last}
+                "dev_loss_last": st.evals[-1]["dev_loss"]}
+    last = st.evals[-1]["dev_accuracy"] if st.evals else None
+    return {"dev_accuracy": st.best_score, "dev_accuracy_last": last}
 
 
 def _metrics(result: TrainResult, trainable: int, total: int, data) -> dict:
     st = result.state
     return {
-        "steps": st["step"],
-        "final_train_loss": float(np.mean([x["loss"] for x in st["log"][-20:]])) if st["log"] else None,
-        **_dev_metrics(st), "best_step": st["best_step"],
-        "stopped_early": st["stopped_early"], "train_seconds": round(result.train_seconds, 3),
+        "steps": st.step,
+        "final_train_loss": float(np.mean([x["loss"] for x in st.log[-20:]])) if st.log else None,
+        **_dev_metrics(st), "best_step": st.best_step,
+        "stopped_early": st.stopped_early, "train_seconds": round(result.train_seconds, 3),
         "train_samples_per_s": round(result.samples_per_s, 2),
         "trainable_params": trainable, "total_params": total,
         "trainable_fraction": trainable / total,
         "train_size": data.info.get("blocks", {}).get("train", len(data.splits["train"])),
-        "evals": st["evals"], "loss_curve": st["log"][:: max(1, len(st["log"]) // 200)],
+        "evals": st.evals, "loss_curve": st.log[:: max(1, len(st.log) // 200)],
     }
 
 
