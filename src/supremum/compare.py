@@ -109,13 +109,9 @@ def run(cfg: CompareConfig, store: Store | None = None, on_event=None) -> dict:
     from supremum.artifact import new_id
 
     run_id = new_id()
-    store.start_run(run_id, "compare", "", cfg.model_dump(mode="json"), fingerprint())
-    try:
+    with store.run(run_id, "compare", "", cfg.model_dump(mode="json"), fingerprint()) as row:
         summary = summarize(run_cells(cfg, todo, store, say), cfg)
-    except BaseException as e:
-        store.fail_run(run_id, f"{type(e).__name__}: {e}")
-        raise
-    store.finish_run(run_id, summary)
+        row.finish(summary)
     return summary
 
 

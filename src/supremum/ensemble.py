@@ -100,15 +100,14 @@ def make_ensemble(arts: list[Artifact], output: str | Path | None = None, weight
     weights = [w / sum(weights) for w in weights]
     art_id, run_id = new_id(), new_id()
     out = Path(output) if output else store.root / "artifacts" / art_id
-    store.start_run(run_id, "ensemble", command, {"members": [a.id for a in arts], "weights": weights},
-                    fingerprint(), parents=[a.id for a in arts])
 
     def copy_members(_model, tmp: Path) -> dict:
         for i, a in enumerate(arts):
             shutil.copytree(a.path, tmp / "members" / str(i), ignore=shutil.ignore_patterns(".*"))
         return {"backend": "ensemble"}
 
-    try:
+    with store.run(run_id, "ensemble", command, {"members": [a.id for a in arts], "weights": weights},
+                   fingerprint(), parents=[a.id for a in arts]) as run:
         _, tok = load_artifact_model(arts[0])
         method = "ensemble(" + ",".join(a.lineage for a in arts) + ")"
         art = save_artifact(
@@ -120,11 +119,8 @@ def make_ensemble(arts: list[Artifact], output: str | Path | None = None, weight
             extra={"method": method, "members": [
                 {"id": a.id, "lineage": a.lineage, "weight": w, "dir": f"members/{i}"}
                 for i, (a, w) in enumerate(zip(arts, weights, strict=True))]})
-    except BaseException as e:
-        store.fail_run(run_id, f"{type(e).__name__}: {e}")
-        raise
-    store.add_artifact(art.id, str(art.path), run_id, art.task, art.manifest["base_model"], method)
-    store.finish_run(run_id, {"members": len(arts)}, art.id, str(art.path.resolve()))
+        store.add_artifact(art.id, str(art.path), run_id, art.task, art.manifest["base_model"], method)
+        run.finish({"members": len(arts)}, art)
     return art
 
 

@@ -8,7 +8,6 @@ and nothing else.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from supremum.artifact import Artifact, open_artifact
 from supremum.config import DataConfig, ModelSpec, TrainConfig, named
 from supremum.errors import UserError
+from supremum.hashing import content_hash, drop_unset
 from supremum.store import Store
 from supremum.tracking import TrackingConfig
 
@@ -107,14 +107,13 @@ def stage_hashes(cfg: PipelineConfig) -> dict[str, str]:
     for s in order(cfg):
         own: dict[str, Any] = {"stage": s.model_dump(by_alias=True, exclude={"id"})}
         if s.finetune is not None:
-            data = cfg.data.model_dump()
-            if not data["drop_empty"]:  # added later: unset leaves the hashes of older recipes
-                del data["drop_empty"]
+            # drop_empty was added later: unset leaves the hashes of older recipes
+            data = drop_unset(cfg.data.model_dump(), {"drop_empty": False})
             own.update(model=cfg.model.model_dump(), data=data, train=cfg.train.model_dump())
             # tracking mirrors metrics; it does not change the artifact, so it is not identity
         else:
             own["parent"] = hashes[s.from_]
-        hashes[s.id] = hashlib.sha256(json.dumps(own, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        hashes[s.id] = content_hash(own, length=12)
     return hashes
 
 

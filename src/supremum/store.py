@@ -3,6 +3,8 @@
 Each run is one row written in a transaction when it starts and updated when it ends. A run
 whose process died without ending it is reported as `killed` (or `resumable` when a
 checkpoint exists): the row is never half-written because SQLite commits atomically.
+`Store.run` is the lifecycle every command uses: start, then `failed` on any exception
+(Ctrl-C included) or `finished` with the metrics and artifact the body gave its `Run`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import os
 import socket
 import sqlite3
 import time
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,28 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 """
 JSON_COLS = ("config", "parents", "metrics", "machine")
+
+
+def typed_error(e: BaseException) -> str:
+    """How a failed run's error is recorded: 'ValueError: boom'."""
+    return f"{type(e).__name__}: {e}"
+
+
+@dataclass
+class Run:
+    """A started run: the body of `Store.run` calls `finish` (or sets the fields) with what the
+    row records when the body ends without an exception."""
+
+    id: str
+    metrics: dict = field(default_factory=dict)
+    artifact_id: str | None = None
+    artifact_path: str | None = None
+
+    def finish(self, metrics: dict | None = None, artifact: Any = None) -> None:
+        """`artifact`: anything with `.id` and `.path` (an `Artifact`); its path is stored resolved."""
+        self.metrics = metrics or {}
+        if artifact is not None:
+            self.artifact_id, self.artifact_path = artifact.id, str(Path(artifact.path).resolve())
 
 
 def home() -> Path:
@@ -72,6 +98,22 @@ class Store:
     def fail_run(self, run_id: str, error: str) -> None:
         self._exec("UPDATE runs SET status='failed', finished=?, error=? WHERE id=?",
                    (time.time(), error[:2000], run_id))
+
+    @contextmanager
+    def run(self, run_id: str, kind: str, command: str, config: dict, machine: dict, *,
+            parents: list[str] | None = None, checkpoint: str | None = None,
+            describe: Callable[[BaseException], str] = typed_error) -> Iterator[Run]:
+        """Start the row, yield its `Run`; any exception, KeyboardInterrupt and SystemExit
+        included, marks it failed with `describe(e)` and propagates; a clean exit finishes it.
+        `describe=str` keeps a message that already names its cause (a sweep worker's line)."""
+        self.start_run(run_id, kind, command, config, machine, parents, checkpoint)
+        run = Run(run_id)
+        try:
+            yield run
+        except BaseException as e:
+            self.fail_run(run_id, describe(e))
+            raise
+        self.finish_run(run_id, run.metrics, run.artifact_id, run.artifact_path)
 
     def add_artifact(self, art_id: str, path: str, run_id: str | None, task: str, base_model: str,
                      method: str | None) -> None:

@@ -181,9 +181,9 @@ def recover(student, teacher, mapping: list[int], ctx, cfg: DistillConfig) -> di
         student.set_attn_implementation("sdpa")
     student.eval()
     st = result.state
-    best = {"dev_loss": -st["best_score"]} if ctx.is_lm and st["best_score"] is not None else {
-        "dev_accuracy": st["best_score"]}
-    return {"steps": st["step"], **best, "evals": st["evals"], "train_seconds": round(result.train_seconds, 2)}
+    best = {"dev_loss": -st.best_score} if ctx.is_lm and st.best_score is not None else {
+        "dev_accuracy": st.best_score}
+    return {"steps": st.step, **best, "evals": st.evals, "train_seconds": round(result.train_seconds, 2)}
 
 
 def _projections(student, teacher, n: int) -> nn.ModuleList:

@@ -4,8 +4,6 @@ with its lineage (parent id, the chain of methods) in the manifest and the store
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,7 @@ from supremum.compress.io import write_weights
 from supremum.config import DataConfig
 from supremum.data import TaskData, load_data
 from supremum.errors import UserError
+from supremum.hashing import content_hash
 from supremum.machine import fingerprint
 from supremum.preprocessing import Preprocessing, preprocessing_for
 from supremum.store import Store
@@ -109,10 +108,8 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
     _check_backend(art, cfg.method)
     run_dir = store.root / "checkpoints" / f"compress-{_identity(art, cfg, data)}"
     run_id = ckpt.persistent_run_id(run_dir, resume, new_id) if checkpoint_every else new_id()
-    store.start_run(run_id, "compress", command, {"compress": cfg.model_dump(mode="json"),
-                    "parent": art.id}, fingerprint(), parents=[art.id],
-                    checkpoint=str(run_dir) if checkpoint_every else None)
-    try:
+    with store.run(run_id, "compress", command, {"compress": cfg.model_dump(mode="json"), "parent": art.id},
+                   fingerprint(), parents=[art.id], checkpoint=str(run_dir) if checkpoint_every else None) as run:
         model, tok = load_artifact_model(art)
         if hasattr(model, "merge_and_unload"):  # an adapter-only LoRA artifact: compress the merged model
             from supremum.train.methods.peft_common import merge
@@ -122,12 +119,9 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
                       resume=resume)
         result = method.run(model, cfg, ctx)
         child = _save(art, tok, cfg, result, output, store.root, run_id)
-    except BaseException as e:
-        store.fail_run(run_id, f"{type(e).__name__}: {e}")
-        raise
-    store.add_artifact(child.id, str(child.path), run_id, child.task, child.manifest["base_model"],
-                       child.lineage)
-    store.finish_run(run_id, result.report, child.id, str(child.path.resolve()))
+        store.add_artifact(child.id, str(child.path), run_id, child.task, child.manifest["base_model"],
+                           child.lineage)
+        run.finish(result.report, child)
     shutil.rmtree(run_dir, ignore_errors=True)
     return child
 
@@ -135,7 +129,7 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
 def _identity(art: Artifact, cfg, data: str | None) -> str:
     """What a resumed compression must share with the killed one: parent, options, data."""
     d = {"parent": art.id, "config": cfg.model_dump(mode="json"), "data": data}
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    return content_hash(d)
 
 
 def _check_backend(art: Artifact, method: str) -> None:

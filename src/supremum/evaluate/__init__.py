@@ -63,15 +63,11 @@ def evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, *, store: Sto
     cfg = cfg.model_copy(update={"split": eval_split(art, data_cfg, cfg.split)})
     prep = preprocessing_for(art, {"max_length": cfg.max_length})
     run_id = new_id()
-    store.start_run(run_id, "eval", command, {"data": data_cfg.model_dump(), "eval": cfg.model_dump()},
-                    fingerprint(), parents=[art.id])
-    try:
+    with store.run(run_id, "eval", command, {"data": data_cfg.model_dump(), "eval": cfg.model_dump()},
+                   fingerprint(), parents=[art.id]) as run:
         metrics = _evaluate(art, data_cfg, cfg, prep)
-    except BaseException as e:
-        store.fail_run(run_id, f"{type(e).__name__}: {e}")
-        raise
-    art.record_metrics(f"{Path(data_cfg.path).name}:{cfg.split}", metrics)
-    store.finish_run(run_id, metrics, art.id, str(art.path.resolve()))
+        art.record_metrics(f"{Path(data_cfg.path).name}:{cfg.split}", metrics)
+        run.finish(metrics, art)
     with Tracker(tracking, store.root, f"eval-{art.id}-{cfg.split}", {"artifact": art.id,
                  "lineage": art.lineage, "data": data_cfg.path, "split": cfg.split}) as tr:
         tr.log({f"eval/{cfg.split}": {k: metrics[k] for k in ("accuracy", "macro_f1", "cost", "robustness",
@@ -113,19 +109,15 @@ def evaluate_model(name: str, data_cfg: DataConfig, cfg: EvalConfig, *, store: S
         torch.set_num_threads(cfg.threads)
     cfg = cfg.model_copy(update={"split": eval_split(None, data_cfg, cfg.split)})
     run_id = new_id()
-    store.start_run(run_id, "eval", command, {"model": name, "backend": backend, "data": data_cfg.model_dump(),
-                    "eval": cfg.model_dump()}, fingerprint())
-    try:
+    with store.run(run_id, "eval", command, {"model": name, "backend": backend, "data": data_cfg.model_dump(),
+                   "eval": cfg.model_dump()}, fingerprint()) as run:
         model, tok = _base_llamacpp(name) if backend == "llamacpp" else load_model(name, "causal-lm")
         prep = preprocessing_for_model(model, tok, name, cfg.max_length)
         metrics = {"model": name, "backend": backend, "lineage": f"base ({backend})",
                    **evaluate_lm(model.eval(), tok, data_cfg, cfg, prep), "machine": fingerprint()}
         metrics["runtime"] = {"backend": backend, "kernels": (model.kernels() if backend == "llamacpp"
                                                               else ["PyTorch eager"])[0]}
-    except BaseException as e:
-        store.fail_run(run_id, f"{type(e).__name__}: {e}")
-        raise
-    store.finish_run(run_id, metrics)
+        run.finish(metrics)
     return metrics
 
 

@@ -104,11 +104,11 @@ def run_curve(cfg: CurveConfig, store=None, on_event=None) -> dict:
     out.update(name=ccfg.name, model=cfg.model.name, data=cfg.data.path, method=cfg.method, split=cfg.split,
                n_train=n_train)
     run_id = new_id()
-    store.start_run(run_id, "curve", f"curve {ccfg.name}", cfg.model_dump(mode="json"), fingerprint())
     from supremum.limit.plots import curve_plot
 
-    out["plots"] = [str(curve_plot(out, store.root / "curves" / ccfg.name / "learning_curve.png"))]
-    store.finish_run(run_id, out)
+    with store.run(run_id, "curve", f"curve {ccfg.name}", cfg.model_dump(mode="json"), fingerprint()) as run:
+        out["plots"] = [str(curve_plot(out, store.root / "curves" / ccfg.name / "learning_curve.png"))]
+        run.finish(out)
     out["run_id"] = run_id
     return out
 

@@ -9,7 +9,6 @@ the fit are rows in the run store (kinds `scale-run` and `scale`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from supremum.errors import UserError
 from supremum.executor import runner, slots
 from supremum.fsutil import write_bytes, write_json
+from supremum.hashing import content_hash
 from supremum.limit.sources import Source, describe, parse_source
 from supremum.limit.train import LADDER, Shape
 from supremum.store import Store
@@ -85,10 +85,6 @@ def parse_shape(label: str) -> Shape:
 def sweep_dir(cfg: ScaleConfig, store: Store) -> Path:
     name = cfg.name or "".join(c if c.isalnum() or c in "-_=." else "-" for c in cfg.source)[:80]
     return store.root / "scale" / name
-
-
-def _hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -215,7 +211,7 @@ def cells(cfg: ScaleConfig, info: dict, shapes: list[Shape], levels: list[int]) 
                         "eval_tokens": cfg.eval_tokens, "skip": info["skip"], "vocab": info["vocab"]}
                 if cfg.nproc > 1:  # rounding differs across process counts: their own runs (default: old hashes)
                     spec["nproc"] = cfg.nproc
-                out.append({**spec, "hash": _hash(spec)})
+                out.append({**spec, "hash": content_hash(spec, length=12)})
     return out
 
 
@@ -311,15 +307,12 @@ def _run_one(c: dict, root: Path, threads: int, store: Store, run) -> dict:
     spec = {**c, "threads": threads, "nproc": c.get("nproc", 1), "train": str(root / "data" / "train.npy"),
             "heldout": str(root / "data" / "heldout.npy")}
     run_id = new_id()
-    store.start_run(run_id, "scale-run", f"scale {root.name} d{c['d']}L{c['layers']} D={c['tokens']}", c,
-                    fingerprint())
-    try:
+    # describe=str: the worker's last line already says what failed (a diverged run's step and lr)
+    with store.run(run_id, "scale-run", f"scale {root.name} d{c['d']}L{c['layers']} D={c['tokens']}", c,
+                   fingerprint(), describe=str) as row:
         res = json.loads(run("supremum.limit.worker", spec, threads * spec["nproc"]).strip().splitlines()[-1])
-    except BaseException as e:
-        store.fail_run(run_id, str(e))
-        raise
-    write_json(root / "runs" / c["hash"] / "result.json", res)
-    store.finish_run(run_id, {k: v for k, v in res.items() if k != "curve"})
+        write_json(root / "runs" / c["hash"] / "result.json", res)
+        row.finish({k: v for k, v in res.items() if k != "curve"})
     return res
 
 
@@ -328,6 +321,6 @@ def _record(store: Store, cfg: ScaleConfig, analysis: dict) -> None:
     from supremum.machine import fingerprint
 
     run_id = new_id()
-    store.start_run(run_id, "scale", f"scale {cfg.source}", cfg.model_dump(mode="json"), fingerprint())
-    store.finish_run(run_id, analysis)
+    with store.run(run_id, "scale", f"scale {cfg.source}", cfg.model_dump(mode="json"), fingerprint()) as run:
+        run.finish(analysis)
     analysis["run_id"] = run_id

@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from supremum.fsutil import atomic_dir, recover_dir, write_bytes
 from supremum.train import sharding
+from supremum.train.state import TrainState
 
 
 def _flatten_optimizer(sd: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -39,7 +40,7 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(path: Path, trainable: dict[str, torch.Tensor], optimizer: dict, state: dict,
+def save_checkpoint(path: Path, trainable: dict[str, torch.Tensor], optimizer: dict, state: TrainState,
                     best: dict[str, torch.Tensor] | None) -> None:
     """`trainable` and `optimizer`: full (gathered) state, from `sharding`."""
     with atomic_dir(path) as tmp:
@@ -51,10 +52,11 @@ def save_checkpoint(path: Path, trainable: dict[str, torch.Tensor], optimizer: d
             save_file({k: v.contiguous() for k, v in best.items()}, tmp / "best.safetensors")
         save_file({"torch": torch.get_rng_state()}, tmp / "rng.safetensors")
         rng = {"python": _jsonable(random.getstate()), "numpy": _jsonable(np.random.get_state())}
-        (tmp / "state.json").write_text(json.dumps({**state, "rng": rng}))
+        (tmp / "state.json").write_text(json.dumps({**state.to_json(), "rng": rng}))
 
 
-def load_checkpoint(path: Path, model, opt, sharded: bool = False) -> tuple[dict, dict[str, torch.Tensor] | None]:
+def load_checkpoint(path: Path, model, opt,
+                    sharded: bool = False) -> tuple[TrainState, dict[str, torch.Tensor] | None]:
     """Restore weights, optimizer, RNGs and the loop state (collective when sharded)."""
     path = recover_dir(path)
     sharding.load_trainable(model, load_file(path / "trainable.safetensors"), sharded)
@@ -63,12 +65,12 @@ def load_checkpoint(path: Path, model, opt, sharded: bool = False) -> tuple[dict
                             sharded)
     torch.set_rng_state(load_file(path / "rng.safetensors")["torch"])
     state = json.loads((path / "state.json").read_text())
-    rng = state.pop("rng")
+    rng = state["rng"]
     random.setstate(_tuplify(rng["python"]))
     np.random.set_state(tuple(np.array(x, dtype=np.uint32) if i == 1 else x
                               for i, x in enumerate(rng["numpy"])))
     best_file = path / "best.safetensors"
-    return state, (load_file(best_file) if best_file.exists() else None)
+    return TrainState.from_json(state), (load_file(best_file) if best_file.exists() else None)
 
 
 def exists(path: Path) -> bool:

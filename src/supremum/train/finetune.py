@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import shutil
 from contextlib import nullcontext
@@ -17,6 +15,7 @@ from supremum.artifact import Artifact, new_id, save_artifact
 from supremum.config import FinetuneConfig
 from supremum.data import TaskData, load_data
 from supremum.data.batching import tokenize
+from supremum.hashing import content_hash, drop_unset
 from supremum.machine import fingerprint
 from supremum.models import load_model
 from supremum.preprocessing import preprocessing_for_model, source_digest
@@ -27,6 +26,7 @@ from supremum.train import checkpoint as ckpt
 from supremum.train import distributed, sharding
 from supremum.train.loop import Split, TrainResult, plan_steps, train
 from supremum.train.methods import method_for, trainable_parameters
+from supremum.train.state import TrainState
 
 
 @dataclass
@@ -40,19 +40,16 @@ class FinetuneResult:
 def config_hash(cfg: FinetuneConfig) -> str:
     """Identity of a run for resuming: everything that changes the result."""
     d = cfg.model_dump(mode="json")
+    d["train"] = drop_unset(d["train"], {"parallel": "ddp"})  # added later: the default keeps older hashes
     d["train"].pop("checkpoint_every", None)
     d["train"].pop("threads", None)
-    if d["train"].get("parallel") == "ddp":  # added later: the default leaves older hashes as they were
-        d["train"].pop("parallel")
     d.pop("tracking", None)
-    if d.get("task") == "auto":  # added later: the default leaves older hashes as they were
-        d.pop("task")
+    d = drop_unset(d, {"task": "auto"})  # added later, as below
     if d["data"].get("train_limit") is None:  # keys added later: absent = the hash runs had before them
         d["data"].pop("train_limit", None)
         d["data"].pop("train_limit_seed", None)
-    if not d["data"].get("drop_empty"):
-        d["data"].pop("drop_empty", None)
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    d["data"] = drop_unset(d["data"], {"drop_empty": False})
+    return content_hash(d)
 
 
 def seed_everything(seed: int) -> None:
@@ -78,9 +75,8 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     run_dir = _run_dir(store.root, cfg, dist)
     run_id = ckpt.persistent_run_id(run_dir, resume, new_id)
     ckpt_dir = run_dir / "last"
-    store.start_run(run_id, "finetune", command, cfg.model_dump(mode="json"), fingerprint(),
-                    checkpoint=str(ckpt_dir) if cfg.train.checkpoint_every else None)
-    try:
+    with store.run(run_id, "finetune", command, cfg.model_dump(mode="json"), fingerprint(),
+                   checkpoint=str(ckpt_dir) if cfg.train.checkpoint_every else None) as run:
         with Tracker(cfg.tracking, store.root, f"finetune-{run_id}", cfg.model_dump(mode="json")) as tr:
             result = _train(model, train_split, dev, cfg, tok.pad_token_id, ckpt_dir, resume, progress, tr,
                             method.after_step, objective)
@@ -92,11 +88,8 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
         model, storage = method.finalize(model, cfg.method)
         art = _save(model, tok, cfg, data, storage, metrics, run_id, store.root,
                     extra={"adapter_artifact": str(adapter.path.resolve())} if adapter else None)
-    except BaseException as e:
-        store.fail_run(run_id, f"{type(e).__name__}: {e}")
-        raise
-    store.add_artifact(art.id, str(art.path), run_id, art.task, cfg.model.name, cfg.method.name)
-    store.finish_run(run_id, metrics, art.id, str(art.path.resolve()))
+        store.add_artifact(art.id, str(art.path), run_id, art.task, cfg.model.name, cfg.method.name)
+        run.finish(metrics, art)
     shutil.rmtree(run_dir, ignore_errors=True)
     return FinetuneResult(run_id, art, metrics, data.info)
 
@@ -217,27 +210,27 @@ def _train(model, train_split, dev, cfg, pad_id, ckpt_dir, resume, progress, tra
     return result
 
 
-def _dev_metrics(st: dict) -> dict:
-    if st["evals"] and "dev_loss" in st["evals"][-1]:  # language model: score = -dev loss
-        best = -st["best_score"]
+def _dev_metrics(st: TrainState) -> dict:
+    if st.evals and "dev_loss" in st.evals[-1]:  # language model: score = -dev loss
+        best = -st.best_score
         return {"dev_loss": best, "dev_perplexity": float(np.exp(min(best, 50.0))),
-                "dev_loss_last": st["evals"][-1]["dev_loss"]}
-    last = st["evals"][-1]["dev_accuracy"] if st["evals"] else None
-    return {"dev_accuracy": st["best_score"], "dev_accuracy_last": last}
+                "dev_loss_last": st.evals[-1]["dev_loss"]}
+    last = st.evals[-1]["dev_accuracy"] if st.evals else None
+    return {"dev_accuracy": st.best_score, "dev_accuracy_last": last}
 
 
 def _metrics(result: TrainResult, trainable: int, total: int, data) -> dict:
     st = result.state
     return {
-        "steps": st["step"],
-        "final_train_loss": float(np.mean([x["loss"] for x in st["log"][-20:]])) if st["log"] else None,
-        **_dev_metrics(st), "best_step": st["best_step"],
-        "stopped_early": st["stopped_early"], "train_seconds": round(result.train_seconds, 3),
+        "steps": st.step,
+        "final_train_loss": float(np.mean([x["loss"] for x in st.log[-20:]])) if st.log else None,
+        **_dev_metrics(st), "best_step": st.best_step,
+        "stopped_early": st.stopped_early, "train_seconds": round(result.train_seconds, 3),
         "train_samples_per_s": round(result.samples_per_s, 2),
         "trainable_params": trainable, "total_params": total,
         "trainable_fraction": trainable / total,
         "train_size": data.info.get("blocks", {}).get("train", len(data.splits["train"])),
-        "evals": st["evals"], "loss_curve": st["log"][:: max(1, len(st["log"]) // 200)],
+        "evals": st.evals, "loss_curve": st.log[:: max(1, len(st.log) // 200)],
     }
 
 

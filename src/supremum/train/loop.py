@@ -23,6 +23,7 @@ from supremum.train import adversarial, distributed, sharding
 from supremum.train import checkpoint as ckpt
 from supremum.train.divergence import bad_weights, diverged, finite, grad_norm
 from supremum.train.optim import build_optimizer, lr_factor, set_lr, warmup_steps
+from supremum.train.state import TrainState
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Split:
 
 @dataclass
 class TrainResult:
-    state: dict
+    state: TrainState
     train_seconds: float
     samples: int
     history: list[dict] = field(default_factory=list)
@@ -41,12 +42,6 @@ class TrainResult:
     @property
     def samples_per_s(self) -> float:
         return self.samples / self.train_seconds if self.train_seconds else 0.0
-
-
-def fresh_state() -> dict:
-    return {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_score": None, "best_step": None,
-            "bad_evals": 0, "evals": [], "log": [], "train_seconds": 0.0, "samples": 0,
-            "stopped_early": False}
 
 
 def plan_steps(n_train: int, cfg: TrainConfig, world: int = 1) -> tuple[int, int]:
@@ -79,51 +74,51 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
     opt = build_optimizer(model, cfg)
     per_epoch, total = plan_steps(len(train_split.ids), cfg, dist.world)
     warm = warmup_steps(cfg, total)
-    state, best = fresh_state(), None
+    state, best = TrainState(), None
     if resume and ckpt_dir is not None and ckpt.exists(ckpt_dir):
         state, best = ckpt.load_checkpoint(ckpt_dir, model, opt, sharded)
     lengths = [len(x) for x in train_split.ids]
     fwd = _ddp(model) if dist.active and not sharded else model
     model.train()
-    while state["step"] < total and not state["stopped_early"]:
+    while state.step < total and not state.stopped_early:
         # Every rank draws the same global batches (batch_size per process x processes) and
         # trains on its slice, so N processes step exactly like one process with N x the batch.
-        batches = batch_order(lengths, cfg.batch_size * dist.world, cfg.seed, state["epoch"], cfg.group_by_length)
+        batches = batch_order(lengths, cfg.batch_size * dist.world, cfg.seed, state.epoch, cfg.group_by_length)
         steps = [batches[i : i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)]
-        for j in range(state["batch_in_epoch"], len(steps)):
+        for j in range(state.batch_in_epoch, len(steps)):
             t0 = time.perf_counter()
-            lr = set_lr(opt, cfg.lr, lr_factor(state["step"], warm, total, cfg.scheduler))
+            lr = set_lr(opt, cfg.lr, lr_factor(state.step, warm, total, cfg.scheduler))
             loss, n = _optimizer_step(fwd, opt, train_split, steps[j], pad_id, cfg, loss_fn,
-                                      after_step and (lambda m, s=state["step"]: after_step(model, s)), dist,
-                                      guard=_guard(cfg, state["step"] + 1, lr))
-            state["train_seconds"] += time.perf_counter() - t0
-            state["samples"] += n
-            state["step"] += 1
-            state["batch_in_epoch"] = j + 1
-            state["log"].append({"step": state["step"], "loss": loss, "lr": lr})
+                                      after_step and (lambda m, s=state.step: after_step(model, s)), dist,
+                                      guard=_guard(cfg, state.step + 1, lr))
+            state.train_seconds += time.perf_counter() - t0
+            state.samples += n
+            state.step += 1
+            state.batch_in_epoch = j + 1
+            state.log.append({"step": state.step, "loss": loss, "lr": lr})
             end_of_epoch = j + 1 == len(steps)
-            if dev is not None and _eval_due(state["step"], total, end_of_epoch, cfg):
+            if dev is not None and _eval_due(state.step, total, end_of_epoch, cfg):
                 best = _evaluate(model, dev, pad_id, cfg, state, best, scorer, sharded, dist, lr)
             if on_step:
-                just = state["evals"][-1] if state["evals"] and state["evals"][-1]["step"] == state["step"] else {}
-                on_step({**state["log"][-1], **just, "total": total,
-                         "samples_per_s": state["samples"] / max(state["train_seconds"], 1e-9)})
-            if ckpt_dir is not None and cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
+                just = state.evals[-1] if state.evals and state.evals[-1]["step"] == state.step else {}
+                on_step({**state.log[-1], **just, "total": total,
+                         "samples_per_s": state.samples / max(state.train_seconds, 1e-9)})
+            if ckpt_dir is not None and cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
                 _checkpoint(ckpt_dir, model, opt, state, best, dist, sharded)
-            if state["step"] >= total or state["stopped_early"]:
+            if state.step >= total or state.stopped_early:
                 break
         else:
-            state["epoch"] += 1
-            state["batch_in_epoch"] = 0
-    if state["log"]:  # an update can overflow the weights even from a finite gradient
-        _check_weights(model, cfg, state["step"], state["log"][-1]["lr"], dist)
+            state.epoch += 1
+            state.batch_in_epoch = 0
+    if state.log:  # an update can overflow the weights even from a finite gradient
+        _check_weights(model, cfg, state.step, state.log[-1]["lr"], dist)
     if best is not None and cfg.keep_best:
         sharding.load_trainable(model, best, sharded)
     model.eval()
-    return TrainResult(state, state["train_seconds"], state["samples"], state["evals"]), best
+    return TrainResult(state, state.train_seconds, state.samples, state.evals), best
 
 
-def _checkpoint(path: Path, model, opt, state: dict, best, dist: distributed.Dist, sharded: bool) -> None:
+def _checkpoint(path: Path, model, opt, state: TrainState, best, dist: distributed.Dist, sharded: bool) -> None:
     """Rank 0 writes; with FSDP every rank first takes part in gathering the full state."""
     if not (dist.main or sharded):
         return
@@ -221,22 +216,22 @@ def accuracy_scorer(pad_id: int, bf16: bool) -> Callable:
     return score
 
 
-def _evaluate(model, dev: Split, pad_id: int, cfg: TrainConfig, state: dict, best, scorer=None,
+def _evaluate(model, dev: Split, pad_id: int, cfg: TrainConfig, state: TrainState, best, scorer=None,
               sharded: bool = False, dist: distributed.Dist = distributed.Dist(), lr: float = 0.0):
     """Score on dev; keep the state when it is the best so far. Non-finite weights (a classifier's
     accuracy over NaN logits still looks like a number) or a non-finite score raise `Diverged`,
     so neither is ever kept as the best."""
-    _check_weights(model, cfg, state["step"], lr, dist)
+    _check_weights(model, cfg, state.step, lr, dist)
     acc, record = (scorer or accuracy_scorer(pad_id, cfg.bf16))(model, dev)
     if not finite(acc):
         name = next(iter(record), "dev score")
-        raise diverged(name.replace("_", " "), record.get(name, acc), state["step"], lr, cfg.max_grad_norm,
+        raise diverged(name.replace("_", " "), record.get(name, acc), state.step, lr, cfg.max_grad_norm,
                        cfg.bf16)
-    state["evals"].append({"step": state["step"], **record})
-    if state["best_score"] is None or acc > state["best_score"]:
-        state.update(best_score=acc, best_step=state["step"], bad_evals=0)
+    state.evals.append({"step": state.step, **record})
+    if state.best_score is None or acc > state.best_score:
+        state.best_score, state.best_step, state.bad_evals = acc, state.step, 0
         return sharding.trainable_state(model, sharded) if cfg.keep_best else None
-    state["bad_evals"] += 1
-    if cfg.early_stopping and state["bad_evals"] >= cfg.early_stopping:
-        state["stopped_early"] = True
+    state.bad_evals += 1
+    if cfg.early_stopping and state.bad_evals >= cfg.early_stopping:
+        state.stopped_early = True
     return best

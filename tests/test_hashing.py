@@ -1,0 +1,77 @@
+"""One content hash (issue 18, item 5): every place that names a cached run by its configuration
+(fine-tune checkpoints, compare and curve cells, scale-sweep runs, pipeline stages, resumable
+compressions) hashes through `supremum.hashing.content_hash`, and the values are those computed
+before it existed, so runs cached then are found again."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+from supremum.compare import CompareConfig, cells
+from supremum.compress import make_config
+from supremum.compress.stage import _identity
+from supremum.config import FinetuneConfig
+from supremum.hashing import content_hash
+from supremum.limit.curve import CurveConfig, compare_config
+from supremum.limit.sweep import ScaleConfig, Shape
+from supremum.limit.sweep import cells as scale_cells
+from supremum.pipeline import PipelineConfig, stage_hashes
+from supremum.train import distributed
+from supremum.train.finetune import _run_dir, config_hash
+
+
+def test_content_hash_is_canonical_json_sha256():
+    # sha256 of json.dumps({"a": 1, "b": null}, sort_keys=True) = '{"a": 1, "b": null}'
+    assert content_hash({"b": None, "a": 1}) == "0c6b73e7b48e199a"
+    assert content_hash({"a": 1, "b": None}) == content_hash({"b": None, "a": 1})
+    assert content_hash({"a": 1}, length=12) == content_hash({"a": 1})[:12]
+    assert content_hash({"p": Path("x")}) == content_hash({"p": "x"})  # str() of what JSON cannot hold
+
+
+def test_finetune_hash_and_checkpoint_dir_unchanged():
+    cfg = FinetuneConfig.model_validate({
+        "model": {"name": "tiny-llama"}, "data": {"path": "x.txt", "train_limit": 50},
+        "method": {"name": "lora", "r": 4}, "train": {"lr": 1e-3, "max_steps": 7, "checkpoint_every": 2},
+        "task": "causal-lm"})
+    assert config_hash(cfg) == "ad3c5c34bca726bf"
+    root = Path("/r/checkpoints")
+    assert _run_dir(Path("/r"), cfg, distributed.Dist(rank=0, world=2)) == root / "ad3c5c34bca726bf-w2"
+    assert _run_dir(Path("/r"), cfg, distributed.Dist()) == root / "ad3c5c34bca726bf"
+
+
+def test_compare_and_curve_cell_hashes_unchanged():
+    comp = CompareConfig.model_validate({
+        "name": "c", "model": "tiny-bert", "data": {"path": "x.csv"},
+        "methods": [{"label": "a", "method": "lora"}, "full"], "seeds": [0, 1],
+        "grid": {"train.lr": [1e-4, 1e-3]}})
+    assert [c["hash"] for c in cells(comp)] == [
+        "b72b2221ca97", "a2321cffe6d1", "29db5e539ea8", "f0e02d0b8116",
+        "6536744cce8d", "01aa8eeb399c", "1937c7a7e9a1", "3e7b5dc497c3"]
+    curve = CurveConfig.model_validate({"model": "tiny-bert", "data": {"path": "x.csv"}, "method": "bitfit",
+                                        "fractions": [0.25, 0.5, 1.0]})
+    assert [c["hash"] for c in cells(compare_config(curve, 100))] == [
+        "3fbf9100589f", "7dad4fceb40b", "e2171006732c", "231750a978a1", "48bab50885be",
+        "5d366c3376a3", "16c9daccf357", "9432b456e623", "dd83079821aa"]
+
+
+def test_scale_run_hashes_unchanged():
+    info = {"source": "markov:xyz", "skip": 3, "vocab": 64}
+    one = scale_cells(ScaleConfig.model_validate({"source": "markov"}), info, [Shape(32, 2), Shape(64, 3)],
+                      [1000, 4000])
+    assert [c["hash"] for c in one] == ["9f097b49bfaf", "f1dc665cc52b", "6aaa77506d44", "1e6672a39525"]
+    two = scale_cells(ScaleConfig.model_validate({"source": "markov", "nproc": 2}), info, [Shape(32, 2)], [1000])
+    assert [c["hash"] for c in two] == ["aaaed3d986c0"]
+
+
+def test_pipeline_stage_hashes_unchanged():
+    pipe = {"name": "p", "model": "tiny-bert", "data": {"path": "x.csv"}, "stages": [
+        {"id": "ft", "finetune": {"method": {"name": "lora"}}},
+        {"id": "q", "from": "ft", "compress": {"method": "int8"}},
+        {"id": "p2", "from": "q", "compress": {"method": "prune", "sparsity": 0.5}}]}
+    assert stage_hashes(PipelineConfig.model_validate(pipe)) == {
+        "ft": "042a5aeb3f78", "q": "7517de582649", "p2": "73ae125cb7ad"}
+
+
+def test_resumable_compression_identity_unchanged():
+    parent = SimpleNamespace(id="abc123")
+    assert _identity(parent, make_config("int8-dynamic", {}), None) == "ee21299c9c17b26c"
+    assert _identity(parent, make_config("prune-magnitude", {"sparsity": 0.3}), "d.csv") == "d97fba947b3a1b25"
