@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -109,12 +108,14 @@ def one(name: str, args) -> dict:
 
     import transformers
 
+    from supremum.evaluate.speed import peak_rss_mb
+
     transformers.logging.set_verbosity_error()
     warnings.filterwarnings("ignore")
     side, method, *rest = name.split("-")
     bf16 = bool(rest)
     res = run_ours(method, bf16, args) if side == "ours" else run_hf(method, bf16, args)
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res["peak_rss_mb"] = peak_rss_mb()
     return res
 
 
