@@ -74,17 +74,22 @@ def run_curve(cfg: CurveConfig, store=None, on_event=None) -> dict:
     from supremum.artifact import new_id
     from supremum.compare import cells, run_cells
     from supremum.data import load_data
+    from supremum.lm.data import is_lm_data
     from supremum.machine import fingerprint
     from supremum.store import Store
 
     store = store or Store()
-    n_train = len(load_data(cfg.data).splits["train"])
+    metric = "perplexity" if is_lm_data(cfg.data) else "accuracy"
+    if metric == "perplexity" and cfg.target is not None:
+        raise UserError("--target is an accuracy, and a language model's curve is of perplexity",
+                        "leave out --target; the fit reports the perplexity floor")
+    n_train = training_size(cfg) if metric == "perplexity" else len(load_data(cfg.data).splits["train"])
     ccfg = compare_config(cfg, n_train)
     results = run_cells(ccfg, cells(ccfg), store, on_event or (lambda m: None))
-    out = analyze_curve([(r["config"]["data"].get("train_limit") or n_train, r["accuracy"][cfg.split], r["seed"])
-                         for r in results], cfg.target, cfg.bootstrap)
+    out = analyze_curve([(r["config"]["data"].get("train_limit") or n_train, r[metric][cfg.split], r["seed"])
+                         for r in results], cfg.target, cfg.bootstrap, metric)
     out.update(name=ccfg.name, model=cfg.model.name, data=cfg.data.path, method=cfg.method, split=cfg.split,
-               n_train=n_train)
+               n_train=n_train, metric=metric)
     run_id = new_id()
     store.start_run(run_id, "curve", f"curve {ccfg.name}", cfg.model_dump(mode="json"), fingerprint())
     from supremum.limit.plots import curve_plot
@@ -95,10 +100,24 @@ def run_curve(cfg: CurveConfig, store=None, on_event=None) -> dict:
     return out
 
 
-def analyze_curve(points: list[tuple[int, float, int]], target: float | None, resamples: int) -> dict:
-    """points: (training examples, accuracy, seed) per cell."""
+def training_size(cfg: CurveConfig) -> int:
+    """Training blocks (or instruction examples) of a language-model corpus: the unit train_limit
+    counts for language models."""
+    from supremum.lm.data import load_lm_data, training_split
+    from supremum.models import load_model
+
+    _, tok = load_model(cfg.model.name, "causal-lm", gguf_file=cfg.model.gguf_file)
+    return len(training_split(tok, load_lm_data(cfg.data), "train", cfg.data.max_length).ids)
+
+
+def analyze_curve(points: list[tuple[int, float, int]], target: float | None, resamples: int,
+                  metric: str = "accuracy") -> dict:
+    """points: (training examples, accuracy or perplexity, seed) per cell. The fitted error is
+    1 - accuracy, or for a language model the loss ln(perplexity) (nats per token), whose floor E
+    gives the perplexity floor exp(E)."""
     n = np.array([p[0] for p in points], dtype=float)
-    err = np.clip(1.0 - np.array([p[1] for p in points], dtype=float), 1e-6, None)
+    y = np.array([p[1] for p in points], dtype=float)
+    err = np.clip(np.log(y) if metric == "perplexity" else 1.0 - y, 1e-6, None)
     if len(np.unique(n)) < 3:
         raise UserError("a learning curve needs at least 3 training-set sizes", "add fractions")
     fit = fit_power([n], err)
@@ -116,6 +135,12 @@ def analyze_curve(points: list[tuple[int, float, int]], target: float | None, re
                       "ci": sorted(1 - x for x in interval([float(b.predict(10 * n.max())) for b in boots]))},
            "method": "error(n) = E + B/n^beta; Huber loss (delta 1e-3) on log-error residuals, L-BFGS-B from "
                      "the best grid starts; 95% percentile bootstrap over cells"}
+    if metric == "perplexity":  # the same fit, read as loss: a floor of perplexity instead of a ceiling
+        out["floor"] = {"perplexity": math.exp(fit.E), "ci": [math.exp(x) for x in interval([b.E for b in boots])]}
+        out["at_10x"]["perplexity"] = float(math.exp(fit.predict(10 * n.max())))
+        out["at_10x"]["ci"] = [math.exp(x) for x in interval([float(b.predict(10 * n.max())) for b in boots])]
+        del out["ceiling"], out["at_10x"]["accuracy"]
+        out["method"] = out["method"].replace("error(n)", "loss(n) = ln perplexity(n)")
     if target is not None:
         out["target"] = _needed(fit, boots, target)
     return out

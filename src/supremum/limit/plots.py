@@ -133,7 +133,7 @@ def curve_figure(result: dict):
     plt = _fig()
     pts = result["points"]
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    ax.scatter([p["n"] for p in pts], [p["error"] for p in pts], s=16, label="runs (test error)")
+    ax.scatter([p["n"] for p in pts], [p["error"] for p in pts], s=16, label="runs")
     ns = np.logspace(np.log10(min(p["n"] for p in pts)), np.log10(100 * max(p["n"] for p in pts)), 80)
     f = result["fit"]
     ax.plot(ns, f["E"] + f["B"] * ns ** -f["beta"], color="C3", label="fit E + B/n^beta")
@@ -141,8 +141,9 @@ def curve_figure(result: dict):
         band = np.array(result["band"])
         bn = np.array(result["band_n"])
         ax.fill_between(bn, band[:, 0], band[:, 1], color="C3", alpha=0.2, label="95% bootstrap band")
-    ax.axhline(f["E"], color="k", ls="--", lw=1, label=f"ceiling: error {f['E']:.3f}")
-    ax.set(xscale="log", xlabel="labeled training examples", ylabel="error (1 - accuracy)",
-           title="Learning curve")
+    lm = result.get("metric") == "perplexity"
+    ax.axhline(f["E"], color="k", ls="--", lw=1, label=f"{'floor: loss' if lm else 'ceiling: error'} {f['E']:.3f}")
+    ax.set(xscale="log", xlabel="training blocks" if lm else "labeled training examples",
+           ylabel="loss (ln perplexity)" if lm else "error (1 - accuracy)", title="Learning curve")
     ax.legend(fontsize=8)
     return fig
