@@ -75,11 +75,6 @@ def estimate(cfg, rows: list[dict], store: Store, *, probe: bool = True) -> dict
         return measured[0]
 
     out: dict = {"seconds": 0.0, "unknown": [], "stages": {}}
-    if todo and cfg.jobs == 1 and cfg.executor == "local" and (p := measure()):
-        # this process loads the libraries once, with its first stage
-        out["stages"]["start-up"] = {"seconds": p.load_s - p.reload_s,
-                                     "basis": "the libraries' first import in this process (measured)"}
-        out["seconds"] += p.load_s - p.reload_s
     for row in todo:
         s = by_id[row["stage"]]
         est = _stage(cfg, s, _method(s), runs, measure)
@@ -96,6 +91,11 @@ def estimate(cfg, rows: list[dict], store: Store, *, probe: bool = True) -> dict
         out["seconds"] += ev[0] * n_evals
     elif n_evals:
         out["unknown"].append("evaluations")
+    if measured and measured[0] and cfg.jobs == 1 and cfg.executor == "local":
+        p = measured[0]  # this process imports the libraries once, with its first stage
+        out["stages"]["start-up"] = {"seconds": p.load_s - p.reload_s,
+                                     "basis": "the libraries' first import in this process (measured)"}
+        out["seconds"] += p.load_s - p.reload_s
     return out
 
 

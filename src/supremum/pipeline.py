@@ -159,9 +159,11 @@ def estimate_plan(cfg: PipelineConfig, rows: list[dict], store: Store, probe: bo
     todo = any(r["status"] == "to run" for r in rows)
     est = estimate(cfg, rows, store, probe=probe and todo)
     evals = est.get("per_evaluation", 0.0) * len(cfg.evaluate.splits)
+    start = est["stages"].get("start-up", {}).get("seconds", 0.0)  # paid by the first stage run here
     for r in rows:
         if r["stage"] in est["stages"]:  # the stage and its evaluations
-            r["estimate_s"] = round(est["stages"][r["stage"]]["seconds"] + evals, 1)
+            r["estimate_s"] = round(est["stages"][r["stage"]]["seconds"] + evals + start, 1)
+            start = 0.0
     return est
 
 
