@@ -69,12 +69,11 @@ MODEL, WINDOW, BASES = "smollm2-135m", 256, {"base": None, "base-llamacpp-q4_1":
 # --quick: tiny-llama (no GGUF of its own, so no llama.cpp base), short windows, a few steps
 QUICK = {"MODEL": "tiny-llama", "WINDOW": 32, "EVAL_TOKENS": 512, "BASES": {"base": None},
          "DATA_KEYS": ["data.dev_fraction=0.05", "data.test_fraction=0.1", "data.max_length=32"],
-         "FINETUNES": {"lora": (4, 3e-2, [])},
+         "FINETUNES": {"lora": (4, 3e-2, [])}, "EVAL_EXTRA": ["--new-tokens", "8"],
          "VARIANTS": {"int8-dynamic": ("lora", "int8-dynamic", []),
                       **({"gguf-q8_0": ("lora", "gguf", ["quant=q8_0"])}
-                         if importlib.util.find_spec("llama_cpp") else {}),
-                      "L1": ("lora", "drop-layers", ["num_layers=1"]),
-                      "L1+distill": ("L1", "distill", ["max_steps=3", "batch_size=8", "eval_every=3"])}}
+                         if importlib.util.find_spec("llama_cpp") else {})}}
+EVAL_EXTRA: list[str] = []
 
 
 def cli(*args: str) -> str:
@@ -88,7 +87,7 @@ def cli(*args: str) -> str:
 
 def evaluate(ref: str, data: str | None = None, backend: str | None = None) -> dict:
     args = ["eval", ref, "--split", "test", "--max-tokens", str(EVAL_TOKENS), "--window", str(WINDOW),
-            "--stride", str(WINDOW // 2), "--json"]
+            "--stride", str(WINDOW // 2), "--json", *EVAL_EXTRA]
     if data:
         args += ["--data", data, "--max-length", str(WINDOW // 2)]
     if backend:
