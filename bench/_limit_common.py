@@ -27,17 +27,35 @@ def write(path: Path, obj: dict) -> None:
     print(f"wrote {path}")
 
 
-def run_bench(config: dict, targets, results: Path) -> None:
-    """Run (or reuse) the sweep under --home, summarize it, add `targets(analysis)`, write JSON."""
+# --quick: a sweep of 6 tiny runs (seconds each) with the benchmark's own analysis
+QUICK = {"sizes": ["d8L1", "d16L1"], "tokens": [4096, 8192, 16384], "ctx": 16, "batch_tokens": 128,
+         "eval_tokens": 2048, "bootstrap": 10, "jobs": 2, "plateau": 0}
+
+
+def run_bench(config, targets, results: Path) -> None:
+    """Run (or reuse) the sweep under --home, summarize it, add `targets(analysis)`, write JSON.
+    `config()` gives the sweep's config (called after --quick has set up its data)."""
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import _quick
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--home", default=os.environ.get("SUPREMUM_HOME", "/tmp/supremum-bench-limit"))
+    _quick.add_args(ap)
     args = ap.parse_args()
+    out_path = _quick.results_path(args, results)
+    if args.quick:
+        _quick.quick_env()
+        args.home = tempfile.mkdtemp(prefix="supremum-bench-limit-")
     os.environ["SUPREMUM_HOME"] = args.home
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from supremum.limit.sweep import ScaleConfig, run_sweep
 
+    cfg = {**config(), **(QUICK if args.quick else {})}
     t0 = time.perf_counter()
-    res = run_sweep(ScaleConfig(**config), on_event=lambda m: print(m, flush=True))
-    out = summarize(res, config, time.perf_counter() - t0)
+    res = run_sweep(ScaleConfig(**cfg), on_event=lambda m: print(m, flush=True))
+    out = summarize(res, cfg, time.perf_counter() - t0)
     out["targets"] = targets(res)
-    write(results, out)
+    write(out_path, out)

@@ -12,6 +12,7 @@
    Batch-1 calls cycle through 32 dev sentences; batch 32 is those 32 sentences.
 
     SUPREMUM_DATA=../shared/data python bench/compress_sst2.py [--parent DIR] [--rounds 40]
+    python bench/compress_sst2.py --quick [--out x.json]   # smoke: tiny-bert parent, 3 variants, 3 rounds
 
 Writes bench/results/compress_sst2.json.
 """
@@ -29,6 +30,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _quick  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -64,7 +68,11 @@ VARIANTS = {
     "ffn70+heads50+distill": ("ffn70+heads50", "distill", KD),
     "ffn70+heads50+distill+onnx-int8": ("ffn70+heads50+distill", "onnx-int8-dynamic", {}),
 }
-INTERMEDIATE = {"L3", "L4", "ffn50", "ffn50+heads33", "ffn70", "ffn70+heads50"}  # made but not measured
+INTERMEDIATE = {"L3", "L4", "ffn50", "ffn50+heads33", "ffn70", "ffn70+heads50", "L1"}  # made, not measured
+# --quick: a tiny-bert parent, an ONNX Runtime variant and a PyTorch chain
+QUICK_VARIANTS = {"onnx-int8-dynamic": VARIANTS["onnx-int8-dynamic"],
+                  "L1": ("parent", "drop-layers", {"num_layers": 1}),
+                  "L1+int8-dynamic": ("L1", "int8-dynamic", {})}
 
 
 def data_dir() -> str:
@@ -74,7 +82,7 @@ def data_dir() -> str:
     return str(Path(root) / "sst2")
 
 
-def make_parent(out: Path):
+def make_parent(out: Path, quick: bool = False):
     from supremum.config import FinetuneConfig
     from supremum.recipe import build, load_yaml
     from supremum.train.finetune import finetune
@@ -82,6 +90,9 @@ def make_parent(out: Path):
     raw, _ = load_yaml(Path(__file__).parents[1] / "recipes" / "sst2-minilm-full.yaml")
     raw["data"]["path"] = data_dir()
     raw["output"] = str(out)
+    if quick:
+        raw["model"] = {"name": "tiny-bert"}
+        raw["train"] = {**raw.get("train", {}), "max_steps": 4, "eval_every": 4}
     return finetune(build(FinetuneConfig, raw), progress=False).artifact
 
 
@@ -248,6 +259,7 @@ def main() -> None:
     ap.add_argument("--table", action="store_true", help="print the table of the saved results")
     ap.add_argument("--work", help="directory for the variants; existing ones are reused")
     ap.add_argument("--pair", nargs=2, help=argparse.SUPPRESS)  # internal: time parent vs one variant
+    _quick.add_args(ap)
     args = ap.parse_args()
     if args.table:
         print(table(json.loads(RESULTS.read_text())))
@@ -261,11 +273,17 @@ def main() -> None:
     from supremum.artifact import open_artifact
     from supremum.machine import fingerprint
 
+    out_path = _quick.results_path(args, RESULTS)
+    if args.quick:
+        _quick.quick_env()
+        VARIANTS.clear()
+        VARIANTS.update(QUICK_VARIANTS)
+        args.rounds, args.warmup = 3, 1
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="supremum-bench-compress-"))
     os.environ.setdefault("SUPREMUM_HOME", str(work / "home"))
-    parent = open_artifact(args.parent) if args.parent else make_parent(work / "parent")
+    parent = open_artifact(args.parent) if args.parent else make_parent(work / "parent", args.quick)
     arts, seconds = make_variants(parent, work, args.only)
     results = measure(arts, args.rounds, args.warmup)
     explain(arts, results)
@@ -280,11 +298,11 @@ def main() -> None:
                                   "of 3 calls, the last of each block timed, median over rounds (b1 cycles "
                                   "through 32 "
                                   "dev sentences; b32 = those 32)"}}
-    if args.only and RESULTS.exists():  # a partial run updates its rows of the full table
-        old = json.loads(RESULTS.read_text())
+    if args.only and out_path.exists():  # a partial run updates its rows of the full table
+        old = json.loads(out_path.read_text())
         res["variants"] = {**old["variants"], **results}
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(res, indent=2, default=str))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(res, indent=2, default=str))
     print(table(res))
 
 

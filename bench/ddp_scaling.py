@@ -10,12 +10,14 @@
    warm-up calls, as a fraction of the 2-process step time.
 
     SUPREMUM_DATA=../shared/data python bench/ddp_scaling.py
+    python bench/ddp_scaling.py --quick [--out x.json]   # smoke: tiny-bert, tiny data, 3 steps
 
 Writes bench/results/ddp_scaling.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -29,14 +31,19 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+sys.path.insert(0, str(Path(__file__).parent))
+import _quick  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results" / "ddp_scaling.json"
 STEPS = 60
+MODEL = "minilm-l6"
 PARAMS = 22_713_216  # minilm-l6 with a 2-class head, counted by the fine-tune
+QUICK = {"STEPS": 3, "MODEL": "tiny-bert", "PARAMS": 39_234}  # tiny-bert's parameters
 
 
 def finetune(nproc: int, batch: int, home: str, parallel: str = "ddp") -> dict:
     data = os.environ["SUPREMUM_DATA"]
-    cmd = [sys.executable, "-m", "supremum", "finetune", "--model", "minilm-l6", "--data", f"{data}/sst2",
+    cmd = [sys.executable, "-m", "supremum", "finetune", "--model", MODEL, "--data", f"{data}/sst2",
            "--method", "full", "--max-steps", str(STEPS), "--batch-size", str(batch), "--no-progress", "--json",
            "--nproc", str(nproc), "--output", f"{home}/{parallel}-{nproc}", f"train.parallel={parallel}"]
     env = {**os.environ, "SUPREMUM_HOME": home, "HF_HUB_OFFLINE": "1"}
@@ -52,10 +59,10 @@ def finetune(nproc: int, batch: int, home: str, parallel: str = "ddp") -> dict:
             "wall_seconds": time.perf_counter() - t0}
 
 
-def _allreduce(rank: int, world: int, init: str, out: str) -> None:
+def _allreduce(rank: int, world: int, init: str, out: str, params: int) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
-    t = torch.ones(PARAMS)
+    t = torch.ones(params)
     times = []
     for i in range(12):
         dist.barrier()
@@ -71,13 +78,20 @@ def _allreduce(rank: int, world: int, init: str, out: str) -> None:
 def allreduce_seconds() -> dict:
     with tempfile.TemporaryDirectory() as d:
         out = f"{d}/times.json"
-        mp.spawn(_allreduce, args=(2, f"file://{d}/rdzv", out), nprocs=2, join=True)
+        mp.spawn(_allreduce, args=(2, f"file://{d}/rdzv", out, PARAMS), nprocs=2, join=True)
         times = json.loads(Path(out).read_text())
     return {"median": statistics.median(times), "min": min(times), "max": max(times), "n": len(times),
             "floats": PARAMS}
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    _quick.add_args(ap)
+    args = ap.parse_args()
+    results = _quick.results_path(args, RESULTS)
+    if args.quick:
+        _quick.quick_env()
+        globals().update(QUICK)
     from supremum.machine import fingerprint
 
     home = tempfile.mkdtemp(prefix="supremum-ddp-")
@@ -85,15 +99,15 @@ def main() -> None:
     two = finetune(2, 16, home)
     fsdp = finetune(2, 16, home, "fsdp")
     ar = allreduce_seconds()
-    out = {"method": f"full fine-tune of minilm-l6 on SST-2, {STEPS} steps at global batch 32; samples/s over "
+    out = {"method": f"full fine-tune of {MODEL} on SST-2, {STEPS} steps at global batch 32; samples/s over "
                      "training steps only; all-reduce: gloo, 2 processes, median of 10 after 2 warm-up",
            "one_process": one, "two_processes": two, "two_processes_fsdp": fsdp,
            "speedup": two["train_samples_per_s"] / one["train_samples_per_s"],
            "speedup_fsdp": fsdp["train_samples_per_s"] / one["train_samples_per_s"],
            "allreduce_seconds": ar, "communication_fraction_of_step": ar["median"] / two["step_seconds"],
            "machine": fingerprint()}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps({k: out[k] for k in ("speedup", "speedup_fsdp", "communication_fraction_of_step")}, indent=2))
 
 

@@ -7,9 +7,10 @@ initialization (same seed, same loader), the same tokenization, batch 32, linear
 batches. Accuracy is that of the final model on SST-2 dev (no best-checkpoint selection).
 
     SUPREMUM_DATA=../shared/data python bench/finetune_sst2.py            # all variants
-    SUPREMUM_DATA=../shared/data python bench/finetune_sst2.py --quick    # 30 steps each, smoke
+    python bench/finetune_sst2.py --quick [--out x.json]   # smoke: tiny-bert, tiny data, 4 steps
 
-Writes bench/results/finetune_sst2.json.
+Writes bench/results/finetune_sst2.json (--quick: --out or a temp file). Exits 1 when a variant
+failed (its error is kept in the results).
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _quick  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -29,6 +33,7 @@ RESULTS = Path(__file__).parent / "results" / "finetune_sst2.json"
 LR = {"full": 1e-4, "lora": 1e-3}
 VARIANTS = ["ours-full", "hf-full", "ours-lora", "hf-lora", "ours-full-bf16", "hf-full-bf16",
             "ours-lora-bf16", "hf-lora-bf16"]
+QUICK_VARIANTS = ["ours-full", "hf-full", "hf-lora"]  # both sides, and the HF side with a method applied
 
 
 def data_dir() -> str:
@@ -49,9 +54,9 @@ def run_ours(method: str, bf16: bool, args) -> dict:
 
     c = common(args)
     cfg = FinetuneConfig(
-        model={"name": "minilm-l6"}, data={"path": data_dir()}, method={"name": method},
+        model={"name": args.model}, data={"path": data_dir()}, method={"name": method},
         train={**c, "lr": LR[method], "keep_best": False, "bf16": bf16},
-        output=f"/tmp/supremum-bench/{method}{'-bf16' if bf16 else ''}")
+        output=f"{args.work}/{method}{'-bf16' if bf16 else ''}")
     t0 = time.perf_counter()
     res = finetune(cfg, progress=False)
     m = res.metrics
@@ -66,25 +71,28 @@ def run_hf(method: str, bf16: bool, args) -> dict:
     from datasets import Dataset
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from supremum.config import DataConfig
+    from supremum.config import DataConfig, TrainConfig
     from supremum.data import load_data
     from supremum.models import load_model
     from supremum.train.finetune import seed_everything
+    from supremum.train.loop import plan_steps
     from supremum.train.methods import METHODS
 
     data = load_data(DataConfig(path=data_dir()))
     seed_everything(args.seed)
-    model, tok = load_model("minilm-l6", label_names=data.label_names)
-    cfgcls = METHODS[method].config_cls
-    model = METHODS[method].apply(model, cfgcls())
+    model, tok = load_model(args.model, label_names=data.label_names)
+    c = common(args)
+    # the method's schedule-dependent parts (AdaLoRA's budget) need the run's step count
+    total = plan_steps(len(data.texts("train")), TrainConfig(batch_size=c["batch_size"], epochs=c["epochs"],
+                                                              max_steps=c["max_steps"]))[1]
+    model = METHODS[method].apply(model, METHODS[method].config_cls(), total)
 
     def encode(split):
         enc = tok(data.texts(split), truncation=True, max_length=128)
         return Dataset.from_dict({**enc, "labels": data.labels(split)})
 
-    c = common(args)
     targs = TrainingArguments(
-        output_dir="/tmp/supremum-bench/hf", per_device_train_batch_size=c["batch_size"],
+        output_dir=f"{args.work}/hf", per_device_train_batch_size=c["batch_size"],
         per_device_eval_batch_size=64, num_train_epochs=c["epochs"], max_steps=c["max_steps"] or -1,
         learning_rate=LR[method], warmup_steps=c["warmup_steps"], weight_decay=c["weight_decay"],
         lr_scheduler_type="linear", max_grad_norm=c["max_grad_norm"],
@@ -109,47 +117,59 @@ def one(name: str, args) -> dict:
 
     import transformers
 
+    from supremum.evaluate.speed import peak_rss_mb
+
     transformers.logging.set_verbosity_error()
     warnings.filterwarnings("ignore")
     side, method, *rest = name.split("-")
     bf16 = bool(rest)
     res = run_ours(method, bf16, args) if side == "ours" else run_hf(method, bf16, args)
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res["peak_rss_mb"] = peak_rss_mb()
     return res
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--one", help=argparse.SUPPRESS)
-    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--model", default="minilm-l6", help=argparse.SUPPRESS)
+    p.add_argument("--work", default="/tmp/supremum-bench", help=argparse.SUPPRESS)
+    p.add_argument("--variants", default=None)
     p.add_argument("--epochs", type=float, default=3.0)
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--quick", action="store_true", help="30 steps per variant (smoke test)")
     p.add_argument("--table", action="store_true", help="print the saved results as markdown")
     p.add_argument("--merge", action="store_true",
                    help="keep the saved results of variants not run now (e.g. after changing only ours)")
+    _quick.add_args(p)
     args = p.parse_args()
     if args.table:
         print(markdown(json.loads(RESULTS.read_text())))
         return
-    if args.quick:
-        args.max_steps = 30
     if args.one:
         print("RESULT " + json.dumps(one(args.one, args)), flush=True)
         return
-    results = json.loads(RESULTS.read_text())["results"] if args.merge and RESULTS.exists() else {}
-    for name in args.variants.split(","):
-        cmd = [sys.executable, __file__, "--one", name, "--epochs", str(args.epochs), "--seed",
-               str(args.seed)] + (["--max-steps", str(args.max_steps)] if args.max_steps else [])
+    out = _quick.results_path(args, RESULTS)
+    if args.quick:
+        _quick.quick_env()
+        args.model, args.max_steps = "tiny-bert", 4
+        args.work = tempfile.mkdtemp(prefix="supremum-bench-ft-")
+    variants = (args.variants or ",".join(QUICK_VARIANTS if args.quick else VARIANTS)).split(",")
+    results = json.loads(out.read_text())["results"] if args.merge and out.exists() else {}
+    for name in variants:
+        cmd = [sys.executable, __file__, "--one", name, "--epochs", str(args.epochs), "--seed", str(args.seed),
+               "--model", args.model, "--work", args.work] + (["--max-steps", str(args.max_steps)]
+                                                              if args.max_steps else [])
         proc = subprocess.run(cmd, capture_output=True, text=True)
         line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
         results[name] = json.loads(line[-1][7:]) if line else {"error": proc.stderr[-2000:]}
         print(name, json.dumps(results[name]), flush=True)
-        write(results, args)
+        write(results, args, out)
+    failed = [n for n in variants if "error" in results[n]]
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)} (errors in {out})")
 
 
-def write(results: dict, args) -> None:
+def write(results: dict, args, path: Path) -> None:
     from supremum.fsutil import write_json
     from supremum.machine import fingerprint
 
@@ -162,10 +182,10 @@ def write(results: dict, args) -> None:
             ratios[f"{ours_name} / {hf_name}"] = {
                 "throughput_ratio": ours["train_samples_per_s"] / hf["train_samples_per_s"],
                 "accuracy_delta_pt": 100 * (ours["dev_accuracy"] - hf["dev_accuracy"])}
-    write_json(RESULTS, {
+    write_json(path, {
         "benchmark": "finetune_sst2", "machine": fingerprint(),
-        "settings": {**common(args), "lr": LR, "model": "minilm-l6 (all-MiniLM-L6-v2)",
-                     "data": "SST-2 train 6,920 / dev 872", "max_length": 128,
+        "settings": {**common(args), "lr": LR, "model": args.model, "quick": args.quick,
+                     "data": "tiny test data" if args.quick else "SST-2 train 6,920 / dev 872", "max_length": 128,
                      "note": "each variant in its own process, sequentially; final-model dev accuracy"},
         "results": results, "ratios": ratios,
     })

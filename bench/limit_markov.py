@@ -4,6 +4,7 @@ Chinchilla fit with 1,000 bootstrap resamples. Target (issue 7): the 95% CI of E
 |E - H| / H <= 3%, in at most 30 minutes on this 2-core machine.
 
     python bench/limit_markov.py [--home DIR]
+    python bench/limit_markov.py --quick [--out x.json]   # smoke: 6 tiny runs, results not kept
 
 The sweep is the library's `run_sweep` (runs cached under --home, so a re-run only refits).
 Writes bench/results/limit_markov.json.
@@ -31,4 +32,4 @@ def targets(res: dict) -> dict:
 
 
 if __name__ == "__main__":
-    run_bench(CONFIG, targets, RESULTS)
+    run_bench(lambda: CONFIG, targets, RESULTS)

@@ -17,6 +17,7 @@ process (so peak memory is the step's own), and lands in the run store like any 
    (1 warm-up + 3 timed generations, median per token), samples.
 
     SUPREMUM_DATA=../shared/data python bench/llm_shakespeare.py [--work DIR]
+    python bench/llm_shakespeare.py --quick [--out x.json]   # smoke: tiny-llama, tiny text, a few steps
 
 Finished steps are reused on a re-run (artifacts in --work, store in --work/home).
 Writes bench/results/llm_shakespeare.json.
@@ -25,12 +26,17 @@ Writes bench/results/llm_shakespeare.json.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _quick  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -59,6 +65,17 @@ VARIANTS = {
 }
 
 
+MODEL, WINDOW, BASES = "smollm2-135m", 256, {"base": None, "base-llamacpp-q4_1": "llamacpp"}
+# --quick: tiny-llama (no GGUF of its own, so no llama.cpp base), short windows, a few steps
+QUICK = {"MODEL": "tiny-llama", "WINDOW": 32, "EVAL_TOKENS": 512, "BASES": {"base": None},
+         "DATA_KEYS": ["data.dev_fraction=0.05", "data.test_fraction=0.1", "data.max_length=32"],
+         "FINETUNES": {"lora": (4, 3e-2, [])}, "EVAL_EXTRA": ["--new-tokens", "8"],
+         "VARIANTS": {"int8-dynamic": ("lora", "int8-dynamic", []),
+                      **({"gguf-q8_0": ("lora", "gguf", ["quant=q8_0"])}
+                         if importlib.util.find_spec("llama_cpp") else {})}}
+EVAL_EXTRA: list[str] = []
+
+
 def cli(*args: str) -> str:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "supremum", *args], capture_output=True, text=True)
@@ -69,10 +86,10 @@ def cli(*args: str) -> str:
 
 
 def evaluate(ref: str, data: str | None = None, backend: str | None = None) -> dict:
-    args = ["eval", ref, "--split", "test", "--max-tokens", str(EVAL_TOKENS), "--window", "256",
-            "--stride", "128", "--json"]
+    args = ["eval", ref, "--split", "test", "--max-tokens", str(EVAL_TOKENS), "--window", str(WINDOW),
+            "--stride", str(WINDOW // 2), "--json", *EVAL_EXTRA]
     if data:
-        args += ["--data", data, "--max-length", "128"]
+        args += ["--data", data, "--max-length", str(WINDOW // 2)]
     if backend:
         args += ["--backend", backend]
     return json.loads(cli(*args))
@@ -91,31 +108,37 @@ def row(m: dict) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default="/tmp/supremum-bench-llm")
+    _quick.add_args(ap)
     args = ap.parse_args()
+    results = _quick.results_path(args, RESULTS)
+    if args.quick:
+        _quick.quick_env()
+        globals().update(QUICK)
+        args.work = tempfile.mkdtemp(prefix="supremum-bench-llm-")
     data_root = os.environ.get("SUPREMUM_DATA")
     if not data_root:
         sys.exit("set SUPREMUM_DATA to the folder holding tinyshakespeare/")
     data = str(Path(data_root) / "tinyshakespeare" / "input.txt")
     work = Path(args.work)
     os.environ["SUPREMUM_HOME"] = str(work / "home")
-    out = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    out = json.loads(results.read_text()) if results.exists() else {}
     out.update({"machine": f"{os.cpu_count()} cores", "eval_tokens": EVAL_TOKENS,
                 "variants": out.get("variants", {})})
     res = out["variants"]
 
     def save() -> None:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(out, indent=1))
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(out, indent=1))
 
-    for name, backend in (("base", None), ("base-llamacpp-q4_1", "llamacpp")):
+    for name, backend in BASES.items():
         if name not in res:
-            res[name] = row(evaluate("smollm2-135m", data, backend))
+            res[name] = row(evaluate(MODEL, data, backend))
             save()
     for name, (steps, lr, extra) in FINETUNES.items():
         path = work / name
         if not (path / "manifest.json").exists():
             t0 = time.perf_counter()
-            ft = json.loads(cli("finetune", "--model", "smollm2-135m", "--data", data, "--method", "lora",
+            ft = json.loads(cli("finetune", "--model", MODEL, "--data", data, "--method", "lora",
                                 "--max-steps", str(steps), "--batch-size", "8", "--lr", str(lr),
                                 "--eval-every", str(steps // 3), "--output", str(path), "--no-progress", "--json",
                                 *DATA_KEYS, *extra))
@@ -147,7 +170,7 @@ def main() -> None:
         "speedup_vs_fp32": speed, "perplexity_change_vs_fp32": ppl,
         "target_8bit": {k: {"speedup": speed[k], "ppl_change": ppl[k], "met": speed[k] >= 1.5 and ppl[k] <= 0.02}
                         for k in eight},
-        "fastest_within_5pct": fastest and {
+        "fastest_within_5pct": fastest and "base-llamacpp-q4_1" in res and {
             "variant": fastest, "decode_tokens_per_s": res[fastest]["decode_tokens_per_s"],
             "shipped_q4_1_tokens_per_s": res["base-llamacpp-q4_1"]["decode_tokens_per_s"],
             "met": res[fastest]["decode_tokens_per_s"] >= res["base-llamacpp-q4_1"]["decode_tokens_per_s"]},

@@ -7,6 +7,7 @@ share this machine's cores (2 here), as a sidecar load generator would.
 
     python bench/serve_load.py --artifact models/minilm-int8                 # 32 clients, 60 s each mode
     python bench/serve_load.py --artifact models/minilm-int8 --duration 10   # quicker
+    python bench/serve_load.py --quick [--out x.json]   # smoke: a tiny-bert artifact, 4 clients, 2 s per mode
 
 Writes bench/results/serve_load.json.
 """
@@ -21,8 +22,12 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _quick  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "serve_load.json"
 MODES = {"batching": ["--max-batch", "32", "--max-wait-ms", "5"],
@@ -91,14 +96,34 @@ async def drive(url: str, sentences: list[str], clients: int, duration: float, w
             "p99_ms": 1000 * q[98]}
 
 
+def tiny_artifact() -> str:
+    """A tiny-bert classifier trained for 2 steps on the quick data (what --quick serves)."""
+    from supremum.config import FinetuneConfig
+    from supremum.train.finetune import finetune
+
+    work = Path(tempfile.mkdtemp(prefix="supremum-bench-serve-"))
+    os.environ["SUPREMUM_HOME"] = str(work / "home")
+    cfg = FinetuneConfig(model={"name": "tiny-bert"}, data={"path": f"{os.environ['SUPREMUM_DATA']}/sst2"},
+                         train={"max_steps": 2}, output=str(work / "tiny"))
+    return str(finetune(cfg, progress=False).artifact.path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--artifact", required=True, help="artifact to serve (e.g. minilm-l6 int8-dynamic)")
+    ap.add_argument("--artifact", help="artifact to serve (e.g. minilm-l6 int8-dynamic)")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--duration", type=float, default=60.0, help="measured seconds per mode")
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument("--threads", type=int, default=None, help="server inference threads")
+    _quick.add_args(ap)
     args = ap.parse_args()
+    out_path = _quick.results_path(args, RESULTS)
+    if args.quick:
+        _quick.quick_env()
+        args.artifact = tiny_artifact()
+        args.clients, args.duration, args.warmup = 4, 2.0, 0.5
+    if not args.artifact:
+        ap.error("--artifact is required (or --quick)")
     from supremum.machine import fingerprint
 
     sentences, out = texts(), {}
@@ -111,9 +136,10 @@ def main() -> None:
             proc.wait(60)
         print(mode, json.dumps(out[mode]), flush=True)
     out["batching_speedup"] = out["batching"]["throughput_rps"] / max(out["no-batching"]["throughput_rps"], 1e-9)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"artifact": args.artifact, "clients": args.clients, "duration_s": args.duration,
-                                   "warmup_s": args.warmup, "machine": fingerprint(), **out}, indent=2))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps({"artifact": args.artifact, "clients": args.clients,
+                                    "duration_s": args.duration, "warmup_s": args.warmup, "machine": fingerprint(),
+                                    **out}, indent=2))
     print(f"batching throughput {out['batching_speedup']:.2f}x of no batching")
 
 

@@ -74,29 +74,27 @@ def test_fsdp_over_two_processes_equals_one_process_and_resumes(data):
     cmd = [sys.executable, "-m", "supremum", "finetune", "--model", "tiny-bert", "--data", str(data / "d.csv"),
            "--lr", "3e-3", "--seed", "3", "--no-progress", "--json", "--output", str(data / "three"), *fsdp,
            "--checkpoint-every", "3", "train.dropout=0", "train.keep_best=false", "train.threads=1"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    # Each rank pauses right after its 7th update (the checkpoint of step 6 is whole on disk by
+    # then); the test kills the command once a rank has paused.
+    from faults import fault_env, wait_for_pause
+
+    marker = data / "paused"
+    proc = subprocess.Popen(cmd, env=fault_env(env, "step", 7, "pause", marker), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     import signal
-    import time
 
     import psutil
 
-    deadline = time.time() + 300
-    state = None
-    while time.time() < deadline and proc.poll() is None:
-        states = list((data / "home3").glob("checkpoints/*/last/state.json"))
-        if states and json.loads(states[0].read_text())["step"] >= 6:
-            state = states[0]
-            # SIGKILL the command alone: torchrun and the ranks (each in a session of its own, so a
-            # process-group kill would miss them) must go with it rather than train on.
-            tree = psutil.Process(proc.pid).children(recursive=True)
-            proc.send_signal(signal.SIGKILL)
-            gone, alive = psutil.wait_procs(tree, timeout=20)
-            assert len(tree) >= 3 and not alive, f"left running: {alive}"
-            break
-        time.sleep(0.01)
+    wait_for_pause(marker, proc)
+    state = next((data / "home3").glob("checkpoints/*/last/state.json"))
+    assert json.loads(state.read_text())["step"] == 6
+    # SIGKILL the command alone: torchrun and the ranks (each in a session of its own, so a
+    # process-group kill would miss them) must go with it rather than train on.
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGKILL)
+    gone, alive = psutil.wait_procs(tree, timeout=20)
+    assert len(tree) >= 3 and not alive, f"left running: {alive}"
     proc.wait()
-    assert state is not None, "the run ended before it could be killed"
     # The gathered optimizer state is keyed by parameter name (FSDP's full state dict).
     meta = json.loads((state.parent / "optimizer.json").read_text())
     assert any(k.startswith("bert.") for k in meta["scalars"]) or meta["param_groups"][0]["params"][0].startswith(

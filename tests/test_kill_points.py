@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -225,18 +224,19 @@ def sweep_reference(tmp_path_factory):
 
 @pytest.mark.parametrize("seed", SEEDS[:2])
 def test_a_scale_sweep_killed_at_a_random_point_resumes_to_the_same_fit(sweep_reference, tmp_path, seed):
-    rng = random.Random(seed + 30)
-    finished, delay = rng.randint(0, 5), rng.uniform(0.0, 1.5)
-    home = tmp_path / "h"
-    p = subprocess.Popen([sys.executable, "-m", "supremum", *SWEEP], env=_env(home), stdout=subprocess.DEVNULL,
+    from faults import fault_env, wait_for_pause
+
+    # 9 runs of 32, 64 and 128 steps (672 in all), in worker processes that share one step
+    # counter: the worker that makes the drawn update pauses there, and the sweep is killed then.
+    at = random.Random(seed + 30).randint(1, 600)
+    home, marker = tmp_path / "h", tmp_path / "paused"
+    home.mkdir()
+    env = fault_env(_env(home), "step", at, "pause", marker, counter=tmp_path / "steps")
+    p = subprocess.Popen([sys.executable, "-m", "supremum", *SWEEP], env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    while len(list(home.glob("scale/k/runs/*/result.json"))) < finished and time.time() < deadline:
-        assert p.poll() is None, "the sweep ended before the kill point"
-        time.sleep(0.02)
-    time.sleep(delay)
+    wait_for_pause(marker, p)
     os.killpg(p.pid, signal.SIGKILL)  # the sweep and its running workers
-    assert p.wait() == -signal.SIGKILL, "the sweep ended before the kill point"
+    assert p.wait() == -signal.SIGKILL
     res = _cli(SWEEP, home)
     assert res.returncode == 0, res.stderr
     a, b = sweep_reference, json.loads(res.stdout)

@@ -56,6 +56,14 @@ def server(art, *args, env=None):
                 proc.kill()
 
 
+def wait_until_queued(url: str, n: int, timeout: float = 30) -> None:
+    """Until the server holds `n` texts waiting for a batch (its readiness probe reports the depth)."""
+    deadline = time.time() + timeout
+    while httpx.get(url + "/readyz", timeout=5).json()["queue_depth"] < n:
+        assert time.time() < deadline, "the request never reached the batch queue"
+        time.sleep(0.01)
+
+
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory):
     d = tmp_path_factory.mktemp("serve")
@@ -147,7 +155,7 @@ def test_graceful_shutdown_finishes_in_flight_requests(classifier):
         t = threading.Thread(target=lambda: result.update(
             r=httpx.post(url + "/v1/classify", json={"texts": ["good"]}, timeout=30)))
         t.start()
-        time.sleep(0.5)  # the request is waiting in the batch window
+        wait_until_queued(url, 1)  # the request is waiting in the batch window
         proc.send_signal(signal.SIGTERM)
         t.join(30)
         assert result["r"].status_code == 200

@@ -1,8 +1,8 @@
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -77,14 +77,16 @@ def test_sgd_cosine_label_smoothing_runs(csv_data):
     assert res.metrics["steps"] == 6
 
 
-def _cli(args, home):
-    env = {**os.environ, "SUPREMUM_HOME": str(home)}
+def _cli(args, home, env=None):
+    env = {**(env or os.environ), "SUPREMUM_HOME": str(home)}
     return subprocess.Popen([sys.executable, "-m", "supremum", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_resume_after_sigkill_reaches_identical_weights(csv_data, tmp_path, method):
+    from faults import fault_env
+
     common = ["finetune", "--model", "tiny-bert", "--data", str(csv_data), "--method", method,
               "--max-steps", "60", "--batch-size", "8", "--checkpoint-every", "7",
               "--no-progress", "train.eval_every=10", "train.threads=1"]
@@ -93,15 +95,13 @@ def test_resume_after_sigkill_reaches_identical_weights(csv_data, tmp_path, meth
 
     home = tmp_path / "h2"
     out = ["--output", str(tmp_path / "resumed")]
-    proc = _cli([*common, *out], home)
-    ckpts = home / "checkpoints"
-    deadline = time.time() + 120
-    while not list(ckpts.glob("*/last/state.json")) and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)  # land somewhere after the first checkpoint
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    # The run kills itself right after its 10th update: past the checkpoint at step 7, whatever
+    # the speed of the machine.
+    proc = _cli([*common, *out], home, fault_env(dict(os.environ), "step", 10))
+    proc.wait(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+    state = json.loads(next(home.glob("checkpoints/*/last/state.json")).read_text())
+    assert state["step"] == 7
     statuses = {r["status"] for r in Store(home).runs()}
     assert statuses == {"resumable"}
     res = _cli([*common, *out, "--resume"], home)

@@ -159,10 +159,17 @@ def _median(xs: list[float]) -> dict:
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
 
 
+def metric_of(results: list[dict]) -> str:
+    """"perplexity" for cells of causal LMs (lower is better), else "accuracy"."""
+    return "perplexity" if results and "perplexity" in results[0] else "accuracy"
+
+
 def summarize(results: list[dict], cfg: CompareConfig) -> dict:
     from scipy.stats import ttest_ind
 
     primary = "test" if "test" in cfg.evaluate.splits else cfg.evaluate.splits[0]
+    metric = metric_of(results)
+    better = min if metric == "perplexity" else max
     groups: dict[str, list[dict]] = {}
     for r in results:
         groups.setdefault(r["variant"], []).append(r)
@@ -173,17 +180,17 @@ def summarize(results: list[dict], cfg: CompareConfig) -> dict:
                "train_seconds": _median([r["train_seconds"] for r in rs]),
                "peak_rss_mb": max(r["peak_rss_mb"] for r in rs)}
         for split in cfg.evaluate.splits:
-            row[split] = _ms([r["accuracy"][split] for r in rs])
+            row[split] = _ms([r[metric][split] for r in rs])
         for name in (rs[0].get("robustness") or {}):
             row[name] = _ms([r["robustness"][name] for r in rs])
         rows.append(row)
-    best = max(rows, key=lambda r: r[primary]["mean"])
-    best_xs = [r["accuracy"][primary] for r in groups[best["variant"]]]
+    best = better(rows, key=lambda r: r[primary]["mean"])
+    best_xs = [r[metric][primary] for r in groups[best["variant"]]]
     for row in rows:
         if row is best:
             row["note"] = "best"
             continue
-        xs = [r["accuracy"][primary] for r in groups[row["variant"]]]
+        xs = [r[metric][primary] for r in groups[row["variant"]]]
         if len(xs) < 2 or len(best_xs) < 2:
             row["note"] = "one seed: noise unknown"
             continue
@@ -192,10 +199,11 @@ def summarize(results: list[dict], cfg: CompareConfig) -> dict:
             p = 1.0
         row["p_vs_best"] = p
         row["note"] = (f"within noise of {best['variant']} (p={p:.2f})" if p >= cfg.noise_p
-                       else f"below {best['variant']} (p={p:.3f})")
+                       else f"{'worse than' if metric == 'perplexity' else 'below'} {best['variant']} (p={p:.3f})")
     return {"name": cfg.name, "data": cfg.data.path, "model": cfg.model.name, "primary_split": primary,
-            "rows": rows, "cells": len(results), "cached_cells": sum(r["cached"] for r in results),
-            "method": f"mean and sample std over seeds; notes: Welch t-test of {primary} accuracy against "
+            "metric": metric, "rows": rows, "cells": len(results),
+            "cached_cells": sum(r["cached"] for r in results),
+            "method": f"mean and sample std over seeds; notes: Welch t-test of {primary} {metric} against "
                       f"the best variant, within noise when p >= {cfg.noise_p}; train_seconds is the median "
                       "over seeds of training time only; peak_rss_mb is the highest peak RSS of the cell "
                       "processes (training and evaluation)"}
@@ -208,18 +216,20 @@ def accuracy_columns(s: dict) -> list[str]:
     return [k for k in s["rows"][0] if k not in fixed] if s["rows"] else []
 
 
-def pm(m: dict | None) -> str:
-    """'88.65 ± 0.21' (percent) from a mean/std summary."""
+def pm(m: dict | None, scale: float = 100) -> str:
+    """'88.65 ± 0.21' from a mean/std summary (x100: accuracy in percent)."""
     if not m:
         return "-"
-    return f"{100 * m['mean']:.2f}" + (f" ± {100 * m['std']:.2f}" if m.get("std") is not None else "")
+    return f"{scale * m['mean']:.2f}" + (f" ± {scale * m['std']:.2f}" if m.get("std") is not None else "")
 
 
 def table(s: dict) -> tuple[list[str], list[list[str]]]:
     """Header and rows of a summary as text, for the CLI, Markdown and HTML."""
     cols = accuracy_columns(s)
-    head = ["variant", *[f"{c} acc %" for c in cols], "trainable", "train s", "peak MB", "note"]
-    rows = [[r["variant"], *[pm(r.get(c)) for c in cols],
+    lm = s.get("metric") == "perplexity"
+    head = ["variant", *[f"{c} {'perplexity' if lm else 'acc %'}" for c in cols], "trainable", "train s",
+            "peak MB", "note"]
+    rows = [[r["variant"], *[pm(r.get(c), 1 if lm else 100) for c in cols],
              f"{r['trainable_params']:,} ({100 * r['trainable_fraction']:.2f}%)",
              f"{r['train_seconds']['median']:.0f}", f"{r['peak_rss_mb']:.0f}", r["note"]] for r in s["rows"]]
     return head, rows

@@ -19,14 +19,16 @@ def main() -> None:
     cfg = FinetuneConfig(**spec["config"])
     store = Store(spec["store"])
     res = finetune(cfg, store=store, progress=False, command="supremum compare (cell)")
-    acc, robustness = {}, {}
+    lm = res.artifact.task == "text-generation"
+    metric = "perplexity" if lm else "accuracy"  # a language model is scored by held-out perplexity
+    scores, robustness = {}, {}
     for split in spec["splits"]:
         m = evaluate(res.artifact, cfg.data, EvalConfig(split=split, speed=False,
-                                                        perturb=spec["perturb"] if split == spec["splits"][-1]
-                                                        else None), store=store)
-        acc[split] = m["accuracy"]
+                                                        perturb=None if lm or split != spec["splits"][-1]
+                                                        else spec["perturb"]), store=store)
+        scores[split] = m[metric]
         robustness.update({k: v["accuracy"] for k, v in (m.get("robustness") or {}).items() if k != "method"})
-    out = {"accuracy": acc, "robustness": robustness, "artifact": res.artifact.id, "run_id": res.run_id,
+    out = {metric: scores, "robustness": robustness, "artifact": res.artifact.id, "run_id": res.run_id,
            "trainable_params": res.metrics["trainable_params"],
            "trainable_fraction": res.metrics["trainable_fraction"],
            "train_seconds": res.metrics["train_seconds"], "peak_rss_mb": peak_rss_mb()}

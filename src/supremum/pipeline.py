@@ -162,15 +162,16 @@ def _run_stage(cfg: PipelineConfig, s: StageSpec, parent: Artifact | None, out: 
 def estimate_plan(cfg: PipelineConfig, rows: list[dict], store: Store, probe: bool = True) -> dict:
     """Run-time estimate of the stages still to run (see `supremum.estimate`); fills
     `estimate_s` in the rows."""
-    from supremum.data import load_data
     from supremum.estimate import estimate
 
     todo = any(r["status"] == "to run" for r in rows)
-    n_train = len(load_data(cfg.data).splits["train"]) if todo else 0
-    est = estimate(cfg, rows, store, n_train=n_train, probe=probe and todo)
+    est = estimate(cfg, rows, store, probe=probe and todo)
+    evals = est.get("per_evaluation", 0.0) * len(cfg.evaluate.splits)
+    start = est["stages"].get("start-up", {}).get("seconds", 0.0)  # paid by the first stage run here
     for r in rows:
-        if r["stage"] in est["stages"]:
-            r["estimate_s"] = round(est["stages"][r["stage"]]["seconds"], 1)
+        if r["stage"] in est["stages"]:  # the stage and its evaluations
+            r["estimate_s"] = round(est["stages"][r["stage"]]["seconds"] + evals + start, 1)
+            start = 0.0
     return est
 
 
@@ -178,27 +179,32 @@ def run(cfg: PipelineConfig, store: Store | None = None, on_event=None) -> list[
     """Execute every stage not yet done, then evaluate; returns one summary row per stage.
     With jobs > 1 or the ray executor, the stages of each depth run at once, each in a worker
     process (local or on the cluster); otherwise one after another in this process."""
-    from supremum.estimate import describe
+    from supremum.estimate import describe, duration
 
     store = store or Store()
     say = on_event or (lambda msg: None)
     rows, arts = plan(cfg, store), {}
     n_todo = sum(r["status"] == "to run" for r in rows)
+    est = None
     if n_todo:
-        say(f"{n_todo} stages to run: {describe(estimate_plan(cfg, rows, store))}")
+        est = estimate_plan(cfg, rows, store)
+        say(f"{n_todo} stages to run: {describe(est)}")
+    t0 = time.perf_counter()
     by_id = {s.id: s for s in cfg.stages}
     if cfg.jobs == 1 and cfg.executor == "local":
         for row in rows:
             _execute(cfg, row, by_id[row["stage"]], arts, store, say, _in_process)
-        return rows
-    from concurrent.futures import ThreadPoolExecutor
+    else:
+        from concurrent.futures import ThreadPoolExecutor
 
-    from supremum.executor import runner
+        from supremum.executor import runner
 
-    worker = _in_worker(runner(cfg.executor))
-    with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
-        for wave in _waves(rows, by_id):
-            list(pool.map(lambda r: _execute(cfg, r, by_id[r["stage"]], arts, store, say, worker), wave))
+        worker = _in_worker(runner(cfg.executor))
+        with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
+            for wave in _waves(rows, by_id):
+                list(pool.map(lambda r: _execute(cfg, r, by_id[r["stage"]], arts, store, say, worker), wave))
+    if est is not None:  # the estimate held against the actual time, so a bad one is seen
+        say(f"{describe(est)}, took {duration(time.perf_counter() - t0)}")
     return rows
 
 

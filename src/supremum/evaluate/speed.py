@@ -51,7 +51,24 @@ def _nbytes(t) -> int:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    """Peak resident memory of this process in MiB since it started (its own exec).
+
+    Read from VmHWM in /proc/self/status, which belongs to this process's own address space.
+    getrusage's ru_maxrss is not used on Linux: the kernel carries a parent's resident size at
+    fork into the child's ru_maxrss across exec, so a worker started by a process holding 3 GB
+    reported at least 3 GB. Elsewhere getrusage is the fallback (macOS reports bytes).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
 
 
 def _summary(samples: list[float], warmup: int) -> dict:
@@ -104,5 +121,6 @@ def measure_cost(model, tokenizer, texts: list[str], max_length: int, warmup: in
     out["method"] = (f"perf_counter, model-only and with-tokenization calls interleaved; b1: {warmup} "
                      f"warm-up + {repeats} timed calls each; b32: "
                      f"{max(1, warmup // 2)} warm-up + {max(3, repeats // 3)} timed; median and p95; "
-                     "peak_rss_mb is the process peak (includes loading)")
+                     "peak_rss_mb is the evaluating process's own peak resident memory (VmHWM: loading and "
+                     "libraries included, nothing of the process that started it)")
     return out

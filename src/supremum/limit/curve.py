@@ -87,22 +87,30 @@ def run_curve(cfg: CurveConfig, store=None, on_event=None) -> dict:
     from supremum.artifact import new_id
     from supremum.compare import cells, run_cells
     from supremum.data import load_data
+    from supremum.lm.data import is_lm_data
     from supremum.machine import fingerprint
     from supremum.store import Store
 
     store = store or Store()
-    splits = load_data(cfg.data).splits
-    if cfg.split not in splits or len(splits[cfg.split]) == 0:
-        raise UserError(f"{cfg.data.path} has no labelled '{cfg.split}' split to measure the curve on",
-                        "choose another --split (dev or test)")
-    n_train, n_eval = len(splits["train"]), len(splits[cfg.split])
+    metric = "perplexity" if is_lm_data(cfg.data) else "accuracy"
+    if metric == "perplexity" and cfg.target is not None:
+        raise UserError("--target is an accuracy, and a language model's curve is of perplexity",
+                        "leave out --target; the fit reports the perplexity floor")
+    if metric == "perplexity":
+        n_train, n_eval = training_size(cfg), None
+    else:
+        splits = load_data(cfg.data).splits
+        if cfg.split not in splits or len(splits[cfg.split]) == 0:
+            raise UserError(f"{cfg.data.path} has no labelled '{cfg.split}' split to measure the curve on",
+                            "choose another --split (dev or test)")
+        n_train, n_eval = len(splits["train"]), len(splits[cfg.split])
     ccfg = compare_config(cfg, n_train)
     results = run_cells(ccfg, cells(ccfg), store, on_event or (lambda m: None))
-    out = analyze_curve([(r["config"]["data"].get("train_limit") or n_train, r["accuracy"][cfg.split], r["seed"])
+    out = analyze_curve([(r["config"]["data"].get("train_limit") or n_train, r[metric][cfg.split], r["seed"])
                          for r in results], cfg.target, cfg.bootstrap, eval_examples=n_eval, n_train=n_train,
-                       split=cfg.split)
+                        split=cfg.split, metric=metric)
     out.update(name=ccfg.name, model=cfg.model.name, data=cfg.data.path, method=cfg.method, split=cfg.split,
-               n_train=n_train)
+               n_train=n_train, metric=metric)
     run_id = new_id()
     from supremum.limit.plots import curve_plot
 
@@ -111,6 +119,16 @@ def run_curve(cfg: CurveConfig, store=None, on_event=None) -> dict:
         run.finish(out)
     out["run_id"] = run_id
     return out
+
+
+def training_size(cfg: CurveConfig) -> int:
+    """Training blocks (or instruction examples) of a language-model corpus: the unit train_limit
+    counts for language models."""
+    from supremum.lm.data import load_lm_data, training_split
+    from supremum.models import load_model
+
+    _, tok = load_model(cfg.model.name, "causal-lm", gguf_file=cfg.model.gguf_file)
+    return len(training_split(tok, load_lm_data(cfg.data), "train", cfg.data.max_length).ids)
 
 
 METHOD = ("error(n) = E + B/n^beta (Hestness et al. 2017), least squares in error units over every (size, "
@@ -123,17 +141,20 @@ METHOD = ("error(n) = E + B/n^beta (Hestness et al. 2017), least squares in erro
 
 def analyze_curve(points: list[tuple[int, float, int]], target: float | None, resamples: int, *,
                   eval_examples: int | None = None, n_train: int | None = None, level: float = 0.95,
-                  split: str | None = None, seed: int = 0) -> dict:
+                  split: str | None = None, seed: int = 0, metric: str = "accuracy") -> dict:
     """The ceiling, predictions and target from learning-curve runs.
 
     points: (training examples, accuracy in [0, 1], seed) per run. eval_examples: size of the split
     the accuracies were measured on (its quantization, 1/eval_examples, bounds the noise from
     below so no interval has zero width; 10,000 when unknown). n_train: the whole training set,
     for the advice on what runs would pin the ceiling down. resamples: residual-bootstrap draws
-    for the share of curves reaching `target` (0: not computed).
+    for the share of curves reaching `target` (0: not computed). metric "perplexity": the points
+    hold perplexities and the fitted error is the loss ln(perplexity) (nats per token), whose floor
+    E is read as the perplexity floor exp(E) (under "floor", in place of "ceiling").
     Raises UserError with fewer than 3 sizes or 4 runs."""
     n = np.array([p[0] for p in points], dtype=float)
-    err = 1.0 - np.array([p[1] for p in points], dtype=float)
+    y = np.array([p[1] for p in points], dtype=float)
+    err = np.log(y) if metric == "perplexity" else 1.0 - y
     if len(np.unique(n)) < 3:
         raise UserError("a learning curve needs at least 3 training-set sizes", "add fractions")
     if len(n) < 4:
@@ -156,10 +177,23 @@ def analyze_curve(points: list[tuple[int, float, int]], target: float | None, re
            "band": [region.range(lambda E, A, al, x=x: E + A * x ** -al) for x in band_n],
            "at_2x": _at(region, 2 * n_max), "at_10x": _at(region, 10 * n_max),
            "method": METHOD}
+    if metric == "perplexity":  # the same fit, read as loss: a floor of perplexity instead of a ceiling
+        _as_perplexity(out, region, e_lo, e_hi, n_max)
     if target is not None:
         boots = curve_bootstrap(n, err, fit, resamples=resamples, seed=seed) if resamples else []
         out["target"] = _needed(region, boots, target)
     return out
+
+
+def _as_perplexity(out: dict, region, e_lo: float, e_hi: float, n_max: float) -> None:
+    ceiling = out.pop("ceiling")
+    out["floor"] = {"perplexity": math.exp(region.fit.E), "ci": [math.exp(e_lo), math.exp(e_hi)],
+                    "level": ceiling["level"], "verdict": ceiling["verdict"], "identified": ceiling["identified"]}
+    for key, x in (("at_2x", 2 * n_max), ("at_10x", 10 * n_max)):
+        lo, hi = region.range(lambda E, A, al, x=x: E + A * x ** -al)
+        ppl = math.exp(float(region.fit.predict(x)))
+        out[key] = {"n": x, "perplexity": ppl, "ci": [math.exp(lo), math.exp(hi)]}
+    out["method"] = METHOD.replace("error(n)", "loss(n) = ln perplexity(n)").replace("error units", "loss units")
 
 
 def _at(region, x: float) -> dict:

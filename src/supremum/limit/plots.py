@@ -142,12 +142,14 @@ def curve_figure(result: dict):
         band = np.array(result["band"])
         bn = np.array(result["band_n"])
         ax.fill_between(bn, band[:, 0], band[:, 1], color="C3", alpha=0.2, label="95% profile-likelihood band")
-    c = result["ceiling"]
-    ax.axhline(f["E"], color="k", ls="--", lw=1,
-               label=f"floor: {split} error {f['E']:.3f} ({c.get('verdict', 'fitted')})")
-    if c["ci"][0] == c["ci"][0]:
+    lm = result.get("metric") == "perplexity"
+    c = result.get("floor") if lm else result["ceiling"]
+    what = f"{split} loss (ln perplexity)" if lm else f"{split} error"
+    verdict = c.get("verdict", "fitted")
+    ax.axhline(f["E"], color="k", ls="--", lw=1, label=f"floor: {what} {f['E']:.3f} ({verdict})")
+    if not lm and c["ci"][0] == c["ci"][0]:
         ax.axhspan(1 - c["ci"][1], 1 - c["ci"][0], color="k", alpha=0.07, label="floor's 95% interval")
-    ax.set(xscale="log", xlabel="labeled training examples", ylabel=f"{split} error (1 - accuracy)",
-           title="Learning curve")
+    ax.set(xscale="log", xlabel="training blocks" if lm else "labeled training examples",
+           ylabel=what if lm else f"{split} error (1 - accuracy)", title="Learning curve")
     ax.legend(fontsize=8)
     return fig

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 Tables = list[tuple[str, list[str], list[list[str]]]]
 
 
@@ -57,6 +59,8 @@ def scale_summary(a: dict) -> tuple[list[str], Tables, list[str]]:
 
 
 def curve_summary(r: dict) -> tuple[list[str], Tables, list[str]]:
+    if r.get("metric") == "perplexity":
+        return _lm_curve_summary(r)
     f = r["fit"]
     split = r.get("split") or "held-out"
     by_n: dict[int, list[float]] = {}
@@ -96,5 +100,24 @@ def curve_summary(r: dict) -> tuple[list[str], Tables, list[str]]:
         lines.append(msg)
     tables: Tables = [(f"learning curve: {r.get('name', '')}",
                        ["examples", "seeds", f"{split} accuracy (mean)", "fit"], rows)]
+    tail = [f"method: {r['method']}"] + [f"plot: {p}" for p in r.get("plots", [])]
+    return lines, tables, tail
+
+
+def _lm_curve_summary(r: dict) -> tuple[list[str], Tables, list[str]]:
+    """A language model's learning curve: loss ln(perplexity) = E + B/n^beta over training blocks."""
+    f = r["fit"]
+    by_n: dict[int, list[float]] = {}
+    for p in r["points"]:
+        by_n.setdefault(p["n"], []).append(math.exp(p["error"]))
+    rows = [[f"{n:,}", str(len(ppl)), f"{sum(ppl) / len(ppl):.3f}",
+             f"{math.exp(f['E'] + f['B'] * n ** -f['beta']):.3f}"] for n, ppl in sorted(by_n.items())]
+    fl, a = r["floor"], r["at_10x"]
+    lines = [f"perplexity floor {fl['perplexity']:.3f}, 95% CI {ci(fl['ci'], '.3f')} (ln perplexity = "
+             f"{f['E']:.4f} + {f['B']:.3g}/n^{f['beta']:.3f}; {f.get('runs', len(r['points']))} runs; "
+             f"{fl.get('verdict', 'fitted')})",
+             f"with 10x the data ({a['n']:,.0f} blocks): perplexity {a['perplexity']:.3f} {ci(a['ci'], '.3f')}"]
+    tables: Tables = [(f"learning curve: {r['name']}",
+                       ["blocks", "seeds", f"{r['split']} perplexity (mean)", "fit"], rows)]
     tail = [f"method: {r['method']}"] + [f"plot: {p}" for p in r.get("plots", [])]
     return lines, tables, tail

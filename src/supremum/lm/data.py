@@ -391,3 +391,19 @@ def training_split(tok, data: LMData, split: str, max_length: int) -> Split:
         raise UserError(f"every {split} example's answer lies beyond max_length={max_length} tokens",
                         "raise --max-length")
     return Split([p[0] for p in pairs], [p[1] for p in pairs])
+
+
+def limit_blocks(split: Split, cfg: DataConfig, info: dict) -> Split:
+    """data.train_limit for a language model: the first N training blocks (or instruction
+    examples) of a seeded permutation, so smaller subsets nest in larger ones (learning curves)."""
+    if cfg.train_limit is None:
+        return split
+    import numpy as np
+
+    n = len(split.ids)
+    if cfg.train_limit > n:
+        raise UserError(f"train_limit={cfg.train_limit} exceeds the {n} training blocks of {cfg.max_length} "
+                        "tokens", f"use at most {n}")
+    keep = np.sort(np.random.default_rng(cfg.train_limit_seed).permutation(n)[: cfg.train_limit])
+    info["train_limit"] = {"kept": cfg.train_limit, "of": n, "seed": cfg.train_limit_seed, "unit": "blocks"}
+    return Split([split.ids[i] for i in keep], [split.labels[i] for i in keep])

@@ -88,5 +88,5 @@ def generation_cost(model, ids: list[int], new_tokens: int, warmup: int, repeats
         "method": (f"batch 1, greedy, prompt of {len(ids)} held-out tokens, {new_tokens} new tokens; "
                    f"{warmup} untimed + {repeats} timed generations; prefill = the prompt's forward pass "
                    "(time to first token); decode = median (and p95) over every later single-token "
-                   "step; perf_counter; peak_rss_mb is the process peak (includes loading)"),
+                   "step; perf_counter; peak_rss_mb is the process's own peak (VmHWM, includes loading)"),
     }

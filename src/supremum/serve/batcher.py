@@ -31,17 +31,19 @@ class Batcher:
         self.queue: asyncio.Queue[_Job] = asyncio.Queue()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
         self._task: asyncio.Task | None = None
+        self._window: list[_Job] = []  # taken from the queue, waiting for the batch window to close
 
     @property
     def depth(self) -> int:
-        return self.queue.qsize()
+        """Texts waiting for a batch: queued, or in the batch window that is still open."""
+        return self.queue.qsize() + len(self._window)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
         """Finish what is queued, then stop (graceful shutdown)."""
-        while not self.queue.empty():
+        while self.depth:
             await asyncio.sleep(0.01)
         if self._task:
             self._task.cancel()
@@ -66,15 +68,18 @@ class Batcher:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def _collect(self) -> list[_Job]:
-        batch = [await self.queue.get()]
+        batch = self._window = [await self.queue.get()]
         deadline = asyncio.get_running_loop().time() + self.max_wait
-        while len(batch) < self.max_batch:
-            left = deadline - asyncio.get_running_loop().time()
-            try:
-                batch.append(self.queue.get_nowait() if left <= 0 else
-                             await asyncio.wait_for(self.queue.get(), left))
-            except (TimeoutError, asyncio.QueueEmpty):
-                break
+        try:
+            while len(batch) < self.max_batch:
+                left = deadline - asyncio.get_running_loop().time()
+                try:
+                    batch.append(self.queue.get_nowait() if left <= 0 else
+                                 await asyncio.wait_for(self.queue.get(), left))
+                except (TimeoutError, asyncio.QueueEmpty):
+                    break
+        finally:
+            self._window = []
         return [j for j in batch if not j.future.done()]
 
     async def _loop(self) -> None:

@@ -162,7 +162,7 @@ def _with_method(model, cfg: FinetuneConfig, n_train: int, dist: distributed.Dis
 
 def _prepare_lm(cfg: FinetuneConfig, dist: distributed.Dist):
     from supremum.errors import UserError
-    from supremum.lm.data import load_lm_data, prompt_template, training_split
+    from supremum.lm.data import limit_blocks, load_lm_data, prompt_template, training_split
     from supremum.lm.metrics import dev_scorer, lm_loss
 
     if cfg.train.augment or cfg.train.label_smoothing:
@@ -172,7 +172,7 @@ def _prepare_lm(cfg: FinetuneConfig, dist: distributed.Dist):
     model, tok = _base(cfg, "causal-lm", data)
     if data.kind == "instruction":  # serve renders a plain prompt the same way
         data.info["prompt"] = {"records": data.info["format"], "template": prompt_template(tok)}
-    train_split = training_split(tok, data, "train", cfg.data.max_length)
+    train_split = limit_blocks(training_split(tok, data, "train", cfg.data.max_length), cfg.data, data.info)
     dev = training_split(tok, data, "dev", cfg.data.max_length) if data.records["dev"] else None
     data.info["blocks"] = {"train": len(train_split.ids), "dev": len(dev.ids) if dev else 0,
                            "tokens_per_block": cfg.data.max_length if data.kind == "text" else None}
