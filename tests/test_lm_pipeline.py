@@ -81,6 +81,10 @@ def test_compare_and_curve_of_a_causal_lm_use_perplexity(corpus, tmp_path):
     curve = run_cli("curve", "--recipe", str(_write(tmp_path, crv)), "--json")
     assert curve.returncode == 0, curve.stderr
     c = json.loads(curve.stdout)
-    assert c["metric"] == "perplexity" and math.isfinite(c["floor"]["perplexity"]) and c["floor"]["perplexity"] > 1
+    floor = c["floor"]
+    assert c["metric"] == "perplexity" and math.isfinite(floor["perplexity"]) and floor["perplexity"] >= 1
+    # a floor of perplexity 1 (zero loss) is allowed only as an unidentified one, with its interval
+    assert floor["ci"][0] <= floor["perplexity"] <= floor["ci"][1]
+    assert floor["perplexity"] > 1 or floor["verdict"] == "not identified"
     assert sorted({p["n"] for p in c["points"]})[-1] == c["n_train"]  # whole set = every training block
     assert all(p["error"] > 0 for p in c["points"])  # ln perplexity
