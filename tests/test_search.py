@@ -60,3 +60,14 @@ def test_budget_below_one_trial_is_one_line_user_error(csv_data, tmp_path):
     assert "\n" not in msg
     assert msg.startswith("the search budget of 0.0001 min cannot hold one trial (about ")
     assert not (tmp_path / "s" / "trial-0").exists()
+
+
+def test_on_eval_hook_sees_every_dev_score(csv_data):
+    from supremum.config import FinetuneConfig
+    from supremum.train.finetune import finetune
+
+    seen = []
+    cfg = FinetuneConfig.model_validate({**BASE, "data": {"path": str(csv_data)}})
+    res = finetune(cfg, progress=False, on_eval=lambda step, score: seen.append((step, score)))
+    assert seen == [(e["step"], e["dev_accuracy"]) for e in res.metrics["evals"]]
+    assert [s for s, _ in seen] == [2, 4, 6, 8, 10]

@@ -188,6 +188,7 @@ def _waiting(study: optuna.Study) -> bool:
 
 
 def _one_trial(study: optuna.Study, cfg: SearchConfig, store) -> None:
+    from supremum.train.divergence import Diverged
     from supremum.train.finetune import finetune
 
     trial = study.ask()
@@ -205,11 +206,15 @@ def _one_trial(study: optuna.Study, cfg: SearchConfig, store) -> None:
         _discard(ft.output)
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         return
-    except UserError as e:  # a diverged trial (too high a learning rate) is a result, not a stop
+    except Diverged as e:  # too high a learning rate is a result of the search, not a stop
         _discard(ft.output)
         trial.set_user_attr("error", str(e))
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return
+    except BaseException:  # bad data, an interrupt: not left RUNNING in the study, then raised
+        _discard(ft.output)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
     trial.set_user_attr("run_id", res.run_id)
     trial.set_user_attr("artifact", str(res.artifact.path))
     trial.set_user_attr("config", ft.model_dump(mode="json"))
