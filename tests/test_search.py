@@ -71,3 +71,11 @@ def test_on_eval_hook_sees_every_dev_score(csv_data):
     res = finetune(cfg, progress=False, on_eval=lambda step, score: seen.append((step, score)))
     assert seen == [(e["step"], e["dev_accuracy"]) for e in res.metrics["evals"]]
     assert [s for s, _ in seen] == [2, 4, 6, 8, 10]
+
+
+def test_diverged_trial_fails_and_the_search_goes_on(csv_data, tmp_path):
+    r = run_search(config(csv_data, tmp_path / "s", n_trials=2, pruner="none", space={"lr": {"full": (1e-3, 1e6)}},
+                          enqueue=[{"method": "full", "lr_full": 1e6}, {"method": "full", "lr_full": 5e-3}]))
+    assert [t.state for t in r.trials] == ["FAIL", "COMPLETE"]
+    assert r.trials[0].error.startswith("training diverged at step ")
+    assert r.best_value == r.trials[1].value and not (tmp_path / "s" / "trial-0").exists()

@@ -81,6 +81,7 @@ class TrialRecord(BaseModel):
     seconds: float | None
     run_id: str | None
     params: dict
+    error: str | None = Field(None, description="why a failed trial failed (e.g. it diverged)")
 
 
 class SearchResult(BaseModel):
@@ -143,8 +144,11 @@ def first_trial_estimate(cfg: SearchConfig, store) -> float | None:
     """Seconds of the cheapest trial (fewest epochs, the base batch) by the estimate machinery."""
     from supremum.data import load_data
     from supremum.estimate import _examples, _train_rate
+    from supremum.train.finetune import resolve_task
 
     base = cfg.base
+    if resolve_task(base) == "causal-lm":  # the probe times classifiers; LM trials start unchecked
+        return None
     runs = [r for r in store.runs() if r["status"] == "finished"]
     rate = _train_rate(base, runs, cfg.methods[0], probe=True)
     n = _examples(cfg.space.epochs[0], base.train.max_steps, base.train.batch_size,
@@ -252,7 +256,8 @@ def _discard(path: str | None) -> None:
 def _result(study: optuna.Study, cfg: SearchConfig, elapsed: float, stopped: str) -> SearchResult:
     trials = [TrialRecord(number=t.number, state=t.state.name, value=t.value,
                           seconds=t.duration.total_seconds() if t.duration else None,
-                          run_id=t.user_attrs.get("run_id"), params=t.params) for t in study.trials]
+                          run_id=t.user_attrs.get("run_id"), params=t.params, error=t.user_attrs.get("error"))
+              for t in study.trials]
     best = _best(study)
     return SearchResult(best_value=best.value if best else None,
                         best_config=best.user_attrs.get("config") if best else None,
