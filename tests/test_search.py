@@ -36,7 +36,11 @@ def test_clearly_bad_trials_are_pruned(csv_data, tmp_path):
     r = run_search(config(csv_data, tmp_path / "s", n_trials=2,
                           enqueue=[{"method": "full", "lr_full": 5e-3}, {"method": "full", "lr_full": 1e-9}]))
     assert [t.state for t in r.trials] == ["COMPLETE", "PRUNED"] and r.pruned == 1
-    assert r.trials[1].run_id is None and r.best_config["train"]["lr"] == 5e-3
+    assert r.best_config["train"]["lr"] == 5e-3
+    from supremum.store import Store
+
+    run = next(x for x in Store().runs() if x["id"] == r.trials[1].run_id)  # an ordinary run, ended early
+    assert run["status"] == "failed" and run["error"].startswith("TrialPruned: pruned at step ")
     assert r.stopped == "n_trials"
 
 
@@ -77,5 +81,5 @@ def test_diverged_trial_fails_and_the_search_goes_on(csv_data, tmp_path):
     r = run_search(config(csv_data, tmp_path / "s", n_trials=2, pruner="none", space={"lr": {"full": (1e-3, 1e6)}},
                           enqueue=[{"method": "full", "lr_full": 1e6}, {"method": "full", "lr_full": 5e-3}]))
     assert [t.state for t in r.trials] == ["FAIL", "COMPLETE"]
-    assert r.trials[0].error.startswith("training diverged at step ")
+    assert r.trials[0].error.startswith("training diverged at step ") and r.trials[0].run_id is not None
     assert r.best_value == r.trials[1].value and not (tmp_path / "s" / "trial-0").exists()

@@ -203,15 +203,17 @@ def _one_trial(study: optuna.Study, cfg: SearchConfig, store) -> None:
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at step {step}")
 
+    command = f"search {Path(cfg.output).resolve()} {cfg.study_name} trial {trial.number}"
     try:
-        res = finetune(ft, store=store, progress=False, command=f"search {cfg.study_name} trial {trial.number}",
-                       on_eval=report)
+        res = finetune(ft, store=store, progress=False, command=command, on_eval=report)
     except optuna.TrialPruned:
         _discard(ft.output)
+        trial.set_user_attr("run_id", _run_of(store, command))
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         return
     except Diverged as e:  # too high a learning rate is a result of the search, not a stop
         _discard(ft.output)
+        trial.set_user_attr("run_id", _run_of(store, command))
         trial.set_user_attr("error", str(e))
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return
@@ -234,6 +236,12 @@ def _one_trial(study: optuna.Study, cfg: SearchConfig, store) -> None:
             _discard(prior.user_attrs.get("artifact"))
     else:
         _discard(ft.output)
+
+
+def _run_of(store, command: str) -> str | None:
+    """The store's run of a trial that ended without a result (it is recorded there as failed)."""
+    runs = [r for r in store.runs() if r["command"] == command]
+    return max(runs, key=lambda r: r["started"])["id"] if runs else None
 
 
 def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
