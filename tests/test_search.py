@@ -83,3 +83,17 @@ def test_diverged_trial_fails_and_the_search_goes_on(csv_data, tmp_path):
     assert [t.state for t in r.trials] == ["FAIL", "COMPLETE"]
     assert r.trials[0].error.startswith("training diverged at step ") and r.trials[0].run_id is not None
     assert r.best_value == r.trials[1].value and not (tmp_path / "s" / "trial-0").exists()
+
+
+def test_trial_config_keeps_the_base_settings_it_does_not_tune(csv_data, tmp_path):
+    import optuna
+
+    from supremum.studies.search import suggest
+
+    cfg = config(csv_data, tmp_path / "s", methods=["lora"], space={"lr": {"lora": (1e-4, 1e-2)}},
+                 train={"max_steps": 10, "max_grad_norm": None, "layer_decay": None})
+    ft = suggest(optuna.trial.FixedTrial({"method": "lora", "lora_rank": 16, "lr_lora": 2e-3, "batch_size": 32,
+                                          "warmup_ratio": 0.05, "weight_decay": 0.02}), cfg, tmp_path / "s")
+    assert ft.train.max_grad_norm is None and ft.train.layer_decay is None and ft.train.max_steps == 10
+    assert (ft.method.name, ft.method.r, ft.train.lr, ft.train.batch_size) == ("lora", 16, 2e-3, 32)
+    assert ft.output == str(tmp_path / "s" / "trial-0")

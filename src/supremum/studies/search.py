@@ -98,7 +98,7 @@ def suggest(trial: optuna.Trial, cfg: SearchConfig, out: Path) -> FinetuneConfig
     """The trial's FinetuneConfig: the base with the sampled values (ordinary run, own output)."""
     sp = cfg.space
     method = trial.suggest_categorical("method", cfg.methods)
-    d = cfg.base.model_dump(exclude_none=True)
+    d = cfg.base.model_dump()  # not exclude_none: a None the user set (no clipping) must stay None
     m = d["method"] if d["method"]["name"] == method else {"name": method}
     if method == "lora":
         m["r"] = trial.suggest_categorical("lora_rank", sp.lora_rank)
@@ -108,7 +108,7 @@ def suggest(trial: optuna.Trial, cfg: SearchConfig, out: Path) -> FinetuneConfig
          "weight_decay": trial.suggest_float("weight_decay", *sp.weight_decay)}
     if not t.get("max_steps"):  # with a step cap epochs change nothing: not sampled
         t["epochs"] = trial.suggest_int("epochs", *sp.epochs)
-    t.pop("layer_decay", None)
+    t["layer_decay"] = None
     if method == "full" and sp.layer_decay is not None:
         t["layer_decay"] = trial.suggest_float("layer_decay", *sp.layer_decay)
     output = str(out / f"trial-{trial.number}")
