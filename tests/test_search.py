@@ -62,7 +62,8 @@ def test_budget_below_one_trial_is_one_line_user_error(csv_data, tmp_path):
         run_search(cfg)
     msg = str(e.value.message)
     assert "\n" not in msg
-    assert msg.startswith("the search budget of 0.0001 min cannot hold one trial (about ")
+    assert msg.startswith("the search budget of 0.0001 min cannot hold one trial (one needs at least ")
+    assert msg.endswith(" s of training)") and e.value.hint.startswith("give budget_minutes ")
     assert not (tmp_path / "s" / "trial-0").exists()
 
 

@@ -141,7 +141,8 @@ def trial_seconds(study: optuna.Study) -> float | None:
 
 
 def first_trial_estimate(cfg: SearchConfig, store) -> float | None:
-    """Seconds of the cheapest trial (fewest epochs, the base batch) by the estimate machinery."""
+    """Training seconds of the cheapest trial (fewest epochs, the base batch) by the estimate
+    machinery: a lower bound, as loading the model and dev evaluations are not counted."""
     from supremum.data import load_data
     from supremum.estimate import _examples, _train_rate
     from supremum.train.finetune import resolve_task
@@ -170,7 +171,8 @@ def run_search(cfg: SearchConfig, store=None) -> SearchResult:
         est = first_trial_estimate(cfg, store)
         if est is not None and est > budget:
             raise UserError(f"the search budget of {cfg.budget_minutes:g} min cannot hold one trial "
-                            f"(about {est:.0f} s each)", f"give --budget-minutes {est / 60 * 3:.2f} or more")
+                            f"(one needs at least {est:.2g} s of training)",
+                            f"give budget_minutes {est / 60 * 3:.2g} or more (room for a few trials)")
     for params in cfg.enqueue if not study.trials else []:  # once, when the study is new
         study.enqueue_trial(params)
     stopped = "budget"
