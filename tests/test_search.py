@@ -98,3 +98,12 @@ def test_trial_config_keeps_the_base_settings_it_does_not_tune(csv_data, tmp_pat
     assert ft.train.max_grad_norm is None and ft.train.layer_decay is None and ft.train.max_steps == 10
     assert (ft.method.name, ft.method.r, ft.train.lr, ft.train.batch_size) == ("lora", 16, 2e-3, 32)
     assert ft.output == str(tmp_path / "s" / "trial-0")
+
+
+def test_trial_left_running_by_a_dead_process_is_failed_on_resume(csv_data, tmp_path):
+    from supremum.studies.search import open_study
+
+    cfg = config(csv_data, tmp_path / "s", n_trials=2, pruner="none")
+    open_study(cfg).ask()  # as if the process was killed mid-trial
+    r = run_search(cfg)
+    assert [t.state for t in r.trials] == ["FAIL", "COMPLETE"]

@@ -167,6 +167,7 @@ def run_search(cfg: SearchConfig, store=None) -> SearchResult:
     t0 = time.monotonic()
     budget = cfg.budget_minutes * 60
     study = open_study(cfg)
+    _close_stale(study)
     if trial_seconds(study) is None:
         est = first_trial_estimate(cfg, store)
         if est is not None and est > budget:
@@ -177,7 +178,7 @@ def run_search(cfg: SearchConfig, store=None) -> SearchResult:
         study.enqueue_trial(params)
     stopped = "budget"
     while True:
-        if cfg.n_trials is not None and len(study.trials) >= cfg.n_trials and not _waiting(study):
+        if cfg.n_trials is not None and _started(study) >= cfg.n_trials:
             stopped = "n_trials"
             break
         per_trial = trial_seconds(study)
@@ -189,8 +190,16 @@ def run_search(cfg: SearchConfig, store=None) -> SearchResult:
     return _result(study, cfg, time.monotonic() - t0, stopped)
 
 
-def _waiting(study: optuna.Study) -> bool:
-    return any(t.state == optuna.trial.TrialState.WAITING for t in study.trials)
+def _started(study: optuna.Study) -> int:
+    return sum(t.state != optuna.trial.TrialState.WAITING for t in study.trials)
+
+
+def _close_stale(study: optuna.Study) -> None:
+    """Trials left RUNNING by a process that died: failed, so they neither count as running nor
+    block the budget's median (one process per study; concurrent workers are not supported)."""
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.RUNNING:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
 
 
 def _one_trial(study: optuna.Study, cfg: SearchConfig, store) -> None:
