@@ -169,6 +169,25 @@ def _past_rate(cfg, runs: list[dict], method: str) -> tuple[float, str] | None:
     return statistics.median(rates), f"median of {len(rates)} past fine-tunes of {cfg.model.name} here"
 
 
+def finetune_seconds(cfg, runs: list[dict], method: str, n_train: int) -> tuple[float, str]:
+    """Training seconds of one fine-tune (`cfg`: a FinetuneConfig) and how they were found: the
+    examples its schedule sees over the median rate of past fine-tunes of this model and method on
+    this machine (`runs`: finished store rows), else over a probe made now in this process
+    (PROBE_WARMUP + PROBE_TIMED updates on the run's first batches). Loading and dev evaluations
+    are not counted: a lower bound."""
+    from supremum.train.loop import plan_steps
+
+    rate = _past_rate(cfg, runs, method)
+    if rate is None:
+        import torch
+
+        p = _measure(cfg, torch.get_num_threads())
+        rate = (p["train_per_s"], p["basis"])
+    _, steps = plan_steps(max(n_train, 1), cfg.train)
+    n = steps * cfg.train.batch_size * cfg.train.grad_accum
+    return n / rate[0], f"{n} examples at {rate[0]:.1f}/s ({rate[1]})"
+
+
 def _eval_estimate(cfg, runs: list[dict], measure) -> tuple[float, str] | None:
     """Seconds of one evaluation (one artifact, one split) and how that was found."""
     past = [r["finished"] - r["started"] for r in runs if r["kind"] == "eval"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +60,11 @@ def seed_everything(seed: int) -> None:
 
 
 def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = False,
-             progress: bool = True, command: str = "") -> FinetuneResult | None:
+             progress: bool = True, command: str = "",
+             on_eval: Callable[[int, float], None] | None = None) -> FinetuneResult | None:
     """Train and save; under torchrun every rank trains, rank 0 alone saves and returns the
-    result (the others return None)."""
+    result (the others return None). `on_eval(step, dev score)` runs after each dev evaluation
+    (higher is better); an exception it raises fails the run and propagates."""
     dist = distributed.current()
     if dist.active:
         distributed.init(dist, cfg.train.threads)
@@ -79,7 +82,7 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
                    checkpoint=str(ckpt_dir) if cfg.train.checkpoint_every else None) as run:
         with Tracker(cfg.tracking, store.root, f"finetune-{run_id}", cfg.model_dump(mode="json")) as tr:
             result = _train(model, train_split, dev, cfg, tok.pad_token_id, ckpt_dir, resume, progress, tr,
-                            method.after_step, objective)
+                            method.after_step, {**objective, "on_eval": on_eval})
             if _sharded(cfg, dist):
                 model = _unsharded(model, cfg, data, len(train_split.ids), dist)
             tr.log({"trainable_params": trainable, "train_seconds": result.train_seconds})

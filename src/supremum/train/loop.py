@@ -56,13 +56,15 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
           on_step: Callable[[dict], None] | None = None,
           loss_fn: Callable | None = None,
           after_step: Callable | None = None,
-          scorer: Callable | None = None) -> tuple[TrainResult, dict | None]:
+          scorer: Callable | None = None,
+          on_eval: Callable[[int, float], None] | None = None) -> tuple[TrainResult, dict | None]:
     """Train in place; returns the result and the best trainable weights (when keep_best).
 
     `loss_fn(model, batch, labels)` replaces the summed cross-entropy (distillation uses it);
     `after_step(model, step)` runs after each optimizer step while the gradients still exist;
     `scorer(model, dev) -> (score, record)` replaces dev accuracy (higher score is better; the
-    record goes into the evaluation log).
+    record goes into the evaluation log). `on_eval(step, score)` runs after each dev evaluation
+    (a hyperparameter search reports to its pruner there; an exception it raises ends training).
 
     A non-finite loss, gradient norm, dev score or trainable weight raises `Diverged` (a
     UserError naming the step and learning rate) on every process at the same step, before the
@@ -98,7 +100,7 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
             state.log.append({"step": state.step, "loss": loss, "lr": lr})
             end_of_epoch = j + 1 == len(steps)
             if dev is not None and _eval_due(state.step, total, end_of_epoch, cfg):
-                best = _evaluate(model, dev, pad_id, cfg, state, best, scorer, sharded, dist, lr)
+                best = _evaluate(model, dev, pad_id, cfg, state, best, scorer, sharded, dist, lr, on_eval)
             if on_step:
                 just = state.evals[-1] if state.evals and state.evals[-1]["step"] == state.step else {}
                 on_step({**state.log[-1], **just, "total": total,
@@ -217,7 +219,8 @@ def accuracy_scorer(pad_id: int, bf16: bool) -> Callable:
 
 
 def _evaluate(model, dev: Split, pad_id: int, cfg: TrainConfig, state: TrainState, best, scorer=None,
-              sharded: bool = False, dist: distributed.Dist = distributed.Dist(), lr: float = 0.0):
+              sharded: bool = False, dist: distributed.Dist = distributed.Dist(), lr: float = 0.0,
+              on_eval: Callable[[int, float], None] | None = None):
     """Score on dev; keep the state when it is the best so far. Non-finite weights (a classifier's
     accuracy over NaN logits still looks like a number) or a non-finite score raise `Diverged`,
     so neither is ever kept as the best."""
@@ -228,6 +231,8 @@ def _evaluate(model, dev: Split, pad_id: int, cfg: TrainConfig, state: TrainStat
         raise diverged(name.replace("_", " "), record.get(name, acc), state.step, lr, cfg.max_grad_norm,
                        cfg.bf16)
     state.evals.append({"step": state.step, **record})
+    if on_eval is not None:
+        on_eval(state.step, acc)
     if state.best_score is None or acc > state.best_score:
         state.best_score, state.best_step, state.bad_evals = acc, state.step, 0
         return sharding.trainable_state(model, sharded) if cfg.keep_best else None

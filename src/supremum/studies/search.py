@@ -1,0 +1,285 @@
+"""The search for the best this model can do on this task, within a wall-clock budget.
+
+Optuna (Akiba et al. 2019): a TPE sampler (Bergstra et al. 2011) over method, learning rate,
+epochs, batch size, LoRA rank, warm-up, weight decay and layer-wise decay; each dev evaluation
+is reported to a successive-halving pruner (Jamieson & Talwalkar 2016; Li et al. 2018,
+Hyperband), which stops trials that trail the others at the same step. Every trial is an
+ordinary fine-tuning run in the store. The study lives in an Optuna SQLite database under the
+output directory, so a second call with the same study name resumes: finished trials are kept,
+not redone. Only the best trial's artifact is kept unless `keep_all`.
+
+Budget: no trial starts when the time spent in this call plus the expected trial time (median
+of the study's finished trials; before any, the estimate machinery's) exceeds it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Literal
+
+import optuna
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from supremum.config import FinetuneConfig
+from supremum.errors import UserError
+from supremum.train.methods import METHODS
+
+TUNED = {"full", "lora"}  # methods whose knobs the space names (others get lr and the train keys)
+
+
+def _lr_ranges() -> dict[str, tuple[float, float]]:
+    # a decade either side of each method's default: PEFT methods train few weights and need more
+    return {n: (m.config_cls.default_lr / 10, m.config_cls.default_lr * 10) for n, m in METHODS.items()}
+
+
+class SearchSpace(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lr: dict[str, tuple[float, float]] = Field(default_factory=_lr_ranges,
+                                               description="peak learning rate (low, high) per method, log scale")
+    epochs: tuple[int, int] = Field((1, 4), description="passes over the training set (low, high)")
+    batch_size: list[int] = Field(default_factory=lambda: [16, 32])
+    lora_rank: list[int] = Field(default_factory=lambda: [4, 8, 16, 32])
+    warmup_ratio: tuple[float, float] = Field((0.0, 0.1))
+    weight_decay: tuple[float, float] = Field((0.0, 0.1))
+    layer_decay: tuple[float, float] | None = Field((0.7, 1.0), description="full fine-tuning only; None: off")
+
+
+class SearchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    base: FinetuneConfig = Field(description="model, data and the training settings the search leaves alone")
+    methods: list[str] = Field(default_factory=lambda: ["full", "lora"], min_length=1)
+    space: SearchSpace = Field(default_factory=SearchSpace)
+    budget_minutes: float = Field(gt=0, description="wall-clock budget of this call")
+    n_trials: int | None = Field(None, ge=1, description="at most this many trials in the study")
+    seed: int = 0
+    output: str = Field(description="directory: the study database and the kept artifacts")
+    study_name: str = "search"
+    pruner: Literal["successive_halving", "hyperband", "none"] = "successive_halving"
+    min_resource: int = Field(1, ge=1, description="pruner: dev evaluations' step at which pruning may start")
+    reduction_factor: int = Field(3, ge=2, description="pruner: keep the top 1/factor at each rung")
+    enqueue: list[dict] = Field(default_factory=list, description="trials to run first (parameter dicts)")
+    keep_all: bool = Field(False, description="keep every trial's artifact, not only the best's")
+
+    @model_validator(mode="after")
+    def _known(self):
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown methods {unknown}; known: {sorted(METHODS)}")
+        missing = [m for m in self.methods if m not in self.space.lr]
+        if missing:
+            raise ValueError(f"space.lr has no range for {missing}")
+        return self
+
+
+class TrialRecord(BaseModel):
+    number: int
+    state: str
+    value: float | None
+    seconds: float | None
+    run_id: str | None
+    params: dict
+    error: str | None = Field(None, description="why a failed trial failed (e.g. it diverged)")
+
+
+class SearchResult(BaseModel):
+    best_value: float | None = Field(description="best dev score (accuracy; -loss for language models)")
+    best_config: dict | None
+    best_artifact: str | None
+    trials: list[TrialRecord]
+    pruned: int
+    elapsed_seconds: float = Field(description="wall-clock seconds of this call")
+    stopped: str = Field(description="why no further trial started")
+
+
+def suggest(trial: optuna.Trial, cfg: SearchConfig, out: Path) -> FinetuneConfig:
+    """The trial's FinetuneConfig: the base with the sampled values (ordinary run, own output)."""
+    sp = cfg.space
+    method = trial.suggest_categorical("method", cfg.methods)
+    d = cfg.base.model_dump()  # not exclude_none: a None the user set (no clipping) must stay None
+    m = d["method"] if d["method"]["name"] == method else {"name": method}
+    if method == "lora":
+        m["r"] = trial.suggest_categorical("lora_rank", sp.lora_rank)
+    t = {**d["train"], "lr": trial.suggest_float(f"lr_{method}", *sp.lr[method], log=True),
+         "batch_size": trial.suggest_categorical("batch_size", sp.batch_size),
+         "warmup_ratio": trial.suggest_float("warmup_ratio", *sp.warmup_ratio),
+         "weight_decay": trial.suggest_float("weight_decay", *sp.weight_decay)}
+    if not t.get("max_steps"):  # with a step cap epochs change nothing: not sampled
+        t["epochs"] = trial.suggest_int("epochs", *sp.epochs)
+    t["layer_decay"] = None
+    if method == "full" and sp.layer_decay is not None:
+        t["layer_decay"] = trial.suggest_float("layer_decay", *sp.layer_decay)
+    output = str(out / f"trial-{trial.number}")
+    return FinetuneConfig.model_validate({**d, "method": m, "train": t, "output": output})
+
+
+def _pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
+    if cfg.pruner == "none":
+        return optuna.pruners.NopPruner()
+    if cfg.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=cfg.min_resource, reduction_factor=cfg.reduction_factor)
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=cfg.min_resource,
+                                                  reduction_factor=cfg.reduction_factor)
+
+
+def open_study(cfg: SearchConfig) -> optuna.Study:
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(study_name=cfg.study_name, storage=f"sqlite:///{(out / 'study.db').resolve()}",
+                               load_if_exists=True, direction="maximize",
+                               sampler=optuna.samplers.TPESampler(seed=cfg.seed), pruner=_pruner(cfg))
+
+
+def trial_seconds(study: optuna.Study) -> float | None:
+    """Median wall-clock seconds of the study's finished trials (complete or pruned)."""
+    done = [t.duration.total_seconds() for t in study.trials
+            if t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL and t.duration]
+    return statistics.median(done) if done else None
+
+
+def first_trial_estimate(cfg: SearchConfig, store) -> float | None:
+    """Training seconds of the cheapest trial (fewest epochs, the base batch) by the estimate
+    machinery: a lower bound, as loading the model and dev evaluations are not counted."""
+    from supremum.data import load_data
+    from supremum.estimate import finetune_seconds
+    from supremum.train.finetune import resolve_task
+
+    base = cfg.base
+    if resolve_task(base) == "causal-lm":  # the probe times classifier batches; LM trials start unchecked
+        return None
+    if not base.train.max_steps:
+        base = base.model_copy(update={"train": base.train.model_copy(update={"epochs": cfg.space.epochs[0]})})
+    runs = [r for r in store.runs() if r["status"] == "finished"]
+    seconds, _ = finetune_seconds(base, runs, cfg.methods[0], len(load_data(base.data).splits["train"]))
+    return seconds
+
+
+def run_search(cfg: SearchConfig, store=None) -> SearchResult:
+    """Run trials until the budget, n_trials or the study is done; returns the study's record.
+
+    Raises UserError when the budget cannot hold one trial (by the estimate, before any runs)."""
+    from supremum.store import Store
+
+    store = store or Store()
+    t0 = time.monotonic()
+    budget = cfg.budget_minutes * 60
+    study = open_study(cfg)
+    _close_stale(study)
+    if trial_seconds(study) is None:
+        est = first_trial_estimate(cfg, store)
+        if est is not None and est > budget:
+            raise UserError(f"the search budget of {cfg.budget_minutes:g} min cannot hold one trial "
+                            f"(one needs at least {est:.2g} s of training)",
+                            f"give budget_minutes {est / 60 * 3:.2g} or more (room for a few trials)")
+    for params in cfg.enqueue if not study.trials else []:  # once, when the study is new
+        study.enqueue_trial(params)
+    stopped = "budget"
+    while True:
+        if cfg.n_trials is not None and _started(study) >= cfg.n_trials:
+            stopped = "n_trials"
+            break
+        per_trial = trial_seconds(study)
+        if per_trial is not None and time.monotonic() - t0 + per_trial > budget:
+            break
+        _one_trial(study, cfg, store)
+        if time.monotonic() - t0 >= budget:
+            break
+    return _result(study, cfg, time.monotonic() - t0, stopped)
+
+
+def _started(study: optuna.Study) -> int:
+    return sum(t.state != optuna.trial.TrialState.WAITING for t in study.trials)
+
+
+def _close_stale(study: optuna.Study) -> None:
+    """Trials left RUNNING by a process that died: failed, so they neither count as running nor
+    block the budget's median (one process per study; concurrent workers are not supported)."""
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.RUNNING:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+
+
+def _one_trial(study: optuna.Study, cfg: SearchConfig, store) -> None:
+    from supremum.train.divergence import Diverged
+    from supremum.train.finetune import finetune
+
+    trial = study.ask()
+    ft = suggest(trial, cfg, Path(cfg.output))
+
+    def report(step: int, score: float) -> None:
+        trial.report(score, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at step {step}")
+
+    command = f"search {Path(cfg.output).resolve()} {cfg.study_name} trial {trial.number}"
+    try:
+        res = finetune(ft, store=store, progress=False, command=command, on_eval=report)
+    except optuna.TrialPruned:
+        _discard(ft.output)
+        trial.set_user_attr("run_id", _run_of(store, command))
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return
+    except Diverged as e:  # too high a learning rate is a result of the search, not a stop
+        _discard(ft.output)
+        trial.set_user_attr("run_id", _run_of(store, command))
+        trial.set_user_attr("error", str(e))
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return
+    except BaseException:  # bad data, an interrupt: not left RUNNING in the study, then raised
+        _discard(ft.output)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
+    trial.set_user_attr("run_id", res.run_id)
+    trial.set_user_attr("artifact", str(res.artifact.path))
+    trial.set_user_attr("config", ft.model_dump(mode="json"))
+    value = res.metrics.get("dev_accuracy")
+    if value is None:
+        value = -res.metrics["dev_loss"]
+    prior = _best(study)
+    study.tell(trial, value)
+    if cfg.keep_all:
+        return
+    if prior is None or value > prior.value:
+        if prior is not None:
+            _discard(prior.user_attrs.get("artifact"))
+    else:
+        _discard(ft.output)
+
+
+def _run_of(store, command: str) -> str | None:
+    """The store's run of a trial that ended without a result (it is recorded there as failed)."""
+    runs = [r for r in store.runs() if r["command"] == command]
+    return max(runs, key=lambda r: r["started"])["id"] if runs else None
+
+
+def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    return max(done, key=lambda t: t.value) if done else None
+
+
+def _discard(path: str | None) -> None:
+    """Remove an artifact (and its `-adapter` sibling): renamed first, so no half-deleted
+    directory is ever left under its own name."""
+    if not path:
+        return
+    for p in (Path(path), Path(path + "-adapter")):
+        if p.exists():
+            trash = p.with_name(f".{p.name}.deleting")
+            p.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+
+def _result(study: optuna.Study, cfg: SearchConfig, elapsed: float, stopped: str) -> SearchResult:
+    trials = [TrialRecord(number=t.number, state=t.state.name, value=t.value,
+                          seconds=t.duration.total_seconds() if t.duration else None,
+                          run_id=t.user_attrs.get("run_id"), params=t.params, error=t.user_attrs.get("error"))
+              for t in study.trials]
+    best = _best(study)
+    return SearchResult(best_value=best.value if best else None,
+                        best_config=best.user_attrs.get("config") if best else None,
+                        best_artifact=best.user_attrs.get("artifact") if best else None,
+                        trials=trials, pruned=sum(t.state == "PRUNED" for t in trials),
+                        elapsed_seconds=round(elapsed, 3), stopped=stopped)

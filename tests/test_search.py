@@ -1,0 +1,109 @@
+"""The search for the best configuration: budget, pruning, resume, a budget too small."""
+
+import statistics
+
+import pytest
+
+from supremum.errors import UserError
+from supremum.studies.search import SearchConfig, run_search
+
+BASE = {"model": {"name": "tiny-bert"}, "train": {"max_steps": 10, "eval_every": 2, "batch_size": 16}}
+
+
+def config(data, out, train=None, **kw) -> SearchConfig:
+    base = {**BASE, "train": train or BASE["train"], "data": {"path": str(data)}}
+    opts = {"methods": ["full"], "space": {"lr": {"full": (1e-9, 1e-2)}, "batch_size": [16]},
+            "budget_minutes": 2.0, "output": str(out), "min_resource": 2, "reduction_factor": 2, **kw}
+    return SearchConfig(base=base, **opts)
+
+
+def test_budget_stops_starting_trials(csv_data, tmp_path):
+    budget = 0.4  # 24 s: a few 1-2 s trials after the first model load (about 10 s cold)
+    r = run_search(config(csv_data, tmp_path / "s", budget_minutes=budget, pruner="none"))
+    secs = [t.seconds for t in r.trials]
+    assert r.stopped == "budget" and len(r.trials) >= 2
+    assert all(t.state == "COMPLETE" for t in r.trials)
+    assert r.elapsed_seconds <= budget * 60 + max(secs)
+    # it stopped because one more median trial would not have fit
+    assert r.elapsed_seconds + statistics.median(secs) > budget * 60
+    # only the best trial's artifact is kept
+    kept = sorted(p.name for p in (tmp_path / "s").glob("trial-*"))
+    best = max((t for t in r.trials), key=lambda t: t.value)
+    assert kept == [f"trial-{best.number}"] and r.best_value == best.value
+
+
+def test_clearly_bad_trials_are_pruned(csv_data, tmp_path):
+    r = run_search(config(csv_data, tmp_path / "s", n_trials=2,
+                          enqueue=[{"method": "full", "lr_full": 5e-3}, {"method": "full", "lr_full": 1e-9}]))
+    assert [t.state for t in r.trials] == ["COMPLETE", "PRUNED"] and r.pruned == 1
+    assert r.best_config["train"]["lr"] == 5e-3
+    from supremum.store import Store
+
+    run = next(x for x in Store().runs() if x["id"] == r.trials[1].run_id)  # an ordinary run, ended early
+    assert run["status"] == "failed" and run["error"].startswith("TrialPruned: pruned at step ")
+    assert r.stopped == "n_trials"
+
+
+def test_second_call_resumes_without_redoing(csv_data, tmp_path):
+    cfg = config(csv_data, tmp_path / "s", n_trials=2, pruner="none")
+    first = run_search(cfg)
+    second = run_search(cfg.model_copy(update={"n_trials": 3}))
+    assert [t.state for t in first.trials] == ["COMPLETE", "COMPLETE"]
+    assert [t.state for t in second.trials] == ["COMPLETE"] * 3
+    assert [t.run_id for t in second.trials[:2]] == [t.run_id for t in first.trials]
+    assert second.trials[2].run_id not in {t.run_id for t in first.trials}
+    again = run_search(cfg.model_copy(update={"n_trials": 3}))  # nothing left to do
+    assert [t.run_id for t in again.trials] == [t.run_id for t in second.trials]
+
+
+def test_budget_below_one_trial_is_one_line_user_error(csv_data, tmp_path):
+    cfg = config(csv_data, tmp_path / "s", budget_minutes=1e-4, train={"batch_size": 16})
+    with pytest.raises(UserError) as e:
+        run_search(cfg)
+    msg = str(e.value.message)
+    assert "\n" not in msg
+    assert msg.startswith("the search budget of 0.0001 min cannot hold one trial (one needs at least ")
+    assert msg.endswith(" s of training)") and e.value.hint.startswith("give budget_minutes ")
+    assert not (tmp_path / "s" / "trial-0").exists()
+
+
+def test_on_eval_hook_sees_every_dev_score(csv_data):
+    from supremum.config import FinetuneConfig
+    from supremum.train.finetune import finetune
+
+    seen = []
+    cfg = FinetuneConfig.model_validate({**BASE, "data": {"path": str(csv_data)}})
+    res = finetune(cfg, progress=False, on_eval=lambda step, score: seen.append((step, score)))
+    assert seen == [(e["step"], e["dev_accuracy"]) for e in res.metrics["evals"]]
+    assert [s for s, _ in seen] == [2, 4, 6, 8, 10]
+
+
+def test_diverged_trial_fails_and_the_search_goes_on(csv_data, tmp_path):
+    r = run_search(config(csv_data, tmp_path / "s", n_trials=2, pruner="none", space={"lr": {"full": (1e-3, 1e6)}},
+                          enqueue=[{"method": "full", "lr_full": 1e6}, {"method": "full", "lr_full": 5e-3}]))
+    assert [t.state for t in r.trials] == ["FAIL", "COMPLETE"]
+    assert r.trials[0].error.startswith("training diverged at step ") and r.trials[0].run_id is not None
+    assert r.best_value == r.trials[1].value and not (tmp_path / "s" / "trial-0").exists()
+
+
+def test_trial_config_keeps_the_base_settings_it_does_not_tune(csv_data, tmp_path):
+    import optuna
+
+    from supremum.studies.search import suggest
+
+    cfg = config(csv_data, tmp_path / "s", methods=["lora"], space={"lr": {"lora": (1e-4, 1e-2)}},
+                 train={"max_steps": 10, "max_grad_norm": None, "layer_decay": None})
+    ft = suggest(optuna.trial.FixedTrial({"method": "lora", "lora_rank": 16, "lr_lora": 2e-3, "batch_size": 32,
+                                          "warmup_ratio": 0.05, "weight_decay": 0.02}), cfg, tmp_path / "s")
+    assert ft.train.max_grad_norm is None and ft.train.layer_decay is None and ft.train.max_steps == 10
+    assert (ft.method.name, ft.method.r, ft.train.lr, ft.train.batch_size) == ("lora", 16, 2e-3, 32)
+    assert ft.output == str(tmp_path / "s" / "trial-0")
+
+
+def test_trial_left_running_by_a_dead_process_is_failed_on_resume(csv_data, tmp_path):
+    from supremum.studies.search import open_study
+
+    cfg = config(csv_data, tmp_path / "s", n_trials=2, pruner="none")
+    open_study(cfg).ask()  # as if the process was killed mid-trial
+    r = run_search(cfg)
+    assert [t.state for t in r.trials] == ["FAIL", "COMPLETE"]
