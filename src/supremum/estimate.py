@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 
@@ -181,7 +180,7 @@ def finetune_seconds(cfg, runs: list[dict], method: str, n_train: int) -> tuple[
     if rate is None:
         import torch
 
-        p = _measure(cfg, torch.get_num_threads())
+        p = measure_now(cfg, torch.get_num_threads())
         rate = (p["train_per_s"], p["basis"])
     _, steps = plan_steps(max(n_train, 1), cfg.train)
     n = steps * cfg.train.batch_size * cfg.train.grad_accum
@@ -214,7 +213,7 @@ def _eval_estimate(cfg, runs: list[dict], measure) -> tuple[float, str] | None:
 
 
 def _probe(cfg) -> Probe | None:
-    """The measurements, made in a fresh worker process (`python -m supremum.estimate`): its
+    """The measurements, made in a fresh worker process (`python -m supremum.estimate_worker`): its
     loading costs what a stage's or an evaluation's worker pays, and this process stays small.
     None when the probe fails (the stage that loads the same data will then say why)."""
     import torch
@@ -227,7 +226,7 @@ def _probe(cfg) -> Probe | None:
     threads = cfg.train.threads or (cfg.cpus_per_stage if parallel else torch.get_num_threads())
     t0 = time.perf_counter()
     try:
-        stdout = run_worker("supremum.estimate", {"recipe": cfg.model_dump(mode="json", by_alias=True),
+        stdout = run_worker("supremum.estimate_worker", {"recipe": cfg.model_dump(mode="json", by_alias=True),
                                                   "threads": threads})
     except WorkerFailed:
         return None
@@ -237,7 +236,7 @@ def _probe(cfg) -> Probe | None:
     return Probe(**out, start_s=start_s)
 
 
-def _measure(cfg, threads: int) -> dict:
+def measure_now(cfg, threads: int) -> dict:
     """Times loading (twice), PROBE_TIMED training updates (on `threads` threads) after
     PROBE_WARMUP untimed ones on the first batches of the real run's order, and inference on
     those batches (on torch's default threads, as an evaluation worker runs)."""
@@ -331,22 +330,3 @@ def duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
-
-
-def main() -> None:
-    """Worker: spec {"recipe": pipeline config} on stdin; prints the measurements as one JSON line."""
-    from supremum.errors import UserError
-    from supremum.pipeline import PipelineConfig
-
-    t0 = time.perf_counter()
-    spec = json.loads(sys.stdin.read())
-    try:
-        out = _measure(PipelineConfig.model_validate(spec["recipe"]), spec["threads"])
-    except UserError as e:  # the driver shows the last stderr line
-        sys.stderr.write(f"{e}\n")
-        raise SystemExit(2) from None
-    sys.stdout.write(json.dumps({**out, "worked_s": time.perf_counter() - t0}) + "\n")
-
-
-if __name__ == "__main__":
-    main()
