@@ -32,7 +32,10 @@ def runtime(manifest: Manifest, isa: list[str], operators: list[str] | None = No
                                                               "BiasGelu", "FastGelu"})))
     else:
         parts.append("PyTorch eager")
-        parts += [kind.kernels(spec) for kind, spec in kinds_in(manifest.transforms) if kind.kernels]
+        # the GEMM kernel first (set by a quantization or cast, which only an export may follow),
+        # then what the weights hold (zeros, factors)
+        kinds = sorted(kinds_in(manifest.transforms), key=lambda ks: ks[0].followed_by != "export")
+        parts += [kind.kernels(spec) for kind, spec in kinds if kind.kernels]
         if len(parts) == 1:
             parts.append("fp32 GEMM (oneDNN/MKL)")
     return {"backend": backend, "kernels": "; ".join(parts), "isa": isa}

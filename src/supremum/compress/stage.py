@@ -106,7 +106,7 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
     parent, method options and data from its last one."""
     store = store or Store()
     method = compressors()[cfg.method]
-    _check_backend(art, cfg.method)
+    check_applicable(art, cfg.method)
     run_dir = store.root / "checkpoints" / f"compress-{_identity(art, cfg, data)}"
     run_id = ckpt.persistent_run_id(run_dir, resume, new_id) if checkpoint_every else new_id()
     store.start_run(run_id, "compress", command, {"compress": cfg.model_dump(mode="json"),
@@ -138,7 +138,9 @@ def _identity(art: Artifact, cfg, data: str | None) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _check_backend(art: Artifact, method: str) -> None:
+def check_applicable(art: Artifact, method: str) -> None:
+    """UserError when `method` cannot run on `art`: its backend is final (llama.cpp) or takes
+    only ONNX methods, or a transform it holds closes the method's phase (see _check_order)."""
     backend = art.manifest.backend
     if backend == "llamacpp":
         raise UserError(f"artifact {art.id} is a llama.cpp (GGUF) model; it is the last step",
