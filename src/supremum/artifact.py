@@ -2,6 +2,8 @@
 
 Layout: weights (safetensors), config.json, tokenizer files, manifest.json (task, labels, base
 model, the resolved config, parents, file hashes, backend) and metrics.json (what was measured).
+This module reads, writes and verifies that format, with the manifest typed (`Manifest`); turning
+an artifact into a model is the job of the runtimes in `supremum.backends` (`backends.load`).
 """
 
 from __future__ import annotations
