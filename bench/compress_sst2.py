@@ -153,7 +153,7 @@ def calls(model, tok, texts: list[str]) -> dict:
 
 def accuracies(arts: dict) -> dict:
     """Dev accuracy of every measured variant, loaded one at a time."""
-    from supremum.artifact import load_artifact_model
+    from supremum.backends import load as load_artifact_model
     from supremum.config import DataConfig
     from supremum.data import load_data
 
@@ -166,7 +166,7 @@ def accuracies(arts: dict) -> dict:
         model, tok = load_artifact_model(art)
         out[name] = {"artifact": art.id, "path": str(art.path),
                      "dev_accuracy": accuracy(model, tok, texts, labels),
-                     "chain": [c["method"] for c in art.manifest.get("compression", [])],
+                     "chain": [c.method for c in art.manifest.compression],
                      "size_on_disk_mb": sum(f.stat().st_size for f in art.path.iterdir()) / 2**20}
         print(f"{name}: dev accuracy {out[name]['dev_accuracy']:.4f}", file=sys.stderr, flush=True)
     return out
@@ -174,7 +174,8 @@ def accuracies(arts: dict) -> dict:
 
 def timing_pair(parent_path: str, variant_path: str, rounds: int, warmup: int) -> dict:
     """Run in a fresh process holding only the parent and one variant."""
-    from supremum.artifact import load_artifact_model, open_artifact
+    from supremum.artifact import open_artifact
+    from supremum.backends import load as load_artifact_model
     from supremum.config import DataConfig
     from supremum.data import load_data
 
@@ -232,7 +233,7 @@ def explain(arts: dict, results: dict) -> None:
     isa = fingerprint()["isa"]
     for name, m in results.items():
         man = arts[name].manifest
-        ops = man.get("compression", [{}])[-1].get("report", {}).get("operators") if name != "parent" else None
+        ops = man.compression[-1].report.get("operators") if name != "parent" and man.compression else None
         m["runtime"] = runtime(man, isa, ops)["kernels"]
         m["why_no_speedup_b1"] = why(man, isa, m["speedup_b1_model"], 1)
 

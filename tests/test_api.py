@@ -50,7 +50,7 @@ def test_api_matches_cli(csv_data, tmp_path):
     run_cli("compress", str(res.artifact.path), "--method", "prune-magnitude", "sparsity=0.5",
             "--output", str(tmp_path / "cli-pruned"), check=True)
     c_cli = supremum.open_artifact(tmp_path / "cli-pruned")
-    assert child.manifest["compression"][-1]["report"] == c_cli.manifest["compression"][-1]["report"]
+    assert child.manifest.compression[-1].report == c_cli.manifest.compression[-1].report
     a, b = weights(child.path), weights(c_cli.path)
     assert all(torch.equal(a[k], b[k]) for k in a)
 

@@ -24,9 +24,9 @@ def test_reload_in_fresh_process_gives_identical_predictions(csv_data, tmp_path,
     there = torch.tensor(logits_fresh_process(art.path), dtype=here.dtype)
     assert torch.allclose(here, there, atol=1e-6)
     m = art.manifest
-    assert m["label_names"] == ["neg", "pos"] and m["base_model"] == "tiny-bert"
-    assert m["config"]["method"] == method | {k: v for k, v in m["config"]["method"].items() if k not in method}
-    assert m["storage"] == ("peft" if method.get("merge") is False else "full")
+    assert m.label_names == ["neg", "pos"] and m.base_model == "tiny-bert"
+    assert m.config["method"] == method | {k: v for k, v in m.config["method"].items() if k not in method}
+    assert m.storage == ("peft" if method.get("merge") is False else "full")
     assert not list(art.path.glob("*.bin")) and not list(art.path.glob("*.pt"))  # no pickle
 
 

@@ -49,7 +49,7 @@ def child_of(parent, method, tmp_path, **extra):
 
 def check_structure(method: str, child, parent) -> None:
     m = child.manifest
-    t = {x["kind"]: x for x in m["transforms"]}
+    t = {x["kind"]: x for x in m.transforms}
     if method == "int8-dynamic":
         assert t["int8-dynamic"]["modules"] and all(v.dtype != torch.float32 for k, v in tensors(child).items()
                                                     if k.endswith("weight_int8"))
@@ -62,8 +62,8 @@ def check_structure(method: str, child, parent) -> None:
         dtype = torch.float16 if method == "fp16" else torch.bfloat16
         assert all(v.dtype == dtype for v in tensors(child).values() if v.is_floating_point())
     elif method.startswith("onnx"):
-        assert m["backend"] == "onnxruntime" and (child.path / "model.onnx").exists()
-        ops = m["compression"][-1]["report"]["operators"]
+        assert m.backend == "onnxruntime" and (child.path / "model.onnx").exists()
+        ops = m.compression[-1].report["operators"]
         if method == "onnx-int8-dynamic":
             assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops
         if method == "onnx-int8-static":
@@ -74,7 +74,7 @@ def check_structure(method: str, child, parent) -> None:
         assert 0.45 <= float((w == 0).float().mean()) <= 0.55
         assert any(k.endswith("__mask") for k in tensors(child))
     elif method == "prune-heads":
-        rep = m["compression"][-1]["report"]
+        rep = m.compression[-1].report
         assert rep["heads_after"] < rep["heads_before"]
         assert t["resize"]["shapes"]["bert.encoder.layer.0.attention.self.query"][0] in (16, 32)
     elif method == "prune-ffn":
@@ -83,7 +83,7 @@ def check_structure(method: str, child, parent) -> None:
         model, _ = load_artifact_model(child)
         assert len(model.bert.encoder.layer) == 1 and model.config.num_hidden_layers == 1
     elif method == "prune-iterative":
-        rep = m["compression"][-1]["report"]
+        rep = m.compression[-1].report
         assert rep["rounds"] and rep["params_ratio"] < 1 and rep["stopped_by"] == "size target"
         assert t["resize"]["shapes"]["bert.encoder.layer.0.intermediate.dense"] == [32, 32]
     elif method == "lowrank":
@@ -110,7 +110,7 @@ def test_compress_reload_identical_and_lineage(parent, tmp_path, method):
     check_structure(method, child, parent)
     row = Store().get_artifact(child.id)
     assert row is not None and row["method"].endswith(method) and row["method"].startswith("full>")
-    assert child.manifest["parents"] and child.manifest["compression"][-1]["method"] == method
+    assert child.manifest.parents and child.manifest.compression[-1].method == method
     assert not list(child.path.glob("*.bin")) and not list(child.path.glob("*.pt"))
 
 
@@ -127,9 +127,9 @@ def test_chain_prune_distill_quantize_export(parent, tmp_path):
     b = compress(a, config("prune-heads"), output=tmp_path / "b")
     c = compress(b, config("distill", max_steps=2), output=tmp_path / "c")
     d = compress(c, config("onnx-int8-dynamic"), output=tmp_path / "d")
-    assert [s["method"] for s in d.manifest["compression"]] == ["prune-ffn", "prune-heads", "distill",
+    assert [s.method for s in d.manifest.compression] == ["prune-ffn", "prune-heads", "distill",
                                                                  "onnx-int8-dynamic"]
-    assert c.manifest["compression"][-1]["report"]["teacher"] == parent.id
+    assert c.manifest.compression[-1].report["teacher"] == parent.id
     np.testing.assert_allclose(logits(d), logits_fresh_process(d.path), atol=1e-6)
     e = compress(c, config("int8-dynamic"), output=tmp_path / "e")
     np.testing.assert_allclose(logits(e), logits_fresh_process(e.path), atol=1e-6)
@@ -148,7 +148,7 @@ def test_order_errors(parent, tmp_path):
 
 def test_max_drop_keeps_sensitive_layers(parent, tmp_path):
     child = compress(parent, config("int8-dynamic", max_drop=0.0), output=tmp_path / "md")
-    rep = child.manifest["compression"][-1]["report"]
+    rep = child.manifest.compression[-1].report
     steps = rep["max_drop_search"]["steps"]
     assert steps[0]["kept_fp32"] == 0 and [s["kept_fp32"] for s in steps] == list(range(len(steps)))
     assert steps[-1]["drop_pt"] <= 0.0 or len(rep["kept_fp32"]) == 13
@@ -169,9 +169,9 @@ def test_sensitivity_ranks_every_layer(parent):
 def test_distill_into_another_model_with_the_same_tokenizer(parent, tmp_path):
     child = compress(parent, config("distill", student="tiny-bert", max_steps=3, hidden_weight=1.0,
                                     attention_weight=1.0), output=tmp_path / "student")
-    rep = child.manifest["compression"][-1]["report"]
+    rep = child.manifest.compression[-1].report
     assert rep["teacher"] == parent.id and rep["steps"] == 3
-    assert child.manifest["base_model"] == "tiny-bert"
+    assert child.manifest.base_model == "tiny-bert"
     np.testing.assert_allclose(logits(child), logits_fresh_process(child.path), atol=1e-6)
 
 

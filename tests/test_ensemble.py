@@ -24,7 +24,7 @@ def test_ensemble_averages_probabilities_and_reloads(csv_data, tmp_path):
     expected = 0.25 * softmax(logits(a)) + 0.75 * softmax(logits(b))
     np.testing.assert_allclose(softmax(logits(ens)), expected, atol=1e-6)
     np.testing.assert_allclose(logits_fresh_process(ens.path), logits(ens), atol=1e-6)
-    assert ens.lineage == "ensemble(full,lora)" and ens.manifest["parents"] == [a.id, b.id]
+    assert ens.lineage == "ensemble(full,lora)" and ens.manifest.parents == [a.id, b.id]
     assert {x["method"] for x in Store().artifacts()} >= {"ensemble(full,lora)"}
 
     m = json.loads(run_cli("eval", str(ens.path), "--repeats", "3", "--json", check=True).stdout)

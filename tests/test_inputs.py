@@ -397,7 +397,7 @@ def test_served_instruction_model_gets_its_prompt_format(tmp_path):
     cfg = FinetuneConfig.model_validate({"model": "tiny-llama", "data": {"path": str(data)},
                                          "train": {"max_steps": 2}, "output": str(tmp_path / "art")})
     art = finetune(cfg, progress=False).artifact
-    assert art.manifest["data"]["prompt"] == {"records": "alpaca", "template": "role lines"}
+    assert art.manifest.data["prompt"] == {"records": "alpaca", "template": "role lines"}
     model, tok = load_artifact_model(art)
 
     def greedy(ids: list[int]) -> str:

@@ -234,7 +234,7 @@ def test_drop_layers_then_distill_lm(lm_artifact, tmp_path):
     run_cli("compress", str(dropped), "--method", "distill", "--output", str(student), "epochs=2", "lr=3e-3",
             "batch_size=8", check=True)
     s = open_artifact(student)
-    rep = s.manifest["compression"][-1]["report"]
+    rep = s.manifest.compression[-1].report
     assert rep["teacher"] == art.id and rep["evals"] and "dev_loss" in rep["evals"][0]
     model, tok = load_artifact_model(s)
     assert len(model.model.layers) == 1
@@ -263,7 +263,7 @@ def test_gguf_export_matches_pytorch_and_runs_on_llama_cpp(lm_artifact, tmp_path
         out = tmp_path / quant
         run_cli("compress", str(art.path), "--method", "gguf", "--output", str(out), f"quant={quant}", check=True)
         a = open_artifact(out)
-        assert a.manifest["backend"] == "llamacpp"
+        assert a.manifest.backend == "llamacpp"
         model, _ = load_artifact_model(a)
         got = model(input_ids=x).logits
         results[quant] = (float((got - want).abs().max()), perplexity(model, ids, 32, 16)["perplexity"])
@@ -335,7 +335,7 @@ def test_gguf_lora_adapter_matches_merged_model(corpus, tmp_path):
     run_cli("compress", str(res.artifact.path), "--method", "gguf-lora", "--output", str(out), "base_quant=f32",
             check=True)
     a = open_artifact(out)
-    assert a.manifest["gguf"]["lora"]["rank"] == 8 and (out / "adapter.gguf").exists()
+    assert a.manifest.gguf["lora"]["rank"] == 8 and (out / "adapter.gguf").exists()
     model, _ = load_artifact_model(a)
     x = torch.tensor([stream(tok, ["the king shall speak of love and war."])[:24]])
     with torch.no_grad():

@@ -35,11 +35,11 @@ def test_method_trains_saves_and_reloads_identically(name, options, csv_data, tm
     here = logits(art)
     np.testing.assert_allclose(here, logits_fresh_process(art.path), atol=1e-6)
 
-    adapter = art.manifest.get("adapter_artifact")
+    adapter = art.manifest.adapter_artifact
     assert bool(adapter) == (name in MERGEABLE)
     if adapter:
         small = open_artifact(adapter)
-        assert small.manifest["storage"] in ("peft", "delta")
+        assert small.manifest.storage in ("peft", "delta")
         np.testing.assert_allclose(logits(small), here, atol=1e-4)  # merged == unmerged
         np.testing.assert_allclose(logits_fresh_process(small.path), logits(small), atol=1e-6)
         kinds = {a["method"] for a in Store().artifacts()}

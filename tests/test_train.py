@@ -40,7 +40,7 @@ def test_lora_trains_only_adapter_and_head_then_merges(csv_data):
 
     res = finetune(cfg(csv_data, lr=1e-2, max_steps=30, method={"name": "lora", "r": 4}), progress=False)
     assert 0 < res.metrics["trainable_fraction"] < 0.5
-    assert res.artifact.manifest["storage"] == "full"  # merged into plain weights
+    assert res.artifact.manifest.storage == "full"  # merged into plain weights
     base, _ = load_model("tiny-bert", label_names=["neg", "pos"])
     w = weights(res.artifact.path)
     emb = "bert.embeddings.word_embeddings.weight"

@@ -50,9 +50,9 @@ def test_augmentation_adds_seeded_copies_to_train_only(csv_data):
                         "[MASK]")
     assert len(a[0]) == 4 and a[1] == [1] * 4 and a[0][0] == "one two three four"
     res = finetune(cfg(csv_data, augment={"swap": 0.2, "mask": 0.1, "copies": 2}), progress=False)
-    info = res.artifact.manifest["data"]
+    info = res.artifact.manifest.data
     assert info["augmented"]["added"] == 2 * info["sizes"]["train"]
-    assert res.artifact.manifest["config"]["train"]["augment"]["copies"] == 2  # recorded
+    assert res.artifact.manifest.config["train"]["augment"]["copies"] == 2  # recorded
     assert res.metrics["train_size"] == info["sizes"]["train"]
     with pytest.raises(ValueError, match="at least one"):
         AugmentConfig()

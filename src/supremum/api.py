@@ -38,9 +38,9 @@ def load(ref: str | Path | Artifact):
     runtime's wrapper with the same call; the tokenizer is a transformers tokenizer.
     Raises UserError: no such directory or id, not an artifact, a file whose hash does not match.
     """
-    from supremum.artifact import load_artifact_model
+    from supremum import backends
 
-    return load_artifact_model(_artifact(ref))
+    return backends.load(_artifact(ref))
 
 
 def finetune(config: FinetuneConfig | dict | str | Path, *, resume: bool = False, progress: bool = False,

@@ -2,27 +2,98 @@
 
 Layout: weights (safetensors), config.json, tokenizer files, manifest.json (task, labels, base
 model, the resolved config, parents, file hashes, backend) and metrics.json (what was measured).
+This module reads, writes and verifies that format, with the manifest typed (`Manifest`); turning
+an artifact into a model is the job of the runtimes in `supremum.backends` (`backends.load`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from supremum import __version__
 from supremum.errors import UserError
-from supremum.finite import refuse_nonfinite
 from supremum.fsutil import atomic_dir, recover_dir, write_json
 
 MANIFEST = "manifest.json"
 METRICS = "metrics.json"
 FORMAT = "supremum-artifact"
 FORMAT_VERSION = 1
+
+
+class _Record(BaseModel):
+    # Keys this version does not know (written by a newer one, or a custom extra) survive a
+    # read and are written back unchanged.
+    model_config = ConfigDict(extra="allow")
+
+
+class CompressionStep(_Record):
+    """One compression applied to the parent: method name, its resolved config, its report."""
+
+    method: str
+    config: dict[str, Any] = {}
+    report: dict[str, Any] = {}
+
+
+class Member(_Record):
+    """One member of an ensemble: its id and lineage, its weight (they sum to 1), its directory."""
+
+    id: str
+    lineage: str
+    weight: float
+    dir: str
+
+
+class Manifest(_Record):
+    """manifest.json: what an artifact is and how it was made. Optional keys default to what an
+    artifact written without them means (older artifacts omit backend and transforms)."""
+
+    format: Literal["supremum-artifact"]
+    format_version: int = FORMAT_VERSION
+    id: str
+    #: text-classification or text-generation
+    task: str
+    label_names: list[str] | None = None
+    #: model name or path the weights started from (adapters and deltas load it)
+    base_model: str
+    model_type: str | None = None
+    #: how the weights are stored: full, peft (adapter only), delta (trained tensors only), ensemble
+    storage: str = "full"
+    #: the runtime that loads it (a key of supremum.backends): pytorch, onnxruntime, llamacpp, ensemble
+    backend: str = "pytorch"
+    #: changes replayed on the plain architecture before loading the tensors (supremum.backends.transforms)
+    transforms: list[dict[str, Any]] = []
+    parents: list[str] = []
+    #: the resolved configuration that made it (a FinetuneConfig dump, or the ensemble's members)
+    config: dict[str, Any] = {}
+    created: str | None = None
+    tool_version: str | None = None
+    run_id: str | None = None
+    #: what the training data was (source, splits, digests, prompt format)
+    data: dict[str, Any] | None = None
+    #: the fine-tuning method (lineage root)
+    method: str | None = None
+    parent_path: str | None = None
+    compression: list[CompressionStep] = []
+    members: list[Member] = []
+    adapter_artifact: str | None = None
+    delta_tensors: int | None = None
+    gguf: dict[str, Any] | None = None
+    onnx: dict[str, Any] | None = None
+    #: file name -> sha256 of every file but the manifest and metrics
+    files: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The manifest as JSON values, with exactly the keys it was read or written with."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 def new_id() -> str:
@@ -40,19 +111,19 @@ def sha256_file(path: Path) -> str:
 @dataclass
 class Artifact:
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def id(self) -> str:
-        return self.manifest["id"]
+        return self.manifest.id
 
     @property
     def task(self) -> str:
-        return self.manifest["task"]
+        return self.manifest.task
 
     @property
     def label_names(self) -> list[str]:
-        return self.manifest.get("label_names") or []
+        return self.manifest.label_names or []
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -63,9 +134,9 @@ class Artifact:
     def lineage(self) -> str:
         """How this variant was made: fine-tuning method, then compression steps, e.g.
         `full>prune-heads+distill+onnx-int8-dynamic`, `lora>gguf:q4_k_m` (GGUF exports name their type)."""
-        steps = "+".join(c["method"] + (f":{c['config']['quant']}" if c.get("config", {}).get("quant") else "")
-                         for c in self.manifest.get("compression", []))
-        return (self.manifest.get("method") or "?") + (f">{steps}" if steps else "")
+        steps = "+".join(c.method + (f":{c.config['quant']}" if c.config.get("quant") else "")
+                         for c in self.manifest.compression)
+        return (self.manifest.method or "?") + (f">{steps}" if steps else "")
 
     def record_metrics(self, key: str, metrics: dict[str, Any]) -> None:
         allm = self.metrics
@@ -82,6 +153,8 @@ def save_artifact(model, tokenizer, out_dir: str | Path, *, task: str, label_nam
     `write_weights(model, dir)` replaces `model.save_pretrained` for models transformers cannot
     save (quantized, resized or exported ones); it may return manifest entries to add.
     Weights holding NaN or Infinity are refused (UserError) before anything is written."""
+    from supremum.finite import refuse_nonfinite  # torch: only writers pay for it, not readers
+
     refuse_nonfinite(model, f"not writing artifact {out_dir}",
                      "a diverged training or an overflowing cast made them; nothing was written")
     manifest = {
@@ -99,8 +172,9 @@ def save_artifact(model, tokenizer, out_dir: str | Path, *, task: str, label_nam
             manifest.update(write_weights(model, tmp) or {})
         tokenizer.save_pretrained(tmp)
         manifest["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        write_json(tmp / MANIFEST, manifest)
-    return Artifact(Path(out_dir), manifest)
+        typed = Manifest.model_validate(manifest)  # a wrong type is a bug: fail before the rename
+        write_json(tmp / MANIFEST, manifest)  # the dict as built: key order as written before typing
+    return Artifact(Path(out_dir), typed)
 
 
 def open_artifact(path: str | Path, verify: bool = True) -> Artifact:
@@ -114,12 +188,11 @@ def open_artifact(path: str | Path, verify: bool = True) -> Artifact:
         raise UserError(f"{path}: not a supremum artifact (no {MANIFEST})",
                         "give a directory written by `supremum finetune`")
     try:
-        manifest = json.loads(mpath.read_text())
-        assert manifest.get("format") == FORMAT and "id" in manifest and "files" in manifest
-    except (json.JSONDecodeError, UnicodeDecodeError, AssertionError):
+        manifest = Manifest.model_validate(json.loads(mpath.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError, ValidationError):  # or a key missing or mistyped
         raise UserError(f"{mpath}: corrupt manifest", "re-create the artifact") from None
     if verify:
-        _verify_files(path, manifest["files"])
+        _verify_files(path, manifest.files)
     return Artifact(path, manifest)
 
 
@@ -134,45 +207,9 @@ def _verify_files(path: Path, files: dict[str, str]) -> None:
                             "re-create the artifact")
 
 
-def load_artifact_model(art: Artifact):
-    """(model, tokenizer) in eval mode, rebuilt from the artifact alone (plus the base for adapters).
-    An artifact whose PyTorch weights hold NaN or Infinity is refused (UserError): every answer
-    from it would be meaningless."""
-    model, tok = _load_model(art)
-    refuse_nonfinite(model, f"artifact {art.id} ({art.path})",
-                     "it was written from a diverged run or an overflowing cast: re-create it, e.g. "
-                     "re-train with a lower learning rate")
-    return model, tok
-
-
-def _load_model(art: Artifact):
-    import transformers as tf
-
-    task = "classification" if art.task == "text-classification" else "causal-lm"
-    if art.manifest.get("backend") == "ensemble":
-        from supremum.ensemble import load_ensemble
-
-        return load_ensemble(art)
-    if art.manifest.get("backend", "pytorch") != "pytorch" or art.manifest.get("transforms"):
-        from supremum.compress.io import load_compressed
-
-        return load_compressed(art, task)
-    if art.manifest["storage"] == "delta":
-        from supremum.train.methods import delta
-
-        return delta.load(art, task)
-    if art.manifest["storage"] == "peft":
-        from peft import PeftModel
-
-        from supremum.models import load_model
-        from supremum.train.methods.peft_common import accept_past_key_values
-
-        base, tok = load_model(art.manifest["base_model"], task, label_names=art.label_names or None)
-        if json.loads((art.path / "adapter_config.json").read_text()).get("peft_type") == "PREFIX_TUNING":
-            base = accept_past_key_values(base)
-        model = PeftModel.from_pretrained(base, str(art.path))
-    else:
-        cls = tf.AutoModelForSequenceClassification if task == "classification" else tf.AutoModelForCausalLM
-        model = cls.from_pretrained(str(art.path))
-        tok = tf.AutoTokenizer.from_pretrained(str(art.path))
-    return model.eval(), tok
+def __getattr__(name: str):
+    # `load_artifact_model` moved to `supremum.backends.load`; the old name keeps working. Looked up
+    # by name because backends sit above this module (they load what it describes).
+    if name == "load_artifact_model":
+        return importlib.import_module("supremum.backends").load
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -231,8 +231,8 @@ def compress(
 
     child = run(artifact, cfg, output=output, data=data, command=" ".join(sys.argv),
                 checkpoint_every=checkpoint_every, resume=resume)
-    _echo_json({"artifact": str(child.path), "artifact_id": child.id, "parents": child.manifest["parents"],
-                "report": child.manifest["compression"][-1]["report"]}) if as_json \
+    _echo_json({"artifact": str(child.path), "artifact_id": child.id, "parents": child.manifest.parents,
+                "report": child.manifest.compression[-1].report}) if as_json \
         else cli_render.print_compress(child)
 
 
@@ -418,7 +418,8 @@ def ensemble(
     _quiet_libraries()
     art = make_ensemble([resolve_artifact(a) for a in artifacts], output, w, command=" ".join(sys.argv))
     if as_json:
-        _echo_json({"artifact": str(art.path), "artifact_id": art.id, "members": art.manifest["members"]})
+        _echo_json({"artifact": str(art.path), "artifact_id": art.id,
+                    "members": [m.model_dump(mode="json") for m in art.manifest.members]})
     else:
         print(f"artifact {art.id}: {art.path}  ({art.lineage})")
 

@@ -19,11 +19,11 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def print_compress(child) -> None:
-    step = child.manifest["compression"][-1]
-    steps = [c["method"] for c in child.manifest["compression"]]
-    chain = " -> ".join([child.manifest.get("method") or "?", *steps])
-    out.print(f"artifact {child.id}: {child.path}  ({chain}, parent {child.manifest['parents'][0]})")
-    for k, v in step["report"].items():
+    step = child.manifest.compression[-1]
+    steps = [c.method for c in child.manifest.compression]
+    chain = " -> ".join([child.manifest.method or "?", *steps])
+    out.print(f"artifact {child.id}: {child.path}  ({chain}, parent {child.manifest.parents[0]})")
+    for k, v in step.report.items():
         out.print(f"  {k}: {json.dumps(v, default=str) if isinstance(v, dict | list) else v}", markup=False)
 
 
@@ -294,14 +294,14 @@ def describe(ref: str) -> dict:
     store = Store()
     if Path(ref).is_dir():
         art = open_artifact(ref, verify=False)
-        return {"artifact": art.manifest, "metrics": art.metrics}
+        return {"artifact": art.manifest.as_dict(), "metrics": art.metrics}
     run = store.get_run(ref)
     if run is not None:
         return {"run": run}
     row = store.get_artifact(ref)
     if row is not None:
         art = open_artifact(row["path"], verify=False)
-        return {"artifact": art.manifest, "metrics": art.metrics, "path": row["path"]}
+        return {"artifact": art.manifest.as_dict(), "metrics": art.metrics, "path": row["path"]}
     raise UserError(f"no run or artifact with id '{ref}'", "see `supremum runs` for ids")
 
 

@@ -13,40 +13,11 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
-import torch
-
-from supremum.artifact import Artifact, load_artifact_model, new_id, open_artifact, save_artifact
+from supremum.artifact import Artifact, new_id, save_artifact
+from supremum.backends import load
 from supremum.errors import UserError
 from supremum.machine import fingerprint
 from supremum.store import Store
-
-
-class EnsembleModel:
-    training = False
-
-    def __init__(self, members: list, weights: list[float]):
-        self.members, self.weights = members, weights
-        self.config = getattr(members[0], "config", None)
-
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_):
-        probs = sum(w * torch.softmax(m(input_ids=input_ids, attention_mask=attention_mask).logits.float(), -1)
-                    for m, w in zip(self.members, self.weights, strict=True))
-        # log-probabilities: argmax and softmax give back the averaged prediction
-        return SimpleNamespace(logits=torch.log(probs.clamp_min(1e-12)))
-
-    def eval(self) -> EnsembleModel:
-        for m in self.members:
-            m.eval()
-        return self
-
-    def train(self, mode: bool = True) -> EnsembleModel:
-        return self
-
-    def cost_info(self) -> dict:
-        from supremum.evaluate.speed import param_counts
-
-        counts = [param_counts(m) for m in self.members]
-        return {"params": sum(c["params"] for c in counts), "weights_mb": sum(c["weights_mb"] for c in counts)}
 
 
 def _tokenizer_signature(art: Artifact) -> str:
@@ -66,7 +37,7 @@ def _check(arts: list[Artifact]) -> None:
             raise UserError(f"{a.id} predicts {a.label_names} ({a.task}) but {first.id} predicts "
                             f"{first.label_names} ({first.task})",
                             "ensemble artifacts of the same task and labels")
-        if a.manifest.get("backend") == "ensemble":
+        if a.manifest.backend == "ensemble":
             raise UserError(f"{a.id} is itself an ensemble", "list its members instead")
     _check_preprocessing(arts)
     sigs = {_tokenizer_signature(a) for a in arts}
@@ -108,25 +79,17 @@ def make_ensemble(arts: list[Artifact], output: str | Path | None = None, weight
 
     with store.run(run_id, "ensemble", command, {"members": [a.id for a in arts], "weights": weights},
                    fingerprint(), parents=[a.id for a in arts]) as run:
-        _, tok = load_artifact_model(arts[0])
+        _, tok = load(arts[0])
         method = "ensemble(" + ",".join(a.lineage for a in arts) + ")"
         art = save_artifact(
-            SimpleNamespace(config=SimpleNamespace(model_type=arts[0].manifest.get("model_type"))), tok, out,
-            task=arts[0].task, label_names=arts[0].label_names, base_model=arts[0].manifest["base_model"],
+            SimpleNamespace(config=SimpleNamespace(model_type=arts[0].manifest.model_type)), tok, out,
+            task=arts[0].task, label_names=arts[0].label_names, base_model=arts[0].manifest.base_model,
             config={"members": [a.id for a in arts], "weights": weights,
-                    "data": arts[0].manifest.get("config", {}).get("data")}, storage="ensemble",
+                    "data": arts[0].manifest.config.get("data")}, storage="ensemble",
             parents=[a.id for a in arts], artifact_id=art_id, write_weights=copy_members,
             extra={"method": method, "members": [
                 {"id": a.id, "lineage": a.lineage, "weight": w, "dir": f"members/{i}"}
                 for i, (a, w) in enumerate(zip(arts, weights, strict=True))]})
-        store.add_artifact(art.id, str(art.path), run_id, art.task, art.manifest["base_model"], method)
+        store.add_artifact(art.id, str(art.path), run_id, art.task, art.manifest.base_model, method)
         run.finish({"members": len(arts)}, art)
     return art
-
-
-def load_ensemble(art: Artifact):
-    import transformers as tf
-
-    members = [load_artifact_model(open_artifact(art.path / m["dir"]))[0] for m in art.manifest["members"]]
-    model = EnsembleModel(members, [m["weight"] for m in art.manifest["members"]])
-    return model.eval(), tf.AutoTokenizer.from_pretrained(str(art.path))

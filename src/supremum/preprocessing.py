@@ -103,8 +103,8 @@ def position_limit(config: Mapping[str, Any] | None, tokenizer_max: int | None =
 
 def artifact_position_limit(art) -> int | None:
     config = _artifact_json(art, "config.json")
-    if not config and art.manifest.get("backend") == "ensemble":  # members hold the configs
-        config = _read_json(art.path / art.manifest["members"][0]["dir"] / "config.json")
+    if not config and art.manifest.backend == "ensemble":  # members hold the configs
+        config = _read_json(art.path / art.manifest.members[0].dir / "config.json")
     return position_limit(config, _artifact_json(art, "tokenizer_config.json").get("model_max_length"))
 
 
@@ -132,7 +132,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _trained_data(art) -> dict:
-    return (art.manifest.get("config") or {}).get("data") or {}
+    return art.manifest.config.get("data") or {}
 
 
 # ---- is this the training data? -------------------------------------------------------------
@@ -165,7 +165,7 @@ def is_training_source(art, path: str) -> bool:
         return False
     if _same(path, trained):
         return True
-    digest = (art.manifest.get("data") or {}).get("sha256")
+    digest = (art.manifest.data or {}).get("sha256")
     return digest is not None and source_digest(path).get("sha256") == digest
 
 

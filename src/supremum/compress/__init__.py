@@ -25,10 +25,18 @@ class CompressConfig(BaseModel):
 STRUCTURAL = ("prune-heads", "prune-ffn", "drop-layers", "lowrank", "prune-iterative")
 
 
+def method_phase(method: str) -> str:
+    """The phase of a compression method (see supremum.backends.transforms.PHASES): structural
+    methods change shapes, ONNX methods export, every other one changes values."""
+    if method in STRUCTURAL:
+        return "structural"
+    return "export" if method.startswith("onnx") else "numeric"
+
+
 @dataclass
 class Compressed:
     model: Any
-    #: transforms to append to the parent's (see compress.io)
+    #: transforms to append to the parent's (see supremum.backends.transforms)
     transforms: list[dict] = field(default_factory=list)
     #: what was done, for the manifest and the report (layers kept, sparsity, ranks ...)
     report: dict = field(default_factory=dict)

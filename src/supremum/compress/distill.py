@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from supremum import backends
+from supremum.artifact import CompressionStep
 from supremum.compress import STRUCTURAL, CompressConfig, Compressed, arch, register
 from supremum.config import TrainConfig
 from supremum.errors import UserError
@@ -50,8 +52,8 @@ class DistillConfig(CompressConfig):
 def teacher_of(art, store=None):
     """The nearest ancestor without structural compression (its weights are the reference)."""
     cur = art
-    while any(c["method"] in NOT_A_TEACHER for c in cur.manifest.get("compression", [])):
-        if not cur.manifest.get("parents"):
+    while any(c.method in NOT_A_TEACHER for c in cur.manifest.compression):
+        if not cur.manifest.parents:
             break
         cur = parent_of(cur, store)
     if cur is art:
@@ -61,26 +63,25 @@ def teacher_of(art, store=None):
 
 
 def _load_models(model, cfg: DistillConfig, ctx):
-    from supremum.artifact import load_artifact_model
     from supremum.evaluate import resolve_artifact
     from supremum.models import load_model
 
     if cfg.student:
         teacher = resolve_artifact(cfg.teacher) if cfg.teacher else None
-        teacher_model = load_artifact_model(teacher)[0] if teacher else model
+        teacher_model = backends.load(teacher)[0] if teacher else model
         student, _ = load_model(cfg.student, "causal-lm" if ctx.is_lm else "classification",
                                 label_names=ctx.parent.label_names or None)
         return student, teacher_model, (teacher or ctx.parent).id
     teacher = resolve_artifact(cfg.teacher) if cfg.teacher else teacher_of(ctx.parent)
-    return model, load_artifact_model(teacher)[0], teacher.id
+    return model, backends.load(teacher)[0], teacher.id
 
 
-def layer_map(student, teacher, report_chain: list[dict]) -> list[int]:
+def layer_map(student, teacher, report_chain: list[CompressionStep]) -> list[int]:
     """Teacher layer matched to each student layer: the kept indices after drop-layers,
     otherwise evenly spaced."""
     ns, nt = len(arch.layer_list(student)[1]), len(arch.layer_list(teacher)[1])
     for step in reversed(report_chain):
-        kept = step.get("report", {}).get("layers_kept")
+        kept = step.report.get("layers_kept")
         if kept and len(kept) == ns:
             return kept
     return [round((j + 1) * nt / ns) - 1 for j in range(ns)]
@@ -143,7 +144,7 @@ def distill(model, cfg: DistillConfig, ctx) -> Compressed:
     from supremum.compress.prune import shapes_transform
 
     student, teacher, teacher_id = _load_models(model, cfg, ctx)
-    mapping = layer_map(student, teacher, ctx.parent.manifest.get("compression", []))
+    mapping = layer_map(student, teacher, ctx.parent.manifest.compression)
     report = {"teacher": teacher_id, "layer_map": mapping, **recover(student, teacher, mapping, ctx, cfg)}
     extra = {"base_model": cfg.student} if cfg.student else {}
     return Compressed(student, [shapes_transform(student)], report, extra=extra)

@@ -12,10 +12,10 @@ from typing import Literal
 import torch
 from pydantic import Field
 
+from supremum.backends.llamacpp import GGUF_FILE, LORA_FILE, LlamaCppModel
 from supremum.compress import CompressConfig, Compressed, register
 from supremum.errors import UserError
 from supremum.lm.gguf_export import QUANTS, quantize, write_gguf, write_lora_gguf
-from supremum.lm.llamacpp import GGUF_FILE, LORA_FILE, LlamaCppModel
 
 
 class GgufConfig(CompressConfig):
@@ -30,7 +30,7 @@ def _source_gguf(ctx) -> Path | None:
     from supremum.models.loading import gguf_path
 
     try:
-        return gguf_path(ctx.parent.manifest["base_model"])
+        return gguf_path(ctx.parent.manifest.base_model)
     except UserError:
         return None
 
@@ -89,9 +89,9 @@ class GgufLoraConfig(CompressConfig):
 
 
 def _adapter_dir(parent) -> Path:
-    if parent.manifest.get("storage") == "peft":
+    if parent.manifest.storage == "peft":
         return parent.path
-    path = parent.manifest.get("adapter_artifact")
+    path = parent.manifest.adapter_artifact
     if not path or not (Path(path) / "adapter_config.json").exists():
         raise UserError(f"artifact {parent.id} has no LoRA adapter next to it", "fine-tune with --method "
                         "lora (the adapter is saved as <output>-adapter), or use method gguf")
@@ -103,10 +103,10 @@ def _adapter_dir(parent) -> Path:
 def gguf_lora(model, cfg: GgufLoraConfig, ctx) -> Compressed:
     from supremum.models import load_model
 
-    if ctx.parent.task != "text-generation" or ctx.parent.manifest.get("compression"):
+    if ctx.parent.task != "text-generation" or ctx.parent.manifest.compression:
         raise UserError("gguf-lora takes a LoRA fine-tune of a causal LM (before other compression)",
                         "run it on the artifact `finetune --method lora` wrote")
-    adapter, base = _adapter_dir(ctx.parent), ctx.parent.manifest["base_model"]
+    adapter, base = _adapter_dir(ctx.parent), ctx.parent.manifest.base_model
     work = Path(tempfile.mkdtemp(prefix="supremum-gguf-"))
     with _cleanup_on_error(work):
         if cfg.base_quant == "source":

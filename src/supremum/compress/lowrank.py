@@ -9,9 +9,9 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
+from supremum.backends.modules import LowRankLinear, body_linears, get_module, set_module
 from supremum.compress import CompressConfig, Compressed, register
 from supremum.compress.distill import DistillConfig, recover
-from supremum.compress.modules import LowRankLinear, body_linears, get_module, set_module
 from supremum.errors import UserError
 
 

@@ -20,9 +20,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from supremum.backends.onnx import ONNX_FILE, OrtModel
 from supremum.compress import CompressConfig, Compressed, register
-from supremum.compress.io import ONNX_FILE
-from supremum.compress.runtime import OrtModel
 from supremum.errors import UserError
 from supremum.infer import predict_logits
 

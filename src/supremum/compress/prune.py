@@ -11,8 +11,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from supremum.backends.modules import body_linears, get_module, set_module
 from supremum.compress import CompressConfig, Compressed, arch, register
-from supremum.compress.modules import body_linears, get_module, set_module
 from supremum.compress.scores import head_scores, layer_scores, neuron_scores
 from supremum.errors import UserError
 

@@ -13,8 +13,9 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from supremum.backends.modules import Int4Linear, body_linears, get_module, set_module
+from supremum.backends.transforms import ao_dynamic, torchao_quantize
 from supremum.compress import CompressConfig, Compressed, register
-from supremum.compress.modules import Int4Linear, body_linears, get_module, set_module
 
 KEEP = Field(default_factory=list, description="linear layers to keep in full precision "
              "(names as in `supremum sensitivity`)")
@@ -47,23 +48,6 @@ class Fp16Config(CompressConfig):
 
 class Bf16Config(CompressConfig):
     method: Literal["bf16"] = "bf16"
-
-
-def ao_dynamic(model: nn.Module, modules: list[str], engine: str, per_channel: bool) -> nn.Module:
-    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
-
-    torch.backends.quantized.engine = engine
-    qc = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
-    return quantize_dynamic(model, dict.fromkeys(modules, qc), dtype=torch.qint8, inplace=True)
-
-
-def torchao_quantize(model: nn.Module, modules: list[str], scheme: str) -> nn.Module:
-    from torchao.quantization import Int8WeightOnlyConfig, quantize_
-
-    configs = {"int8-weight": Int8WeightOnlyConfig}
-    wanted = set(modules)
-    quantize_(model, configs[scheme](), filter_fn=lambda m, fqn: fqn in wanted)
-    return model
 
 
 @register(Int8DynamicConfig, "int8 weights, activations quantized per batch at run time "

@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from supremum.compress.modules import Int4Linear, body_linears, get_module, set_module
+from supremum import backends
+from supremum.backends.modules import Int4Linear, body_linears, get_module, set_module
+from supremum.backends.transforms import ao_dynamic
 from supremum.infer import predict_logits
 
 SCHEMES = ("int8", "int4", "prune50")
@@ -105,12 +107,11 @@ def sensitivity(art, data_cfg, split: str | None = None, schemes=SCHEMES, limit:
     """Library entry for `supremum sensitivity`: measure and rank every linear layer; the
     result is recorded in the artifact's metrics (the report reads it from there). The split
     is chosen as eval chooses it: dev of the training data, any other file whole."""
-    from supremum.artifact import load_artifact_model
     from supremum.compress.stage import Context
     from supremum.preprocessing import WHOLE, eval_split
 
     split = eval_split(art, data_cfg, split)
-    model, tok = load_artifact_model(art)
+    model, tok = backends.load(art)
     scorer = scorer_for(model, Context(art, tok, data_cfg, whole=split == WHOLE), split, limit)
     t0 = time.perf_counter()
     out = layer_sensitivity(model, scorer, schemes)
@@ -124,8 +125,6 @@ def sensitivity(art, data_cfg, split: str | None = None, schemes=SCHEMES, limit:
 def keep_for_budget(model, ctx, method: str, max_drop: float, keep: list[str]) -> tuple[list[str], dict]:
     """Greedy: quantize everything, then return layers to fp32 from the most sensitive down
     until the dev accuracy is within `max_drop` points. Scored on the dev split."""
-    from supremum.compress.quantize import ao_dynamic
-
     scorer = scorer_for(model, ctx)
     sens = layer_sensitivity(model, scorer, ("int8",))
     base, order = scorer.baseline_sign * sens[scorer.baseline_key], [r["layer"] for r in sens["layers"]]

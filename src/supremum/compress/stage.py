@@ -8,9 +8,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from supremum.artifact import Artifact, load_artifact_model, new_id, save_artifact
-from supremum.compress import STRUCTURAL, Compressed, compressors
-from supremum.compress.io import write_weights
+from supremum import backends
+from supremum.artifact import Artifact, new_id, save_artifact
+from supremum.backends.transforms import PHASES, kinds_in
+from supremum.backends.weights import write_weights
+from supremum.compress import Compressed, compressors, method_phase
 from supremum.config import DataConfig
 from supremum.data import TaskData, load_data
 from supremum.errors import UserError
@@ -105,12 +107,12 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
     parent, method options and data from its last one."""
     store = store or Store()
     method = compressors()[cfg.method]
-    _check_backend(art, cfg.method)
+    check_applicable(art, cfg.method)
     run_dir = store.root / "checkpoints" / f"compress-{_identity(art, cfg, data)}"
     run_id = ckpt.persistent_run_id(run_dir, resume, new_id) if checkpoint_every else new_id()
     with store.run(run_id, "compress", command, {"compress": cfg.model_dump(mode="json"), "parent": art.id},
                    fingerprint(), parents=[art.id], checkpoint=str(run_dir) if checkpoint_every else None) as run:
-        model, tok = load_artifact_model(art)
+        model, tok = backends.load(art)
         if hasattr(model, "merge_and_unload"):  # an adapter-only LoRA artifact: compress the merged model
             from supremum.train.methods.peft_common import merge
 
@@ -119,7 +121,7 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
                       resume=resume)
         result = method.run(model, cfg, ctx)
         child = _save(art, tok, cfg, result, output, store.root, run_id)
-        store.add_artifact(child.id, str(child.path), run_id, child.task, child.manifest["base_model"],
+        store.add_artifact(child.id, str(child.path), run_id, child.task, child.manifest.base_model,
                            child.lineage)
         run.finish(result.report, child)
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -132,25 +134,32 @@ def _identity(art: Artifact, cfg, data: str | None) -> str:
     return content_hash(d)
 
 
-def _check_backend(art: Artifact, method: str) -> None:
-    backend = art.manifest.get("backend", "pytorch")
+def check_applicable(art: Artifact, method: str) -> None:
+    """UserError when `method` cannot run on `art`: its backend is final (llama.cpp) or takes
+    only ONNX methods, or a transform it holds closes the method's phase (see _check_order)."""
+    backend = art.manifest.backend
     if backend == "llamacpp":
         raise UserError(f"artifact {art.id} is a llama.cpp (GGUF) model; it is the last step",
                         "compress its PyTorch parent instead")
     if backend == "onnxruntime" and method not in ONNX_METHODS_OK_ON_ONNX:
         raise UserError(f"artifact {art.id} is an ONNX model; '{method}' needs a PyTorch one",
                         "compress the PyTorch parent, then export with --method onnx last")
-    kinds = {t["kind"] for t in art.manifest.get("transforms", [])}
-    if kinds & {"int8-dynamic", "torchao", "int4", "cast"} and not method.startswith("onnx"):
-        raise UserError(f"artifact {art.id} is already quantized or cast; '{method}' must come "
-                        "before that", "run it on the unquantized parent, then quantize")
-    if "lowrank" in kinds and method in STRUCTURAL:
-        raise UserError(f"artifact {art.id} is factorized; '{method}' must come before lowrank",
-                        "prune first, then factorize")
+    _check_order(art, method)
+
+
+def _check_order(art: Artifact, method: str) -> None:
+    """Refuse a method whose phase comes too early for a transform the artifact already holds
+    (the one closing the most phases names the fix)."""
+    rank = PHASES.index(method_phase(method))
+    closing = [k for k, _ in kinds_in(art.manifest.transforms) if PHASES.index(k.followed_by) > rank]
+    if closing:
+        kind = max(closing, key=lambda k: PHASES.index(k.followed_by))
+        message, hint = kind.refusal
+        raise UserError(message.format(id=art.id, method=method), hint)
 
 
 def _data_cfg(art: Artifact, data: str | None) -> DataConfig | None:
-    trained = art.manifest.get("config", {}).get("data")
+    trained = art.manifest.config.get("data")
     if data:
         return DataConfig(**{**(trained or {}), "path": data})
     return DataConfig(**trained) if trained else None
@@ -159,19 +168,21 @@ def _data_cfg(art: Artifact, data: str | None) -> DataConfig | None:
 def _save(parent: Artifact, tok, cfg, res: Compressed, output, root: Path, run_id: str) -> Artifact:
     art_id = new_id()
     out = Path(output) if output else root / "artifacts" / art_id
-    transforms = parent.manifest.get("transforms", []) + res.transforms
+    transforms = parent.manifest.transforms + res.transforms
     if any(t["kind"] == "resize" for t in res.transforms):
         # A resize lists every final shape, replacing earlier ones; earlier sparse storage
         # names tensors that may have moved, so the pruned weights are stored dense from here.
         transforms = res.transforms
     step = {"method": cfg.method, "config": cfg.model_dump(mode="json"), "report": res.report}
-    extra = {"run_id": run_id, "data": parent.manifest.get("data"),
+    extra = {"run_id": run_id, "data": parent.manifest.data,
              "parent_path": str(parent.path.resolve()),
-             "method": parent.manifest.get("method"),
-             "compression": parent.manifest.get("compression", []) + [step], **res.extra}
+             "method": parent.manifest.method,
+             "compression": [c.model_dump(mode="json", exclude_unset=True) for c in parent.manifest.compression]
+                           + [step],
+             **res.extra}
     writer = res.write_weights or write_weights(transforms)
     art = save_artifact(res.model, tok, out, task=parent.task, label_names=parent.label_names or None,
-                        base_model=parent.manifest["base_model"], config=parent.manifest["config"],
+                        base_model=parent.manifest.base_model, config=parent.manifest.config,
                         parents=[parent.id], extra=extra, artifact_id=art_id, write_weights=writer)
     return art
 

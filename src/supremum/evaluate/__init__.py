@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from supremum.artifact import Artifact, load_artifact_model, new_id, open_artifact
+from supremum import backends
+from supremum.artifact import Artifact, new_id, open_artifact
 from supremum.compress.explain import runtime, why
 from supremum.config import DataConfig, EvalConfig
 from supremum.data import load_data
@@ -41,11 +42,11 @@ def resolve_artifact(ref: str, store: Store | None = None) -> Artifact:
 def parent_of(art: Artifact, store: Store | None = None) -> Artifact:
     """The parent artifact: from the store, else from the path recorded at compression time
     (artifacts copied between workspaces keep their lineage)."""
-    pid = art.manifest["parents"][0]
+    pid = art.manifest.parents[0]
     try:
         return resolve_artifact(pid, store)
     except UserError:
-        path = art.manifest.get("parent_path")
+        path = art.manifest.parent_path
         if path and Path(path).is_dir():
             return open_artifact(path)
     raise UserError(f"the parent of {art.id} ({pid}) is neither in the store nor at its recorded path",
@@ -79,7 +80,7 @@ def _base_llamacpp(name: str):
     """The model's own GGUF file run by llama.cpp, with the transformers tokenizer."""
     import transformers as tf
 
-    from supremum.lm.llamacpp import LlamaCppModel
+    from supremum.backends.llamacpp import LlamaCppModel
     from supremum.models.loading import _gguf_to_safetensors, gguf_path, resolve_source
 
     path = gguf_path(name)
@@ -138,7 +139,7 @@ def evaluate_in_subprocess(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig,
 def _parent_measurement(art: Artifact, out: dict, key: str, needed: str):
     """(parent, its metrics for `key`) when the parent was measured on this data and machine;
     else a note (or None when there is no reachable parent)."""
-    if not art.manifest.get("parents"):
+    if not art.manifest.parents:
         return None
     try:
         parent = parent_of(art)
@@ -154,7 +155,7 @@ def _parent_measurement(art: Artifact, out: dict, key: str, needed: str):
 def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
     """Speed-up and quality change against the parent's measurement of the same data on the
     same machine (separate runs, so less exact than the interleaved benchmark)."""
-    if art.manifest.get("backend") == "ensemble":
+    if art.manifest.backend == "ensemble":
         return None  # an ensemble has several parents: its members, each with its own row
     found = _parent_measurement(art, out, key, "cost")
     if not isinstance(found, tuple):
@@ -200,7 +201,7 @@ def _lm_vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
 def _evaluate_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing) -> dict:
     from supremum.lm.evaluate import evaluate_lm
 
-    model, tok = load_artifact_model(art)
+    model, tok = backends.load(art)
     out = {"artifact": art.id, "lineage": art.lineage, **evaluate_lm(model, tok, data_cfg, cfg, prep),
            "size_on_disk_mb": dir_size(art.path) / 2**20, "machine": fingerprint()}
     out["runtime"] = runtime(art.manifest, out["machine"]["isa"], getattr(model, "kernels", lambda: None)())
@@ -212,7 +213,7 @@ def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Prepro
     if art.task == "text-generation":
         return _evaluate_lm(art, data_cfg, cfg, prep)
     data = load_data(data_cfg, label_names=prep.label_names, whole=cfg.split == WHOLE)
-    model, tok = load_artifact_model(art)
+    model, tok = backends.load(art)
     texts, labels = data.texts(cfg.split), data.labels(cfg.split)
     t0 = time.perf_counter()
     logits = predict_logits(model, prep.tokenize(tok, texts), tok.pad_token_id, cfg.batch_size)

@@ -15,10 +15,15 @@ import time
 import numpy as np
 import torch
 
+from supremum.backends.ensemble import EnsembleModel
+
 
 def param_counts(model) -> dict:
     if hasattr(model, "cost_info"):  # non-PyTorch backends count their own weights
         return model.cost_info()
+    if isinstance(model, EnsembleModel):  # every member's weights
+        counts = [param_counts(m) for m in model.members]
+        return {"params": sum(c["params"] for c in counts), "weights_mb": sum(c["weights_mb"] for c in counts)}
     seen, tensors = set(), []
     for t in model.state_dict().values():  # includes quantized and packed weights
         ptr = t.data_ptr() if type(t) is torch.Tensor else id(t)

@@ -8,7 +8,9 @@ import html
 import io
 from pathlib import Path
 
+from supremum.artifact import open_artifact
 from supremum.compare import table
+from supremum.errors import UserError
 from supremum.frontier import frontier
 from supremum.fsutil import write_bytes
 from supremum.store import Store
@@ -77,11 +79,9 @@ def bought(res: dict) -> list[str]:
 
 
 def _parent_id(path: str) -> str | None:
-    import json
-
     try:
-        parents = json.loads((Path(path) / "manifest.json").read_text()).get("parents") or []
-    except (OSError, ValueError):
+        parents = open_artifact(path, verify=False).manifest.parents
+    except UserError:  # moved, deleted or corrupt since it was recorded: no lineage to draw
         return None
     return parents[0] if parents else None
 

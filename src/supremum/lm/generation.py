@@ -1,7 +1,7 @@
 """Greedy generation and its cost at batch 1: prefill and decode timed apart.
 
 One step interface for every backend (`prefill(ids) -> next token`, `step(token) -> next token`):
-PyTorch through the model's KV cache here, llama.cpp in `supremum.lm.llamacpp`. Our own loop
+PyTorch through the model's KV cache here, llama.cpp in `supremum.backends.llamacpp`. Our own loop
 instead of `model.generate` because generate reports neither the prefill/decode split nor the
 first token's time.
 """

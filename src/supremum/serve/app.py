@@ -20,7 +20,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from supremum.artifact import Artifact, load_artifact_model
+from supremum import backends
+from supremum.artifact import Artifact
 from supremum.serve import ServeConfig
 from supremum.serve.batcher import Batcher, Saturated
 from supremum.serve.limits import BodyLimit
@@ -106,7 +107,7 @@ def create_app(art: Artifact, cfg: ServeConfig) -> FastAPI:
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    model, tok = load_artifact_model(art)  # llama.cpp artifacts answer /v1/generate through llama.cpp
+    model, tok = backends.load(art)  # llama.cpp artifacts answer /v1/generate through llama.cpp
     classifier = art.task == "text-classification"
     max_length = preprocessing_for(art).max_length  # as trained, like eval and every other consumer
     tel = Telemetry()
@@ -150,7 +151,7 @@ def create_app(art: Artifact, cfg: ServeConfig) -> FastAPI:
     @app.get("/v1/model", dependencies=[Depends(auth)])
     async def model_info() -> dict:
         return {"id": art.id, "task": art.task, "lineage": art.lineage, "labels": art.label_names,
-                "backend": art.manifest.get("backend", "pytorch"), "manifest": finite_or_none(art.manifest),
+                "backend": art.manifest.backend, "manifest": finite_or_none(art.manifest.as_dict()),
                 "metrics": finite_or_none(art.metrics)}
 
     @app.post("/v1/classify", response_model=ClassifyResponse, dependencies=[Depends(auth)],

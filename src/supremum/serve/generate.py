@@ -18,7 +18,7 @@ class GenerateResponse(BaseModel):
 
 
 def add_generate(app, model, tok, cfg, batcher, auth, *, enabled: bool, art, text_type) -> None:
-    data = art.manifest.get("data") or {}
+    data = art.manifest.data or {}
     chat = bool(data.get("prompt")) or data.get("kind") == "instruction"  # trained on instruction data
 
     class GenerateRequest(BaseModel):

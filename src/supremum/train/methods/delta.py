@@ -38,13 +38,13 @@ def load(art, task: str):
     from supremum.models import load_model
     from supremum.train.methods import METHODS
 
-    raw = art.manifest["config"]["method"]
+    raw = art.manifest.config["method"]
     method = METHODS[raw["name"]]
-    base, _ = load_model(art.manifest["base_model"], task, label_names=art.label_names or None)
+    base, _ = load_model(art.manifest.base_model, task, label_names=art.label_names or None)
     model = method.rebuild(base, method.config_cls(**raw))
     missing_in_model = set(load_file(str(art.path / DELTA_FILE))) - set(model.state_dict())
     if missing_in_model:
         raise UserError(f"{art.path}: delta tensors {sorted(missing_in_model)[:3]} do not fit the base model "
-                        f"{art.manifest['base_model']}", "re-create the artifact against this base model")
+                        f"{art.manifest.base_model}", "re-create the artifact against this base model")
     model.load_state_dict(load_file(str(art.path / DELTA_FILE)), strict=False)
     return model.eval(), tf.AutoTokenizer.from_pretrained(str(art.path))

@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from supremum.compress.runtime import ForeignModel
+from supremum.backends import register
+from supremum.backends.foreign import ForeignModel
 from supremum.errors import UserError
 
 GGUF_FILE = "model.gguf"
@@ -101,3 +102,12 @@ class LlamaCppStepper:
     def step(self, token: int) -> int:
         self.llm.eval([token])
         return self._next()
+
+
+@register("llamacpp")
+def load(art):
+    import transformers as tf
+
+    tok = tf.AutoTokenizer.from_pretrained(str(art.path))
+    lora = art.path / LORA_FILE if (art.manifest.gguf or {}).get("lora") else None
+    return LlamaCppModel(art.path / GGUF_FILE, tf.AutoConfig.from_pretrained(str(art.path)), lora=lora), tok

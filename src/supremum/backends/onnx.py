@@ -1,5 +1,6 @@
 """ONNX Runtime as an inference backend that looks like a transformers model to our callers
-(predict_logits, latency timing): `model(input_ids=..., attention_mask=...).logits`."""
+(predict_logits, latency timing): `model(input_ids=..., attention_mask=...).logits`.
+Artifacts with backend "onnxruntime" hold the graph in `model.onnx` next to config.json."""
 
 from __future__ import annotations
 
@@ -9,23 +10,10 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from supremum.backends import register
+from supremum.backends.foreign import ForeignModel
 
-class ForeignModel:
-    """What callers ask of a module that is not PyTorch's: it never trains and holds no tensors."""
-
-    training = False
-
-    def eval(self):
-        return self
-
-    def train(self, mode: bool = True):
-        return self
-
-    def parameters(self):
-        return iter(())
-
-    def buffers(self):
-        return iter(())
+ONNX_FILE = "model.onnx"
 
 
 class OrtModel(ForeignModel):
@@ -68,3 +56,11 @@ class OrtModel(ForeignModel):
 
         graph = onnx.load(str(self.path), load_external_data=False).graph
         return sorted({n.op_type for n in graph.node})
+
+
+@register("onnxruntime")
+def load(art):
+    import transformers as tf
+
+    tok = tf.AutoTokenizer.from_pretrained(str(art.path))
+    return OrtModel(art.path / ONNX_FILE, tf.AutoConfig.from_pretrained(str(art.path))), tok

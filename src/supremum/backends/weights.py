@@ -1,10 +1,11 @@
-"""Saving and rebuilding compressed models without pickle.
+"""Saving and rebuilding compressed PyTorch models without pickle.
 
 A compressed artifact stores config.json (the architecture before compression), the weights in
 `model.safetensors`, and `transforms` in the manifest: the ordered list of changes (resized
-layers, low-rank factors, casts, quantized layers) that turn the plain architecture into the
-compressed one. Loading replays the transforms on an empty model, then loads the tensors, so
-a compressed model reloads in a fresh process exactly as it was saved.
+layers, low-rank factors, casts, quantized layers; see supremum.backends.transforms) that turn
+the plain architecture into the compressed one. Loading replays the transforms on an empty
+model, then loads the tensors, so a compressed model reloads in a fresh process exactly as it
+was saved.
 """
 
 from __future__ import annotations
@@ -16,62 +17,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from supremum.compress.modules import Int4Linear, LowRankLinear, get_module, set_module
+from supremum.backends.modules import get_module
+from supremum.backends.transforms import TRANSFORMS
 from supremum.errors import UserError
 
 WEIGHTS = "model.safetensors"
-ONNX_FILE = "model.onnx"
-DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-
-
-# ---- rebuilding module structure ---------------------------------------------------------
-
-def _rebuild_resize(model: nn.Module, spec: dict) -> nn.Module:
-    for name, (out_f, in_f) in spec["shapes"].items():
-        old = get_module(model, name)
-        set_module(model, name, nn.Linear(in_f, out_f, bias=old.bias is not None))
-    return model
-
-
-def _rebuild_lowrank(model: nn.Module, spec: dict) -> nn.Module:
-    for name, rank in spec["ranks"].items():
-        old = get_module(model, name)
-        set_module(model, name, LowRankLinear(old.in_features, old.out_features, rank,
-                                              old.bias is not None))
-    return model
-
-
-def _rebuild_cast(model: nn.Module, spec: dict) -> nn.Module:
-    return model.to(DTYPES[spec["dtype"]])
-
-
-def _rebuild_int4(model: nn.Module, spec: dict) -> nn.Module:
-    for name in spec["modules"]:
-        old = get_module(model, name)
-        set_module(model, name, Int4Linear(old.in_features, old.out_features, spec["group_size"],
-                                           old.bias is not None))
-    return model
-
-
-def _rebuild_int8_dynamic(model: nn.Module, spec: dict) -> nn.Module:
-    from supremum.compress.quantize import ao_dynamic
-
-    return ao_dynamic(model, spec["modules"], spec["engine"], spec["per_channel"])
-
-
-def _rebuild_torchao(model: nn.Module, spec: dict) -> nn.Module:
-    from supremum.compress.quantize import torchao_quantize
-
-    return torchao_quantize(model, spec["modules"], spec["scheme"])
-
-
-def _identity(model: nn.Module, spec: dict) -> nn.Module:
-    return model
-
-
-REBUILD = {"resize": _rebuild_resize, "lowrank": _rebuild_lowrank, "cast": _rebuild_cast,
-           "int4": _rebuild_int4, "int8-dynamic": _rebuild_int8_dynamic, "torchao": _rebuild_torchao,
-           "sparse": _identity}
 
 
 # ---- tensors in and out ------------------------------------------------------------------
@@ -156,29 +106,21 @@ def write_weights(transforms: list[dict]):
     return write
 
 
-def load_compressed(art, task: str):
-    """(model, tokenizer) for any artifact with transforms or a non-PyTorch backend."""
+def load_transformed(art, task: str):
+    """(model, tokenizer) of a PyTorch artifact with transforms: the plain architecture from
+    config.json, each transform's structure replayed in order, then the stored tensors."""
     import transformers as tf
 
     tok = tf.AutoTokenizer.from_pretrained(str(art.path))
     config = tf.AutoConfig.from_pretrained(str(art.path))
-    if art.manifest.get("backend") == "onnxruntime":
-        from supremum.compress.runtime import OrtModel
-
-        return OrtModel(art.path / ONNX_FILE, config), tok
-    if art.manifest.get("backend") == "llamacpp":
-        from supremum.lm.llamacpp import GGUF_FILE, LORA_FILE, LlamaCppModel
-
-        lora = art.path / LORA_FILE if art.manifest.get("gguf", {}).get("lora") else None
-        return LlamaCppModel(art.path / GGUF_FILE, config, lora=lora), tok
     cls = tf.AutoModelForSequenceClassification if task == "classification" else tf.AutoModelForCausalLM
     model = cls.from_config(config)  # random init, overwritten below; keeps computed buffers right
-    for t in art.manifest["transforms"]:
-        if t["kind"] not in REBUILD:
+    for t in art.manifest.transforms:
+        if t["kind"] not in TRANSFORMS:
             raise UserError(f"{art.path}: unknown transform '{t['kind']}' in the manifest",
                             "this artifact was written by a newer supremum; upgrade")
-        model = REBUILD[t["kind"]](model, t)
-    _load_tensors(model, art.path / WEIGHTS, art.manifest["transforms"])
+        model = TRANSFORMS[t["kind"]].rebuild(model, t)
+    _load_tensors(model, art.path / WEIGHTS, art.manifest.transforms)
     return model.eval(), tok
 
 

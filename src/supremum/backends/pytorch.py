@@ -1,0 +1,45 @@
+"""PyTorch artifacts, by how their weights are stored: full weights (transformers' own format),
+a PEFT adapter over the base model, a delta of the trained tensors over the base model
+(supremum.train.methods.delta), or a compressed model whose transforms are replayed
+(supremum.backends.weights)."""
+
+from __future__ import annotations
+
+import json
+
+from supremum.backends import register
+from supremum.backends.weights import load_transformed
+
+
+def model_task(art) -> str:
+    """The model head the artifact's task needs: classification or causal-lm."""
+    return "classification" if art.task == "text-classification" else "causal-lm"
+
+
+@register("pytorch")
+def load(art):
+    task = model_task(art)
+    if art.manifest.transforms:
+        return load_transformed(art, task)
+    if art.manifest.storage == "delta":
+        from supremum.train.methods import delta  # the method's modules are the method's to build
+
+        return delta.load(art, task)
+    if art.manifest.storage == "peft":
+        return _load_adapter(art, task)
+    import transformers as tf
+
+    cls = tf.AutoModelForSequenceClassification if task == "classification" else tf.AutoModelForCausalLM
+    return cls.from_pretrained(str(art.path)).eval(), tf.AutoTokenizer.from_pretrained(str(art.path))
+
+
+def _load_adapter(art, task: str):
+    from peft import PeftModel
+
+    from supremum.models import load_model
+    from supremum.train.methods.peft_common import accept_past_key_values
+
+    base, tok = load_model(art.manifest.base_model, task, label_names=art.label_names or None)
+    if json.loads((art.path / "adapter_config.json").read_text()).get("peft_type") == "PREFIX_TUNING":
+        base = accept_past_key_values(base)
+    return PeftModel.from_pretrained(base, str(art.path)).eval(), tok
