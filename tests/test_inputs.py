@@ -411,3 +411,26 @@ def test_served_instruction_model_gets_its_prompt_format(tmp_path):
         assert client.post("/v1/generate", json=ask).json()["text"] == chat
         assert client.post("/v1/generate", json={**ask, "raw": True}).json()["text"] == raw
     assert render_prompt(tok, "add 3 and 1") != tok("add 3 and 1")["input_ids"]
+
+
+# ---- 17: real-world inputs --------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_training_file_changed_after_training_refuses_splits(tmp_path):
+    from tests.conftest import write_csv
+
+    data = tmp_path / "train.csv"
+    write_csv(data, sentiment_rows(60))
+    art = tmp_path / "art"
+    run_cli("finetune", "--model", "tiny-bert", "--data", str(data), "--max-steps", "2", "--output", str(art),
+            check=True)
+    art_id = json.loads((art / "manifest.json").read_text())["id"]
+    write_csv(data, sentiment_rows(60) + sentiment_rows(20, seed=1))  # rows appended after training
+    line = (f"{data} has changed since artifact {art_id} was trained on it (sha256 differs), so its "
+            "dev/test split would not be the held-out one (restore the file, or score it whole with --split all)")
+    for split in (["--split", "test"], ["--split", "dev"], []):
+        proc = run_cli("eval", str(art), "--data", str(data), "--no-speed", *split)
+        assert proc.returncode == 2 and line in proc.stderr, proc.stderr
+    assert run_cli("eval", str(art), "--no-speed").returncode == 2  # the recorded path, by default
+    whole = run_cli("eval", str(art), "--data", str(data), "--no-speed", "--split", "all", "--json", check=True)
+    assert json.loads(whole.stdout)["examples"] == 80
