@@ -434,3 +434,20 @@ def test_training_file_changed_after_training_refuses_splits(tmp_path):
     assert run_cli("eval", str(art), "--no-speed").returncode == 2  # the recorded path, by default
     whole = run_cli("eval", str(art), "--data", str(data), "--no-speed", "--split", "all", "--json", check=True)
     assert json.loads(whole.stdout)["examples"] == 80
+
+
+def test_labels_differing_by_whitespace_are_one_label(tmp_path, capsys):
+    rows = sentiment_rows(40)
+    spaced = [(t, (lab + " " if lab == "pos" else " " + lab) if i % 2 else lab) for i, (t, lab) in enumerate(rows)]
+    p = tmp_path / "spaced.csv"
+    p.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in spaced))
+    assert {lab for _, lab in spaced} == {"pos", "pos ", "neg", " neg"}
+    data = load_data(DataConfig(path=str(p)))
+    assert data.label_names == ["neg", "pos"]
+    truth = dict(rows)
+    for split in ("train", "dev", "test"):
+        assert [data.label_names[i] for i in data.labels(split)] == [truth[t] for t in data.texts(split)]
+    assert ("data: labels that differ only by surrounding whitespace are one label: read ' neg' as 'neg', "
+            "'pos ' as 'pos'") in capsys.readouterr().err
+    evaluated = load_data(DataConfig(path=str(p)), label_names=["neg", "pos"], whole=True)
+    assert [evaluated.label_names[i] for i in evaluated.labels("all")] == [lab for _, lab in rows]

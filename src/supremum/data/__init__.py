@@ -55,6 +55,7 @@ def load_data(cfg: DataConfig, label_names: list[str] | None = None, whole: bool
     raw, sources = _read_sources(cfg)
     info: dict = {"source": cfg.path, "files": sources}
     frames = _select_columns(raw, cfg, sources, info)
+    _strip_labels(frames, label_names, info)
     _unify_numeric_labels(frames, label_names, info)
     frames = _drop_unlabeled_eval_splits(frames, info)
     if whole:
@@ -181,6 +182,26 @@ def _number(label: str) -> float | None:
     except ValueError:
         return None
     return x if math.isfinite(x) else None
+
+
+def _strip_labels(frames: dict[str, pd.DataFrame], fixed: list[str] | None, info: dict) -> None:
+    """Labels that differ only by surrounding whitespace ("pos " and "pos": a stray space in a
+    spreadsheet cell) are one label, the stripped one; against a model's labels (`fixed`), the
+    model's spelling of it. What was read as what is said."""
+    model = {n.strip(): n for n in fixed} if fixed is not None else {}
+    rename: dict[str, str] = {}
+    for spelling in {v for df in frames.values() for v in df["label"]}:
+        target = model.get(spelling.strip(), spelling.strip())
+        if spelling != target and not (fixed is not None and spelling in fixed):
+            rename[spelling] = target
+    if not rename:
+        return
+    for df in frames.values():
+        df["label"] = df["label"].replace(rename)
+    info["labels_stripped"] = rename
+    read = ", ".join(f"'{a}' as '{b}'" for a, b in sorted(rename.items()) if b)
+    if read:
+        _note(info, f"labels that differ only by surrounding whitespace are one label: read {read}")
 
 
 def _unify_numeric_labels(frames: dict[str, pd.DataFrame], fixed: list[str] | None, info: dict) -> None:
