@@ -12,6 +12,7 @@ import pytest
 
 from supremum.config import DataConfig
 from supremum.data import load_data
+from supremum.data.tables import read_table
 from supremum.errors import UserError
 from tests.conftest import run_cli, sentiment_rows
 
@@ -451,3 +452,30 @@ def test_labels_differing_by_whitespace_are_one_label(tmp_path, capsys):
             "'pos ' as 'pos'") in capsys.readouterr().err
     evaluated = load_data(DataConfig(path=str(p)), label_names=["neg", "pos"], whole=True)
     assert [evaluated.label_names[i] for i in evaluated.labels("all")] == [lab for _, lab in rows]
+
+
+def test_semicolon_csv_from_excel_is_read(tmp_path):
+    excel = case("excel-semicolon.csv")  # BOM, text;label, CRLF, commas and ; inside texts
+    data = load_data(DataConfig(path=excel), whole=True)
+    assert data.info["columns"]["text"] == "text" and data.info["columns"]["label"] == "label"
+    records = [x.split(";") for x in Path(excel).read_text(encoding="utf-8-sig").splitlines()[1:]]
+    assert data.texts("all")[0] == 'superb, great brilliant 0; said "me"'  # a quoted field keeps its ; and quotes
+    assert data.texts("all")[1:3] == [records[1][0], records[2][0]]
+    assert sum("," in t for t in data.texts("all")) == 14
+    assert [data.label_names[i] for i in data.labels("all")] == [r[-1] for r in records]
+    assert load_data(DataConfig(path=excel, delimiter=";"), whole=True).texts("all") == data.texts("all")
+    tsv = tmp_path / "pipes.csv"
+    tsv.write_text("text|label\nfine, really|pos\nawful; truly|neg\n")
+    assert read_table(tsv).values.tolist() == [["fine, really", "pos"], ["awful; truly", "neg"]]
+    assert DataConfig(path="x", delimiter="\\t").delimiter == "\t"
+
+
+def test_delimiter_leaves_config_hashes_unchanged():
+    from supremum.config import FinetuneConfig
+    from supremum.train.finetune import config_hash
+
+    cfg = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"}, "data": {"path": "x.csv"}})
+    assert config_hash(cfg) == "5ed5188a7749f38c"  # the hash before data.delimiter existed
+    semi = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"},
+                                          "data": {"path": "x.csv", "delimiter": ";"}})
+    assert config_hash(semi) != config_hash(cfg)

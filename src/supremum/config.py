@@ -45,6 +45,9 @@ class DataConfig(Strict):
     text_column: str | None = Field(None, description="column holding the text (auto-detected)")
     label_column: str | None = Field(None, description="column holding the label (auto-detected)")
     encoding: str = Field("utf-8", description="text encoding of the data files")
+    delimiter: str | None = Field(None, min_length=1, max_length=1, description="field separator of "
+                                  "CSV/TSV files (default: a .csv's is detected from its header line "
+                                  "among , ; tab |; a .tsv's is a tab)")
     dev_fraction: float = Field(0.1, gt=0, lt=0.5, description="dev share when the source has no dev split")
     test_fraction: float = Field(0.1, gt=0, lt=0.5, description="test share when the source has no test split")
     split_seed: int = Field(0, description="seed of the stratified split made when splits are missing")
@@ -62,6 +65,11 @@ class DataConfig(Strict):
     @classmethod
     def _expand(cls, v: str) -> str:
         return os.path.expanduser(os.path.expandvars(v))
+
+    @field_validator("delimiter", mode="before")
+    @classmethod
+    def _tab(cls, v: Any) -> Any:
+        return "\t" if v in ("\\t", "tab") else v  # a shell passes a tab as the two characters \t
 
 
 class TrainConfig(Strict):

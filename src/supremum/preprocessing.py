@@ -196,7 +196,8 @@ def has_own_splits(path: str) -> bool:
 
 def data_config_for(art, path: str | None, *, encoding: str | None = None,
                     text_column: str | None = None, label_column: str | None = None,
-                    max_length: int | None = None, drop_empty: bool | None = None) -> DataConfig:
+                    max_length: int | None = None, drop_empty: bool | None = None,
+                    delimiter: str | None = None) -> DataConfig:
     """How to read `path` (default: the training data) for this artifact. The training source
     keeps its training settings (columns, split fractions and seed: the held-out split is the one
     made at training time); any other data gets the artifact's columns and max length."""
@@ -206,6 +207,8 @@ def data_config_for(art, path: str | None, *, encoding: str | None = None,
     mapped = {"text_column": prep.text_column, "label_column": prep.label_column, "max_length": prep.max_length}
     if drop_empty is not None:
         mapped["drop_empty"] = drop_empty
+    if delimiter is not None:
+        mapped["delimiter"] = delimiter
     if trained and (path is None or is_training_source(art, path)):
         return DataConfig(**{**trained, **mapped, "path": path or trained["path"],
                              **({"encoding": encoding} if encoding else {})})

@@ -107,7 +107,7 @@ def _read_sources(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], dict[str, s
         raise UserError(f"{path}: the path has an unset environment variable",
                         "export it first, e.g. export SUPREMUM_DATA=/path/to/data")
     if path.is_file():
-        return {"train": read_table(path, cfg.encoding)}, {"train": str(path)}
+        return {"train": read_table(path, cfg.encoding, cfg.delimiter)}, {"train": str(path)}
     if path.is_dir():
         if is_datasets_dir(path):
             frames = read_datasets_dir(path)
@@ -116,7 +116,7 @@ def _read_sources(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], dict[str, s
         if "train" not in files:
             raise UserError(f"{path}: no train file (looked for train.csv/.tsv/.jsonl/.json)",
                             "name the files train/dev/test or pass a single file")
-        return {k: read_table(p, cfg.encoding) for k, p in files.items()}, {
+        return {k: read_table(p, cfg.encoding, cfg.delimiter) for k, p in files.items()}, {
             k: str(p) for k, p in files.items()}
     if path.suffix in (".csv", ".tsv", ".jsonl", ".json") or "/" not in cfg.path:
         raise UserError(f"{path}: no such file or directory", "check the --data path")
