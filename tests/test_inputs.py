@@ -479,3 +479,30 @@ def test_delimiter_leaves_config_hashes_unchanged():
     semi = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"},
                                           "data": {"path": "x.csv", "delimiter": ";"}})
     assert config_hash(semi) != config_hash(cfg)
+
+
+def test_empty_or_missing_labels_are_named_by_line_and_dropped(tmp_path, capsys):
+    rows = sentiment_rows(40)
+    csv_path = tmp_path / "gaps.csv"
+    csv_path.write_text("text,label\n" + "".join(
+        f"{t},{'' if i == 4 else '  ' if i == 9 else lab}\n" for i, (t, lab) in enumerate(rows)))
+    hint = "remove those rows or fill them in, or pass --drop-empty (recipe: data.drop_empty: true) to drop them"
+    assert error(DataConfig(path=str(csv_path))) == (
+        f"{csv_path}: 2 rows have an empty label (lines 6, 11) ({hint})")
+    jsonl = tmp_path / "gaps.jsonl"
+    records = [{"text": t} if i == 2 else {"text": t, "label": None if i == 30 else lab}
+               for i, (t, lab) in enumerate(rows)]
+    jsonl.write_text("\n".join(json.dumps(r) for r in records))
+    assert error(DataConfig(path=str(jsonl))) == f"{jsonl}: 2 rows have an empty label (lines 3, 31) ({hint})"
+    capsys.readouterr()
+    data = load_data(DataConfig(path=str(jsonl), drop_empty=True))
+    assert data.info["dropped_empty_label"] == {"train": {"rows": 2, "where": ["line 3", "line 31"]}}
+    assert sum(data.info["sizes"].values()) == 38 and data.label_names == ["neg", "pos"]
+    assert f"data: dropped 2 rows with an empty label from {jsonl} (lines 3, 31)" in capsys.readouterr().err
+    scored = load_data(DataConfig(path=str(csv_path), drop_empty=True), label_names=["neg", "pos"], whole=True)
+    kept = [lab for i, (_, lab) in enumerate(rows) if i not in (4, 9)]
+    assert [scored.label_names[i] for i in scored.labels("all")] == kept
+    one = tmp_path / "one.csv"
+    one.write_text("text,label\n" + "".join(f"{t},{'' if i == 7 else lab}\n" for i, (t, lab) in enumerate(rows)))
+    assert error(DataConfig(path=str(one)), lambda c: load_data(c, label_names=["neg", "pos"])) == (
+        f"{one}: line 9 has an empty label ({hint})")

@@ -54,7 +54,8 @@ class DataConfig(Strict):
     max_length: int = Field(128, ge=8, description="truncate texts to this many tokens")
     dedup: bool = Field(False, description="drop duplicate rows within each split and train rows "
                         "that also occur in dev/test (after case/whitespace normalization)")
-    drop_empty: bool = Field(False, description="drop rows whose text is empty or whitespace and "
+    drop_empty: bool = Field(False, description="drop rows whose text or label is empty, missing or "
+                             "whitespace and "
                              "report how many and on which lines (default: refuse such a file)")
     train_limit: int | None = Field(None, ge=2, description="train on only this many training examples: "
                                     "the first N of a seeded shuffle, so smaller subsets nest in larger ones "

@@ -143,28 +143,37 @@ def _select_columns(raw, cfg: DataConfig, sources, info) -> dict[str, pd.DataFra
         text = pick_column(df, cfg.text_column or names[text_col], "text", sources[split])[0]
         label = pick_column(df, cfg.label_column or names[label_col], "label", sources[split])[0]
         frame = pd.DataFrame({"text": df[text].astype(str), "label": df[label].astype(str)})
-        frames[split] = _empty_texts(frame, sources[split], split, cfg.drop_empty, info)
+        frame = _empty_rows(frame, "text", sources[split], split, cfg.drop_empty, info)
+        if not (split in ("dev", "test") and _unlabeled(frame)):  # dropped whole below
+            frame = _empty_rows(frame, "label", sources[split], split, cfg.drop_empty, info)
+        frames[split] = frame.reset_index(drop=True)
     return frames
 
 
-def _empty_texts(df: pd.DataFrame, source: str, split: str, drop: bool, info: dict) -> pd.DataFrame:
-    """Refuse rows whose text is empty or whitespace, or (drop_empty) drop and report them.
-    The index holds each record's file line where the reader knows it (CSV, TSV, JSON)."""
-    empty = (df["text"].str.strip() == "").to_numpy()
+def _unlabeled(df: pd.DataFrame) -> bool:
+    return bool(df["label"].map(lambda v: v.strip() == "" or _number(v) == -1).all())
+
+
+def _empty_rows(df: pd.DataFrame, column: str, source: str, split: str, drop: bool, info: dict) -> pd.DataFrame:
+    """Refuse rows whose text (or label: missing, null, blank) is empty or whitespace, or
+    (drop_empty) drop and report them. The index holds each record's file line where the reader
+    knows it (CSV, TSV, JSON); it is kept, for the next check."""
+    empty = (df[column].str.strip() == "").to_numpy()
     where = [f"line {int(i)}" if df.index.name == "line" else f"row {k + 1}"
              for k, i in enumerate(df.index) if empty[k]]
-    df = df.reset_index(drop=True)
     if not where:
         return df
     listed = _listed(where)
     if not drop:
-        raise UserError(f"{source}: {where[0]} has an empty text" if len(where) == 1 else
-                        f"{source}: {len(where)} rows have an empty text ({listed})",
+        raise UserError(f"{source}: {where[0]} has an empty {column}" if len(where) == 1 else
+                        f"{source}: {len(where)} rows have an empty {column} ({listed})",
                         "remove those rows or fill them in, or pass --drop-empty (recipe: "
                         "data.drop_empty: true) to drop them")
-    info.setdefault("dropped_empty", {})[split] = {"rows": len(where), "where": where}
-    _note(info, f"dropped {len(where)} row{'s' * (len(where) > 1)} with an empty text from {source} ({listed})")
-    return df[~empty].reset_index(drop=True)
+    key = "dropped_empty" if column == "text" else "dropped_empty_label"
+    info.setdefault(key, {})[split] = {"rows": len(where), "where": where}
+    rows = f"{len(where)} row{'s' * (len(where) > 1)}"
+    _note(info, f"dropped {rows} with an empty {column} from {source} ({listed})")
+    return df[~empty]
 
 
 def _listed(where: list[str], most: int = 10) -> str:
@@ -235,7 +244,7 @@ def _unify_numeric_labels(frames: dict[str, pd.DataFrame], fixed: list[str] | No
 def _drop_unlabeled_eval_splits(frames, info) -> dict[str, pd.DataFrame]:
     # GLUE-style test sets ship without labels (-1 or empty); they cannot be evaluated.
     for split in ("dev", "test"):
-        if split in frames and frames[split]["label"].map(lambda v: v == "" or _number(v) == -1).all():
+        if split in frames and _unlabeled(frames[split]):
             del frames[split]
             _note(info, f"{split} split has no labels (all empty or -1): not evaluated; "
                   "a split is made from train instead")
