@@ -506,3 +506,21 @@ def test_empty_or_missing_labels_are_named_by_line_and_dropped(tmp_path, capsys)
     one.write_text("text,label\n" + "".join(f"{t},{'' if i == 7 else lab}\n" for i, (t, lab) in enumerate(rows)))
     assert error(DataConfig(path=str(one)), lambda c: load_data(c, label_names=["neg", "pos"])) == (
         f"{one}: line 9 has an empty label ({hint})")
+
+
+def test_windows_1252_file_is_pointed_at_cp1252(tmp_path):
+    rows = b"".join(b"good film %d,pos\r\nbad film %d,neg\r\n" % (i, i) for i in range(10))
+    p = tmp_path / "excel.csv"  # Excel's "CSV" in the West: curly quotes 0x93/0x94, en dash 0x96
+    p.write_bytes(b"text,label\r\n" + rows + b"\x93great\x94 \x96 caf\xe9,pos\r\n")
+    assert error(DataConfig(path=str(p))) == (f"{p}: line 22 has bytes that are not valid utf-8 (it decodes as "
+                                              "Windows-1252 (Excel's Western encoding): pass --encoding cp1252)")
+    assert error(DataConfig(path=str(p), encoding="latin-1")) == (
+        f"{p}: line 22 has byte 0x93, which latin-1 reads as a control character (Windows-1252 reads it as a "
+        "quote, dash or similar) (pass --encoding cp1252)")
+    data = load_data(DataConfig(path=str(p), encoding="cp1252"), whole=True)
+    assert data.texts("all")[-1] == "\u201cgreat\u201d \u2013 caf\u00e9"
+    undefined = tmp_path / "undefined.csv"  # 0x81 is no Windows-1252 character
+    undefined.write_bytes(b"text,label\n" + rows + b"x\x81y,pos\n")
+    assert error(DataConfig(path=str(undefined))).endswith(
+        "(pass --encoding with the file's encoding, e.g. --encoding cp1252 (Windows) or latin-1)")
+    assert load_data(DataConfig(path=str(undefined), encoding="latin-1"), whole=True).texts("all")[-1] == "x\x81y"

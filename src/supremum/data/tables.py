@@ -38,16 +38,45 @@ def decode(path: Path, encoding: str) -> str:
             raise UserError(f"{path}: the file is UTF-16 (it starts with a UTF-16 byte-order mark)",
                             "pass --encoding utf-16, or save it as UTF-8")
     try:
-        return raw.decode(encoding)
+        text = raw.decode(encoding)
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise UserError(
-            f"{path}: line {line} has bytes that are not valid {encoding}",
-            "pass --encoding with the file's encoding, e.g. --encoding latin-1",
-        ) from None
+        raise UserError(f"{path}: line {line} has bytes that are not valid {encoding}",
+                        _encoding_hint(raw)) from None
     except LookupError:
         raise UserError(f"unknown encoding '{encoding}'", "use a Python codec name such as utf-8 "
-                        "or latin-1") from None
+                        "or cp1252") from None
+    _check_c1_controls(path, raw, text, encoding)
+    return text
+
+
+def _encoding_hint(raw: bytes) -> str:
+    """Windows-1252 first: it is what Excel and Windows editors write in the West, and unlike
+    latin-1 it reads bytes 0x80-0x9F as the curly quotes and dashes they are."""
+    if not _decodes(raw, "cp1252"):
+        return "pass --encoding with the file's encoding, e.g. --encoding cp1252 (Windows) or latin-1"
+    return "it decodes as Windows-1252 (Excel's Western encoding): pass --encoding cp1252"
+
+
+def _decodes(raw: bytes, encoding: str) -> bool:
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _check_c1_controls(path: Path, raw: bytes, text: str, encoding: str) -> None:
+    """latin-1 decodes every byte, so a Windows-1252 file read as latin-1 silently turns its
+    quotes and dashes (bytes 0x80-0x9F) into invisible control characters."""
+    if codecs.lookup(encoding).name != "iso8859-1" or not _decodes(raw, "cp1252"):
+        return  # bytes Windows-1252 leaves undefined: not a Windows-1252 file, latin-1 stands
+    at = next((i for i, ch in enumerate(text) if "\x80" <= ch <= "\x9f"), None)
+    if at is not None:
+        line = raw[:at].count(b"\n") + 1  # latin-1: one byte per character
+        raise UserError(f"{path}: line {line} has byte 0x{raw[at]:02X}, which {encoding} reads as a control "
+                        "character (Windows-1252 reads it as a quote, dash or similar)",
+                        "pass --encoding cp1252")
 
 
 def is_utf8(encoding: str) -> bool:
