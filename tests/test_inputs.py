@@ -183,7 +183,8 @@ def test_errors_name_file_lines_not_record_numbers(tmp_path):
     wide = tmp_path / "wide.csv"
     wide.write_text('text,label\n"one\ntwo",pos\n\nthree,neg,extra\n')
     assert error(DataConfig(path=str(wide))) == (f"{wide}: line 5 has 3 fields, the header has 2 (quote fields "
-                                                 'that contain the separator, e.g. "good, not great")')
+                                                 'that contain the separator, e.g. "good, not great", or pass '
+                                                 "--delimiter)")
     unclosed = tmp_path / "open.csv"
     unclosed.write_text('text,label\ngood,pos\n"bad\nfilm,neg\nok,pos\n')
     assert error(DataConfig(path=str(unclosed))) == (
