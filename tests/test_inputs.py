@@ -455,9 +455,10 @@ def test_labels_differing_by_whitespace_are_one_label(tmp_path, capsys):
     assert [evaluated.label_names[i] for i in evaluated.labels("all")] == [lab for _, lab in rows]
 
 
-def test_semicolon_csv_from_excel_is_read(tmp_path):
+def test_semicolon_csv_from_excel_is_read(tmp_path, capsys):
     excel = case("excel-semicolon.csv")  # BOM, text;label, CRLF, commas and ; inside texts
     data = load_data(DataConfig(path=excel), whole=True)
+    assert f"data: {excel}: the header is semicolon-separated, read as such" in capsys.readouterr().err
     assert data.info["columns"]["text"] == "text" and data.info["columns"]["label"] == "label"
     records = [x.split(";") for x in Path(excel).read_text(encoding="utf-8-sig").splitlines()[1:]]
     assert data.texts("all")[0] == 'superb, great brilliant 0; said "me"'  # a quoted field keeps its ; and quotes

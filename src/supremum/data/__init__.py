@@ -138,6 +138,8 @@ def _select_columns(raw, cfg: DataConfig, sources, info) -> dict[str, pd.DataFra
                        "auto_detected": [r for r, a in (("text", text_auto), ("label", label_auto)) if a]}
     frames = {}
     for split, df in raw.items():
+        if sep := df.attrs.get("detected_delimiter"):
+            _note(info, f"{sources[split]}: the header is {_SEPARATORS[sep]}-separated, read as such")
         # Other files are matched by what the user gave (a name or a position), else by the name
         # found in train: their column order may differ.
         text = pick_column(df, cfg.text_column or names[text_col], "text", sources[split])[0]
@@ -148,6 +150,9 @@ def _select_columns(raw, cfg: DataConfig, sources, info) -> dict[str, pd.DataFra
             frame = _empty_rows(frame, "label", sources[split], split, cfg.drop_empty, info)
         frames[split] = frame.reset_index(drop=True)
     return frames
+
+
+_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
 def _unlabeled(df: pd.DataFrame) -> bool:

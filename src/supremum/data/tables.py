@@ -103,6 +103,8 @@ def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None
     else:
         sep = delimiter or ("\t" if path.suffix == ".tsv" else detect_delimiter(text))
         df = _read_delimited(path, text, sep, quoted=path.suffix != ".tsv")
+        if delimiter is None and path.suffix != ".tsv" and sep != ",":
+            df.attrs["detected_delimiter"] = sep
     if len(df) == 0:
         raise UserError(f"{path}: the file has a header but no rows", "add examples")
     return df
