@@ -12,6 +12,7 @@ import pytest
 
 from supremum.config import DataConfig
 from supremum.data import load_data
+from supremum.data.tables import read_table
 from supremum.errors import UserError
 from tests.conftest import run_cli, sentiment_rows
 
@@ -182,7 +183,8 @@ def test_errors_name_file_lines_not_record_numbers(tmp_path):
     wide = tmp_path / "wide.csv"
     wide.write_text('text,label\n"one\ntwo",pos\n\nthree,neg,extra\n')
     assert error(DataConfig(path=str(wide))) == (f"{wide}: line 5 has 3 fields, the header has 2 (quote fields "
-                                                 'that contain the separator, e.g. "good, not great")')
+                                                 'that contain the separator, e.g. "good, not great", or pass '
+                                                 "--delimiter)")
     unclosed = tmp_path / "open.csv"
     unclosed.write_text('text,label\ngood,pos\n"bad\nfilm,neg\nok,pos\n')
     assert error(DataConfig(path=str(unclosed))) == (
@@ -411,3 +413,116 @@ def test_served_instruction_model_gets_its_prompt_format(tmp_path):
         assert client.post("/v1/generate", json=ask).json()["text"] == chat
         assert client.post("/v1/generate", json={**ask, "raw": True}).json()["text"] == raw
     assert render_prompt(tok, "add 3 and 1") != tok("add 3 and 1")["input_ids"]
+
+
+# ---- 17: real-world inputs --------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_training_file_changed_after_training_refuses_splits(tmp_path):
+    from tests.conftest import write_csv
+
+    data = tmp_path / "train.csv"
+    write_csv(data, sentiment_rows(60))
+    art = tmp_path / "art"
+    run_cli("finetune", "--model", "tiny-bert", "--data", str(data), "--max-steps", "2", "--output", str(art),
+            check=True)
+    art_id = json.loads((art / "manifest.json").read_text())["id"]
+    write_csv(data, sentiment_rows(60) + sentiment_rows(20, seed=1))  # rows appended after training
+    line = (f"{data} has changed since artifact {art_id} was trained on it (sha256 differs), so its "
+            "dev/test split would not be the held-out one (restore the file, or score it whole with --split all)")
+    for split in (["--split", "test"], ["--split", "dev"], []):
+        proc = run_cli("eval", str(art), "--data", str(data), "--no-speed", *split)
+        assert proc.returncode == 2 and line in proc.stderr, proc.stderr
+    assert run_cli("eval", str(art), "--no-speed").returncode == 2  # the recorded path, by default
+    whole = run_cli("eval", str(art), "--data", str(data), "--no-speed", "--split", "all", "--json", check=True)
+    assert json.loads(whole.stdout)["examples"] == 80
+
+
+def test_labels_differing_by_whitespace_are_one_label(tmp_path, capsys):
+    rows = sentiment_rows(40)
+    spaced = [(t, (lab + " " if lab == "pos" else " " + lab) if i % 2 else lab) for i, (t, lab) in enumerate(rows)]
+    p = tmp_path / "spaced.csv"
+    p.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in spaced))
+    assert {lab for _, lab in spaced} == {"pos", "pos ", "neg", " neg"}
+    data = load_data(DataConfig(path=str(p)))
+    assert data.label_names == ["neg", "pos"]
+    truth = dict(rows)
+    for split in ("train", "dev", "test"):
+        assert [data.label_names[i] for i in data.labels(split)] == [truth[t] for t in data.texts(split)]
+    assert ("data: labels that differ only by surrounding whitespace are one label: read ' neg' as 'neg', "
+            "'pos ' as 'pos'") in capsys.readouterr().err
+    evaluated = load_data(DataConfig(path=str(p)), label_names=["neg", "pos"], whole=True)
+    assert [evaluated.label_names[i] for i in evaluated.labels("all")] == [lab for _, lab in rows]
+
+
+def test_semicolon_csv_from_excel_is_read(tmp_path, capsys):
+    excel = case("excel-semicolon.csv")  # BOM, text;label, CRLF, commas and ; inside texts
+    data = load_data(DataConfig(path=excel), whole=True)
+    assert f"data: {excel}: the header is semicolon-separated, read as such" in capsys.readouterr().err
+    assert data.info["columns"]["text"] == "text" and data.info["columns"]["label"] == "label"
+    records = [x.split(";") for x in Path(excel).read_text(encoding="utf-8-sig").splitlines()[1:]]
+    assert data.texts("all")[0] == 'superb, great brilliant 0; said "me"'  # a quoted field keeps its ; and quotes
+    assert data.texts("all")[1:3] == [records[1][0], records[2][0]]
+    assert sum("," in t for t in data.texts("all")) == 14
+    assert [data.label_names[i] for i in data.labels("all")] == [r[-1] for r in records]
+    assert load_data(DataConfig(path=excel, delimiter=";"), whole=True).texts("all") == data.texts("all")
+    tsv = tmp_path / "pipes.csv"
+    tsv.write_text("text|label\nfine, really|pos\nawful; truly|neg\n")
+    assert read_table(tsv).values.tolist() == [["fine, really", "pos"], ["awful; truly", "neg"]]
+    assert DataConfig(path="x", delimiter="\\t").delimiter == "\t"
+
+
+def test_delimiter_leaves_config_hashes_unchanged():
+    from supremum.config import FinetuneConfig
+    from supremum.train.finetune import config_hash
+
+    cfg = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"}, "data": {"path": "x.csv"}})
+    assert config_hash(cfg) == "5ed5188a7749f38c"  # the hash before data.delimiter existed
+    semi = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"},
+                                          "data": {"path": "x.csv", "delimiter": ";"}})
+    assert config_hash(semi) != config_hash(cfg)
+
+
+def test_empty_or_missing_labels_are_named_by_line_and_dropped(tmp_path, capsys):
+    rows = sentiment_rows(40)
+    csv_path = tmp_path / "gaps.csv"
+    csv_path.write_text("text,label\n" + "".join(
+        f"{t},{'' if i == 4 else '  ' if i == 9 else lab}\n" for i, (t, lab) in enumerate(rows)))
+    hint = "remove those rows or fill them in, or pass --drop-empty (recipe: data.drop_empty: true) to drop them"
+    assert error(DataConfig(path=str(csv_path))) == (
+        f"{csv_path}: 2 rows have an empty label (lines 6, 11) ({hint})")
+    jsonl = tmp_path / "gaps.jsonl"
+    records = [{"text": t} if i == 2 else {"text": t, "label": None if i == 30 else lab}
+               for i, (t, lab) in enumerate(rows)]
+    jsonl.write_text("\n".join(json.dumps(r) for r in records))
+    assert error(DataConfig(path=str(jsonl))) == f"{jsonl}: 2 rows have an empty label (lines 3, 31) ({hint})"
+    capsys.readouterr()
+    data = load_data(DataConfig(path=str(jsonl), drop_empty=True))
+    assert data.info["dropped_empty_label"] == {"train": {"rows": 2, "where": ["line 3", "line 31"]}}
+    assert sum(data.info["sizes"].values()) == 38 and data.label_names == ["neg", "pos"]
+    assert f"data: dropped 2 rows with an empty label from {jsonl} (lines 3, 31)" in capsys.readouterr().err
+    scored = load_data(DataConfig(path=str(csv_path), drop_empty=True), label_names=["neg", "pos"], whole=True)
+    kept = [lab for i, (_, lab) in enumerate(rows) if i not in (4, 9)]
+    assert [scored.label_names[i] for i in scored.labels("all")] == kept
+    one = tmp_path / "one.csv"
+    one.write_text("text,label\n" + "".join(f"{t},{'' if i == 7 else lab}\n" for i, (t, lab) in enumerate(rows)))
+    assert error(DataConfig(path=str(one)), lambda c: load_data(c, label_names=["neg", "pos"])) == (
+        f"{one}: line 9 has an empty label ({hint})")
+
+
+def test_windows_1252_file_is_pointed_at_cp1252(tmp_path):
+    rows = b"".join(b"good film %d,pos\r\nbad film %d,neg\r\n" % (i, i) for i in range(10))
+    p = tmp_path / "excel.csv"  # Excel's "CSV" in the West: curly quotes 0x93/0x94, en dash 0x96
+    p.write_bytes(b"text,label\r\n" + rows + b"\x93great\x94 \x96 caf\xe9,pos\r\n")
+    assert error(DataConfig(path=str(p))) == (f"{p}: line 22 has bytes that are not valid utf-8 (it decodes as "
+                                              "Windows-1252 (Excel's Western encoding): pass --encoding cp1252)")
+    assert error(DataConfig(path=str(p), encoding="latin-1")) == (
+        f"{p}: line 22 has byte 0x93, which latin-1 reads as a control character (Windows-1252 reads it as a "
+        "quote, dash or similar) (pass --encoding cp1252)")
+    data = load_data(DataConfig(path=str(p), encoding="cp1252"), whole=True)
+    assert data.texts("all")[-1] == "\u201cgreat\u201d \u2013 caf\u00e9"
+    undefined = tmp_path / "undefined.csv"  # 0x81 is no Windows-1252 character
+    undefined.write_bytes(b"text,label\n" + rows + b"x\x81y,pos\n")
+    assert error(DataConfig(path=str(undefined))).endswith(
+        "(pass --encoding with the file's encoding, e.g. --encoding cp1252 (Windows) or latin-1)")
+    assert load_data(DataConfig(path=str(undefined), encoding="latin-1"), whole=True).texts("all")[-1] == "x\x81y"

@@ -78,6 +78,7 @@ def finetune(
     text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
     label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
     encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
+    delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
     dedup: Annotated[bool | None, typer.Option("--dedup/--no-dedup", help=_doc("data", "dedup"))] = None,
     drop_empty: Annotated[bool | None, typer.Option("--drop-empty/--no-drop-empty",
                                                     help=_doc("data", "drop_empty"))] = None,
@@ -147,6 +148,7 @@ def eval_(
     text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
     label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
     encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
+    delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
     drop_empty: Annotated[bool | None, typer.Option("--drop-empty/--no-drop-empty",
                                                     help=_doc("data", "drop_empty"))] = None,
     speed: Annotated[bool | None, typer.Option("--speed/--no-speed", help=_doc("eval", "speed"))] = None,
@@ -189,7 +191,8 @@ def eval_(
         return
     art = resolve_artifact(artifact)
     dcfg = data_config_for(art, data, text_column=text_column, label_column=label_column,
-                           encoding=encoding, max_length=max_length, drop_empty=drop_empty or None)
+                           encoding=encoding, max_length=max_length, drop_empty=drop_empty or None,
+                           delimiter=delimiter)
     _quiet_libraries()
     metrics = api.evaluate(art, dcfg, ecfg, command=" ".join(sys.argv), tracking=parse_track(track))
     _echo_json(metrics) if as_json else cli_render.print_eval(metrics, art)

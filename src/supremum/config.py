@@ -45,13 +45,17 @@ class DataConfig(Strict):
     text_column: str | None = Field(None, description="column holding the text (auto-detected)")
     label_column: str | None = Field(None, description="column holding the label (auto-detected)")
     encoding: str = Field("utf-8", description="text encoding of the data files")
+    delimiter: str | None = Field(None, min_length=1, max_length=1, description="field separator of "
+                                  "CSV/TSV files (default: a .csv's is detected from its header line "
+                                  "among , ; tab |; a .tsv's is a tab)")
     dev_fraction: float = Field(0.1, gt=0, lt=0.5, description="dev share when the source has no dev split")
     test_fraction: float = Field(0.1, gt=0, lt=0.5, description="test share when the source has no test split")
     split_seed: int = Field(0, description="seed of the stratified split made when splits are missing")
     max_length: int = Field(128, ge=8, description="truncate texts to this many tokens")
     dedup: bool = Field(False, description="drop duplicate rows within each split and train rows "
                         "that also occur in dev/test (after case/whitespace normalization)")
-    drop_empty: bool = Field(False, description="drop rows whose text is empty or whitespace and "
+    drop_empty: bool = Field(False, description="drop rows whose text or label is empty, missing or "
+                             "whitespace and "
                              "report how many and on which lines (default: refuse such a file)")
     train_limit: int | None = Field(None, ge=2, description="train on only this many training examples: "
                                     "the first N of a seeded shuffle, so smaller subsets nest in larger ones "
@@ -62,6 +66,11 @@ class DataConfig(Strict):
     @classmethod
     def _expand(cls, v: str) -> str:
         return os.path.expanduser(os.path.expandvars(v))
+
+    @field_validator("delimiter", mode="before")
+    @classmethod
+    def _tab(cls, v: Any) -> Any:
+        return "\t" if v in ("\\t", "tab") else v  # a shell passes a tab as the two characters \t
 
 
 class TrainConfig(Strict):

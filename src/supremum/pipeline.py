@@ -107,8 +107,8 @@ def stage_hashes(cfg: PipelineConfig) -> dict[str, str]:
     for s in order(cfg):
         own: dict[str, Any] = {"stage": s.model_dump(by_alias=True, exclude={"id"})}
         if s.finetune is not None:
-            # drop_empty was added later: unset leaves the hashes of older recipes
-            data = drop_unset(cfg.data.model_dump(), {"drop_empty": False})
+            # drop_empty and delimiter were added later: unset leaves the hashes of older recipes
+            data = drop_unset(cfg.data.model_dump(), {"drop_empty": False, "delimiter": None})
             own.update(model=cfg.model.model_dump(), data=data, train=cfg.train.model_dump())
             # tracking mirrors metrics; it does not change the artifact, so it is not identity
         else:

@@ -169,6 +169,17 @@ def is_training_source(art, path: str) -> bool:
     return digest is not None and source_digest(path).get("sha256") == digest
 
 
+def changed_training_source(art, path: str) -> bool:
+    """True when `path` is the artifact's training file by path but its content no longer has the
+    recorded sha256 (rows appended or edited): splits cut from it now are not the held-out ones.
+    Artifacts that record no sha256 (older ones, directories): False."""
+    trained = _trained_data(art).get("path")
+    digest = (art.manifest.data or {}).get("sha256")
+    if trained is None or digest is None or not _same(path, trained):
+        return False
+    return source_digest(path).get("sha256") not in (None, digest)
+
+
 def has_own_splits(path: str) -> bool:
     """A source that names its dev or test split itself (split files, a datasets directory, a
     hub dataset), as opposed to a single file that splits would be cut out of."""
@@ -185,7 +196,8 @@ def has_own_splits(path: str) -> bool:
 
 def data_config_for(art, path: str | None, *, encoding: str | None = None,
                     text_column: str | None = None, label_column: str | None = None,
-                    max_length: int | None = None, drop_empty: bool | None = None) -> DataConfig:
+                    max_length: int | None = None, drop_empty: bool | None = None,
+                    delimiter: str | None = None) -> DataConfig:
     """How to read `path` (default: the training data) for this artifact. The training source
     keeps its training settings (columns, split fractions and seed: the held-out split is the one
     made at training time); any other data gets the artifact's columns and max length."""
@@ -195,6 +207,8 @@ def data_config_for(art, path: str | None, *, encoding: str | None = None,
     mapped = {"text_column": prep.text_column, "label_column": prep.label_column, "max_length": prep.max_length}
     if drop_empty is not None:
         mapped["drop_empty"] = drop_empty
+    if delimiter is not None:
+        mapped["delimiter"] = delimiter
     if trained and (path is None or is_training_source(art, path)):
         return DataConfig(**{**trained, **mapped, "path": path or trained["path"],
                              **({"encoding": encoding} if encoding else {})})
@@ -209,6 +223,10 @@ def eval_split(art, data_cfg: DataConfig, requested: str | None) -> str:
     be the one it will be fine-tuned on, so an explicit split is cut as fine-tuning would cut it."""
     if requested == WHOLE:
         return WHOLE
+    if art is not None and changed_training_source(art, data_cfg.path):
+        raise UserError(f"{data_cfg.path} has changed since artifact {art.id} was trained on it (sha256 "
+                        "differs), so its dev/test split would not be the held-out one",
+                        "restore the file, or score it whole with --split all")
     if has_own_splits(data_cfg.path) or (art is not None and is_training_source(art, data_cfg.path)):
         return requested or "dev"
     if requested is None or art is None:

@@ -55,6 +55,7 @@ def load_data(cfg: DataConfig, label_names: list[str] | None = None, whole: bool
     raw, sources = _read_sources(cfg)
     info: dict = {"source": cfg.path, "files": sources}
     frames = _select_columns(raw, cfg, sources, info)
+    _strip_labels(frames, label_names, info)
     _unify_numeric_labels(frames, label_names, info)
     frames = _drop_unlabeled_eval_splits(frames, info)
     if whole:
@@ -106,7 +107,7 @@ def _read_sources(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], dict[str, s
         raise UserError(f"{path}: the path has an unset environment variable",
                         "export it first, e.g. export SUPREMUM_DATA=/path/to/data")
     if path.is_file():
-        return {"train": read_table(path, cfg.encoding)}, {"train": str(path)}
+        return {"train": read_table(path, cfg.encoding, cfg.delimiter)}, {"train": str(path)}
     if path.is_dir():
         if is_datasets_dir(path):
             frames = read_datasets_dir(path)
@@ -115,7 +116,7 @@ def _read_sources(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], dict[str, s
         if "train" not in files:
             raise UserError(f"{path}: no train file (looked for train.csv/.tsv/.jsonl/.json)",
                             "name the files train/dev/test or pass a single file")
-        return {k: read_table(p, cfg.encoding) for k, p in files.items()}, {
+        return {k: read_table(p, cfg.encoding, cfg.delimiter) for k, p in files.items()}, {
             k: str(p) for k, p in files.items()}
     if path.suffix in (".csv", ".tsv", ".jsonl", ".json") or "/" not in cfg.path:
         raise UserError(f"{path}: no such file or directory", "check the --data path")
@@ -137,33 +138,47 @@ def _select_columns(raw, cfg: DataConfig, sources, info) -> dict[str, pd.DataFra
                        "auto_detected": [r for r, a in (("text", text_auto), ("label", label_auto)) if a]}
     frames = {}
     for split, df in raw.items():
+        if sep := df.attrs.get("detected_delimiter"):
+            _note(info, f"{sources[split]}: the header is {_SEPARATORS[sep]}-separated, read as such")
         # Other files are matched by what the user gave (a name or a position), else by the name
         # found in train: their column order may differ.
         text = pick_column(df, cfg.text_column or names[text_col], "text", sources[split])[0]
         label = pick_column(df, cfg.label_column or names[label_col], "label", sources[split])[0]
         frame = pd.DataFrame({"text": df[text].astype(str), "label": df[label].astype(str)})
-        frames[split] = _empty_texts(frame, sources[split], split, cfg.drop_empty, info)
+        frame = _empty_rows(frame, "text", sources[split], split, cfg.drop_empty, info)
+        if not (split in ("dev", "test") and _unlabeled(frame)):  # dropped whole below
+            frame = _empty_rows(frame, "label", sources[split], split, cfg.drop_empty, info)
+        frames[split] = frame.reset_index(drop=True)
     return frames
 
 
-def _empty_texts(df: pd.DataFrame, source: str, split: str, drop: bool, info: dict) -> pd.DataFrame:
-    """Refuse rows whose text is empty or whitespace, or (drop_empty) drop and report them.
-    The index holds each record's file line where the reader knows it (CSV, TSV, JSON)."""
-    empty = (df["text"].str.strip() == "").to_numpy()
+_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def _unlabeled(df: pd.DataFrame) -> bool:
+    return bool(df["label"].map(lambda v: v.strip() == "" or _number(v) == -1).all())
+
+
+def _empty_rows(df: pd.DataFrame, column: str, source: str, split: str, drop: bool, info: dict) -> pd.DataFrame:
+    """Refuse rows whose text (or label: missing, null, blank) is empty or whitespace, or
+    (drop_empty) drop and report them. The index holds each record's file line where the reader
+    knows it (CSV, TSV, JSON); it is kept, for the next check."""
+    empty = (df[column].str.strip() == "").to_numpy()
     where = [f"line {int(i)}" if df.index.name == "line" else f"row {k + 1}"
              for k, i in enumerate(df.index) if empty[k]]
-    df = df.reset_index(drop=True)
     if not where:
         return df
     listed = _listed(where)
     if not drop:
-        raise UserError(f"{source}: {where[0]} has an empty text" if len(where) == 1 else
-                        f"{source}: {len(where)} rows have an empty text ({listed})",
+        raise UserError(f"{source}: {where[0]} has an empty {column}" if len(where) == 1 else
+                        f"{source}: {len(where)} rows have an empty {column} ({listed})",
                         "remove those rows or fill them in, or pass --drop-empty (recipe: "
                         "data.drop_empty: true) to drop them")
-    info.setdefault("dropped_empty", {})[split] = {"rows": len(where), "where": where}
-    _note(info, f"dropped {len(where)} row{'s' * (len(where) > 1)} with an empty text from {source} ({listed})")
-    return df[~empty].reset_index(drop=True)
+    key = "dropped_empty" if column == "text" else "dropped_empty_label"
+    info.setdefault(key, {})[split] = {"rows": len(where), "where": where}
+    rows = f"{len(where)} row{'s' * (len(where) > 1)}"
+    _note(info, f"dropped {rows} with an empty {column} from {source} ({listed})")
+    return df[~empty]
 
 
 def _listed(where: list[str], most: int = 10) -> str:
@@ -181,6 +196,26 @@ def _number(label: str) -> float | None:
     except ValueError:
         return None
     return x if math.isfinite(x) else None
+
+
+def _strip_labels(frames: dict[str, pd.DataFrame], fixed: list[str] | None, info: dict) -> None:
+    """Labels that differ only by surrounding whitespace ("pos " and "pos": a stray space in a
+    spreadsheet cell) are one label, the stripped one; against a model's labels (`fixed`), the
+    model's spelling of it. What was read as what is said."""
+    model = {n.strip(): n for n in fixed} if fixed is not None else {}
+    rename: dict[str, str] = {}
+    for spelling in {v for df in frames.values() for v in df["label"]}:
+        target = model.get(spelling.strip(), spelling.strip())
+        if spelling != target and not (fixed is not None and spelling in fixed):
+            rename[spelling] = target
+    if not rename:
+        return
+    for df in frames.values():
+        df["label"] = df["label"].replace(rename)
+    info["labels_stripped"] = rename
+    read = ", ".join(f"'{a}' as '{b}'" for a, b in sorted(rename.items()) if b)
+    if read:
+        _note(info, f"labels that differ only by surrounding whitespace are one label: read {read}")
 
 
 def _unify_numeric_labels(frames: dict[str, pd.DataFrame], fixed: list[str] | None, info: dict) -> None:
@@ -214,7 +249,7 @@ def _unify_numeric_labels(frames: dict[str, pd.DataFrame], fixed: list[str] | No
 def _drop_unlabeled_eval_splits(frames, info) -> dict[str, pd.DataFrame]:
     # GLUE-style test sets ship without labels (-1 or empty); they cannot be evaluated.
     for split in ("dev", "test"):
-        if split in frames and frames[split]["label"].map(lambda v: v == "" or _number(v) == -1).all():
+        if split in frames and _unlabeled(frames[split]):
             del frames[split]
             _note(info, f"{split} split has no labels (all empty or -1): not evaluated; "
                   "a split is made from train instead")

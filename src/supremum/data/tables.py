@@ -38,16 +38,45 @@ def decode(path: Path, encoding: str) -> str:
             raise UserError(f"{path}: the file is UTF-16 (it starts with a UTF-16 byte-order mark)",
                             "pass --encoding utf-16, or save it as UTF-8")
     try:
-        return raw.decode(encoding)
+        text = raw.decode(encoding)
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise UserError(
-            f"{path}: line {line} has bytes that are not valid {encoding}",
-            "pass --encoding with the file's encoding, e.g. --encoding latin-1",
-        ) from None
+        raise UserError(f"{path}: line {line} has bytes that are not valid {encoding}",
+                        _encoding_hint(raw)) from None
     except LookupError:
         raise UserError(f"unknown encoding '{encoding}'", "use a Python codec name such as utf-8 "
-                        "or latin-1") from None
+                        "or cp1252") from None
+    _check_c1_controls(path, raw, text, encoding)
+    return text
+
+
+def _encoding_hint(raw: bytes) -> str:
+    """Windows-1252 first: it is what Excel and Windows editors write in the West, and unlike
+    latin-1 it reads bytes 0x80-0x9F as the curly quotes and dashes they are."""
+    if not _decodes(raw, "cp1252"):
+        return "pass --encoding with the file's encoding, e.g. --encoding cp1252 (Windows) or latin-1"
+    return "it decodes as Windows-1252 (Excel's Western encoding): pass --encoding cp1252"
+
+
+def _decodes(raw: bytes, encoding: str) -> bool:
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _check_c1_controls(path: Path, raw: bytes, text: str, encoding: str) -> None:
+    """latin-1 decodes every byte, so a Windows-1252 file read as latin-1 silently turns its
+    quotes and dashes (bytes 0x80-0x9F) into invisible control characters."""
+    if codecs.lookup(encoding).name != "iso8859-1" or not _decodes(raw, "cp1252"):
+        return  # bytes Windows-1252 leaves undefined: not a Windows-1252 file, latin-1 stands
+    at = next((i for i, ch in enumerate(text) if "\x80" <= ch <= "\x9f"), None)
+    if at is not None:
+        line = raw[:at].count(b"\n") + 1  # latin-1: one byte per character
+        raise UserError(f"{path}: line {line} has byte 0x{raw[at]:02X}, which {encoding} reads as a control "
+                        "character (Windows-1252 reads it as a quote, dash or similar)",
+                        "pass --encoding cp1252")
 
 
 def is_utf8(encoding: str) -> bool:
@@ -57,12 +86,13 @@ def is_utf8(encoding: str) -> bool:
         return False
 
 
-def read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
+def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None) -> pd.DataFrame:
     """One file to a DataFrame of strings (labels stay strings until the label map is built).
 
     The index holds each record's first line in the file (name "line"), so errors can point at
     it; `header(df)` gives the column names as written (a repeated name is kept repeated there,
-    while the frame's own columns are made unique as pandas does: "label", "label.1")."""
+    while the frame's own columns are made unique as pandas does: "label", "label.1").
+    `delimiter` None: a .tsv's is a tab, a .csv's is detected from its header line."""
     if not path.exists():
         raise UserError(f"{path}: no such file", "check the --data path")
     text = decode(path, encoding)
@@ -71,7 +101,10 @@ def read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     if path.suffix in (".jsonl", ".json"):
         df = _read_jsonl(path, text)
     else:
-        df = _read_delimited(path, text, "\t" if path.suffix == ".tsv" else ",")
+        sep = delimiter or ("\t" if path.suffix == ".tsv" else detect_delimiter(text))
+        df = _read_delimited(path, text, sep, quoted=path.suffix != ".tsv")
+        if delimiter is None and path.suffix != ".tsv" and sep != ",":
+            df.attrs["detected_delimiter"] = sep
     if len(df) == 0:
         raise UserError(f"{path}: the file has a header but no rows", "add examples")
     return df
@@ -82,12 +115,24 @@ def header(df: pd.DataFrame) -> list[str]:
     return list(df.attrs.get("header") or [str(c) for c in df.columns])
 
 
-def _read_delimited(path: Path, text: str, sep: str) -> pd.DataFrame:
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def detect_delimiter(text: str) -> str:
+    """The separator of a CSV: of , ; tab |, the one that splits the header line (quotes
+    respected) into the most columns; a comma on a tie. Excel writes `;` where the decimal mark is
+    a comma (most of Europe), and a header holds no free text that could mislead the count."""
+    line = next((x for x in text.splitlines() if x.strip()), "")
+    width = {d: len(next(csv.reader([line], delimiter=d), [])) for d in DELIMITERS}
+    return max(DELIMITERS, key=lambda d: (width[d], d == ","))
+
+
+def _read_delimited(path: Path, text: str, sep: str, quoted: bool = True) -> pd.DataFrame:
     """CSV (RFC 4180 quoting: fields may hold the separator, quotes and line breaks) or TSV (no
     quoting). Python's csv reader instead of pandas.read_csv because it tells on which file line
     each record starts, and keeps repeated column names visible."""
-    kind = "TSV" if sep == "\t" else "CSV"
-    quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
+    kind = "CSV" if quoted else "TSV"
+    quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # the default 128 KiB cuts documents
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quoting=quoting)
     rows, lines, start = [], [], 1
@@ -100,15 +145,15 @@ def _read_delimited(path: Path, text: str, sep: str) -> pd.DataFrame:
     except csv.Error as e:
         raise UserError(f"{path}: line {start}: cannot parse as {kind} ({e})",
                         "check quoting and the number of fields per line") from None
-    if sep == "," and rows:
-        _check_closed_quote(path, text, lines[-1])
+    if quoted and rows:
+        _check_closed_quote(path, text, lines[-1], sep)
     names, records = rows[0], rows[1:]
     width = len(names)
     for row, line in zip(records, lines[1:], strict=True):
         if len(row) > width:
             raise UserError(f"{path}: line {line} has {len(row)} fields, the header has {width}",
-                            'quote fields that contain the separator, e.g. "good, not great"'
-                            if sep == "," else "a text must not contain a tab")
+                            f'quote fields that contain the separator, e.g. "good{sep} not great", '
+                            "or pass --delimiter" if quoted else "a text must not contain a tab")
         row.extend([""] * (width - len(row)))  # a short row: the missing fields are empty
     df = pd.DataFrame(records, columns=_unique(names), index=pd.Index(lines[1:], name="line"),
                       dtype=str)
@@ -116,11 +161,11 @@ def _read_delimited(path: Path, text: str, sep: str) -> pd.DataFrame:
     return df
 
 
-def _check_closed_quote(path: Path, text: str, last_start: int) -> None:
+def _check_closed_quote(path: Path, text: str, last_start: int, sep: str = ",") -> None:
     """An unclosed quote makes the csv reader swallow the rest of the file into one field."""
     tail = text.split("\n", last_start - 1)[-1]
     try:
-        list(csv.reader(io.StringIO(tail, newline=""), strict=True))
+        list(csv.reader(io.StringIO(tail, newline=""), delimiter=sep, strict=True))
     except csv.Error as e:
         if "end of data" in str(e):
             raise UserError(f"{path}: line {last_start} opens a quote (\") that is never closed",

@@ -49,7 +49,7 @@ def config_hash(cfg: FinetuneConfig) -> str:
     if d["data"].get("train_limit") is None:  # keys added later: absent = the hash runs had before them
         d["data"].pop("train_limit", None)
         d["data"].pop("train_limit_seed", None)
-    d["data"] = drop_unset(d["data"], {"drop_empty": False})
+    d["data"] = drop_unset(d["data"], {"drop_empty": False, "delimiter": None})
     return content_hash(d)
 
 
