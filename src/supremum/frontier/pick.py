@@ -6,7 +6,16 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from supremum.errors import UserError
-from supremum.frontier import Variant, _check, group_defaults, reference_group, sign, split_by_group, variants
+from supremum.frontier import (
+    Variant,
+    _check,
+    group_defaults,
+    has_cost,
+    reference_group,
+    sign,
+    split_by_group,
+    variants,
+)
 from supremum.store import Store
 
 LIMITS = {"max_latency_ms": "latency_b1", "max_size_mb": "size", "max_memory_mb": "memory",
@@ -38,7 +47,9 @@ def pick(limits: dict[str, float], *, metric: str | None = None, min_metric: flo
     if unknown:
         raise UserError(f"unknown limit(s) {sorted(unknown)}", f"use: {', '.join(LIMITS)}")
     rows = variants(store)
-    group = reference_group(rows, data, split)
+    # the group is chosen among rows that measured every limited cost (else the task's default)
+    group = reference_group(rows, data, split, lambda r: all(has_cost(r, LIMITS[n]) for n in limits)
+                            if limits else has_cost(r, None))
     same, _ = split_by_group(rows, group)
     metric, cost = group_defaults(same, metric, None)
     _check(metric, cost)
