@@ -60,6 +60,10 @@ def test_frontier_never_mixes_machines_or_eval_sets():
     miss = pick({"max_latency_ms": 1.0}, min_metric=0.95, store=store, split="dev")
     assert miss["pick"] is None and set(miss["unmet_by_every_variant"]) == {"max_latency_ms", "min_accuracy"}
     assert miss["closest"][0]["artifact"] == "fast"
+    with pytest.raises(UserError) as e:
+        pick({"max_latency_ms": -5.0}, store=store)
+    assert str(e.value) == ("pick limits: 'max_latency_ms': Input should be greater than 0 "
+                            "(got -5.0; see `supremum pick --help`)")
     with pytest.raises(UserError, match="unknown cost"):
         frontier(cost="speed", store=store)
     with pytest.raises(UserError, match="no finished evaluation"):

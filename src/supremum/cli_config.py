@@ -26,7 +26,8 @@ from supremum.errors import UserError
 #: schema_help sections and the config model each names ("" is the fine-tuning recipe's top level)
 SECTIONS = {"model": "supremum.config:ModelSpec", "data": "supremum.config:DataConfig",
             "train": "supremum.config:TrainConfig", "eval": "supremum.config:EvalConfig",
-            "serve": "supremum.serve:ServeConfig", "": "supremum.config:FinetuneConfig"}
+            "serve": "supremum.serve:ServeConfig", "pick": "supremum.frontier.pick:PickLimits",
+            "": "supremum.config:FinetuneConfig"}
 _MARK = re.compile(r"<schema:(\w*)\.(\w+)>")
 _EPILOG = re.compile(r"<epilog:(\w+)>")
 
