@@ -119,6 +119,10 @@ GE = "Input should be greater than or equal to"
     (["curve", "--data", "{csv}", "--bootstrap", "-1"], f"--bootstrap -1: {GE} 0"),
     (["run", "{pipeline}", "--jobs", "0"], f"--jobs 0: {GE} 1"),
     (["compare", "{compare}", "--jobs", "0"], f"--jobs 0: {GE} 1"),
+    (["pick", "--max-latency-ms", "-5"], "--max-latency-ms -5.0: Input should be greater than 0"),
+    (["pick", "--max-size-mb", "0"], "--max-size-mb 0.0: Input should be greater than 0"),
+    (["pick", "--max-perplexity", "0"], "--max-perplexity 0.0: Input should be greater than 0"),
+    (["pick", "--min-accuracy", "1.5"], "--min-accuracy 1.5: Input should be less than or equal to 1"),
 ], ids=lambda a: " ".join(a[:1] + a[-2:]) if isinstance(a, list) else "")
 def test_option_values_out_of_range_are_one_line_exit_2(args, message, csv_data, tmp_path):
     """Every command builds its configs through one path (cli_config -> recipe.build); a value

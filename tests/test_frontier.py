@@ -60,6 +60,10 @@ def test_frontier_never_mixes_machines_or_eval_sets():
     miss = pick({"max_latency_ms": 1.0}, min_metric=0.95, store=store, split="dev")
     assert miss["pick"] is None and set(miss["unmet_by_every_variant"]) == {"max_latency_ms", "min_accuracy"}
     assert miss["closest"][0]["artifact"] == "fast"
+    with pytest.raises(UserError) as e:
+        pick({"max_latency_ms": -5.0}, store=store)
+    assert str(e.value) == ("pick limits: 'max_latency_ms': Input should be greater than 0 "
+                            "(got -5.0; see `supremum pick --help`)")
     with pytest.raises(UserError, match="unknown cost"):
         frontier(cost="speed", store=store)
     with pytest.raises(UserError, match="no finished evaluation"):
@@ -95,3 +99,23 @@ def test_report_html_is_self_contained_and_md_lists_what_steps_bought(csv_data, 
     assert "onnx-int8-dynamic (on full) bought" in md and "| * |" in md
     bad = run_cli("report", "--format", "pdf")
     assert bad.returncode == 2 and "unknown report format" in bad.stderr
+
+
+def test_quality_only_eval_does_not_switch_frontier_or_pick_to_an_empty_group(csv_data, tmp_path):
+    parent, child = evaluated_pair(csv_data, tmp_path, "int8-dynamic")
+    other = tmp_path / "other.csv"
+    other.write_text(csv_data.read_text(encoding="utf-8"), encoding="utf-8")
+    run_cli("eval", str(parent), "--data", str(other), "--no-speed", check=True)  # the latest eval, no costs
+    res = json.loads(run_cli("frontier", "--json", check=True).stdout)
+    assert res["group"]["data"].endswith("reviews.csv")
+    measured = res["frontier"] + res["dominated"]
+    assert {x["lineage"] for x in measured} == {"full", "full>int8-dynamic"}
+    reasons = [x["reason"] for x in res["not_comparable"]]
+    assert reasons == ["no latency_b1 measured (evaluated with --no-speed?)"]
+    # a budget only the faster variant meets: pick finds it, not "max_latency_ms missing"
+    fast = min(measured, key=lambda x: x["costs"]["latency_b1"])
+    limit = fast["costs"]["latency_b1"] * 1.001
+    within = [x for x in measured if x["costs"]["latency_b1"] <= limit]
+    best = max(within, key=lambda x: x["metrics"]["accuracy"])
+    got = json.loads(run_cli("pick", "--max-latency-ms", str(limit), "--json", check=True).stdout)
+    assert got["pick"]["artifact"] == best["artifact"] and got["within_budget"] == len(within)

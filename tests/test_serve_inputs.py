@@ -251,3 +251,16 @@ def test_a_model_that_overflows_answers_a_clear_500_not_nan(tmp_path):
         assert r.status_code == 500
         assert r.json()["detail"] == ("the model gave non-finite probabilities (NaN or Infinity) for texts[0]: "
                                       "artifact overflow is not usable; re-train it (lower lr, clipping, fp32)")
+
+
+def test_422_echoes_a_preview_of_the_input_not_the_whole_body(decoder_clf):
+    with client(decoder_clf, max_texts=64, max_chars=2000) as c:
+        many = c.post("/v1/classify", json={"texts": [f"a fine text number {i}" for i in range(5000)]})
+        long = c.post("/v1/classify", json={"texts": ["ok", "x" * 3000]})
+    assert many.status_code == 422 and len(many.content) < 1000, len(many.content)
+    (err,) = many.json()["detail"]
+    assert err["loc"] == ["body", "texts"] and err["input_length"] == 5000 and "input" not in err
+    assert err["msg"] == "List should have at most 64 items after validation, not 5000"
+    (err,) = long.json()["detail"]
+    assert err["loc"] == ["body", "texts", 1] and err["msg"] == "String should have at most 2000 characters"
+    assert err["input"] == "x" * 200 + "..."

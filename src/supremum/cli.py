@@ -506,13 +506,13 @@ def frontier(
 
 @app.command()
 def pick(
-    max_latency_ms: Annotated[float | None, typer.Option(help="batch-1 latency with tokenization")] = None,
-    max_size_mb: Annotated[float | None, typer.Option(help="size on disk")] = None,
-    max_memory_mb: Annotated[float | None, typer.Option(help="peak resident memory")] = None,
-    max_params: Annotated[float | None, typer.Option(help="parameter count")] = None,
-    max_decode_ms: Annotated[float | None, typer.Option(help="causal LMs: decode ms per token")] = None,
-    min_accuracy: Annotated[float | None, typer.Option(help="floor on the metric (0-1)")] = None,
-    max_perplexity: Annotated[float | None, typer.Option(help="causal LMs: ceiling on perplexity")] = None,
+    max_latency_ms: Annotated[float | None, typer.Option(help=schema_help("pick", "max_latency_ms"))] = None,
+    max_size_mb: Annotated[float | None, typer.Option(help=schema_help("pick", "max_size_mb"))] = None,
+    max_memory_mb: Annotated[float | None, typer.Option(help=schema_help("pick", "max_memory_mb"))] = None,
+    max_params: Annotated[float | None, typer.Option(help=schema_help("pick", "max_params"))] = None,
+    max_decode_ms: Annotated[float | None, typer.Option(help=schema_help("pick", "max_decode_ms"))] = None,
+    min_accuracy: Annotated[float | None, typer.Option(help=schema_help("pick", "min_accuracy"))] = None,
+    max_perplexity: Annotated[float | None, typer.Option(help=schema_help("pick", "max_perplexity"))] = None,
     metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc, perplexity "
                                                "[default: accuracy, or perplexity for causal LMs]")] = None,
     data: Annotated[str | None, typer.Option(help="evaluation data [default: that of the latest eval]")] = None,
@@ -520,11 +520,13 @@ def pick(
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
 ) -> None:
     """The best evaluated variant within a budget; when none fits, which constraint no variant meets and the closest ones (exit code 1)."""  # noqa: E501
-    from supremum import cli_render
+    from supremum import cli_config, cli_render
+    from supremum.frontier.pick import PickLimits
     from supremum.frontier.pick import pick as run
 
-    limits = {"max_latency_ms": max_latency_ms, "max_size_mb": max_size_mb, "max_memory_mb": max_memory_mb,
-              "max_params": max_params, "max_decode_ms": max_decode_ms}
+    budget = cli_config.build(PickLimits, locals(), flag_keys(pick, "pick"), help_cmd="supremum pick --help")
+    max_perplexity, min_accuracy = budget.max_perplexity, budget.min_accuracy
+    limits = budget.model_dump(exclude={"min_accuracy", "max_perplexity"}, exclude_none=True)
     if max_perplexity is not None:
         metric = metric or "perplexity"
     res = run(limits, metric=metric, min_metric=max_perplexity if max_perplexity is not None else min_accuracy,

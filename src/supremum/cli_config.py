@@ -26,7 +26,8 @@ from supremum.errors import UserError
 #: schema_help sections and the config model each names ("" is the fine-tuning recipe's top level)
 SECTIONS = {"model": "supremum.config:ModelSpec", "data": "supremum.config:DataConfig",
             "train": "supremum.config:TrainConfig", "eval": "supremum.config:EvalConfig",
-            "serve": "supremum.serve:ServeConfig", "": "supremum.config:FinetuneConfig"}
+            "serve": "supremum.serve:ServeConfig", "pick": "supremum.frontier.pick:PickLimits",
+            "": "supremum.config:FinetuneConfig"}
 _MARK = re.compile(r"<schema:(\w*)\.(\w+)>")
 _EPILOG = re.compile(r"<epilog:(\w+)>")
 
@@ -152,10 +153,16 @@ def _schema(section: str):
     return getattr(importlib.import_module(module), name)
 
 
+def default_text(f) -> str:
+    """A pydantic field's default as help shows it: "required", or the value, computed by its
+    default_factory where it has one (`f.default` is then PydanticUndefined)."""
+    return "required" if f.is_required() else str(f.get_default(call_default_factory=True))
+
+
 @functools.cache
 def _field_help(section: str, field: str) -> str:
     f = _schema(section).model_fields[field]
-    default = "" if f.is_required() else f" \\[default: {f.default}]"  # escaped: rich markup
+    default = "" if f.is_required() else f" \\[default: {default_text(f)}]"  # escaped: rich markup
     return (f.description or "") + default
 
 
@@ -180,8 +187,7 @@ def keys_epilog() -> str:
         for key, f in model.model_fields.items():
             if prefix == "method" and key == "name":
                 continue
-            default = "required" if f.is_required() else f.default
-            lines.append(f"{prefix}.{key} = {default!s}: {f.description or ''}")
+            lines.append(f"{prefix}.{key} = {default_text(f)}: {f.description or ''}")
     return "\n\n".join(lines).replace("[", "\\[")
 
 
@@ -191,7 +197,7 @@ def compress_epilog() -> str:
 
     lines = ["Methods and their options (set with KEY=VALUE, e.g. keep=[classifier]):"]
     for c in compressors().values():
-        opts = [f"{k}={'required' if f.is_required() else f.default!s} ({f.description or ''})"
+        opts = [f"{k}={default_text(f)} ({f.description or ''})"
                 for k, f in c.config_cls.model_fields.items() if k != "method"]
         lines.append(f"{c.name}: {c.summary}" + ("; " + "; ".join(opts) if opts else ""))
     return "\n\n".join(lines).replace("[", "\\[")

@@ -1,4 +1,8 @@
-"""Atomic writes: a file or directory is either complete or absent, never half-written."""
+"""Atomic writes: a file or directory is either complete or absent, never half-written.
+
+The temporaries come from tempfile.mkstemp/mkdtemp, which create them private (0600/0700)
+whatever the umask; before the rename each gets the mode an ordinary open/mkdir would have
+given it (0666/0777 less the umask), so what is written is as readable as any other file."""
 
 from __future__ import annotations
 
@@ -20,6 +24,31 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def umask() -> int:
+    """The process's umask (read by setting and restoring it: there is no other portable way)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    return 0o666 & ~umask()
+
+
+def dir_mode() -> int:
+    return 0o777 & ~umask()
+
+
+def public_modes(root: Path) -> None:
+    """Give `root` and everything under it the modes the umask allows (files keep no exec bit:
+    artifacts are data), including files moved in from private temporary directories."""
+    fmode, dmode = file_mode(), dir_mode()
+    for p in root.rglob("*"):
+        if not p.is_symlink():
+            p.chmod(dmode if p.is_dir() else fmode)
+    root.chmod(dmode)
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,6 +57,7 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), file_mode())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -63,6 +93,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        public_modes(tmp)
         fsync_tree(tmp)
         old = path.with_name(f".{path.name}.old")
         if old.exists():

@@ -5,6 +5,7 @@ the reason, never mixed in silently."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from supremum.errors import UserError
@@ -104,9 +105,13 @@ def pareto(rows: list[Variant], metric: str, cost: str) -> list[Variant]:
     return sorted((r for r in usable if not dominated(r)), key=lambda r: r.costs[cost])
 
 
-def reference_group(rows: list[Variant], data: str | None, split: str | None) -> tuple[str, str, str, str]:
+def reference_group(rows: list[Variant], data: str | None, split: str | None,
+                    measured: Callable[[Variant], bool] | None = None) -> tuple[str, str, str, str]:
     """The group to compare in: the given data/split (else the latest evaluation's), on this
-    machine when it measured any of them, else on the machine of the latest evaluation."""
+    machine when it measured any of them, else on the machine of the latest evaluation.
+    `measured` says whether a row has the costs the caller compares; only such rows choose the
+    group (a later quality-only `eval --no-speed` must not switch it to a group with no costs),
+    unless no row has them."""
     from supremum.machine import fingerprint
 
     chosen = [r for r in rows
@@ -114,6 +119,8 @@ def reference_group(rows: list[Variant], data: str | None, split: str | None) ->
     if not chosen:
         raise UserError("no finished evaluation matches" + (f" data {data}" if data else "")
                         + (f" split {split}" if split else ""), "run `supremum eval <artifact>` first")
+    if measured is not None:
+        chosen = [r for r in chosen if measured(r)] or chosen
     latest = max(chosen, key=lambda r: r.started)
     data, split, protocol = latest.data, latest.split, latest.protocol
     here = fingerprint()["cpu"]
@@ -153,15 +160,22 @@ def group_defaults(same: list[Variant], metric: str | None, cost: str | None) ->
     return metric or DEFAULTS[task][0], cost or DEFAULTS[task][1]
 
 
+def has_cost(r: Variant, cost: str | None) -> bool:
+    """Whether the row measured `cost` (else its task's default cost)."""
+    return r.costs.get(cost or DEFAULTS.get(r.task, DEFAULTS["text-classification"])[1]) is not None
+
+
 def frontier(metric: str | None = None, cost: str | None = None, data: str | None = None,
              split: str | None = None, store: Store | None = None) -> dict:
     rows = variants(store)
-    group = reference_group(rows, data, split)
+    group = reference_group(rows, data, split, lambda r: has_cost(r, cost))
     same, other = split_by_group(rows, group)
     metric, cost = group_defaults(same, metric, cost)
     _check(metric, cost)
     task = group_task(same)
-    other += [(r, f"no {cost} measurement (evaluated with --no-speed?)") for r in same
+    unmeasured = f"no {cost} measured (evaluated with --no-speed?)"
+    other = [(r, unmeasured if r.costs.get(cost) is None else why) for r, why in other]
+    other += [(r, unmeasured if r.costs.get(cost) is None else f"no {metric} measured") for r in same
               if r.costs.get(cost) is None or r.metrics.get(metric) is None]
     same = [r for r in same if r.costs.get(cost) is not None and r.metrics.get(metric) is not None]
     front = pareto(same, metric, cost)

@@ -5,12 +5,39 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from supremum.errors import UserError
-from supremum.frontier import Variant, _check, group_defaults, reference_group, sign, split_by_group, variants
+from supremum.frontier import (
+    Variant,
+    _check,
+    group_defaults,
+    has_cost,
+    reference_group,
+    sign,
+    split_by_group,
+    variants,
+)
 from supremum.store import Store
 
 LIMITS = {"max_latency_ms": "latency_b1", "max_size_mb": "size", "max_memory_mb": "memory",
           "max_params": "params", "max_decode_ms": "decode_ms"}
+
+
+class PickLimits(BaseModel):
+    """A budget for `pick`: every limit is a positive upper bound (None = no limit); the floor is
+    on the quality metric, the ceiling on perplexity (or bits per byte)."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_latency_ms: float | None = Field(None, gt=0, description="batch-1 latency with tokenization (ms)")
+    max_size_mb: float | None = Field(None, gt=0, description="size on disk (MB)")
+    max_memory_mb: float | None = Field(None, gt=0, description="peak resident memory (MB)")
+    max_params: float | None = Field(None, gt=0, description="parameter count")
+    max_decode_ms: float | None = Field(None, gt=0, description="causal LMs: decode ms per token")
+    min_accuracy: float | None = Field(None, ge=-1, le=1, description="floor on the metric (accuracy and "
+                                       "macro-F1 lie in 0-1, MCC in -1-1)")
+    max_perplexity: float | None = Field(None, gt=0, description="causal LMs: ceiling on perplexity "
+                                         "(or bits per byte)")
 
 
 def violations(v: Variant, limits: dict[str, float], metric: str, min_metric: float | None) -> dict:
@@ -37,8 +64,13 @@ def pick(limits: dict[str, float], *, metric: str | None = None, min_metric: flo
     unknown = set(limits) - set(LIMITS)
     if unknown:
         raise UserError(f"unknown limit(s) {sorted(unknown)}", f"use: {', '.join(LIMITS)}")
+    from supremum.recipe import build
+
+    build(PickLimits, limits, "pick limits", help_cmd="supremum pick --help")  # positive, else UserError
     rows = variants(store)
-    group = reference_group(rows, data, split)
+    # the group is chosen among rows that measured every limited cost (else the task's default)
+    group = reference_group(rows, data, split, lambda r: all(has_cost(r, LIMITS[n]) for n in limits)
+                            if limits else has_cost(r, None))
     same, _ = split_by_group(rows, group)
     metric, cost = group_defaults(same, metric, None)
     _check(metric, cost)

@@ -80,10 +80,30 @@ def not_blank(text: str) -> str:
     return text
 
 
+#: characters of a rejected input echoed back in a 422
+PREVIEW_CHARS = 200
+
+
+def error_preview(err: dict) -> dict:
+    """One validation error as answered: `loc`, `msg`, `type` (and `ctx`) as pydantic gives them,
+    the offending `input` cut to a preview. Pydantic echoes the whole input (a 5000-text body
+    that is one text too long comes back as the full body); a string keeps its first
+    PREVIEW_CHARS characters, a list or object only its length (`input_length`)."""
+    out = {k: v for k, v in err.items() if k != "input"}
+    value = err.get("input")
+    if isinstance(value, str):
+        out["input"] = value if len(value) <= PREVIEW_CHARS else value[:PREVIEW_CHARS] + "..."
+    elif isinstance(value, list | tuple | dict | set | bytes):
+        out["input_length"] = len(value)
+    elif "input" in err:
+        out["input"] = value
+    return out
+
+
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(_request, exc: RequestValidationError):
-        return AsciiJSON({"detail": exc.errors()}, status_code=422)
+        return AsciiJSON({"detail": [error_preview(e) for e in exc.errors()]}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request, exc: StarletteHTTPException):
