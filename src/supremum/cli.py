@@ -404,6 +404,69 @@ def curve(
 
 
 @app.command()
+def ceiling(
+    model: Annotated[str | None, typer.Option(help=_doc("model", "name"))] = None,
+    data: Annotated[str | None, typer.Option(help=_doc("data", "path"))] = None,
+    budget_minutes: Annotated[float | None, typer.Option(help="wall-clock budget of the whole call, minutes")
+                              ] = None,
+    method: Annotated[str | None, typer.Option(help="your method, measured first as 'now' [default: full]")
+                      ] = None,
+    lr: Annotated[float | None, typer.Option(help="your peak learning rate [default: per method]")] = None,
+    epochs: Annotated[float | None, typer.Option(help="your " + _doc("train", "epochs"))] = None,
+    batch_size: Annotated[int | None, typer.Option(help="your " + _doc("train", "batch_size"))] = None,
+    max_length: Annotated[int | None, typer.Option(help=_doc("data", "max_length"))] = None,
+    methods: Annotated[str | None, typer.Option(help="methods the search may choose [default: full,lora]")] = None,
+    n_trials: Annotated[int | None, typer.Option(help="at most this many search trials")] = None,
+    search_share: Annotated[float | None, typer.Option(help="share of the budget for the search [default: 0.5]")
+                            ] = None,
+    seeds: Annotated[str | None, typer.Option(help="seeds of the best configuration's re-run [default: 0,1,2]")
+                     ] = None,
+    fractions: Annotated[str | None, typer.Option(help="learning-curve shares [default: 1/8,1/4,1/2,1]")] = None,
+    folds: Annotated[int | None, typer.Option(help="folds for label noise; 0 skips it [default: 5]")] = None,
+    split: Annotated[str | None, typer.Option(help="split the best, the ceiling and label noise are measured on "
+                                              "[default: test]")] = None,
+    target: Annotated[float | None, typer.Option(help="accuracy to ask the needed labels for, e.g. 0.9")] = None,
+    models: Annotated[str | None, typer.Option(help="model ladder for the model axis, e.g. tiny-bert,minilm-l6")
+                      ] = None,
+    output: Annotated[str | None, typer.Option(help="directory of the study, suspects and plots")] = None,
+    recipe: Annotated[Path | None, typer.Option(help="YAML with the same keys (base: {model, data, method, "
+                                                "train}, budget_minutes, ...); flags override it")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the verdict as JSON")] = False,
+) -> None:
+    """How good can this model get on this task? Search the best configuration within the budget (Optuna TPE, successive-halving pruning; your configuration measured first), re-run it over seeds, fit its learning curve for the ceiling with unlimited labels and its interval, estimate label noise by confident learning, and say what caps it. Resumes from the same --output."""  # noqa: E501
+    from supremum import cli_config, cli_render
+    from supremum.limit.curve import parse_fractions
+    from supremum.studies.ceiling import CeilingConfig, run_ceiling
+
+    flags = {**locals(), "model": {"name": model} if model else None,
+             "method": {"name": method} if method else None,
+             "fractions": parse_fractions(fractions) if fractions else None, "seeds": _list(seeds, int, "--seeds"),
+             "methods": _list(methods, str, "--methods"), "models": _list(models, str, "--models")}
+    keys = {"model": "base.model", "data": "base.data.path", "method": "base.method", "lr": "base.train.lr",
+            "epochs": "base.train.epochs", "batch_size": "base.train.batch_size",
+            "max_length": "base.data.max_length", **{k: k for k in (
+                "budget_minutes", "methods", "n_trials", "search_share", "seeds", "fractions", "folds", "split",
+                "target", "models", "output")}}
+    cfg = cli_config.Assembly(recipe).options(flags, keys)
+    if cfg.get("base.data.path") is None:
+        raise UserError("ceiling needs data", "e.g. --data $SUPREMUM_DATA/sst2")
+    if cfg.get("budget_minutes") is None:
+        raise UserError("ceiling needs a time budget", "e.g. --budget-minutes 90")
+    cfg = cfg.build(CeilingConfig, "supremum ceiling --help")
+    _quiet_libraries()
+    res = run_ceiling(cfg, on_event=None if as_json else lambda m: cli_render.err.print(m, markup=False))
+    if as_json:
+        _echo_json(_without_bands(res))
+    else:
+        cli_render.print_ceiling(res)
+
+
+def _without_bands(res: dict) -> dict:
+    curve = {k: v for k, v in (res.get("curve") or {}).items() if k not in ("band", "band_n")}
+    return {**res, "curve": curve or None}
+
+
+@app.command()
 def ensemble(
     artifacts: Annotated[list[str], typer.Argument(help="two or more artifacts (paths or ids) of one task")],
     output: Annotated[str | None, typer.Option(help="artifact directory [default: under $SUPREMUM_HOME]")] = None,

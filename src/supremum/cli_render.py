@@ -355,6 +355,21 @@ def print_scale(a: dict) -> None:
     _print_summary(*scale_summary(a))
 
 
+def print_ceiling(r: dict) -> None:
+    from rich.table import Table
+
+    from supremum.studies.verdict import rows
+
+    t = Table(title=f"How good can {r['model']} get on {r['data']}?")
+    for col in ("quantity", "value", "how"):
+        t.add_column(col)
+    for row in rows(r):
+        t.add_row(*row)
+    out.print(t)
+    out.print(r["sentence"], markup=False)
+    out.print(f"details: {r['output']} (learning_curve.png, search_history.png, suspects-*.csv)", markup=False)
+
+
 def print_curve(r: dict) -> None:
     from supremum.limit.summary import curve_summary
 

@@ -29,7 +29,7 @@ def main() -> None:
         scores[split] = m[metric]
         robustness.update({k: v["accuracy"] for k, v in (m.get("robustness") or {}).items() if k != "method"})
     out = {metric: scores, "robustness": robustness, "artifact": res.artifact.id, "run_id": res.run_id,
-           "trainable_params": res.metrics["trainable_params"],
+           "trainable_params": res.metrics["trainable_params"], "total_params": res.metrics.get("total_params"),
            "trainable_fraction": res.metrics["trainable_fraction"],
            "train_seconds": res.metrics["train_seconds"], "peak_rss_mb": peak_rss_mb()}
     sys.stdout.write(json.dumps(out) + "\n")

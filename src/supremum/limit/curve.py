@@ -161,6 +161,8 @@ def analyze_curve(points: list[tuple[int, float, int]], target: float | None, re
         raise UserError(f"a learning curve needs at least 4 runs to estimate its noise; it has {len(n)}",
                         "add seeds or fractions")
     quantum = 1.0 / (eval_examples or 10_000)
+    if metric == "accuracy" and not err.any():
+        return _saturated(n, err, points, eval_examples or 10_000, level, split, target)
     region = curve_region(n, err, level=level, noise_var=quantum ** 2 / 12)
     fit = region.fit
     e_lo, e_hi = region.floor_ci()
@@ -182,6 +184,30 @@ def analyze_curve(points: list[tuple[int, float, int]], target: float | None, re
     if target is not None:
         boots = curve_bootstrap(n, err, fit, resamples=resamples, seed=seed) if resamples else []
         out["target"] = _needed(region, boots, target)
+    return out
+
+
+def _saturated(n, err, points, n_eval: int, level: float, split: str | None, target: float | None) -> dict:
+    """Every run scored 100%: no curve to fit. The error floor is bounded by the rule of three
+    (no errors in n trials: the 95% upper bound of the error rate is about 3/n; Hanley &
+    Lippman-Hand 1983), generalized as -ln(1 - level)/n."""
+    bound = -math.log(1 - level) / n_eval
+    pts = [{"n": int(a), "error": 0.0, "seed": p[2]} for a, p in zip(n, points, strict=True)]
+    text = (f"saturated: every run scored 100% on the {n_eval:,} examples of the {split or 'held-out'} split at "
+            f"every size; the error floor is below {100 * bound:.2f}% ({100 * level:.0f}%, rule of three), "
+            "and only a larger or harder evaluation set would show more.")
+    flat = {"accuracy": 1.0, "ci": [1 - bound, 1.0]}
+    out = {"points": pts, "split": split,
+           "fit": {"E": 0.0, "B": 0.0, "beta": 1.0, "rss": 0.0, "runs": len(n), "sigma": 0.0, "dof": len(n) - 3,
+                   "quantile": None},
+           "ceiling": {"accuracy": 1.0, "ci": [1 - bound, 1.0], "level": level, "verdict": "saturated",
+                       "identified": True, "best_measured": 1.0, "sentence": text},
+           "band_n": [], "band": [], "at_2x": {"n": 2 * float(n.max()), **flat},
+           "at_10x": {"n": 10 * float(n.max()), **flat}, "method": "rule of three (no errors observed)"}
+    if target is not None:
+        out["target"] = {"accuracy": target, "examples": float(n.min()), "reachable": True,
+                         "examples_ci": [None, float(n.min())], "status": "reached at every measured size",
+                         "share_of_resamples_reachable": None, "resamples": 0}
     return out
 
 

@@ -273,7 +273,7 @@ def fit_curve(n, y, *, grid: tuple[int, int] = CURVE_GRID, thirds: bool = True) 
     exponent range, should the optimum lie between grid lines of another basin)."""
     n = np.asarray(n, dtype=float)
     y = np.asarray(y, dtype=float)
-    e_top = float(y.max())
+    e_top = max(float(y.max()), 1e-12)  # all-zero errors: a degenerate but valid box for the bounds
     e_grid = np.linspace(0.0, e_top, grid[0])
     a_grid = np.geomspace(*CURVE_ALPHA, grid[1])
     a, rss, sxx = _vp_grid(n, y, e_grid, a_grid)

@@ -11,7 +11,7 @@ from supremum.fsutil import write_bytes
 from supremum.limit.fit import PowerFit, compute_optimal
 
 
-def _fig():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,10 +20,10 @@ def _fig():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
+def save_png(fig, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _fig().close(fig)
+    pyplot().close(fig)
     write_bytes(path, buf.getvalue())
     return path
 
@@ -53,11 +53,11 @@ def sweep_figures(analysis: dict) -> dict:
 
 
 def sweep_plots(analysis: dict, out: Path) -> list[Path]:
-    return [_save(fig, out / f"{name}.png") for name, fig in sweep_figures(analysis).items()]
+    return [save_png(fig, out / f"{name}.png") for name, fig in sweep_figures(analysis).items()]
 
 
 def _loss_vs_compute(a: dict):
-    plt = _fig()
+    plt = pyplot()
     runs = a["runs"]
     c = np.array([r["flops"] for r in runs])
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -86,7 +86,7 @@ def _loss_vs_compute(a: dict):
 
 def _isoflop(a: dict):
     """Loss against N at fixed compute, from the fit (lines) and the runs nearest each level (dots)."""
-    plt = _fig()
+    plt = pyplot()
     base, _ = _fits(a)
     runs = a["runs"]
     c = np.array([r["flops"] for r in runs])
@@ -108,7 +108,7 @@ def _isoflop(a: dict):
 
 
 def _limit(a: dict):
-    plt = _fig()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 2.6))
     rows = [("fitted E", a["fit"]["E"], a["ci"]["E"]), ("best run", a["best_run"]["loss"], None)]
     if "truth" in a:
@@ -126,11 +126,11 @@ def _limit(a: dict):
 
 
 def curve_plot(result: dict, path: Path) -> Path:
-    return _save(curve_figure(result), path)
+    return save_png(curve_figure(result), path)
 
 
 def curve_figure(result: dict):
-    plt = _fig()
+    plt = pyplot()
     pts = result["points"]
     split = result.get("split") or "held-out"
     fig, ax = plt.subplots(figsize=(6.0, 4.0))

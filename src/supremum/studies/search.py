@@ -82,6 +82,10 @@ class TrialRecord(BaseModel):
     run_id: str | None
     params: dict
     error: str | None = Field(None, description="why a failed trial failed (e.g. it diverged)")
+    ended_s: float | None = Field(None, description="seconds from the study's first trial start to this "
+                                  "trial's end")
+    last_reported: float | None = Field(None, description="the last dev score the trial reported (a pruned "
+                                        "trial's standing when it was stopped)")
 
 
 class SearchResult(BaseModel):
@@ -92,6 +96,39 @@ class SearchResult(BaseModel):
     pruned: int
     elapsed_seconds: float = Field(description="wall-clock seconds of this call")
     stopped: str = Field(description="why no further trial started")
+
+
+def containing(cfg: SearchConfig) -> tuple[SearchConfig, dict]:
+    """The search widened to contain its base configuration, and that configuration as trial
+    parameters (to enqueue first: the user's own setting is measured by the same protocol as every
+    trial, and the best found can only be at least as good). Optuna refuses an enqueued categorical
+    value outside its choices, so the choices and ranges grow to include the base's values."""
+    base, sp = cfg.base, cfg.space
+    name, t = base.method.name, base.train
+    params: dict = {"method": name, f"lr_{name}": t.lr, "batch_size": t.batch_size,
+                    "warmup_ratio": t.warmup_ratio, "weight_decay": t.weight_decay}
+    lr = sp.lr.get(name, (t.lr, t.lr))
+    widened = {"lr": {**sp.lr, name: (min(lr[0], t.lr), max(lr[1], t.lr))},
+               "batch_size": sorted({*sp.batch_size, t.batch_size}),
+               "warmup_ratio": _span(sp.warmup_ratio, t.warmup_ratio),
+               "weight_decay": _span(sp.weight_decay, t.weight_decay)}
+    if not t.max_steps:
+        epochs = max(1, round(t.epochs))
+        params["epochs"] = epochs
+        widened["epochs"] = (min(sp.epochs[0], epochs), max(sp.epochs[1], epochs))
+    if name == "lora":
+        params["lora_rank"] = base.method.r
+        widened["lora_rank"] = sorted({*sp.lora_rank, base.method.r})
+    if name == "full" and sp.layer_decay is not None:
+        params["layer_decay"] = t.layer_decay if t.layer_decay is not None else 1.0  # 1.0: no decay
+        widened["layer_decay"] = _span(sp.layer_decay, params["layer_decay"])
+    methods = cfg.methods if name in cfg.methods else [name, *cfg.methods]
+    out = cfg.model_copy(update={"methods": methods, "space": sp.model_copy(update=widened)})
+    return out, params
+
+
+def _span(r: tuple[float, float], x: float) -> tuple[float, float]:
+    return (min(r[0], x), max(r[1], x))
 
 
 def suggest(trial: optuna.Trial, cfg: SearchConfig, out: Path) -> FinetuneConfig:
@@ -273,9 +310,14 @@ def _discard(path: str | None) -> None:
 
 
 def _result(study: optuna.Study, cfg: SearchConfig, elapsed: float, stopped: str) -> SearchResult:
+    starts = [t.datetime_start for t in study.trials if t.datetime_start]
+    t0 = min(starts) if starts else None
     trials = [TrialRecord(number=t.number, state=t.state.name, value=t.value,
                           seconds=t.duration.total_seconds() if t.duration else None,
-                          run_id=t.user_attrs.get("run_id"), params=t.params, error=t.user_attrs.get("error"))
+                          run_id=t.user_attrs.get("run_id"), params=t.params, error=t.user_attrs.get("error"),
+                          ended_s=(t.datetime_complete - t0).total_seconds() if t.datetime_complete else None,
+                          last_reported=t.intermediate_values[max(t.intermediate_values)]
+                          if t.intermediate_values else None)
               for t in study.trials]
     best = _best(study)
     return SearchResult(best_value=best.value if best else None,

@@ -1,0 +1,152 @@
+"""The verdict of `supremum ceiling`: the flat keys a script reads, and one paragraph a person reads.
+
+Keys (absent stages are `null` and named in `not_measured` with the reason):
+`now.dev`; `best.dev`, `best.test` (the measured split; `best.split` names it), `best.config`,
+`best.seeds`; `ceiling.accuracy`, `ceiling.ci`, `ceiling.verdict` (a language model: `floor.perplexity`);
+`at_10x`; `labels_for_target`; `label_noise.rate`, `label_noise.ci`, `label_noise.suspects_path`
+(the measured split's), `label_noise.max_test_accuracy`; `resolution_pt`; `search.trials`.
+"""
+
+from __future__ import annotations
+
+
+def verdict(rec: dict, cfg) -> dict:
+    """Adds the flat keys, the resolution and the paragraph to a ceiling record (in place)."""
+    curve = rec.get("curve") or {}
+    rec.setdefault("best", None)
+    rec["ceiling"] = _ceiling(curve)
+    rec["at_10x"] = curve.get("at_10x")
+    rec["labels_for_target"] = curve.get("target")
+    rec["resolution_pt"] = _resolution(rec, curve)
+    rec.setdefault("label_noise", None)
+    rec.setdefault("models", None)
+    rec["search"]["trials"] = len(rec["search"]["trials"]) if isinstance(rec["search"]["trials"], list) \
+        else rec["search"]["trials"]
+    rec["sentence"] = paragraph(rec)
+    return rec
+
+
+def _ceiling(curve: dict) -> dict | None:
+    if not curve:
+        return None
+    c = curve.get("ceiling") or curve.get("floor")
+    return {**c, "sentence": c.get("sentence")}
+
+
+def _resolution(rec: dict, curve: dict) -> float | None:
+    """Smallest difference (points) the measured split resolves at 95% (McNemar bound at the best
+    model's accuracy; `limit.resolution`)."""
+    from supremum.limit.resolution import resolution
+
+    best = rec.get("best")
+    n = curve.get("n_eval") or rec.get("n_eval")
+    if not best or not n or rec["metric"] != "accuracy":
+        return None
+    return 100 * resolution(n, best["test"])
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _ci(ci) -> str:
+    return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def paragraph(rec: dict) -> str:
+    """The verdict in words: now, best, ceiling, label noise, 10x labels, resolution, what's missing."""
+    lm = rec["metric"] == "perplexity"
+    fmt = (lambda x: "n/a" if x is None else f"{x:.2f}") if lm else _pct
+    unit = "dev perplexity" if lm else "dev"
+    parts = [f"now {fmt(rec['now']['dev'])} {unit} (your configuration)"]
+    b = rec.get("best")
+    if b:
+        sd = b["test_std"] if lm else 100 * b["test_std"]
+        parts.append(f"best found {fmt(b['dev'])} {unit}, {fmt(b['test'])} ± {sd:.2f}{'' if lm else ' pt'} "
+                     f"{b['split']} over {len(b['seeds'])} seeds ({_describe(b['config'])})")
+    c = rec.get("ceiling")
+    if c and not lm:
+        parts.append(f"ceiling with unlimited labels {_pct(c['accuracy'])} {_ci(c['ci'])} ({c['verdict']})")
+    elif c:
+        parts.append(f"perplexity floor with unlimited data {c['perplexity']:.2f} "
+                     f"[{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] ({c['verdict']})")
+    ln = rec.get("label_noise")
+    if ln:
+        parts.append(f"label noise {_pct(ln['rate'])} {_ci(ln['ci'])} caps the {rec['split']} set at "
+                     f"{_pct(ln['max_test_accuracy'])}")
+    t10 = rec.get("at_10x")
+    if t10 and b and not lm:
+        parts.append(f"10x the labels buys {100 * (t10['accuracy'] - b['test']):+.1f} pt "
+                     f"({_pct(t10['accuracy'])} {_ci(t10['ci'])})")
+    if rec.get("resolution_pt") is not None:
+        parts.append(f"the {rec['split']} set resolves differences of {rec['resolution_pt']:.1f} pt or more")
+    if b and not lm:
+        parts.append(f"the cheapest variant within 1 pt: compress the best artifact (supremum pipeline) and "
+                     f"run supremum pick --min-metric {b['test'] - 0.01:.3f}")
+    for stage, why in rec.get("not_measured", {}).items():
+        parts.append(f"{stage.replace('_', ' ')} not measured: {why}")
+    return "; ".join(parts) + "."
+
+
+def _describe(config: dict) -> str:
+    m, t = config.get("method", {}), config.get("train", {})
+    bits = [m.get("name", "?")]
+    if m.get("name") == "lora":
+        bits.append(f"r {m.get('r')}")
+    bits.append(f"lr {t.get('lr'):.2g}" if t.get("lr") else "lr default")
+    if t.get("max_steps"):
+        bits.append(f"{t['max_steps']} steps")
+    else:
+        bits.append(f"{t.get('epochs'):g} epoch{'' if t.get('epochs') == 1 else 's'}")
+    bits.append(f"batch {t.get('batch_size')}")
+    return ", ".join(bits)
+
+
+def rows(rec: dict) -> list[tuple[str, str, str]]:
+    """The console table: (quantity, value, how it was measured)."""
+    lm = rec["metric"] == "perplexity"
+    f = (lambda x: f"{x:.2f}") if lm else _pct
+    out = [("now (your configuration)", f(rec["now"]["dev"]) if rec["now"]["dev"] is not None else "n/a",
+            "dev, search trial 0")]
+    s = rec["search"]
+    out.append(("search", f"{s['trials']} trials, {s['pruned']} pruned", f"Optuna TPE, stopped: {s['stopped']}"))
+    b = rec.get("best")
+    if b:
+        out.append(("best found, dev", f"{f(b['dev'])} ± {_sd(b['dev_std'], lm)}", f"{len(b['seeds'])} seeds, "
+                    "mean ± s.d."))
+        out.append((f"best found, {b['split']}", f"{f(b['test'])} {_band(b['test_ci'], lm)}",
+                    "95% t-interval of the mean"))
+    c = rec.get("ceiling")
+    if c:
+        v = f"{c['perplexity']:.2f}" if lm else _pct(c["accuracy"])
+        out.append(("floor (perplexity)" if lm else "ceiling (labels -> inf)", f"{v} {_band(c['ci'], lm)}",
+                    c["verdict"]))
+    if rec.get("at_10x") and not lm:
+        out.append(("at 10x the labels", f"{_pct(rec['at_10x']['accuracy'])} {_ci(rec['at_10x']['ci'])}",
+                    "learning-curve fit"))
+    if rec.get("labels_for_target"):
+        t = rec["labels_for_target"]
+        out.append((f"labels for {_pct(t['accuracy'])}", f"{t['examples']:,.0f}" if t["examples"] else "—",
+                    t["status"]))
+    ln = rec.get("label_noise")
+    if ln:
+        out.append((f"label noise ({rec['split']})", f"{_pct(ln['rate'])} {_ci(ln['ci'])}",
+                    "confident learning (cleanlab)"))
+        out.append((f"most a {rec['split']} set can show", _pct(ln["max_test_accuracy"]), "1 - label-error rate"))
+    if rec.get("resolution_pt") is not None:
+        out.append(("resolution", f"{rec['resolution_pt']:.1f} pt", "95%, McNemar bound"))
+    m = rec.get("models")
+    if m and m.get("slope_per_doubling") is not None:
+        out.append(("per doubling of parameters", f"{100 * m['slope_per_doubling']:+.1f} pt" if not lm
+                    else f"{m['slope_per_doubling']:+.2f}", m["fit"]))
+    for stage, why in rec.get("not_measured", {}).items():
+        out.append((stage.replace("_", " "), "not measured", why))
+    return out
+
+
+def _sd(x: float, lm: bool) -> str:
+    return f"{x:.2f}" if lm else f"{100 * x:.2f} pt"
+
+
+def _band(ci, lm: bool) -> str:
+    return f"[{ci[0]:.2f}, {ci[1]:.2f}]" if lm else _ci(ci)

@@ -1,0 +1,161 @@
+"""`supremum ceiling`: the search from the user's configuration, the best over seeds, its learning
+curve, the verdict's keys and values, the budget, resume, and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+import yaml
+from conftest import run_cli, sentiment_rows, write_csv
+
+from supremum.errors import UserError
+
+
+def noisy(n: int, seed: int, share: float = 0.15) -> list[tuple[str, str]]:
+    """The easy sentiment task with a share of labels flipped (seeded): no model scores 100%."""
+    rng = random.Random(seed + 100)
+    flip = {"pos": "neg", "neg": "pos"}
+    return [(t, flip[y] if rng.random() < share else y) for t, y in sentiment_rows(n, seed)]
+
+
+@pytest.fixture
+def task(tmp_path):
+    d = tmp_path / "splits"
+    d.mkdir()
+    write_csv(d / "train.tsv", noisy(160, 1), ("sentence", "label"), "\t")
+    write_csv(d / "dev.tsv", noisy(40, 2), ("sentence", "label"), "\t")
+    write_csv(d / "test.tsv", noisy(60, 3), ("sentence", "label"), "\t")
+    recipe = tmp_path / "ceiling.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "base": {"model": "tiny-bert", "data": {"path": str(d)}, "method": "full",
+                 "train": {"max_steps": 60, "eval_every": 20, "batch_size": 8, "lr": 3e-3}},
+        "budget_minutes": 10, "n_trials": 3, "seeds": [42, 43], "fractions": [0.25, 0.5, 1.0], "folds": 0,
+        "min_steps": 1, "space": {"lr": {"full": [1e-3, 4e-3], "lora": [3e-3, 3e-2]}, "batch_size": [8]},
+        "output": str(tmp_path / "out")}))
+    return recipe
+
+
+def test_ceiling_end_to_end_values_and_resume(task, tmp_path):
+    proc = run_cli("ceiling", "--recipe", str(task), "--json", check=True)
+    r = json.loads(proc.stdout)
+    study = r["search"]
+    assert study["trials"] == 3 and study["stopped"] == "n_trials"
+    # the user's configuration is trial 0, measured by the same protocol as every trial
+    assert r["now"]["params"]["method"] == "full" and r["now"]["params"]["lr_full"] == pytest.approx(3e-3)
+    best = r["best"]
+    assert len(best["seeds"]) == 2 and {s["seed"] for s in best["seeds"]} == {42, 43}
+    assert best["dev"] == pytest.approx(sum(s["dev"] for s in best["seeds"]) / 2)
+    assert best["test"] == pytest.approx(sum(s["test"] for s in best["seeds"]) / 2)
+    assert 0.7 <= best["dev"] < 1.0, "tiny-bert learns this task in 60 steps, up to its flipped labels"
+    assert best["search_dev"] >= r["now"]["dev"]
+    # seed 42 is the best trial's own seed: its re-run in a fresh process reproduces the trial's dev score
+    trial = next(s for s in best["seeds"] if s["seed"] == 42)
+    assert trial["dev"] == pytest.approx(best["search_dev"])
+    c = r["ceiling"]
+    assert c["ci"][0] <= c["accuracy"] <= c["ci"][1] and c["ci"][1] > c["ci"][0]
+    assert c["verdict"] in ("identified", "loosely identified", "not identified")
+    pts = r["curve"]["points"]
+    assert sorted({p["n"] for p in pts}) == [40, 80, 160] and len(pts) == 6
+    # the full-data curve points are the seeds' re-run (same cells), not new runs
+    assert sorted(1 - p["error"] for p in pts if p["n"] == 160) == pytest.approx(
+        sorted(s["test"] for s in best["seeds"]))
+    a = best["test"]
+    assert r["resolution_pt"] == pytest.approx(100 * 1.959964 * math.sqrt(2 * a * (1 - a) / 60), rel=1e-4)
+    assert r["label_noise"] is None and r["not_measured"]["label_noise"] == "folds=0"
+    assert "model ladder" in r["not_measured"]["models"]
+    assert (tmp_path / "out" / "search_history.png").stat().st_size > 0
+    assert (tmp_path / "out" / "learning_curve.png").stat().st_size > 0
+    assert "now " in r["sentence"] and "ceiling with unlimited labels" in r["sentence"]
+
+    again = run_cli("ceiling", "--recipe", str(task), "--json", check=True)
+    r2 = json.loads(again.stdout)
+    assert r2["search"]["trials"] == 3, "finished trials are not redone"
+    assert "seed 42" not in again.stderr, "cached cells are not retrained"
+    assert r2["best"]["seeds"] == best["seeds"] and r2["ceiling"] == r["ceiling"]
+
+
+def test_budget_too_small_for_one_trial_is_one_line(task):
+    proc = run_cli("ceiling", "--recipe", str(task), "--budget-minutes", "0.0005")
+    assert proc.returncode == 2
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "cannot hold one search trial" in line and "--budget-minutes" in line
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--folds", "1"], "one fold leaves nothing to train on"),
+    (["--seeds", "0"], "at least 2 seeds"),
+    (["--split", "nope"], "no labelled 'nope' split"),
+])
+def test_bad_options_are_one_line(task, args, words):
+    proc = run_cli("ceiling", "--recipe", str(task), *args)
+    assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_stage_the_budget_cannot_hold_is_skipped_with_its_estimate():
+    from supremum.studies.ceiling import Plan, _stage
+
+    rec = {"plans": [], "not_measured": {}}
+    ran = []
+    _stage(rec, "curve", Plan(stage="curve", seconds=600, runs=4.0), lambda: 300.0, lambda m: None,
+           lambda: ran.append(1))
+    assert not ran
+    assert rec["not_measured"]["curve"] == ("needs about 10.0 min (4.0 fine-tunes of the best configuration) and "
+                                            "5.0 min of the budget were left")
+    _stage(rec, "seeds", Plan(stage="seeds", seconds=60, runs=2.0), lambda: 300.0, lambda m: None,
+           lambda: ran.append(1))
+    assert ran == [1] and "seeds" not in rec["not_measured"]
+
+
+def test_the_search_space_grows_to_contain_the_users_configuration(csv_data, tmp_path):
+    from supremum.config import FinetuneConfig
+    from supremum.studies.search import SearchConfig, containing
+
+    base = FinetuneConfig.model_validate({"model": "tiny-bert", "data": {"path": str(csv_data)},
+                                          "method": {"name": "lora", "r": 64},
+                                          "train": {"lr": 5e-2, "batch_size": 48, "epochs": 6,
+                                                    "warmup_ratio": 0.3}})
+    cfg, params = containing(SearchConfig(base=base, methods=["full"], budget_minutes=1, output=str(tmp_path)))
+    assert params == {"method": "lora", "lr_lora": 5e-2, "batch_size": 48, "warmup_ratio": 0.3,
+                      "weight_decay": 0.01, "epochs": 6, "lora_rank": 64}
+    assert cfg.methods == ["lora", "full"]
+    assert cfg.space.lr["lora"][1] == 5e-2 and 48 in cfg.space.batch_size and 64 in cfg.space.lora_rank
+    assert cfg.space.epochs == (1, 6) and cfg.space.warmup_ratio == (0.0, 0.3)
+
+
+def test_verdict_words_and_table_from_a_record():
+    from supremum.studies.verdict import paragraph, rows
+
+    rec = {"metric": "accuracy", "split": "test", "now": {"dev": 0.85},
+           "best": {"dev": 0.9, "test": 0.88, "test_std": 0.004, "dev_std": 0.003, "test_ci": [0.87, 0.89],
+                    "split": "test", "seeds": [{}, {}, {}],
+                    "config": {"method": {"name": "lora", "r": 16}, "train": {"lr": 3e-4, "epochs": 2,
+                                                                           "batch_size": 16}}},
+           "ceiling": {"accuracy": 0.92, "ci": [0.9, 0.95], "verdict": "identified"},
+           "at_10x": {"accuracy": 0.905, "ci": [0.89, 0.92]},
+           "label_noise": {"rate": 0.03, "ci": [0.02, 0.04], "max_test_accuracy": 0.97},
+           "resolution_pt": 2.1, "not_measured": {"models": "no model ladder named"},
+           "search": {"trials": 12, "pruned": 5, "stopped": "budget"}}
+    text = paragraph(rec)
+    assert text.startswith(
+        "now 85.0% dev (your configuration); best found 90.0% dev, 88.0% ± 0.40 pt test over 3 "
+        "seeds (lora, r 16, lr 0.0003, 2 epochs, batch 16); ceiling with unlimited labels 92.0% "
+        "[90.0, 95.0] (identified); label noise 3.0% [2.0, 4.0] caps the test set at 97.0%; "
+        "10x the labels buys +2.5 pt (90.5% [89.0, 92.0]); the test set resolves differences of "
+        "2.1 pt or more")
+    assert text.endswith("models not measured: no model ladder named.")
+    table = {r[0]: r[1] for r in rows(rec)}
+    assert table["ceiling (labels -> inf)"] == "92.0% [90.0, 95.0]" and table["resolution"] == "2.1 pt"
+    assert table["search"] == "12 trials, 5 pruned"
+
+
+def test_ceiling_config_rejects_fewer_than_three_curve_sizes(csv_data):
+    from supremum.recipe import build
+    from supremum.studies.ceiling import CeilingConfig
+
+    with pytest.raises(UserError, match="3 distinct"):
+        build(CeilingConfig, {"base": {"data": {"path": str(csv_data)}}, "budget_minutes": 1,
+                              "fractions": [0.5]}, "test")
