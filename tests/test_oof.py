@@ -150,3 +150,5 @@ def test_label_noise_stage_finds_planted_flips(tmp_path):
     assert res["accuracy"] <= res["max_accuracy"] + 1e-9 and res["accuracy_without_suspects"] >= res["accuracy"]
     assert res["rows_kept"] == 60 - res["splits"]["test"]["suspects"]
     assert json.loads(json.dumps(res)) == res  # JSON-able values only
+    with pytest.raises(UserError, match="^3 test predictions for 60 test rows"):  # before any fine-tune
+        label_noise_stage(base, best.artifact.path, 3, tmp_path / "out2", store, predictions=[0, 1, 0])

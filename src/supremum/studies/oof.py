@@ -121,11 +121,18 @@ def label_noise_stage(base: FinetuneConfig, best_artifact: Artifact | str | Path
     art = best_artifact if isinstance(best_artifact, Artifact) else open_artifact(best_artifact)
     if art.task == "text-generation":
         raise UserError(*NOT_FOR_LM)
-    out_dir = _mkdir(Path(out_dir))
+    # the best model's splits first: a missing split or bad predictions fail before k fine-tunes
+    scored = {split: (*split_probs(art, base.data, split), f"artifact {art.id}") for split in splits}
+    if "test" in scored and predictions is not None and len(predictions) != len(scored["test"][1]):
+        raise UserError(f"{len(predictions)} test predictions for {len(scored['test'][1])} test rows",
+                        "pass one predicted class id per test row")
     oof = out_of_fold_probs(base, folds, store, on_event=on_event)
-    scored = {"train": (oof.probs, oof.labels, oof.texts, f"out-of-fold, {folds} folds of the base config")}
-    for split in splits:
-        scored[split] = (*split_probs(art, base.data, split), f"artifact {art.id}")
+    if oof.label_names != art.label_names:  # the class ids of the two sources would mean different classes
+        raise UserError(f"artifact {art.id} has labels {art.label_names}, the base config's data "
+                        f"{oof.label_names}", "pass the best artifact trained on the base config's data")
+    scored = {"train": (oof.probs, oof.labels, oof.texts, f"out-of-fold, {folds} folds of the base config"),
+              **scored}
+    out_dir = _mkdir(Path(out_dir))
     out: dict = {"method": METHOD, "folds": folds, "fold_seconds": oof.seconds, "splits": {}}
     for split, (probs, labels, texts, source) in scored.items():
         r = estimate_label_noise(labels, probs, resamples=resamples)
@@ -138,9 +145,6 @@ def label_noise_stage(base: FinetuneConfig, best_artifact: Artifact | str | Path
                      f"{len(r['suspects'])} suspects")
         if split == "test":
             pred = probs.argmax(axis=1) if predictions is None else np.asarray(predictions)
-            if len(pred) != len(labels):
-                raise UserError(f"{len(pred)} test predictions for {len(labels)} test rows",
-                                "pass one predicted class id per test row")
             out.update(rate=r["rate"], ci=r["ci"], suspects_path=str(path), max_accuracy=r["max_accuracy"],
                        max_accuracy_ci=r["max_accuracy_ci"],
                        **accuracy_without_suspects(pred, labels, r["suspects"]))
