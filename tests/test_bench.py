@@ -82,3 +82,22 @@ def test_serve_load_quick_drives_both_modes(tmp_path):
     res = _quick("serve_load.py", tmp_path)
     for mode in ("batching", "no-batching"):
         assert res[mode]["requests_ok"] > 0 and res[mode]["errors"] == 0, res[mode]
+
+
+def test_ceiling_quick_plants_label_noise_and_scores_the_estimate(tmp_path):
+    res = _quick("ceiling.py", tmp_path)
+    ln = res["label-noise"]
+    assert res["machine"]["cores"] >= 1 and res["settings"]["model"] == "tiny-bert"
+    assert [(r["share"], r["split"]) for r in ln["rows"]] == [(0.0, "train"), (0.0, "test"), (0.1, "train"),
+                                                               (0.1, "test")]
+    for r in ln["rows"]:
+        n = {"train": 200, "test": 48}[r["split"]]
+        assert r["examples"] == n and r["planted"] == round(r["share"] * n) / n
+        # binary: truth = planted + native (1 - 2 planted), native = the 0% estimate of that split
+        native = next(x["estimate"] for x in ln["rows"] if x["share"] == 0 and x["split"] == r["split"])
+        assert r["truth"] == pytest.approx(r["planted"] + native * (1 - 2 * r["planted"]))
+        assert r["ci_contains_truth"] == (r["ci"][0] <= r["truth"] <= r["ci"][1])
+        q = r["flags_vs_flipped"]
+        assert q["wrong"] == round(r["share"] * n) and q["flagged"] == ln["runs"][f"{r['share']:g}"]["splits"][
+            r["split"]]["suspects"]
+    assert ln["summary"]["ci_contains_truth"].endswith("/2")

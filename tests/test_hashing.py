@@ -75,3 +75,18 @@ def test_resumable_compression_identity_unchanged():
     parent = SimpleNamespace(id="abc123")
     assert _identity(parent, make_config("int8-dynamic", {}), None) == "ee21299c9c17b26c"
     assert _identity(parent, make_config("prune-magnitude", {"sparsity": 0.3}), "d.csv") == "d97fba947b3a1b25"
+
+
+def test_cv_fold_keys_unset_keep_every_hash():
+    """data.cv_folds / data.cv_fold (added for out-of-fold probabilities) are left out of a config's
+    dump while unset, so the fine-tune and pipeline hashes pinned above stay; set, they name the fold."""
+    raw = {"model": {"name": "tiny-llama"}, "data": {"path": "x.txt", "train_limit": 50},
+           "method": {"name": "lora", "r": 4}, "train": {"lr": 1e-3, "max_steps": 7, "checkpoint_every": 2},
+           "task": "causal-lm"}
+    unset = {**raw, "data": {**raw["data"], "cv_folds": None, "cv_fold": None}}
+    assert config_hash(FinetuneConfig.model_validate(unset)) == "ad3c5c34bca726bf"
+    fold = {**raw, "data": {**raw["data"], "cv_folds": 4, "cv_fold": 1}}
+    assert config_hash(FinetuneConfig.model_validate(fold)) != "ad3c5c34bca726bf"
+    pipe = {"name": "p", "model": "tiny-bert", "data": {"path": "x.csv", "cv_folds": None, "cv_fold": None},
+            "stages": [{"id": "ft", "finetune": {"method": {"name": "lora"}}}]}
+    assert stage_hashes(PipelineConfig.model_validate(pipe))["ft"] == "042a5aeb3f78"

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from supremum.augment import AugmentConfig
 from supremum.tracking import TrackingConfig
@@ -61,6 +70,32 @@ class DataConfig(Strict):
                                     "the first N of a seeded shuffle, so smaller subsets nest in larger ones "
                                     "(learning curves)")
     train_limit_seed: int = Field(0, description="seed of the shuffle behind train_limit")
+    cv_folds: int | None = Field(None, ge=2, description="k-fold cross-validation (with cv_fold): the "
+                                 "training rows (after train_limit) are cut into this many stratified, "
+                                 "seeded (split_seed) folds")
+    cv_fold: int | None = Field(None, ge=0, description="train on every fold but this one (0..cv_folds-1); "
+                                "its rows become the split 'cv_heldout', with their train row in "
+                                "column 'train_row'")
+
+    #: keys added after runs were cached under hashes of these configs: a dump leaves each out while
+    #: it holds the value given here, so every hash of a config that leaves them unset (fine-tune
+    #: checkpoints, compare and curve cells, pipeline stages) is the one it had before they existed.
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"cv_folds": None, "cv_fold": None}
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler) -> dict:
+        d = handler(self)
+        return {k: v for k, v in d.items() if not (k in self.ADDED_LATER and v == self.ADDED_LATER[k])}
+
+    @model_validator(mode="after")
+    def _cv_pair(self) -> DataConfig:
+        if (self.cv_folds is None) != (self.cv_fold is None):
+            raise ValueError("data.cv_folds and data.cv_fold go together: set both (train without fold "
+                             "cv_fold of cv_folds) or neither")
+        if self.cv_folds is not None and self.cv_fold >= self.cv_folds:
+            raise ValueError(f"data.cv_fold={self.cv_fold} is not a fold of cv_folds={self.cv_folds} "
+                             f"(folds are 0..{self.cv_folds - 1})")
+        return self
 
     @field_validator("path")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,8 +73,13 @@ def load_data(cfg: DataConfig, label_names: list[str] | None = None, whole: bool
     index = {n: i for i, n in enumerate(names)}
     for df in frames.values():
         df["label"] = df["label"].map(index).astype("int64")
-    if cfg.train_limit is not None and label_names is None and not whole:
+    # With a fixed label map (scoring an artifact) the training rows are limited only where the
+    # folds need them: a fold's held-out rows must be the ones its model did not train on.
+    cv = cfg.cv_folds is not None and not whole
+    if cfg.train_limit is not None and (label_names is None or cv) and not whole:
         frames["train"] = _limit_train(frames["train"], cfg, info)
+    if cv:
+        frames["train"], frames[CV_HELDOUT] = cv_split(frames["train"], cfg, info)
     info["sizes"] = {k: len(v) for k, v in frames.items()}
     _warn_single_class(frames, names, info)
     return TaskData(frames, names, info)
@@ -99,6 +105,38 @@ def _limit_train(df: pd.DataFrame, cfg: DataConfig, info: dict) -> pd.DataFrame:
     order = np.random.default_rng(cfg.train_limit_seed).permutation(len(df))[: cfg.train_limit]
     info["train_limit"] = {"kept": cfg.train_limit, "of": len(df), "seed": cfg.train_limit_seed}
     return df.iloc[np.sort(order)].reset_index(drop=True)
+
+
+CV_HELDOUT = "cv_heldout"  #: the split of a cross-validation fold's held-out training rows
+TRAIN_ROW = "train_row"  #: its column: each row's position in the training split without the folds
+
+
+def cv_split(df: pd.DataFrame, cfg: DataConfig, info: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows without fold cfg.cv_fold, that fold's rows) of a stratified k-fold split
+    (sklearn StratifiedKFold, shuffled with split_seed): the k held-out folds partition the rows.
+    The held-out frame has column `train_row`, each row's index in `df`. UserError when there are
+    fewer rows than folds."""
+    from sklearn.model_selection import StratifiedKFold
+
+    k = cfg.cv_folds
+    if len(df) < k:
+        raise UserError(f"cv_folds={k} needs at least {k} training examples; there are {len(df)}",
+                        "use fewer folds")
+    counts = np.bincount(df["label"], minlength=1)
+    if counts.max() < k:
+        raise UserError(f"cv_folds={k} needs a class with at least {k} training examples; the largest has "
+                        f"{int(counts.max())}", "use fewer folds")
+    if (small := int(counts[counts > 0].min())) < k:
+        _note(info, f"a class has {small} training examples, fewer than the {k} folds: some folds hold none of it")
+    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.split_seed)
+    with warnings.catch_warnings():  # the rare-class case, said above in words
+        warnings.simplefilter("ignore", UserWarning)
+        train_idx, held_idx = list(folds.split(np.zeros(len(df)), df["label"].to_numpy()))[cfg.cv_fold]
+    held = df.iloc[held_idx].copy()
+    held[TRAIN_ROW] = held_idx
+    info["cv"] = {"folds": k, "fold": cfg.cv_fold, "seed": cfg.split_seed, "heldout": len(held_idx),
+                  "of": len(df)}
+    return df.iloc[train_idx].reset_index(drop=True), held.reset_index(drop=True)
 
 
 def _read_sources(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:

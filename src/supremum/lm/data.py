@@ -132,6 +132,9 @@ def load_lm_data(cfg: DataConfig, whole: bool = False) -> LMData:
     documents or {"messages": [...]} examples per split. `info["format"]` names the record shape;
     records with an empty text or answer are refused, or with drop_empty dropped and reported.
     `whole`: none cut, every file's records in the one split "all" (train, dev, test order)."""
+    if cfg.cv_folds is not None:  # ignoring them would train on the fold meant to be held out
+        raise UserError("data.cv_folds/cv_fold apply to classification data only",
+                        "remove them for a language-model corpus")
     path = Path(cfg.path)
     files = _files(path)
     if "train" not in files:
