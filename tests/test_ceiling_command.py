@@ -32,7 +32,7 @@ def task(tmp_path):
     recipe.write_text(yaml.safe_dump({
         "base": {"model": "tiny-bert", "data": {"path": str(d)}, "method": "full",
                  "train": {"max_steps": 60, "eval_every": 20, "batch_size": 8, "lr": 3e-3}},
-        "budget_minutes": 10, "n_trials": 3, "seeds": [42, 43], "fractions": [0.25, 0.5, 1.0], "folds": 0,
+        "budget_minutes": 10, "n_trials": 3, "seeds": [42, 43], "fractions": [0.25, 0.5, 1.0], "folds": 2,
         "min_steps": 1, "space": {"lr": {"full": [1e-3, 4e-3], "lora": [3e-3, 3e-2]}, "batch_size": [8]},
         "output": str(tmp_path / "out")}))
     return recipe
@@ -64,7 +64,12 @@ def test_ceiling_end_to_end_values_and_resume(task, tmp_path):
         sorted(s["test"] for s in best["seeds"]))
     a = best["test"]
     assert r["resolution_pt"] == pytest.approx(100 * 1.959964 * math.sqrt(2 * a * (1 - a) / 60), rel=1e-4)
-    assert r["label_noise"] is None and r["not_measured"]["label_noise"] == "folds=0"
+    ln = r["label_noise"]  # 15% of the labels were flipped in every split
+    assert ln["split"] == "test" and 0.05 <= ln["rate"] <= 0.3 and ln["ci"][0] <= ln["rate"] <= ln["ci"][1]
+    assert ln["max_accuracy"] == pytest.approx(1 - ln["rate"])
+    assert set(ln["splits"]) == {"train", "dev", "test"} and ln["splits"]["train"]["examples"] == 160
+    with open(ln["suspects_path"]) as f:
+        assert f.readline().startswith("row,text,given_label,suggested_label,confidence")
     assert "model ladder" in r["not_measured"]["models"]
     assert (tmp_path / "out" / "search_history.png").stat().st_size > 0
     assert (tmp_path / "out" / "learning_curve.png").stat().st_size > 0
@@ -136,7 +141,7 @@ def test_verdict_words_and_table_from_a_record():
                                                                            "batch_size": 16}}},
            "ceiling": {"accuracy": 0.92, "ci": [0.9, 0.95], "verdict": "identified"},
            "at_10x": {"accuracy": 0.905, "ci": [0.89, 0.92]},
-           "label_noise": {"rate": 0.03, "ci": [0.02, 0.04], "max_test_accuracy": 0.97},
+           "label_noise": {"rate": 0.03, "ci": [0.02, 0.04], "max_accuracy": 0.97},
            "resolution_pt": 2.1, "not_measured": {"models": "no model ladder named"},
            "search": {"trials": 12, "pruned": 5, "stopped": "budget"}}
     text = paragraph(rec)

@@ -195,7 +195,12 @@ def label_noise(best: FinetuneConfig, artifact: str, cfg, split: str, out: Path,
     from supremum.studies.oof import label_noise_stage
 
     splits = tuple(dict.fromkeys(["dev", split]))
-    return label_noise_stage(best, artifact, cfg.folds, out, store, splits=splits, on_event=say)
+    res = label_noise_stage(best, artifact, cfg.folds, out, store, splits=splits, on_event=say)
+    m = res["splits"][split]  # the measured split's at top level, whichever it is
+    res.update(rate=m["rate"], ci=m["ci"], suspects_path=m["suspects_path"], split=split)
+    res.setdefault("max_accuracy", 1 - m["rate"])
+    res.setdefault("max_accuracy_ci", [1 - m["ci"][1], 1 - m["ci"][0]])
+    return res
 
 
 # -- 5. the model axis ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Keys (absent stages are `null` and named in `not_measured` with the reason):
 `now.dev`; `best.dev`, `best.test` (the measured split; `best.split` names it), `best.config`,
 `best.seeds`; `ceiling.accuracy`, `ceiling.ci`, `ceiling.verdict` (a language model: `floor.perplexity`);
 `at_10x`; `labels_for_target`; `label_noise.rate`, `label_noise.ci`, `label_noise.suspects_path`
-(the measured split's), `label_noise.max_test_accuracy`; `resolution_pt`; `search.trials`.
+(the measured split's), `label_noise.max_accuracy`; `resolution_pt`; `search.trials`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def paragraph(rec: dict) -> str:
     ln = rec.get("label_noise")
     if ln:
         parts.append(f"label noise {_pct(ln['rate'])} {_ci(ln['ci'])} caps the {rec['split']} set at "
-                     f"{_pct(ln['max_test_accuracy'])}")
+                     f"{_pct(ln['max_accuracy'])}")
     t10 = rec.get("at_10x")
     if t10 and b and not lm:
         parts.append(f"10x the labels buys {100 * (t10['accuracy'] - b['test']):+.1f} pt "
@@ -132,7 +132,7 @@ def rows(rec: dict) -> list[tuple[str, str, str]]:
     if ln:
         out.append((f"label noise ({rec['split']})", f"{_pct(ln['rate'])} {_ci(ln['ci'])}",
                     "confident learning (cleanlab)"))
-        out.append((f"most a {rec['split']} set can show", _pct(ln["max_test_accuracy"]), "1 - label-error rate"))
+        out.append((f"most a {rec['split']} set can show", _pct(ln["max_accuracy"]), "1 - label-error rate"))
     if rec.get("resolution_pt") is not None:
         out.append(("resolution", f"{rec['resolution_pt']:.1f} pt", "95%, McNemar bound"))
     m = rec.get("models")
