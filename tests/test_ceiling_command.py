@@ -42,7 +42,8 @@ def test_ceiling_end_to_end_values_and_resume(task, tmp_path):
     proc = run_cli("ceiling", "--recipe", str(task), "--json", check=True)
     r = json.loads(proc.stdout)
     study = r["search"]
-    assert study["trials"] == 3 and study["stopped"] == "n_trials"
+    assert study["trials"] == 3 and study["stopped"] == "n_trials" and len(study["history"]) == 3
+    assert study["history"][0]["value"] == pytest.approx(r["now"]["dev"])
     # the user's configuration is trial 0, measured by the same protocol as every trial
     assert r["now"]["params"]["method"] == "full" and r["now"]["params"]["lr_full"] == pytest.approx(3e-3)
     best = r["best"]
@@ -164,3 +165,28 @@ def test_ceiling_config_rejects_fewer_than_three_curve_sizes(csv_data):
     with pytest.raises(UserError, match="3 distinct"):
         build(CeilingConfig, {"base": {"data": {"path": str(csv_data)}}, "budget_minutes": 1,
                               "fractions": [0.5]}, "test")
+
+
+def test_ceiling_of_a_causal_lm_is_in_perplexity_and_label_noise_does_not_apply(tmp_path):
+    rng = random.Random(0)
+    words = "the king shall speak of love and war to thee my lord".split()
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(rng.choice(words) for _ in range(6)) + "." for _ in range(300)) + "\n")
+    recipe = tmp_path / "lm.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "base": {"model": "tiny-llama", "data": {"path": str(corpus), "max_length": 32}, "method": "full",
+                 "train": {"max_steps": 12, "eval_every": 6, "batch_size": 8, "lr": 3e-3}},
+        "budget_minutes": 10, "n_trials": 2, "seeds": [0, 1], "fractions": [0.25, 0.5, 1.0], "min_steps": 1,
+        "space": {"lr": {"full": [1e-3, 5e-3], "lora": [1e-2, 3e-2]}, "batch_size": [8]},
+        "split": "test", "output": str(tmp_path / "out")}))
+    r = json.loads(run_cli("ceiling", "--recipe", str(recipe), "--json", check=True).stdout)
+    assert r["metric"] == "perplexity" and r["label_noise"] is None
+    assert r["not_measured"]["label_noise"] == "label noise does not apply to a language model's next tokens"
+    best = r["best"]
+    assert best["metric"] == "perplexity" and len(best["seeds"]) == 2
+    assert best["test"] == pytest.approx(sum(s["test"] for s in best["seeds"]) / 2)
+    assert 1 < best["test"] < 1000 and best["search_dev"] <= r["now"]["dev"] + 1e-9  # lower is better
+    floor = r["ceiling"]
+    assert floor["ci"][0] <= floor["perplexity"] <= floor["ci"][1]
+    assert r["now"]["dev"] == pytest.approx(math.exp(-r["search"]["history"][0]["value"]))
+    assert "perplexity floor with unlimited data" in r["sentence"] and r["resolution_pt"] is None

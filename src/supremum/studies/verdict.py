@@ -4,7 +4,7 @@ Keys (absent stages are `null` and named in `not_measured` with the reason):
 `now.dev`; `best.dev`, `best.test` (the measured split; `best.split` names it), `best.config`,
 `best.seeds`; `ceiling.accuracy`, `ceiling.ci`, `ceiling.verdict` (a language model: `floor.perplexity`);
 `at_10x`; `labels_for_target`; `label_noise.rate`, `label_noise.ci`, `label_noise.suspects_path`
-(the measured split's), `label_noise.max_accuracy`; `resolution_pt`; `search.trials`.
+(the measured split's), `label_noise.max_accuracy`; `resolution_pt`; `search.trials` (a count; `search.history` holds each trial).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ def verdict(rec: dict, cfg) -> dict:
     rec["resolution_pt"] = _resolution(rec, curve)
     rec.setdefault("label_noise", None)
     rec.setdefault("models", None)
-    rec["search"]["trials"] = len(rec["search"]["trials"]) if isinstance(rec["search"]["trials"], list) \
-        else rec["search"]["trials"]
+    s = rec["search"]
+    if isinstance(s["trials"], list):  # the count under `trials`, every trial's record under `history`
+        s["history"], s["trials"] = s["trials"], len(s["trials"])
     rec["sentence"] = paragraph(rec)
     return rec
 
