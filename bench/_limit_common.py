@@ -45,9 +45,8 @@ def run_bench(config, targets, results: Path) -> None:
     ap.add_argument("--home", default=os.environ.get("SUPREMUM_HOME", "/tmp/supremum-bench-limit"))
     _quick.add_args(ap)
     args = ap.parse_args()
-    out_path = _quick.results_path(args, results)
+    out_path = _quick.prelude(args, results)
     if args.quick:
-        _quick.quick_env()
         args.home = tempfile.mkdtemp(prefix="supremum-bench-limit-")
     os.environ["SUPREMUM_HOME"] = args.home
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -32,6 +32,18 @@ def results_path(args, default: Path) -> Path:
     return default
 
 
+def prelude(args, default: Path, quick: dict | None = None, constants: dict | None = None) -> Path:
+    """What every benchmark does after parsing its arguments: returns where its results go (see
+    `results_path`); with --quick, also makes the tiny data its $SUPREMUM_DATA (`quick_env`) and
+    sets its module `constants` (its `globals()`) to the small values in `quick`."""
+    out = results_path(args, default)
+    if args.quick:
+        quick_env()
+        if quick:
+            constants.update(quick)
+    return out
+
+
 def tiny_data() -> Path:
     """A temporary $SUPREMUM_DATA: sst2/{train,dev,test}.tsv (sentence, label 0/1) that a
     2-layer character model learns in a few dozen steps, and tinyshakespeare/input.txt."""

@@ -274,9 +274,8 @@ def main() -> None:
     from supremum.artifact import open_artifact
     from supremum.machine import fingerprint
 
-    out_path = _quick.results_path(args, RESULTS)
+    out_path = _quick.prelude(args, RESULTS)
     if args.quick:
-        _quick.quick_env()
         VARIANTS.clear()
         VARIANTS.update(QUICK_VARIANTS)
         args.rounds, args.warmup = 3, 1

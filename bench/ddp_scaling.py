@@ -88,10 +88,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     _quick.add_args(ap)
     args = ap.parse_args()
-    results = _quick.results_path(args, RESULTS)
-    if args.quick:
-        _quick.quick_env()
-        globals().update(QUICK)
+    results = _quick.prelude(args, RESULTS, QUICK, globals())
     from supremum.machine import fingerprint
 
     home = tempfile.mkdtemp(prefix="supremum-ddp-")

@@ -148,9 +148,8 @@ def main() -> None:
     if args.one:
         print("RESULT " + json.dumps(one(args.one, args)), flush=True)
         return
-    out = _quick.results_path(args, RESULTS)
+    out = _quick.prelude(args, RESULTS)
     if args.quick:
-        _quick.quick_env()
         args.model, args.max_steps = "tiny-bert", 4
         args.work = tempfile.mkdtemp(prefix="supremum-bench-ft-")
     variants = (args.variants or ",".join(QUICK_VARIANTS if args.quick else VARIANTS)).split(",")

@@ -110,10 +110,8 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/supremum-bench-llm")
     _quick.add_args(ap)
     args = ap.parse_args()
-    results = _quick.results_path(args, RESULTS)
+    results = _quick.prelude(args, RESULTS, QUICK, globals())
     if args.quick:
-        _quick.quick_env()
-        globals().update(QUICK)
         args.work = tempfile.mkdtemp(prefix="supremum-bench-llm-")
     data_root = os.environ.get("SUPREMUM_DATA")
     if not data_root:

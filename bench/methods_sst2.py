@@ -40,9 +40,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.table:
         return print_table(json.loads(RESULTS.read_text()))
-    out = _quick.results_path(args, RESULTS)
+    out = _quick.prelude(args, RESULTS)
     if args.quick:
-        _quick.quick_env()
         args.work = tempfile.mkdtemp(prefix="supremum-bench-methods-")
     if not os.environ.get("SUPREMUM_DATA"):
         sys.exit("set SUPREMUM_DATA to the folder holding sst2/")

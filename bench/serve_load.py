@@ -117,9 +117,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="server inference threads")
     _quick.add_args(ap)
     args = ap.parse_args()
-    out_path = _quick.results_path(args, RESULTS)
+    out_path = _quick.prelude(args, RESULTS)
     if args.quick:
-        _quick.quick_env()
         args.artifact = tiny_artifact()
         args.clients, args.duration, args.warmup = 4, 2.0, 0.5
     if not args.artifact:

@@ -159,10 +159,12 @@ print("HEAVY", heavy, file=sys.stderr)
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["runs"], ["runs", "--json"], ["models"]])
+@pytest.mark.parametrize("args", [["--help"], ["runs"], ["runs", "--json"], ["models"], ["finetune", "--help"],
+                                  ["eval", "--help"]])
 def test_help_and_runs_import_no_torch(args, tmp_path):
-    """`supremum --help` and `supremum runs` stay fast: no torch, pandas, scikit-learn or
-    transformers (help computed from the schema is filled in only when a command's help is shown)."""
+    """`supremum --help`, `supremum runs` and the help of finetune and eval stay fast: no torch,
+    pandas, scikit-learn or transformers (help computed from the schema is filled in only when a
+    command's help is shown; the method configs it lists import torch only when a method runs)."""
     proc = subprocess.run([sys.executable, "-c", NO_HEAVY, *args], capture_output=True, text=True,
                           env={**os.environ, "SUPREMUM_HOME": str(tmp_path / "home")})
     assert "HEAVY []" in proc.stderr, proc.stderr

@@ -6,6 +6,7 @@ import pytest
 from conftest import run_cli
 
 from supremum.compare import CompareConfig, cells, summarize
+from supremum.config import DataConfig, TrainConfig
 from supremum.store import Store
 
 
@@ -102,3 +103,22 @@ def test_shipped_compare_recipes_validate(monkeypatch):
         raw, lines = load_yaml(p)
         cfg = build(CompareConfig, raw, str(p), lines)
         assert cfg.data.path.startswith("/data/") and len(cells(cfg)) == len(cfg.methods) * len(cfg.seeds)
+
+
+@pytest.mark.parametrize(("override", "dry"), [("data", True), ("data", False), ("train", False),
+                                               ("method", True)])
+def test_a_bad_key_in_the_last_variant_stops_compare_before_any_cell_runs(csv_data, tmp_path, dry, override):
+    r = recipe(csv_data)
+    last = {"label": "late", "method": {"name": "lora"}}
+    last[override] = {**last.get(override, {}), "trian_limit": 50}
+    r["methods"] = [*r["methods"], last]
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps(r))
+    proc = run_cli("compare", str(path), *(["--dry-run"] if dry else []))
+    valid = {"data": "valid keys under data: " + ", ".join(sorted(DataConfig.model_fields)),
+             "train": "valid keys under train: " + ", ".join(sorted(TrainConfig.model_fields)),
+             "method": "valid keys under method: alpha, dora, dropout, merge, name, r, rslora, target_modules"}
+    guess = "did you mean 'train_limit'? " if override == "data" else ""
+    assert (proc.returncode, proc.stderr) == (
+        2, f"error: compare variant 'late': unknown key '{override}.trian_limit' ({guess}{valid[override]})\n")
+    assert Store().runs() == [] and not (Store().root / "compare").exists()  # no cell ran

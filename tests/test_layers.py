@@ -28,3 +28,47 @@ def test_every_top_level_module_has_a_layer():
     modules = {f"supremum.{p.stem}" for p in src.glob("*.py") if p.stem != "__init__"}
     modules |= {f"supremum.{p.name}" for p in src.iterdir() if (p / "__init__.py").exists()}
     assert modules - named == set()
+
+
+def _private_imports(path: Path, module: str, root: Path = ROOT) -> list[str]:
+    """`from supremum.x import _name` (and `import supremum._x`) in `path`, at any depth, as
+    'file:line: from x import _name'; relative imports resolved against `module`."""
+    import ast
+
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+            source = ".".join([*base, *([node.module] if node.module else [])])
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            source, names = "", [a.name for a in node.names]
+        else:
+            continue
+        for name in names:
+            full = f"{source}.{name}" if source else name
+            private = [p for p in full.split(".") if p.startswith("_") and not p.startswith("__")]
+            if full.startswith("supremum.") and private and source != module:
+                found.append(f"{path.relative_to(root)}:{node.lineno}: from {source or full} import {name}")
+    return found
+
+
+def test_no_module_imports_another_modules_private_name():
+    """A name starting with _ is its module's own: another module that needs it uses a public
+    name, so a private function can change without breaking callers it does not know of."""
+    src = ROOT / "src"
+    bad = []
+    for path in sorted((src / "supremum").rglob("*.py")):
+        parts = path.relative_to(src).with_suffix("").parts
+        bad += _private_imports(path, ".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    assert bad == []
+
+
+def test_the_private_import_scan_sees_imports_inside_functions(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f():\n    from supremum.lm.data import _files\n    from ..hashing import _h\n"
+                     "    from . import _own_package\n    from supremum.lm.data import split_files\n")
+    assert _private_imports(probe, "supremum.train.probe", tmp_path) == [
+        "probe.py:2: from supremum.lm.data import _files", "probe.py:3: from supremum.hashing import _h",
+        "probe.py:4: from supremum.train import _own_package"]

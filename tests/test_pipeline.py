@@ -6,7 +6,7 @@ import pytest
 from conftest import run_cli
 
 from supremum.errors import UserError
-from supremum.pipeline import PipelineConfig, order, plan, run
+from supremum.pipeline import PipelineConfig, check, order, plan, run
 from supremum.store import Store
 
 
@@ -79,7 +79,6 @@ def test_run_cli_dry_run_and_summary(csv_data, tmp_path):
 def test_shipped_pipeline_recipes_validate(monkeypatch):
     from pathlib import Path
 
-    from supremum.compress import make_config
     from supremum.recipe import build, load_yaml
 
     monkeypatch.setenv("SUPREMUM_DATA", "/data")
@@ -89,10 +88,48 @@ def test_shipped_pipeline_recipes_validate(monkeypatch):
         raw, lines = load_yaml(p)
         cfg = build(PipelineConfig, raw, str(p), lines)
         assert cfg.data.path.startswith("/data/") and order(cfg)
-        for s in cfg.stages:
-            if s.compress:
-                opts = dict(s.compress)
-                make_config(opts.pop("method"), opts, f"{p} stage {s.id}")
+        check(cfg)  # every stage's options through its typed config
+
+
+def late_typo(data) -> dict:
+    """Seven stages, the seventh with a misspelt option."""
+    r = recipe(data)
+    r["stages"] = r["stages"][:3] + [{"id": f"c{i}", "from": "full", "compress": {"method": "fp16"}}
+                                     for i in (4, 5, 6)]
+    r["stages"].append({"id": "p7", "from": "full", "compress": {"method": "prune-magnitude", "sparsty": 0.5}})
+    return r
+
+
+TYPO = ("error: stage 7 (compress p7): unknown key 'sparsty' (did you mean 'sparsity'? "
+        "valid keys: method, scope, sparsity)\n")
+
+
+@pytest.mark.parametrize("dry", [True, False])
+def test_a_bad_option_in_a_late_stage_stops_the_run_before_anything_trains(csv_data, tmp_path, dry):
+    path = tmp_path / "p.yaml"
+    path.write_text(json.dumps(late_typo(csv_data)))
+    proc = run_cli("run", str(path), *(["--dry-run"] if dry else []))
+    assert (proc.returncode, proc.stderr) == (2, TYPO)
+    assert Store().runs() == [] and not (Store().root / "pipelines").exists()  # nothing trained
+
+
+def test_every_stage_kind_is_validated_up_front(csv_data):
+    cases = [({"finetune": {"method": {"name": "lora", "rr": 4}}},
+              "stage 1 (finetune full): unknown key 'method.rr'"),
+             ({"finetune": {"method": "full", "train": {"lrr": 1e-3}}},
+              "stage 1 (finetune full): unknown key 'train.lrr'"),
+             ({"finetune": {"method": "lorra"}}, "stage 1 (finetune full): 'method': Input tag 'lorra'"),
+             ({"from": "full", "compress": {"method": "int9"}},
+              "stage 2 (compress q8): unknown compression method 'int9'"),
+             ({"from": "full", "compress": {"amount": 0.5}}, "stage 2 (compress q8): compress needs method:")]
+    for i, (stage, message) in enumerate(cases):
+        r = recipe(csv_data)
+        at = 0 if "finetune" in stage else 1
+        r["stages"][at] = {"id": r["stages"][at]["id"], **stage}
+        with pytest.raises(UserError) as e:
+            plan(PipelineConfig.model_validate(r))
+        assert e.value.message.startswith(message), (i, e.value.message)
+    assert Store().runs() == []
 
 
 DROP = {"id": "dl", "from": "full", "compress": {"method": "drop-layers", "num_layers": 1}}

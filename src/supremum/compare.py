@@ -70,7 +70,9 @@ class CompareConfig(BaseModel):
 
 
 def cells(cfg: CompareConfig) -> list[dict]:
-    """Every (variant, grid point, seed) as a validated fine-tune config with its label and hash."""
+    """Every (variant, grid point, seed) as a validated fine-tune config with its label and hash.
+    `run` (and `--dry-run`) build them all before the first cell runs, so a bad method, train or
+    data override key in the last variant is a UserError before anything trains."""
     from supremum.recipe import set_path
     from supremum.train.finetune import config_hash
 
@@ -78,7 +80,7 @@ def cells(cfg: CompareConfig) -> list[dict]:
     out = []
     for v in cfg.methods:
         for point in itertools.product(*(cfg.grid[k] for k in keys)):
-            label = (v.label or v.method["name"]) + "".join(
+            label = (v.label or v.method.get("name", "")) + "".join(
                 f" {k.split('.')[-1]}={x}" for k, x in zip(keys, point, strict=True))
             for seed in cfg.seeds:
                 raw: dict[str, Any] = {"model": cfg.model.model_dump(),
@@ -88,7 +90,8 @@ def cells(cfg: CompareConfig) -> list[dict]:
                 for k, x in zip(keys, point, strict=True):
                     set_path(raw, k.split("."), x)
                 h = config_hash(_validate(raw, label))[:12]
-                out.append({"variant": label, "method": v.method["name"], "seed": seed, "config": raw, "hash": h})
+                out.append({"variant": label, "method": v.method.get("name"), "seed": seed, "config": raw,
+                            "hash": h})
     return out
 
 

@@ -244,7 +244,7 @@ def measure_now(cfg, threads: int) -> dict:
 
     from supremum.data.batching import batch_order, iterate
     from supremum.models import load_model
-    from supremum.train.loop import _optimizer_step
+    from supremum.train.loop import optimizer_step
 
     task = task_of(cfg)
     t0 = time.perf_counter()
@@ -264,7 +264,7 @@ def measure_now(cfg, threads: int) -> dict:
     for k, b in enumerate(batches):
         if k == PROBE_WARMUP:
             seen, t0 = 0, time.perf_counter()
-        seen += _optimizer_step(model, opt, split, [b], tok.pad_token_id, train, loss_fn)[1]
+        seen += optimizer_step(model, opt, split, [b], tok.pad_token_id, train, loss_fn)[1]
     train_per_s = seen / max(time.perf_counter() - t0, 1e-9)
     torch.set_num_threads(default_threads)
     model.eval()

@@ -122,6 +122,10 @@ def stage_dir(root: Path, cfg: PipelineConfig, stage: StageSpec, h: str) -> Path
 
 
 def plan(cfg: PipelineConfig, store: Store | None = None) -> list[dict]:
+    """One row per stage, parents first: kind, method, hash, output directory and whether it is
+    done. Every stage's options are validated first (`check`), so neither a dry run nor a run
+    starts on a recipe with a bad option in any stage."""
+    check(cfg)
     store = store or Store()
     hashes = stage_hashes(cfg)
     rows = []
@@ -134,29 +138,59 @@ def plan(cfg: PipelineConfig, store: Store | None = None) -> list[dict]:
     return rows
 
 
-def _run_stage(cfg: PipelineConfig, s: StageSpec, parent: Artifact | None, out: Path, store: Store) -> Artifact:
+def stage_config(cfg: PipelineConfig, s: StageSpec, out: Path | None = None):
+    """The typed config of stage `s`: a FinetuneConfig (the recipe's model, data and train with the
+    stage's overrides) or the compression method's config. UserError (one line naming the stage's
+    number, kind and id, and the bad key) on any invalid option."""
+    source = stage_name(cfg, s)
     if s.finetune is not None:
         from supremum.config import FinetuneConfig
         from supremum.recipe import build
-        from supremum.train.finetune import finetune
 
         ft = dict(s.finetune)
         raw = {"model": cfg.model.model_dump(), "data": cfg.data.model_dump(),
                "train": {**cfg.train.model_dump(exclude_unset=True), **ft.pop("train", {})},
-               "method": ft.pop("method", {"name": "full"}), "output": str(out),
+               "method": ft.pop("method", {"name": "full"}), "output": str(out) if out else None,
                "tracking": cfg.tracking.model_dump(), **ft}
-        # resume=True: a stage killed mid-training continues from its checkpoint (the checkpoint's
-        # identity is the stage's full config, so nothing else can be resumed by mistake).
-        return finetune(build(FinetuneConfig, raw, f"stage {s.id}"), store=store, progress=False,
-                        resume=True).artifact
-    from supremum.compress import compress, make_config
+        return build(FinetuneConfig, raw, source)
+    from supremum.compress import compressors, make_config
 
     opts = dict(s.compress)
     method = opts.pop("method", None)
     if not method:
-        raise UserError(f"stage {s.id}: compress needs method:", "e.g. compress: {method: int8-dynamic}")
-    return compress(parent, make_config(method, opts, f"stage {s.id}"), output=out, store=store,
-                    checkpoint_every=cfg.train.checkpoint_every, resume=True)
+        raise UserError(f"{source}: compress needs method:", "e.g. compress: {method: int8-dynamic}")
+    if method not in compressors():
+        raise UserError(f"{source}: unknown compression method '{method}'",
+                        f"use one of: {', '.join(compressors())}")
+    return make_config(method, opts, source)
+
+
+def stage_name(cfg: PipelineConfig, s: StageSpec) -> str:
+    """'stage 7 (compress q4)': its place in the recipe (from 1), kind and id, for messages."""
+    kind = "finetune" if s.finetune is not None else "compress"
+    return f"stage {cfg.stages.index(s) + 1} ({kind} {s.id})"
+
+
+def check(cfg: PipelineConfig) -> None:
+    """Validate every stage's options through its typed config, in recipe order, before anything
+    runs: a typo in the last stage is found before the first one trains (UserError, one line)."""
+    for s in cfg.stages:
+        stage_config(cfg, s)
+
+
+def run_stage(cfg: PipelineConfig, s: StageSpec, parent: Artifact | None, out: Path, store: Store) -> Artifact:
+    """Make stage `s`'s artifact in `out` (from `parent`'s for a compress stage), in this process."""
+    stage_cfg = stage_config(cfg, s, out)
+    if s.finetune is not None:
+        from supremum.train.finetune import finetune
+
+        # resume=True: a stage killed mid-training continues from its checkpoint (the checkpoint's
+        # identity is the stage's full config, so nothing else can be resumed by mistake).
+        return finetune(stage_cfg, store=store, progress=False, resume=True).artifact
+    from supremum.compress import compress
+
+    return compress(parent, stage_cfg, output=out, store=store, checkpoint_every=cfg.train.checkpoint_every,
+                    resume=True)
 
 
 def estimate_plan(cfg: PipelineConfig, rows: list[dict], store: Store, probe: bool = True) -> dict:
@@ -239,14 +273,14 @@ def _execute(cfg: PipelineConfig, row: dict, s: StageSpec, arts: dict, store: St
     if s.id in arts:
         row["artifact"] = arts[s.id].id
         try:
-            row["evaluated"] = evaluated if evaluated is not None else _evaluate(cfg, arts[s.id], store, say)
+            row["evaluated"] = evaluated if evaluated is not None else evaluate_stage(cfg, arts[s.id], store, say)
         except RuntimeError as e:
             row.update(status="failed", error=str(e))
             say(f"stage {s.id}: {e}")
 
 
 def _in_process(cfg: PipelineConfig, s: StageSpec, parent, out: Path, store: Store, say):
-    return _run_stage(cfg, s, parent, out, store), None
+    return run_stage(cfg, s, parent, out, store), None
 
 
 def _in_worker(run):
@@ -268,7 +302,8 @@ def _in_worker(run):
     return stage
 
 
-def _evaluate(cfg: PipelineConfig, art: Artifact, store: Store, say) -> list[str]:
+def evaluate_stage(cfg: PipelineConfig, art: Artifact, store: Store, say) -> list[str]:
+    """Evaluate `art` on the recipe's splits not yet measured on this machine; the splits done now."""
     from supremum.config import EvalConfig
     from supremum.evaluate import evaluate_in_subprocess
     from supremum.machine import fingerprint

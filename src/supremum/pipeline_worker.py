@@ -23,7 +23,7 @@ def _stage() -> None:
     import torch
 
     from supremum.artifact import open_artifact
-    from supremum.pipeline import PipelineConfig, _evaluate, _run_stage
+    from supremum.pipeline import PipelineConfig, evaluate_stage, run_stage
     from supremum.store import Store
 
     spec = json.loads(sys.stdin.read())
@@ -32,8 +32,8 @@ def _stage() -> None:
     stage = next(s for s in cfg.stages if s.id == spec["stage"])
     store = Store(spec["store"])
     parent = open_artifact(spec["parent"]) if spec["parent"] else None
-    art = _run_stage(cfg, stage, parent, Path(spec["output"]), store)
-    evaluated = _evaluate(cfg, art, store, lambda msg: None)
+    art = run_stage(cfg, stage, parent, Path(spec["output"]), store)
+    evaluated = evaluate_stage(cfg, art, store, lambda msg: None)
     sys.stdout.write(json.dumps({"artifact": str(art.path), "evaluated": evaluated}) + "\n")
 
 

@@ -189,7 +189,7 @@ def has_own_splits(path: str) -> bool:
     if p.is_file():
         return False
     from supremum.data.tables import find_split_files, is_datasets_dir
-    from supremum.lm.data import _files as lm_files
+    from supremum.lm.data import split_files as lm_files
 
     return is_datasets_dir(p) or bool({"dev", "test"} & (set(find_split_files(p)) | set(lm_files(p))))
 

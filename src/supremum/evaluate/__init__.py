@@ -81,13 +81,13 @@ def _base_llamacpp(name: str):
     import transformers as tf
 
     from supremum.backends.llamacpp import LlamaCppModel
-    from supremum.models.loading import _gguf_to_safetensors, gguf_path, resolve_source
+    from supremum.models.loading import gguf_path, gguf_to_safetensors, resolve_source
 
     path = gguf_path(name)
     if path is None:
         raise UserError(f"'{name}' has no GGUF file for llama.cpp", "give a .gguf file or an alias such as "
                         "smollm2-135m, or export an artifact with `compress --method gguf`")
-    converted = _gguf_to_safetensors(resolve_source(name))  # tokenizer and config, cached
+    converted = gguf_to_safetensors(resolve_source(name))  # tokenizer and config, cached
     tok = tf.AutoTokenizer.from_pretrained(str(converted))
     return LlamaCppModel(path, tf.AutoConfig.from_pretrained(str(converted))), tok
 

@@ -171,7 +171,7 @@ def frontier(metric: str | None = None, cost: str | None = None, data: str | Non
     group = reference_group(rows, data, split, lambda r: has_cost(r, cost))
     same, other = split_by_group(rows, group)
     metric, cost = group_defaults(same, metric, cost)
-    _check(metric, cost)
+    check_metric_cost(metric, cost)
     task = group_task(same)
     unmeasured = f"no {cost} measured (evaluated with --no-speed?)"
     other = [(r, unmeasured if r.costs.get(cost) is None else why) for r, why in other]
@@ -188,7 +188,8 @@ def frontier(metric: str | None = None, cost: str | None = None, data: str | Non
             "not_comparable": [{**asdict(r), "reason": why} for r, why in other]}
 
 
-def _check(metric: str, cost: str) -> None:
+def check_metric_cost(metric: str, cost: str) -> None:
+    """UserError unless `metric` is one of METRICS and `cost` one of COSTS."""
     if metric not in METRICS:
         raise UserError(f"unknown metric '{metric}'", f"use one of: {', '.join(METRICS)}")
     if cost not in COSTS:

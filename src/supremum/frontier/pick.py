@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from supremum.errors import UserError
 from supremum.frontier import (
     Variant,
-    _check,
+    check_metric_cost,
     group_defaults,
     has_cost,
     reference_group,
@@ -73,7 +73,7 @@ def pick(limits: dict[str, float], *, metric: str | None = None, min_metric: flo
                             if limits else has_cost(r, None))
     same, _ = split_by_group(rows, group)
     metric, cost = group_defaults(same, metric, None)
-    _check(metric, cost)
+    check_metric_cost(metric, cost)
     same = [r for r in same if r.metrics.get(metric) is not None]
     scored = [(r, violations(r, limits, metric, min_metric)) for r in same]
     ok = [r for r, v in scored if not v]

@@ -57,7 +57,10 @@ class LMData:
 
 # ---- what kind of data is this -----------------------------------------------------------
 
-def _files(path: Path) -> dict[str, Path]:
+def split_files(path: Path) -> dict[str, Path]:
+    """{split: file} of a language-model corpus: a file is the train split; in a directory, the
+    train/dev/test files by their usual names with a text, .jsonl or .json suffix, and a directory
+    holding one text file alone (a corpus such as tinyshakespeare/input.txt) as train."""
     if path.is_file():
         return {"train": path}
     found: dict[str, Path] = {}
@@ -108,7 +111,7 @@ def is_lm_data(cfg: DataConfig) -> bool:
     path = Path(cfg.path)
     if not path.exists():
         return False
-    train = _files(path).get("train")
+    train = split_files(path).get("train")
     if train is None:
         return False
     if train.suffix in TEXT_SUFFIXES:
@@ -136,7 +139,7 @@ def load_lm_data(cfg: DataConfig, whole: bool = False) -> LMData:
         raise UserError("data.cv_folds/cv_fold apply to classification data only",
                         "remove them for a language-model corpus")
     path = Path(cfg.path)
-    files = _files(path)
+    files = split_files(path)
     if "train" not in files:
         raise UserError(f"{path}: no text corpus (train.txt, a single .txt file, or train.jsonl)",
                         "pass a .txt file, a JSONL file, or a directory with train/dev/test files")

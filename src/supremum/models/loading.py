@@ -100,7 +100,7 @@ def load_model(name: str, task: str = "classification", *, gguf_file: str | None
         _set_dropout(model, dropout)
         return _fix_padding(model, tok), tok
     if src.kind == "gguf":
-        src = Source("dir", str(_gguf_to_safetensors(src)))
+        src = Source("dir", str(gguf_to_safetensors(src)))
     config = _load_config(src, overrides)
     _set_dropout_config(config, dropout)
     try:
@@ -164,7 +164,7 @@ def _fix_padding(model, tok):
     return model
 
 
-def _gguf_to_safetensors(src: Source) -> Path:
+def gguf_to_safetensors(src: Source) -> Path:
     """Dequantize a GGUF file once into a safetensors directory in the cache, then reuse it."""
     import transformers as tf
 

@@ -16,10 +16,12 @@ the majority class), as 0.1 did on the tiny test model.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import torch
 
 
 class AdversarialConfig(BaseModel):
@@ -47,6 +49,8 @@ def _project(delta: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
 
 def backward(model, compute: Callable[[], torch.Tensor], cfg: AdversarialConfig) -> float:
     """Back-propagate clean and adversarial loss; returns the clean loss value."""
+    import torch  # here, not at the top: the config above is part of the schema `--help` reads
+
     emb = getattr(model, "module", model).get_input_embeddings()  # under DDP: the wrapped model
     seen: dict = {}
 

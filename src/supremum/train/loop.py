@@ -90,7 +90,7 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
         for j in range(state.batch_in_epoch, len(steps)):
             t0 = time.perf_counter()
             lr = set_lr(opt, cfg.lr, lr_factor(state.step, warm, total, cfg.scheduler))
-            loss, n = _optimizer_step(fwd, opt, train_split, steps[j], pad_id, cfg, loss_fn,
+            loss, n = optimizer_step(fwd, opt, train_split, steps[j], pad_id, cfg, loss_fn,
                                       after_step and (lambda m, s=state.step: after_step(model, s)), dist,
                                       guard=_guard(cfg, state.step + 1, lr))
             state.train_seconds += time.perf_counter() - t0
@@ -154,11 +154,16 @@ def _check_weights(model, cfg: TrainConfig, step: int, lr: float, dist: distribu
                        cfg.bf16)
 
 
-def _optimizer_step(model, opt, data: Split, micro: list[list[int]], pad_id: int,
-                    cfg: TrainConfig, loss_fn: Callable | None = None,
-                    after: Callable | None = None,
-                    dist: distributed.Dist = distributed.Dist(),
-                    guard: Callable[[float, float], None] | None = None) -> tuple[float, int]:
+def optimizer_step(model, opt, data: Split, micro: list[list[int]], pad_id: int,
+                   cfg: TrainConfig, loss_fn: Callable | None = None,
+                   after: Callable | None = None,
+                   dist: distributed.Dist = distributed.Dist(),
+                   guard: Callable[[float, float], None] | None = None) -> tuple[float, int]:
+    """One optimizer step over the micro-batches `micro` (lists of example indices into `data`,
+    the global batch): backward of each micro-batch's summed loss scaled to the global batch's
+    mean, gradient clipping to cfg.max_grad_norm, `guard(loss, grad_norm)` (may raise), the update,
+    `after(model)`. Returns (mean loss over the global batch, examples in it). `loss_fn(model,
+    batch, labels)` gives a summed loss (default: cross-entropy with cfg.label_smoothing)."""
     n = sum(len(b) for b in micro)
     # This rank's slice of each global micro-batch; DDP averages gradients over ranks, so the
     # loss is scaled by the world size to give the gradient of the global batch's mean loss.

@@ -10,15 +10,18 @@ the artifact is a delta over the base model.
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-import torch
 from pydantic import Field
-from torch import nn
 
 from supremum.errors import UserError
 from supremum.train.methods import MethodConfig, delta, register
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 # attention and feed-forward output projections: BERT-style, then Llama-style names
 TARGETS = re.compile(r"\.(attention\.output\.dense|layer\.\d+\.output\.dense|self_attn\.o_proj|mlp\.down_proj)$")
@@ -31,32 +34,42 @@ class AdapterConfig(MethodConfig):
     activation: Literal["gelu", "relu", "tanh"] = Field("gelu", description="bottleneck nonlinearity")
 
 
-class Bottleneck(nn.Module):
-    def __init__(self, inner: nn.Linear, reduction: int, activation: str):
-        super().__init__()
-        d = inner.out_features
-        self.inner = inner
-        self.down = nn.Linear(d, max(1, d // reduction))
-        self.act = {"gelu": nn.GELU(), "relu": nn.ReLU(), "tanh": nn.Tanh()}[activation]
-        self.up = nn.Linear(self.down.out_features, d)
-        nn.init.normal_(self.down.weight, std=1e-2)
-        nn.init.zeros_(self.down.bias)
-        nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
+@functools.cache
+def bottleneck_class() -> type:
+    """The Bottleneck module class, made on first use so that importing this file (the method's
+    config is part of the schema `--help` reads) does not load torch."""
+    from torch import nn
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.inner(x)
-        return y + self.up(self.act(self.down(y)))
+    class Bottleneck(nn.Module):
+        def __init__(self, inner: nn.Linear, reduction: int, activation: str):
+            super().__init__()
+            d = inner.out_features
+            self.inner = inner
+            self.down = nn.Linear(d, max(1, d // reduction))
+            self.act = {"gelu": nn.GELU(), "relu": nn.ReLU(), "tanh": nn.Tanh()}[activation]
+            self.up = nn.Linear(self.down.out_features, d)
+            nn.init.normal_(self.down.weight, std=1e-2)
+            nn.init.zeros_(self.down.bias)
+            nn.init.zeros_(self.up.weight)
+            nn.init.zeros_(self.up.bias)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.inner(x)
+            return y + self.up(self.act(self.down(y)))
+
+    return Bottleneck
 
 
 def _insert(model: nn.Module, cfg: AdapterConfig) -> nn.Module:
+    from torch import nn
+
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and TARGETS.search(n)]
     if not names:
         raise UserError(f"adapter: no attention or feed-forward output projections found in "
                         f"{type(model).__name__}", "use lora for this architecture")
     for n in names:
         parent, attr = model.get_submodule(n.rsplit(".", 1)[0]), n.rsplit(".", 1)[1]
-        setattr(parent, attr, Bottleneck(getattr(parent, attr), cfg.reduction, cfg.activation))
+        setattr(parent, attr, bottleneck_class()(getattr(parent, attr), cfg.reduction, cfg.activation))
     return model
 
 

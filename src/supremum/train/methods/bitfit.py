@@ -4,12 +4,13 @@ next to it as a delta artifact of a few kilobytes."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
-
-from torch import nn
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from supremum.errors import UserError
 from supremum.train.methods import MethodConfig, delta, register
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 class BitFitConfig(MethodConfig):

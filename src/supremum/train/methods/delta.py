@@ -5,10 +5,12 @@ method (BitFit, bottleneck adapters)."""
 from __future__ import annotations
 
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from supremum.errors import UserError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 DELTA_FILE = "delta.safetensors"
 HEADS = ("classifier", "score")

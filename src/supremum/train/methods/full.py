@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
-
-from torch import nn
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from supremum.train.methods import MethodConfig, register
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 class FullConfig(MethodConfig):

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
-from torch import nn
 
 from supremum.train.methods import MethodConfig, peft_common, register
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 class LoraConfig(MethodConfig):

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def task_type(model: nn.Module) -> str:
@@ -58,6 +60,8 @@ def _untie_adapted_embeddings(base: nn.Module) -> None:
     if adapted and shared is not None and shared is getattr(inner_in, "weight", None):
         # Whichever side is adapted, the copy goes to the output side: its merge (or the input's)
         # then changes one matrix only.
+        from torch import nn  # noqa: F811 - at call time: importing this module must not load torch
+
         inner_out.weight = nn.Parameter(shared.detach().clone(), requires_grad=False)
         for config in {id(c): c for c in (base.config, base.config.get_text_config())}.values():
             config.tie_word_embeddings = False

@@ -4,12 +4,14 @@ None of them can merge into the weights: the artifact is the adapter over the ba
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
-from torch import nn
 
 from supremum.train.methods import MethodConfig, peft_common, register
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 class PrefixConfig(MethodConfig):
