@@ -2,9 +2,10 @@
 
 Keys (absent stages are `null` and named in `not_measured` with the reason):
 `now.dev`; `best.dev`, `best.test` (the measured split; `best.split` names it), `best.config`,
-`best.seeds`; `ceiling.accuracy`, `ceiling.ci`, `ceiling.verdict` (a language model: `floor.perplexity`);
-`at_10x`; `labels_for_target`; `label_noise.rate`, `label_noise.ci`, `label_noise.suspects_path`
-(the measured split's), `label_noise.max_accuracy`; `resolution_pt`; `search.trials` (a count; `search.history` holds each trial).
+`best.seeds`; `ceiling.accuracy`, `ceiling.ci`, `ceiling.verdict` (a language model: `ceiling.perplexity`,
+the floor); `at_10x`; `labels_for_target`; `label_noise.rate`, `label_noise.ci`,
+`label_noise.suspects_path` (the measured split's), `label_noise.max_accuracy`; `resolution_pt`;
+`search.trials` (a count; `search.history` holds each trial).
 """
 
 from __future__ import annotations
