@@ -76,6 +76,12 @@ def test_ceiling_end_to_end_values_and_resume(task, tmp_path):
     assert (tmp_path / "out" / "learning_curve.png").stat().st_size > 0
     assert "now " in r["sentence"] and "ceiling with unlimited labels" in r["sentence"]
 
+    page = tmp_path / "report.html"
+    run_cli("report", "--output", str(page), check=True)
+    html = page.read_text()
+    assert "How good can tiny-bert get on" in html and html.count("<svg") >= 2 and "Search history" in html
+    assert "ceiling (labels -&gt; inf)" in html and "best found" in html
+
     again = run_cli("ceiling", "--recipe", str(task), "--json", check=True)
     r2 = json.loads(again.stdout)
     assert r2["search"]["trials"] == 3, "finished trials are not redone"
@@ -133,7 +139,7 @@ def test_the_search_space_grows_to_contain_the_users_configuration(csv_data, tmp
 
 
 def test_verdict_words_and_table_from_a_record():
-    from supremum.studies.verdict import paragraph, rows
+    from supremum.limit.verdict import paragraph, rows
 
     rec = {"metric": "accuracy", "split": "test", "now": {"dev": 0.85},
            "best": {"dev": 0.9, "test": 0.88, "test_std": 0.004, "dev_std": 0.003, "test_ci": [0.87, 0.89],
@@ -190,3 +196,19 @@ def test_ceiling_of_a_causal_lm_is_in_perplexity_and_label_noise_does_not_apply(
     assert floor["ci"][0] <= floor["perplexity"] <= floor["ci"][1]
     assert r["now"]["dev"] == pytest.approx(math.exp(-r["search"]["history"][0]["value"]))
     assert "perplexity floor with unlimited data" in r["sentence"] and r["resolution_pt"] is None
+
+
+def test_frontier_rows_within_the_split_resolution_are_marked():
+    from supremum.frontier.report import resolution_for, within_resolution
+
+    res = {"metric": "accuracy", "group": {"data": "/d/sst2", "split": "test"},
+           "frontier": [{"metrics": {"accuracy": 0.90}}, {"metrics": {"accuracy": 0.885}}],
+           "dominated": [{"metrics": {"accuracy": 0.85}}]}
+    lims = [("ceiling", "a", {"resolution_pt": 2.0, "split": "test", "data": "/d/sst2/"}),
+            ("ceiling", "b", {"resolution_pt": 9.0, "split": "dev", "data": "/d/sst2"}),
+            ("curve", "c", {})]
+    pt = resolution_for(res, lims)
+    assert pt == 2.0, "only a ceiling on the same data and split counts"
+    marks = [within_resolution(res, r, pt) for r in res["frontier"] + res["dominated"]]
+    assert marks == [False, True, False]  # the best itself is never marked; 1.5 pt < 2.0; 5 pt is resolved
+    assert resolution_for({**res, "metric": "perplexity"}, lims) is None

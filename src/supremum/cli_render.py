@@ -358,7 +358,7 @@ def print_scale(a: dict) -> None:
 def print_ceiling(r: dict) -> None:
     from rich.table import Table
 
-    from supremum.studies.verdict import rows
+    from supremum.limit.verdict import rows
 
     t = Table(title=f"How good can {r['model']} get on {r['data']}?")
     for col in ("quantity", "value", "how"):

@@ -154,7 +154,32 @@ def build(store: Store | None = None, metric: str | None = None, data: str | Non
         fronts, plots = None, PLOTS  # a store with only scale sweeps or learning curves still gets its report
     main = fronts[plots[0][0]] if fronts else None
     return {"fronts": fronts, "main": main, "plots": plots, "bought": bought(main) if fronts else [],
-            "store": store, "comparisons": comparisons(store), "limits": lims}
+            "store": store, "comparisons": comparisons(store), "limits": lims,
+            "resolution": resolution_for(main, lims) if main else None}
+
+
+def resolution_for(res: dict, lims: list[tuple[str, str, dict]]) -> float | None:
+    """The smallest accuracy difference (points) the frontier's evaluation split resolves, from the
+    latest `supremum ceiling` measured on the same data and split; None when there is none."""
+    g = res["group"]
+    if res["metric"] != "accuracy":
+        return None
+    found = [m["resolution_pt"] for kind, _, m in lims if kind == "ceiling" and m.get("resolution_pt") is not None
+             and m.get("split") == g["split"] and _same_path(m["data"], g["data"])]
+    return found[-1] if found else None
+
+
+def _same_path(a: str, b: str) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def within_resolution(res: dict, r: dict, pt: float | None) -> bool:
+    """Whether a variant's accuracy is closer to the best variant's than the split can resolve."""
+    if pt is None:
+        return False
+    best = max(x["metrics"][res["metric"]] for x in res["frontier"] + res["dominated"])
+    value = r["metrics"][res["metric"]]
+    return value != best and 100 * (best - value) < pt
 
 
 MEANING = ("What the limit means: E is the loss this family of models, trained this way on this source, "
@@ -176,10 +201,14 @@ def limits(store: Store) -> list[tuple[str, str, dict]]:
             latest[("scale", (r["config"] or {}).get("name") or r["command"])] = m
         elif r["kind"] == "curve":
             latest[("curve", m["name"])] = m
+        elif r["kind"] == "ceiling":
+            latest[("ceiling", m["output"])] = m
     return [(k, n, m) for (k, n), m in latest.items()]
 
 
 def _limit_title(kind: str, name: str, m: dict) -> str:
+    if kind == "ceiling":
+        return f"How good can {m['model']} get on {m['data']}?"
     if kind == "curve":
         return f"Learning curve {name}: {m['model']} ({m['method'].get('name')}) on {m['data']}"
     src = m["source"]
@@ -210,7 +239,8 @@ def markdown(rep: dict) -> str:
         for title, cols, rows in tables:
             lines += ["", f"{title}:", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
             lines += ["| " + " | ".join(r) + " |" for r in rows]
-        lines += [""] + [x for x in tail if not x.startswith("plot: ")] + ["", MEANING]
+        meaning = ["", MEANING] if kind != "ceiling" else []
+        lines += [""] + [x for x in tail if not x.startswith("plot: ")] + meaning
     return "\n".join(lines) + "\n"
 
 
@@ -235,8 +265,14 @@ def _markdown_frontier(rep: dict) -> list[str]:
               "| | artifact | lineage | " + res["metric"] + " | " + " | ".join(names) + " |",
               "|---|---|---|---|" + "---|" * len(names)]
     on = {r["artifact"] for r in res["frontier"]}
+    pt = rep.get("resolution")
+    if pt:
+        lines.insert(-3, f"≈ marks accuracy within {pt:.1f} pt of the best, the smallest difference this split "
+                     "resolves at 95% (from supremum ceiling): not evidence of a worse model.\n")
     for r in res["frontier"] + res["dominated"]:
-        lines.append(f"| {'*' if r['artifact'] in on else ''} | {r['artifact']} | {r['lineage']} | "
+        mark = "*" if r["artifact"] in on else ""
+        mark += " ≈" if within_resolution(res, r, pt) else ""
+        lines.append(f"| {mark} | {r['artifact']} | {r['lineage']} | "
                      f"{r['metrics'][res['metric']]:.4f} | " + " | ".join(_cost_cells(res, r["costs"])[1]) + " |")
     for r in res["not_comparable"]:
         lines.append(f"\nNot compared: {r['artifact']} ({r['lineage']}): {r['reason']}")
@@ -245,17 +281,28 @@ def _markdown_frontier(rep: dict) -> list[str]:
 
 def _limit_text(kind: str, m: dict):
     from supremum.limit.summary import curve_summary, scale_summary
+    from supremum.limit.verdict import rows
 
+    if kind == "ceiling":  # the verdict's table, then its paragraph
+        return [], [("The verdict", ["quantity", "value", "how"], [list(r) for r in rows(m)])], [m["sentence"]]
     return (curve_summary if kind == "curve" else scale_summary)(m)
+
+
+def _figures(kind: str, m: dict) -> list:
+    from supremum.limit.plots import curve_figure, search_history_figure, sweep_figures
+
+    if kind == "ceiling":
+        lm = m["metric"] == "perplexity"
+        figs = [search_history_figure(m["search"]["history"], lm=lm)] if m["search"].get("history") else []
+        return figs + ([curve_figure(m["curve"])] if m.get("curve") else [])
+    return [curve_figure(m)] if kind == "curve" else list(sweep_figures(m).values())
 
 
 def _limit_html(kind: str, name: str, m: dict) -> str:
     import matplotlib.pyplot as plt
 
-    from supremum.limit.plots import curve_figure, sweep_figures
-
     head, tables, tail = _limit_text(kind, m)
-    figs = [curve_figure(m)] if kind == "curve" else list(sweep_figures(m).values())
+    figs = _figures(kind, m)
     svgs = []
     for fig in figs:
         svgs.append(_svg(fig))
@@ -267,7 +314,7 @@ def _limit_html(kind: str, name: str, m: dict) -> str:
         trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
         parts.append(f"<h3>{html.escape(title)}</h3><table><tr>{ths}</tr>{trs}</table>")
     parts += [f"<p>{html.escape(x)}</p>" for x in tail if not x.startswith("plot: ")]
-    return "\n".join(parts) + f"<p><em>{html.escape(MEANING)}</em></p>"
+    return "\n".join(parts) + (f"<p><em>{html.escape(MEANING)}</em></p>" if kind != "ceiling" else "")
 
 
 def _f(x) -> str:
@@ -310,11 +357,14 @@ def _html_frontier(rep: dict) -> list[str]:
     curves = curves_plot(rep["store"])
     if curves:
         body += ["<h2>Training curves</h2>", curves]
-    body.append("<h2>Variants</h2>" + _html_table(res))
+    pt = rep.get("resolution")
+    note = (f"<p>Grey rows: accuracy within {pt:.1f} pt of the best, the smallest difference this split "
+            "resolves at 95% (from supremum ceiling): not evidence of a worse model.</p>") if pt else ""
+    body.append("<h2>Variants</h2>" + note + _html_table(res, pt))
     return body
 
 
-def _html_table(res: dict) -> str:
+def _html_table(res: dict, pt: float | None = None) -> str:
     on = {r["artifact"] for r in res["frontier"]}
     names = _cost_cells(res, {"size": None, "memory": None, "latency_b1": None, "latency_b32": None})[0]
     head = ["frontier", "artifact", "lineage", res["metric"], *names]
@@ -322,7 +372,9 @@ def _html_table(res: dict) -> str:
     for r in res["frontier"] + res["dominated"]:
         cells = ["*" if r["artifact"] in on else "", r["artifact"], r["lineage"],
                  f"{r['metrics'][res['metric']]:.4f}", *_cost_cells(res, r["costs"])[1]]
-        rows.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
+        grey = within_resolution(res, r, pt)
+        tr = ("<tr style='color:#999' title='within the split&#39;s resolution of the best'>" if grey else "<tr>")
+        rows.append(tr + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
     for r in res["not_comparable"]:
         rows.append(f"<tr><td></td><td>{html.escape(r['artifact'])}</td><td>{html.escape(r['lineage'])}</td>"
                     f"<td colspan=5>not compared: {html.escape(r['reason'])}</td></tr>")

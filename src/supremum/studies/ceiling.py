@@ -101,7 +101,7 @@ def output_dir(cfg: CeilingConfig, store) -> Path:
 
 
 def run_ceiling(cfg: CeilingConfig, store=None, on_event=None) -> dict:
-    """Run every stage the budget holds; returns the verdict record (see `studies.verdict`).
+    """Run every stage the budget holds; returns the verdict record (see `limit.verdict`).
 
     Raises UserError before any training when the budget cannot hold one search trial, or when
     the data has no labelled split `cfg.split`."""
@@ -122,8 +122,8 @@ def run_ceiling(cfg: CeilingConfig, store=None, on_event=None) -> dict:
 
 
 def _stages(cfg: CeilingConfig, store, out: Path, t0: float, say) -> dict:
+    from supremum.limit.verdict import verdict
     from supremum.studies import stages
-    from supremum.studies.verdict import verdict
 
     lm = stages.is_lm(cfg)
     split = stages.check_split(cfg, lm)
@@ -137,7 +137,7 @@ def _stages(cfg: CeilingConfig, store, out: Path, t0: float, say) -> dict:
         raise UserError("no search trial finished (every one failed or diverged)",
                         f"see the trials' errors in {out / 'search'}; widen the learning-rate range or fix "
                         "the data")
-    from supremum.studies.plots import search_history
+    from supremum.limit.plots import search_history
 
     rec["search"]["plot"] = str(search_history(rec["search"]["trials"], out / "search_history.png", lm=lm))
     best_cfg = FinetuneConfig.model_validate(search["best"]["config"])
