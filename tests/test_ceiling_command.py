@@ -21,6 +21,20 @@ def noisy(n: int, seed: int, share: float = 0.15) -> list[tuple[str, str]]:
     return [(t, flip[y] if rng.random() < share else y) for t, y in sentiment_rows(n, seed)]
 
 
+def wider_tiny_bert(path):
+    """A tiny BERT twice as wide as `tiny-bert` (same tokenizer), saved as a local model directory."""
+    from transformers import BertModel
+
+    from supremum.models.tiny import bert_tokenizer, tiny_config
+
+    tok = bert_tokenizer()
+    cfg = tiny_config("tiny-bert", len(tok))
+    cfg.hidden_size, cfg.intermediate_size = 64, 128
+    BertModel(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
 @pytest.fixture
 def task(tmp_path):
     d = tmp_path / "splits"
@@ -33,7 +47,8 @@ def task(tmp_path):
         "base": {"model": "tiny-bert", "data": {"path": str(d)}, "method": "full",
                  "train": {"max_steps": 60, "eval_every": 20, "batch_size": 8, "lr": 3e-3}},
         "budget_minutes": 10, "n_trials": 3, "seeds": [42, 43], "fractions": [0.25, 0.5, 1.0], "folds": 2,
-        "min_steps": 1, "space": {"lr": {"full": [1e-3, 4e-3], "lora": [3e-3, 3e-2]}, "batch_size": [8]},
+        "min_steps": 1, "models": ["tiny-bert", wider_tiny_bert(tmp_path / "wide")],
+        "space": {"lr": {"full": [1e-3, 4e-3], "lora": [3e-3, 3e-2]}, "batch_size": [8]},
         "output": str(tmp_path / "out")}))
     return recipe
 
@@ -71,7 +86,14 @@ def test_ceiling_end_to_end_values_and_resume(task, tmp_path):
     assert set(ln["splits"]) == {"train", "dev", "test"} and ln["splits"]["train"]["examples"] == 160
     with open(ln["suspects_path"]) as f:
         assert f.readline().startswith("row,text,given_label,suggested_label,confidence")
-    assert "model ladder" in r["not_measured"]["models"]
+    m = r["models"]  # the searched model's seeds' mean, then the wider model with the best configuration
+    assert [p["model"] for p in m["points"]] == ["tiny-bert", str(tmp_path / "wide")]
+    assert m["points"][0]["test"] == pytest.approx(best["test"]) and m["points"][0]["total_params"] == 39234
+    assert m["points"][1]["total_params"] > 2 * 39234
+    x = [math.log2(p["total_params"]) for p in m["points"]]
+    y = [p["test"] for p in m["points"]]
+    assert m["slope_per_doubling"] == pytest.approx((y[1] - y[0]) / (x[1] - x[0]))
+    assert "slope_ci" not in m, "two models give a line but no interval"
     assert (tmp_path / "out" / "search_history.png").stat().st_size > 0
     assert (tmp_path / "out" / "learning_curve.png").stat().st_size > 0
     assert "now " in r["sentence"] and "ceiling with unlimited labels" in r["sentence"]

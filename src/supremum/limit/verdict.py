@@ -109,7 +109,7 @@ def rows(rec: dict) -> list[tuple[str, str, str]]:
     lm = rec["metric"] == "perplexity"
     f = (lambda x: f"{x:.2f}") if lm else _pct
     out = [("now (your configuration)", f(rec["now"]["dev"]) if rec["now"]["dev"] is not None else "n/a",
-            "dev, search trial 0")]
+            f"dev, search trial {rec['now'].get('trial')}")]
     s = rec["search"]
     out.append(("search", f"{s['trials']} trials, {s['pruned']} pruned", f"Optuna TPE, stopped: {s['stopped']}"))
     b = rec.get("best")

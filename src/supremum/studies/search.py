@@ -14,6 +14,7 @@ of the study's finished trials; before any, the estimate machinery's) exceeds it
 
 from __future__ import annotations
 
+import math
 import shutil
 import statistics
 import time
@@ -211,8 +212,9 @@ def run_search(cfg: SearchConfig, store=None) -> SearchResult:
             raise UserError(f"the search budget of {cfg.budget_minutes:g} min cannot hold one trial "
                             f"(one needs at least {est:.2g} s of training)",
                             f"give budget_minutes {est / 60 * 3:.2g} or more (room for a few trials)")
-    for params in cfg.enqueue if not study.trials else []:  # once, when the study is new
-        study.enqueue_trial(params)
+    for params in cfg.enqueue:  # once: again only if a killed process left it unfinished
+        if not any(same_params(params, t.params) for t in study.trials if _settled(t)):
+            study.enqueue_trial(params)
     stopped = "budget"
     while True:
         if cfg.n_trials is not None and _started(study) >= cfg.n_trials:
@@ -225,6 +227,22 @@ def run_search(cfg: SearchConfig, store=None) -> SearchResult:
         if time.monotonic() - t0 >= budget:
             break
     return _result(study, cfg, time.monotonic() - t0, stopped)
+
+
+def _settled(t: optuna.trial.FrozenTrial) -> bool:
+    """Finished with a result (a failure that was the search's finding, like divergence, counts),
+    or still queued; a trial failed because its process died (no recorded error) does not."""
+    S = optuna.trial.TrialState
+    return t.state in (S.COMPLETE, S.PRUNED, S.WAITING) or (t.state == S.FAIL and "error" in t.user_attrs)
+
+
+def same_params(fixed: dict, params: dict) -> bool:
+    """Whether a trial's parameters hold every fixed (enqueued) value (floats to 1e-9 relative);
+    the parameters an enqueued trial leaves open are sampled, so they may be anything."""
+    if not fixed.keys() <= params.keys():
+        return False
+    return all(math.isclose(x, y, rel_tol=1e-9) if isinstance(x, float) or isinstance(y, float) else x == y
+               for x, y in ((fixed[k], params[k]) for k in fixed))
 
 
 def _started(study: optuna.Study) -> int:

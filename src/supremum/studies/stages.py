@@ -54,9 +54,13 @@ def search(cfg, store, out: Path, minutes: float) -> dict:
     res = run_search(scfg, store)
     lm = is_lm(cfg)
     record = res.model_dump(exclude={"best_config"})
-    first = res.trials[0] if res.trials else None
-    now_rec = {"trial": 0, "state": first.state if first else None, "params": now,
-               "dev": _score(first.value, lm) if first and first.value is not None else None}
+    from supremum.studies.search import same_params
+
+    mine = [t for t in res.trials if same_params(now, t.params) and t.state != "WAITING"]
+    first = next((t for t in mine if t.state == "COMPLETE"), mine[-1] if mine else None)
+    now_rec = {"trial": first.number if first else None, "state": first.state if first else None, "params": now,
+               "dev": _score(first.value, lm) if first and first.value is not None else None,
+               "error": first.error if first else None}
     best = None
     if res.best_value is not None:
         t = max((x for x in res.trials if x.state == "COMPLETE"), key=lambda x: x.value)
