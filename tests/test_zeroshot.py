@@ -110,7 +110,8 @@ def test_predictions_are_the_argmax_of_hand_scores(tiny, splits, tmp_path):
     assert one["accuracy"] == {"mean": pytest.approx(acc), "sd": 0.0, "n": 1}
     assert one["acc_norm"]["mean"] == pytest.approx(acc_norm)
     np.testing.assert_array_equal(predictions(hand, words)["acc_norm"], (hand / [8.0, 5.0]).argmax(-1))
-    assert res["majority"] == {"label": "pos", "accuracy": 5 / 8, "macro_f1": pytest.approx(2 * (5 / 8) / (1 + 5 / 8) / 2)}
+    f1_pos = 2 * (5 / 8) / (1 + 5 / 8)  # precision 5/8, recall 1; neg's F1 is 0
+    assert res["majority"] == {"label": "pos", "accuracy": 5 / 8, "macro_f1": pytest.approx(f1_pos / 2)}
 
 
 def test_kshot_prompts_hold_train_examples_only_and_differ_per_seed(tiny, splits, tmp_path, monkeypatch):
@@ -163,7 +164,8 @@ def test_draw_shots_balanced_random_and_pool_limit():
 
 def test_prompt_format_is_lm_eval_fewshot_context(splits):
     c = cfg(splits, template="Q: {text} {braces}\nA:")
-    assert prompt(c, "x", [("a", "yes"), ("b", "no")]) == "Q: a {braces}\nA: yes\n\nQ: b {braces}\nA: no\n\nQ: x {braces}\nA:"
+    assert prompt(c, "x", [("a", "yes"), ("b", "no")]) == ("Q: a {braces}\nA: yes\n\nQ: b {braces}\nA: no\n\n"
+                                                          "Q: x {braces}\nA:")
 
 
 def test_run_enters_the_frontier_with_its_cost(tiny, splits, tmp_path):
@@ -184,7 +186,8 @@ def test_run_enters_the_frontier_with_its_cost(tiny, splits, tmp_path):
     (["--verbalizers", "pos=great,bad=terrible"],
      "error: verbalizer for unknown label 'bad' (the labels are: neg, pos)"),
     (["--template", "Review: {txt}"],
-     "error: the template 'Review: {txt}' has no {text} placeholder (e.g. --template 'Review: {text}\\nSentiment:')"),
+     "error: the template 'Review: {txt}' has no {text} placeholder "
+     "(e.g. --template 'Review: {text}\\nSentiment:')"),
     (["--shots", "0,31"],
      "error: --shots 31 is larger than the 30 labelled training examples (use at most 30 shots)"),
     (["--verbalizers", "pos"],

@@ -226,9 +226,9 @@ def _threads() -> int:
 
 def _load(cfg: ZeroShotConfig):
     if cfg.backend == "llamacpp":
-        from supremum.evaluate import _base_llamacpp
+        from supremum.evaluate import load_llamacpp
 
-        return _base_llamacpp(cfg.model)
+        return load_llamacpp(cfg.model)
     from supremum.models import load_model
 
     model, tok = load_model(cfg.model, "causal-lm")
