@@ -198,3 +198,26 @@ def test_bad_input_is_one_line_exit_2(splits, args, line):
     proc = run_cli("zeroshot", "--model", "tiny-llama", "--data", str(splits), *args)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [line]
+
+
+@pytest.mark.bench_smoke
+def test_bench_zeroshot_sst2_quick(tmp_path):
+    """bench/zeroshot_sst2.py --quick: tiny-llama on tiny SST-2-shaped data, 0 and 2 shots."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "out.json"
+    env = {**os.environ, "SUPREMUM_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    env.pop("SUPREMUM_DATA", None)
+    script = Path(__file__).parents[1] / "bench" / "zeroshot_sst2.py"
+    p = subprocess.run([sys.executable, str(script), "--quick", "--out", str(out)], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert [r["shots"] for r in res["results"]] == [0, 2] and res["examples"] == 16
+    assert [r["accuracy"]["n"] for r in res["results"]] == [1, 2]
+    assert res["verbalizers"] == {"0": "negative", "1": "positive"} and 0 <= res["majority"]["accuracy"] <= 1
+    assert not (script.parent / "results" / "zeroshot_sst2.json").exists()
