@@ -2,6 +2,8 @@
 verbalizer scores are the continuation log-likelihoods computed by hand from the model's forward
 pass; k-shot prompts hold training examples only, different per seed; bad input is one line."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -223,3 +225,37 @@ def test_bench_zeroshot_sst2_quick(tmp_path):
     assert [r["accuracy"]["n"] for r in res["results"]] == [1, 2]
     assert res["verbalizers"] == {"0": "negative", "1": "positive"} and 0 <= res["majority"]["accuracy"] <= 1
     assert (kept.read_bytes() if kept.exists() else None) == before  # --quick leaves results/ alone
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")
+def test_gguf_artifact_scores_like_its_pytorch_parent_in_llama_cpp(splits, tmp_path, monkeypatch):
+    """A causal-LM artifact and its f32 GGUF export (run by llama.cpp) give the same verbalizer
+    scores: the llama.cpp path of the scorer (one unpadded row at a time) is the same computation."""
+    from supremum.config import FinetuneConfig
+    from supremum.train.finetune import finetune
+
+    monkeypatch.setenv("SUPREMUM_HOME", str(tmp_path / "home"))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"Review: {t}\nSentiment: {lab}" for t, lab in _rows("c", 60, 3)) + "\n")
+    ft = FinetuneConfig(model={"name": "tiny-llama"}, data={"path": str(corpus), "max_length": 32},
+                        train={"max_steps": 3, "batch_size": 8, "lr": 3e-3}, output=str(tmp_path / "ft"))
+    art = finetune(ft, progress=False).artifact
+    assert run_cli("compress", str(art.path), "--method", "gguf", "--output", str(tmp_path / "gguf"),
+                   "quant=f32").returncode == 0
+    res = {}
+    real = loglik.loglikelihoods
+    for name in (art.path, tmp_path / "gguf"):
+        seen = []
+
+        def spy(model, tok, pairs, *a, _seen=seen, **kw):
+            out = real(model, tok, pairs, *a, **kw)
+            _seen.append(out[0])
+            return out
+
+        monkeypatch.setattr(loglik, "loglikelihoods", spy)
+        res[name] = (zeroshot(cfg(splits, model=str(name), shots=[2], seeds=[0]), store=Store(tmp_path / "s")),
+                     np.concatenate(seen))
+    (a, lls_a), (b, lls_b) = res.values()
+    np.testing.assert_allclose(lls_a, lls_b, atol=2e-3)
+    assert a["results"][0]["accuracy"] == b["results"][0]["accuracy"]

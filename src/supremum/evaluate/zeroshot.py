@@ -62,7 +62,7 @@ class ZeroShotConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field("smollm2-135m", description="causal LM: alias (smollm2-135m, tiny-llama), model "
-                       "directory or .gguf file")
+                       "directory, .gguf file, or a causal-LM artifact directory (loaded by its backend)")
     backend: Literal["pytorch", "llamacpp"] = Field("pytorch", description="pytorch, or llamacpp to "
                                                     "run the model's own GGUF file (e.g. smollm2-135m's Q4_1)")
     data: DataConfig
@@ -225,6 +225,21 @@ def _threads() -> int:
 # --- the run ------------------------------------------------------------------------------------
 
 def _load(cfg: ZeroShotConfig):
+    """(model, tokenizer): a causal-LM artifact directory as its backend loads it (a GGUF export
+    runs in llama.cpp), else a base model by alias, directory or .gguf file."""
+    from pathlib import Path
+
+    from supremum.artifact import MANIFEST, open_artifact
+
+    if (Path(cfg.model) / MANIFEST).is_file():
+        from supremum import backends
+
+        art = open_artifact(cfg.model)
+        if art.task != "text-generation":
+            raise UserError(f"{cfg.model}: a {art.task} artifact has no language-model head to score "
+                            "verbalizers with", "give a causal LM (alias, model directory, .gguf, or a "
+                            "causal-LM artifact)")
+        return backends.load(art)
     if cfg.backend == "llamacpp":
         from supremum.evaluate import load_llamacpp
 
