@@ -192,6 +192,9 @@ def test_run_enters_the_frontier_with_its_cost(tiny, splits, tmp_path):
      "(e.g. --template 'Review: {text}\\nSentiment:')"),
     (["--shots", "0,31"],
      "error: --shots 31 is larger than the 30 labelled training examples (use at most 30 shots)"),
+    (["--split", "train", "--shots", "2"],
+     "error: in-context examples are drawn from train, so train cannot be the scored split "
+     "(pass --split dev or --split test)"),
     (["--verbalizers", "pos"],
      "error: --verbalizers pos: Value error, 'pos' is not LABEL=WORD (e.g. pos=great,neg=terrible) "
      "(see `supremum zeroshot --help`)"),
