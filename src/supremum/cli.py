@@ -198,6 +198,45 @@ def eval_(
     _echo_json(metrics) if as_json else cli_render.print_eval(metrics, art)
 
 
+@app.command()
+def zeroshot(
+    model: Annotated[str | None, typer.Option(help=_doc("zeroshot", "model"))] = None,
+    data: Annotated[str | None, typer.Option(help=_doc("data", "path"))] = None,
+    split: Annotated[str | None, typer.Option(help=_doc("zeroshot", "split"))] = None,
+    shots: Annotated[str | None, typer.Option(help=_doc("zeroshot", "shots"))] = None,
+    seeds: Annotated[str | None, typer.Option(help=_doc("zeroshot", "seeds"))] = None,
+    sampling: Annotated[str | None, typer.Option(help=_doc("zeroshot", "sampling"))] = None,
+    template: Annotated[str | None, typer.Option(help=_doc("zeroshot", "template"))] = None,
+    verbalizers: Annotated[str | None, typer.Option(help=_doc("zeroshot", "verbalizers"))] = None,
+    target_delimiter: Annotated[str | None, typer.Option(help=_doc("zeroshot", "target_delimiter"))] = None,
+    fewshot_delimiter: Annotated[str | None, typer.Option(help=_doc("zeroshot", "fewshot_delimiter"))] = None,
+    limit: Annotated[int | None, typer.Option(help=_doc("zeroshot", "limit"))] = None,
+    batch_size: Annotated[int | None, typer.Option(help=_doc("zeroshot", "batch_size"))] = None,
+    backend: Annotated[str | None, typer.Option(help=_doc("zeroshot", "backend"))] = None,
+    speed: Annotated[bool | None, typer.Option("--speed/--no-speed", help=_doc("zeroshot", "speed"))] = None,
+    repeats: Annotated[int | None, typer.Option(help=_doc("zeroshot", "repeats"))] = None,
+    threads: Annotated[int | None, typer.Option(help=_doc("zeroshot", "threads"))] = None,
+    text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
+    label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
+    encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
+    delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
+) -> None:
+    """Classify with a causal LM and no fine-tuning: each label's verbalizer scored by log-likelihood after a prompt (lm-evaluation-harness's multiple_choice), with k in-context examples drawn per seed from train. Accuracy, macro-F1 and acc_norm (mean ± s.d. over seeds), the majority class, and the cost; one store run per k, listed by `frontier`."""  # noqa: E501
+    from supremum import cli_config, cli_render
+    from supremum.evaluate.zeroshot import ZeroShotConfig
+
+    if data is None:
+        raise UserError("zeroshot needs data", "e.g. --data $SUPREMUM_DATA/sst2")
+    keys = {**flag_keys(zeroshot, "zeroshot"), **{k: f"data.{v}" for k, v in flag_keys(zeroshot, "data").items()}}
+    cfg = cli_config.build(ZeroShotConfig, locals(), keys, help_cmd="supremum zeroshot --help")
+    _quiet_libraries()
+    from supremum.evaluate.zeroshot import zeroshot as run
+
+    res = run(cfg, command=" ".join(sys.argv))
+    _echo_json(res) if as_json else cli_render.print_zeroshot(res)
+
+
 @app.command(epilog=schema_epilog("compress"))
 def compress(
     artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],

@@ -27,6 +27,7 @@ from supremum.errors import UserError
 SECTIONS = {"model": "supremum.config:ModelSpec", "data": "supremum.config:DataConfig",
             "train": "supremum.config:TrainConfig", "eval": "supremum.config:EvalConfig",
             "serve": "supremum.serve:ServeConfig", "pick": "supremum.frontier.pick:PickLimits",
+            "zeroshot": "supremum.evaluate.zeroshot:ZeroShotConfig",
             "": "supremum.config:FinetuneConfig"}
 _MARK = re.compile(r"<schema:(\w*)\.(\w+)>")
 _EPILOG = re.compile(r"<epilog:(\w+)>")

@@ -374,3 +374,21 @@ def print_curve(r: dict) -> None:
     from supremum.limit.summary import curve_summary
 
     _print_summary(*curve_summary(r))
+
+
+def print_zeroshot(r: dict) -> None:
+    """One row per k: mean ± s.d. over seeds of accuracy, macro-F1 and acc_norm, and the cost."""
+    pct = lambda s: f"{100 * s['mean']:.1f} ± {100 * s['sd']:.1f}"  # noqa: E731
+    verb = ", ".join(f"{k}={v!r}" for k, v in r["verbalizers"].items())
+    out.print(f"{r['model']} ({r['backend']}) on {r['data']} [{r['split']}], {r['examples']} texts; "
+              f"verbalizers {verb}", markup=False)
+    t = Table("shots", "seeds", "accuracy %", "macro-F1 %", "acc_norm %", "examples/s", "b1 ms")
+    for k in r["results"]:
+        cost = k.get("cost") or {}
+        t.add_row(str(k["shots"]), str(k["accuracy"]["n"]), pct(k["accuracy"]), pct(k["macro_f1"]),
+                  pct(k["acc_norm"]), f"{cost['examples_per_s']:.1f}" if cost else "-",
+                  f"{cost['latency_b1']['with_tokenization']['median_ms']:.1f}" if cost else "-")
+    out.print(t)
+    m = r["majority"]
+    out.print(f"majority class ('{m['label']}' for every text): accuracy {100 * m['accuracy']:.1f}%, "
+              f"macro-F1 {100 * m['macro_f1']:.1f}%", markup=False)

@@ -76,7 +76,7 @@ def evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, *, store: Sto
     return metrics
 
 
-def _base_llamacpp(name: str):
+def load_llamacpp(name: str):
     """The model's own GGUF file run by llama.cpp, with the transformers tokenizer."""
     import transformers as tf
 
@@ -112,7 +112,7 @@ def evaluate_model(name: str, data_cfg: DataConfig, cfg: EvalConfig, *, store: S
     run_id = new_id()
     with store.run(run_id, "eval", command, {"model": name, "backend": backend, "data": data_cfg.model_dump(),
                    "eval": cfg.model_dump()}, fingerprint()) as run:
-        model, tok = _base_llamacpp(name) if backend == "llamacpp" else load_model(name, "causal-lm")
+        model, tok = load_llamacpp(name) if backend == "llamacpp" else load_model(name, "causal-lm")
         prep = preprocessing_for_model(model, tok, name, cfg.max_length)
         metrics = {"model": name, "backend": backend, "lineage": f"base ({backend})",
                    **evaluate_lm(model.eval(), tok, data_cfg, cfg, prep), "machine": fingerprint()}

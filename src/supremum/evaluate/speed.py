@@ -81,7 +81,7 @@ def _summary(samples: list[float], warmup: int) -> dict:
             "min_ms": min(samples), "repeats": len(samples), "warmup": warmup}
 
 
-def _time_interleaved(fns: dict, warmup: int, repeats: int) -> dict:
+def time_interleaved(fns: dict, warmup: int, repeats: int) -> dict:
     """Time several callables in alternation, so drift in machine load hits them equally."""
     for _ in range(warmup):
         for fn in fns.values():
@@ -107,7 +107,7 @@ def latency(model, tokenizer, texts: list[str], batch_size: int, max_length: int
         return {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}
 
     enc = encode()
-    t = _time_interleaved({
+    t = time_interleaved({
         "model_only": lambda: model(**enc),
         "with_tokenization": lambda: model(**encode()),
     }, warmup, repeats)

@@ -69,17 +69,18 @@ def _costs(m: dict) -> dict:
 
 
 def variants(store: Store | None = None) -> list[Variant]:
-    """The latest finished evaluation of each (artifact, data, split, machine)."""
+    """The latest finished evaluation of each (artifact, data, split, machine): `eval` runs, and
+    `zeroshot` runs (a causal LM prompted with k examples, no artifact), which name their variant."""
     store = store or Store()
     arts = {a["id"]: a for a in store.artifacts()}
     latest: dict[tuple, Variant] = {}
     for r in store.runs():
         m = r.get("metrics") or {}
-        if r["kind"] != "eval" or r["status"] != "finished" or not any(k in m for k in METRICS):
+        if r["kind"] not in ("eval", "zeroshot") or r["status"] != "finished" or not any(k in m for k in METRICS):
             continue
         # A base model measured as it is (no artifact) is named by the model and its backend.
         base = f"{m['model']} ({m.get('backend', 'pytorch')})" if m.get("model") else None
-        art = m.get("artifact") or base or (r.get("parents") or [None])[0]
+        art = m.get("artifact") or m.get("variant") or base or (r.get("parents") or [None])[0]
         machine = (m.get("machine") or r.get("machine") or {}).get("cpu", "?")
         row = arts.get(art, {})
         lineage = m.get("lineage") or row.get("method") or "?"

@@ -1,0 +1,75 @@
+"""Log-likelihood of a continuation given a context under a causal LM, as lm-evaluation-harness
+computes it for `loglikelihood` / `multiple_choice` requests.
+
+Source: EleutherAI/lm-evaluation-harness, lm_eval/models/huggingface.py (HFLM): `_encode_pair`
+moves the context's trailing whitespace onto the continuation, encodes context + continuation
+as one string and takes the continuation's tokens as those after the context's own encoding
+(so a merge across the boundary is scored as the continuation's); `tok_encode` adds no special
+tokens for causal models (add_bos_token=False by default); `_loglikelihood_tokens` feeds
+(context + continuation)[-(max_length + 1):][:-1] and sums the log-softmax of the continuation's
+tokens at the positions that predict them. An empty context is replaced by one token (HFLM: the
+end-of-text token) so the first continuation token has a position to be predicted from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def encode_pair(tok, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """(context ids, continuation ids), tokenized as lm-eval's HFLM._encode_pair does."""
+    spaces = len(context) - len(context.rstrip())
+    if spaces:
+        context, continuation = context[:-spaces], context[-spaces:] + continuation
+    whole = tok(context + continuation, add_special_tokens=False)["input_ids"]
+    ctx = tok(context, add_special_tokens=False)["input_ids"] if context else []
+    if not ctx:
+        ctx = [tok.eos_token_id if tok.eos_token_id is not None else tok.bos_token_id]
+        return ctx, whole
+    return ctx, whole[len(ctx):]
+
+
+def max_context(model) -> int:
+    """Tokens the model attends over: its trained positions (llama.cpp: its context size)."""
+    n = getattr(model, "n_ctx", None) or getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return int(n or 2048)
+
+
+@torch.inference_mode()
+def loglikelihoods(model, tok, pairs: list[tuple[str, str]], batch_size: int = 16,
+                   max_length: int | None = None) -> tuple[np.ndarray, int]:
+    """(sum of log-probs (nats) of each continuation's tokens given its context, shape (len(pairs),);
+    how many inputs lost tokens at the left to fit `max_length`, default the model's context).
+
+    `model(input_ids, attention_mask).logits` of shape (batch, tokens, vocab): a transformers
+    causal LM or the llama.cpp backend. Sequences are right-padded, longest first (as lm-eval
+    orders them), so padding never precedes a scored token.
+    """
+    max_length = max_length or max_context(model)
+    seqs, conts, truncated = [], [], 0
+    for context, continuation in pairs:
+        ctx, cont = encode_pair(tok, context, continuation)
+        if len(cont) > max_length:
+            raise ValueError(f"a continuation of {len(cont)} tokens exceeds the model's {max_length}")
+        full = ctx + cont
+        truncated += len(full) - 1 > max_length
+        seqs.append(full[-(max_length + 1):][:-1])
+        conts.append(cont)
+    out = np.empty(len(pairs), dtype=np.float64)
+    order = sorted(range(len(pairs)), key=lambda i: -len(seqs[i]))
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        width = len(seqs[rows[0]])
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, i in enumerate(rows):
+            ids[r, :len(seqs[i])] = torch.tensor(seqs[i])
+            mask[r, :len(seqs[i])] = 1
+        logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+        for r, i in enumerate(rows):
+            n, m = len(seqs[i]), len(conts[i])
+            target = torch.tensor(conts[i]).unsqueeze(-1)
+            out[i] = float(logp[r, n - m:n].gather(-1, target).sum())
+    return out, truncated
