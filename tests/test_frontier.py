@@ -119,3 +119,18 @@ def test_quality_only_eval_does_not_switch_frontier_or_pick_to_an_empty_group(cs
     best = max(within, key=lambda x: x["metrics"]["accuracy"])
     got = json.loads(run_cli("pick", "--max-latency-ms", str(limit), "--json", check=True).stdout)
     assert got["pick"]["artifact"] == best["artifact"] and got["within_budget"] == len(within)
+
+
+def test_cheapest_within_a_floor_is_the_lowest_cost_that_holds_it():
+    from supremum.frontier.pick import cheapest
+
+    store = Store()
+    record_eval(store, "r0", "elsewhere", 0.99, 0.5, machine="cpu B")  # older, on another machine
+    record_eval(store, "r1", "fast", 0.85, 2.0)
+    record_eval(store, "r2", "slow", 0.90, 8.0)
+    record_eval(store, "r3", "middle", 0.895, 4.0)
+    got = cheapest(0.89, data="/data/reviews.csv", split="dev", store=store)
+    assert (got["artifact"], got["value"], got["cost"], got["cost_value"]) == ("middle", 0.895, "latency_b1", 4.0)
+    assert got["considered"] == 3, "another machine's row is not compared"
+    assert cheapest(0.95, data="/data/reviews.csv", split="dev", store=store) is None
+    assert cheapest(0.5, data="/data/reviews.csv", split="test", store=store) is None

@@ -89,3 +89,24 @@ def pick(limits: dict[str, float], *, metric: str | None = None, min_metric: flo
     closest = sorted(scored, key=lambda rv: sum(x for x in rv[1].values()))[:3]
     return {**base, "pick": None, "unmet_by_every_variant": unmet,
             "closest": [{**asdict(r), "violations": v} for r, v in closest]}
+
+
+def cheapest(min_metric: float, *, data: str, split: str, metric: str = "accuracy", cost: str | None = None,
+             store: Store | None = None) -> dict | None:
+    """The cheapest variant (by `cost`, default the task's: latency at batch 1 with tokenization)
+    whose `metric` is at least `min_metric`, among evaluations of `data`/`split` in one machine's
+    group; None when nothing evaluated there measured the cost. Returns {artifact, lineage,
+    metric, value, cost, cost_value, considered}."""
+    rows = [r for r in variants(store) if r.metrics.get(metric) is not None]
+    try:
+        group = reference_group(rows, data, split, lambda r: has_cost(r, cost))
+    except UserError:
+        return None
+    same, _ = split_by_group(rows, group)
+    _, cost = group_defaults(same, metric, cost)
+    ok = [r for r in same if r.costs.get(cost) is not None and r.metrics[metric] >= min_metric]
+    if not ok:
+        return None
+    best = min(ok, key=lambda r: (r.costs[cost], -r.metrics[metric]))
+    return {"artifact": best.artifact, "lineage": best.lineage, "metric": metric, "value": best.metrics[metric],
+            "cost": cost, "cost_value": best.costs[cost], "considered": len(same), "machine": group[2]}

@@ -5,7 +5,8 @@ Keys (absent stages are `null` and named in `not_measured` with the reason):
 `best.seeds`; `ceiling.accuracy`, `ceiling.ci`, `ceiling.verdict` (a language model: `ceiling.perplexity`,
 the floor); `at_10x`; `labels_for_target`; `label_noise.rate`, `label_noise.ci`,
 `label_noise.suspects_path` (the measured split's), `label_noise.max_accuracy`; `resolution_pt`;
-`search.trials` (a count; `search.history` holds each trial).
+`search.trials` (a count; `search.history` holds each trial); `cheapest_within_1pt` (from the
+frontier's evaluations of the same data and split, or null).
 """
 
 from __future__ import annotations
@@ -83,11 +84,18 @@ def paragraph(rec: dict) -> str:
     if rec.get("resolution_pt") is not None:
         parts.append(f"the {rec['split']} set resolves differences of {rec['resolution_pt']:.1f} pt or more")
     if b and not lm:
-        parts.append(f"the cheapest variant within 1 pt: compress the best artifact (supremum pipeline) and "
-                     f"run supremum pick --min-metric {b['test'] - 0.01:.3f}")
+        parts.append(_cheapest(rec.get("cheapest_within_1pt"), b))
     for stage, why in rec.get("not_measured", {}).items():
         parts.append(f"{stage.replace('_', ' ')} not measured: {why}")
     return "; ".join(parts) + "."
+
+
+def _cheapest(c: dict | None, best: dict) -> str:
+    if c is None:
+        return (f"the cheapest variant within 1 pt: none evaluated on this split yet; compress the best artifact "
+                f"(supremum pipeline) and run supremum pick --min-metric {best['test'] - 0.01:.3f}")
+    return (f"the cheapest variant within 1 pt is {c['artifact']} ({c['lineage']}: {_pct(c['value'])}, "
+            f"{c['cost']} {c['cost_value']:.3g}, of {c['considered']} evaluated on {c['machine']})")
 
 
 def _describe(config: dict) -> str:

@@ -162,6 +162,11 @@ def _stages(cfg: CeilingConfig, store, out: Path, t0: float, say) -> dict:
     else:
         rec["not_measured"]["models"] = ("no model ladder named (give --models a,b,c to measure accuracy "
                                          "against parameters)")
+    if rec.get("best") and not lm:
+        from supremum.frontier.pick import cheapest
+
+        rec["cheapest_within_1pt"] = cheapest(rec["best"]["test"] - 0.01, data=cfg.base.data.path, split=split,
+                                              store=store)
     rec["elapsed_seconds"] = round(time.monotonic() - t0, 1)
     rec["budget_seconds"] = cfg.budget_minutes * 60
     return verdict(rec, cfg)
