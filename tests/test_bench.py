@@ -139,7 +139,9 @@ def test_ceiling_quick_search_against_a_grid_of_the_same_budget(tmp_path):
     assert g["seconds_to_best"] == next(p["ended_s"] for p in g["points"] if p["dev"] == best)
     done = [t for t in trials if t["state"] == "COMPLETE"]
     assert sm["search_best_dev"] == max(t["value"] for t in done)
-    reach = [t["ended_s"] for t in done if t["value"] >= best]
+    assert [t["cumulative_s"] for t in trials] == pytest.approx(list(itertools.accumulate(
+        t["seconds"] for t in trials)), abs=0.01)
+    reach = [t["cumulative_s"] for t in done if t["value"] >= best]
     assert sm["search_seconds_to_grid_best"] == (min(reach) if reach else None)
     assert sm["search_hit_target"] == (sm["search_best_dev"] >= 0.9)
     assert sm["search_minus_hand_tuned_pt"]["full"] == round(100 * (sm["search_best_dev"] - 0.8865), 2)

@@ -112,6 +112,16 @@ def test_predictions_at_asked_sizes_come_from_the_same_region():
     assert sat["predictions"] == [{"n": 3200.0, "accuracy": 1.0, "ci": [1 + math.log(0.05) / 500, 1.0]}]
 
 
+def test_a_loose_region_never_predicts_an_accuracy_outside_0_to_1():
+    # 4 erratic runs on 30 examples (a tiny model's): the region allows curves that leave [0, 1] far out
+    pts = [(30, 1.0, 0), (60, 29 / 30, 0), (90, 16 / 30, 0), (120, 16 / 30, 0)]
+    r = analyze_curve(pts, None, 0, eval_examples=30, predict_at=[239, 5000])
+    for p in [*r["predictions"], r["at_2x"], r["at_10x"]]:
+        assert 0 <= p["ci"][0] <= p["ci"][1] <= 1, p
+    assert r["predictions"][0]["ci"][0] == 0  # the region reaches 100% error: the bound, not beyond it
+    assert all(0 <= lo <= hi <= 1 for lo, hi in r["band"])
+
+
 def test_curve_input_errors():
     with pytest.raises(UserError, match="at least 3 training-set sizes"):
         analyze_curve([(10, 0.5, 0), (20, 0.6, 0), (10, 0.5, 1), (20, 0.6, 1)], None, 0)

@@ -184,7 +184,8 @@ def analyze_curve(points: list[tuple[int, float, int]], target: float | None, re
            "ceiling": {"accuracy": 1 - fit.E, "ci": [1 - e_hi, 1 - e_lo], "level": level,
                        **_verdict(n, err, region, e_lo, e_hi, n_train)},
            "band_n": band_n.tolist(),
-           "band": [region.range(lambda E, A, al, x=x: E + A * x ** -al) for x in band_n],
+           "band": [list(_error_range(region, x)) if metric == "accuracy" else
+                    region.range(lambda E, A, al, x=x: E + A * x ** -al) for x in band_n],
            "at_2x": _at(region, 2 * n_max), "at_10x": _at(region, 10 * n_max),
            "method": METHOD}
     if predict_at is not None:
@@ -234,12 +235,20 @@ def _as_perplexity(out: dict, region, e_lo: float, e_hi: float, n_max: float) ->
 
 def _at_perplexity(region, x: float) -> dict:
     lo, hi = region.range(lambda E, A, al: E + A * x ** -al)
+    lo = max(lo, 0.0)  # a loss below 0 nats (perplexity below 1) is no prediction
     return {"n": x, "perplexity": math.exp(float(region.fit.predict(x))), "ci": [math.exp(lo), math.exp(hi)]}
 
 
 def _at(region, x: float) -> dict:
-    lo, hi = region.range(lambda E, A, al: E + A * x ** -al)
+    lo, hi = _error_range(region, x)
     return {"n": x, "accuracy": float(1 - region.fit.predict(x)), "ci": [1 - hi, 1 - lo]}
+
+
+def _error_range(region, x: float) -> tuple[float, float]:
+    """The error at x over the confidence region, within [0, 1]: a loose region allows curves that
+    pass below 0 or above 1 error at sizes far from the runs, which no accuracy can be."""
+    lo, hi = region.range(lambda E, A, al: E + A * x ** -al)
+    return max(lo, 0.0), min(hi, 1.0)
 
 
 def _verdict(n: np.ndarray, err: np.ndarray, region, e_lo: float, e_hi: float, n_train: int | None) -> dict:
