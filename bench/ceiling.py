@@ -279,7 +279,6 @@ def _say_share(share: float, r: dict) -> None:
     print(f"flipped {share:.0%}: {line} ({r['seconds']:.0f} s)", flush=True)
 
 
-
 # ---- prediction from a share of the data -------------------------------------------------------
 
 def predict(args) -> dict:
