@@ -7,6 +7,7 @@ a benchmark that stops working is seen in the test suite, not when someone rerun
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import tempfile
@@ -46,7 +47,8 @@ def prelude(args, default: Path, quick: dict | None = None, constants: dict | No
 
 def tiny_data() -> Path:
     """A temporary $SUPREMUM_DATA: sst2/{train,dev,test}.tsv (sentence, label 0/1) that a
-    2-layer character model learns in a few dozen steps, and tinyshakespeare/input.txt."""
+    2-layer character model learns in a few dozen steps, mr/mr.jsonl (300 rows of the same task,
+    labels "positive"/"negative", no split), and tinyshakespeare/input.txt."""
     root = Path(tempfile.mkdtemp(prefix="supremum-bench-data-"))
     rng = random.Random(0)
     (root / "sst2").mkdir()
@@ -56,6 +58,12 @@ def tiny_data() -> Path:
             label = rng.randint(0, 1)
             rows.append(f"{' '.join(rng.choices(POS if label else NEG, k=3))} {i}\t{label}")
         (root / "sst2" / f"{split}.tsv").write_text("\n".join(rows) + "\n")
+    (root / "mr").mkdir()  # MR's layout: one JSON-lines file, string labels, no split
+    with open(root / "mr" / "mr.jsonl", "w", encoding="utf-8") as f:
+        for i in range(300):
+            label = rng.randint(0, 1)
+            text = f"{' '.join(rng.choices(POS if label else NEG, k=3))} {i}"
+            f.write(json.dumps({"text": text, "label": "positive" if label else "negative"}) + "\n")
     (root / "tinyshakespeare").mkdir()
     lines = [" ".join(rng.choice(WORDS) for _ in range(6)) + "." for _ in range(600)]
     (root / "tinyshakespeare" / "input.txt").write_text("\n".join(lines) + "\n")

@@ -4,6 +4,7 @@ writes its JSON to --out and leaves bench/results/ alone."""
 
 import hashlib
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -17,13 +18,13 @@ BENCH = Path(__file__).parents[1] / "bench"
 pytestmark = pytest.mark.bench_smoke
 
 
-def _quick(script: str, tmp_path) -> dict:
+def _quick(script: str, tmp_path, *parts: str) -> dict:
     kept = BENCH / "results" / f"{Path(script).stem}.json"
     before = hashlib.sha256(kept.read_bytes()).hexdigest() if kept.exists() else None
     out = tmp_path / "out.json"
     env = {**os.environ, "SUPREMUM_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     env.pop("SUPREMUM_DATA", None)  # --quick brings its own data
-    p = subprocess.run([sys.executable, str(BENCH / script), "--quick", "--out", str(out)], env=env,
+    p = subprocess.run([sys.executable, str(BENCH / script), *parts, "--quick", "--out", str(out)], env=env,
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     after = hashlib.sha256(kept.read_bytes()).hexdigest() if kept.exists() else None
@@ -85,7 +86,7 @@ def test_serve_load_quick_drives_both_modes(tmp_path):
 
 
 def test_ceiling_quick_plants_label_noise_and_scores_the_estimate(tmp_path):
-    res = _quick("ceiling.py", tmp_path)
+    res = _quick("ceiling.py", tmp_path, "label-noise")
     ln = res["label-noise"]
     assert res["machine"]["cores"] >= 1 and res["settings"]["model"] == "tiny-bert"
     assert [(r["share"], r["split"]) for r in ln["rows"]] == [(0.0, "train"), (0.0, "test"), (0.1, "train"),
@@ -101,3 +102,50 @@ def test_ceiling_quick_plants_label_noise_and_scores_the_estimate(tmp_path):
         assert q["wrong"] == round(r["share"] * n) and q["flagged"] == ln["runs"][f"{r['share']:g}"]["splits"][
             r["split"]]["suspects"]
     assert ln["summary"]["ci_contains_truth"].endswith("/2")
+
+
+def test_ceiling_quick_predicts_the_full_data_run_from_a_share(tmp_path):
+    res = _quick("ceiling.py", tmp_path, "predict")
+    assert set(res) == {"machine", "settings", "predict"}
+    p, mr = res["predict"], res["predict"]["datasets"]["mr"]
+    # MR's one file of 300, split by the library (stratified): 239 train rows, 30 test; fit on 1/8..1/2
+    assert (mr["n_train"], mr["n_eval"], mr["split"]) == (239, 30, "test")
+    assert sorted(r["n"] for r in mr["runs"]) == [30, 60, 90, 120, 239]
+    [row] = p["rows"]
+    assert (row["dataset"], row["share"], row["sizes"], row["runs"]) == ("mr", 0.5, [30, 60, 90, 120], 4)
+    full = next(r["accuracy"] for r in mr["runs"] if r["n"] == 239)
+    assert row["measured_mean"] == full and row["measured_std"] is None  # one seed
+    assert row["error_pt"] == round(100 * (row["predicted"] - full), 2)
+    lo, hi = row["ci"]
+    assert lo <= row["predicted"] <= hi and row["ci_contains_measured"] == (lo <= full <= hi)
+    assert p["summary"] == {"0.5": {"mean_abs_error_pt": round(abs(row["error_pt"]), 2), "target_pt": None,
+                                    "hit": None, "ci_contains_measured": f"{int(row['ci_contains_measured'])}/1"}}
+
+
+def test_ceiling_quick_search_against_a_grid_of_the_same_budget(tmp_path):
+    res = _quick("ceiling.py", tmp_path, "search")
+    s, g, sm = res["search"]["search"], res["search"]["grid"], res["search"]["summary"]
+    trials = s["trials"]
+    assert len(trials) == 3 and s["stopped"] == "n_trials"
+    assert trials[0]["params"]["method"] == "full" and trials[0]["params"]["lr_full"] == 3e-3  # the base first
+    assert [(p["method"], p["lr"]) for p in g["points"]] == [("full", pytest.approx(3e-3)),
+                                                               ("lora", pytest.approx(3e-2)),
+                                                               ("full", pytest.approx(3e-4))]
+    assert [p["ended_s"] for p in g["points"]] == pytest.approx(list(itertools.accumulate(
+        p["seconds"] for p in g["points"])))
+    best = max(p["dev"] for p in g["points"] if p["dev"] is not None)  # a diverged point has none
+    assert all((p["dev"] is None) == bool(p["error"]) for p in g["points"])
+    assert sm["grid_best_dev"] == best and g["best"]["dev"] == best
+    assert g["seconds_to_best"] == next(p["ended_s"] for p in g["points"] if p["dev"] == best)
+    done = [t for t in trials if t["state"] == "COMPLETE"]
+    assert sm["search_best_dev"] == max(t["value"] for t in done)
+    assert [t["cumulative_s"] for t in trials] == pytest.approx(list(itertools.accumulate(
+        t["seconds"] for t in trials)), abs=0.01)
+    reach = [t["cumulative_s"] for t in done if t["value"] >= best]
+    assert sm["search_seconds_to_grid_best"] == (min(reach) if reach else None)
+    assert sm["search_hit_target"] == (sm["search_best_dev"] >= 0.9)
+    assert sm["search_minus_hand_tuned_pt"]["full"] == round(100 * (sm["search_best_dev"] - 0.8865), 2)
+    # only the grid's best artifact is kept
+    [grid_dir] = Path(res["settings"]["work"]).glob("search-*/grid")
+    kept = sorted(d.name for d in grid_dir.iterdir() if d.is_dir())
+    assert [k for k in kept if not k.endswith("-adapter")] == [f"point-{g['best']['index']}"]

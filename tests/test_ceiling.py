@@ -93,6 +93,35 @@ def test_curves_that_cannot_identify_the_floor_say_so_with_a_wide_interval(case)
     assert verdicts.count("not identified") >= 8, verdicts
 
 
+def test_predictions_at_asked_sizes_come_from_the_same_region():
+    # fit on the first 3 sizes (up to 400), predict at 3200: the truth 8 x beyond the runs
+    n, y = _curve(np.random.default_rng(1), sizes=[100, 200, 400], seeds=3, sd=0.002)
+    pts = [(int(a), 1 - e, i % 3) for i, (a, e) in enumerate(zip(n, y, strict=True))]
+    r = analyze_curve(pts, None, 0, eval_examples=2000, predict_at=[3200, 800])
+    p, q = r["predictions"]
+    assert p["n"] == 3200 and q["n"] == 800
+    assert q == r["at_2x"]  # 2 x the largest size: the same number by the same rule
+    truth = 1 - (0.08 + 2.0 / 3200 ** 0.5)
+    assert p["ci"][0] <= p["accuracy"] <= p["ci"][1] and p["ci"][1] - p["ci"][0] > 0
+    assert p["ci"][0] <= truth <= p["ci"][1]
+    assert "predictions" not in analyze_curve(pts, None, 0)
+    ppl = [(a, math.exp(1 - acc), s) for a, acc, s in pts]  # loss = 1 - accuracy: perplexity exp(loss)
+    pp = analyze_curve(ppl, None, 0, metric="perplexity", predict_at=[800])["predictions"][0]
+    assert pp["n"] == 800 and math.isclose(pp["perplexity"], math.exp(1 - q["accuracy"]), rel_tol=1e-6)
+    sat = analyze_curve([(a, 1.0, s) for a, _, s in pts], None, 0, eval_examples=500, predict_at=[3200])
+    assert sat["predictions"] == [{"n": 3200.0, "accuracy": 1.0, "ci": [1 + math.log(0.05) / 500, 1.0]}]
+
+
+def test_a_loose_region_never_predicts_an_accuracy_outside_0_to_1():
+    # 4 erratic runs on 30 examples (a tiny model's): the region allows curves that leave [0, 1] far out
+    pts = [(30, 1.0, 0), (60, 29 / 30, 0), (90, 16 / 30, 0), (120, 16 / 30, 0)]
+    r = analyze_curve(pts, None, 0, eval_examples=30, predict_at=[239, 5000])
+    for p in [*r["predictions"], r["at_2x"], r["at_10x"]]:
+        assert 0 <= p["ci"][0] <= p["ci"][1] <= 1, p
+    assert r["predictions"][0]["ci"][0] == 0  # the region reaches 100% error: the bound, not beyond it
+    assert all(0 <= lo <= hi <= 1 for lo, hi in r["band"])
+
+
 def test_curve_input_errors():
     with pytest.raises(UserError, match="at least 3 training-set sizes"):
         analyze_curve([(10, 0.5, 0), (20, 0.6, 0), (10, 0.5, 1), (20, 0.6, 1)], None, 0)

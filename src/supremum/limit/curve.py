@@ -141,7 +141,8 @@ METHOD = ("error(n) = E + B/n^beta (Hestness et al. 2017), least squares in erro
 
 def analyze_curve(points: list[tuple[int, float, int]], target: float | None, resamples: int, *,
                   eval_examples: int | None = None, n_train: int | None = None, level: float = 0.95,
-                  split: str | None = None, seed: int = 0, metric: str = "accuracy") -> dict:
+                  split: str | None = None, seed: int = 0, metric: str = "accuracy",
+                  predict_at: list[float] | None = None) -> dict:
     """The ceiling, predictions and target from learning-curve runs.
 
     points: (training examples, accuracy in [0, 1], seed) per run. eval_examples: size of the split
@@ -151,6 +152,9 @@ def analyze_curve(points: list[tuple[int, float, int]], target: float | None, re
     for the share of curves reaching `target` (0: not computed). metric "perplexity": the points
     hold perplexities and the fitted error is the loss ln(perplexity) (nats per token), whose floor
     E is read as the perplexity floor exp(E) (under "floor", in place of "ceiling").
+    predict_at: training-set sizes to predict at; each gives {n, accuracy (perplexity), ci} under
+    "predictions", in that order, the interval from the same profile-likelihood region (the
+    curve's expected value at n, not a single run's: seed noise at n is not in it).
     Raises UserError with fewer than 3 sizes or 4 runs."""
     n = np.array([p[0] for p in points], dtype=float)
     y = np.array([p[1] for p in points], dtype=float)
@@ -162,7 +166,11 @@ def analyze_curve(points: list[tuple[int, float, int]], target: float | None, re
                         "add seeds or fractions")
     quantum = 1.0 / (eval_examples or 10_000)
     if metric == "accuracy" and not err.any():
-        return _saturated(n, err, points, eval_examples or 10_000, level, split, target)
+        out = _saturated(n, err, points, eval_examples or 10_000, level, split, target)
+        if predict_at is not None:
+            out["predictions"] = [{"n": float(x), **{k: out["at_2x"][k] for k in ("accuracy", "ci")}}
+                                  for x in predict_at]
+        return out
     region = curve_region(n, err, level=level, noise_var=quantum ** 2 / 12)
     fit = region.fit
     e_lo, e_hi = region.floor_ci()
@@ -176,9 +184,12 @@ def analyze_curve(points: list[tuple[int, float, int]], target: float | None, re
            "ceiling": {"accuracy": 1 - fit.E, "ci": [1 - e_hi, 1 - e_lo], "level": level,
                        **_verdict(n, err, region, e_lo, e_hi, n_train)},
            "band_n": band_n.tolist(),
-           "band": [region.range(lambda E, A, al, x=x: E + A * x ** -al) for x in band_n],
+           "band": [list(_error_range(region, x)) if metric == "accuracy" else
+                    region.range(lambda E, A, al, x=x: E + A * x ** -al) for x in band_n],
            "at_2x": _at(region, 2 * n_max), "at_10x": _at(region, 10 * n_max),
            "method": METHOD}
+    if predict_at is not None:
+        out["predictions"] = [_at(region, float(x)) for x in predict_at]
     if metric == "perplexity":  # the same fit, read as loss: a floor of perplexity instead of a ceiling
         _as_perplexity(out, region, e_lo, e_hi, n_max)
     if target is not None:
@@ -216,15 +227,28 @@ def _as_perplexity(out: dict, region, e_lo: float, e_hi: float, n_max: float) ->
     out["floor"] = {"perplexity": math.exp(region.fit.E), "ci": [math.exp(e_lo), math.exp(e_hi)],
                     "level": ceiling["level"], "verdict": ceiling["verdict"], "identified": ceiling["identified"]}
     for key, x in (("at_2x", 2 * n_max), ("at_10x", 10 * n_max)):
-        lo, hi = region.range(lambda E, A, al, x=x: E + A * x ** -al)
-        ppl = math.exp(float(region.fit.predict(x)))
-        out[key] = {"n": x, "perplexity": ppl, "ci": [math.exp(lo), math.exp(hi)]}
+        out[key] = _at_perplexity(region, x)
+    if "predictions" in out:
+        out["predictions"] = [_at_perplexity(region, p["n"]) for p in out["predictions"]]
     out["method"] = METHOD.replace("error(n)", "loss(n) = ln perplexity(n)").replace("error units", "loss units")
 
 
-def _at(region, x: float) -> dict:
+def _at_perplexity(region, x: float) -> dict:
     lo, hi = region.range(lambda E, A, al: E + A * x ** -al)
+    lo = max(lo, 0.0)  # a loss below 0 nats (perplexity below 1) is no prediction
+    return {"n": x, "perplexity": math.exp(float(region.fit.predict(x))), "ci": [math.exp(lo), math.exp(hi)]}
+
+
+def _at(region, x: float) -> dict:
+    lo, hi = _error_range(region, x)
     return {"n": x, "accuracy": float(1 - region.fit.predict(x)), "ci": [1 - hi, 1 - lo]}
+
+
+def _error_range(region, x: float) -> tuple[float, float]:
+    """The error at x over the confidence region, within [0, 1]: a loose region allows curves that
+    pass below 0 or above 1 error at sizes far from the runs, which no accuracy can be."""
+    lo, hi = region.range(lambda E, A, al: E + A * x ** -al)
+    return max(lo, 0.0), min(hi, 1.0)
 
 
 def _verdict(n: np.ndarray, err: np.ndarray, region, e_lo: float, e_hi: float, n_train: int | None) -> dict:
