@@ -15,7 +15,9 @@ from supremum.train.finetune import finetune
 from supremum.train.methods import METHODS
 
 MERGEABLE = {"lora", "adalora", "ia3", "bitfit"}
-CASES = [(m, {}) for m in METHODS] + [("lora", {"dora": True}), ("lora", {"rslora": True, "r": 4})]
+# Methods with their own fit (linear-probe, setfit) take no gradient steps: tests/test_setfit.py.
+CASES = [(m, {}) for m, h in METHODS.items() if h.fit is None] + [("lora", {"dora": True}),
+                                                                    ("lora", {"rslora": True, "r": 4})]
 
 
 def tune(data, out, method: dict, model="tiny-bert", **train):

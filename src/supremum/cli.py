@@ -68,8 +68,8 @@ def _echo_json(obj: Any) -> None:
 def finetune(
     model: Annotated[str | None, typer.Option(help=_doc("model", "name"))] = None,
     data: Annotated[str | None, typer.Option(help=_doc("data", "path"))] = None,
-    method: Annotated[str | None, typer.Option(help="fine-tuning method: full, lora, adalora, ia3, prefix, "
-                                               "prompt, ptuning, adapter, bitfit [default: full]")] = None,
+    method: Annotated[str | None, typer.Option(help=f"fine-tuning method: {schema_epilog('methods')} "
+                                               "[default: full]")] = None,
     epochs: Annotated[float | None, typer.Option(help=_doc("train", "epochs"))] = None,
     max_steps: Annotated[int | None, typer.Option(help=_doc("train", "max_steps"))] = None,
     lr: Annotated[float | None, typer.Option(help=_doc("train", "lr"))] = None,

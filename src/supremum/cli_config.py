@@ -204,7 +204,14 @@ def compress_epilog() -> str:
     return "\n\n".join(lines).replace("[", "\\[")
 
 
-EPILOGS = {"finetune": keys_epilog, "compress": compress_epilog}
+def method_names() -> str:
+    """The registered fine-tuning methods (the registry is the one list of them)."""
+    from supremum.train.methods import METHODS
+
+    return ", ".join(METHODS)
+
+
+EPILOGS = {"finetune": keys_epilog, "compress": compress_epilog, "methods": method_names}
 
 
 class SchemaCommand(TyperCommand):

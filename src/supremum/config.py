@@ -169,9 +169,24 @@ class FinetuneConfig(Strict):
         if self.train.layer_decay is not None and self.method.name != "full":
             raise ValueError("train.layer_decay applies to full fine-tuning only (the other methods "
                              "train few or no pretrained weights)")
+        _check_train_options(self.method, self.train)
         if self.train.lr is None:
             self.train.lr = type(self.method).default_lr
         return self
+
+
+def _check_train_options(method, train: TrainConfig) -> None:
+    """A method with its own fit (linear-probe, setfit) ignores most of the training loop's
+    options: one set away from its default is an error, not silently unused."""
+    honoured = type(method).train_options
+    if honoured is None:
+        return
+    # A resolved config (a manifest's) holds train.lr = the method's default_lr.
+    default = TrainConfig(lr=type(method).default_lr if train.lr is not None else None)
+    for key in TrainConfig.model_fields:
+        if key not in honoured and getattr(train, key) != getattr(default, key):
+            raise ValueError(f"train.{key} does not apply to method {method.name}, which trains "
+                             f"without the gradient loop (it honours: {', '.join(sorted(honoured))})")
 
 
 class EvalConfig(Strict):

@@ -181,3 +181,11 @@ def _rebuild_resize(model: nn.Module, spec: dict) -> nn.Module:
         old = get_module(model, name)
         set_module(model, name, nn.Linear(in_f, out_f, bias=old.bias is not None))
     return model
+
+
+@transform("sentence-pooling", "structural", kernels=None, why=_no_cause)
+def _rebuild_sentence_pooling(model: nn.Module, spec: dict) -> nn.Module:
+    from supremum.models.sentence import to_sentence_classifier
+
+    # Not a compression: how linear-probe and setfit classifiers pool (see models.sentence).
+    return to_sentence_classifier(model, spec["pooling"], spec["normalize"])

@@ -172,7 +172,9 @@ def _save(parent: Artifact, tok, cfg, res: Compressed, output, root: Path, run_i
     if any(t["kind"] == "resize" for t in res.transforms):
         # A resize lists every final shape, replacing earlier ones; earlier sparse storage
         # names tensors that may have moved, so the pruned weights are stored dense from here.
-        transforms = res.transforms
+        # Other kinds (sentence-pooling: how the model pools) still hold and stay first.
+        transforms = [t for t in parent.manifest.transforms if t["kind"] not in ("resize", "sparse")] \
+            + res.transforms
     step = {"method": cfg.method, "config": cfg.model_dump(mode="json"), "report": res.report}
     extra = {"run_id": run_id, "data": parent.manifest.data,
              "parent_path": str(parent.path.resolve()),

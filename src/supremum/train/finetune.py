@@ -26,7 +26,7 @@ from supremum.tracking import Tracker
 from supremum.train import checkpoint as ckpt
 from supremum.train import distributed, sharding
 from supremum.train.loop import Split, TrainResult, plan_steps, train
-from supremum.train.methods import method_for, trainable_parameters
+from supremum.train.methods import FitContext, method_for, trainable_parameters
 from supremum.train.state import TrainState
 
 
@@ -81,8 +81,12 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     with store.run(run_id, "finetune", command, cfg.model_dump(mode="json"), fingerprint(),
                    checkpoint=str(ckpt_dir) if cfg.train.checkpoint_every else None) as run:
         with Tracker(cfg.tracking, store.root, f"finetune-{run_id}", cfg.model_dump(mode="json")) as tr:
-            result = _train(model, train_split, dev, cfg, tok.pad_token_id, ckpt_dir, resume, progress, tr,
-                            method.after_step, {**objective, "on_eval": on_eval})
+            if method.fit is not None:  # a method that trains without the gradient loop
+                result = method.fit(model, cfg.method, FitContext(tok, data, train_split, dev, cfg.train,
+                                                                  cfg.data.max_length, progress))
+            else:
+                result = _train(model, train_split, dev, cfg, tok.pad_token_id, ckpt_dir, resume, progress,
+                                tr, method.after_step, {**objective, "on_eval": on_eval})
             if _sharded(cfg, dist):
                 model = _unsharded(model, cfg, data, len(train_split.ids), dist)
             tr.log({"trainable_params": trainable, "train_seconds": result.train_seconds})
@@ -158,6 +162,11 @@ def _base(cfg: FinetuneConfig, task: str, data):
 
 
 def _with_method(model, cfg: FinetuneConfig, n_train: int, dist: distributed.Dist):
+    if method_for(cfg.method).fit is not None and (dist.active or resolve_task(cfg) == "causal-lm"):
+        from supremum.errors import UserError
+
+        raise UserError(f"method {cfg.method.name} fits a classifier in one process",
+                        "run it without torchrun, on classification data")
     if cfg.train.parallel == "fsdp":
         sharding.check(cfg.train, cfg.method.name)
     return method_for(cfg.method).apply(model, cfg.method, plan_steps(n_train, cfg.train, dist.world)[1])
@@ -254,8 +263,12 @@ def _save_adapter(method, model, tok, cfg: FinetuneConfig, data, metrics: dict,
 def _save(model, tok, cfg: FinetuneConfig, data, storage: str, metrics: dict,
           run_id: str, root: Path, out: Path | None = None, art_id: str | None = None,
           extra: dict | None = None) -> Artifact:
+    from supremum.backends.weights import write_weights
+    from supremum.models.sentence import transform_spec
     from supremum.train.methods import delta
 
+    pooling = transform_spec(model)  # linear-probe and setfit pool as sentence-transformers do
+    writer = delta.writer if storage == "delta" else write_weights([pooling]) if pooling else None
     art_id = art_id or new_id()
     out = out or (Path(cfg.output) if cfg.output else root / "artifacts" / art_id)
     lm = not isinstance(data, TaskData)
@@ -263,7 +276,7 @@ def _save(model, tok, cfg: FinetuneConfig, data, storage: str, metrics: dict,
                         label_names=None if lm else data.label_names,
                         base_model=cfg.model.name, config=cfg.model_dump(mode="json"),
                         storage=storage, artifact_id=art_id,
-                        write_weights=delta.writer if storage == "delta" else None,
+                        write_weights=writer,
                         extra={"run_id": run_id, "data": {**data.info, **source_digest(cfg.data.path)},
                                "method": cfg.method.name, **(extra or {})})
     art.record_metrics("training", {k: v for k, v in metrics.items() if k not in ("loss_curve",)})

@@ -12,6 +12,12 @@ train; `finalize(model, cfg)` returns the model to save and its storage ("full" 
 before `finalize`, which may merge in place); `after_step(model, step)` runs after each
 optimizer step, before gradients are cleared; `rebuild(model, cfg)` re-creates added modules
 on the base model before a delta loads.
+
+A method that does not train by gradient steps on the classification loss (a linear probe fit
+by L-BFGS, SetFit's contrastive body training + logistic head) has `fit(model, cfg, ctx:
+FitContext) -> TrainResult`, which replaces the training loop; its config lists the `train.*`
+options it honours in `train_options` (any other set away from its default is refused when the
+recipe is validated).
 """
 
 from __future__ import annotations
@@ -30,6 +36,23 @@ class MethodConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     #: learning rate used when the recipe does not set `train.lr`
     default_lr: ClassVar[float] = 5e-5
+    #: the `train.*` options a method with its own `fit` honours (None: the training loop's, all)
+    train_options: ClassVar[frozenset[str] | None] = None
+
+
+@dataclass
+class FitContext:
+    """What a `fit` method gets: the tokenizer, the labelled data (`TaskData`: texts and label
+    ids per split), the tokenized train and dev splits (`loop.Split`, dev None when absent),
+    the train config and max length in tokens, and whether to show progress."""
+
+    tokenizer: Any
+    data: Any
+    train: Any
+    dev: Any
+    train_cfg: Any
+    max_length: int
+    progress: bool = True
 
 
 @dataclass(frozen=True)
@@ -40,6 +63,7 @@ class Method:
     adapter_only: Callable[[nn.Module, Any], tuple[nn.Module, str] | None] = lambda m, c: None
     after_step: Callable[[nn.Module, int], None] | None = None
     rebuild: Callable[[nn.Module, Any], nn.Module] = lambda m, c: m
+    fit: Callable[[nn.Module, Any, FitContext], Any] | None = None
 
 
 METHODS: dict[str, Method] = {}
@@ -48,7 +72,7 @@ METHODS: dict[str, Method] = {}
 def register(config_cls: type[MethodConfig]):
     def deco(handlers: type) -> type:
         name = config_cls.model_fields["name"].default
-        optional = {k: getattr(handlers, k) for k in ("adapter_only", "after_step", "rebuild")
+        optional = {k: getattr(handlers, k) for k in ("adapter_only", "after_step", "rebuild", "fit")
                     if hasattr(handlers, k)}
         METHODS[name] = Method(config_cls, handlers.apply, handlers.finalize, **optional)
         return handlers
@@ -75,8 +99,10 @@ from supremum.train.methods import (  # noqa: E402,F401
     bitfit,
     full,
     ia3,
+    linear_probe,
     lora,
     prompt_learning,
+    setfit,
 )
 
 AnyMethodConfig = Annotated[
