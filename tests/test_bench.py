@@ -149,3 +149,12 @@ def test_ceiling_quick_search_against_a_grid_of_the_same_budget(tmp_path):
     [grid_dir] = Path(res["settings"]["work"]).glob("search-*/grid")
     kept = sorted(d.name for d in grid_dir.iterdir() if d.is_dir())
     assert [k for k in kept if not k.endswith("-adapter")] == [f"point-{g['best']['index']}"]
+
+
+def test_labels_sst2_quick_scores_each_method_on_the_same_test_split(tmp_path):
+    res = _quick("labels_sst2.py", tmp_path)
+    cells = res["cells"]
+    assert {c["method"] for c in cells} == {"linear-probe", "setfit"}
+    assert all(c["labels"] == 16 for c in cells)  # 8 per class
+    assert all(0.0 <= c["test_accuracy"] <= 1.0 for c in cells) and res["test_size"] == 48
+    assert {(s["method"], s["seeds"]) for s in res["summary"]} == {("linear-probe", 1), ("setfit", 1)}

@@ -11,9 +11,11 @@ plus JSON like every other and its softmax equals SetFit's `predict_proba`.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
+import warnings
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
@@ -36,7 +38,8 @@ class SetFitConfig(SentenceHeadOptions):
     name: Literal["setfit"] = "setfit"
     # setfit's default body learning rate; the body's is method.body_lr, not train.lr.
     default_lr: ClassVar[float] = 2e-5
-    train_options: ClassVar[frozenset[str]] = FIT_OPTIONS
+    # train.dropout is the body's dropout during contrastive training (it is set on the model)
+    train_options: ClassVar[frozenset[str]] = FIT_OPTIONS | {"dropout"}
     num_iterations: int = Field(20, ge=1, description="pair-sampling rounds: each makes one positive "
                                 "and one negative pair per training text (setfit's num_iterations)")
     body_epochs: int = Field(1, ge=1, description="passes of contrastive training over the pairs")
@@ -73,30 +76,29 @@ class SetFit:
 
     @staticmethod
     def fit(model: nn.Module, cfg: SetFitConfig, ctx: FitContext):
-        import transformers
         from datasets import Dataset
         from setfit import SetFitModel, Trainer, TrainingArguments
+        from transformers.trainer_callback import PrinterCallback
 
         texts, labels = ctx.data.texts("train"), ctx.data.labels("train")
         check_labels(labels, model.config.num_labels, cfg.name)  # before the body trains, not after
         work = tempfile.mkdtemp(prefix="supremum-setfit-")
-        verbosity = transformers.logging.get_verbosity()
-        transformers.logging.set_verbosity_error()  # "Writing model shards" and checkpoint chatter
         try:
-            t0 = time.perf_counter()
-            st = _sentence_transformer(model, ctx.tokenizer, ctx.max_length, f"{work}/body")
-            sf = SetFitModel(model_body=st, model_head=_head(cfg, ctx.train_cfg.seed))
-            args = TrainingArguments(
-                output_dir=f"{work}/out", batch_size=ctx.train_cfg.batch_size, num_epochs=cfg.body_epochs,
-                num_iterations=cfg.num_iterations, body_learning_rate=cfg.body_lr,
-                max_length=ctx.max_length, seed=ctx.train_cfg.seed, report_to="none",
-                save_strategy="no", show_progress_bar=ctx.progress)
-            trainer = Trainer(model=sf, args=args,
-                              train_dataset=Dataset.from_dict({"text": texts, "label": labels}))
-            trainer.train()
-            seconds = time.perf_counter() - t0
+            with _quiet():
+                t0 = time.perf_counter()
+                st = _sentence_transformer(model, ctx.tokenizer, ctx.max_length, f"{work}/body")
+                sf = SetFitModel(model_body=st, model_head=_head(cfg, ctx.train_cfg.seed))
+                args = TrainingArguments(
+                    output_dir=f"{work}/out", batch_size=ctx.train_cfg.batch_size, num_epochs=cfg.body_epochs,
+                    num_iterations=cfg.num_iterations, body_learning_rate=cfg.body_lr,
+                    max_length=ctx.max_length, seed=ctx.train_cfg.seed, report_to="none",
+                    save_strategy="no", show_progress_bar=ctx.progress)
+                trainer = Trainer(model=sf, args=args,
+                                  train_dataset=Dataset.from_dict({"text": texts, "label": labels}))
+                trainer.st_trainer.remove_callback(PrinterCallback)  # log dicts printed without a bar
+                trainer.train()
+                seconds = time.perf_counter() - t0
         finally:
-            transformers.logging.set_verbosity(verbosity)
             shutil.rmtree(work, ignore_errors=True)
         model.base_model.load_state_dict(st[0].auto_model.state_dict())
         write_head(model, sf.model_head)
@@ -109,6 +111,34 @@ class SetFit:
     @staticmethod
     def finalize(model: nn.Module, cfg: SetFitConfig) -> tuple[nn.Module, str]:
         return model, "full"
+
+
+@contextlib.contextmanager
+def _quiet():
+    """setfit, transformers and torch report through loggers, progress bars and warnings what
+    supremum reports itself (steps, loss, time) or what does not apply (pinned memory on CPU)."""
+    import datasets
+    import setfit
+    import transformers
+
+    loggers = (transformers.logging, setfit.logging)
+    levels = [lg.get_verbosity() for lg in loggers]
+    bars = transformers.utils.logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
+    for lg in loggers:
+        lg.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*pin_memory.*")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.set_verbosity(level)
+        if bars[0]:
+            transformers.utils.logging.enable_progress_bar()
+        if bars[1]:
+            datasets.enable_progress_bars()
 
 
 def _head(cfg: SetFitConfig, seed: int):
