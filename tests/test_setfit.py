@@ -85,6 +85,14 @@ def test_linear_probe_artifact_evaluates_and_compresses(csv_data, tmp_path):
                       output=tmp_path / "pruned")
     assert pruned.manifest.transforms[0] == res.artifact.manifest.transforms[0]  # still mean-pooled
     np.testing.assert_allclose(logits_fresh_process(pruned.path), logits(pruned), atol=1e-6)
+    # Distillation reads hidden states through the pooled forward; a plain student stays plain.
+    distill = compressors()["distill"].config_cls
+    kept = compress(pruned, distill(max_steps=2, hidden_weight=1.0, teacher=str(res.artifact.path)),
+                    output=tmp_path / "distilled")
+    assert kept.manifest.transforms[0] == res.artifact.manifest.transforms[0]
+    plain = compress(res.artifact, distill(max_steps=2, student="tiny-bert"), output=tmp_path / "student")
+    assert all(t["kind"] != "sentence-pooling" for t in plain.manifest.transforms)
+    assert type(load_artifact_model(plain)[0]).__name__ == "BertForSequenceClassification"
 
 
 @pytest.mark.parametrize("classes", [2, 3])

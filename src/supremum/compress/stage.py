@@ -18,6 +18,8 @@ from supremum.data import TaskData, load_data
 from supremum.errors import UserError
 from supremum.hashing import content_hash
 from supremum.machine import fingerprint
+from supremum.models.sentence import TRANSFORM as POOLING
+from supremum.models.sentence import transform_spec
 from supremum.preprocessing import Preprocessing, preprocessing_for
 from supremum.store import Store
 from supremum.train import checkpoint as ckpt
@@ -172,9 +174,7 @@ def _save(parent: Artifact, tok, cfg, res: Compressed, output, root: Path, run_i
     if any(t["kind"] == "resize" for t in res.transforms):
         # A resize lists every final shape, replacing earlier ones; earlier sparse storage
         # names tensors that may have moved, so the pruned weights are stored dense from here.
-        # Other kinds (sentence-pooling: how the model pools) still hold and stay first.
-        transforms = [t for t in parent.manifest.transforms if t["kind"] not in ("resize", "sparse")] \
-            + res.transforms
+        transforms = res.transforms
     step = {"method": cfg.method, "config": cfg.model_dump(mode="json"), "report": res.report}
     extra = {"run_id": run_id, "data": parent.manifest.data,
              "parent_path": str(parent.path.resolve()),
@@ -182,6 +182,10 @@ def _save(parent: Artifact, tok, cfg, res: Compressed, output, root: Path, run_i
              "compression": [c.model_dump(mode="json", exclude_unset=True) for c in parent.manifest.compression]
                            + [step],
              **res.extra}
+    # How the model pools is a property of the model saved, not of its lineage (a resize drops
+    # the parent's list; a student distilled from a sentence-pooled teacher is a plain classifier).
+    pooling = transform_spec(res.model)
+    transforms = ([pooling] if pooling else []) + [t for t in transforms if t["kind"] != POOLING]
     writer = res.write_weights or write_weights(transforms)
     art = save_artifact(res.model, tok, out, task=parent.task, label_names=parent.label_names or None,
                         base_model=parent.manifest.base_model, config=parent.manifest.config,

@@ -43,24 +43,31 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: Poo
 class SentencePooled:
     """Mixin placed before a transformers sequence-classification class: the forward pools the
     base model's last hidden state (`sentence_pooling`: {"pooling", "normalize"}) and applies
-    `classifier` (a Linear, hidden -> labels). Loss: mean cross-entropy when labels are given."""
+    `classifier` (a Linear, hidden -> labels). Other keyword arguments (output_hidden_states,
+    output_attentions: distillation reads them) go to the base model, whose hidden states and
+    attentions are returned. Loss: mean cross-entropy when labels are given."""
 
     sentence_pooling: dict
 
-    def embed(self, input_ids=None, attention_mask=None, token_type_ids=None, **_) -> torch.Tensor:
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    def _encode(self, input_ids, attention_mask, token_type_ids, **kwargs):
         if token_type_ids is not None:
-            inputs["token_type_ids"] = token_type_ids
-        hidden = self.base_model(**inputs).last_hidden_state
-        return pool(hidden, attention_mask, **self.sentence_pooling)
+            kwargs["token_type_ids"] = token_type_ids
+        out = self.base_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        return out, pool(out.last_hidden_state, attention_mask, **self.sentence_pooling)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **_):
+    def embed(self, input_ids=None, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        """(batch, hidden) sentence embeddings: what the classifier reads."""
+        return self._encode(input_ids, attention_mask, token_type_ids)[1]
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
         import torch.nn.functional as F
         from transformers.modeling_outputs import SequenceClassifierOutput
 
-        logits = self.classifier(self.embed(input_ids, attention_mask, token_type_ids))
+        out, emb = self._encode(input_ids, attention_mask, token_type_ids, **kwargs)
+        logits = self.classifier(emb)
         loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
+                                        attentions=out.attentions)
 
 
 @cache
