@@ -167,3 +167,13 @@ def test_a_class_without_training_examples_is_a_one_line_error(tmp_path):
     assert "label 'neg' occurs in dev (1 rows) but never in train (pos)" in proc.stderr  # the loader's check
     with pytest.raises(UserError, match=r"setfit: the training split has no example of label id\(s\) \[0\]"):
         check_labels([1, 1], 2, "setfit")  # the method's own, for a training subset that lost a class
+
+
+def test_search_refuses_methods_without_a_gradient_loop(csv_data, tmp_path):
+    from pydantic import ValidationError
+
+    from supremum.studies.search import SearchConfig
+
+    base = FinetuneConfig(model={"name": "tiny-bert"}, data={"path": str(csv_data)})
+    with pytest.raises(ValidationError, match=r"methods \['setfit'\] fit without the gradient loop"):
+        SearchConfig(base=base, methods=["full", "setfit"], budget_minutes=1, output=str(tmp_path))

@@ -69,6 +69,10 @@ class SearchConfig(BaseModel):
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown methods {unknown}; known: {sorted(METHODS)}")
+        fitted = [m for m in self.methods if METHODS[m].fit is not None]
+        if fitted:  # no lr, epochs or dev evaluations during training for the pruner to use
+            raise ValueError(f"methods {fitted} fit without the gradient loop whose settings the "
+                             "search tunes; compare them with `supremum compare` instead")
         missing = [m for m in self.methods if m not in self.space.lr]
         if missing:
             raise ValueError(f"space.lr has no range for {missing}")
