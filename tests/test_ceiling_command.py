@@ -97,12 +97,16 @@ def test_ceiling_end_to_end_values_and_resume(task, tmp_path):
     assert (tmp_path / "out" / "search_history.png").stat().st_size > 0
     assert (tmp_path / "out" / "learning_curve.png").stat().st_size > 0
     assert "now " in r["sentence"] and "ceiling with unlimited labels" in r["sentence"]
+    assert r["search_best"]["dev"] == pytest.approx(max(t["value"] for t in study["history"] if t["value"]))
+    train = [y for _, y in noisy(160, 1)]
+    top = max(("pos", "neg"), key=train.count)
+    assert r["majority"] == pytest.approx(sum(y == top for _, y in noisy(60, 3)) / 60)
 
     page = tmp_path / "report.html"
     run_cli("report", "--output", str(page), check=True)
     html = page.read_text()
     assert "How good can tiny-bert get on" in html and html.count("<svg") >= 2 and "Search history" in html
-    assert "ceiling (labels -&gt; inf)" in html and "best found" in html
+    assert "ceiling (labels -&gt; inf)" in html and "best re-run" in html and "majority class" in html
 
     again = run_cli("ceiling", "--recipe", str(task), "--json", check=True)
     r2 = json.loads(again.stdout)
@@ -121,7 +125,7 @@ def test_budget_too_small_for_one_trial_is_one_line(task):
 
 @pytest.mark.parametrize("args, words", [
     (["--folds", "1"], "one fold leaves nothing to train on"),
-    (["--seeds", "0"], "at least 2 seeds"),
+    (["--seeds", "0"], "at least 2 distinct seeds"),
     (["--split", "nope"], "no labelled 'nope' split"),
 ])
 def test_bad_options_are_one_line(task, args, words):
@@ -175,8 +179,8 @@ def test_verdict_words_and_table_from_a_record():
            "search": {"trials": 12, "pruned": 5, "stopped": "budget"}}
     text = paragraph(rec)
     assert text.startswith(
-        "now 85.0% dev (your configuration); best found 90.0% dev, 88.0% ± 0.40 pt test over 3 "
-        "seeds (lora, r 16, lr 0.0003, 2 epochs, batch 16); ceiling with unlimited labels 92.0% "
+        "now 85.0% dev (your configuration); its re-run over 3 seeds 90.0% dev, 88.0% ± 0.40 pt test "
+        "(lora, r 16, lr 0.0003, 2 epochs, batch 16); ceiling with unlimited labels 92.0% "
         "[90.0, 95.0] (identified); label noise 3.0% [2.0, 4.0] caps the test set at 97.0%; "
         "10x the labels buys +2.5 pt (90.5% [89.0, 92.0]); the test set resolves differences of "
         "2.1 pt or more")
@@ -234,3 +238,24 @@ def test_frontier_rows_within_the_split_resolution_are_marked():
     marks = [within_resolution(res, r, pt) for r in res["frontier"] + res["dominated"]]
     assert marks == [False, True, False]  # the best itself is never marked; 1.5 pt < 2.0; 5 pt is resolved
     assert resolution_for({**res, "metric": "perplexity"}, lims) is None
+
+
+def test_data_flags_reach_the_data_and_errors_leave_no_files(tmp_path):
+    d = tmp_path / "latin.csv"
+    d.write_bytes(b"text;label\n" + "".join(f"caf\u00e9 {w} {i};{y}\n" for i, (w, y) in enumerate(
+        [("bon", "pos"), ("mauvais", "neg")] * 30)).encode("cp1252"))
+    out = tmp_path / "out"
+    args = ["ceiling", "--model", "tiny-bert", "--data", str(d), "--budget-minutes", "0.0005",
+            "--output", str(out)]
+    bad = run_cli(*args)  # the loader's advice names a flag ceiling has
+    assert bad.returncode == 2 and "--encoding cp1252" in bad.stderr and not out.exists()
+    small = run_cli(*args, "--encoding", "cp1252")  # now the data loads; the budget is what is too small
+    assert small.returncode == 2 and "cannot hold one search trial" in small.stderr
+    assert not (out / "search" / "study.db").exists(), "no study is created for a call that cannot run"
+    seeds = run_cli(*args, "--encoding", "cp1252", "--seeds", "0")
+    assert seeds.stderr.strip().splitlines() == [
+        "error: --seeds [0]: Value error, the best configuration's spread needs at least 2 distinct seeds, "
+        "e.g. 0,1,2 (see `supremum ceiling --help`)"], "the error names the problem, not the whole config"
+    methods = run_cli(*args, "--encoding", "cp1252", "--methods", "full,bogus")
+    assert methods.returncode == 2 and "unknown methods ['bogus']" in methods.stderr
+    assert len(methods.stderr.strip().splitlines()[-1]) < 400

@@ -262,3 +262,11 @@ def test_gguf_artifact_scores_like_its_pytorch_parent_in_llama_cpp(splits, tmp_p
     (a, lls_a), (b, lls_b) = res.values()
     np.testing.assert_allclose(lls_a, lls_b, atol=2e-3)
     assert a["results"][0]["accuracy"] == b["results"][0]["accuracy"]
+
+
+def test_an_encoder_is_refused_not_scored(splits):
+    proc = run_cli("zeroshot", "--model", "tiny-bert", "--data", str(splits), "--no-speed", "--limit", "4")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: tiny-bert is an encoder (bert), not a causal language model: it cannot score a continuation "
+        "(give a causal LM, e.g. --model smollm2-135m or tiny-llama)"]

@@ -454,20 +454,31 @@ def ceiling(
     epochs: Annotated[float | None, typer.Option(help="your " + _doc("train", "epochs"))] = None,
     batch_size: Annotated[int | None, typer.Option(help="your " + _doc("train", "batch_size"))] = None,
     max_length: Annotated[int | None, typer.Option(help=_doc("data", "max_length"))] = None,
+    text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
+    label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
+    encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
+    delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
+    drop_empty: Annotated[bool | None, typer.Option("--drop-empty", help=_doc("data", "drop_empty"))] = None,
     methods: Annotated[str | None, typer.Option(help="methods the search may choose [default: full,lora]")] = None,
-    n_trials: Annotated[int | None, typer.Option(help="at most this many search trials")] = None,
+    n_trials: Annotated[int | None, typer.Option(help="at most this many search trials [default: until the "
+                                                 "search's share of the budget]")] = None,
     search_share: Annotated[float | None, typer.Option(help="share of the budget for the search [default: 0.5]")
                             ] = None,
-    seeds: Annotated[str | None, typer.Option(help="seeds of the best configuration's re-run [default: 0,1,2]")
+    seeds: Annotated[str | None, typer.Option(help="seeds (at least 2) of the best configuration's re-run and of "
+                                               "each curve point [default: the base seed and the next two]")
                      ] = None,
-    fractions: Annotated[str | None, typer.Option(help="learning-curve shares [default: 1/8,1/4,1/2,1]")] = None,
+    fractions: Annotated[str | None, typer.Option(help="learning-curve shares, 3 or more distinct (1 is added) "
+                                                  "[default: 1/8,1/4,1/2,1]")] = None,
+    min_steps: Annotated[int | None, typer.Option(help="learning curve: optimizer steps at least per subset, "
+                                                  "so small subsets train for more epochs [default: 60]")] = None,
     folds: Annotated[int | None, typer.Option(help="folds for label noise; 0 skips it [default: 5]")] = None,
     split: Annotated[str | None, typer.Option(help="split the best, the ceiling and label noise are measured on "
                                               "[default: test]")] = None,
     target: Annotated[float | None, typer.Option(help="accuracy to ask the needed labels for, e.g. 0.9")] = None,
     models: Annotated[str | None, typer.Option(help="model ladder for the model axis, e.g. tiny-bert,minilm-l6")
                       ] = None,
-    output: Annotated[str | None, typer.Option(help="directory of the study, suspects and plots")] = None,
+    output: Annotated[str | None, typer.Option(help="directory of the study, suspects and plots "
+                                              "[default: $SUPREMUM_HOME/ceiling/<model>-<data>]")] = None,
     recipe: Annotated[Path | None, typer.Option(help="YAML with the same keys (base: {model, data, method, "
                                                 "train}, budget_minutes, ...); flags override it")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the verdict as JSON")] = False,
@@ -483,9 +494,11 @@ def ceiling(
              "methods": _list(methods, str, "--methods"), "models": _list(models, str, "--models")}
     keys = {"model": "base.model", "data": "base.data.path", "method": "base.method", "lr": "base.train.lr",
             "epochs": "base.train.epochs", "batch_size": "base.train.batch_size",
-            "max_length": "base.data.max_length", **{k: k for k in (
-                "budget_minutes", "methods", "n_trials", "search_share", "seeds", "fractions", "folds", "split",
-                "target", "models", "output")}}
+            "max_length": "base.data.max_length", "text_column": "base.data.text_column",
+            "label_column": "base.data.label_column", "encoding": "base.data.encoding",
+            "delimiter": "base.data.delimiter", "drop_empty": "base.data.drop_empty", **{k: k for k in (
+                "budget_minutes", "methods", "n_trials", "search_share", "seeds", "fractions", "min_steps",
+                "folds", "split", "target", "models", "output")}}
     cfg = cli_config.Assembly(recipe).options(flags, keys)
     if cfg.get("base.data.path") is None:
         raise UserError("ceiling needs data", "e.g. --data $SUPREMUM_DATA/sst2")

@@ -367,7 +367,10 @@ def print_ceiling(r: dict) -> None:
         t.add_row(*row)
     out.print(t)
     out.print(r["sentence"], markup=False)
-    out.print(f"details: {r['output']} (learning_curve.png, search_history.png, suspects-*.csv)", markup=False)
+    from pathlib import Path
+
+    files = sorted(p.name for p in Path(r["output"]).glob("*") if p.suffix in (".png", ".csv"))
+    out.print(f"details: {r['output']} ({', '.join(files) or 'no plots'})", markup=False)
 
 
 def print_curve(r: dict) -> None:

@@ -247,7 +247,20 @@ def _load(cfg: ZeroShotConfig):
     from supremum.models import load_model
 
     model, tok = load_model(cfg.model, "causal-lm")
+    if not _is_decoder(model.config):
+        raise UserError(f"{cfg.model} is an encoder ({model.config.model_type}), not a causal language model: it "
+                        "cannot score a continuation", "give a causal LM, e.g. --model smollm2-135m or tiny-llama")
     return model.eval(), tok
+
+
+def _is_decoder(config) -> bool:
+    """Encoders (BERT and kin) load with an LM head but predict masked tokens, not the next one:
+    scoring a verbalizer with them silently gives noise."""
+    return bool(getattr(config, "is_decoder", False)) or config.model_type not in ENCODERS
+
+
+ENCODERS = {"bert", "roberta", "xlm-roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "mpnet",
+            "camembert", "modernbert"}
 
 
 def _check(cfg: ZeroShotConfig, data) -> None:

@@ -48,6 +48,11 @@ def _resolution(rec: dict, curve: dict) -> float | None:
     return 100 * resolution(n, best["test"])
 
 
+def _signed(x: float) -> str:
+    """+1.2 / -0.4, and 0.0 rather than -0.0."""
+    return "0.0" if round(x, 1) == 0 else f"{x:+.1f}"
+
+
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
@@ -62,11 +67,16 @@ def paragraph(rec: dict) -> str:
     fmt = (lambda x: "n/a" if x is None else f"{x:.2f}") if lm else _pct
     unit = "dev perplexity" if lm else "dev"
     parts = [f"now {fmt(rec['now']['dev'])} {unit} (your configuration)"]
+    sb = rec.get("search_best")
+    if sb:
+        mine = sb["trial"] == rec["now"].get("trial")
+        parts.append(f"the search's best trial: {fmt(sb['dev'])} {unit}"
+                     + (" (your configuration itself)" if mine else f" (trial {sb['trial']})"))
     b = rec.get("best")
     if b:
         sd = b["test_std"] if lm else 100 * b["test_std"]
-        parts.append(f"best found {fmt(b['dev'])} {unit}, {fmt(b['test'])} ± {sd:.2f}{'' if lm else ' pt'} "
-                     f"{b['split']} over {len(b['seeds'])} seeds ({_describe(b['config'])})")
+        parts.append(f"its re-run over {len(b['seeds'])} seeds {fmt(b['dev'])} {unit}, {fmt(b['test'])} ± "
+                     f"{sd:.2f}{'' if lm else ' pt'} {b['split']} ({_describe(b['config'])})")
     c = rec.get("ceiling")
     if c and not lm:
         parts.append(f"ceiling with unlimited labels {_pct(c['accuracy'])} {_ci(c['ci'])} ({c['verdict']})")
@@ -79,7 +89,7 @@ def paragraph(rec: dict) -> str:
                      f"{_pct(ln['max_accuracy'])}")
     t10 = rec.get("at_10x")
     if t10 and b and not lm:
-        parts.append(f"10x the labels buys {100 * (t10['accuracy'] - b['test']):+.1f} pt "
+        parts.append(f"10x the labels buys {_signed(100 * (t10['accuracy'] - b['test']))} pt "
                      f"({_pct(t10['accuracy'])} {_ci(t10['ci'])})")
     if rec.get("resolution_pt") is not None:
         parts.append(f"the {rec['split']} set resolves differences of {rec['resolution_pt']:.1f} pt or more")
@@ -93,7 +103,8 @@ def paragraph(rec: dict) -> str:
 def _cheapest(c: dict | None, best: dict) -> str:
     if c is None:
         return (f"the cheapest variant within 1 pt: none evaluated on this split yet; compress the best artifact "
-                f"(supremum pipeline) and run supremum pick --min-metric {best['test'] - 0.01:.3f}")
+                f"(supremum compress, or a supremum run pipeline), evaluate the variants, then supremum pick "
+                f"--min-accuracy {best['test'] - 0.01:.3f}")
     return (f"the cheapest variant within 1 pt is {c['artifact']} ({c['lineage']}: {_pct(c['value'])}, "
             f"{c['cost']} {c['cost_value']:.3g}, of {c['considered']} evaluated on {c['machine']})")
 
@@ -119,13 +130,20 @@ def rows(rec: dict) -> list[tuple[str, str, str]]:
     out = [("now (your configuration)", f(rec["now"]["dev"]) if rec["now"]["dev"] is not None else "n/a",
             f"dev, search trial {rec['now'].get('trial')}")]
     s = rec["search"]
-    out.append(("search", f"{s['trials']} trials, {s['pruned']} pruned", f"Optuna TPE, stopped: {s['stopped']}"))
+    out.append(("search", f"{s['trials']} trial{'' if s['trials'] == 1 else 's'}, {s['pruned']} pruned",
+                f"Optuna TPE, stopped: {s['stopped']}"))
+    sb = rec.get("search_best")
+    if sb:
+        out.append(("best trial of the search", f(sb["dev"]), f"dev, trial {sb['trial']}, one seed"))
     b = rec.get("best")
     if b:
-        out.append(("best found, dev", f"{f(b['dev'])} ± {_sd(b['dev_std'], lm)}", f"{len(b['seeds'])} seeds, "
+        out.append(("best re-run, dev", f"{f(b['dev'])} ± {_sd(b['dev_std'], lm)}", f"{len(b['seeds'])} seeds, "
                     "mean ± s.d."))
-        out.append((f"best found, {b['split']}", f"{f(b['test'])} {_band(b['test_ci'], lm)}",
-                    "95% t-interval of the mean"))
+        if b["split"] != "dev":
+            out.append((f"best re-run, {b['split']}", f"{f(b['test'])} {_band(b['test_ci'], lm)}",
+                        "95% t-interval of the mean"))
+    if rec.get("majority") is not None:
+        out.append(("majority class", _pct(rec["majority"]), f"{rec['split']}, always the most common label"))
     c = rec.get("ceiling")
     if c:
         v = f"{c['perplexity']:.2f}" if lm else _pct(c["accuracy"])

@@ -76,13 +76,28 @@ class CeilingConfig(BaseModel):
             raise ValueError("one fold leaves nothing to train on: give 2 or more, or 0 to skip label noise")
         return v
 
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and len(set(v)) < 2:
+            raise ValueError("the best configuration's spread needs at least 2 distinct seeds, e.g. 0,1,2")
+        return v
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, v: list[str]) -> list[str]:
+        from supremum.train.methods import METHODS
+
+        unknown = [m for m in v if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown methods {unknown}; known: {', '.join(sorted(METHODS))}")
+        return v
+
     @model_validator(mode="after")
     def _runs(self):
         if self.seeds is None:
             s = self.base.train.seed
             self.seeds = [s, s + 1, s + 2]
-        if len(set(self.seeds)) < 2:
-            raise ValueError("the best configuration's spread needs at least 2 seeds")
         return self
 
 
@@ -113,7 +128,9 @@ def run_ceiling(cfg: CeilingConfig, store=None, on_event=None) -> dict:
     say = on_event or (lambda m: None)
     t0 = time.monotonic()
     out = output_dir(cfg, store)
-    out.mkdir(parents=True, exist_ok=True)
+    from supremum.studies import stages
+
+    stages.check_split(cfg, stages.is_lm(cfg))  # bad data: one line, before any file is written
     with store.run(new_id(), "ceiling", f"ceiling {out.name}", cfg.model_dump(mode="json"),
                    fingerprint()) as row:
         rec = _stages(cfg, store, out, t0, say)
@@ -132,7 +149,9 @@ def _stages(cfg: CeilingConfig, store, out: Path, t0: float, say) -> dict:
     search = stages.search(cfg, store, out, cfg.budget_minutes * cfg.search_share)
     rec = {"kind": "ceiling", "model": cfg.base.model.name, "data": cfg.base.data.path, "split": split,
            "metric": "perplexity" if lm else "accuracy", "output": str(out), "search": search["record"],
-           "now": search["now"], "plans": [], "not_measured": {}}
+           "now": search["now"], "search_best": search["best"] and {k: search["best"][k] for k in
+                                                                   ("trial", "dev", "params")},
+           "plans": [], "not_measured": {}}
     if search["best"] is None:
         raise UserError("no search trial finished (every one failed or diverged)",
                         f"see the trials' errors in {out / 'search'}; widen the learning-rate range or fix "
@@ -144,12 +163,18 @@ def _stages(cfg: CeilingConfig, store, out: Path, t0: float, say) -> dict:
     trial_s = search["best"]["seconds"]
     curve = stages.CurveCells(best_cfg, cfg, split, store, lm)
     rec["n_eval"] = curve.n_eval
+    rec["majority"] = curve.majority
     _stage(rec, "seeds", stages.plan_seeds(cfg, trial_s, curve), left, say,
            lambda: rec.update(best=stages.seeds(curve, search["best"], say)))
     _stage(rec, "curve", stages.plan_curve(cfg, curve, trial_s), left, say,
            lambda: rec.update(curve=stages.curve(curve, cfg, store, out, say)))
     if lm:
         rec["not_measured"]["label_noise"] = "label noise does not apply to a language model's next tokens"
+    elif cfg.folds and not _beats_majority(rec):
+        rec["not_measured"]["label_noise"] = (
+            f"the best model ({100 * rec['best']['test']:.1f}%) does not beat the majority class "
+            f"({100 * rec['majority']:.1f}%) on {split}: confident learning needs a model better than chance, or "
+            "every label looks wrong")
     elif cfg.folds:
         _stage(rec, "label_noise", stages.plan_folds(cfg, trial_s), left, say,
                lambda: rec.update(label_noise=stages.label_noise(best_cfg, search["best"]["artifact"], cfg,
@@ -170,6 +195,11 @@ def _stages(cfg: CeilingConfig, store, out: Path, t0: float, say) -> dict:
     rec["elapsed_seconds"] = round(time.monotonic() - t0, 1)
     rec["budget_seconds"] = cfg.budget_minutes * 60
     return verdict(rec, cfg)
+
+
+def _beats_majority(rec: dict) -> bool:
+    best = rec.get("best")
+    return best is None or rec.get("majority") is None or best["test"] > rec["majority"]
 
 
 def _stage(rec: dict, name: str, plan: Plan, left, say, run) -> None:

@@ -250,7 +250,10 @@ def same_params(fixed: dict, params: dict) -> bool:
 
 
 def _started(study: optuna.Study) -> int:
-    return sum(t.state != optuna.trial.TrialState.WAITING for t in study.trials)
+    """Trials that count toward n_trials: finished with a result, or running; a trial whose process
+    died (failed with no recorded error) is not one, so an interrupted search is not cut short."""
+    S = optuna.trial.TrialState
+    return sum(t.state == S.RUNNING or (_settled(t) and t.state != S.WAITING) for t in study.trials)
 
 
 def _close_stale(study: optuna.Study) -> None:

@@ -36,14 +36,13 @@ def check_split(cfg, lm: bool) -> str:
 def search(cfg, store, out: Path, minutes: float) -> dict:
     """The search, with the user's configuration enqueued first; returns its record, the "now"
     (trial of the user's configuration) and the best trial (config, artifact, seconds)."""
-    from supremum.studies.search import SearchConfig, containing, first_trial_estimate, open_study, run_search
+    from supremum.studies.search import SearchConfig, containing, first_trial_estimate, run_search
 
     scfg = SearchConfig(base=cfg.base, methods=cfg.methods, space=cfg.space, budget_minutes=minutes,
                         n_trials=cfg.n_trials, seed=cfg.seed, output=str(out / "search"), study_name="ceiling")
     scfg, now = containing(scfg)
     scfg = scfg.model_copy(update={"enqueue": [now]})
-    study = open_study(scfg)
-    if not study.trials:
+    if not (out / "search" / "study.db").exists():  # checked before the study's file is made
         est = first_trial_estimate(scfg, store)
         if est is not None and est > minutes * 60:
             need = est / cfg.search_share / 60 * 3
@@ -91,6 +90,7 @@ class CurveCells:
                                      bootstrap=cfg.bootstrap)
         self.lm, self.split, self.store = lm, split, store
         self.metric = "perplexity" if lm else "accuracy"
+        self.majority = None
         if lm:
             self.n_train, self.n_eval = training_size(self.curve_cfg), None
         else:
@@ -98,6 +98,9 @@ class CurveCells:
 
             splits = load_data(best.data).splits
             self.n_train, self.n_eval = len(splits["train"]), len(splits[split])
+            # the accuracy of always answering the training set's most common class, on the split
+            top = splits["train"]["label"].value_counts().idxmax()
+            self.majority = float((splits[split]["label"] == top).mean())
         self.compare = compare_config(self.curve_cfg, self.n_train)
         self.compare.evaluate.splits = list(dict.fromkeys(["dev", split]))
         self.all = cells(self.compare)
@@ -168,6 +171,9 @@ def seeds(curve: CurveCells, best: dict, say) -> dict:
             "total_params": r.get("total_params")} for r in res]
     dev = seed_spread([p["dev"] for p in per])
     test = seed_spread([p[curve.split] for p in per])
+    if not curve.lm:  # a t-interval of accuracies from few seeds can pass 0 or 1: held to what is possible
+        for x in (dev, test):
+            x["ci"] = [max(0.0, x["ci"][0]), min(1.0, x["ci"][1])]
     cfgd = {k: v for k, v in best["config"].items() if k not in ("output", "tracking")}
     return {"dev": dev["mean"], "dev_std": dev["std"], "dev_ci": dev["ci"], "test": test["mean"],
             "test_std": test["std"], "test_ci": test["ci"], "split": curve.split, "seeds": per,
@@ -196,14 +202,24 @@ def curve(curve: CurveCells, cfg, store, out: Path, say) -> dict:
 def label_noise(best: FinetuneConfig, artifact: str, cfg, split: str, out: Path, store, say) -> dict:
     """Confident learning on k-fold out-of-fold probabilities of the best configuration (train) and
     the best model's probabilities (dev and the measured split); see `studies.oof`."""
+    import json
+
+    from supremum.fsutil import write_json
+    from supremum.hashing import content_hash
     from supremum.studies.oof import label_noise_stage
 
     splits = tuple(dict.fromkeys(["dev", split]))
+    key = content_hash({"config": best.model_dump(mode="json", exclude={"output"}), "artifact": str(artifact),
+                        "folds": cfg.folds, "splits": splits})[:16]
+    cache = out / "label_noise.json"  # a resumed ceiling does not refit the folds
+    if cache.exists() and (got := json.loads(cache.read_text())).get("key") == key:
+        return got["result"]
     res = label_noise_stage(best, artifact, cfg.folds, out, store, splits=splits, on_event=say)
     m = res["splits"][split]  # the measured split's at top level, whichever it is
     res.update(rate=m["rate"], ci=m["ci"], suspects_path=m["suspects_path"], split=split)
     res.setdefault("max_accuracy", 1 - m["rate"])
     res.setdefault("max_accuracy_ci", [1 - m["ci"][1], 1 - m["ci"][0]])
+    write_json(cache, {"key": key, "result": res})
     return res
 
 
