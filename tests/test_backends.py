@@ -121,7 +121,8 @@ def test_order_rules_come_from_the_transform_registry(kinds, method, refusal):
 
 def test_explanations_come_from_the_transform_registry():
     assert all(k.phase in PHASES and k.followed_by in PHASES and callable(k.rebuild) for k in TRANSFORMS.values())
-    assert set(TRANSFORMS) == {"sparse", "torchao", "int4", "int8-dynamic", "cast", "lowrank", "resize"}
+    assert set(TRANSFORMS) == {"sparse", "torchao", "int4", "int8-dynamic", "cast", "lowrank", "resize",
+                               "sentence-pooling"}
     assert runtime(_art(SPARSE, FP16).manifest, ["avx2"])["kernels"] == (
         "PyTorch eager; float16 weights and activations (oneDNN); "
         "dense fp32 GEMM over weights containing zeros (no sparse kernel)")
