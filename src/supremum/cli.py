@@ -437,7 +437,7 @@ def curve(
     _quiet_libraries()
     res = run_curve(cfg, on_event=None if as_json else lambda m: cli_render.err.print(m, markup=False))
     if as_json:
-        _echo_json({k: v for k, v in res.items() if k not in ("band", "band_n")})
+        _echo_json(_without_band(res))
     else:
         cli_render.print_curve(res)
 
@@ -508,14 +508,14 @@ def ceiling(
     _quiet_libraries()
     res = run_ceiling(cfg, on_event=None if as_json else lambda m: cli_render.err.print(m, markup=False))
     if as_json:
-        _echo_json(_without_bands(res))
+        _echo_json({**res, "curve": _without_band(res["curve"]) if res.get("curve") else None})
     else:
         cli_render.print_ceiling(res)
 
 
-def _without_bands(res: dict) -> dict:
-    curve = {k: v for k, v in (res.get("curve") or {}).items() if k not in ("band", "band_n")}
-    return {**res, "curve": curve or None}
+def _without_band(curve: dict) -> dict:
+    """A learning curve's record without its plotted band (60 points of plot data) for --json."""
+    return {k: v for k, v in curve.items() if k not in ("band", "band_n")}
 
 
 @app.command()

@@ -119,3 +119,17 @@ def recover_dir(path: str | Path) -> Path:
 
 def dir_size(path: str | Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def discard_dir(path: str | Path | None) -> None:
+    """Remove a directory and its `-adapter` sibling (where an artifact keeps its adapter-only
+    copy): each is renamed first, so a crash never leaves a half-deleted directory under its own
+    name. A missing path, or None, is nothing to do."""
+    if not path:
+        return
+    path = Path(path)
+    for p in (path, path.with_name(path.name + "-adapter")):
+        if p.exists():
+            trash = p.with_name(f".{p.name}.deleting")
+            p.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)

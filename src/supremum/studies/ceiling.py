@@ -130,20 +130,19 @@ def run_ceiling(cfg: CeilingConfig, store=None, on_event=None) -> dict:
     out = output_dir(cfg, store)
     from supremum.studies import stages
 
-    stages.check_split(cfg, stages.is_lm(cfg))  # bad data: one line, before any file is written
+    lm = stages.is_lm(cfg)
+    split = stages.check_split(cfg, lm)  # bad data: one line, before any file is written
     with store.run(new_id(), "ceiling", f"ceiling {out.name}", cfg.model_dump(mode="json"),
                    fingerprint()) as row:
-        rec = _stages(cfg, store, out, t0, say)
+        rec = _stages(cfg, store, out, t0, say, lm, split)
         row.finish(rec)
     return rec
 
 
-def _stages(cfg: CeilingConfig, store, out: Path, t0: float, say) -> dict:
+def _stages(cfg: CeilingConfig, store, out: Path, t0: float, say, lm: bool, split: str) -> dict:
     from supremum.limit.verdict import verdict
     from supremum.studies import stages
 
-    lm = stages.is_lm(cfg)
-    split = stages.check_split(cfg, lm)
     left = lambda: cfg.budget_minutes * 60 - (time.monotonic() - t0)  # noqa: E731
     say(f"search: {cfg.search_share * cfg.budget_minutes:.3g} of {cfg.budget_minutes:g} min")
     search = stages.search(cfg, store, out, cfg.budget_minutes * cfg.search_share)

@@ -12,7 +12,6 @@ Classifiers only: a causal language model has no labels to be wrong.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ import numpy as np
 from supremum.artifact import Artifact, open_artifact
 from supremum.config import DataConfig, FinetuneConfig
 from supremum.errors import UserError
+from supremum.fsutil import discard_dir
 from supremum.store import Store
 
 NOT_FOR_LM = ("label noise does not apply to a causal language model (it has no labels)",
@@ -75,13 +75,13 @@ def out_of_fold_probs(base: FinetuneConfig, folds: int, store: Store, *,
             if held["text"].tolist() != train["text"].iloc[rows].tolist():
                 raise RuntimeError(f"fold {fold}: held-out rows do not line up with the training split")
             probs[rows] = p
-            _remove(Path(cfg.output))
+            discard_dir(Path(cfg.output))
             seconds.append(round(time.perf_counter() - t0, 3))
             if on_event:
                 on_event(f"label noise: fold {fold + 1}/{folds} trained and scored ({len(rows)} held out) "
                          f"in {seconds[-1]:.1f} s")
     finally:
-        _remove(work)
+        discard_dir(work)
     if np.isnan(probs).any():  # the folds partition the rows; a gap would be a wrong number
         raise RuntimeError("some training rows were in no held-out fold")
     return OOF(probs, train["label"].to_numpy(), train["text"].tolist(), data.label_names, seconds)
@@ -175,13 +175,3 @@ def _score(art: Artifact, data_cfg: DataConfig, split: str):
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _remove(path: Path) -> None:
-    """Remove a directory (and an artifact's `-adapter` sibling): renamed first, so a crash never
-    leaves a half-deleted directory under its own name."""
-    for p in (path, path.with_name(path.name + "-adapter")):
-        if p.exists():
-            trash = p.with_name(f".{p.name}.deleting")
-            p.rename(trash)
-            shutil.rmtree(trash, ignore_errors=True)

@@ -15,7 +15,6 @@ of the study's finished trials; before any, the estimate machinery's) exceeds it
 from __future__ import annotations
 
 import math
-import shutil
 import statistics
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from supremum.config import FinetuneConfig
 from supremum.errors import UserError
+from supremum.fsutil import discard_dir
 from supremum.train.methods import METHODS
 
 TUNED = {"full", "lora"}  # methods whose knobs the space names (others get lr and the train keys)
@@ -280,18 +280,18 @@ def _one_trial(study: optuna.Study, cfg: SearchConfig, store) -> None:
     try:
         res = finetune(ft, store=store, progress=False, command=command, on_eval=report)
     except optuna.TrialPruned:
-        _discard(ft.output)
+        discard_dir(ft.output)
         trial.set_user_attr("run_id", _run_of(store, command))
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         return
     except Diverged as e:  # too high a learning rate is a result of the search, not a stop
-        _discard(ft.output)
+        discard_dir(ft.output)
         trial.set_user_attr("run_id", _run_of(store, command))
         trial.set_user_attr("error", str(e))
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return
     except BaseException:  # bad data, an interrupt: not left RUNNING in the study, then raised
-        _discard(ft.output)
+        discard_dir(ft.output)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         raise
     trial.set_user_attr("run_id", res.run_id)
@@ -306,9 +306,9 @@ def _one_trial(study: optuna.Study, cfg: SearchConfig, store) -> None:
         return
     if prior is None or value > prior.value:
         if prior is not None:
-            _discard(prior.user_attrs.get("artifact"))
+            discard_dir(prior.user_attrs.get("artifact"))
     else:
-        _discard(ft.output)
+        discard_dir(ft.output)
 
 
 def _run_of(store, command: str) -> str | None:
@@ -320,18 +320,6 @@ def _run_of(store, command: str) -> str | None:
 def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     return max(done, key=lambda t: t.value) if done else None
-
-
-def _discard(path: str | None) -> None:
-    """Remove an artifact (and its `-adapter` sibling): renamed first, so no half-deleted
-    directory is ever left under its own name."""
-    if not path:
-        return
-    for p in (Path(path), Path(path + "-adapter")):
-        if p.exists():
-            trash = p.with_name(f".{p.name}.deleting")
-            p.rename(trash)
-            shutil.rmtree(trash, ignore_errors=True)
 
 
 def _result(study: optuna.Study, cfg: SearchConfig, elapsed: float, stopped: str) -> SearchResult:
