@@ -28,6 +28,7 @@ SECTIONS = {"model": "supremum.config:ModelSpec", "data": "supremum.config:DataC
             "train": "supremum.config:TrainConfig", "eval": "supremum.config:EvalConfig",
             "serve": "supremum.serve:ServeConfig", "pick": "supremum.frontier.pick:PickLimits",
             "zeroshot": "supremum.evaluate.zeroshot:ZeroShotConfig",
+            "explain": "supremum.explain.config:ExplainConfig",
             "": "supremum.config:FinetuneConfig"}
 _MARK = re.compile(r"<schema:(\w*)\.(\w+)>")
 _EPILOG = re.compile(r"<epilog:(\w+)>")
