@@ -184,7 +184,8 @@ def test_unknown_method_named_with_the_valid_ones():
     with pytest.raises(ValidationError, match="unknown method 'shap'; choose from integrated-gradients, "
                        "input-x-gradient, occlusion, attention-rollout"):
         ExplainConfig(methods="occlusion,shap")
-    assert ExplainConfig(methods="occlusion, integrated-gradients").methods == ["occlusion", "integrated-gradients"]
+    both = ExplainConfig(methods="occlusion, integrated-gradients").methods
+    assert both == ["occlusion", "integrated-gradients"]
 
 
 def test_cli_explain_data_and_bad_input(trained, tmp_path):
