@@ -188,6 +188,23 @@ def test_unknown_method_named_with_the_valid_ones():
     assert both == ["occlusion", "integrated-gradients"]
 
 
+def test_no_gradient_methods_through_int8_kernels(trained, tmp_path):
+    """With the head kept fp32, gradients would still flow around the int8 layers (through the
+    residual paths) and PyTorch would only warn: the attributions would be silently wrong."""
+    from supremum.compress import compress, compressors
+
+    cfg = compressors()["int8-dynamic"].config_cls(keep=["bert.pooler.dense", "classifier"])
+    q = compress(trained[0], cfg, output=tmp_path / "q8")
+    model, tok = load(q)
+    methods, skipped = choose_methods(q, model, tok, tok("great")["input_ids"], None)
+    assert methods == ["occlusion", "attention-rollout"]
+    assert skipped["integrated-gradients"] == "quantized::linear_dynamic has no gradient (no autograd kernel)"
+    whole = compress(trained[0], compressors()["int8-dynamic"].config_cls(), output=tmp_path / "q8all")
+    model, tok = load(whole)
+    assert choose_methods(whole, model, tok, tok("great")["input_ids"], None)[1]["input-x-gradient"] == (
+        "quantized::linear_dynamic has no gradient (no autograd kernel)")
+
+
 def test_cli_explain_data_and_bad_input(trained, tmp_path):
     art, data = trained
     out = tmp_path / "cli"

@@ -120,16 +120,29 @@ def attention_rollout(model, enc: Encoded, read_first: bool) -> Attribution:
                        {"read_from": "first token" if read_first else "last token"})
 
 
+NO_BACKWARD = "an autograd kernel was not registered"
+
+
 def gradient_problem(model, ids: list[int]) -> str | None:
     """Why gradients cannot be taken through `model` (None when they can): it is not PyTorch, or
-    one of its kernels (e.g. int8 dynamic quantization) has no backward."""
+    one of its operators (e.g. int8 dynamic quantization's) has no backward. PyTorch only warns
+    when it backprops through such an operator and goes on with gradients that skip it (around
+    it through the residual paths): silently wrong attributions, so the warning refuses too."""
+    import warnings
+
     if not isinstance(model, torch.nn.Module) or not hasattr(model, "get_input_embeddings"):
         return "its runtime computes no gradients"
-    try:
-        input_x_gradient(model, Encoded("", ids, [], [None] * len(ids), [], 0), 0)
-    except RuntimeError as e:  # autograd's refusal: a quantized kernel without a backward
-        return "its kernels have no gradient (" + str(e).splitlines()[0][:120] + ")"
-    return None
+    error = None
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        try:
+            input_x_gradient(model, Encoded("", ids, [], [None] * len(ids), [], 0), 0)
+        except RuntimeError as e:  # nothing differentiable reaches the output
+            error = str(e).splitlines()[0][:80]
+    ops = sorted({str(w.message).partition(": ")[0] for w in seen if NO_BACKWARD in str(w.message)})
+    if ops:
+        return f"{', '.join(ops)} has no gradient (no autograd kernel)"
+    return f"it has no gradient (autograd: {error})" if error else None
 
 
 def attention_problem(model, ids: list[int]) -> str | None:
