@@ -205,7 +205,20 @@ def test_no_gradient_methods_through_int8_kernels(trained, tmp_path):
         "quantized::linear_dynamic has no gradient (no autograd kernel)")
 
 
-def test_cli_explain_data_and_bad_input(trained, tmp_path):
+def fails(capsys, monkeypatch, *args) -> str:
+    """The CLI's entry point in this process (as `supremum explain ARGS`): exit 2, one line."""
+    from supremum.cli import main
+
+    monkeypatch.setattr("sys.argv", ["supremum", "explain", *args])
+    capsys.readouterr()  # what came before (progress bars of the set-up) is not the command's
+    with pytest.raises(SystemExit) as e:
+        main()
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_cli_explain_data_and_bad_input(trained, tmp_path, capsys, monkeypatch):
     art, data = trained
     out = tmp_path / "cli"
     proc = run_cli("explain", str(art.path), "--data", str(data), "--limit", "3", "--methods",
@@ -218,14 +231,10 @@ def test_cli_explain_data_and_bad_input(trained, tmp_path):
     assert set(res["skipped"]) == set() and (out / "explanations.html").exists()
     assert math.isfinite(res["faithfulness"]["occlusion"]["comprehensiveness"])
 
-    def fails(*args):
-        p = run_cli("explain", *args)
-        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
-        return p.stderr.strip()
-
-    assert fails(str(art.path)) == ('error: explain needs --text or --data (one of them) (e.g. --text '
-                                    '"a fine film" or --data reviews.csv --limit 20)')
-    assert fails(str(art.path), "--data", str(data), "--limit", "0") == (
+    assert fails(capsys, monkeypatch, str(art.path)) == (
+        'error: explain needs --text or --data (one of them) (e.g. --text "a fine film" or --data reviews.csv '
+        "--limit 20)")
+    assert fails(capsys, monkeypatch, str(art.path), "--data", str(data), "--limit", "0") == (
         "error: --limit 0: Input should be greater than or equal to 1 (see `supremum explain --help`)")
 
     from supremum.models import load_model
@@ -233,6 +242,6 @@ def test_cli_explain_data_and_bad_input(trained, tmp_path):
     model, tok = load_model("tiny-llama", "causal-lm")
     lm = save_artifact(model, tok, tmp_path / "lm", task="text-generation", label_names=None,
                        base_model="tiny-llama", config={})
-    assert fails(str(lm.path), "--text", "hello") == (
+    assert fails(capsys, monkeypatch, str(lm.path), "--text", "hello") == (
         f"error: artifact {lm.id} is a text-generation model; explain supports classifiers only for now "
         "(give a text-classification artifact)")
