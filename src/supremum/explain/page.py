@@ -38,7 +38,7 @@ example's largest). Attention rollout is non-negative and class-agnostic, a weak
 <h2>Examples</h2>
 {% for e in r.examples %}<div class="ex">
 <p>#{{ loop.index0 }}: predicted <b>{{ e.predicted }}</b> ({{ "%.3f"|format(e.probability) }})
-{% if e.label is not none %}, true <b>{{ e.label }}</b>
+{%- if e.label is not none %}, true <b>{{ e.label }}</b>
 {% if e.label != e.predicted %} (wrong){% endif %}{% endif %}
 {% if e.truncated_words %}; {{ e.truncated_words }} word(s) past the max length not shown{% endif %}</p>
 {% for m in r.methods %}<div><span class="m">{{ m }}</span>{% for w in e.words %}{% set s = e.scores[m] %}
