@@ -26,14 +26,10 @@ def test_finetune_eval_runs_show_end_to_end(csv_data, tmp_path):
         assert cost[key]["model_only"]["median_ms"] > 0 and cost[key]["with_tokenization"]["p95_ms"] > 0
     assert cost["params"] > 0 and cost["threads"] >= 1 and m["size_on_disk_mb"] > 0
     assert m["machine"]["cores"] >= 1 and "warm-up" in cost["method"]
-    cal = m["calibration"]  # its bins hold every example and give back the accuracy
-    assert sum(b["count"] for b in cal["reliability"]) == 24 and 0 <= cal["ece"] <= 1 and cal["nll"] > 0
-    assert sum(b["count"] * b["accuracy"] for b in cal["reliability"] if b["count"]) / 24 == pytest.approx(
-        m["accuracy"])
 
     # by id, human output
     ev2 = run_cli("eval", res["artifact_id"][:8], "--split", "dev", "--no-speed", check=True)
-    assert "accuracy" in ev2.stdout and "macro-F1" in ev2.stdout and "calibration: ECE " in ev2.stdout
+    assert "accuracy" in ev2.stdout and "macro-F1" in ev2.stdout
 
     # a bad value in the data settings the library builds over the artifact's: the same one line
     bad = run_cli("eval", str(out), "--max-length", "4", "--no-speed")

@@ -198,10 +198,6 @@ def print_eval(m: dict, art) -> None:
     for name, row in zip(names, m["confusion_matrix"], strict=True):
         cm.add_row(name, *map(str, row))
     out.print(cm)
-    if cal := m.get("calibration"):
-        out.print(f"calibration: ECE {100 * cal['ece']:.2f}%   adaptive ECE {100 * cal['adaptive_ece']:.2f}%   "
-                  f"Brier {cal['brier']:.4f}   NLL {cal['nll']:.4f}   (mean confidence "
-                  f"{100 * m['mean_confidence']:.1f}%, accuracy {100 * m['accuracy']:.1f}%)")
     if m.get("robustness"):
         rob = Table("perturbation", "accuracy", "vs clean (pt)", title="robustness")
         for name, r in m["robustness"].items():

@@ -14,7 +14,6 @@ from supremum.compress.explain import runtime, why
 from supremum.config import DataConfig, EvalConfig
 from supremum.data import load_data
 from supremum.errors import UserError
-from supremum.evaluate.calibration import calibration
 from supremum.evaluate.quality import classification_metrics, softmax
 from supremum.evaluate.speed import measure_cost
 from supremum.fsutil import dir_size
@@ -230,9 +229,7 @@ def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Prepro
         out["cost"] = measure_cost(model, tok, texts[:64], prep.max_length, cfg.warmup, cfg.repeats)
         out["cost"]["trainable_params"] = art.metrics.get("training", {}).get("trainable_params")
         out["vs_parent"] = _vs_parent(art, out, f"{Path(data_cfg.path).name}:{cfg.split}")
-    probs = softmax(logits)
-    out["mean_confidence"] = float(np.max(probs, -1).mean())
-    out["calibration"] = calibration(probs, labels)
+    out["mean_confidence"] = float(np.max(softmax(logits), -1).mean())
     return out
 
 
