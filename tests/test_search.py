@@ -40,7 +40,7 @@ def test_clearly_bad_trials_are_pruned(csv_data, tmp_path):
     from supremum.store import Store
 
     run = next(x for x in Store().runs() if x["id"] == r.trials[1].run_id)  # an ordinary run, ended early
-    assert run["status"] == "failed" and run["error"].startswith("TrialPruned: pruned at step ")
+    assert run["status"] == "pruned" and run["error"].startswith("pruned at step ")
     assert r.stopped == "n_trials"
 
 

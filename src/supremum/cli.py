@@ -673,8 +673,9 @@ def report(
 @app.command()
 def runs(
     kind: Annotated[str | None, typer.Option(help="only this kind: finetune or eval")] = None,
-    status: Annotated[str | None, typer.Option(help="only this status: running, finished, "
-                                               "failed, killed, resumable")] = None,
+    status: Annotated[str | None, typer.Option(help="only this status: running, finished, failed, "
+                                               "pruned (a search trial stopped early), killed, "
+                                               "resumable")] = None,
     sort: Annotated[str, typer.Option(help="sort by: started, accuracy, kind, status")] = "started",
     limit: Annotated[int | None, typer.Option(help="show at most N runs (the last ones)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,

@@ -279,9 +279,12 @@ def _one_trial(study: optuna.Study, cfg: SearchConfig, store) -> None:
     command = f"search {Path(cfg.output).resolve()} {cfg.study_name} trial {trial.number}"
     try:
         res = finetune(ft, store=store, progress=False, command=command, on_eval=report)
-    except optuna.TrialPruned:
+    except optuna.TrialPruned as e:
         discard_dir(ft.output)
-        trial.set_user_attr("run_id", _run_of(store, command))
+        run_id = _run_of(store, command)
+        if run_id:
+            store.prune_run(run_id, str(e))
+        trial.set_user_attr("run_id", run_id)
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         return
     except Diverged as e:  # too high a learning rate is a result of the search, not a stop
@@ -312,7 +315,8 @@ def _one_trial(study: optuna.Study, cfg: SearchConfig, store) -> None:
 
 
 def _run_of(store, command: str) -> str | None:
-    """The store's run of a trial that ended without a result (it is recorded there as failed)."""
+    """The store's run of a trial that ended without a result (the store marked it failed; a
+    pruned one is then re-marked `pruned`)."""
     runs = [r for r in store.runs() if r["command"] == command]
     return max(runs, key=lambda r: r["started"])["id"] if runs else None
 
