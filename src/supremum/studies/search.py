@@ -100,6 +100,8 @@ class SearchResult(BaseModel):
     trials: list[TrialRecord]
     pruned: int
     elapsed_seconds: float = Field(description="wall-clock seconds of this call")
+    trial_seconds: float = Field(0.0, description="seconds spent in trials over every call (a resumed search "
+                                 "counts its earlier calls' trials too)")
     stopped: str = Field(description="why no further trial started")
 
 
@@ -341,4 +343,5 @@ def _result(study: optuna.Study, cfg: SearchConfig, elapsed: float, stopped: str
                         best_config=best.user_attrs.get("config") if best else None,
                         best_artifact=best.user_attrs.get("artifact") if best else None,
                         trials=trials, pruned=sum(t.state == "PRUNED" for t in trials),
-                        elapsed_seconds=round(elapsed, 3), stopped=stopped)
+                        elapsed_seconds=round(elapsed, 3), stopped=stopped,
+                        trial_seconds=round(sum(t.seconds or 0.0 for t in trials), 3))
