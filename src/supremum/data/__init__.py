@@ -165,7 +165,10 @@ def _read_sources(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], dict[str, s
 def _select_columns(raw, cfg: DataConfig, sources, info) -> dict[str, pd.DataFrame]:
     train = raw["train"]
     text_col, text_auto = pick_column(train, cfg.text_column, "text", sources["train"])
-    label_col, label_auto = pick_column(train, cfg.label_column, "label", sources["train"])
+    try:
+        label_col, label_auto = pick_column(train, cfg.label_column, "label", sources["train"])
+    except UserError as e:
+        raise _plain_text_hint(e, sources["train"]) from None
     if text_col == label_col:
         raise UserError(f"{sources['train']}: text and label are the same column '{text_col}'",
                         "pass --text-column and --label-column")
@@ -191,6 +194,16 @@ def _select_columns(raw, cfg: DataConfig, sources, info) -> dict[str, pd.DataFra
 
 
 _SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def _plain_text_hint(e: UserError, source: str) -> UserError:
+    """A .txt file read as a table has no label column because it is plain text (one document
+    per line): say that, rather than asking which of its "columns" (the first line) is the label."""
+    if not source.endswith(".txt"):
+        return e
+    return UserError(f"{source}: plain text has no labels; this command needs labelled examples",
+                     "give a CSV/TSV/JSONL with a text and a label column; plain text serves causal-LM "
+                     "fine-tuning")
 
 
 def _unlabeled(df: pd.DataFrame) -> bool:
