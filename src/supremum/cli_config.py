@@ -160,10 +160,28 @@ def default_text(f) -> str:
     return "required" if f.is_required() else str(f.get_default(call_default_factory=True))
 
 
+def flag_default_text(f) -> str | None:
+    """A field's default as a flag takes it: lists comma-separated (as the flag is written),
+    strings with whitespace at an end or a control character quoted with escapes (a newline
+    otherwise breaks the help line, a space is invisible); None where the description already
+    says what an unset value means."""
+    if f.is_required():
+        return "required"
+    value = f.get_default(call_default_factory=True)
+    if value is None and "default" in (f.description or ""):
+        return None
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    if isinstance(value, str) and (value != value.strip() or not value.isprintable()):
+        return '"' + value.encode("unicode_escape").decode("ascii") + '"'
+    return str(value)
+
+
 @functools.cache
 def _field_help(section: str, field: str) -> str:
     f = _schema(section).model_fields[field]
-    default = "" if f.is_required() else f" \\[default: {default_text(f)}]"  # escaped: rich markup
+    shown = flag_default_text(f)
+    default = "" if shown is None else f" \\[default: {shown}]"  # escaped: rich markup
     return (f.description or "") + default
 
 
