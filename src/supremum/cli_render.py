@@ -381,7 +381,7 @@ def print_curve(r: dict) -> None:
 
 def print_zeroshot(r: dict) -> None:
     """One row per k: mean ± s.d. over seeds of accuracy, macro-F1 and acc_norm, and the cost."""
-    pct = lambda s: f"{100 * s['mean']:.1f} ± {100 * s['sd']:.1f}"  # noqa: E731
+    pct = lambda s: f"{100 * s['mean']:.1f}" + ("" if s["sd"] is None else f" ± {100 * s['sd']:.1f}")  # noqa: E731
     verb = ", ".join(f"{k}={v!r}" for k, v in r["verbalizers"].items())
     out.print(f"{r['model']} ({r['backend']}) on {r['data']} [{r['split']}], {r['examples']} texts; "
               f"verbalizers {verb}", markup=False)
