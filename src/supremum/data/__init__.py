@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
 import sys
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,8 +88,29 @@ def load_data(cfg: DataConfig, label_names: list[str] | None = None, whole: bool
     return TaskData(frames, names, info)
 
 
+#: messages already said inside `say_once()` (None outside it: every load says its notes)
+_TOLD: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("supremum_data_told", default=None)
+
+
+@contextmanager
+def say_once() -> Iterator[None]:
+    """Within this block each distinct data note is said once: a search or a ceiling loads the
+    same file for every trial and stage, and the user needs to read what was done to it once.
+    The notes stay in every load's `info["notes"]`."""
+    token = _TOLD.set(set())
+    try:
+        yield
+    finally:
+        _TOLD.reset(token)
+
+
 def tell(message: str) -> None:
     """A note on the console (stderr) about what the loader did to the data."""
+    told = _TOLD.get()
+    if told is not None:
+        if message in told:
+            return
+        told.add(message)
     sys.stderr.write(f"data: {message}\n")
     sys.stderr.flush()
 

@@ -205,6 +205,13 @@ def run_search(cfg: SearchConfig, store=None) -> SearchResult:
     """Run trials until the budget, n_trials or the study is done; returns the study's record.
 
     Raises UserError when the budget cannot hold one trial (by the estimate, before any runs)."""
+    from supremum.data import say_once
+
+    with say_once():  # every trial loads the same data: its notes are said once
+        return _run_search(cfg, store)
+
+
+def _run_search(cfg: SearchConfig, store=None) -> SearchResult:
     from supremum.store import Store
 
     store = store or Store()
