@@ -108,7 +108,7 @@ def evaluate(artifact: str | Path | Artifact, data: str | DataConfig | None = No
 
     ecfg = _config(EvalConfig, config or {}, "supremum eval --help")
     if isinstance(artifact, str | Path) and is_base_model(str(artifact)):
-        from supremum.evaluate import evaluate_model
+        from supremum.evaluate.stage import evaluate_model
 
         if data is None:
             raise UserError(f"'{artifact}' is a model, not an artifact: it records no data", "pass --data")
@@ -116,8 +116,8 @@ def evaluate(artifact: str | Path | Artifact, data: str | DataConfig | None = No
             raise UserError(f"unknown backend '{backend}'", "use pytorch or llamacpp")
         dcfg = data if isinstance(data, DataConfig) else _config(DataConfig, {"path": str(data)}, "")
         return evaluate_model(str(artifact), dcfg, ecfg, command=command, backend=backend)
-    from supremum.evaluate import data_config_for
-    from supremum.evaluate import evaluate as run
+    from supremum.evaluate.stage import data_config_for
+    from supremum.evaluate.stage import evaluate as run
 
     art = _artifact(artifact)
     dcfg = data if isinstance(data, DataConfig) else data_config_for(art, None if data is None else str(data))
@@ -156,7 +156,7 @@ def _artifact(ref):
 
     if isinstance(ref, Artifact):
         return ref
-    from supremum.evaluate import resolve_artifact
+    from supremum.evaluate.stage import resolve_artifact
 
     return resolve_artifact(str(ref))
 

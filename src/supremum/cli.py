@@ -171,7 +171,7 @@ def eval_(
     """Measure quality and cost of an artifact. Classifiers: accuracy, macro-F1, MCC, per class, confusion; params, size, memory, latency at batch 1 and 32. Causal LMs: perplexity and bits per byte (strided sliding window), batch-1 greedy generation (prefill and decode tokens/s, time to first token, peak memory) and sample generations."""  # noqa: E501
     from supremum import api, cli_config, cli_render
     from supremum.config import DataConfig, EvalConfig
-    from supremum.evaluate import data_config_for, resolve_artifact
+    from supremum.evaluate.stage import data_config_for, resolve_artifact
     from supremum.tracking import parse_track
 
     if perturb:
@@ -295,7 +295,7 @@ def serve(
 ) -> None:
     """Serve an artifact over HTTP (FastAPI): POST /v1/classify and /v1/generate, GET /healthz, /readyz, /v1/model, /metrics (Prometheus); micro-batching, limits, bearer-token auth. OpenAPI at /openapi.json."""  # noqa: E501
     from supremum.cli_config import Assembly
-    from supremum.evaluate import resolve_artifact
+    from supremum.evaluate.stage import resolve_artifact
     from supremum.serve import ServeConfig, check_binding
     from supremum.serve import serve as run
 
@@ -527,7 +527,7 @@ def ensemble(
 ) -> None:
     """Combine fine-tuned artifacts of one task into one artifact that averages their class probabilities (members must share the tokenizer and labels); it evaluates and serves like any other."""  # noqa: E501
     from supremum.ensemble import make_ensemble
-    from supremum.evaluate import resolve_artifact
+    from supremum.evaluate.stage import resolve_artifact
 
     try:
         w = [float(x) for x in weights.split(",")] if weights else None
@@ -555,7 +555,7 @@ def sensitivity(
 ) -> None:
     """Rank linear layers by how much the metric changes when only that layer is quantized (int8, int4) or 50%-pruned. Recorded in the artifact's metrics."""  # noqa: E501
     from supremum import cli_render
-    from supremum.evaluate import data_config_for, resolve_artifact
+    from supremum.evaluate.stage import data_config_for, resolve_artifact
 
     art = resolve_artifact(artifact)
     chosen = [s.strip() for s in schemes.split(",") if s.strip()]

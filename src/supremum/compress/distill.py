@@ -23,7 +23,7 @@ from supremum.artifact import CompressionStep
 from supremum.compress import STRUCTURAL, CompressConfig, Compressed, arch, register
 from supremum.config import TrainConfig
 from supremum.errors import UserError
-from supremum.evaluate import parent_of
+from supremum.evaluate.stage import parent_of
 
 # A distilled student is as far from the reference as the structure it was distilled into.
 NOT_A_TEACHER = (*STRUCTURAL, "distill")
@@ -63,7 +63,7 @@ def teacher_of(art, store=None):
 
 
 def _load_models(model, cfg: DistillConfig, ctx):
-    from supremum.evaluate import resolve_artifact
+    from supremum.evaluate.stage import resolve_artifact
     from supremum.models import load_model
 
     if cfg.student:

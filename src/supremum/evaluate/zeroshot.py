@@ -242,7 +242,7 @@ def _load(cfg: ZeroShotConfig):
                             "causal-LM artifact)")
         return backends.load(art)
     if cfg.backend == "llamacpp":
-        from supremum.evaluate import load_llamacpp
+        from supremum.evaluate.stage import load_llamacpp
 
         return load_llamacpp(cfg.model)
     from supremum.models import load_model
