@@ -89,6 +89,10 @@ def finetune(
     max_length: Annotated[int | None, typer.Option(help=_doc("data", "max_length") + " (language "
                                                    "models: tokens per packed block)")] = None,
     task: Annotated[str | None, typer.Option(help=_doc("", "task"))] = None,
+    unlabeled: Annotated[str | None, typer.Option(help=_doc("data", "unlabeled"))] = None,
+    self_training_rounds: Annotated[int | None, typer.Option(help=_doc("self_training", "rounds"))] = None,
+    pseudo_threshold: Annotated[float | None, typer.Option(help=_doc("self_training", "threshold"))] = None,
+    domain_pretrain_steps: Annotated[int | None, typer.Option(help=_doc("domain_pretrain", "steps"))] = None,
     output: Annotated[str | None, typer.Option(help="artifact directory [default: "
                                                "$SUPREMUM_HOME/artifacts/<id>]")] = None,
     recipe: Annotated[Path | None, typer.Option(help="YAML recipe; flags and KEY=VALUE override it")] = None,
@@ -116,6 +120,8 @@ def finetune(
 
     cfg = finetune_config(locals(), flag_keys(finetune))  # validated before any process is launched
     if nproc > 1 and not distributed.current().active:
+        if cfg.self_training or cfg.domain_pretrain:
+            raise UserError("self_training and domain_pretrain run in one process", "drop --nproc")
         if cfg.train.parallel == "fsdp":
             from supremum.train import sharding
 

@@ -28,6 +28,8 @@ SECTIONS = {"model": "supremum.config:ModelSpec", "data": "supremum.config:DataC
             "train": "supremum.config:TrainConfig", "eval": "supremum.config:EvalConfig",
             "serve": "supremum.serve:ServeConfig", "pick": "supremum.frontier.pick:PickLimits",
             "zeroshot": "supremum.evaluate.zeroshot:ZeroShotConfig",
+            "self_training": "supremum.config:SelfTrainingConfig",
+            "domain_pretrain": "supremum.config:DomainPretrainConfig",
             "": "supremum.config:FinetuneConfig"}
 _MARK = re.compile(r"<schema:(\w*)\.(\w+)>")
 _EPILOG = re.compile(r"<epilog:(\w+)>")
@@ -198,7 +200,8 @@ def keys_epilog() -> str:
     from supremum import config
     from supremum.train.methods import METHODS
 
-    sections = [("model", config.ModelSpec), ("data", config.DataConfig), ("train", config.TrainConfig)]
+    sections = [("model", config.ModelSpec), ("data", config.DataConfig), ("train", config.TrainConfig),
+                ("self_training", config.SelfTrainingConfig), ("domain_pretrain", config.DomainPretrainConfig)]
     sections += [("method", m.config_cls) for m in METHODS.values()]
     lines = ["Recipe keys (set with KEY=VALUE, e.g. train.weight_decay=0.1):",
              f"method.name = full: the method, one of {', '.join(METHODS)}"]

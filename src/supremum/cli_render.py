@@ -132,6 +132,7 @@ def print_finetune(res) -> None:
     dup = info.get("duplicates", {})
     if any(dup.values()) and "dedup" not in info:
         err.print(f"data: duplicates/overlap {dup} (pass --dedup to drop them)")
+    _print_unlabeled(m)
     acc = m["dev_accuracy"]
     out.print(f"run {res.run_id}: {m['steps']} steps, dev accuracy "
               f"{acc:.4f} (best at step {m['best_step']})" if acc is not None else
@@ -139,6 +140,20 @@ def print_finetune(res) -> None:
     out.print(f"trainable {m['trainable_params']:,} / {m['total_params']:,} parameters "
               f"({m['trainable_fraction']:.2%}); {m['train_samples_per_s']:.1f} training samples/s")
     out.print(f"artifact {res.artifact.id}: {res.artifact.path}")
+
+
+def _print_unlabeled(m: dict) -> None:
+    """Domain pretraining and self-training rounds, when the fine-tune ran them."""
+    if dp := m.get("domain_pretrain"):
+        out.print(f"domain pretraining: {dp['steps']} steps of {dp['objective']} on {dp['texts']:,} unlabelled "
+                  f"texts, loss {dp['loss_before']:.4f} -> {dp['loss_after']:.4f}", markup=False)
+    if st := m.get("self_training"):
+        for r in st["rounds_run"]:
+            acc = "n/a" if r["dev_accuracy"] is None else f"{r['dev_accuracy']:.4f}"
+            added = ", ".join(f"{k} {v}" for k, v in r["per_class"].items())
+            out.print(f"self-training round {r['round']}: {r['pseudo_labelled']:,} pseudo-labelled "
+                      f"({added}), dev accuracy {acc}", markup=False)
+        out.print(f"self-training: kept round {st['kept_round']} ({st['kept_because']})", markup=False)
 
 
 def _print_lm_finetune(res) -> None:
