@@ -1,0 +1,148 @@
+"""The model inside the active-learning loop: trained on the labelled rows, it scores every text
+(the pool and the evaluation texts) with class probabilities and embeddings.
+
+Two learners, one interface (`fit(rows, labels, seed) -> Scored`; rows index the texts, labels
+are class ids into the label names):
+
+- `ProbeLearner` (method linear-probe): the encoder is frozen, so every text is embedded once and
+  each round only refits the logistic head, in this process (the same functions as the
+  linear-probe method: `embeddings`, `fit_head`; its probabilities are the method's artifact's).
+- `FinetuneLearner` (any other registered method: setfit, full, lora, ...): each round is an
+  ordinary fine-tune of the labelled rows in a fresh process (`supremum.studies.active_worker`),
+  cached under the hash of its config and rows, which writes the scores to a safetensors file.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from supremum.errors import UserError
+from supremum.hashing import content_hash
+
+
+@dataclass
+class Scored:
+    """probs: (texts, k) float64 class probabilities; emb: (texts, d) float64 the input of the
+    classifier's last linear layer (the frozen sentence embedding for a probe); artifact: the
+    round's model directory, when one was written."""
+
+    probs: np.ndarray
+    emb: np.ndarray
+    artifact: str | None = None
+
+
+@dataclass
+class LearnerSpec:
+    """What trains each round: the model alias or path, the method config (a dict with `name`),
+    `train.*` overrides, the label names (class ids index them) and the max length in tokens."""
+
+    model: str
+    method: dict
+    train: dict
+    label_names: list[str]
+    max_length: int = 128
+
+
+def make_learner(spec: LearnerSpec, texts: list[str], work: Path):
+    """The learner for `spec.method` over `texts` (rows are indices into it)."""
+    if spec.method.get("name") == "linear-probe":
+        return ProbeLearner(spec, texts)
+    return FinetuneLearner(spec, texts, work)
+
+
+class ProbeLearner:
+    def __init__(self, spec: LearnerSpec, texts: list[str]) -> None:
+        from supremum.data.batching import tokenize
+        from supremum.models import load_model
+        from supremum.train.finetune import seed_everything
+        from supremum.train.methods.linear_probe import LinearProbeConfig, embeddings, sentence_classifier
+
+        self.spec, self.cfg = spec, LinearProbeConfig(**spec.method)
+        seed_everything(int(spec.train.get("seed", 0)))
+        model, tok = load_model(spec.model, "classification", label_names=spec.label_names)
+        model = sentence_classifier(model, self.cfg)
+        batch = int(spec.train.get("batch_size", 32))
+        self.x = embeddings(model, tokenize(tok, texts, spec.max_length), tok.pad_token_id, batch)
+
+    def fit(self, rows: list[int], labels: list[int], seed: int = 0) -> Scored:
+        from supremum.train.methods.linear_probe import fit_head
+
+        present = sorted(set(labels))
+        check_classes(present, self.spec.label_names)
+        # fit on the classes labelled so far (ids 0..m-1); a class with no row gets probability 0
+        y = [present.index(v) for v in labels]
+        clf = fit_head(self.x[rows], y, len(present), self.cfg.c, self.cfg.max_iter, seed, self.cfg.name)
+        probs = np.zeros((len(self.x), len(self.spec.label_names)))
+        probs[:, present] = clf.predict_proba(self.x)
+        return Scored(probs, self.x)
+
+
+def check_classes(present: list[int], label_names: list[str]) -> None:
+    """UserError when the labelled rows hold fewer than two classes: no classifier can train."""
+    if len(present) < 2:
+        only = label_names[present[0]] if present else "none"
+        raise UserError(f"the labelled rows hold one class only ({only})",
+                        "label more rows (a larger seed batch), so that two classes occur")
+
+
+class FinetuneLearner:
+    def __init__(self, spec: LearnerSpec, texts: list[str], work: Path) -> None:
+        self.spec, self.texts, self.work = spec, texts, Path(work)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.texts_file = self.work / f"texts-{content_hash(texts)}.json"
+        if not self.texts_file.exists():
+            from supremum.fsutil import write_json
+
+            write_json(self.texts_file, texts)
+
+    def fit(self, rows: list[int], labels: list[int], seed: int = 0) -> Scored:
+        from supremum.executor import runner
+
+        check_classes(sorted(set(labels)), self.spec.label_names)
+        from supremum.worker import WorkerFailed
+
+        key = content_hash({"spec": self.spec.__dict__, "seed": seed, "rows": rows, "labels": labels,
+                            "texts": self.texts_file.name})
+        d = self.work / f"round-{key}"
+        if not (d / "scores.safetensors").exists():
+            self._write_data(d / "data", rows, labels)
+            cfg = {"model": {"name": self.spec.model}, "method": self.spec.method,
+                   "data": {"path": str(d / "data"), "max_length": self.spec.max_length},
+                   "train": {**self.spec.train, "seed": seed, "keep_best": False}, "output": str(d / "artifact")}
+            try:
+                runner("local")("supremum.studies.active_worker",
+                                {"config": cfg, "texts": str(self.texts_file), "out": str(d)}, 1)
+            except WorkerFailed as e:
+                raise UserError(f"training on {len(rows)} labelled rows failed: {e}",
+                                f"run the fine-tune of {d / 'data'} alone to see why") from None
+        return _read_scores(d, self.spec.label_names)
+
+    def _write_data(self, d: Path, rows: list[int], labels: list[int]) -> None:
+        """train.csv: the labelled rows. dev.csv and test.csv are the same rows: finetune needs
+        the splits, and no label may be spent on them (keep_best is off, so they select nothing)."""
+        d.mkdir(parents=True, exist_ok=True)
+        names = self.spec.label_names
+        for split in ("train", "dev", "test"):
+            with open(d / f"{split}.csv", "w", newline="", encoding="utf-8") as f:
+                w = csv.writer(f)
+                w.writerow(["text", "label"])
+                w.writerows([self.texts[r], names[y]] for r, y in zip(rows, labels, strict=True))
+
+
+def _read_scores(d: Path, label_names: list[str]) -> Scored:
+    """The round's scores with the probability columns in the order of `label_names` (the
+    artifact's order is its training data's); a class with no labelled row gets probability 0."""
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(d / "scores.safetensors"), framework="numpy") as f:
+        trained = json.loads(f.metadata()["label_names"])
+        probs, emb = f.get_tensor("probs"), f.get_tensor("emb")
+    out = np.zeros((len(probs), len(label_names)))
+    out[:, [label_names.index(n) for n in trained]] = probs
+    return Scored(out, emb, str(d / "artifact"))
