@@ -25,6 +25,7 @@ from supremum.studies.query import parse_strategy, select
 from supremum.studies.stopping import StopDecision, StopRule, changed_share, decide
 
 STATE = "state.json"
+LABELLED = "labelled.csv"  #: every labelled row so far (row_id, text, label): data for `supremum finetune`
 
 
 class LabelConfig(BaseModel):
@@ -124,9 +125,26 @@ def step(out: Path, cfg: LabelConfig | None = None, ingest: Path | None = None,
     batch = Path(ingest or state.pending_file)
     state.labelled.update({r: lab for r, lab in read_batch(batch, state.pending, texts,
                                                             state.config.labels).items()})
-    say(f"ingested {len(state.pending)} labels from {batch} ({len(state.labelled)} labelled)")
+    write_labelled(Path(out) / LABELLED, state.labelled, texts)
+    say(f"ingested {len(state.pending)} labels from {batch} ({len(state.labelled)} labelled, all in "
+        f"{Path(out) / LABELLED})")
     state.pending, state.pending_file = [], None
     return _round(Path(out), state, texts, say)
+
+
+def write_labelled(path: Path, labelled: dict[int, str], texts: list[str]) -> Path:
+    """The labelled rows as CSV (row_id, text, label), atomically, in row-id order."""
+    import csv
+    import io
+
+    from supremum.fsutil import write_bytes
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["row_id", "text", "label"])
+    w.writerows([r, texts[r], labelled[r]] for r in sorted(labelled))
+    write_bytes(path, buf.getvalue().encode("utf-8"))
+    return path
 
 
 def _load_or_start(out: Path, cfg: LabelConfig | None) -> LabelState:

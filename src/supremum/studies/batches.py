@@ -30,7 +30,8 @@ def write_batch(path: Path, rows: Sequence[int], texts: Sequence[str]) -> Path:
     return path
 
 
-def read_batch(path: Path, rows: Sequence[int], texts: Sequence[str], label_names: Sequence[str]) -> dict[int, str]:
+def read_batch(path: Path, rows: Sequence[int], texts: Sequence[str],
+               label_names: Sequence[str]) -> dict[int, str]:
     """{row id: label} of a filled-in batch answering `rows`. UserError (file and line) for a
     missing column, an unknown row id, a row id given twice, a changed text, an empty label, a
     label outside `label_names`, or a row of the batch that is missing."""

@@ -47,11 +47,13 @@ class LearnerSpec:
     max_length: int = 128
 
 
-def make_learner(spec: LearnerSpec, texts: list[str], work: Path):
-    """The learner for `spec.method` over `texts` (rows are indices into it)."""
+def make_learner(spec: LearnerSpec, texts: list[str], work: Path, keep_artifacts: bool = True):
+    """The learner for `spec.method` over `texts` (rows are indices into it). keep_artifacts
+    False: a fine-tuned round's model directory is removed once its scores are written (a
+    simulation trains hundreds; the human loop keeps each round's model)."""
     if spec.method.get("name") == "linear-probe":
         return ProbeLearner(spec, texts)
-    return FinetuneLearner(spec, texts, work)
+    return FinetuneLearner(spec, texts, work, keep_artifacts)
 
 
 class ProbeLearner:
@@ -90,8 +92,8 @@ def check_classes(present: list[int], label_names: list[str]) -> None:
 
 
 class FinetuneLearner:
-    def __init__(self, spec: LearnerSpec, texts: list[str], work: Path) -> None:
-        self.spec, self.texts, self.work = spec, texts, Path(work)
+    def __init__(self, spec: LearnerSpec, texts: list[str], work: Path, keep_artifacts: bool = True) -> None:
+        self.spec, self.texts, self.work, self.keep = spec, texts, Path(work), keep_artifacts
         self.work.mkdir(parents=True, exist_ok=True)
         self.texts_file = self.work / f"texts-{content_hash(texts)}.json"
         if not self.texts_file.exists():
@@ -119,7 +121,12 @@ class FinetuneLearner:
             except WorkerFailed as e:
                 raise UserError(f"training on {len(rows)} labelled rows failed: {e}",
                                 f"run the fine-tune of {d / 'data'} alone to see why") from None
-        return _read_scores(d, self.spec.label_names)
+            if not self.keep:
+                from supremum.fsutil import discard_dir
+
+                discard_dir(d / "artifact")
+        scored = _read_scores(d, self.spec.label_names)
+        return scored if self.keep else Scored(scored.probs, scored.emb)
 
     def _write_data(self, d: Path, rows: list[int], labels: list[int]) -> None:
         """train.csv: the labelled rows. dev.csv and test.csv are the same rows: finetune needs

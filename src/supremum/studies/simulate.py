@@ -26,7 +26,7 @@ class Oracle:
     records them in `revealed`; nothing else reads them."""
 
     def __init__(self, labels: Sequence[int]) -> None:
-        self.__labels = tuple(int(y) for y in labels)
+        self.__labels = labels  # kept as given, not copied: a copy would read every label
         self.revealed: list[int] = []
 
     def __len__(self) -> int:
@@ -34,7 +34,7 @@ class Oracle:
 
     def label(self, rows: Sequence[int]) -> list[int]:
         self.revealed.extend(int(r) for r in rows)
-        return [self.__labels[r] for r in rows]
+        return [int(self.__labels[r]) for r in rows]
 
 
 class SimulateConfig(BaseModel):
@@ -90,9 +90,10 @@ def run_strategy(strategy: str, seed: int, learner, oracle: Oracle, eval_rows: n
 
 
 def simulate(cfg: SimulateConfig, out: Path, on_event: Callable[[str], None] | None = None,
-             oracle_cls: type[Oracle] = Oracle) -> dict:
+             oracle: Callable[[Sequence[int]], Oracle] = Oracle) -> dict:
     """Every strategy and random sampling, each seed; writes out/simulation.json and
-    out/simulation.png and returns the JSON: {"config", "runs": [{strategy, seed, curve,
+    out/simulation.png and returns the JSON (`oracle` makes each run's Oracle from the pool's
+    labels; a test passes one that records what is read): {"config", "runs": [{strategy, seed, curve,
     seconds, revealed}], "summary": {strategy: [{n_labels, mean, std, n}]}, "match": see
     `labels_to_match`, "eval_examples", "pool"}. Accuracies are fractions in [0, 1]."""
     from supremum.config import DataConfig
@@ -104,15 +105,15 @@ def simulate(cfg: SimulateConfig, out: Path, on_event: Callable[[str], None] | N
     pool = data.texts("train")
     ev_texts, ev_labels = data.texts(cfg.split), np.array(data.labels(cfg.split))
     spec = LearnerSpec(cfg.model, cfg.method, cfg.train, data.label_names, DataConfig(**cfg.data).max_length)
-    learner = make_learner(spec, pool + ev_texts, Path(out) / "rounds")
+    learner = make_learner(spec, pool + ev_texts, Path(out) / "rounds", keep_artifacts=False)
     eval_rows = np.arange(len(pool), len(pool) + len(ev_texts))
     runs = []
     for seed in cfg.seeds:
         for strategy in ["random", *cfg.strategies]:
-            oracle, t0 = oracle_cls(data.labels("train")), time.perf_counter()
-            curve = run_strategy(strategy, seed, learner, oracle, eval_rows, ev_labels, cfg)
+            hidden, t0 = oracle(data.labels("train")), time.perf_counter()
+            curve = run_strategy(strategy, seed, learner, hidden, eval_rows, ev_labels, cfg)
             runs.append({"strategy": strategy, "seed": seed, "curve": curve,
-                         "seconds": round(time.perf_counter() - t0, 3), "revealed": len(oracle.revealed)})
+                         "seconds": round(time.perf_counter() - t0, 3), "revealed": len(hidden.revealed)})
             say(f"{strategy} seed {seed}: " + ", ".join(f"{p['n_labels']}: {p['accuracy']:.3f}" for p in curve))
     summary = summarize(runs)
     res = {"config": cfg.model_dump(mode="json"), "pool": len(pool), "eval_examples": len(ev_texts),

@@ -57,7 +57,8 @@ def next_batch_gain(points: Sequence[tuple[int, float]], next_n: int) -> float |
     return 100 * (then - now)
 
 
-def decide(changes: Sequence[float], points: Sequence[tuple[int, float]], next_n: int, rule: StopRule) -> StopDecision:
+def decide(changes: Sequence[float], points: Sequence[tuple[int, float]], next_n: int,
+           rule: StopRule) -> StopDecision:
     """Whether to stop after the latest round. changes: share of changed pool predictions after
     each round (from the second on); points: (labels, accuracy) per round when evaluated."""
     recent = list(changes)[-rule.patience:]
