@@ -349,3 +349,34 @@ def test_probe_learner_equals_the_linear_probe_artifact(tmp_path, split_dir):
     with torch.no_grad():
         logits = model.classifier(torch.from_numpy(emb[:4]).float()).double()
     assert torch.softmax(logits, -1).numpy() == pytest.approx(probs[:4], abs=1e-6)
+
+
+def test_fine_tuned_scores_follow_the_loops_label_order(tmp_path):
+    """The artifact orders classes as its training data sorts them; the loop's label set may
+    not: columns are moved by name, and a class without a labelled row gets probability 0."""
+    from safetensors.numpy import save
+
+    from supremum.studies.learners import _read_scores
+
+    probs = np.array([[0.9, 0.1], [0.2, 0.8]])
+    (tmp_path / "scores.safetensors").write_bytes(save({"probs": probs, "emb": np.zeros((2, 3))},
+                                                       metadata={"label_names": json.dumps(["neg", "pos"])}))
+    got = _read_scores(tmp_path, ["pos", "meh", "neg"])
+    assert got.probs.tolist() == [[0.1, 0.0, 0.9], [0.8, 0.0, 0.2]]
+
+
+def test_a_stopped_loop_says_which_rule_fired_and_refuses_more(tmp_path, pool):
+    path, truth = pool
+    out = tmp_path / "loop"
+    cfg = active.LabelConfig(pool=str(path), labels=["neg", "pos"], model="tiny-bert", batch_size=6,
+                             stop={"max_changed": 1.0, "patience": 1})  # any change below 100% stops
+    active.step(out, cfg)
+    for n in (1, 2):
+        _label_all(out / f"batch-00{n}.csv", truth)
+        state = active.step(out)
+    assert state.rounds[0].decision.rule is None and state.rounds[1].decision.rule == "stable predictions"
+    assert state.stopped == state.rounds[1].decision and state.rounds[1].batch_file is None
+    assert state.stopped.reason.startswith("stable predictions: under 100% of pool predictions changed in each of "
+                                           "the last 1 round(s)")
+    with pytest.raises(UserError, match=r"the loop stopped \(stable predictions: "):
+        active.step(out)
