@@ -50,6 +50,7 @@ def test_kcenter_greedy_picks_the_farthest_row_then_the_next_farthest():
     assert query.kcenter_greedy(x, np.arange(1, 5), np.array([0]), 2) == [4, 3]
 
 
+@pytest.mark.filterwarnings("ignore:Default distance metric has changed")  # small-text's note on its 1.2 change
 def test_kcenter_greedy_equals_small_texts_greedy_coreset():
     from small_text.query_strategies import GreedyCoreset
 
@@ -215,9 +216,12 @@ def test_the_loop_resumes_from_its_state_file(tmp_path, pool):
     unl = np.setdiff1d(np.arange(60), sorted(s2.labelled))
     margin = np.abs(probs[unl, 0] - probs[unl, 1])
     assert s2.pending == [int(i) for i in unl[np.lexsort((unl, margin))][:8]]
+    [cached] = (out / "rounds").glob("embeddings-*.safetensors")  # the pool embedded once, reused
+    stamp = cached.stat().st_mtime_ns
     _label_all(out / "batch-002.csv", truth)
     s3 = active.step(out)
     assert len(s3.labelled) == 16 and s3.rounds[1].changed is not None
+    assert [p.name for p in (out / "rounds").iterdir()] == [cached.name] and cached.stat().st_mtime_ns == stamp
     with pytest.raises(UserError, match="a loop with another configuration runs there"):
         active.step(out, cfg.model_copy(update={"batch_size": 9}))
     path.write_text(path.read_text().replace("great", "grand"))
@@ -380,3 +384,16 @@ def test_a_stopped_loop_says_which_rule_fired_and_refuses_more(tmp_path, pool):
                                            "the last 1 round(s)")
     with pytest.raises(UserError, match=r"the loop stopped \(stable predictions: "):
         active.step(out)
+
+
+def test_first_stops_reads_each_rule_off_a_finished_run():
+    ns = [50, 100, 150, 200, 250, 300]
+    changed = [None, 0.3, 0.004, 0.002, 0.02, 0.001]
+    curve = [{"n_labels": n, "accuracy": 0.9 - 0.5 * n ** -0.5, "changed": c} for n, c in zip(ns, changed,
+                                                                                               strict=True)]
+    got = stopping.first_stops(curve, stopping.StopRule(max_changed=0.01, patience=2, min_gain_pt=0.5), 50)
+    # stable: 0.4%, 0.2% below 1% at 200 labels; curve: the first fit (4 rounds, at 200) predicts
+    # +0.5 * (200^-0.5 - 250^-0.5) * 100 = 0.37 pt < 0.5
+    assert got == {"stable predictions": 200, "learning curve": 200}
+    got = stopping.first_stops(curve, stopping.StopRule(max_changed=0.001, patience=1, min_gain_pt=0.3), 50)
+    assert got == {"stable predictions": None, "learning curve": 250}  # 250: +0.29 pt

@@ -6,7 +6,8 @@ are class ids into the label names):
 
 - `ProbeLearner` (method linear-probe): the encoder is frozen, so every text is embedded once and
   each round only refits the logistic head, in this process (the same functions as the
-  linear-probe method: `embeddings`, `fit_head`; its probabilities are the method's artifact's).
+  linear-probe method: `embeddings`, `fit_head`; its probabilities are the method's artifact's);
+  the embeddings are cached in the work directory for the next call.
 - `FinetuneLearner` (any other registered method: setfit, full, lora, ...): each round is an
   ordinary fine-tune of the labelled rows in a fresh process (`supremum.studies.active_worker`),
   cached under the hash of its config and rows, which writes the scores to a safetensors file.
@@ -52,12 +53,14 @@ def make_learner(spec: LearnerSpec, texts: list[str], work: Path, keep_artifacts
     False: a fine-tuned round's model directory is removed once its scores are written (a
     simulation trains hundreds; the human loop keeps each round's model)."""
     if spec.method.get("name") == "linear-probe":
-        return ProbeLearner(spec, texts)
+        return ProbeLearner(spec, texts, work)
     return FinetuneLearner(spec, texts, work, keep_artifacts)
 
 
 class ProbeLearner:
-    def __init__(self, spec: LearnerSpec, texts: list[str]) -> None:
+    def __init__(self, spec: LearnerSpec, texts: list[str], cache: Path | None = None) -> None:
+        """Embeds `texts` with the frozen encoder, or reads them from `cache` (a directory) where
+        an earlier call with the same model, pooling, max length and texts left them."""
         from supremum.data.batching import tokenize
         from supremum.models import load_model
         from supremum.train.finetune import seed_everything
@@ -68,7 +71,10 @@ class ProbeLearner:
         model, tok = load_model(spec.model, "classification", label_names=spec.label_names)
         model = sentence_classifier(model, self.cfg)
         batch = int(spec.train.get("batch_size", 32))
-        self.x = embeddings(model, tokenize(tok, texts, spec.max_length), tok.pad_token_id, batch)
+        key = content_hash({"weights": _weights_digest(model), "pooling": model.sentence_pooling,
+                            "max_length": spec.max_length, "texts": content_hash(texts)})
+        self.x = _cached(Path(cache) / f"embeddings-{key}.safetensors" if cache else None, lambda: embeddings(
+            model, tokenize(tok, texts, spec.max_length), tok.pad_token_id, batch))
 
     def fit(self, rows: list[int], labels: list[int], seed: int = 0) -> Scored:
         from supremum.train.methods.linear_probe import fit_head
@@ -81,6 +87,35 @@ class ProbeLearner:
         probs = np.zeros((len(self.x), len(self.spec.label_names)))
         probs[:, present] = clf.predict_proba(self.x)
         return Scored(probs, self.x)
+
+
+def _weights_digest(model) -> str:
+    """SHA-256 of every tensor's bytes: a model directory rewritten in place gets new embeddings."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        if name.startswith("classifier."):  # a fresh head, seeded per run: not part of the embeddings
+            continue
+        h.update(name.encode())
+        h.update(t.detach().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _cached(path: Path | None, compute) -> np.ndarray:
+    """compute() once per path: a human loop's calls embed the same pool with the same encoder."""
+    from safetensors.numpy import load_file, save
+
+    from supremum.fsutil import write_bytes
+
+    if path is not None and path.exists():
+        return load_file(str(path))["x"]
+    x = compute()
+    if path is not None:
+        write_bytes(path, save({"x": x}))
+    return x
 
 
 def check_classes(present: list[int], label_names: list[str]) -> None:
@@ -112,9 +147,11 @@ class FinetuneLearner:
         d = self.work / f"round-{key}"
         if not (d / "scores.safetensors").exists():
             self._write_data(d / "data", rows, labels)
+            # one evaluation, after the last step: dev holds the labelled rows (see _write_data)
+            train = {"eval_every": 10**9, **self.spec.train, "seed": seed, "keep_best": False}
             cfg = {"model": {"name": self.spec.model}, "method": self.spec.method,
                    "data": {"path": str(d / "data"), "max_length": self.spec.max_length},
-                   "train": {**self.spec.train, "seed": seed, "keep_best": False}, "output": str(d / "artifact")}
+                   "train": train, "output": str(d / "artifact")}
             try:
                 runner("local")("supremum.studies.active_worker",
                                 {"config": cfg, "texts": str(self.texts_file), "out": str(d)}, 1)
@@ -130,7 +167,8 @@ class FinetuneLearner:
 
     def _write_data(self, d: Path, rows: list[int], labels: list[int]) -> None:
         """train.csv: the labelled rows. dev.csv and test.csv are the same rows: finetune needs
-        the splits, and no label may be spent on them (keep_best is off, so they select nothing)."""
+        the splits, and no label may be spent on them (keep_best is off, so they select nothing;
+        the round's recorded dev accuracy is its training accuracy)."""
         d.mkdir(parents=True, exist_ok=True)
         names = self.spec.label_names
         for split in ("train", "dev", "test"):

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from supremum.fsutil import write_json
 from supremum.studies.query import parse_strategy, select
+from supremum.studies.stopping import StopRule, changed_share, first_stops
 
 
 class Oracle:
@@ -52,6 +53,8 @@ class SimulateConfig(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     candidates: int = Field(10, ge=1)
     split: str = Field("test", description="evaluation split, the same for every round")
+    stop: StopRule = Field(default_factory=StopRule, description="the stopping rules whose firing point is "
+                           "reported per run (the simulation itself runs to the budget)")
 
     @field_validator("strategies")
     @classmethod
@@ -68,18 +71,22 @@ class SimulateConfig(BaseModel):
 
 def run_strategy(strategy: str, seed: int, learner, oracle: Oracle, eval_rows: np.ndarray, eval_labels: np.ndarray,
                  cfg: SimulateConfig) -> list[dict]:
-    """[{n_labels, accuracy}] after each round of one strategy and seed. The pool is rows
+    """[{n_labels, accuracy, changed}] after each round of one strategy and seed (changed: share
+    of pool predictions that differ from the round before; None in the first). The pool is rows
     0..len(oracle)-1 of the learner's texts, the evaluation rows come after it; labels of pool
     rows come from the oracle only."""
     rng = np.random.default_rng(seed)
     n_pool, budget = len(oracle), min(cfg.budget, len(oracle))
     rows = [int(r) for r in rng.choice(n_pool, size=min(cfg.seed_size or cfg.batch_size, budget), replace=False)]
     labels = oracle.label(rows)
-    curve = []
+    curve, before = [], None
     while True:
         s = learner.fit(rows, labels, seed)
         acc = float(np.mean(s.probs[eval_rows].argmax(axis=1) == eval_labels))
-        curve.append({"n_labels": len(rows), "accuracy": acc})
+        pred = s.probs[:n_pool].argmax(axis=1)
+        curve.append({"n_labels": len(rows), "accuracy": acc,
+                      "changed": None if before is None else changed_share(before, pred)})
+        before = pred
         if len(rows) >= budget:
             return curve
         unlabelled = np.setdiff1d(np.arange(n_pool), rows)
@@ -94,7 +101,8 @@ def simulate(cfg: SimulateConfig, out: Path, on_event: Callable[[str], None] | N
     """Every strategy and random sampling, each seed; writes out/simulation.json and
     out/simulation.png and returns the JSON (`oracle` makes each run's Oracle from the pool's
     labels; a test passes one that records what is read): {"config", "runs": [{strategy, seed, curve,
-    seconds, revealed}], "summary": {strategy: [{n_labels, mean, std, n}]}, "match": see
+    seconds, revealed, would_stop_at: {rule: the label count at which it would have stopped the
+    run, or None}}], "summary": {strategy: [{n_labels, mean, std, n}]}, "match": see
     `labels_to_match`, "eval_examples", "pool"}. Accuracies are fractions in [0, 1]."""
     from supremum.config import DataConfig
     from supremum.data import load_data
@@ -113,7 +121,8 @@ def simulate(cfg: SimulateConfig, out: Path, on_event: Callable[[str], None] | N
             hidden, t0 = oracle(data.labels("train")), time.perf_counter()
             curve = run_strategy(strategy, seed, learner, hidden, eval_rows, ev_labels, cfg)
             runs.append({"strategy": strategy, "seed": seed, "curve": curve,
-                         "seconds": round(time.perf_counter() - t0, 3), "revealed": len(hidden.revealed)})
+                         "seconds": round(time.perf_counter() - t0, 3), "revealed": len(hidden.revealed),
+                         "would_stop_at": first_stops(curve, cfg.stop, cfg.batch_size)})
             say(f"{strategy} seed {seed}: " + ", ".join(f"{p['n_labels']}: {p['accuracy']:.3f}" for p in curve))
     summary = summarize(runs)
     res = {"config": cfg.model_dump(mode="json"), "pool": len(pool), "eval_examples": len(ev_texts),

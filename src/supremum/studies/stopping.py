@@ -57,13 +57,34 @@ def next_batch_gain(points: Sequence[tuple[int, float]], next_n: int) -> float |
     return 100 * (then - now)
 
 
+def stable(changes: Sequence[float], rule: StopRule) -> bool:
+    """The stable-predictions rule: the last `patience` shares of changed predictions all below
+    `max_changed`."""
+    recent = list(changes)[-rule.patience:]
+    return len(recent) == rule.patience and max(recent) < rule.max_changed
+
+
+def first_stops(curve: Sequence[dict], rule: StopRule, batch: int) -> dict[str, int | None]:
+    """For a finished run, the label count at which each rule would first have stopped it (None:
+    never within the run). curve: per round {n_labels, accuracy, changed (None in round 1)}."""
+    out: dict[str, int | None] = {STABLE: None, CURVE: None}
+    for i, p in enumerate(curve):
+        seen = curve[: i + 1]
+        if out[STABLE] is None and stable([c["changed"] for c in seen if c["changed"] is not None], rule):
+            out[STABLE] = p["n_labels"]
+        if out[CURVE] is None:
+            gain = next_batch_gain([(c["n_labels"], c["accuracy"]) for c in seen], p["n_labels"] + batch)
+            out[CURVE] = p["n_labels"] if gain is not None and gain < rule.min_gain_pt else None
+    return out
+
+
 def decide(changes: Sequence[float], points: Sequence[tuple[int, float]], next_n: int,
            rule: StopRule) -> StopDecision:
     """Whether to stop after the latest round. changes: share of changed pool predictions after
     each round (from the second on); points: (labels, accuracy) per round when evaluated."""
     recent = list(changes)[-rule.patience:]
     last = recent[-1] if recent else None
-    if len(recent) == rule.patience and max(recent) < rule.max_changed:
+    if stable(changes, rule):
         return StopDecision(rule=STABLE, changed=last, reason=(
             f"{STABLE}: under {100 * rule.max_changed:g}% of pool predictions changed in each of the last "
             f"{rule.patience} round(s) ({', '.join(f'{100 * c:.2f}%' for c in recent)})"))
