@@ -397,3 +397,13 @@ def test_first_stops_reads_each_rule_off_a_finished_run():
     assert got == {"stable predictions": 200, "learning curve": 200}
     got = stopping.first_stops(curve, stopping.StopRule(max_changed=0.001, patience=1, min_gain_pt=0.3), 50)
     assert got == {"stable predictions": None, "learning curve": 250}  # 250: +0.29 pt
+
+
+def test_cli_refuses_flags_of_the_other_mode(tmp_path, split_dir):
+    p = run_cli("label", str(tmp_path / "o"), "--simulate", str(split_dir), "--strategy", "badge")
+    assert p.returncode == 2 and p.stderr.strip() == ("error: --strategy belong(s) to the labelling loop, not to "
+                                                      "--simulate (with --simulate use --strategies, --seeds, "
+                                                      "--budget and --split)")
+    p = run_cli("label", str(tmp_path / "o"), "--budget", "100")
+    assert p.returncode == 2 and p.stderr.strip() == ("error: --budget belong(s) to --simulate (add --simulate "
+                                                      "DATA, or drop them)")

@@ -484,12 +484,19 @@ def label(
     common = {"model": model, "method": method, "batch_size": batch_size, "seed_size": seed_size}
     common = {k: v for k, v in common.items() if v is not None}
     say = None if as_json else (lambda m: cli_render.err.print(m, markup=False))
+    stop = {k: v for k, v in {"max_changed": max_changed, "patience": patience,
+                              "min_gain_pt": min_gain_pt}.items() if v is not None}
     if simulate is not None:
         from supremum.studies.simulate import SimulateConfig
         from supremum.studies.simulate import simulate as run_simulation
 
+        loop_only = {"--pool": pool, "--labels": labels, "--text-column": text_column, "--ingest": ingest,
+                     "--strategy": strategy, "--seed": seed, "--eval-data": eval_data}
+        if given := [k for k, v in loop_only.items() if v is not None]:
+            raise UserError(f"{', '.join(given)} belong(s) to the labelling loop, not to --simulate",
+                            "with --simulate use --strategies, --seeds, --budget and --split")
         sim = {"strategies": _list(strategies, str, "--strategies"), "budget": budget,
-               "seeds": _list(seeds, int, "--seeds"), "split": split}
+               "seeds": _list(seeds, int, "--seeds"), "split": split, "stop": stop or None}
         cfg = SimulateConfig(data={"path": simulate}, **common, **{k: v for k, v in sim.items() if v is not None})
         _quiet_libraries()
         res = run_simulation(cfg, out, on_event=say)
@@ -500,8 +507,9 @@ def label(
         return
     from supremum.studies.active import LabelConfig, step
 
-    stop = {k: v for k, v in {"max_changed": max_changed, "patience": patience,
-                              "min_gain_pt": min_gain_pt}.items() if v is not None}
+    sim_only = {"--strategies": strategies, "--budget": budget, "--seeds": seeds, "--split": split}
+    if given := [k for k, v in sim_only.items() if v is not None]:
+        raise UserError(f"{', '.join(given)} belong(s) to --simulate", "add --simulate DATA, or drop them")
     start = {"pool": pool, "labels": _list(labels, str, "--labels"), "text_column": text_column,
              "strategy": strategy, "seed": seed, "eval_data": eval_data}
     start = {k: v for k, v in start.items() if v is not None}
