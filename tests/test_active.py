@@ -407,3 +407,11 @@ def test_cli_refuses_flags_of_the_other_mode(tmp_path, split_dir):
     p = run_cli("label", str(tmp_path / "o"), "--budget", "100")
     assert p.returncode == 2 and p.stderr.strip() == ("error: --budget belong(s) to --simulate (add --simulate "
                                                       "DATA, or drop them)")
+
+    p = run_cli("label", str(tmp_path / "o"), "--pool", str(tmp_path / "none.txt"), "--labels", "a,b")
+    assert p.returncode == 2 and p.stderr.strip() == (f"error: {tmp_path / 'none.txt'}: no such pool file (pass "
+                                                      "--pool with a CSV/TSV/JSONL or .txt file of texts)")
+    p = run_cli("label", str(tmp_path / "o"), "--pool", str(tmp_path / "none.txt"), "--labels", "a,b",
+                "--method", "lorra")  # refused before anything is read or written
+    assert p.returncode == 2 and p.stderr.strip().startswith("error: unknown method 'lorra' (use one of: adalora,")
+    assert not (tmp_path / "o").exists()

@@ -57,7 +57,16 @@ class LabelConfig(BaseModel):
     @field_validator("method", mode="before")
     @classmethod
     def _method(cls, v):
-        return {"name": v} if isinstance(v, str) else v
+        from supremum.studies.learners import checked_method
+
+        return checked_method(v)
+
+    @field_validator("train")
+    @classmethod
+    def _train(cls, v: dict) -> dict:
+        from supremum.studies.learners import checked_train
+
+        return checked_train(v)
 
 
 class RoundRecord(BaseModel):
@@ -87,7 +96,9 @@ def read_pool(cfg: LabelConfig) -> list[str]:
     from supremum.data.tables import pick_column, read_table
 
     path = Path(cfg.pool).expanduser()
-    if path.suffix == ".txt" and path.exists():
+    if not path.is_file():
+        raise UserError(f"{path}: no such pool file", "pass --pool with a CSV/TSV/JSONL or .txt file of texts")
+    if path.suffix == ".txt":
         texts = path.read_text(encoding="utf-8").splitlines()
         lines = list(range(1, len(texts) + 1))
     else:

@@ -48,6 +48,27 @@ class LearnerSpec:
     max_length: int = 128
 
 
+def checked_method(method: dict | str) -> dict:
+    """The method config as a dict with `name`, validated now against the method registry, so a
+    bad name or option is refused before an annotator labels the first batch (pydantic's
+    ValidationError or a UserError naming the methods)."""
+    from supremum.train.methods import METHODS
+
+    method = {"name": method} if isinstance(method, str) else dict(method)
+    if method.get("name") not in METHODS:
+        raise UserError(f"unknown method '{method.get('name')}'", f"use one of: {', '.join(METHODS)}")
+    METHODS[method["name"]].config_cls(**method)
+    return method
+
+
+def checked_train(train: dict) -> dict:
+    """`train.*` overrides, validated now by the fine-tune schema (TrainConfig)."""
+    from supremum.config import TrainConfig
+
+    TrainConfig(**train)
+    return train
+
+
 def make_learner(spec: LearnerSpec, texts: list[str], work: Path, keep_artifacts: bool = True):
     """The learner for `spec.method` over `texts` (rows are indices into it). keep_artifacts
     False: a fine-tuned round's model directory is removed once its scores are written (a

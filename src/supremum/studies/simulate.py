@@ -66,7 +66,16 @@ class SimulateConfig(BaseModel):
     @field_validator("method", mode="before")
     @classmethod
     def _method(cls, v):
-        return {"name": v} if isinstance(v, str) else v
+        from supremum.studies.learners import checked_method
+
+        return checked_method(v)
+
+    @field_validator("train")
+    @classmethod
+    def _train(cls, v: dict) -> dict:
+        from supremum.studies.learners import checked_train
+
+        return checked_train(v)
 
 
 def run_strategy(strategy: str, seed: int, learner, oracle: Oracle, eval_rows: np.ndarray, eval_labels: np.ndarray,
