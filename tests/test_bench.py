@@ -158,3 +158,21 @@ def test_labels_sst2_quick_scores_each_method_on_the_same_test_split(tmp_path):
     assert all(c["labels"] == 16 for c in cells)  # 8 per class
     assert all(0.0 <= c["test_accuracy"] <= 1.0 for c in cells) and res["test_size"] == 48
     assert {(s["method"], s["seeds"]) for s in res["summary"]} == {("linear-probe", 1), ("setfit", 1)}
+
+
+def test_active_sst2_quick_simulates_a_strategy_against_random(tmp_path):
+    res = _quick("active_sst2.py", tmp_path)
+    assert [(r["strategy"], [p["n_labels"] for p in r["curve"]], r["revealed"]) for r in res["runs"]] == [
+        ("random", [10, 20], 20), ("margin+kcenter", [10, 20], 20)]
+    # both start from the same seed set, so the first round is the same model
+    assert res["runs"][0]["curve"][0] == res["runs"][1]["curve"][0]
+    ref = res["match"]["reference"]
+    assert ref == {"strategy": "random", "n_labels": 20, "mean": res["runs"][0]["curve"][1]["accuracy"]}
+    t = res["target"]["strategies"]["margin+kcenter"]
+    n = t["n_labels"]
+    assert t["verdict"] == ("not reached within the budget" if n is None else "met" if n <= 12
+                            else f"missed by {n - 12} labels")
+    assert Path(res["plot"]).exists() and res["eval_examples"] == 48 and res["pool"] == 200
+    # two rounds: one change (patience is 2) and two points (a fit needs 4): neither rule can fire
+    assert [r["would_stop_at"] for r in res["runs"]] == [{"stable predictions": None, "learning curve": None}] * 2
+    assert [r["curve"][0]["changed"] for r in res["runs"]] == [None, None]

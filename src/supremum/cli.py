@@ -449,6 +449,92 @@ def curve(
 
 
 @app.command()
+def label(
+    out: Annotated[Path, typer.Argument(help="the loop's directory: state.json, batch-NNN.csv, rounds/")],
+    pool: Annotated[str | None, typer.Option(help="start: unlabelled texts (CSV/TSV/JSONL, or .txt one per "
+                                             "line)")] = None,
+    labels: Annotated[str | None, typer.Option(help="start: the label set, comma-separated")] = None,
+    text_column: Annotated[str | None, typer.Option(help="start: the pool's text column (auto-detected)")] = None,
+    ingest: Annotated[Path | None, typer.Option(help="the filled-in batch CSV [default: the exported one]")
+                      ] = None,
+    model: Annotated[str | None, typer.Option(help="model alias or path [default: minilm-l6]")] = None,
+    method: Annotated[str | None, typer.Option(help="method trained each round [default: linear-probe]")] = None,
+    strategy: Annotated[str | None, typer.Option(help="query strategy: random, entropy, margin, "
+                                                 "least-confidence, kcenter, badge, or U+D such as "
+                                                 "margin+kcenter [default: margin+kcenter]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="texts per batch [default: 50]")] = None,
+    seed_size: Annotated[int | None, typer.Option(help="random texts in the first batch [default: batch "
+                                                  "size]")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of the seed batch, random picks and training")] = None,
+    eval_data: Annotated[str | None, typer.Option(help="labelled data scored each round (the learning-curve "
+                                                  "stopping rule needs it)")] = None,
+    max_changed: Annotated[float | None, typer.Option(help="stop: share of pool predictions changed per round "
+                                                      "below this [default: 0.01]")] = None,
+    patience: Annotated[int | None, typer.Option(help="stop: ... for this many rounds in a row [default: 2]")
+                        ] = None,
+    min_gain_pt: Annotated[float | None, typer.Option(help="stop: the learning curve predicts less than this "
+                                                      "many points from the next batch [default: 0.5]")] = None,
+    simulate: Annotated[str | None, typer.Option(help="simulation on this labelled data: labels hidden until "
+                                                 "queried, each strategy against random sampling")] = None,
+    strategies: Annotated[str | None, typer.Option(help="simulation: strategies [default: margin,"
+                                                   "margin+kcenter,badge]")] = None,
+    budget: Annotated[int | None, typer.Option(help="simulation: labels at the last round [default: 500]")
+                      ] = None,
+    seeds: Annotated[str | None, typer.Option(help="simulation: seeds [default: 0,1,2]")] = None,
+    split: Annotated[str | None, typer.Option(help="simulation: evaluation split [default: test]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the state (or the simulation) as JSON")] = False,
+) -> None:
+    """Active learning: each call trains on the labels so far, picks the next batch of pool texts by uncertainty and diversity and writes it as CSV to label; the next call ingests it. Stops when the pool's predictions stop changing or the learning curve says the next batch buys too little. --simulate runs the loop on labelled data to compare strategies."""  # noqa: E501
+    from supremum import cli_render
+
+    common = {"model": model, "method": method, "batch_size": batch_size, "seed_size": seed_size}
+    common = {k: v for k, v in common.items() if v is not None}
+    say = None if as_json else (lambda m: cli_render.err.print(m, markup=False))
+    stop = {k: v for k, v in {"max_changed": max_changed, "patience": patience,
+                              "min_gain_pt": min_gain_pt}.items() if v is not None}
+    if simulate is not None:
+        from supremum.studies.simulate import SimulateConfig
+        from supremum.studies.simulate import simulate as run_simulation
+
+        loop_only = {"--pool": pool, "--labels": labels, "--text-column": text_column, "--ingest": ingest,
+                     "--strategy": strategy, "--seed": seed, "--eval-data": eval_data}
+        if given := [k for k, v in loop_only.items() if v is not None]:
+            raise UserError(f"{', '.join(given)} belong(s) to the labelling loop, not to --simulate",
+                            "with --simulate use --strategies, --seeds, --budget and --split")
+        sim = {"strategies": _list(strategies, str, "--strategies"), "budget": budget,
+               "seeds": _list(seeds, int, "--seeds"), "split": split, "stop": stop or None}
+        cfg = SimulateConfig(data={"path": simulate}, **common, **{k: v for k, v in sim.items() if v is not None})
+        _quiet_libraries()
+        res = run_simulation(cfg, out, on_event=say)
+        if as_json:
+            _echo_json(res)
+        else:
+            cli_render.print_simulation(res, out)
+        return
+    from supremum.studies.active import LabelConfig, step
+
+    sim_only = {"--strategies": strategies, "--budget": budget, "--seeds": seeds, "--split": split}
+    if given := [k for k, v in sim_only.items() if v is not None]:
+        raise UserError(f"{', '.join(given)} belong(s) to --simulate", "add --simulate DATA, or drop them")
+    start = {"pool": pool, "labels": _list(labels, str, "--labels"), "text_column": text_column,
+             "strategy": strategy, "seed": seed, "eval_data": eval_data}
+    start = {k: v for k, v in start.items() if v is not None}
+    cfg = None
+    if start or common or stop:
+        if pool is None or labels is None:
+            raise UserError("starting a labelling loop needs --pool and --labels",
+                            "e.g. --pool texts.csv --labels negative,positive; without options it continues "
+                            "the loop in OUT")
+        cfg = LabelConfig(**start, **common, **({"stop": stop} if stop else {}))
+    _quiet_libraries()
+    state = step(out, cfg, ingest, on_event=say)
+    if as_json:
+        _echo_json(state.model_dump(mode="json", exclude={"predictions"}))
+    else:
+        cli_render.print_label(state, out)
+
+
+@app.command()
 def ceiling(
     model: Annotated[str | None, typer.Option(help=_doc("model", "name"))] = None,
     data: Annotated[str | None, typer.Option(help=_doc("data", "path"))] = None,

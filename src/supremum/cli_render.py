@@ -410,3 +410,40 @@ def print_zeroshot(r: dict) -> None:
     m = r["majority"]
     out.print(f"majority class ('{m['label']}' for every text): accuracy {100 * m['accuracy']:.1f}%, "
               f"macro-F1 {100 * m['macro_f1']:.1f}%", markup=False)
+
+
+def print_label(state, where) -> None:
+    """The loop's rounds (labels, changed predictions, eval accuracy, decision) and what to do next."""
+    t = Table("round", "labels", "changed %", "eval acc %", "decision")
+    for r in state.rounds:
+        t.add_row(str(r.round), str(r.labelled), "-" if r.changed is None else f"{100 * r.changed:.2f}",
+                  "-" if r.eval_accuracy is None else f"{100 * r.eval_accuracy:.2f}", r.decision.reason)
+    if state.rounds:
+        out.print(t)
+    if state.stopped is not None:
+        model = state.rounds[-1].artifact
+        data = f"{where}/labelled.csv"
+        out.print(f"stopped ({state.stopped.rule}): {len(state.labelled)} labels in {data}"
+                  + (f"; the last round's model: {model}" if model else
+                     f"; train the final model on them with `supremum finetune --data {data}`"), markup=False)
+    else:
+        out.print(f"next: label {state.pending_file} ({len(state.pending)} texts), then run the same "
+                  "command without options", markup=False)
+
+
+def print_simulation(res: dict, where) -> None:
+    """Mean ± s.d. accuracy per strategy at each label count, and the labels each strategy needed
+    to reach random sampling's accuracy at the budget."""
+    ns = [p["n_labels"] for p in res["summary"]["random"]]
+    t = Table("strategy", *[str(n) for n in ns], title=f"accuracy % by labels ({res['eval_examples']} texts)")
+    for s, pts in res["summary"].items():
+        t.add_row(s, *[f"{100 * p['mean']:.1f}" + (f" ± {100 * p['std']:.1f}" if p["std"] is not None else "")
+                       for p in pts])
+    out.print(t)
+    ref = res["match"]["reference"]
+    for s, m in res["match"]["strategies"].items():
+        got = (f"{m['n_labels']} labels ({100 * m['share']:.0f}%)" if m["n_labels"] is not None
+               else "not within the budget")
+        out.print(f"{s}: reaches random's {100 * ref['mean']:.1f}% at {ref['n_labels']} labels with {got}",
+                  markup=False)
+    out.print(f"details: {where}/simulation.json, {where}/simulation.png", markup=False)
