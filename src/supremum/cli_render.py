@@ -395,3 +395,48 @@ def print_zeroshot(r: dict) -> None:
     m = r["majority"]
     out.print(f"majority class ('{m['label']}' for every text): accuracy {100 * m['accuracy']:.1f}%, "
               f"macro-F1 {100 * m['macro_f1']:.1f}%", markup=False)
+
+
+def labels_table(r: dict) -> tuple[list[str], list[list[str]]]:
+    """Approaches x budgets: mean ± s.d. test accuracy (%), '-' where not run."""
+    from supremum.studies.labels import pct
+
+    cells = {(s["approach"], s["budget"]): s for s in r["summary"]}
+    head = ["approach", *[f"all {b:,}" if b == r["n_train"] else f"{b:,}" for b in r["budgets"]]]
+    rows = [[a, *[pct(cells[(a, b)]) if (a, b) in cells else "-" for b in r["budgets"]]] for a in r["approaches"]]
+    return head, rows
+
+
+def print_labels(r: dict) -> None:
+    out.print(f"{r['split']} accuracy against labels ({r['test']['examples']:,} texts, the same for every point); "
+              f"{r['model']} fine-tuned, {r['lm']} prompted; mean ± s.d. over seeds", markup=False)
+    head, rows = labels_table(r)
+    t = Table(*head)
+    for row in rows:
+        t.add_row(*row)
+    out.print(t)
+    out.print(f"majority class ('{r['majority']['label']}'): {100 * r['majority']['accuracy']:.1f}%", markup=False)
+    c = r["curve"]
+    if "fit" in c:
+        lo, hi = c["ceiling"]["ci"]
+        out.print(f"{r['plain']}: fitted ceiling {100 * c['ceiling']['accuracy']:.1f}% (95% CI {100 * lo:.1f}-"
+                  f"{100 * hi:.1f}%, {c['ceiling']['verdict']})", markup=False)
+    else:
+        out.print(f"{r['plain']}: no fitted curve ({c['not_fitted']})", markup=False)
+    for s in r["sentences"]:
+        out.print(s, markup=False)
+    for s in r["skipped"]:
+        out.print(f"skipped {s['approach']} at {s['budget']:,} labels (seeds {', '.join(map(str, s['seeds']))}): "
+                  f"{s['reason']}", markup=False)
+    out.print(f"{r['cells']['total']} cells ({r['cells']['cached']} cached); plot: {r['plot']}", markup=False)
+
+
+def print_labels_plan(p: dict) -> None:
+    out.print(p["plan"], markup=False)
+    for name, a in p["approaches"].items():
+        est = f"about {a['seconds'] / 60:.1f} min ({a['basis']})" if a["seconds"] is not None else a["basis"]
+        out.print(f"  {name}: {a['cells']} cells, {a['cached']} cached; {est}", markup=False)
+    for s in p["skipped"]:
+        seeds = ", ".join(map(str, s["seeds"]))
+        out.print(f"  skipped {s['approach']} at {s['budget']:,} labels (seeds {seeds}): {s['reason']}",
+                  markup=False)
