@@ -397,20 +397,12 @@ def print_zeroshot(r: dict) -> None:
               f"macro-F1 {100 * m['macro_f1']:.1f}%", markup=False)
 
 
-def labels_table(r: dict) -> tuple[list[str], list[list[str]]]:
-    """Approaches x budgets: mean ± s.d. test accuracy (%), '-' where not run."""
-    from supremum.studies.labels import pct
-
-    cells = {(s["approach"], s["budget"]): s for s in r["summary"]}
-    head = ["approach", *[f"all {b:,}" if b == r["n_train"] else f"{b:,}" for b in r["budgets"]]]
-    rows = [[a, *[pct(cells[(a, b)]) if (a, b) in cells else "-" for b in r["budgets"]]] for a in r["approaches"]]
-    return head, rows
-
-
 def print_labels(r: dict) -> None:
     out.print(f"{r['split']} accuracy against labels ({r['test']['examples']:,} texts, the same for every point); "
               f"{r['model']} fine-tuned, {r['lm']} prompted; mean ± s.d. over seeds", markup=False)
-    head, rows = labels_table(r)
+    from supremum.studies.labels import table
+
+    head, rows = table(r)
     t = Table(*head)
     for row in rows:
         t.add_row(*row)

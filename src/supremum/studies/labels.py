@@ -157,7 +157,7 @@ def resolve_budgets(cfg: LabelsConfig, n_train: int, where: str) -> list[int]:
     return sorted(out)
 
 
-def test_digest(data, split: str) -> dict:
+def split_digest(data, split: str) -> dict:
     """{"split", "examples", "sha256"} of the split's texts and labels: the set every point is scored on."""
     h = hashlib.sha256()
     for t, y in zip(data.texts(split), data.labels(split), strict=True):
@@ -465,7 +465,7 @@ def record(study: Study, points: list[dict], skipped: list[dict]) -> dict:
                 **spread([p["accuracy"] for p in ps])} for (a, b), ps in groups.items()]
     maj = majority_baseline(study.data.labels("train"), study.data.labels(cfg.split), study.data.label_names)
     rec = {"kind": "labels", "name": study.name, "model": cfg.model.name, "lm": cfg.incontext.model,
-           "data": cfg.data.path, "split": cfg.split, "test": test_digest(study.data, cfg.split),
+           "data": cfg.data.path, "split": cfg.split, "test": split_digest(study.data, cfg.split),
            "n_train": study.n_train, "labels": study.data.label_names, "budgets": study.budgets,
            "seeds": cfg.seeds, "approaches": cfg.approaches, "majority": {"label": maj["label"],
                                                                           "accuracy": maj["accuracy"]},
@@ -586,3 +586,11 @@ def _fitted(best: dict, budgets: list[int], curve: dict | None, plain: str, titl
     if need > 100 * budgets[-1]:
         return f"; {title}'s fitted curve reaches that only beyond {100 * budgets[-1]:,} labels (fitted curve)"
     return f"; {title} would reach that at ~{_round2(need)} labels (fitted curve)"
+
+
+def table(r: dict) -> tuple[list[str], list[list[str]]]:
+    """A record's approaches x budgets: mean ± s.d. accuracy (%), '-' where not run (CLI and report)."""
+    cells = {(s["approach"], s["budget"]): s for s in r["summary"]}
+    head = ["approach", *[f"all {b:,}" if b == r["n_train"] else f"{b:,}" for b in r["budgets"]]]
+    rows = [[a, *[pct(cells[(a, b)]) if (a, b) in cells else "-" for b in r["budgets"]]] for a in r["approaches"]]
+    return head, rows
