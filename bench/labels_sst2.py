@@ -57,8 +57,9 @@ def main() -> None:
         sys.exit("set SUPREMUM_DATA to the folder holding sst2/")
     os.environ.setdefault("SUPREMUM_HOME", tempfile.mkdtemp(prefix="supremum-bench-labels-"))
     from supremum.fsutil import write_json
+    from supremum.limit.summary import labels_table as table
     from supremum.machine import fingerprint
-    from supremum.studies.labels import LabelsConfig, run_labels, table
+    from supremum.studies.labels import LabelsConfig, run_labels
 
     budgets = [b if b == "all" else int(b) for b in (args.budgets or BUDGETS).split(",")]
     cfg = LabelsConfig(model={"name": MODEL}, data={"path": f"{os.environ['SUPREMUM_DATA']}/sst2"}, train=TRAIN,

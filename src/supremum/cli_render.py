@@ -398,29 +398,11 @@ def print_zeroshot(r: dict) -> None:
 
 
 def print_labels(r: dict) -> None:
-    out.print(f"{r['split']} accuracy against labels ({r['test']['examples']:,} texts, the same for every point); "
-              f"{r['model']} fine-tuned, {r['lm']} prompted; mean ± s.d. over seeds", markup=False)
-    from supremum.studies.labels import table
+    from supremum.limit.summary import labels_summary
 
-    head, rows = table(r)
-    t = Table(*head)
-    for row in rows:
-        t.add_row(*row)
-    out.print(t)
-    out.print(f"majority class ('{r['majority']['label']}'): {100 * r['majority']['accuracy']:.1f}%", markup=False)
-    c = r["curve"]
-    if "fit" in c:
-        lo, hi = c["ceiling"]["ci"]
-        out.print(f"{r['plain']}: fitted ceiling {100 * c['ceiling']['accuracy']:.1f}% (95% CI {100 * lo:.1f}-"
-                  f"{100 * hi:.1f}%, {c['ceiling']['verdict']})", markup=False)
-    else:
-        out.print(f"{r['plain']}: no fitted curve ({c['not_fitted']})", markup=False)
-    for s in r["sentences"]:
-        out.print(s, markup=False)
-    for s in r["skipped"]:
-        out.print(f"skipped {s['approach']} at {s['budget']:,} labels (seeds {', '.join(map(str, s['seeds']))}): "
-                  f"{s['reason']}", markup=False)
-    out.print(f"{r['cells']['total']} cells ({r['cells']['cached']} cached); plot: {r['plot']}", markup=False)
+    lines, tables, tail = labels_summary(r)
+    _print_summary(lines, tables, [*tail, f"{r['cells']['total']} cells ({r['cells']['cached']} cached); plot: "
+                                         f"{r['plot']}"])
 
 
 def print_labels_plan(p: dict) -> None:

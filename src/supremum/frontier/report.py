@@ -287,19 +287,13 @@ def _markdown_frontier(rep: dict) -> list[str]:
 
 
 def _limit_text(kind: str, m: dict):
-    from supremum.limit.summary import curve_summary, scale_summary
+    from supremum.limit.summary import curve_summary, labels_summary, scale_summary
     from supremum.limit.verdict import rows
 
     if kind == "ceiling":  # the verdict's table, then its paragraph
         return [], [("The verdict", ["quantity", "value", "how"], [list(r) for r in rows(m)])], [m["sentence"]]
-    if kind == "labels":  # the advice per budget, then the points and what was skipped
-        from supremum.studies.labels import table as labels_table
-
-        head, table_rows = labels_table(m)
-        skipped = [f"skipped {s['approach']} at {s['budget']:,} labels: {s['reason']}" for s in m["skipped"]]
-        return (m["sentences"], [(f"{m['split']} accuracy % (mean ± s.d. over seeds; majority class "
-                                  f"{100 * m['majority']['accuracy']:.1f}%)", head, table_rows)],
-                skipped + [f"method: {m['method']}"])
+    if kind == "labels":
+        return labels_summary(m)
     return (curve_summary if kind == "curve" else scale_summary)(m)
 
 

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from supremum.config import DataConfig, ModelSpec, TrainConfig
 from supremum.errors import UserError
+from supremum.limit.summary import labels_pct as pct
 
 DEFAULT_BUDGETS: list = [0, 8, 32, 128, 512, 2048, "all"]
 DEFAULT_APPROACHES = ["zeroshot", "linear-probe", "setfit", "full", "lora"]
@@ -502,13 +503,6 @@ def fit_plain(study: Study, points: list[dict]) -> dict:
 
 # -- the advice -------------------------------------------------------------------------------------
 
-def pct(row: dict) -> str:
-    """'81.0 ± 2.0%' (mean ± s.d. over seeds), or '52.3%' for one value."""
-    if row.get("sd") is None:
-        return f"{100 * row['mean']:.1f}%"
-    return f"{100 * row['mean']:.1f} ± {100 * row['sd']:.1f}%"
-
-
 def _round2(x: float) -> str:
     return f"{float(f'{x:.2g}'):,.0f}"
 
@@ -586,11 +580,3 @@ def _fitted(best: dict, budgets: list[int], curve: dict | None, plain: str, titl
     if need > 100 * budgets[-1]:
         return f"; {title}'s fitted curve reaches that only beyond {100 * budgets[-1]:,} labels (fitted curve)"
     return f"; {title} would reach that at ~{_round2(need)} labels (fitted curve)"
-
-
-def table(r: dict) -> tuple[list[str], list[list[str]]]:
-    """A record's approaches x budgets: mean ± s.d. accuracy (%), '-' where not run (CLI and report)."""
-    cells = {(s["approach"], s["budget"]): s for s in r["summary"]}
-    head = ["approach", *[f"all {b:,}" if b == r["n_train"] else f"{b:,}" for b in r["budgets"]]]
-    rows = [[a, *[pct(cells[(a, b)]) if (a, b) in cells else "-" for b in r["budgets"]]] for a in r["approaches"]]
-    return head, rows
