@@ -236,3 +236,15 @@ def test_fine_tune_cells_curve_report_and_resume(small, tmp_path):
     assert html.read_text().count("<svg") >= 1 and "Accuracy against labels" in html.read_text()
     again = json.loads(run_cli(*args, check=True).stdout)
     assert again["cells"]["cached"] == 12
+
+
+def test_the_example_recipe_validates(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from supremum.recipe import build, load_yaml
+
+    monkeypatch.setenv("SUPREMUM_DATA", str(tmp_path))
+    data, _ = load_yaml(Path(__file__).parent.parent / "recipes" / "labels" / "sst2.yaml")
+    cfg = build(LabelsConfig, data)
+    assert cfg.budgets == [0, 8, 32, 64, 128, 512, 2048, "all"] and cfg.data.path == f"{tmp_path}/sst2"
+    assert cfg.incontext.verbalizers == {"0": "negative", "1": "positive"}
