@@ -200,7 +200,7 @@ class Approach:
 
     def seconds(self, study: Study, todo: list[Cell]) -> tuple[float | None, str]:
         """Expected seconds of the cells not cached, and how they were found (None: unknown)."""
-        return None, "no estimate"
+        return None, "not estimated"
 
 
 APPROACHES: dict[str, Approach] = {}
@@ -282,10 +282,14 @@ class FineTune(Approach):
                 and (r["machine"] or {}).get("cpu") == fingerprint()["cpu"]]
         if not todo:
             return 0.0, "every cell cached"
+        from supremum.train.methods import METHODS
+
+        if METHODS[self.method].config_cls.train_options is not None:
+            return None, f"not estimated ({self.method} fits outside the gradient loop, whose rate is kept)"
         cc = self.compare_config(study, todo[0].budget, todo[0].seed)
         rate = training_rate(cc, runs, self.method)
-        if rate is None or self.method in ("setfit", "linear-probe"):
-            return None, f"no past {self.method} fine-tune of {study.cfg.model.name} on this machine"
+        if rate is None:
+            return None, f"not estimated: no past {self.method} fine-tune of {study.cfg.model.name} here"
         examples = 0
         for c in todo:
             t = self.compare_config(study, c.budget, c.seed).methods[0].train
