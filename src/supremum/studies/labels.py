@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -138,9 +139,6 @@ class Study:
             d.update(train_limit=budget, train_limit_seed=seed, train_limit_stratify=True)
         return d
 
-    def label(self, budget: int) -> str:
-        return f"all {budget:,}" if budget == self.n_train else f"{budget:,}"
-
 
 def resolve_budgets(cfg: LabelsConfig, n_train: int, where: str) -> list[int]:
     """Sorted distinct budgets in labels ('all' = n_train). A budget above n_train that was asked for
@@ -179,7 +177,7 @@ class Cell:
     cached: bool = False
 
 
-class Approach:
+class Approach(ABC):
     """One way to use n labels. `skip` says why a cell cannot run (None: it can); `cells` lists the
     cells of a budget (hashes set, validated); `measure` returns each cell's score on the split in
     the order given ({"accuracy": float, "cached": bool, ...}). `title` names it in sentences."""
@@ -192,11 +190,11 @@ class Approach:
     def skip(self, study: Study, budget: int, seed: int) -> str | None:
         return None
 
-    def cells(self, study: Study, budget: int) -> list[Cell]:
-        raise NotImplementedError
+    @abstractmethod
+    def cells(self, study: Study, budget: int) -> list[Cell]: ...
 
-    def measure(self, study: Study, todo: list[Cell], say) -> list[dict]:
-        raise NotImplementedError
+    @abstractmethod
+    def measure(self, study: Study, todo: list[Cell], say) -> list[dict]: ...
 
     def seconds(self, study: Study, todo: list[Cell]) -> tuple[float | None, str]:
         """Expected seconds of the cells not cached, and how they were found (None: unknown)."""
@@ -213,10 +211,15 @@ def register(approach: Approach) -> Approach:
 
 
 class FineTune(Approach):
-    """A fine-tuning method on the budget's labels, as a compare cell (fresh process, cached)."""
+    """A fine-tuning method on the budget's labels, as a compare cell (fresh process, cached).
+    `options` and `train` are fixed method and training options of this approach (a fine-tune
+    option such as self-training is one more registered FineTune); the study's `methods` entry
+    for it overrides `options`. `per_class`: labels of every class a cell needs."""
 
-    def __init__(self, name: str, method: str, title: str, per_class: int = 1, why: str = ""):
+    def __init__(self, name: str, method: str, title: str, per_class: int = 1, why: str = "",
+                 options: dict | None = None, train: dict | None = None):
         self.name, self.method, self._title, self.per_class, self.why = name, method, title, per_class, why
+        self.options, self.train = options or {}, train or {}
 
     def title(self, budget: int) -> str:
         return self._title
@@ -238,12 +241,12 @@ class FineTune(Approach):
         from supremum.train.methods import METHODS
 
         cfg = study.cfg
-        method = {"name": self.method, **cfg.methods.get(self.name, {})}
+        method = {"name": self.method, **self.options, **cfg.methods.get(self.name, {})}
         honoured = METHODS[self.method].config_cls.train_options
-        train = cfg.train.model_dump(exclude_unset=True)
+        train = {**cfg.train.model_dump(exclude_unset=True), **self.train}
         if honoured is None:  # the gradient loop: fixed steps, last weights, dev never chooses
-            _, total = plan_steps(budget, cfg.train)
-            steps = cfg.train.max_steps or max(cfg.min_steps, total)
+            _, total = plan_steps(budget, cfg.train.model_copy(update=self.train))
+            steps = train.get("max_steps") or max(cfg.min_steps, total)
             train.update(max_steps=steps, eval_every=steps, keep_best=False)
         else:
             train = {k: v for k, v in train.items() if k in honoured}
