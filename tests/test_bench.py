@@ -151,13 +151,17 @@ def test_ceiling_quick_search_against_a_grid_of_the_same_budget(tmp_path):
     assert [k for k in kept if not k.endswith("-adapter")] == [f"point-{g['best']['index']}"]
 
 
-def test_labels_sst2_quick_scores_each_method_on_the_same_test_split(tmp_path):
+def test_labels_sst2_quick_scores_each_approach_on_the_same_test_split(tmp_path):
     res = _quick("labels_sst2.py", tmp_path)
-    cells = res["cells"]
-    assert {c["method"] for c in cells} == {"linear-probe", "setfit"}
-    assert all(c["labels"] == 16 for c in cells)  # 8 per class
-    assert all(0.0 <= c["test_accuracy"] <= 1.0 for c in cells) and res["test_size"] == 48
-    assert {(s["method"], s["seeds"]) for s in res["summary"]} == {("linear-probe", 1), ("setfit", 1)}
+    assert res["test"]["examples"] == 48 and res["budgets"] == [0, 16]
+    assert sorted((p["approach"], p["budget"]) for p in res["points"]) == [
+        ("linear-probe", 16), ("setfit", 16), ("zeroshot", 0)]
+    assert all(0.0 <= p["accuracy"] <= 1.0 for p in res["points"])
+    assert {(s["approach"], s["reason"].split(";")[0]) for s in res["skipped"]} == {
+        ("zeroshot", "a prompt holds at most incontext.max_shots=4 examples"),
+        ("linear-probe", "needs a labelled example of every class"),
+        ("setfit", "needs 2 labelled examples of every class (a positive pair of each)")}
+    assert len(res["sentences"]) == 2 and res["published"]["setfit"]["test_accuracy"] == 0.751
 
 
 def test_active_sst2_quick_simulates_a_strategy_against_random(tmp_path):

@@ -605,6 +605,76 @@ def ceiling(
         cli_render.print_ceiling(res)
 
 
+@app.command()
+def labels(
+    model: Annotated[str | None, typer.Option(help="encoder of the fine-tuning approaches [default: minilm-l6]")
+                     ] = None,
+    data: Annotated[str | None, typer.Option(help=_doc("data", "path"))] = None,
+    approaches: Annotated[str | None, typer.Option(help="approaches, comma-separated [default: zeroshot,"
+                                                   "linear-probe,setfit,full,lora]")] = None,
+    budgets: Annotated[str | None, typer.Option(help="label budgets, comma-separated; 'all' is the whole training "
+                                                "split [default: 0,8,32,128,512,2048,all]")] = None,
+    seeds: Annotated[str | None, typer.Option(help="seeds: each draws its own labels [default: 0,1,2]")] = None,
+    lm: Annotated[str | None, typer.Option(help="causal LM of the prompting approach [default: smollm2-135m]")
+                  ] = None,
+    max_shots: Annotated[int | None, typer.Option(help="prompting: in-context examples at most; larger budgets "
+                                                  "are skipped [default: 8]")] = None,
+    min_steps: Annotated[int | None, typer.Option(help="gradient fine-tunes: optimizer steps at least "
+                                                  "[default: 60]")] = None,
+    split: Annotated[str | None, typer.Option(help="split every point is scored on [default: test]")] = None,
+    name: Annotated[str | None, typer.Option(help="study name [default: labels-<model>-<data>]")] = None,
+    output: Annotated[str | None, typer.Option(help="directory of the plot [default: $SUPREMUM_HOME/labels/"
+                                               "<name>]")] = None,
+    recipe: Annotated[Path | None, typer.Option(help="YAML with the same keys (model, data, approaches, "
+                                                "budgets, methods, incontext, train, ...); flags override it")
+                      ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the cells and skips, run nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Accuracy against the number of labels: prompting (zero- and few-shot), a linear probe, SetFit, full and LoRA fine-tuning at each label budget x seeds (seeded class-stratified subsets, nested across budgets), all scored on the same test set; mean ± s.d. per point, plain fine-tuning's fitted curve and ceiling, and which approach to use at each budget. Cells are cached: a re-run resumes."""  # noqa: E501
+    from supremum import cli_config, cli_render
+    from supremum.studies.labels import LabelsConfig, plan, plan_line, run_labels
+
+    flags = {**locals(), "model": {"name": model} if model else None, "seeds": _list(seeds, int, "--seeds"),
+             "approaches": _list(approaches, str, "--approaches"), "budgets": _budgets(budgets)}
+    keys = {"model": "model", "data": "data.path", "approaches": "approaches", "budgets": "budgets",
+            "seeds": "seeds", "lm": "incontext.model", "max_shots": "incontext.max_shots",
+            "min_steps": "min_steps", "split": "split", "name": "name", "output": "output"}
+    cfg = cli_config.Assembly(recipe).options(flags, keys)
+    if cfg.get("data.path") is None:
+        raise UserError("labels needs data", "e.g. --data $SUPREMUM_DATA/sst2")
+    cfg = cfg.build(LabelsConfig, "supremum labels --help")
+    _quiet_libraries()
+    if dry_run:
+        p = plan(cfg)
+        rows = [{"approach": c.approach, "budget": c.budget, "seed": c.seed, "cell": c.key,
+                 "status": "cached" if c.cached else "to run"} for c in p["cells"]]
+        res = {"cells": rows, "skipped": p["skipped"], "approaches": p["approaches"], "plan": plan_line(p)}
+        _echo_json(res) if as_json else cli_render.print_labels_plan(res)
+        return
+    res = run_labels(cfg, on_event=None if as_json else lambda m: cli_render.err.print(m, markup=False))
+    if as_json:
+        _echo_json({**res, "curve": _without_band(res["curve"])})
+    else:
+        cli_render.print_labels(res)
+
+
+def _budgets(value: str | None) -> list | None:
+    if value is None:
+        return None
+    out = []
+    for x in (x.strip() for x in value.split(",") if x.strip()):
+        if x == "all":
+            out.append(x)
+            continue
+        try:
+            out.append(int(x))
+        except ValueError:
+            raise UserError(f"--budgets '{value}': '{x}' is neither a number of labels nor 'all'",
+                            "e.g. --budgets 0,8,32,all") from None
+    return out
+
+
 def _without_band(curve: dict) -> dict:
     """A learning curve's record without its plotted band (60 points of plot data) for --json."""
     return {k: v for k, v in curve.items() if k not in ("band", "band_n")}

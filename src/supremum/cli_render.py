@@ -447,3 +447,22 @@ def print_simulation(res: dict, where) -> None:
         out.print(f"{s}: reaches random's {100 * ref['mean']:.1f}% at {ref['n_labels']} labels with {got}",
                   markup=False)
     out.print(f"details: {where}/simulation.json, {where}/simulation.png", markup=False)
+
+
+def print_labels(r: dict) -> None:
+    from supremum.limit.summary import labels_summary
+
+    lines, tables, tail = labels_summary(r)
+    _print_summary(lines, tables, [*tail, f"{r['cells']['total']} cells ({r['cells']['cached']} cached); plot: "
+                                         f"{r['plot']}"])
+
+
+def print_labels_plan(p: dict) -> None:
+    out.print(p["plan"], markup=False)
+    for name, a in p["approaches"].items():
+        est = f"about {a['seconds'] / 60:.1f} min ({a['basis']})" if a["seconds"] is not None else a["basis"]
+        out.print(f"  {name}: {a['cells']} cells, {a['cached']} cached; {est}", markup=False)
+    for s in p["skipped"]:
+        seeds = ", ".join(map(str, s["seeds"]))
+        out.print(f"  skipped {s['approach']} at {s['budget']:,} labels (seeds {seeds}): {s['reason']}",
+                  markup=False)

@@ -77,6 +77,9 @@ class DataConfig(Strict):
                                     "the first N of a seeded shuffle, so smaller subsets nest in larger ones "
                                     "(learning curves)")
     train_limit_seed: int = Field(0, description="seed of the shuffle behind train_limit")
+    train_limit_stratify: bool = Field(False, description="train_limit keeps each class's share of the "
+                                       "training set (one example of every class first, then in "
+                                       "proportion), still nested across sizes")
     cv_folds: int | None = Field(None, ge=2, description="k-fold cross-validation (with cv_fold): the "
                                  "training rows (after train_limit) are cut into this many stratified, "
                                  "seeded (split_seed) folds")
@@ -90,7 +93,8 @@ class DataConfig(Strict):
     #: keys added after runs were cached under hashes of these configs: a dump leaves each out while
     #: it holds the value given here, so every hash of a config that leaves them unset (fine-tune
     #: checkpoints, compare and curve cells, pipeline stages) is the one it had before they existed.
-    ADDED_LATER: ClassVar[dict[str, Any]] = {"cv_folds": None, "cv_fold": None, "unlabeled": None}
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"cv_folds": None, "cv_fold": None, "unlabeled": None,
+                                             "train_limit_stratify": False}
 
     @model_serializer(mode="wrap")
     def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler) -> dict:

@@ -126,9 +126,28 @@ def _limit_train(df: pd.DataFrame, cfg: DataConfig, info: dict) -> pd.DataFrame:
     if cfg.train_limit > len(df):
         raise UserError(f"train_limit={cfg.train_limit} exceeds the {len(df)} training examples",
                         f"use at most {len(df)}")
-    order = np.random.default_rng(cfg.train_limit_seed).permutation(len(df))[: cfg.train_limit]
-    info["train_limit"] = {"kept": cfg.train_limit, "of": len(df), "seed": cfg.train_limit_seed}
+    if cfg.train_limit_stratify:
+        order = stratified_order(df["label"].to_numpy(), cfg.train_limit_seed)[: cfg.train_limit]
+    else:
+        order = np.random.default_rng(cfg.train_limit_seed).permutation(len(df))[: cfg.train_limit]
+    info["train_limit"] = {"kept": cfg.train_limit, "of": len(df), "seed": cfg.train_limit_seed,
+                           **({"stratified": True} if cfg.train_limit_stratify else {})}
     return df.iloc[np.sort(order)].reset_index(drop=True)
+
+
+def stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded order of the rows whose every prefix is class-stratified, so the first n rows nest
+    in the first n + 1: the first example of each class (classes in a seeded order), then the
+    others by their class's quantile (j + 0.5) / n_c, j their place in a seeded shuffle of the class,
+    so a prefix of n holds each class's share of n to within one example. Shape (len(labels),)."""
+    rng = np.random.default_rng(seed)
+    key = np.empty(len(labels))
+    tie = rng.permutation(len(labels))  # breaks equal quantiles in a seeded order
+    for rank, c in enumerate(rng.permutation(np.unique(labels))):
+        rows = rng.permutation(np.flatnonzero(labels == c))
+        key[rows] = (np.arange(len(rows)) + 0.5) / len(rows)
+        key[rows[0]] = -1.0 + rank / len(labels)
+    return np.lexsort((tie, key))
 
 
 CV_HELDOUT = "cv_heldout"  #: the split of a cross-validation fold's held-out training rows

@@ -225,7 +225,7 @@ def _threads() -> int:
 
 # --- the run ------------------------------------------------------------------------------------
 
-def _load(cfg: ZeroShotConfig):
+def load_lm(cfg: ZeroShotConfig):
     """(model, tokenizer): a causal-LM artifact directory as its backend loads it (a GGUF export
     runs in llama.cpp), else a base model by alias, directory or .gguf file."""
     from pathlib import Path
@@ -317,7 +317,7 @@ def zeroshot(cfg: ZeroShotConfig, *, command: str = "", store=None) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     store = store or Store()
-    model, tok = _load(cfg)
+    model, tok = load_lm(cfg)
     labels = data.labels(cfg.split)[:cfg.limit]
     majority = majority_baseline(data.labels("train"), labels, data.label_names)
     out = {"model": cfg.model, "backend": cfg.backend, "data": cfg.data.path, "split": cfg.split,

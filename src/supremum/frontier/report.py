@@ -190,6 +190,9 @@ MEANING = ("What the limit means: E is the loss this family of models, trained t
            "largest runs from the others).")
 
 
+NO_MEANING = ("ceiling", "labels")  # studies that state their own meaning
+
+
 def limits(store: Store) -> list[tuple[str, str, dict]]:
     """(kind, name, result) of the latest finished scale sweep per source and learning curve per name."""
     latest: dict[tuple[str, str], dict] = {}
@@ -203,12 +206,16 @@ def limits(store: Store) -> list[tuple[str, str, dict]]:
             latest[("curve", m["name"])] = m
         elif r["kind"] == "ceiling":
             latest[("ceiling", m["output"])] = m
+        elif r["kind"] == "labels":
+            latest[("labels", m["name"])] = m
     return [(k, n, m) for (k, n), m in latest.items()]
 
 
 def _limit_title(kind: str, name: str, m: dict) -> str:
     if kind == "ceiling":
         return f"How good can {m['model']} get on {m['data']}?"
+    if kind == "labels":
+        return f"Accuracy against labels {name}: {m['model']} fine-tuned, {m['lm']} prompted, on {m['data']}"
     if kind == "curve":
         return f"Learning curve {name}: {m['model']} ({m['method'].get('name')}) on {m['data']}"
     src = m["source"]
@@ -239,7 +246,7 @@ def markdown(rep: dict) -> str:
         for title, cols, rows in tables:
             lines += ["", f"{title}:", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
             lines += ["| " + " | ".join(r) + " |" for r in rows]
-        meaning = ["", MEANING] if kind != "ceiling" else []
+        meaning = ["", MEANING] if kind not in NO_MEANING else []
         lines += [""] + [x for x in tail if not x.startswith("plot: ")] + meaning
     return "\n".join(lines) + "\n"
 
@@ -280,17 +287,23 @@ def _markdown_frontier(rep: dict) -> list[str]:
 
 
 def _limit_text(kind: str, m: dict):
-    from supremum.limit.summary import curve_summary, scale_summary
+    from supremum.limit.summary import curve_summary, labels_summary, scale_summary
     from supremum.limit.verdict import rows
 
     if kind == "ceiling":  # the verdict's table, then its paragraph
         return [], [("The verdict", ["quantity", "value", "how"], [list(r) for r in rows(m)])], [m["sentence"]]
+    if kind == "labels":
+        return labels_summary(m)
     return (curve_summary if kind == "curve" else scale_summary)(m)
 
 
 def _figures(kind: str, m: dict) -> list:
     from supremum.limit.plots import curve_figure, search_history_figure, sweep_figures
 
+    if kind == "labels":
+        from supremum.limit.plots import labels_figure
+
+        return [labels_figure(m)]
     if kind == "ceiling":
         lm = m["metric"] == "perplexity"
         figs = [search_history_figure(m["search"]["history"], lm=lm)] if m["search"].get("history") else []
@@ -314,7 +327,7 @@ def _limit_html(kind: str, name: str, m: dict) -> str:
         trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
         parts.append(f"<h3>{html.escape(title)}</h3><table><tr>{ths}</tr>{trs}</table>")
     parts += [f"<p>{html.escape(x)}</p>" for x in tail if not x.startswith("plot: ")]
-    return "\n".join(parts) + (f"<p><em>{html.escape(MEANING)}</em></p>" if kind != "ceiling" else "")
+    return "\n".join(parts) + (f"<p><em>{html.escape(MEANING)}</em></p>" if kind not in NO_MEANING else "")
 
 
 def _f(x) -> str:
