@@ -158,3 +158,12 @@ def test_labels_sst2_quick_scores_each_method_on_the_same_test_split(tmp_path):
     assert all(c["labels"] == 16 for c in cells)  # 8 per class
     assert all(0.0 <= c["test_accuracy"] <= 1.0 for c in cells) and res["test_size"] == 48
     assert {(s["method"], s["seeds"]) for s in res["summary"]} == {("linear-probe", 1), ("setfit", 1)}
+
+
+def test_calibrate_sst2_quick_fits_a_temperature_and_measures_test_ece(tmp_path):
+    res = _quick("calibrate_sst2.py", tmp_path)
+    before, after = res["test"]["parent"], res["test"]["calibrated"]
+    assert res["temperature"] > 0 and res["dev_fit"]["after"]["nll"] <= res["dev_fit"]["before"]["nll"]
+    assert after["accuracy"] == before["accuracy"] and res["target"]["accuracy_unchanged"]
+    assert res["target"]["test_ece_after"] == after["ece"]
+    assert sum(b["count"] for b in after["reliability"]) == 48  # the quick data's test split
