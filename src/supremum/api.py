@@ -147,7 +147,7 @@ def frontier(metric: str | None = None, cost: str | None = None, *, data: str | 
              split: str | None = None) -> dict:
     """The Pareto set (best quality for each cost) of the evaluated variants in the store.
 
-    metric: accuracy, macro_f1, mcc, perplexity, bits_per_byte [default: accuracy, or perplexity
+    metric: accuracy, macro_f1, mcc, ece, perplexity, bits_per_byte [default: accuracy, or perplexity
     for causal LMs]; cost: latency_b1, latency_b1_model, latency_b32, size, memory, params,
     decode_ms, ttft [default: latency_b1, or decode_ms]. data/split: the evaluation group
     [default: that of the latest evaluation]. Returns {"metric", "cost", "cost_meaning", "task",

@@ -622,9 +622,9 @@ def run_pipeline(
 
 @app.command()
 def frontier(
-    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc; perplexity, "
-                                               "bits_per_byte [default: accuracy, or perplexity for causal "
-                                               "LMs]")] = None,
+    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc, ece (expected "
+                                               "calibration error, lower is better); perplexity, bits_per_byte "
+                                               "[default: accuracy, or perplexity for causal LMs]")] = None,
     cost: Annotated[str | None, typer.Option(help="cost: latency_b1, latency_b1_model, latency_b32, size, "
                                              "memory, params; decode_ms, ttft (causal LMs) [default: "
                                              "latency_b1, or decode_ms for causal LMs]")] = None,
@@ -676,9 +676,9 @@ def pick(
 def report(
     output: Annotated[Path, typer.Option(help="file to write")] = Path("supremum-report.html"),
     fmt: Annotated[str, typer.Option("--format", help="html (self-contained, inline SVG plots) or md")] = "html",
-    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc; perplexity, "
-                                               "bits_per_byte [default: accuracy, or perplexity for causal "
-                                               "LMs]")] = None,
+    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc, ece (expected "
+                                               "calibration error, lower is better); perplexity, bits_per_byte "
+                                               "[default: accuracy, or perplexity for causal LMs]")] = None,
     data: Annotated[str | None, typer.Option(help="evaluation data [default: that of the latest eval]")] = None,
     split: Annotated[str | None, typer.Option(help="evaluation split [default: that of the latest eval]")] = None,
 ) -> None:
