@@ -180,3 +180,12 @@ def test_active_sst2_quick_simulates_a_strategy_against_random(tmp_path):
     # two rounds: one change (patience is 2) and two points (a fit needs 4): neither rule can fire
     assert [r["would_stop_at"] for r in res["runs"]] == [{"stable predictions": None, "learning curve": None}] * 2
     assert [r["curve"][0]["changed"] for r in res["runs"]] == [None, None]
+
+
+def test_calibrate_sst2_quick_fits_a_temperature_and_measures_test_ece(tmp_path):
+    res = _quick("calibrate_sst2.py", tmp_path)
+    before, after = res["test"]["parent"], res["test"]["calibrated"]
+    assert res["temperature"] > 0 and res["dev_fit"]["after"]["nll"] <= res["dev_fit"]["before"]["nll"]
+    assert after["accuracy"] == before["accuracy"] and res["target"]["accuracy_unchanged"]
+    assert res["target"]["test_ece_after"] == after["ece"]
+    assert sum(b["count"] for b in after["reliability"]) == 48  # the quick data's test split

@@ -285,6 +285,27 @@ def compress(
 
 
 @app.command()
+def calibrate(
+    artifact: Annotated[str, typer.Argument(help="classifier artifact directory, or an artifact/run id")],
+    data: Annotated[str | None, typer.Option(help="data whose labelled dev split the temperature is fitted on "
+                                             "[default: the training data]")] = None,
+    output: Annotated[str | None, typer.Option(help="artifact directory [default: "
+                                               "$SUPREMUM_HOME/artifacts/<id>]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
+) -> None:
+    """Fit temperature scaling (one scalar T dividing the logits, minimizing dev NLL; Guo et al. 2017) and write a new artifact holding T, a child of this one; eval, serve and ensembles apply it on every backend. Predictions never change, only their confidence."""  # noqa: E501
+    from supremum import cli_render
+    from supremum.api import calibrate as run
+    from supremum.evaluate.stage import resolve_artifact
+
+    art = resolve_artifact(artifact)
+    _quiet_libraries()
+    child = run(art, data, output=output, command=" ".join(sys.argv))
+    _echo_json({"artifact": str(child.path), "artifact_id": child.id, "parents": child.manifest.parents,
+                "calibration": child.manifest.calibration}) if as_json else cli_render.print_calibrate(child)
+
+
+@app.command()
 def serve(
     artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
     host: Annotated[str | None, typer.Option(help=_doc("serve", "host"))] = None,
@@ -763,9 +784,9 @@ def run_pipeline(
 
 @app.command()
 def frontier(
-    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc; perplexity, "
-                                               "bits_per_byte [default: accuracy, or perplexity for causal "
-                                               "LMs]")] = None,
+    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc, ece (expected "
+                                               "calibration error, lower is better); perplexity, bits_per_byte "
+                                               "[default: accuracy, or perplexity for causal LMs]")] = None,
     cost: Annotated[str | None, typer.Option(help="cost: latency_b1, latency_b1_model, latency_b32, size, "
                                              "memory, params; decode_ms, ttft (causal LMs) [default: "
                                              "latency_b1, or decode_ms for causal LMs]")] = None,
@@ -817,9 +838,9 @@ def pick(
 def report(
     output: Annotated[Path, typer.Option(help="file to write")] = Path("supremum-report.html"),
     fmt: Annotated[str, typer.Option("--format", help="html (self-contained, inline SVG plots) or md")] = "html",
-    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc; perplexity, "
-                                               "bits_per_byte [default: accuracy, or perplexity for causal "
-                                               "LMs]")] = None,
+    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc, ece (expected "
+                                               "calibration error, lower is better); perplexity, bits_per_byte "
+                                               "[default: accuracy, or perplexity for causal LMs]")] = None,
     data: Annotated[str | None, typer.Option(help="evaluation data [default: that of the latest eval]")] = None,
     split: Annotated[str | None, typer.Option(help="evaluation split [default: that of the latest eval]")] = None,
 ) -> None:

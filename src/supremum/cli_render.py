@@ -57,8 +57,18 @@ def _variant_row(v: dict, metric: str) -> list[str]:
         costs = [_fmt(c.get("decode_ms"), ".1f"), _fmt(rate, ".1f"), _fmt(c.get("ttft"), ".0f")]
     else:
         costs = [_fmt(c["latency_b1"], ".2f"), _fmt(c["latency_b32"], ".1f")]
+    ece = [] if v.get("task") == "text-generation" else [_fmt(_pct(v["metrics"].get("ece")), ".2f")]
     return [v["artifact"], v["lineage"], _fmt(v["metrics"].get(metric), ".4f"), *costs, _fmt(c["size"], ".1f"),
-            _fmt(c["memory"], ".0f"), _fmt(c["params"], ",")]
+            _fmt(c["memory"], ".0f"), _fmt(c["params"], ","), *ece]
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None else 100 * x
+
+
+def _ece_column(res: dict) -> tuple[str, ...]:
+    """Classifiers: the expected calibration error (15 bins, %) next to the costs."""
+    return () if res.get("task") == "text-generation" else ("ECE %",)
 
 
 def _columns(res: dict) -> tuple[str, ...]:
@@ -73,12 +83,12 @@ def print_frontier(res: dict) -> None:
     proto = f" ({g['protocol']})" if g.get("protocol") else ""
     out.print(f"Pareto frontier: {res['metric']} vs {res['cost_meaning']}; evaluated on {g['data']} "
               f"\\[{g['split']}]{proto}, machine {g['machine']}")
-    t = Table("artifact", "lineage", res["metric"], *_columns(res), title="frontier")
+    t = Table("artifact", "lineage", res["metric"], *_columns(res), *_ece_column(res), title="frontier")
     for v in res["frontier"]:
         t.add_row(*_variant_row(v, res["metric"]))
     out.print(t)
     if res["dominated"]:
-        d = Table("artifact", "lineage", res["metric"], *_columns(res), title="dominated")
+        d = Table("artifact", "lineage", res["metric"], *_columns(res), *_ece_column(res), title="dominated")
         for v in res["dominated"]:
             d.add_row(*_variant_row(v, res["metric"]))
         out.print(d)
@@ -213,6 +223,8 @@ def print_eval(m: dict, art) -> None:
     for name, row in zip(names, m["confusion_matrix"], strict=True):
         cm.add_row(name, *map(str, row))
     out.print(cm)
+    if m.get("calibration"):
+        _print_calibration(m["calibration"])
     if m.get("robustness"):
         rob = Table("perturbation", "accuracy", "vs clean (pt)", title="robustness")
         for name, r in m["robustness"].items():
@@ -222,6 +234,31 @@ def print_eval(m: dict, art) -> None:
         out.print(f"[dim]method: {m['robustness']['method']}[/]", markup=True)
     if "cost" in m:
         _print_cost(m)
+
+
+def _print_calibration(c: dict) -> None:
+    temp = f" (temperature {c['temperature']:.3f})" if c.get("temperature") is not None else ""
+    out.print(f"calibration{temp}: ECE {100 * c['ece']:.2f}%   adaptive ECE {100 * c['adaptive_ece']:.2f}%   "
+              f"Brier {c['brier']:.4f}   NLL {c['nll']:.4f}   accuracy-coverage area {c['selective']['area']:.4f}",
+              markup=False)
+    vs = c.get("vs_parent")
+    if vs and "ece_delta_pt" in vs:
+        out.print(f"  vs parent {vs['parent']}: ECE {vs['ece_delta_pt']:+.2f} pt, adaptive ECE "
+                  f"{vs['adaptive_ece_delta_pt']:+.2f} pt, NLL {vs['nll_delta']:+.4f}", markup=False)
+    cov = ", ".join(f"c>={a['threshold']:g}: {100 * a['coverage']:.0f}% at {_fmt(a['accuracy'], '.3f')}"
+                    for a in c["selective"]["at"] if a["threshold"] >= 0.5)
+    out.print(f"  abstain below confidence c (coverage at accuracy): {cov}", markup=False)
+
+
+def print_calibrate(child) -> None:
+    c = child.manifest.calibration
+    b, a = c["before"], c["after"]
+    out.print(f"artifact {child.id}: {child.path}  ({child.lineage}, parent {child.manifest.parents[0]})",
+              markup=False)
+    out.print(f"temperature {c['temperature']:.4f} fitted on {c['examples']:,} {c['split']} examples of "
+              f"{Path(c['data']).name}: NLL {b['nll']:.4f} -> {a['nll']:.4f}, ECE {100 * b['ece']:.2f}% -> "
+              f"{100 * a['ece']:.2f}%, Brier {b['brier']:.4f} -> {a['brier']:.4f}; predictions unchanged",
+              markup=False)
 
 
 def _print_cost(m: dict) -> None:

@@ -68,12 +68,12 @@ def _load_models(model, cfg: DistillConfig, ctx):
 
     if cfg.student:
         teacher = resolve_artifact(cfg.teacher) if cfg.teacher else None
-        teacher_model = backends.load(teacher)[0] if teacher else model
+        teacher_model = backends.load(teacher, calibrated=False)[0] if teacher else model
         student, _ = load_model(cfg.student, "causal-lm" if ctx.is_lm else "classification",
                                 label_names=ctx.parent.label_names or None)
         return student, teacher_model, (teacher or ctx.parent).id
     teacher = resolve_artifact(cfg.teacher) if cfg.teacher else teacher_of(ctx.parent)
-    return model, backends.load(teacher)[0], teacher.id
+    return model, backends.load(teacher, calibrated=False)[0], teacher.id
 
 
 def layer_map(student, teacher, report_chain: list[CompressionStep]) -> list[int]:

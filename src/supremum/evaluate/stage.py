@@ -14,6 +14,7 @@ from supremum.compress.explain import runtime, why
 from supremum.config import DataConfig, EvalConfig
 from supremum.data import load_data
 from supremum.errors import UserError
+from supremum.evaluate.calibration import calibration_metrics
 from supremum.evaluate.quality import classification_metrics, softmax
 from supremum.evaluate.speed import measure_cost
 from supremum.fsutil import dir_size
@@ -230,7 +231,31 @@ def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Prepro
         out["cost"]["trainable_params"] = art.metrics.get("training", {}).get("trainable_params")
         out["vs_parent"] = _vs_parent(art, out, f"{Path(data_cfg.path).name}:{cfg.split}")
     out["mean_confidence"] = float(np.max(softmax(logits), -1).mean())
+    out["calibration"] = calibration_metrics(logits, labels)
+    out["calibration"]["temperature"] = art.manifest.temperature
+    out["calibration"]["vs_parent"] = _calibration_vs_parent(art, out, f"{Path(data_cfg.path).name}:{cfg.split}")
     return out
+
+
+def _calibration_vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
+    """ECE, adaptive ECE (points) and NLL change against the parent's evaluation of the same
+    data and split: what this compression (or calibration) step did to the confidence. Any
+    machine: calibration does not depend on it beyond rounding."""
+    if art.manifest.backend == "ensemble" or not art.manifest.parents:
+        return None
+    try:
+        parent = parent_of(art)
+    except UserError:
+        return None
+    pm = parent.metrics.get(key) or {}
+    pc = pm.get("calibration")
+    if not pc:
+        return {"parent": parent.id, "note": "parent not evaluated on this data; run `supremum eval` on it "
+                "for a comparison"}
+    c = out["calibration"]
+    return {"parent": parent.id, "ece_delta_pt": 100 * (c["ece"] - pc["ece"]),
+            "adaptive_ece_delta_pt": 100 * (c["adaptive_ece"] - pc["adaptive_ece"]),
+            "nll_delta": c["nll"] - pc["nll"], "accuracy_delta_pt": 100 * (out["accuracy"] - pm["accuracy"])}
 
 
 def _shown(prep: Preprocessing) -> dict:

@@ -73,8 +73,10 @@ def bought(res: dict) -> list[str]:
         size = p["costs"]["size"] / r["costs"]["size"] if r["costs"]["size"] else float("nan")
         step = r["lineage"].rsplit("+", 1)[-1].rsplit(">", 1)[-1]
         where = "in decode" if cost == "decode_ms" else "at batch 1"
+        ece = (f", ECE {100 * p['metrics']['ece']:.2f}% -> {100 * r['metrics']['ece']:.2f}%"
+               if p["metrics"].get("ece") is not None and r["metrics"].get("ece") is not None else "")
         out.append(f"{step} (on {p['lineage']}) bought {speed:.2f}x {where} and {size:.1f}x smaller "
-                   f"at {quality}")
+                   f"at {quality}{ece}")
     return sorted(out)
 
 
@@ -261,6 +263,16 @@ def _cost_cells(res: dict, c: dict) -> tuple[list[str], list[str]]:
             [_f(c["latency_b1"]), _f(c["latency_b32"]), _f(c["size"]), _f(c["memory"])])
 
 
+def _ece_cells(res: dict, r: dict | None) -> list[str]:
+    """Classifiers: the ECE column (15 bins, %); its name when `r` is None."""
+    if res.get("task") == "text-generation":
+        return []
+    if r is None:
+        return ["ECE %"]
+    ece = r["metrics"].get("ece")
+    return [_f(None if ece is None else 100 * ece)]
+
+
 def _markdown_frontier(rep: dict) -> list[str]:
     res = rep["main"]
     g = res["group"]
@@ -268,6 +280,7 @@ def _markdown_frontier(rep: dict) -> list[str]:
              "", "## What each step bought", ""]
     lines += [f"- {s}" for s in rep["bought"]] or ["- (no compressed variant with a measured parent)"]
     names = _cost_cells(res, {"size": None, "memory": None, "latency_b1": None, "latency_b32": None})[0]
+    names += _ece_cells(res, None)
     lines += ["", f"## Variants ({res['metric']} vs {res['cost_meaning']}; * = on the Pareto frontier)", "",
               "| | artifact | lineage | " + res["metric"] + " | " + " | ".join(names) + " |",
               "|---|---|---|---|" + "---|" * len(names)]
@@ -280,7 +293,8 @@ def _markdown_frontier(rep: dict) -> list[str]:
         mark = "*" if r["artifact"] in on else ""
         mark += " ≈" if within_resolution(res, r, pt) else ""
         lines.append(f"| {mark} | {r['artifact']} | {r['lineage']} | "
-                     f"{r['metrics'][res['metric']]:.4f} | " + " | ".join(_cost_cells(res, r["costs"])[1]) + " |")
+                     f"{r['metrics'][res['metric']]:.4f} | "
+                     + " | ".join(_cost_cells(res, r["costs"])[1] + _ece_cells(res, r)) + " |")
     for r in res["not_comparable"]:
         lines.append(f"\nNot compared: {r['artifact']} ({r['lineage']}): {r['reason']}")
     return lines
@@ -380,11 +394,11 @@ def _html_frontier(rep: dict) -> list[str]:
 def _html_table(res: dict, pt: float | None = None) -> str:
     on = {r["artifact"] for r in res["frontier"]}
     names = _cost_cells(res, {"size": None, "memory": None, "latency_b1": None, "latency_b32": None})[0]
-    head = ["frontier", "artifact", "lineage", res["metric"], *names]
+    head = ["frontier", "artifact", "lineage", res["metric"], *names, *_ece_cells(res, None)]
     rows = []
     for r in res["frontier"] + res["dominated"]:
         cells = ["*" if r["artifact"] in on else "", r["artifact"], r["lineage"],
-                 f"{r['metrics'][res['metric']]:.4f}", *_cost_cells(res, r["costs"])[1]]
+                 f"{r['metrics'][res['metric']]:.4f}", *_cost_cells(res, r["costs"])[1], *_ece_cells(res, r)]
         grey = within_resolution(res, r, pt)
         tr = ("<tr style='color:#999' title='within the split&#39;s resolution of the best'>" if grey else "<tr>")
         rows.append(tr + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
