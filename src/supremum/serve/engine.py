@@ -60,6 +60,8 @@ def sample(logits: torch.Tensor, s: Sampling, gen: torch.Generator) -> int:
     if s.temperature == 0:
         return int(logits.argmax())
     x = logits.float() / s.temperature
+    if not torch.isfinite(x.max()):  # a temperature so small that the logits overflow: its limit, greedy
+        return int(logits.argmax())
     if 0 < s.top_k < x.numel():
         x = x.masked_fill(x < torch.topk(x, s.top_k).values[-1], float("-inf"))
     if s.top_p < 1:
@@ -136,6 +138,18 @@ class Sequence:
         text = self.decode(list(self.tokens))
         cuts = [i for i in (text.find(s) for s in self.sampling.stop) if i >= 0]
         return text[: min(cuts)] if cuts else text
+
+    async def wait(self, timeout: float) -> None:
+        """Until finished; TimeoutError (and the sequence cancelled) after `timeout` seconds in all."""
+        async def drain():
+            async for _ in self.updates(timeout):
+                pass
+
+        try:
+            await asyncio.wait_for(drain(), timeout)
+        except TimeoutError:
+            self.cancelled = True
+            raise
 
     async def updates(self, timeout: float):
         """Yields after each new token until finished; TimeoutError if none comes within `timeout`

@@ -58,8 +58,7 @@ def add_generate(app, engine, tok, cfg, auth, *, enabled: bool, art, text_type) 
         if req.stream:
             return StreamingResponse(_events(seq, cfg.timeout_s), media_type="text/event-stream")
         try:
-            async for _ in seq.updates(cfg.timeout_s):
-                pass
+            await seq.wait(cfg.timeout_s)
         except TimeoutError:
             raise HTTPException(504, f"not answered within {cfg.timeout_s:g} s") from None
         return GenerateResponse(model=art.id, text=seq.text(), tokens=len(seq.tokens))

@@ -6,6 +6,7 @@ as /v1/generate (continuous batching on PyTorch). Every error on these paths has
 
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -128,11 +129,8 @@ def add_openai(app, engine, model, tok, cfg, batcher, auth, *, enabled: bool, ar
                               headers={"Retry-After": "1"}) from None
 
     async def finish(seqs) -> None:
-        async def one(seq):
-            async for _ in seq.updates(cfg.timeout_s):
-                pass
         try:
-            await asyncio.gather(*(one(s) for s in seqs))
+            await asyncio.gather(*(s.wait(cfg.timeout_s) for s in seqs))
         except TimeoutError:
             for s in seqs:
                 s.cancelled = True
@@ -176,7 +174,7 @@ def add_openai(app, engine, model, tok, cfg, batcher, auth, *, enabled: bool, ar
         seqs = []
         for ids in encoded:
             n = budget(ids, req.max_tokens, "max_tokens", "prompt")
-            seqs.append(submit(ids, Sampling(**{**s.__dict__, "max_tokens": n})) if n else None)
+            seqs.append(submit(ids, dataclasses.replace(s, max_tokens=n)) if n else None)
         rid = f"cmpl-{uuid.uuid4().hex}"
         if req.stream:
             usage = bool(req.stream_options and req.stream_options.include_usage)
