@@ -6,6 +6,7 @@ bad requests get OpenAI-shaped 4xx. The server is a real process driven by the `
 
 import asyncio
 import concurrent.futures as cf
+import importlib.util
 
 import httpx
 import pytest
@@ -67,41 +68,71 @@ def test_chat_rendering_is_the_chat_template_or_the_role_lines():
     assert chat_ids(tok, parts) == list(joined)
 
 
-def test_batched_generation_equals_sequential_token_for_token():
-    """Five prompts of 1 to 41 tokens, each arriving after the previous one has decoded 3 tokens,
-    with different max_tokens so rows leave mid-batch and later ones join a trimmed batch."""
-    from supremum.serve.batcher import Batcher
-    from supremum.serve.engine import BatchEngine, Sampling, make_engine
+PROMPTS = ["hello there", "a", "the king shall speak of love", "to be or not to be, that is the question", "xy"]
+LIMITS = [20, 7, 15, 25, 10]
 
-    model, tok = tiny()
-    prompts = ["hello there", "a", "the king shall speak of love", "to be or not to be, that is the question",
-               "xy"]
-    limits = [20, 7, 15, 25, 10]
-    ids = [tok(p)["input_ids"] for p in prompts]
-    want = [greedy_reference(model, i, n) for i, n in zip(ids, limits, strict=True)]
+
+def staggered(engine_model, tok, reference_model, kind: str) -> None:
+    """Five prompts of 1 to 41 tokens, each arriving after the previous one has decoded 3 tokens,
+    with different max_tokens so rows leave mid-batch and later ones join a smaller batch: the
+    batched tokens equal transformers' greedy generation one prompt at a time; then three
+    concurrent seeded samples of one prompt are equal."""
+    from supremum.serve.batcher import Batcher
+    from supremum.serve.engine import Sampling, make_engine
+
+    ids = [tok(p)["input_ids"] for p in PROMPTS]
+    want = [greedy_reference(reference_model, i, n) for i, n in zip(ids, LIMITS, strict=True)]
 
     async def run():
         batcher = Batcher(lambda x: None, 1, 0, 10)
         batcher.start()
         steps: list[int] = []
-        engine = make_engine(model, tok, batcher, 8, 64, on_step=steps.append)
-        assert isinstance(engine, BatchEngine)
+        engine = make_engine(engine_model, tok, batcher, 8, 64, on_step=steps.append)
+        assert type(engine).__name__ == kind
         engine.start()
         seqs = []
-        for i, n in zip(ids, limits, strict=True):
+        for i, n in zip(ids, LIMITS, strict=True):
             seqs.append(engine.submit(i, Sampling(max_tokens=n, temperature=0)))
             while len(seqs[-1].tokens) < 3 and not seqs[-1].done:
                 await asyncio.sleep(0.001)
         for s in seqs:
-            async for _ in s.updates(60):
-                pass
+            await s.wait(60)
+        sampled = [engine.submit(ids[0], Sampling(max_tokens=10, temperature=1.0, top_p=0.9, seed=7))
+                   for _ in range(3)]
+        for s in sampled:
+            await s.wait(60)
         await engine.stop()
-        return seqs, steps
+        return seqs, steps, sampled
 
-    seqs, steps = asyncio.run(run())
+    seqs, steps, sampled = asyncio.run(run())
     assert [s.tokens for s in seqs] == want
-    assert all(len(w) == n for w, n in zip(want, limits, strict=True))  # no early end: every row ran its length
-    assert max(steps) >= 3 and len(steps) < sum(limits) - len(limits)  # forward passes were shared
+    assert all(len(w) == n for w, n in zip(want, LIMITS, strict=True))  # no early end: every row ran its length
+    assert max(steps) >= 3 and len(steps) < sum(LIMITS) - len(LIMITS)  # forward passes were shared
+    assert sampled[0].tokens == sampled[1].tokens == sampled[2].tokens and len(sampled[0].tokens) > 0
+
+
+def test_batched_generation_equals_sequential_token_for_token():
+    model, tok = tiny()
+    staggered(model, tok, model, "BatchEngine")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                    reason="llama-cpp-python is not installed (the `llama` extra)")
+def test_llama_cpp_batched_generation_equals_pytorch_sequential(tmp_path):
+    """The f32 GGUF export through llama.cpp's multi-sequence batch API decodes the PyTorch
+    parent's greedy tokens, one prompt at a time, token for token."""
+    from conftest import run_cli
+
+    from supremum.artifact import open_artifact, save_artifact
+    from supremum.backends import load
+
+    model, tok = tiny()
+    save_artifact(model, tok, tmp_path / "lm", task="text-generation", label_names=None, base_model="tiny-llama",
+                  config={}, artifact_id="tl")
+    run_cli("compress", str(tmp_path / "lm"), "--method", "gguf", "quant=f32", "--output", str(tmp_path / "g"),
+            check=True)
+    gguf, gtok = load(open_artifact(tmp_path / "g"))
+    staggered(gguf, gtok, model, "LlamaCppBatchEngine")
 
 
 def test_openai_client_chat_completions_logprobs_and_errors(chat_artifact):

@@ -17,11 +17,11 @@ step (a copy of every cache per token) and over paged attention (vLLM; needs its
 The copy is paid when a sequence joins or leaves, not per token. At temperature 0 a batched
 sequence decodes the same tokens as one-at-a-time generation (tests/test_serve_openai.py).
 
-Not batched, one sequence at a time (same interface): llama.cpp artifacts (llama-cpp-python's
-high-level `Llama` holds one sequence; its multi-sequence batch API is low-level ctypes and is
-not used yet), and PyTorch models whose cache is not plain full attention (sliding-window or
-hybrid layers) or that are prompt-learning adapters (prefix tuning brings its own cache); these
-run transformers' `generate`.
+llama.cpp artifacts are batched the same way through llama.cpp's multi-sequence batch API (one
+context, a sequence id per running request, one `llama_decode` per step; `LlamaCppBatchEngine`).
+Not batched, one sequence at a time through transformers' `generate` (`SerialEngine`): PyTorch
+models whose cache is not plain full attention (sliding-window or hybrid layers) and
+prompt-learning adapters (prefix tuning brings its own cache).
 """
 
 from __future__ import annotations
@@ -357,30 +357,51 @@ class SerialEngine(Engine):
             seq.finish("length")
 
 
-class LlamaCppEngine(Engine):
-    """One sequence at a time through llama.cpp's own sampler: greedy at temperature 0, else top-k
-    50 as transformers' default, top-p and temperature; prompt and answer go through the
-    artifact's tokenizer, so both backends answer alike."""
+class LlamaCppBatchEngine(Engine):
+    """Continuous batching on llama.cpp through its multi-sequence batch API: each running
+    sequence owns a sequence id in one context (`LlamaCppSequences`); a new one is prefilled on its
+    own, then every step decodes one token of each running sequence in one `llama_decode`; a
+    finished one's cache entries are removed. Tokens are picked by `sample` from llama.cpp's
+    logits, as on PyTorch."""
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.ctx, self.slot = None, {}  # the context is built on the inference thread, on first use
 
     def _step(self) -> None:
-        seq = self.pending.popleft()
-        if seq.cancelled:
+        if self.ctx is None:
+            self.ctx = self.model.sequences(self.max_batch)
+        for s in [s for s in self.running if s.cancelled]:
+            self._leave(s)
+        while self.pending and len(self.running) < self.max_batch:
+            seq = self.pending.popleft()
+            if seq.cancelled:
+                continue
+            slot = min(set(range(self.max_batch)) - set(self.slot.values()))
+            self.slot[id(seq)] = slot
+            self.running.append(seq)
+            logits = torch.from_numpy(self.ctx.prefill(slot, seq.prompt))
+            if seq.add(sample(logits, seq.sampling, seq.generator)):
+                self._leave(seq)
+        if not self.running:
             return
-        self.running = [seq]
-        try:
-            self._run(seq)
-        finally:
-            self.running = []
+        items = [(self.slot[id(s)], s.tokens[-1], len(s.prompt) + len(s.tokens) - 1) for s in self.running]
+        logits = torch.from_numpy(self.ctx.step(items))
+        self.on_step(len(self.running))
+        for s, row in zip(list(self.running), logits, strict=True):
+            if s.add(sample(row, s.sampling, s.generator)):
+                self._leave(s)
 
-    def _run(self, seq: Sequence) -> None:
-        llm = self.model.generator()
-        s = seq.sampling
-        llm.set_seed(seq.generator.initial_seed() % 2**32)
-        for t in llm.generate(seq.prompt, top_k=s.top_k, top_p=s.top_p, min_p=0.0, temp=s.temperature):
-            if seq.cancelled or seq.add(int(t)):
-                break
-        if not seq.done:
-            seq.finish("length")
+    def _leave(self, seq: Sequence) -> None:
+        self.ctx.free(self.slot.pop(id(seq)))
+        self.running.remove(seq)
+
+    def _reset(self) -> None:
+        for s in list(self.running):
+            try:
+                self._leave(s)
+            except Exception:  # noqa: BLE001 - after a failed decode: start over with a fresh context
+                self.ctx, self.slot, self.running = None, {}, []
 
 
 def context_length(model) -> int:
@@ -395,10 +416,10 @@ def context_length(model) -> int:
 
 
 def make_engine(model, tok, batcher, max_batch: int, max_queue: int, on_step=None) -> Engine:
-    """The engine for this model: llama.cpp serial, PyTorch batched where its cache allows."""
+    """The engine for this model: batched on llama.cpp, and on PyTorch where its cache allows."""
     args = (model, tok, batcher, max_batch, max_queue, context_length(model), on_step)
-    if hasattr(model, "generator"):
-        return LlamaCppEngine(*args)
+    if hasattr(model, "sequences"):
+        return LlamaCppBatchEngine(*args)
     return BatchEngine(*args) if _batchable(model) else SerialEngine(*args)
 
 
