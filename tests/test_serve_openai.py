@@ -173,6 +173,21 @@ def test_openai_client_chat_completions_logprobs_and_errors(chat_artifact):
                                                  stop=[stop])
             assert cut.choices[0].message.content == answer[: answer.find(stop)]
             assert cut.choices[0].finish_reason == "stop"
+            streamed = client.chat.completions.create(model=ID, messages=msgs, max_tokens=12, temperature=0,
+                                                      stop=[stop], stream=True)
+            assert "".join(c.choices[0].delta.content or "" for c in streamed) == answer[: answer.find(stop)]
+
+        # chat logprobs: each answer token's log-probability given the prompt and the answer before it
+        with_lp = client.chat.completions.create(model=ID, messages=msgs, max_tokens=4, temperature=0,
+                                                 logprobs=True, top_logprobs=2)
+        with torch.inference_mode():
+            full = torch.tensor([prompt + ref[:4]])
+            lp_chat = torch.log_softmax(model(input_ids=full).logits[0].float(), -1)
+        content = with_lp.choices[0].logprobs.content
+        assert [c.logprob for c in content] == pytest.approx(
+            [lp_chat[len(prompt) + i - 1, t].item() for i, t in enumerate(ref[:4])], abs=1e-5)
+        greedy_top = [c.top_logprobs[0].logprob for c in content]  # greedy: the answer token is the likeliest
+        assert greedy_top == pytest.approx([c.logprob for c in content], abs=1e-6)
 
         # logprobs + echo with max_tokens 0: the prompt's token log-probabilities, computed here
         text = "the king shall speak"

@@ -22,6 +22,7 @@ from supremum.serve.openai_schema import (
     ChatChoice,
     ChatCompletion,
     ChatCompletionRequest,
+    ChatLogprobs,
     Completion,
     CompletionChoice,
     CompletionRequest,
@@ -29,6 +30,8 @@ from supremum.serve.openai_schema import (
     Logprobs,
     ModelCard,
     ModelList,
+    TokenLogprob,
+    TopLogprob,
     Usage,
 )
 from supremum.serve.stream import Deltas
@@ -140,9 +143,10 @@ def add_openai(app, engine, model, tok, cfg, batcher, auth, *, enabled: bool, ar
               responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}})
     async def chat(req: ChatCompletionRequest):
         check(req)
-        if req.logprobs or req.top_logprobs:
-            raise OpenAIError(400, "logprobs is not supported on chat completions; use /v1/completions with "
-                                   "logprobs and echo", "logprobs", "unsupported_parameter")
+        if req.top_logprobs is not None and not req.logprobs:
+            raise OpenAIError(400, "top_logprobs needs logprobs: true", "top_logprobs", "invalid_value")
+        if req.logprobs and req.stream:
+            raise OpenAIError(400, "logprobs is supported without stream", "logprobs", "unsupported_value")
         if req.tool_choice not in (None, "none"):
             raise OpenAIError(400, "tool_choice is not supported by this server", "tool_choice",
                               "unsupported_parameter")
@@ -158,8 +162,12 @@ def add_openai(app, engine, model, tok, cfg, batcher, auth, *, enabled: bool, ar
             return StreamingResponse(_chat_events(seq, rid, art.id, cfg.timeout_s, usage),
                                      media_type="text/event-stream")
         await finish([seq])
+        lp = None
+        if req.logprobs:
+            lp = await _chat_logprobs(batcher, model, tok, ids, list(seq.tokens), req.top_logprobs or 0)
         return ChatCompletion(id=rid, created=int(time.time()), model=art.id, usage=_usage(seq), choices=[
-            ChatChoice(index=0, message=AssistantMessage(content=seq.text()), finish_reason=seq.finish_reason)])
+            ChatChoice(index=0, message=AssistantMessage(content=seq.text()), finish_reason=seq.finish_reason,
+                       logprobs=lp)])
 
     @app.post("/v1/completions", response_model=Completion, dependencies=[Depends(auth)],
               responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}})
@@ -286,6 +294,23 @@ async def _logprobs(batcher, model, tok, prompt: list[int], new: list[int], k: i
     top = [None if t is None else {tok.decode([i]): v for i, v in t.items()} for t in tops[start:]]
     return Logprobs(tokens=pieces, token_logprobs=lps[start:], top_logprobs=top if k else None,
                     text_offset=offsets)
+
+
+async def _chat_logprobs(batcher, model, tok, prompt: list[int], new: list[int], k: int) -> ChatLogprobs:
+    """Chat's logprobs: per answer token its text, UTF-8 bytes, log-probability and the `k` most
+    likely alternatives, from one scoring pass over the prompt and the answer."""
+    if not new:
+        return ChatLogprobs(content=[])
+    lps, tops = await batcher.run_exclusive(token_logprobs, model, [*prompt, *new], k)
+
+    def entry(t: int, v: float) -> dict:
+        piece = tok.decode([t])
+        return {"token": piece, "logprob": v, "bytes": list(piece.encode("utf-8"))}
+
+    return ChatLogprobs(content=[
+        TokenLogprob(**entry(t, lps[len(prompt) + i]),
+                     top_logprobs=[TopLogprob(**entry(a, v)) for a, v in (tops[len(prompt) + i] or {}).items()])
+        for i, t in enumerate(new)])
 
 
 def _sse(obj) -> str:

@@ -58,8 +58,9 @@ class ChatCompletionRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1, description="new tokens at most (default: the server's limit)")
     max_completion_tokens: int | None = Field(None, ge=1, description="the newer name of max_tokens")
-    logprobs: bool | None = Field(None, description="not supported on chat; use /v1/completions")
-    top_logprobs: int | None = Field(None, ge=0, le=20, description="not supported on chat")
+    logprobs: bool | None = Field(None, description="log-probability of each answer token (not with stream)")
+    top_logprobs: int | None = Field(None, ge=0, le=20, description="and of the N most likely alternatives "
+                                     "(needs logprobs)")
     response_format: dict | None = Field(None, description='only {"type": "text"}')
     tools: list | None = Field(None, description="not supported")
     tool_choice: str | dict | None = Field(None, description="not supported")
@@ -88,11 +89,25 @@ class AssistantMessage(BaseModel):
     content: str
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class TokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChatLogprobs(BaseModel):
+    content: list[TokenLogprob]
+
+
 class ChatChoice(BaseModel):
     index: int
     message: AssistantMessage
     finish_reason: Literal["stop", "length"]
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
 
 
 class ChatCompletion(BaseModel):
