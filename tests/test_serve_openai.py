@@ -166,16 +166,18 @@ def test_openai_client_chat_completions_logprobs_and_errors(chat_artifact):
             lines = [x for x in r.iter_lines() if x]
         assert lines[-1] == "data: [DONE]"
 
-        # a stop string cuts the answer before it
-        if len(answer) >= 5:
-            stop = answer[3:5]
-            cut = client.chat.completions.create(model=ID, messages=msgs, max_tokens=12, temperature=0,
-                                                 stop=[stop])
-            assert cut.choices[0].message.content == answer[: answer.find(stop)]
-            assert cut.choices[0].finish_reason == "stop"
-            streamed = client.chat.completions.create(model=ID, messages=msgs, max_tokens=12, temperature=0,
-                                                      stop=[stop], stream=True)
-            assert "".join(c.choices[0].delta.content or "" for c in streamed) == answer[: answer.find(stop)]
+        # a stop string cuts the answer before it, plain and streamed (a seeded sample: varied text,
+        # where the random model's greedy answer repeats one character)
+        seeded = {"model": ID, "messages": msgs, "max_tokens": 16, "temperature": 1.0, "seed": 3}
+        sampled = client.chat.completions.create(**seeded).choices[0].message.content
+        assert sampled == client.chat.completions.create(**seeded).choices[0].message.content
+        stop = sampled[5:7]
+        assert len(stop) == 2 and 0 < sampled.find(stop) <= 5
+        cut = client.chat.completions.create(**seeded, stop=[stop])
+        assert cut.choices[0].message.content == sampled[: sampled.find(stop)]
+        assert cut.choices[0].finish_reason == "stop"
+        streamed = client.chat.completions.create(**seeded, stop=[stop], stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in streamed) == sampled[: sampled.find(stop)]
 
         # chat logprobs: each answer token's log-probability given the prompt and the answer before it
         with_lp = client.chat.completions.create(model=ID, messages=msgs, max_tokens=4, temperature=0,
