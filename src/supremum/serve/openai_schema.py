@@ -11,7 +11,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
-Stop = str | Annotated[list[str], Field(max_length=4)] | None
+#: OpenAI allows 4 stop strings; lm-evaluation-harness's generate_until may send more
+Stop = str | Annotated[list[str], Field(max_length=32)] | None
 TokenIds = Annotated[list[StrictInt], Field(min_length=1)]
 
 
@@ -28,7 +29,7 @@ class _Sampling(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2, description="0: greedy; default 1")
     top_p: float | None = Field(None, ge=0, le=1, description="nucleus sampling mass; default 1")
     n: int | None = Field(None, ge=1, description="choices per prompt; only 1 is supported")
-    stop: Stop = Field(None, description="up to 4 strings; the answer ends before the first one")
+    stop: Stop = Field(None, description="up to 32 strings; the answer ends before the first one")
     seed: Seed | None = Field(None, description="seed of the sampling: the same seed repeats an answer")
     stream: bool | None = Field(None, description="server-sent events ending in `data: [DONE]`")
     stream_options: StreamOptions | None = None
