@@ -85,6 +85,22 @@ def test_serve_load_quick_drives_both_modes(tmp_path):
         assert res[mode]["requests_ok"] > 0 and res[mode]["errors"] == 0, res[mode]
 
 
+def test_serve_generate_quick_measures_batched_and_one_at_a_time(tmp_path):
+    res = _quick("serve_generate.py", tmp_path)
+    assert res["settings"]["model"] == "tiny-llama" and res["settings"]["new_tokens"] == 8
+    want = {"fp32"} | ({"gguf-q8_0"} if importlib.util.find_spec("llama_cpp") else set())
+    assert set(res["variants"]) == want
+    fp32 = res["variants"]["fp32"]
+    for mode, clients in (("batched", ["1", "2"]), ("one-at-a-time", ["2"])):
+        for c in clients:
+            r = fp32[mode][c]
+            assert r["errors"] == 0 and r["requests"] == int(c), r
+            assert r["tokens_per_s"] == pytest.approx(r["completion_tokens"] / r["wall_s"])
+            assert 0 < r["p50_latency_s"] <= r["p95_latency_s"]
+    assert fp32["speedup"]["2"] == pytest.approx(fp32["batched"]["2"]["tokens_per_s"]
+                                                 / fp32["one-at-a-time"]["2"]["tokens_per_s"])
+
+
 def test_ceiling_quick_plants_label_noise_and_scores_the_estimate(tmp_path):
     res = _quick("ceiling.py", tmp_path, "label-noise")
     ln = res["label-noise"]

@@ -320,7 +320,7 @@ def serve(
     limit: Annotated[list[str] | None, typer.Option(help="other limits as KEY=VALUE: max_texts, max_chars, "
                                                     "max_new_tokens, max_body_bytes, graceful_s")] = None,
 ) -> None:
-    """Serve an artifact over HTTP (FastAPI): POST /v1/classify and /v1/generate, GET /healthz, /readyz, /v1/model, /metrics (Prometheus); micro-batching, limits, bearer-token auth. OpenAPI at /openapi.json."""  # noqa: E501
+    """Serve an artifact over HTTP (FastAPI): POST /v1/classify and /v1/generate, OpenAI-compatible POST /v1/chat/completions and /v1/completions and GET /v1/models, GET /healthz, /readyz, /v1/model, /metrics (Prometheus); micro-batching, continuous batching of generation, limits, bearer-token auth. OpenAPI at /openapi.json."""  # noqa: E501
     from supremum.cli_config import Assembly
     from supremum.evaluate.stage import resolve_artifact
     from supremum.serve import ServeConfig, check_binding
