@@ -59,7 +59,7 @@ def main() -> None:
 
 
 def print_table(res: dict) -> None:
-    pct = lambda s: f"{100 * s['mean']:.1f} ± {100 * s['sd']:.1f}"  # noqa: E731
+    pct = lambda s: f"{100 * s['mean']:.1f}" + ("" if s["sd"] is None else f" ± {100 * s['sd']:.1f}")  # noqa: E731
     print("| shots | seeds | accuracy % | macro-F1 % | acc_norm % | examples/s |\n|---|---|---|---|---|---|")
     for r in res["results"]:
         eps = r.get("cost", {}).get("examples_per_s")

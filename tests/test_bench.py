@@ -85,6 +85,22 @@ def test_serve_load_quick_drives_both_modes(tmp_path):
         assert res[mode]["requests_ok"] > 0 and res[mode]["errors"] == 0, res[mode]
 
 
+def test_serve_generate_quick_measures_batched_and_one_at_a_time(tmp_path):
+    res = _quick("serve_generate.py", tmp_path)
+    assert res["settings"]["model"] == "tiny-llama" and res["settings"]["new_tokens"] == 8
+    want = {"fp32"} | ({"gguf-q8_0"} if importlib.util.find_spec("llama_cpp") else set())
+    assert set(res["variants"]) == want
+    fp32 = res["variants"]["fp32"]
+    for mode, clients in (("batched", ["1", "2"]), ("one-at-a-time", ["2"])):
+        for c in clients:
+            r = fp32[mode][c]
+            assert r["errors"] == 0 and r["requests"] == int(c), r
+            assert r["tokens_per_s"] == pytest.approx(r["completion_tokens"] / r["wall_s"])
+            assert 0 < r["p50_latency_s"] <= r["p95_latency_s"]
+    assert fp32["speedup"]["2"] == pytest.approx(fp32["batched"]["2"]["tokens_per_s"]
+                                                 / fp32["one-at-a-time"]["2"]["tokens_per_s"])
+
+
 def test_ceiling_quick_plants_label_noise_and_scores_the_estimate(tmp_path):
     res = _quick("ceiling.py", tmp_path, "label-noise")
     ln = res["label-noise"]
@@ -151,10 +167,41 @@ def test_ceiling_quick_search_against_a_grid_of_the_same_budget(tmp_path):
     assert [k for k in kept if not k.endswith("-adapter")] == [f"point-{g['best']['index']}"]
 
 
-def test_labels_sst2_quick_scores_each_method_on_the_same_test_split(tmp_path):
+def test_labels_sst2_quick_scores_each_approach_on_the_same_test_split(tmp_path):
     res = _quick("labels_sst2.py", tmp_path)
-    cells = res["cells"]
-    assert {c["method"] for c in cells} == {"linear-probe", "setfit"}
-    assert all(c["labels"] == 16 for c in cells)  # 8 per class
-    assert all(0.0 <= c["test_accuracy"] <= 1.0 for c in cells) and res["test_size"] == 48
-    assert {(s["method"], s["seeds"]) for s in res["summary"]} == {("linear-probe", 1), ("setfit", 1)}
+    assert res["test"]["examples"] == 48 and res["budgets"] == [0, 16]
+    assert sorted((p["approach"], p["budget"]) for p in res["points"]) == [
+        ("linear-probe", 16), ("setfit", 16), ("zeroshot", 0)]
+    assert all(0.0 <= p["accuracy"] <= 1.0 for p in res["points"])
+    assert {(s["approach"], s["reason"].split(";")[0]) for s in res["skipped"]} == {
+        ("zeroshot", "a prompt holds at most incontext.max_shots=4 examples"),
+        ("linear-probe", "needs a labelled example of every class"),
+        ("setfit", "needs 2 labelled examples of every class (a positive pair of each)")}
+    assert len(res["sentences"]) == 2 and res["published"]["setfit"]["test_accuracy"] == 0.751
+
+
+def test_active_sst2_quick_simulates_a_strategy_against_random(tmp_path):
+    res = _quick("active_sst2.py", tmp_path)
+    assert [(r["strategy"], [p["n_labels"] for p in r["curve"]], r["revealed"]) for r in res["runs"]] == [
+        ("random", [10, 20], 20), ("margin+kcenter", [10, 20], 20)]
+    # both start from the same seed set, so the first round is the same model
+    assert res["runs"][0]["curve"][0] == res["runs"][1]["curve"][0]
+    ref = res["match"]["reference"]
+    assert ref == {"strategy": "random", "n_labels": 20, "mean": res["runs"][0]["curve"][1]["accuracy"]}
+    t = res["target"]["strategies"]["margin+kcenter"]
+    n = t["n_labels"]
+    assert t["verdict"] == ("not reached within the budget" if n is None else "met" if n <= 12
+                            else f"missed by {n - 12} labels")
+    assert Path(res["plot"]).exists() and res["eval_examples"] == 48 and res["pool"] == 200
+    # two rounds: one change (patience is 2) and two points (a fit needs 4): neither rule can fire
+    assert [r["would_stop_at"] for r in res["runs"]] == [{"stable predictions": None, "learning curve": None}] * 2
+    assert [r["curve"][0]["changed"] for r in res["runs"]] == [None, None]
+
+
+def test_calibrate_sst2_quick_fits_a_temperature_and_measures_test_ece(tmp_path):
+    res = _quick("calibrate_sst2.py", tmp_path)
+    before, after = res["test"]["parent"], res["test"]["calibrated"]
+    assert res["temperature"] > 0 and res["dev_fit"]["after"]["nll"] <= res["dev_fit"]["before"]["nll"]
+    assert after["accuracy"] == before["accuracy"] and res["target"]["accuracy_unchanged"]
+    assert res["target"]["test_ece_after"] == after["ece"]
+    assert sum(b["count"] for b in after["reliability"]) == 48  # the quick data's test split

@@ -160,7 +160,7 @@ print("HEAVY", heavy, file=sys.stderr)
 
 
 @pytest.mark.parametrize("args", [["--help"], ["runs"], ["runs", "--json"], ["models"], ["finetune", "--help"],
-                                  ["eval", "--help"]])
+                                  ["eval", "--help"], ["zeroshot", "--help"]])
 def test_help_and_runs_import_no_torch(args, tmp_path):
     """`supremum --help`, `supremum runs` and the help of finetune and eval stay fast: no torch,
     pandas, scikit-learn or transformers (help computed from the schema is filled in only when a

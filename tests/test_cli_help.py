@@ -24,3 +24,13 @@ def test_no_help_shows_pydantic_undefined():
     compress = runner.invoke(app, ["compress", "--help"], env={"COLUMNS": "400"}).output
     # default_factory=list: shown as the value it makes
     assert "int8-dynamic" in compress and "keep=[] (" in compress
+
+
+def test_flag_defaults_are_written_as_the_flag_takes_them():
+    out = CliRunner().invoke(app, ["zeroshot", "--help"], env={"COLUMNS": "400"}).output
+    assert "[default: 0,1,2]" in out and "[0, 1, 2]" not in out  # --seeds is comma-separated
+    assert '[default: "Review: {text}\\nSentiment:"]' in out  # the newline escaped, not a broken line
+    assert '[default: " "]' in out and '[default: "\\n\\n"]' in out
+    # unset means what the description says, not "None"
+    assert "(default: the label names)\n" in out or "(default: the label names) " in out
+    assert "label names) [default: None]" not in out

@@ -158,7 +158,7 @@ def test_max_drop_keeps_sensitive_layers(parent, tmp_path):
 
 def test_sensitivity_ranks_every_layer(parent):
     from supremum.compress.sensitivity import sensitivity
-    from supremum.evaluate import data_config_for
+    from supremum.evaluate.stage import data_config_for
 
     res = sensitivity(parent, data_config_for(parent, None), "dev", ("int8", "prune50"))
     assert len(res["layers"]) == 13 and res["examples"] > 0

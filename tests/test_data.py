@@ -75,6 +75,14 @@ def test_error_misspelled_column(csv_data):
     assert "no label column 'lable'" in msg and "did you mean 'label'" in msg
 
 
+def test_plain_text_file_is_refused_as_unlabelled_not_as_a_missing_column(tmp_path):
+    (tmp_path / "corpus.txt").write_text("a good movie\na bad movie\n")
+    assert err(DataConfig(path=str(tmp_path / "corpus.txt"))).startswith(
+        f"{tmp_path / 'corpus.txt'}: plain text has no labels; this command needs labelled examples")
+    (tmp_path / "table.txt").write_text("text\tlabel\n" + "".join(f"movie {i}\t{i % 2}\n" for i in range(40)))
+    assert load_data(DataConfig(path=str(tmp_path / "table.txt"))).info["sizes"]["train"] > 0  # a table named .txt
+
+
 def test_error_empty_file_and_header_only(tmp_path):
     (tmp_path / "e.csv").write_text("")
     assert "the file is empty" in err(DataConfig(path=str(tmp_path / "e.csv")))

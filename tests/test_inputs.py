@@ -9,12 +9,12 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli, sentiment_rows
 
 from supremum.config import DataConfig
 from supremum.data import load_data
 from supremum.data.tables import read_table
 from supremum.errors import UserError
-from tests.conftest import run_cli, sentiment_rows
 
 CASES = Path(__file__).parent / "cases"
 
@@ -419,7 +419,7 @@ def test_served_instruction_model_gets_its_prompt_format(tmp_path):
 
 @pytest.mark.slow
 def test_training_file_changed_after_training_refuses_splits(tmp_path):
-    from tests.conftest import write_csv
+    from conftest import write_csv
 
     data = tmp_path / "train.csv"
     write_csv(data, sentiment_rows(60))
@@ -453,6 +453,20 @@ def test_labels_differing_by_whitespace_are_one_label(tmp_path, capsys):
             "'pos ' as 'pos'") in capsys.readouterr().err
     evaluated = load_data(DataConfig(path=str(p)), label_names=["neg", "pos"], whole=True)
     assert [evaluated.label_names[i] for i in evaluated.labels("all")] == [lab for _, lab in rows]
+
+
+def test_a_search_or_ceiling_says_each_data_note_once(capsys):
+    from supremum.data import say_once
+
+    excel = case("excel-semicolon.csv")
+    note = f"data: {excel}: the header is semicolon-separated, read as such"
+    with say_once():
+        loads = [load_data(DataConfig(path=excel), whole=True) for _ in range(3)]
+    assert capsys.readouterr().err.count(note) == 1
+    assert all(d.info["notes"] == loads[0].info["notes"] for d in loads)  # still recorded by every load
+    load_data(DataConfig(path=excel), whole=True)
+    load_data(DataConfig(path=excel), whole=True)
+    assert capsys.readouterr().err.count(note) == 2  # outside the block every load says it
 
 
 def test_semicolon_csv_from_excel_is_read(tmp_path, capsys):

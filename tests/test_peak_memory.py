@@ -18,7 +18,7 @@ MEASURE = textwrap.dedent("""
     held = np.ones(int(sys.argv[3]) * 2**20 // 8)  # written, so resident
     from supremum.artifact import open_artifact
     from supremum.config import DataConfig, EvalConfig
-    from supremum.evaluate import evaluate_in_subprocess
+    from supremum.evaluate.stage import evaluate_in_subprocess
     from supremum.evaluate.speed import peak_rss_mb
     from supremum.store import Store
     art = open_artifact(sys.argv[1])

@@ -11,7 +11,7 @@ from conftest import NEG, POS, run_cli, write_csv
 from supremum.config import DataConfig, EvalConfig, FinetuneConfig
 from supremum.data import load_data
 from supremum.errors import UserError
-from supremum.evaluate import evaluate, evaluate_model
+from supremum.evaluate.stage import evaluate, evaluate_model
 from supremum.preprocessing import data_config_for, position_limit, preprocessing_for
 from supremum.store import Store
 

@@ -40,7 +40,7 @@ def test_clearly_bad_trials_are_pruned(csv_data, tmp_path):
     from supremum.store import Store
 
     run = next(x for x in Store().runs() if x["id"] == r.trials[1].run_id)  # an ordinary run, ended early
-    assert run["status"] == "failed" and run["error"].startswith("TrialPruned: pruned at step ")
+    assert run["status"] == "pruned" and run["error"].startswith("pruned at step ")
     assert r.stopped == "n_trials"
 
 
@@ -54,6 +54,9 @@ def test_second_call_resumes_without_redoing(csv_data, tmp_path):
     assert second.trials[2].run_id not in {t.run_id for t in first.trials}
     again = run_search(cfg.model_copy(update={"n_trials": 3}))  # nothing left to do
     assert [t.run_id for t in again.trials] == [t.run_id for t in second.trials]
+    # the trials of every call count, though this call ran none
+    assert again.trial_seconds == pytest.approx(sum(t.seconds for t in second.trials), abs=1e-2)
+    assert again.trial_seconds > again.elapsed_seconds
 
 
 def test_budget_below_one_trial_is_one_line_user_error(csv_data, tmp_path):

@@ -262,6 +262,7 @@ def test_gguf_artifact_scores_like_its_pytorch_parent_in_llama_cpp(splits, tmp_p
     (a, lls_a), (b, lls_b) = res.values()
     np.testing.assert_allclose(lls_a, lls_b, atol=2e-3)
     assert a["results"][0]["accuracy"] == b["results"][0]["accuracy"]
+    assert a["results"][0]["accuracy"]["sd"] is None  # one seed of k > 0: no spread measured, not 0
 
 
 def test_an_encoder_is_refused_not_scored(splits):

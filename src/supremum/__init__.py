@@ -4,6 +4,7 @@ Public API (see supremum.api for shapes and errors; the CLI calls these same fun
     load(path_or_id) -> (model, tokenizer)
     finetune(config) -> FinetuneResult(run_id, artifact, metrics, data_info)
     compress(artifact, config) -> Artifact
+    calibrate(artifact, data=None) -> Artifact (temperature scaling fitted on dev)
     evaluate(artifact, data=None, config=None) -> dict of metrics
     frontier(metric=None, cost=None, data=None, split=None) -> dict
 Also: open_artifact(path) -> Artifact; the configs FinetuneConfig, DataConfig, EvalConfig; Store.
@@ -21,6 +22,7 @@ logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 _LAZY = {
     "load": "supremum.api",
     "finetune": "supremum.api",
+    "calibrate": "supremum.api",
     "open_artifact": "supremum.artifact",
     "load_artifact_model": "supremum.artifact",
     "FinetuneConfig": "supremum.config",

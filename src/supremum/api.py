@@ -108,7 +108,7 @@ def evaluate(artifact: str | Path | Artifact, data: str | DataConfig | None = No
 
     ecfg = _config(EvalConfig, config or {}, "supremum eval --help")
     if isinstance(artifact, str | Path) and is_base_model(str(artifact)):
-        from supremum.evaluate import evaluate_model
+        from supremum.evaluate.stage import evaluate_model
 
         if data is None:
             raise UserError(f"'{artifact}' is a model, not an artifact: it records no data", "pass --data")
@@ -116,19 +116,38 @@ def evaluate(artifact: str | Path | Artifact, data: str | DataConfig | None = No
             raise UserError(f"unknown backend '{backend}'", "use pytorch or llamacpp")
         dcfg = data if isinstance(data, DataConfig) else _config(DataConfig, {"path": str(data)}, "")
         return evaluate_model(str(artifact), dcfg, ecfg, command=command, backend=backend)
-    from supremum.evaluate import data_config_for
-    from supremum.evaluate import evaluate as run
+    from supremum.evaluate.stage import data_config_for
+    from supremum.evaluate.stage import evaluate as run
 
     art = _artifact(artifact)
     dcfg = data if isinstance(data, DataConfig) else data_config_for(art, None if data is None else str(data))
     return run(art, dcfg, ecfg, command=command, tracking=tracking)
 
 
+def calibrate(artifact: str | Path | Artifact, data: str | DataConfig | None = None, *,
+              output: str | Path | None = None, command: str = "") -> Artifact:
+    """A new artifact: `artifact` with temperature scaling fitted on the labelled dev split of
+    `data` [default: the training data], recorded with its parent. Every backend divides the
+    logits by the temperature at load, so argmax predictions are those of the parent.
+    The fit (T, dev NLL/ECE/Brier before and after) is in `child.manifest.calibration`.
+    Raises UserError: not a classifier; data without a labelled dev split.
+    """
+    from supremum.config import DataConfig
+    from supremum.evaluate.calibrate import calibrate as run
+    from supremum.evaluate.calibrate import check_calibratable
+    from supremum.evaluate.stage import data_config_for
+
+    art = _artifact(artifact)
+    check_calibratable(art)
+    dcfg = data if isinstance(data, DataConfig) else data_config_for(art, None if data is None else str(data))
+    return run(art, dcfg, output=output, command=command)
+
+
 def frontier(metric: str | None = None, cost: str | None = None, *, data: str | None = None,
              split: str | None = None) -> dict:
     """The Pareto set (best quality for each cost) of the evaluated variants in the store.
 
-    metric: accuracy, macro_f1, mcc, perplexity, bits_per_byte [default: accuracy, or perplexity
+    metric: accuracy, macro_f1, mcc, ece, perplexity, bits_per_byte [default: accuracy, or perplexity
     for causal LMs]; cost: latency_b1, latency_b1_model, latency_b32, size, memory, params,
     decode_ms, ttft [default: latency_b1, or decode_ms]. data/split: the evaluation group
     [default: that of the latest evaluation]. Returns {"metric", "cost", "cost_meaning", "task",
@@ -156,7 +175,7 @@ def _artifact(ref):
 
     if isinstance(ref, Artifact):
         return ref
-    from supremum.evaluate import resolve_artifact
+    from supremum.evaluate.stage import resolve_artifact
 
     return resolve_artifact(str(ref))
 

@@ -88,6 +88,10 @@ class Manifest(_Record):
     delta_tensors: int | None = None
     gguf: dict[str, Any] | None = None
     onnx: dict[str, Any] | None = None
+    #: temperature scaling: every backend divides the logits by it at load (supremum calibrate)
+    temperature: float | None = None
+    #: how the temperature was fitted: data, split, dev NLL/ECE before and after
+    calibration: dict[str, Any] | None = None
     #: file name -> sha256 of every file but the manifest and metrics
     files: dict[str, str]
 

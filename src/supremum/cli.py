@@ -89,6 +89,10 @@ def finetune(
     max_length: Annotated[int | None, typer.Option(help=_doc("data", "max_length") + " (language "
                                                    "models: tokens per packed block)")] = None,
     task: Annotated[str | None, typer.Option(help=_doc("", "task"))] = None,
+    unlabeled: Annotated[str | None, typer.Option(help=_doc("data", "unlabeled"))] = None,
+    self_training_rounds: Annotated[int | None, typer.Option(help=_doc("self_training", "rounds"))] = None,
+    pseudo_threshold: Annotated[float | None, typer.Option(help=_doc("self_training", "threshold"))] = None,
+    domain_pretrain_steps: Annotated[int | None, typer.Option(help=_doc("domain_pretrain", "steps"))] = None,
     output: Annotated[str | None, typer.Option(help="artifact directory [default: "
                                                "$SUPREMUM_HOME/artifacts/<id>]")] = None,
     recipe: Annotated[Path | None, typer.Option(help="YAML recipe; flags and KEY=VALUE override it")] = None,
@@ -116,6 +120,8 @@ def finetune(
 
     cfg = finetune_config(locals(), flag_keys(finetune))  # validated before any process is launched
     if nproc > 1 and not distributed.current().active:
+        if cfg.self_training or cfg.domain_pretrain:
+            raise UserError("self_training and domain_pretrain run in one process", "drop --nproc")
         if cfg.train.parallel == "fsdp":
             from supremum.train import sharding
 
@@ -171,7 +177,7 @@ def eval_(
     """Measure quality and cost of an artifact. Classifiers: accuracy, macro-F1, MCC, per class, confusion; params, size, memory, latency at batch 1 and 32. Causal LMs: perplexity and bits per byte (strided sliding window), batch-1 greedy generation (prefill and decode tokens/s, time to first token, peak memory) and sample generations."""  # noqa: E501
     from supremum import api, cli_config, cli_render
     from supremum.config import DataConfig, EvalConfig
-    from supremum.evaluate import data_config_for, resolve_artifact
+    from supremum.evaluate.stage import data_config_for, resolve_artifact
     from supremum.tracking import parse_track
 
     if perturb:
@@ -323,6 +329,27 @@ def compress(
 
 
 @app.command()
+def calibrate(
+    artifact: Annotated[str, typer.Argument(help="classifier artifact directory, or an artifact/run id")],
+    data: Annotated[str | None, typer.Option(help="data whose labelled dev split the temperature is fitted on "
+                                             "[default: the training data]")] = None,
+    output: Annotated[str | None, typer.Option(help="artifact directory [default: "
+                                               "$SUPREMUM_HOME/artifacts/<id>]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
+) -> None:
+    """Fit temperature scaling (one scalar T dividing the logits, minimizing dev NLL; Guo et al. 2017) and write a new artifact holding T, a child of this one; eval, serve and ensembles apply it on every backend. Predictions never change, only their confidence."""  # noqa: E501
+    from supremum import cli_render
+    from supremum.api import calibrate as run
+    from supremum.evaluate.stage import resolve_artifact
+
+    art = resolve_artifact(artifact)
+    _quiet_libraries()
+    child = run(art, data, output=output, command=" ".join(sys.argv))
+    _echo_json({"artifact": str(child.path), "artifact_id": child.id, "parents": child.manifest.parents,
+                "calibration": child.manifest.calibration}) if as_json else cli_render.print_calibrate(child)
+
+
+@app.command()
 def serve(
     artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
     host: Annotated[str | None, typer.Option(help=_doc("serve", "host"))] = None,
@@ -337,9 +364,9 @@ def serve(
     limit: Annotated[list[str] | None, typer.Option(help="other limits as KEY=VALUE: max_texts, max_chars, "
                                                     "max_new_tokens, max_body_bytes, graceful_s")] = None,
 ) -> None:
-    """Serve an artifact over HTTP (FastAPI): POST /v1/classify and /v1/generate, GET /healthz, /readyz, /v1/model, /metrics (Prometheus); micro-batching, limits, bearer-token auth. OpenAPI at /openapi.json."""  # noqa: E501
+    """Serve an artifact over HTTP (FastAPI): POST /v1/classify and /v1/generate, OpenAI-compatible POST /v1/chat/completions and /v1/completions and GET /v1/models, GET /healthz, /readyz, /v1/model, /metrics (Prometheus); micro-batching, continuous batching of generation, limits, bearer-token auth. OpenAPI at /openapi.json."""  # noqa: E501
     from supremum.cli_config import Assembly
-    from supremum.evaluate import resolve_artifact
+    from supremum.evaluate.stage import resolve_artifact
     from supremum.serve import ServeConfig, check_binding
     from supremum.serve import serve as run
 
@@ -487,6 +514,92 @@ def curve(
 
 
 @app.command()
+def label(
+    out: Annotated[Path, typer.Argument(help="the loop's directory: state.json, batch-NNN.csv, rounds/")],
+    pool: Annotated[str | None, typer.Option(help="start: unlabelled texts (CSV/TSV/JSONL, or .txt one per "
+                                             "line)")] = None,
+    labels: Annotated[str | None, typer.Option(help="start: the label set, comma-separated")] = None,
+    text_column: Annotated[str | None, typer.Option(help="start: the pool's text column (auto-detected)")] = None,
+    ingest: Annotated[Path | None, typer.Option(help="the filled-in batch CSV [default: the exported one]")
+                      ] = None,
+    model: Annotated[str | None, typer.Option(help="model alias or path [default: minilm-l6]")] = None,
+    method: Annotated[str | None, typer.Option(help="method trained each round [default: linear-probe]")] = None,
+    strategy: Annotated[str | None, typer.Option(help="query strategy: random, entropy, margin, "
+                                                 "least-confidence, kcenter, badge, or U+D such as "
+                                                 "margin+kcenter [default: margin+kcenter]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="texts per batch [default: 50]")] = None,
+    seed_size: Annotated[int | None, typer.Option(help="random texts in the first batch [default: batch "
+                                                  "size]")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of the seed batch, random picks and training")] = None,
+    eval_data: Annotated[str | None, typer.Option(help="labelled data scored each round (the learning-curve "
+                                                  "stopping rule needs it)")] = None,
+    max_changed: Annotated[float | None, typer.Option(help="stop: share of pool predictions changed per round "
+                                                      "below this [default: 0.01]")] = None,
+    patience: Annotated[int | None, typer.Option(help="stop: ... for this many rounds in a row [default: 2]")
+                        ] = None,
+    min_gain_pt: Annotated[float | None, typer.Option(help="stop: the learning curve predicts less than this "
+                                                      "many points from the next batch [default: 0.5]")] = None,
+    simulate: Annotated[str | None, typer.Option(help="simulation on this labelled data: labels hidden until "
+                                                 "queried, each strategy against random sampling")] = None,
+    strategies: Annotated[str | None, typer.Option(help="simulation: strategies [default: margin,"
+                                                   "margin+kcenter,badge]")] = None,
+    budget: Annotated[int | None, typer.Option(help="simulation: labels at the last round [default: 500]")
+                      ] = None,
+    seeds: Annotated[str | None, typer.Option(help="simulation: seeds [default: 0,1,2]")] = None,
+    split: Annotated[str | None, typer.Option(help="simulation: evaluation split [default: test]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the state (or the simulation) as JSON")] = False,
+) -> None:
+    """Active learning: each call trains on the labels so far, picks the next batch of pool texts by uncertainty and diversity and writes it as CSV to label; the next call ingests it. Stops when the pool's predictions stop changing or the learning curve says the next batch buys too little. --simulate runs the loop on labelled data to compare strategies."""  # noqa: E501
+    from supremum import cli_render
+
+    common = {"model": model, "method": method, "batch_size": batch_size, "seed_size": seed_size}
+    common = {k: v for k, v in common.items() if v is not None}
+    say = None if as_json else (lambda m: cli_render.err.print(m, markup=False))
+    stop = {k: v for k, v in {"max_changed": max_changed, "patience": patience,
+                              "min_gain_pt": min_gain_pt}.items() if v is not None}
+    if simulate is not None:
+        from supremum.studies.simulate import SimulateConfig
+        from supremum.studies.simulate import simulate as run_simulation
+
+        loop_only = {"--pool": pool, "--labels": labels, "--text-column": text_column, "--ingest": ingest,
+                     "--strategy": strategy, "--seed": seed, "--eval-data": eval_data}
+        if given := [k for k, v in loop_only.items() if v is not None]:
+            raise UserError(f"{', '.join(given)} belong(s) to the labelling loop, not to --simulate",
+                            "with --simulate use --strategies, --seeds, --budget and --split")
+        sim = {"strategies": _list(strategies, str, "--strategies"), "budget": budget,
+               "seeds": _list(seeds, int, "--seeds"), "split": split, "stop": stop or None}
+        cfg = SimulateConfig(data={"path": simulate}, **common, **{k: v for k, v in sim.items() if v is not None})
+        _quiet_libraries()
+        res = run_simulation(cfg, out, on_event=say)
+        if as_json:
+            _echo_json(res)
+        else:
+            cli_render.print_simulation(res, out)
+        return
+    from supremum.studies.active import LabelConfig, step
+
+    sim_only = {"--strategies": strategies, "--budget": budget, "--seeds": seeds, "--split": split}
+    if given := [k for k, v in sim_only.items() if v is not None]:
+        raise UserError(f"{', '.join(given)} belong(s) to --simulate", "add --simulate DATA, or drop them")
+    start = {"pool": pool, "labels": _list(labels, str, "--labels"), "text_column": text_column,
+             "strategy": strategy, "seed": seed, "eval_data": eval_data}
+    start = {k: v for k, v in start.items() if v is not None}
+    cfg = None
+    if start or common or stop:
+        if pool is None or labels is None:
+            raise UserError("starting a labelling loop needs --pool and --labels",
+                            "e.g. --pool texts.csv --labels negative,positive; without options it continues "
+                            "the loop in OUT")
+        cfg = LabelConfig(**start, **common, **({"stop": stop} if stop else {}))
+    _quiet_libraries()
+    state = step(out, cfg, ingest, on_event=say)
+    if as_json:
+        _echo_json(state.model_dump(mode="json", exclude={"predictions"}))
+    else:
+        cli_render.print_label(state, out)
+
+
+@app.command()
 def ceiling(
     model: Annotated[str | None, typer.Option(help=_doc("model", "name"))] = None,
     data: Annotated[str | None, typer.Option(help=_doc("data", "path"))] = None,
@@ -557,6 +670,76 @@ def ceiling(
         cli_render.print_ceiling(res)
 
 
+@app.command()
+def labels(
+    model: Annotated[str | None, typer.Option(help="encoder of the fine-tuning approaches [default: minilm-l6]")
+                     ] = None,
+    data: Annotated[str | None, typer.Option(help=_doc("data", "path"))] = None,
+    approaches: Annotated[str | None, typer.Option(help="approaches, comma-separated [default: zeroshot,"
+                                                   "linear-probe,setfit,full,lora]")] = None,
+    budgets: Annotated[str | None, typer.Option(help="label budgets, comma-separated; 'all' is the whole training "
+                                                "split [default: 0,8,32,128,512,2048,all]")] = None,
+    seeds: Annotated[str | None, typer.Option(help="seeds: each draws its own labels [default: 0,1,2]")] = None,
+    lm: Annotated[str | None, typer.Option(help="causal LM of the prompting approach [default: smollm2-135m]")
+                  ] = None,
+    max_shots: Annotated[int | None, typer.Option(help="prompting: in-context examples at most; larger budgets "
+                                                  "are skipped [default: 8]")] = None,
+    min_steps: Annotated[int | None, typer.Option(help="gradient fine-tunes: optimizer steps at least "
+                                                  "[default: 60]")] = None,
+    split: Annotated[str | None, typer.Option(help="split every point is scored on [default: test]")] = None,
+    name: Annotated[str | None, typer.Option(help="study name [default: labels-<model>-<data>]")] = None,
+    output: Annotated[str | None, typer.Option(help="directory of the plot [default: $SUPREMUM_HOME/labels/"
+                                               "<name>]")] = None,
+    recipe: Annotated[Path | None, typer.Option(help="YAML with the same keys (model, data, approaches, "
+                                                "budgets, methods, incontext, train, ...); flags override it")
+                      ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the cells and skips, run nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Accuracy against the number of labels: prompting (zero- and few-shot), a linear probe, SetFit, full and LoRA fine-tuning at each label budget x seeds (seeded class-stratified subsets, nested across budgets), all scored on the same test set; mean ± s.d. per point, plain fine-tuning's fitted curve and ceiling, and which approach to use at each budget. Cells are cached: a re-run resumes."""  # noqa: E501
+    from supremum import cli_config, cli_render
+    from supremum.studies.labels import LabelsConfig, plan, plan_line, run_labels
+
+    flags = {**locals(), "model": {"name": model} if model else None, "seeds": _list(seeds, int, "--seeds"),
+             "approaches": _list(approaches, str, "--approaches"), "budgets": _budgets(budgets)}
+    keys = {"model": "model", "data": "data.path", "approaches": "approaches", "budgets": "budgets",
+            "seeds": "seeds", "lm": "incontext.model", "max_shots": "incontext.max_shots",
+            "min_steps": "min_steps", "split": "split", "name": "name", "output": "output"}
+    cfg = cli_config.Assembly(recipe).options(flags, keys)
+    if cfg.get("data.path") is None:
+        raise UserError("labels needs data", "e.g. --data $SUPREMUM_DATA/sst2")
+    cfg = cfg.build(LabelsConfig, "supremum labels --help")
+    _quiet_libraries()
+    if dry_run:
+        p = plan(cfg)
+        rows = [{"approach": c.approach, "budget": c.budget, "seed": c.seed, "cell": c.key,
+                 "status": "cached" if c.cached else "to run"} for c in p["cells"]]
+        res = {"cells": rows, "skipped": p["skipped"], "approaches": p["approaches"], "plan": plan_line(p)}
+        _echo_json(res) if as_json else cli_render.print_labels_plan(res)
+        return
+    res = run_labels(cfg, on_event=None if as_json else lambda m: cli_render.err.print(m, markup=False))
+    if as_json:
+        _echo_json({**res, "curve": _without_band(res["curve"])})
+    else:
+        cli_render.print_labels(res)
+
+
+def _budgets(value: str | None) -> list | None:
+    if value is None:
+        return None
+    out = []
+    for x in (x.strip() for x in value.split(",") if x.strip()):
+        if x == "all":
+            out.append(x)
+            continue
+        try:
+            out.append(int(x))
+        except ValueError:
+            raise UserError(f"--budgets '{value}': '{x}' is neither a number of labels nor 'all'",
+                            "e.g. --budgets 0,8,32,all") from None
+    return out
+
+
 def _without_band(curve: dict) -> dict:
     """A learning curve's record without its plotted band (60 points of plot data) for --json."""
     return {k: v for k, v in curve.items() if k not in ("band", "band_n")}
@@ -571,7 +754,7 @@ def ensemble(
 ) -> None:
     """Combine fine-tuned artifacts of one task into one artifact that averages their class probabilities (members must share the tokenizer and labels); it evaluates and serves like any other."""  # noqa: E501
     from supremum.ensemble import make_ensemble
-    from supremum.evaluate import resolve_artifact
+    from supremum.evaluate.stage import resolve_artifact
 
     try:
         w = [float(x) for x in weights.split(",")] if weights else None
@@ -599,7 +782,7 @@ def sensitivity(
 ) -> None:
     """Rank linear layers by how much the metric changes when only that layer is quantized (int8, int4) or 50%-pruned. Recorded in the artifact's metrics."""  # noqa: E501
     from supremum import cli_render
-    from supremum.evaluate import data_config_for, resolve_artifact
+    from supremum.evaluate.stage import data_config_for, resolve_artifact
 
     art = resolve_artifact(artifact)
     chosen = [s.strip() for s in schemes.split(",") if s.strip()]
@@ -645,9 +828,9 @@ def run_pipeline(
 
 @app.command()
 def frontier(
-    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc; perplexity, "
-                                               "bits_per_byte [default: accuracy, or perplexity for causal "
-                                               "LMs]")] = None,
+    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc, ece (expected "
+                                               "calibration error, lower is better); perplexity, bits_per_byte "
+                                               "[default: accuracy, or perplexity for causal LMs]")] = None,
     cost: Annotated[str | None, typer.Option(help="cost: latency_b1, latency_b1_model, latency_b32, size, "
                                              "memory, params; decode_ms, ttft (causal LMs) [default: "
                                              "latency_b1, or decode_ms for causal LMs]")] = None,
@@ -699,9 +882,9 @@ def pick(
 def report(
     output: Annotated[Path, typer.Option(help="file to write")] = Path("supremum-report.html"),
     fmt: Annotated[str, typer.Option("--format", help="html (self-contained, inline SVG plots) or md")] = "html",
-    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc; perplexity, "
-                                               "bits_per_byte [default: accuracy, or perplexity for causal "
-                                               "LMs]")] = None,
+    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc, ece (expected "
+                                               "calibration error, lower is better); perplexity, bits_per_byte "
+                                               "[default: accuracy, or perplexity for causal LMs]")] = None,
     data: Annotated[str | None, typer.Option(help="evaluation data [default: that of the latest eval]")] = None,
     split: Annotated[str | None, typer.Option(help="evaluation split [default: that of the latest eval]")] = None,
 ) -> None:
@@ -717,8 +900,9 @@ def report(
 @app.command()
 def runs(
     kind: Annotated[str | None, typer.Option(help="only this kind: finetune or eval")] = None,
-    status: Annotated[str | None, typer.Option(help="only this status: running, finished, "
-                                               "failed, killed, resumable")] = None,
+    status: Annotated[str | None, typer.Option(help="only this status: running, finished, failed, "
+                                               "pruned (a search trial stopped early), killed, "
+                                               "resumable")] = None,
     sort: Annotated[str, typer.Option(help="sort by: started, accuracy, kind, status")] = "started",
     limit: Annotated[int | None, typer.Option(help="show at most N runs (the last ones)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,

@@ -29,6 +29,8 @@ SECTIONS = {"model": "supremum.config:ModelSpec", "data": "supremum.config:DataC
             "serve": "supremum.serve:ServeConfig", "pick": "supremum.frontier.pick:PickLimits",
             "zeroshot": "supremum.evaluate.zeroshot:ZeroShotConfig",
             "explain": "supremum.explain.config:ExplainConfig",
+            "self_training": "supremum.config:SelfTrainingConfig",
+            "domain_pretrain": "supremum.config:DomainPretrainConfig",
             "": "supremum.config:FinetuneConfig"}
 _MARK = re.compile(r"<schema:(\w*)\.(\w+)>")
 _EPILOG = re.compile(r"<epilog:(\w+)>")
@@ -161,10 +163,28 @@ def default_text(f) -> str:
     return "required" if f.is_required() else str(f.get_default(call_default_factory=True))
 
 
+def flag_default_text(f) -> str | None:
+    """A field's default as a flag takes it: lists comma-separated (as the flag is written),
+    strings with whitespace at an end or a control character quoted with escapes (a newline
+    otherwise breaks the help line, a space is invisible); None where the description already
+    says what an unset value means."""
+    if f.is_required():
+        return "required"
+    value = f.get_default(call_default_factory=True)
+    if value is None and "default" in (f.description or ""):
+        return None
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    if isinstance(value, str) and (value != value.strip() or not value.isprintable()):
+        return '"' + value.encode("unicode_escape").decode("ascii") + '"'
+    return str(value)
+
+
 @functools.cache
 def _field_help(section: str, field: str) -> str:
     f = _schema(section).model_fields[field]
-    default = "" if f.is_required() else f" \\[default: {default_text(f)}]"  # escaped: rich markup
+    shown = flag_default_text(f)
+    default = "" if shown is None else f" \\[default: {shown}]"  # escaped: rich markup
     return (f.description or "") + default
 
 
@@ -181,7 +201,8 @@ def keys_epilog() -> str:
     from supremum import config
     from supremum.train.methods import METHODS
 
-    sections = [("model", config.ModelSpec), ("data", config.DataConfig), ("train", config.TrainConfig)]
+    sections = [("model", config.ModelSpec), ("data", config.DataConfig), ("train", config.TrainConfig),
+                ("self_training", config.SelfTrainingConfig), ("domain_pretrain", config.DomainPretrainConfig)]
     sections += [("method", m.config_cls) for m in METHODS.values()]
     lines = ["Recipe keys (set with KEY=VALUE, e.g. train.weight_decay=0.1):",
              f"method.name = full: the method, one of {', '.join(METHODS)}"]

@@ -57,8 +57,18 @@ def _variant_row(v: dict, metric: str) -> list[str]:
         costs = [_fmt(c.get("decode_ms"), ".1f"), _fmt(rate, ".1f"), _fmt(c.get("ttft"), ".0f")]
     else:
         costs = [_fmt(c["latency_b1"], ".2f"), _fmt(c["latency_b32"], ".1f")]
+    ece = [] if v.get("task") == "text-generation" else [_fmt(_pct(v["metrics"].get("ece")), ".2f")]
     return [v["artifact"], v["lineage"], _fmt(v["metrics"].get(metric), ".4f"), *costs, _fmt(c["size"], ".1f"),
-            _fmt(c["memory"], ".0f"), _fmt(c["params"], ",")]
+            _fmt(c["memory"], ".0f"), _fmt(c["params"], ","), *ece]
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None else 100 * x
+
+
+def _ece_column(res: dict) -> tuple[str, ...]:
+    """Classifiers: the expected calibration error (15 bins, %) next to the costs."""
+    return () if res.get("task") == "text-generation" else ("ECE %",)
 
 
 def _columns(res: dict) -> tuple[str, ...]:
@@ -73,12 +83,12 @@ def print_frontier(res: dict) -> None:
     proto = f" ({g['protocol']})" if g.get("protocol") else ""
     out.print(f"Pareto frontier: {res['metric']} vs {res['cost_meaning']}; evaluated on {g['data']} "
               f"\\[{g['split']}]{proto}, machine {g['machine']}")
-    t = Table("artifact", "lineage", res["metric"], *_columns(res), title="frontier")
+    t = Table("artifact", "lineage", res["metric"], *_columns(res), *_ece_column(res), title="frontier")
     for v in res["frontier"]:
         t.add_row(*_variant_row(v, res["metric"]))
     out.print(t)
     if res["dominated"]:
-        d = Table("artifact", "lineage", res["metric"], *_columns(res), title="dominated")
+        d = Table("artifact", "lineage", res["metric"], *_columns(res), *_ece_column(res), title="dominated")
         for v in res["dominated"]:
             d.add_row(*_variant_row(v, res["metric"]))
         out.print(d)
@@ -132,6 +142,7 @@ def print_finetune(res) -> None:
     dup = info.get("duplicates", {})
     if any(dup.values()) and "dedup" not in info:
         err.print(f"data: duplicates/overlap {dup} (pass --dedup to drop them)")
+    _print_unlabeled(m)
     acc = m["dev_accuracy"]
     out.print(f"run {res.run_id}: {m['steps']} steps, dev accuracy "
               f"{acc:.4f} (best at step {m['best_step']})" if acc is not None else
@@ -139,6 +150,20 @@ def print_finetune(res) -> None:
     out.print(f"trainable {m['trainable_params']:,} / {m['total_params']:,} parameters "
               f"({m['trainable_fraction']:.2%}); {m['train_samples_per_s']:.1f} training samples/s")
     out.print(f"artifact {res.artifact.id}: {res.artifact.path}")
+
+
+def _print_unlabeled(m: dict) -> None:
+    """Domain pretraining and self-training rounds, when the fine-tune ran them."""
+    if dp := m.get("domain_pretrain"):
+        out.print(f"domain pretraining: {dp['steps']} steps of {dp['objective']} on {dp['texts']:,} unlabelled "
+                  f"texts, loss {dp['loss_before']:.4f} -> {dp['loss_after']:.4f}", markup=False)
+    if st := m.get("self_training"):
+        for r in st["rounds_run"]:
+            acc = "n/a" if r["dev_accuracy"] is None else f"{r['dev_accuracy']:.4f}"
+            added = ", ".join(f"{k} {v}" for k, v in r["per_class"].items())
+            out.print(f"self-training round {r['round']}: {r['pseudo_labelled']:,} pseudo-labelled "
+                      f"({added}), dev accuracy {acc}", markup=False)
+        out.print(f"self-training: kept round {st['kept_round']} ({st['kept_because']})", markup=False)
 
 
 def _print_lm_finetune(res) -> None:
@@ -198,6 +223,8 @@ def print_eval(m: dict, art) -> None:
     for name, row in zip(names, m["confusion_matrix"], strict=True):
         cm.add_row(name, *map(str, row))
     out.print(cm)
+    if m.get("calibration"):
+        _print_calibration(m["calibration"])
     if m.get("robustness"):
         rob = Table("perturbation", "accuracy", "vs clean (pt)", title="robustness")
         for name, r in m["robustness"].items():
@@ -207,6 +234,31 @@ def print_eval(m: dict, art) -> None:
         out.print(f"[dim]method: {m['robustness']['method']}[/]", markup=True)
     if "cost" in m:
         _print_cost(m)
+
+
+def _print_calibration(c: dict) -> None:
+    temp = f" (temperature {c['temperature']:.3f})" if c.get("temperature") is not None else ""
+    out.print(f"calibration{temp}: ECE {100 * c['ece']:.2f}%   adaptive ECE {100 * c['adaptive_ece']:.2f}%   "
+              f"Brier {c['brier']:.4f}   NLL {c['nll']:.4f}   accuracy-coverage area {c['selective']['area']:.4f}",
+              markup=False)
+    vs = c.get("vs_parent")
+    if vs and "ece_delta_pt" in vs:
+        out.print(f"  vs parent {vs['parent']}: ECE {vs['ece_delta_pt']:+.2f} pt, adaptive ECE "
+                  f"{vs['adaptive_ece_delta_pt']:+.2f} pt, NLL {vs['nll_delta']:+.4f}", markup=False)
+    cov = ", ".join(f"c>={a['threshold']:g}: {100 * a['coverage']:.0f}% at {_fmt(a['accuracy'], '.3f')}"
+                    for a in c["selective"]["at"] if a["threshold"] >= 0.5)
+    out.print(f"  abstain below confidence c (coverage at accuracy): {cov}", markup=False)
+
+
+def print_calibrate(child) -> None:
+    c = child.manifest.calibration
+    b, a = c["before"], c["after"]
+    out.print(f"artifact {child.id}: {child.path}  ({child.lineage}, parent {child.manifest.parents[0]})",
+              markup=False)
+    out.print(f"temperature {c['temperature']:.4f} fitted on {c['examples']:,} {c['split']} examples of "
+              f"{Path(c['data']).name}: NLL {b['nll']:.4f} -> {a['nll']:.4f}, ECE {100 * b['ece']:.2f}% -> "
+              f"{100 * a['ece']:.2f}%, Brier {b['brier']:.4f} -> {a['brier']:.4f}; predictions unchanged",
+              markup=False)
 
 
 def _print_cost(m: dict) -> None:
@@ -381,7 +433,7 @@ def print_curve(r: dict) -> None:
 
 def print_zeroshot(r: dict) -> None:
     """One row per k: mean ± s.d. over seeds of accuracy, macro-F1 and acc_norm, and the cost."""
-    pct = lambda s: f"{100 * s['mean']:.1f} ± {100 * s['sd']:.1f}"  # noqa: E731
+    pct = lambda s: f"{100 * s['mean']:.1f}" + ("" if s["sd"] is None else f" ± {100 * s['sd']:.1f}")  # noqa: E731
     verb = ", ".join(f"{k}={v!r}" for k, v in r["verbalizers"].items())
     out.print(f"{r['model']} ({r['backend']}) on {r['data']} [{r['split']}], {r['examples']} texts; "
               f"verbalizers {verb}", markup=False)
@@ -426,3 +478,59 @@ def print_explain(r: dict, shown: int = 3, top: int = 5) -> None:
         out.print(f"{m} not run: {why}", markup=False)
     out.print(f"written: {Path(r['output']) / 'explanations.json'}, {Path(r['output']) / 'explanations.html'}",
               markup=False)
+
+
+def print_label(state, where) -> None:
+    """The loop's rounds (labels, changed predictions, eval accuracy, decision) and what to do next."""
+    t = Table("round", "labels", "changed %", "eval acc %", "decision")
+    for r in state.rounds:
+        t.add_row(str(r.round), str(r.labelled), "-" if r.changed is None else f"{100 * r.changed:.2f}",
+                  "-" if r.eval_accuracy is None else f"{100 * r.eval_accuracy:.2f}", r.decision.reason)
+    if state.rounds:
+        out.print(t)
+    if state.stopped is not None:
+        model = state.rounds[-1].artifact
+        data = f"{where}/labelled.csv"
+        out.print(f"stopped ({state.stopped.rule}): {len(state.labelled)} labels in {data}"
+                  + (f"; the last round's model: {model}" if model else
+                     f"; train the final model on them with `supremum finetune --data {data}`"), markup=False)
+    else:
+        out.print(f"next: label {state.pending_file} ({len(state.pending)} texts), then run the same "
+                  "command without options", markup=False)
+
+
+def print_simulation(res: dict, where) -> None:
+    """Mean ± s.d. accuracy per strategy at each label count, and the labels each strategy needed
+    to reach random sampling's accuracy at the budget."""
+    ns = [p["n_labels"] for p in res["summary"]["random"]]
+    t = Table("strategy", *[str(n) for n in ns], title=f"accuracy % by labels ({res['eval_examples']} texts)")
+    for s, pts in res["summary"].items():
+        t.add_row(s, *[f"{100 * p['mean']:.1f}" + (f" ± {100 * p['std']:.1f}" if p["std"] is not None else "")
+                       for p in pts])
+    out.print(t)
+    ref = res["match"]["reference"]
+    for s, m in res["match"]["strategies"].items():
+        got = (f"{m['n_labels']} labels ({100 * m['share']:.0f}%)" if m["n_labels"] is not None
+               else "not within the budget")
+        out.print(f"{s}: reaches random's {100 * ref['mean']:.1f}% at {ref['n_labels']} labels with {got}",
+                  markup=False)
+    out.print(f"details: {where}/simulation.json, {where}/simulation.png", markup=False)
+
+
+def print_labels(r: dict) -> None:
+    from supremum.limit.summary import labels_summary
+
+    lines, tables, tail = labels_summary(r)
+    _print_summary(lines, tables, [*tail, f"{r['cells']['total']} cells ({r['cells']['cached']} cached); plot: "
+                                         f"{r['plot']}"])
+
+
+def print_labels_plan(p: dict) -> None:
+    out.print(p["plan"], markup=False)
+    for name, a in p["approaches"].items():
+        est = f"about {a['seconds'] / 60:.1f} min ({a['basis']})" if a["seconds"] is not None else a["basis"]
+        out.print(f"  {name}: {a['cells']} cells, {a['cached']} cached; {est}", markup=False)
+    for s in p["skipped"]:
+        seeds = ", ".join(map(str, s["seeds"]))
+        out.print(f"  skipped {s['approach']} at {s['budget']:,} labels (seeds {seeds}): {s['reason']}",
+                  markup=False)

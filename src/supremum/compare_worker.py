@@ -10,8 +10,8 @@ import sys
 
 def main() -> None:
     from supremum.config import EvalConfig, FinetuneConfig
-    from supremum.evaluate import evaluate
     from supremum.evaluate.speed import peak_rss_mb
+    from supremum.evaluate.stage import evaluate
     from supremum.store import Store
     from supremum.train.finetune import finetune
 

@@ -26,6 +26,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def omit_later(model: BaseModel, handler: SerializerFunctionWrapHandler) -> dict:
+    """A dump without each key of the model's ADDED_LATER that holds the value given there: the
+    hashes of configs leaving those keys unset stay the ones they had before the keys existed."""
+    later = type(model).ADDED_LATER
+    return {k: v for k, v in handler(model).items() if not (k in later and v == later[k])}
+
+
 def named(value: Any) -> Any:
     """The recipe shorthand `lora` for `{name: lora}` (a model or a method given by name alone)."""
     return {"name": value} if isinstance(value, str) else value
@@ -70,22 +77,28 @@ class DataConfig(Strict):
                                     "the first N of a seeded shuffle, so smaller subsets nest in larger ones "
                                     "(learning curves)")
     train_limit_seed: int = Field(0, description="seed of the shuffle behind train_limit")
+    train_limit_stratify: bool = Field(False, description="train_limit keeps each class's share of the "
+                                       "training set (one example of every class first, then in "
+                                       "proportion), still nested across sizes")
     cv_folds: int | None = Field(None, ge=2, description="k-fold cross-validation (with cv_fold): the "
                                  "training rows (after train_limit) are cut into this many stratified, "
                                  "seeded (split_seed) folds")
     cv_fold: int | None = Field(None, ge=0, description="train on every fold but this one (0..cv_folds-1); "
                                 "its rows become the split 'cv_heldout', with their train row in "
                                 "column 'train_row'")
+    unlabeled: str | None = Field(None, description="unlabelled texts for self_training and domain_pretrain: "
+                                  ".txt (one text per line, blank lines skipped) or CSV/TSV/JSONL (the "
+                                  "text column as for the data; same encoding and delimiter)")
 
     #: keys added after runs were cached under hashes of these configs: a dump leaves each out while
     #: it holds the value given here, so every hash of a config that leaves them unset (fine-tune
     #: checkpoints, compare and curve cells, pipeline stages) is the one it had before they existed.
-    ADDED_LATER: ClassVar[dict[str, Any]] = {"cv_folds": None, "cv_fold": None}
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"cv_folds": None, "cv_fold": None, "unlabeled": None,
+                                             "train_limit_stratify": False}
 
     @model_serializer(mode="wrap")
     def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler) -> dict:
-        d = handler(self)
-        return {k: v for k, v in d.items() if not (k in self.ADDED_LATER and v == self.ADDED_LATER[k])}
+        return omit_later(self, handler)
 
     @model_validator(mode="after")
     def _cv_pair(self) -> DataConfig:
@@ -151,6 +164,35 @@ class TrainConfig(Strict):
         "gradients and optimizer state over the processes (FSDP2, one unit per layer)")
 
 
+class SelfTrainingConfig(Strict):
+    """Self-training with pseudo-labels (Scudder 1965; Lee 2013): train on the labelled data, label
+    the unlabelled texts with the model, add those predicted with at least `threshold` confidence
+    to the training set, and train again from the base model; `rounds` times."""
+
+    rounds: int = Field(1, ge=1, description="retrainings on labelled + pseudo-labelled data after the "
+                        "first training on the labelled data alone")
+    threshold: float = Field(0.9, gt=0, le=1, description="least softmax probability of the predicted "
+                             "class for an unlabelled text to be added with that label (>=)")
+    max_per_round: int | None = Field(None, ge=1, description="add at most this many pseudo-labelled "
+                                      "texts per round, the most confident first (null: all above "
+                                      "the threshold)")
+    balance: bool = Field(True, description="add the same number of texts per class: the count of the "
+                          "class with the fewest above the threshold, each class's most confident")
+    keep: Literal["best", "last"] = Field("best", description="the round whose model is saved: best "
+                                          "dev accuracy (the earlier round on a tie) or the last")
+
+
+class DomainPretrainConfig(Strict):
+    """Domain-adaptive pretraining (Gururangan et al. 2020): continued masked-LM (causal-LM for
+    decoder models) training of the base model on the unlabelled texts before fine-tuning."""
+
+    steps: int = Field(..., ge=1, description="optimizer steps of continued pretraining")
+    lr: float = Field(5e-5, gt=0, description="peak learning rate (AdamW, linear decay after 6% warm-up)")
+    batch_size: int = Field(32, ge=1, description="unlabelled texts per step")
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="share of tokens masked (masked LM; "
+                                   "80% [MASK], 10% random, 10% kept, as in BERT)")
+
+
 class FinetuneConfig(Strict):
     task: Literal["auto", "classification", "causal-lm"] = Field(
         "auto", description="auto: causal-lm for text corpora (.txt, JSONL text without labels) and "
@@ -163,6 +205,32 @@ class FinetuneConfig(Strict):
     output: str | None = Field(None, description="artifact directory (default: under $SUPREMUM_HOME)")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig,
                                      description="mirror metrics to TensorBoard / MLflow / W&B")
+    self_training: SelfTrainingConfig | None = Field(None, description="pseudo-label data.unlabeled "
+                                                     "and retrain (classifiers)")
+    domain_pretrain: DomainPretrainConfig | None = Field(None, description="continued pretraining of the "
+                                                         "base model on data.unlabeled before fine-tuning "
+                                                         "(classifiers)")
+
+    #: keys added after runs were cached (see DataConfig.ADDED_LATER)
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"self_training": None, "domain_pretrain": None}
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler) -> dict:
+        return omit_later(self, handler)
+
+    @model_validator(mode="after")
+    def _unlabeled_pair(self) -> FinetuneConfig:
+        uses = [k for k in ("self_training", "domain_pretrain") if getattr(self, k) is not None]
+        if uses and self.data.unlabeled is None:
+            raise ValueError(f"{' and '.join(uses)} read unlabelled texts: set data.unlabeled "
+                             "(--unlabeled FILE)")
+        if not uses and self.data.unlabeled is not None:
+            raise ValueError("data.unlabeled is read only by self_training or domain_pretrain: set one "
+                             "(--self-training-rounds N or --domain-pretrain-steps N) or drop it")
+        if uses and self.task == "causal-lm":
+            raise ValueError(f"{' and '.join(uses)} apply to classifiers (task classification), "
+                             "not to task causal-lm")
+        return self
 
     @model_validator(mode="after")
     def _resolve_lr(self) -> FinetuneConfig:

@@ -168,6 +168,13 @@ def _past_rate(cfg, runs: list[dict], method: str) -> tuple[float, str] | None:
     return statistics.median(rates), f"median of {len(rates)} past fine-tunes of {cfg.model.name} here"
 
 
+def training_rate(cfg, runs: list[dict], method: str) -> tuple[float, str] | None:
+    """(training examples per second, how found): the median over `runs` (finished store rows of this
+    machine) of past fine-tunes of cfg.model.name with `method` (else any method of that model);
+    None when there are none."""
+    return _past_rate(cfg, runs, method)
+
+
 def finetune_seconds(cfg, runs: list[dict], method: str, n_train: int) -> tuple[float, str]:
     """Training seconds of one fine-tune (`cfg`: a FinetuneConfig) and how they were found: the
     examples its schedule sees over the median rate of past fine-tunes of this model and method on

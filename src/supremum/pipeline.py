@@ -305,7 +305,7 @@ def _in_worker(run):
 def evaluate_stage(cfg: PipelineConfig, art: Artifact, store: Store, say) -> list[str]:
     """Evaluate `art` on the recipe's splits not yet measured on this machine; the splits done now."""
     from supremum.config import EvalConfig
-    from supremum.evaluate import evaluate_in_subprocess
+    from supremum.evaluate.stage import evaluate_in_subprocess
     from supremum.machine import fingerprint
 
     done = []

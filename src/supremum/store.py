@@ -95,6 +95,11 @@ class Store:
                    "artifact_path=? WHERE id=?",
                    (time.time(), json.dumps(metrics or {}), artifact_id, artifact_path, run_id))
 
+    def prune_run(self, run_id: str, why: str) -> None:
+        """A run stopped early on purpose (a search pruned its trial): status `pruned`, not
+        `failed`, so `supremum runs` does not report a deliberate stop as a fault."""
+        self._exec("UPDATE runs SET status='pruned', error=? WHERE id=?", (why[:2000], run_id))
+
     def fail_run(self, run_id: str, error: str) -> None:
         self._exec("UPDATE runs SET status='failed', finished=?, error=? WHERE id=?",
                    (time.time(), error[:2000], run_id))

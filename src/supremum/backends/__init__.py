@@ -42,14 +42,37 @@ def loader(art: Artifact) -> Loader:
     return LOADERS[name]
 
 
-def load(art: Artifact):
+def load(art: Artifact, *, calibrated: bool = True):
     """(model, tokenizer) in eval mode, rebuilt from the artifact alone (plus the base model for
     adapters and deltas). An artifact whose PyTorch weights hold NaN or Infinity is refused
-    (UserError): every answer from it would be meaningless."""
+    (UserError): every answer from it would be meaningless. With a `temperature` in the manifest
+    the model's logits come divided by it (`calibrated=False`: as the weights give them, for
+    compression and for refitting the temperature)."""
     from supremum.finite import refuse_nonfinite
 
     model, tok = loader(art)(art)
     refuse_nonfinite(model, f"artifact {art.id} ({art.path})",
                      "it was written from a diverged run or an overflowing cast: re-create it, e.g. "
                      "re-train with a lower learning rate")
+    if calibrated and art.manifest.temperature is not None:
+        apply_temperature(model, art.manifest.temperature)
     return model, tok
+
+
+def apply_temperature(model, t: float) -> None:
+    """Make every call of `model` return logits / t. A PyTorch module gets a forward hook (the
+    module stays itself: its type, parameters and save_pretrained are untouched); the other
+    runtimes' wrappers (ONNX Runtime, ensembles) divide by their `temperature` attribute."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        model.temperature = t
+        return
+
+    def divide(_module, _args, out):
+        if isinstance(out, tuple):
+            return (out[0] / t, *out[1:])
+        out.logits = out.logits / t
+        return out
+
+    model.register_forward_hook(divide)

@@ -15,6 +15,8 @@ from supremum.backends import register
 
 class EnsembleModel:
     training = False
+    #: the ensemble's own temperature (members apply theirs): supremum.backends.apply_temperature
+    temperature = 1.0
 
     def __init__(self, members: list, weights: list[float]):
         self.members, self.weights = members, weights
@@ -24,7 +26,7 @@ class EnsembleModel:
         probs = sum(w * torch.softmax(m(input_ids=input_ids, attention_mask=attention_mask).logits.float(), -1)
                     for m, w in zip(self.members, self.weights, strict=True))
         # log-probabilities: argmax and softmax give back the averaged prediction
-        return SimpleNamespace(logits=torch.log(probs.clamp_min(1e-12)))
+        return SimpleNamespace(logits=torch.log(probs.clamp_min(1e-12)) / self.temperature)
 
     def eval(self) -> EnsembleModel:
         for m in self.members:

@@ -8,6 +8,8 @@ class ForeignModel:
     """What callers ask of a module that is not PyTorch's: it never trains and holds no tensors."""
 
     training = False
+    #: logits are divided by it (supremum.backends.apply_temperature)
+    temperature = 1.0
 
     def eval(self):
         return self

@@ -66,6 +66,10 @@ class LlamaCppModel(ForeignModel):
             rows.append(logits)
         return SimpleNamespace(logits=torch.from_numpy(np.stack(rows)))
 
+    def sequences(self, n: int) -> LlamaCppSequences:
+        """A context holding up to `n` sequences at once (continuous batching in the server)."""
+        return LlamaCppSequences(self.generator(), n, self.n_ctx, self.threads)
+
     def stepper(self) -> LlamaCppStepper:
         return LlamaCppStepper(self.generator())
 
@@ -82,6 +86,66 @@ class LlamaCppModel(ForeignModel):
         types = sorted({t.tensor_type.name for t in GGUFReader(str(self.path)).tensors})
         lora = " + LoRA adapter applied at run time" if self.lora else ""
         return [f"llama.cpp ({'/'.join(types)} tensors){lora}"]
+
+
+class LlamaCppSequences:
+    """llama.cpp's multi-sequence batch API over the weights of a loaded `Llama`: one context with
+    `n` sequence ids, each with its own KV cache of n_ctx positions; a prefill or a decoding step
+    is one `llama_decode` over tokens tagged with their sequence id and position; a finished
+    sequence's cache entries are removed by id (`llama_memory_seq_rm`)."""
+
+    CHUNK = 512  # tokens per llama_decode of a prompt (the context's n_batch)
+
+    def __init__(self, llm, n: int, n_ctx: int, threads: int) -> None:
+        import ctypes
+
+        import llama_cpp
+        from llama_cpp import _internals
+
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx, params.n_seq_max, params.kv_unified = n_ctx * n, n, False
+        params.n_batch = params.n_ubatch = max(self.CHUNK, n)
+        params.n_threads = params.n_threads_batch = threads
+        self.ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
+        if llm._lora_adapter is not None:  # the artifact's LoRA, as on the Llama's own context
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(llm._lora_adapter)
+            if llama_cpp.llama_set_adapters_lora(self.ctx.ctx, adapters, 1, (ctypes.c_float * 1)(llm.lora_scale)):
+                raise RuntimeError("llama.cpp refused the LoRA adapter on a batch context")
+        self.batch = _internals.LlamaBatch(n_tokens=params.n_batch, embd=0, n_seq_max=1, verbose=False)
+        self.n_vocab, self.llm = llm.n_vocab(), llm  # the Llama owns the weights: keep it alive
+        atexit.register(self.close)
+
+    def _run(self, items: list[tuple[int, int, int, bool]]) -> np.ndarray:
+        """Decode (token, position, sequence id, wants logits) items; logits [wanted, vocab]."""
+        b = self.batch.batch
+        b.n_tokens = len(items)
+        for i, (token, pos, seq, wanted) in enumerate(items):
+            b.token[i], b.pos[i], b.seq_id[i][0], b.n_seq_id[i], b.logits[i] = token, pos, seq, 1, wanted
+        self.ctx.decode(self.batch)
+        rows = [i for i, item in enumerate(items) if item[3]]
+        return np.stack([np.ctypeslib.as_array(self.ctx.get_logits_ith(i), shape=(self.n_vocab,)).copy()
+                         for i in rows]) if rows else np.zeros((0, self.n_vocab), np.float32)
+
+    def prefill(self, seq: int, ids: list[int]) -> np.ndarray:
+        """The prompt of sequence `seq` (any earlier entries of that id removed); the last
+        position's logits [vocab]."""
+        self.free(seq)
+        out = None
+        for start in range(0, len(ids), self.CHUNK):
+            chunk = ids[start : start + self.CHUNK]
+            out = self._run([(t, start + i, seq, start + i == len(ids) - 1) for i, t in enumerate(chunk)])
+        return out[0]
+
+    def step(self, items: list[tuple[int, int, int]]) -> np.ndarray:
+        """One token per sequence, (sequence id, token, position): logits [len(items), vocab]."""
+        return self._run([(token, pos, seq, True) for seq, token, pos in items])
+
+    def free(self, seq: int) -> None:
+        self.ctx.kv_cache_seq_rm(seq, -1, -1)
+
+    def close(self) -> None:
+        self.batch.close()
+        self.ctx.close()
 
 
 class LlamaCppStepper:

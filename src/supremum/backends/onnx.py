@@ -38,7 +38,7 @@ class OrtModel(ForeignModel):
             feed["token_type_ids"] = np.zeros_like(ids)
         feed = {k: v for k, v in feed.items() if k in self.input_names}
         (logits,) = self.session.run(["logits"], feed)
-        return SimpleNamespace(logits=torch.from_numpy(logits))
+        return SimpleNamespace(logits=torch.from_numpy(logits) / self.temperature)
 
 
     def cost_info(self) -> dict:

@@ -23,7 +23,7 @@ from supremum.artifact import CompressionStep
 from supremum.compress import STRUCTURAL, CompressConfig, Compressed, arch, register
 from supremum.config import TrainConfig
 from supremum.errors import UserError
-from supremum.evaluate import parent_of
+from supremum.evaluate.stage import parent_of
 
 # A distilled student is as far from the reference as the structure it was distilled into.
 NOT_A_TEACHER = (*STRUCTURAL, "distill")
@@ -63,17 +63,17 @@ def teacher_of(art, store=None):
 
 
 def _load_models(model, cfg: DistillConfig, ctx):
-    from supremum.evaluate import resolve_artifact
+    from supremum.evaluate.stage import resolve_artifact
     from supremum.models import load_model
 
     if cfg.student:
         teacher = resolve_artifact(cfg.teacher) if cfg.teacher else None
-        teacher_model = backends.load(teacher)[0] if teacher else model
+        teacher_model = backends.load(teacher, calibrated=False)[0] if teacher else model
         student, _ = load_model(cfg.student, "causal-lm" if ctx.is_lm else "classification",
                                 label_names=ctx.parent.label_names or None)
         return student, teacher_model, (teacher or ctx.parent).id
     teacher = resolve_artifact(cfg.teacher) if cfg.teacher else teacher_of(ctx.parent)
-    return model, backends.load(teacher)[0], teacher.id
+    return model, backends.load(teacher, calibrated=False)[0], teacher.id
 
 
 def layer_map(student, teacher, report_chain: list[CompressionStep]) -> list[int]:

@@ -114,7 +114,7 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
     run_id = ckpt.persistent_run_id(run_dir, resume, new_id) if checkpoint_every else new_id()
     with store.run(run_id, "compress", command, {"compress": cfg.model_dump(mode="json"), "parent": art.id},
                    fingerprint(), parents=[art.id], checkpoint=str(run_dir) if checkpoint_every else None) as run:
-        model, tok = backends.load(art)
+        model, tok = backends.load(art, calibrated=False)  # the weights as stored; the child keeps its T
         if hasattr(model, "merge_and_unload"):  # an adapter-only LoRA artifact: compress the merged model
             from supremum.train.methods.peft_common import merge
 
@@ -167,6 +167,13 @@ def _data_cfg(art: Artifact, data: str | None) -> DataConfig | None:
     return DataConfig(**trained) if trained else None
 
 
+def _calibration(parent: Artifact) -> dict:
+    """A calibrated parent's temperature, carried to the child: the compressed model keeps the
+    parent's calibration map, and the child's eval measures what compression did to it."""
+    m = parent.manifest
+    return {"temperature": m.temperature, "calibration": m.calibration} if m.temperature is not None else {}
+
+
 def _save(parent: Artifact, tok, cfg, res: Compressed, output, root: Path, run_id: str) -> Artifact:
     art_id = new_id()
     out = Path(output) if output else root / "artifacts" / art_id
@@ -181,7 +188,7 @@ def _save(parent: Artifact, tok, cfg, res: Compressed, output, root: Path, run_i
              "method": parent.manifest.method,
              "compression": [c.model_dump(mode="json", exclude_unset=True) for c in parent.manifest.compression]
                            + [step],
-             **res.extra}
+             **_calibration(parent), **res.extra}
     # How the model pools is a property of the model saved, not of its lineage (a resize drops
     # the parent's list; a student distilled from a sentence-pooled teacher is a plain classifier).
     pooling = transform_spec(res.model)

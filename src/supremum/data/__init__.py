@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
 import sys
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,8 +88,29 @@ def load_data(cfg: DataConfig, label_names: list[str] | None = None, whole: bool
     return TaskData(frames, names, info)
 
 
+#: messages already said inside `say_once()` (None outside it: every load says its notes)
+_TOLD: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("supremum_data_told", default=None)
+
+
+@contextmanager
+def say_once() -> Iterator[None]:
+    """Within this block each distinct data note is said once: a search or a ceiling loads the
+    same file for every trial and stage, and the user needs to read what was done to it once.
+    The notes stay in every load's `info["notes"]`."""
+    token = _TOLD.set(set())
+    try:
+        yield
+    finally:
+        _TOLD.reset(token)
+
+
 def tell(message: str) -> None:
     """A note on the console (stderr) about what the loader did to the data."""
+    told = _TOLD.get()
+    if told is not None:
+        if message in told:
+            return
+        told.add(message)
     sys.stderr.write(f"data: {message}\n")
     sys.stderr.flush()
 
@@ -102,9 +126,28 @@ def _limit_train(df: pd.DataFrame, cfg: DataConfig, info: dict) -> pd.DataFrame:
     if cfg.train_limit > len(df):
         raise UserError(f"train_limit={cfg.train_limit} exceeds the {len(df)} training examples",
                         f"use at most {len(df)}")
-    order = np.random.default_rng(cfg.train_limit_seed).permutation(len(df))[: cfg.train_limit]
-    info["train_limit"] = {"kept": cfg.train_limit, "of": len(df), "seed": cfg.train_limit_seed}
+    if cfg.train_limit_stratify:
+        order = stratified_order(df["label"].to_numpy(), cfg.train_limit_seed)[: cfg.train_limit]
+    else:
+        order = np.random.default_rng(cfg.train_limit_seed).permutation(len(df))[: cfg.train_limit]
+    info["train_limit"] = {"kept": cfg.train_limit, "of": len(df), "seed": cfg.train_limit_seed,
+                           **({"stratified": True} if cfg.train_limit_stratify else {})}
     return df.iloc[np.sort(order)].reset_index(drop=True)
+
+
+def stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded order of the rows whose every prefix is class-stratified, so the first n rows nest
+    in the first n + 1: the first example of each class (classes in a seeded order), then the
+    others by their class's quantile (j + 0.5) / n_c, j their place in a seeded shuffle of the class,
+    so a prefix of n holds each class's share of n to within one example. Shape (len(labels),)."""
+    rng = np.random.default_rng(seed)
+    key = np.empty(len(labels))
+    tie = rng.permutation(len(labels))  # breaks equal quantiles in a seeded order
+    for rank, c in enumerate(rng.permutation(np.unique(labels))):
+        rows = rng.permutation(np.flatnonzero(labels == c))
+        key[rows] = (np.arange(len(rows)) + 0.5) / len(rows)
+        key[rows[0]] = -1.0 + rank / len(labels)
+    return np.lexsort((tie, key))
 
 
 CV_HELDOUT = "cv_heldout"  #: the split of a cross-validation fold's held-out training rows
@@ -165,7 +208,10 @@ def _read_sources(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], dict[str, s
 def _select_columns(raw, cfg: DataConfig, sources, info) -> dict[str, pd.DataFrame]:
     train = raw["train"]
     text_col, text_auto = pick_column(train, cfg.text_column, "text", sources["train"])
-    label_col, label_auto = pick_column(train, cfg.label_column, "label", sources["train"])
+    try:
+        label_col, label_auto = pick_column(train, cfg.label_column, "label", sources["train"])
+    except UserError as e:
+        raise _plain_text_hint(e, sources["train"]) from None
     if text_col == label_col:
         raise UserError(f"{sources['train']}: text and label are the same column '{text_col}'",
                         "pass --text-column and --label-column")
@@ -191,6 +237,16 @@ def _select_columns(raw, cfg: DataConfig, sources, info) -> dict[str, pd.DataFra
 
 
 _SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def _plain_text_hint(e: UserError, source: str) -> UserError:
+    """A .txt file read as a table has no label column because it is plain text (one document
+    per line): say that, rather than asking which of its "columns" (the first line) is the label."""
+    if not source.endswith(".txt"):
+        return e
+    return UserError(f"{source}: plain text has no labels; this command needs labelled examples",
+                     "give a CSV/TSV/JSONL with a text and a label column; plain text serves causal-LM "
+                     "fine-tuning")
 
 
 def _unlabeled(df: pd.DataFrame) -> bool:

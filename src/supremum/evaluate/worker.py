@@ -10,7 +10,7 @@ import sys
 def main() -> None:
     from supremum.artifact import open_artifact
     from supremum.config import DataConfig, EvalConfig
-    from supremum.evaluate import evaluate
+    from supremum.evaluate.stage import evaluate
     from supremum.store import Store
     from supremum.tracking import TrackingConfig
 

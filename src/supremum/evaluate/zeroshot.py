@@ -179,9 +179,10 @@ def _quality(labels: list[int], preds: dict[str, np.ndarray], names: list[str]) 
             "macro_f1_norm": norm["macro_f1"], "confusion_matrix": m["confusion_matrix"]}
 
 
-def spread(values: list[float]) -> dict:
-    """Mean and sample standard deviation (ddof 1; 0 for one value) of per-seed values."""
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+def spread(values: list[float], deterministic: bool = False) -> dict:
+    """Mean and sample standard deviation (ddof 1) of per-seed values. One value has no spread
+    to measure (sd None), unless the result cannot depend on the seed (0-shot: sd 0)."""
+    sd = statistics.stdev(values) if len(values) > 1 else (0.0 if deterministic else None)
     return {"mean": statistics.fmean(values), "sd": sd, "n": len(values)}
 
 
@@ -224,7 +225,7 @@ def _threads() -> int:
 
 # --- the run ------------------------------------------------------------------------------------
 
-def _load(cfg: ZeroShotConfig):
+def load_lm(cfg: ZeroShotConfig):
     """(model, tokenizer): a causal-LM artifact directory as its backend loads it (a GGUF export
     runs in llama.cpp), else a base model by alias, directory or .gguf file."""
     from pathlib import Path
@@ -241,7 +242,7 @@ def _load(cfg: ZeroShotConfig):
                             "causal-LM artifact)")
         return backends.load(art)
     if cfg.backend == "llamacpp":
-        from supremum.evaluate import load_llamacpp
+        from supremum.evaluate.stage import load_llamacpp
 
         return load_llamacpp(cfg.model)
     from supremum.models import load_model
@@ -290,7 +291,7 @@ def run_shots(model, tok, cfg: ZeroShotConfig, k: int, data, words: list[str]) -
         prompts[seed] = shots
     res = {"shots": k, "per_seed": per_seed, "example_prompt": prompt(cfg, texts[0], prompts[per_seed[0]["seed"]])}
     for key in ("accuracy", "macro_f1", "acc_norm", "macro_f1_norm"):
-        res[key] = spread([s[key] for s in per_seed])
+        res[key] = spread([s[key] for s in per_seed], deterministic=k == 0)
     if cfg.speed:
         res["cost"] = measure_cost(model, tok, cfg, texts[:32], words, prompts[per_seed[0]["seed"]])
     return res
@@ -316,7 +317,7 @@ def zeroshot(cfg: ZeroShotConfig, *, command: str = "", store=None) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     store = store or Store()
-    model, tok = _load(cfg)
+    model, tok = load_lm(cfg)
     labels = data.labels(cfg.split)[:cfg.limit]
     majority = majority_baseline(data.labels("train"), labels, data.label_names)
     out = {"model": cfg.model, "backend": cfg.backend, "data": cfg.data.path, "split": cfg.split,

@@ -21,8 +21,8 @@ COSTS = {
     "decode_ms": "batch-1 greedy decode, median ms per token (causal LMs)",
     "ttft": "time to first token at batch 1 (ms, causal LMs)",
 }
-METRICS = ("accuracy", "macro_f1", "mcc", "perplexity", "bits_per_byte")
-LOWER_IS_BETTER = ("perplexity", "bits_per_byte")
+METRICS = ("accuracy", "macro_f1", "mcc", "ece", "perplexity", "bits_per_byte")
+LOWER_IS_BETTER = ("perplexity", "bits_per_byte", "ece")
 #: default (metric, cost) per task
 DEFAULTS = {"text-classification": ("accuracy", "latency_b1"), "text-generation": ("perplexity", "decode_ms")}
 
@@ -68,6 +68,11 @@ def _costs(m: dict) -> dict:
             "decode_ms": gen.get("decode_ms_per_token"), "ttft": gen.get("ttft_ms")}
 
 
+def _metrics(m: dict) -> dict:
+    """The comparable metrics of an evaluation; ECE (a fraction) from its calibration block."""
+    return {k: (m.get("calibration") or {}).get("ece") if k == "ece" else m.get(k) for k in METRICS}
+
+
 def variants(store: Store | None = None) -> list[Variant]:
     """The latest finished evaluation of each (artifact, data, split, machine): `eval` runs, and
     `zeroshot` runs (a causal LM prompted with k examples, no artifact), which name their variant."""
@@ -85,7 +90,7 @@ def variants(store: Store | None = None) -> list[Variant]:
         row = arts.get(art, {})
         lineage = m.get("lineage") or row.get("method") or "?"
         v = Variant(art, lineage, m.get("data", "?"), m.get("split", "?"), machine,
-                    {k: m.get(k) for k in METRICS}, _costs(m), r["id"], row.get("path"), r["started"],
+                    _metrics(m), _costs(m), r["id"], row.get("path"), r["started"],
                     m.get("task", "text-classification"), _protocol(m))
         key = (art, v.data, v.split, machine, v.protocol)
         latest.pop(key, None)  # runs come oldest first: keep the newest

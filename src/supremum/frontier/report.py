@@ -73,8 +73,10 @@ def bought(res: dict) -> list[str]:
         size = p["costs"]["size"] / r["costs"]["size"] if r["costs"]["size"] else float("nan")
         step = r["lineage"].rsplit("+", 1)[-1].rsplit(">", 1)[-1]
         where = "in decode" if cost == "decode_ms" else "at batch 1"
+        ece = (f", ECE {100 * p['metrics']['ece']:.2f}% -> {100 * r['metrics']['ece']:.2f}%"
+               if p["metrics"].get("ece") is not None and r["metrics"].get("ece") is not None else "")
         out.append(f"{step} (on {p['lineage']}) bought {speed:.2f}x {where} and {size:.1f}x smaller "
-                   f"at {quality}")
+                   f"at {quality}{ece}")
     return sorted(out)
 
 
@@ -190,6 +192,9 @@ MEANING = ("What the limit means: E is the loss this family of models, trained t
            "largest runs from the others).")
 
 
+NO_MEANING = ("ceiling", "labels")  # studies that state their own meaning
+
+
 def limits(store: Store) -> list[tuple[str, str, dict]]:
     """(kind, name, result) of the latest finished scale sweep per source and learning curve per name."""
     latest: dict[tuple[str, str], dict] = {}
@@ -203,12 +208,16 @@ def limits(store: Store) -> list[tuple[str, str, dict]]:
             latest[("curve", m["name"])] = m
         elif r["kind"] == "ceiling":
             latest[("ceiling", m["output"])] = m
+        elif r["kind"] == "labels":
+            latest[("labels", m["name"])] = m
     return [(k, n, m) for (k, n), m in latest.items()]
 
 
 def _limit_title(kind: str, name: str, m: dict) -> str:
     if kind == "ceiling":
         return f"How good can {m['model']} get on {m['data']}?"
+    if kind == "labels":
+        return f"Accuracy against labels {name}: {m['model']} fine-tuned, {m['lm']} prompted, on {m['data']}"
     if kind == "curve":
         return f"Learning curve {name}: {m['model']} ({m['method'].get('name')}) on {m['data']}"
     src = m["source"]
@@ -239,7 +248,7 @@ def markdown(rep: dict) -> str:
         for title, cols, rows in tables:
             lines += ["", f"{title}:", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
             lines += ["| " + " | ".join(r) + " |" for r in rows]
-        meaning = ["", MEANING] if kind != "ceiling" else []
+        meaning = ["", MEANING] if kind not in NO_MEANING else []
         lines += [""] + [x for x in tail if not x.startswith("plot: ")] + meaning
     return "\n".join(lines) + "\n"
 
@@ -254,6 +263,16 @@ def _cost_cells(res: dict, c: dict) -> tuple[list[str], list[str]]:
             [_f(c["latency_b1"]), _f(c["latency_b32"]), _f(c["size"]), _f(c["memory"])])
 
 
+def _ece_cells(res: dict, r: dict | None) -> list[str]:
+    """Classifiers: the ECE column (15 bins, %); its name when `r` is None."""
+    if res.get("task") == "text-generation":
+        return []
+    if r is None:
+        return ["ECE %"]
+    ece = r["metrics"].get("ece")
+    return [_f(None if ece is None else 100 * ece)]
+
+
 def _markdown_frontier(rep: dict) -> list[str]:
     res = rep["main"]
     g = res["group"]
@@ -261,6 +280,7 @@ def _markdown_frontier(rep: dict) -> list[str]:
              "", "## What each step bought", ""]
     lines += [f"- {s}" for s in rep["bought"]] or ["- (no compressed variant with a measured parent)"]
     names = _cost_cells(res, {"size": None, "memory": None, "latency_b1": None, "latency_b32": None})[0]
+    names += _ece_cells(res, None)
     lines += ["", f"## Variants ({res['metric']} vs {res['cost_meaning']}; * = on the Pareto frontier)", "",
               "| | artifact | lineage | " + res["metric"] + " | " + " | ".join(names) + " |",
               "|---|---|---|---|" + "---|" * len(names)]
@@ -273,24 +293,31 @@ def _markdown_frontier(rep: dict) -> list[str]:
         mark = "*" if r["artifact"] in on else ""
         mark += " ≈" if within_resolution(res, r, pt) else ""
         lines.append(f"| {mark} | {r['artifact']} | {r['lineage']} | "
-                     f"{r['metrics'][res['metric']]:.4f} | " + " | ".join(_cost_cells(res, r["costs"])[1]) + " |")
+                     f"{r['metrics'][res['metric']]:.4f} | "
+                     + " | ".join(_cost_cells(res, r["costs"])[1] + _ece_cells(res, r)) + " |")
     for r in res["not_comparable"]:
         lines.append(f"\nNot compared: {r['artifact']} ({r['lineage']}): {r['reason']}")
     return lines
 
 
 def _limit_text(kind: str, m: dict):
-    from supremum.limit.summary import curve_summary, scale_summary
+    from supremum.limit.summary import curve_summary, labels_summary, scale_summary
     from supremum.limit.verdict import rows
 
     if kind == "ceiling":  # the verdict's table, then its paragraph
         return [], [("The verdict", ["quantity", "value", "how"], [list(r) for r in rows(m)])], [m["sentence"]]
+    if kind == "labels":
+        return labels_summary(m)
     return (curve_summary if kind == "curve" else scale_summary)(m)
 
 
 def _figures(kind: str, m: dict) -> list:
     from supremum.limit.plots import curve_figure, search_history_figure, sweep_figures
 
+    if kind == "labels":
+        from supremum.limit.plots import labels_figure
+
+        return [labels_figure(m)]
     if kind == "ceiling":
         lm = m["metric"] == "perplexity"
         figs = [search_history_figure(m["search"]["history"], lm=lm)] if m["search"].get("history") else []
@@ -314,7 +341,7 @@ def _limit_html(kind: str, name: str, m: dict) -> str:
         trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
         parts.append(f"<h3>{html.escape(title)}</h3><table><tr>{ths}</tr>{trs}</table>")
     parts += [f"<p>{html.escape(x)}</p>" for x in tail if not x.startswith("plot: ")]
-    return "\n".join(parts) + (f"<p><em>{html.escape(MEANING)}</em></p>" if kind != "ceiling" else "")
+    return "\n".join(parts) + (f"<p><em>{html.escape(MEANING)}</em></p>" if kind not in NO_MEANING else "")
 
 
 def _f(x) -> str:
@@ -367,11 +394,11 @@ def _html_frontier(rep: dict) -> list[str]:
 def _html_table(res: dict, pt: float | None = None) -> str:
     on = {r["artifact"] for r in res["frontier"]}
     names = _cost_cells(res, {"size": None, "memory": None, "latency_b1": None, "latency_b32": None})[0]
-    head = ["frontier", "artifact", "lineage", res["metric"], *names]
+    head = ["frontier", "artifact", "lineage", res["metric"], *names, *_ece_cells(res, None)]
     rows = []
     for r in res["frontier"] + res["dominated"]:
         cells = ["*" if r["artifact"] in on else "", r["artifact"], r["lineage"],
-                 f"{r['metrics'][res['metric']]:.4f}", *_cost_cells(res, r["costs"])[1]]
+                 f"{r['metrics'][res['metric']]:.4f}", *_cost_cells(res, r["costs"])[1], *_ece_cells(res, r)]
         grey = within_resolution(res, r, pt)
         tr = ("<tr style='color:#999' title='within the split&#39;s resolution of the best'>" if grey else "<tr>")
         rows.append(tr + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")

@@ -190,3 +190,51 @@ def search_history_figure(trials: list[dict], *, lm: bool = False):
            title="Search history")
     ax.legend(fontsize=8)
     return fig
+
+
+def labels_plot(result: dict, path: Path) -> Path:
+    return save_png(labels_figure(result), path)
+
+
+def labels_figure(result: dict):
+    """Accuracy against labels (symmetric-log x, so 0 labels has a place): each approach's mean
+    over seeds with a mean ± s.d. band, plain fine-tuning's fitted curve with its 95%
+    profile-likelihood band and ceiling interval, and the majority class."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.8, 4.4))
+    for i, name in enumerate(result["approaches"]):
+        rows = sorted((r for r in result["summary"] if r["approach"] == name), key=lambda r: r["budget"])
+        if not rows:
+            continue
+        xs = np.array([r["budget"] for r in rows], dtype=float)
+        mean = np.array([100 * r["mean"] for r in rows])
+        sd = np.array([100 * (r["sd"] or 0.0) for r in rows])
+        ax.plot(xs, mean, "o-", color=f"C{i}", ms=4, lw=1.2, label=name)
+        ax.fill_between(xs, mean - sd, mean + sd, color=f"C{i}", alpha=0.18, lw=0)
+    curve = result.get("curve") or {}
+    if "fit" in curve:
+        f = curve["fit"]
+        ns = np.logspace(np.log10(min(p["n"] for p in curve["points"])), np.log10(10 * result["n_train"]), 80)
+        ax.plot(ns, 100 * (1 - f["E"] - f["B"] * ns ** -f["beta"]), color="k", lw=1,
+                label=f"{result['plain']}: fitted curve")
+        if curve.get("band"):
+            band = 100 * (1 - np.array(curve["band"]))
+            ax.fill_between(curve["band_n"], band[:, 1], band[:, 0], color="k", alpha=0.08, lw=0,
+                            label="fit's 95% band")
+        c = curve["ceiling"]
+        ax.axhline(100 * c["accuracy"], color="k", ls="--", lw=1,
+                   label=f"ceiling {100 * c['accuracy']:.1f}% ({c.get('verdict', 'fitted')})")
+        if c["ci"][0] == c["ci"][0]:
+            ax.axhspan(100 * c["ci"][0], 100 * c["ci"][1], color="k", alpha=0.05)
+    m = result["majority"]
+    ax.axhline(100 * m["accuracy"], color="grey", ls=":", lw=1.2,
+               label=f"majority class {100 * m['accuracy']:.1f}%")
+    ax.set_xscale("symlog", linthresh=1)
+    ticks = result["budgets"]
+    ax.set_xticks(ticks, [f"all\n{b:,}" if b == result["n_train"] else f"{b:,}" for b in ticks], fontsize=7)
+    ax.set_xlim(-0.2 if ticks[0] == 0 else ticks[0] / 1.5, ticks[-1] * (10 if "fit" in curve else 1.5))
+    ax.set(xlabel="labelled training examples", ylabel=f"{result['split']} accuracy (%)",
+           title=f"Accuracy against labels: {result['model']} on {Path(result['data']).name}")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    return fig

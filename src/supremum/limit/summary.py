@@ -121,3 +121,37 @@ def _lm_curve_summary(r: dict) -> tuple[list[str], Tables, list[str]]:
                        ["blocks", "seeds", f"{r['split']} perplexity (mean)", "fit"], rows)]
     tail = [f"method: {r['method']}"] + [f"plot: {p}" for p in r.get("plots", [])]
     return lines, tables, tail
+
+
+def labels_pct(row: dict) -> str:
+    """'81.0 ± 2.0%' (mean ± s.d. over seeds), or '52.3%' for one value."""
+    if row.get("sd") is None:
+        return f"{100 * row['mean']:.1f}%"
+    return f"{100 * row['mean']:.1f} ± {100 * row['sd']:.1f}%"
+
+
+def labels_table(r: dict) -> tuple[list[str], list[list[str]]]:
+    """A labels record's approaches x budgets: mean ± s.d. accuracy (%), '-' where not run."""
+    cells = {(s["approach"], s["budget"]): s for s in r["summary"]}
+    head = ["approach", *[f"all {b:,}" if b == r["n_train"] else f"{b:,}" for b in r["budgets"]]]
+    rows = [[a, *[labels_pct(cells[(a, b)]) if (a, b) in cells else "-" for b in r["budgets"]]]
+            for a in r["approaches"]]
+    return head, rows
+
+
+def labels_summary(r: dict) -> tuple[list[str], Tables, list[str]]:
+    """The advice per budget, the points, then the fitted ceiling, what was skipped and the method."""
+    head, rows = labels_table(r)
+    c = r["curve"]
+    if "fit" in c:
+        lo, hi = c["ceiling"]["ci"]
+        fit = (f"{r['plain']}: fitted ceiling {100 * c['ceiling']['accuracy']:.1f}% (95% CI {100 * lo:.1f}-"
+               f"{100 * hi:.1f}%, {c['ceiling']['verdict']})")
+    else:
+        fit = f"{r['plain']}: no fitted curve ({c['not_fitted']})"
+    tail = [f"majority class ('{r['majority']['label']}'): {100 * r['majority']['accuracy']:.1f}%", fit]
+    tail += [f"skipped {s['approach']} at {s['budget']:,} labels (seeds {', '.join(map(str, s['seeds']))}): "
+             f"{s['reason']}" for s in r["skipped"]]
+    title = (f"{r['split']} accuracy % over {r['test']['examples']:,} texts, the same for every point "
+             "(mean ± s.d. over seeds)")
+    return list(r["sentences"]), [(title, head, rows)], tail + [f"method: {r['method']}"]

@@ -404,6 +404,9 @@ def limit_blocks(split: Split, cfg: DataConfig, info: dict) -> Split:
     examples) of a seeded permutation, so smaller subsets nest in larger ones (learning curves)."""
     if cfg.train_limit is None:
         return split
+    if cfg.train_limit_stratify:
+        raise UserError("data.train_limit_stratify keeps class shares, and a language model's text has no classes",
+                        "leave out train_limit_stratify")
     import numpy as np
 
     n = len(split.ids)

@@ -101,13 +101,28 @@ def error_preview(err: dict) -> dict:
 
 
 def _errors(app: FastAPI) -> None:
+    """Errors as {"detail": ...}, except on the OpenAI-compatible paths, which answer in OpenAI's
+    shape (and 400 where FastAPI says 422), so OpenAI clients raise their own error classes."""
+    from supremum.serve import openai_api as oa
+
+    def openai(e: oa.OpenAIError):
+        return AsciiJSON(oa.error_body(e), status_code=e.status, headers=e.headers)
+
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request, exc: RequestValidationError):
+    async def invalid(request, exc: RequestValidationError):
+        if oa.is_openai(request):
+            return openai(oa.from_validation([error_preview(e) for e in exc.errors()]))
         return AsciiJSON({"detail": [error_preview(e) for e in exc.errors()]}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request, exc: StarletteHTTPException):
+    async def http_error(request, exc: StarletteHTTPException):
+        if oa.is_openai(request):
+            return openai(oa.OpenAIError(exc.status_code, str(exc.detail), headers=exc.headers))
         return AsciiJSON({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(oa.OpenAIError)
+    async def openai_error(_request, exc: oa.OpenAIError):
+        return openai(exc)
 
 
 class Prediction(BaseModel):
@@ -133,15 +148,23 @@ def create_app(art: Artifact, cfg: ServeConfig) -> FastAPI:
     tel = Telemetry()
     batcher = Batcher(_predictor(model, tok, cfg.max_batch), cfg.max_batch, cfg.max_wait_ms, cfg.max_queue,
                       on_batch=tel.batch_size.observe)
-    tel.queue_depth.set_function(lambda: batcher.depth)
+    from supremum.serve.engine import make_engine
+
+    engine = None if classifier else make_engine(model, tok, batcher, cfg.max_batch, cfg.max_queue,
+                                                 on_step=tel.decode_batch.observe)
+    tel.queue_depth.set_function(lambda: batcher.depth + (engine.depth if engine else 0))
     state = {"ready": False}
 
     @asynccontextmanager
     async def lifespan(_app):
         batcher.start()
+        if engine:
+            engine.start()
         state["ready"] = True
         yield
         state["ready"] = False
+        if engine:
+            await engine.stop()
         await batcher.stop()
 
     app = FastAPI(title="supremum", version="1", lifespan=lifespan, default_response_class=AsciiJSON,
@@ -164,9 +187,10 @@ def create_app(art: Artifact, cfg: ServeConfig) -> FastAPI:
 
     @app.get("/readyz", responses={503: {"description": "loading, shutting down, or saturated"}})
     async def readyz(response: Response) -> dict:
-        ok = state["ready"] and batcher.depth < cfg.max_queue
+        depth = batcher.depth + (engine.depth if engine else 0)
+        ok = state["ready"] and depth < cfg.max_queue
         response.status_code = 200 if ok else 503
-        return {"ready": ok, "queue_depth": batcher.depth}
+        return {"ready": ok, "queue_depth": depth}
 
     @app.get("/v1/model", dependencies=[Depends(auth)])
     async def model_info() -> dict:
@@ -198,8 +222,10 @@ def create_app(art: Artifact, cfg: ServeConfig) -> FastAPI:
             for p in rows])
 
     from supremum.serve.generate import add_generate
+    from supremum.serve.openai_api import add_openai
 
-    add_generate(app, model, tok, cfg, batcher, auth, enabled=not classifier, art=art, text_type=Text)
+    add_generate(app, engine, tok, cfg, auth, enabled=not classifier, art=art, text_type=Text)
+    add_openai(app, engine, model, tok, cfg, batcher, auth, enabled=not classifier, art=art)
 
     @app.get("/metrics", dependencies=[Depends(auth)])
     async def metrics() -> Response:

@@ -20,7 +20,10 @@ class Telemetry:
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self.batch_size = Histogram("supremum_batch_size", "texts per forward pass",
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry)
-        self.queue_depth = Gauge("supremum_queue_depth", "texts waiting for a batch", registry=self.registry)
+        self.decode_batch = Histogram("supremum_decode_batch_size", "sequences per decoding forward pass",
+                                      buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry)
+        self.queue_depth = Gauge("supremum_queue_depth", "texts and generations waiting or running",
+                                 registry=self.registry)
 
     def install(self, app) -> None:
         @app.middleware("http")

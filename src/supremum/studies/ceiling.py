@@ -120,18 +120,24 @@ def run_ceiling(cfg: CeilingConfig, store=None, on_event=None) -> dict:
 
     Raises UserError before any training when the budget cannot hold one search trial, or when
     the data has no labelled split `cfg.split`."""
-    from supremum.artifact import new_id
-    from supremum.machine import fingerprint
+    from supremum.data import say_once
     from supremum.store import Store
+    from supremum.studies import stages
 
     store = store or Store()
     say = on_event or (lambda m: None)
     t0 = time.monotonic()
     out = output_dir(cfg, store)
-    from supremum.studies import stages
-
     lm = stages.is_lm(cfg)
-    split = stages.check_split(cfg, lm)  # bad data: one line, before any file is written
+    with say_once():  # every stage loads the same data: its notes are said once
+        split = stages.check_split(cfg, lm)  # bad data: one line, before any file is written
+        return _recorded(cfg, store, out, t0, say, lm, split)
+
+
+def _recorded(cfg: CeilingConfig, store, out: Path, t0: float, say, lm: bool, split: str) -> dict:
+    from supremum.artifact import new_id
+    from supremum.machine import fingerprint
+
     with store.run(new_id(), "ceiling", f"ceiling {out.name}", cfg.model_dump(mode="json"),
                    fingerprint()) as row:
         rec = _stages(cfg, store, out, t0, say, lm, split)

@@ -100,6 +100,8 @@ class SearchResult(BaseModel):
     trials: list[TrialRecord]
     pruned: int
     elapsed_seconds: float = Field(description="wall-clock seconds of this call")
+    trial_seconds: float = Field(0.0, description="seconds spent in trials over every call (a resumed search "
+                                 "counts its earlier calls' trials too)")
     stopped: str = Field(description="why no further trial started")
 
 
@@ -203,6 +205,13 @@ def run_search(cfg: SearchConfig, store=None) -> SearchResult:
     """Run trials until the budget, n_trials or the study is done; returns the study's record.
 
     Raises UserError when the budget cannot hold one trial (by the estimate, before any runs)."""
+    from supremum.data import say_once
+
+    with say_once():  # every trial loads the same data: its notes are said once
+        return _run_search(cfg, store)
+
+
+def _run_search(cfg: SearchConfig, store=None) -> SearchResult:
     from supremum.store import Store
 
     store = store or Store()
@@ -279,9 +288,12 @@ def _one_trial(study: optuna.Study, cfg: SearchConfig, store) -> None:
     command = f"search {Path(cfg.output).resolve()} {cfg.study_name} trial {trial.number}"
     try:
         res = finetune(ft, store=store, progress=False, command=command, on_eval=report)
-    except optuna.TrialPruned:
+    except optuna.TrialPruned as e:
         discard_dir(ft.output)
-        trial.set_user_attr("run_id", _run_of(store, command))
+        run_id = _run_of(store, command)
+        if run_id:
+            store.prune_run(run_id, str(e))
+        trial.set_user_attr("run_id", run_id)
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         return
     except Diverged as e:  # too high a learning rate is a result of the search, not a stop
@@ -312,7 +324,8 @@ def _one_trial(study: optuna.Study, cfg: SearchConfig, store) -> None:
 
 
 def _run_of(store, command: str) -> str | None:
-    """The store's run of a trial that ended without a result (it is recorded there as failed)."""
+    """The store's run of a trial that ended without a result (the store marked it failed; a
+    pruned one is then re-marked `pruned`)."""
     runs = [r for r in store.runs() if r["command"] == command]
     return max(runs, key=lambda r: r["started"])["id"] if runs else None
 
@@ -337,4 +350,5 @@ def _result(study: optuna.Study, cfg: SearchConfig, elapsed: float, stopped: str
                         best_config=best.user_attrs.get("config") if best else None,
                         best_artifact=best.user_attrs.get("artifact") if best else None,
                         trials=trials, pruned=sum(t.state == "PRUNED" for t in trials),
-                        elapsed_seconds=round(elapsed, 3), stopped=stopped)
+                        elapsed_seconds=round(elapsed, 3), stopped=stopped,
+                        trial_seconds=round(sum(t.seconds or 0.0 for t in trials), 3))

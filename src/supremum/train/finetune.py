@@ -66,6 +66,10 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     result (the others return None). `on_eval(step, dev score)` runs after each dev evaluation
     (higher is better); an exception it raises fails the run and propagates."""
     dist = distributed.current()
+    if dist.active and (cfg.self_training or cfg.domain_pretrain):
+        from supremum.errors import UserError
+
+        raise UserError("self_training and domain_pretrain run in one process", "drop --nproc / torchrun")
     if dist.active:
         distributed.init(dist, cfg.train.threads)
         if not dist.main:
@@ -73,7 +77,9 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     store = store or Store()
     if cfg.train.threads and not dist.active:
         torch.set_num_threads(cfg.train.threads)
-    data, model, tok, method, train_split, dev, objective = _prepare(cfg, dist)
+    art_id = new_id()
+    unlabeled, base, recorded = _unlabeled(cfg, _main_dir(cfg, store.root, art_id))
+    data, model, tok, method, train_split, dev, objective = _prepare(cfg, dist, base)
     trainable, total = trainable_parameters(model)
     run_dir = _run_dir(store.root, cfg, dist)
     run_id = ckpt.persistent_run_id(run_dir, resume, new_id)
@@ -81,24 +87,78 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     with store.run(run_id, "finetune", command, cfg.model_dump(mode="json"), fingerprint(),
                    checkpoint=str(ckpt_dir) if cfg.train.checkpoint_every else None) as run:
         with Tracker(cfg.tracking, store.root, f"finetune-{run_id}", cfg.model_dump(mode="json")) as tr:
-            if method.fit is not None:  # a method that trains without the gradient loop
-                result = method.fit(model, cfg.method, FitContext(tok, data, train_split, dev, cfg.train,
-                                                                  cfg.data.max_length, progress))
-            else:
-                result = _train(model, train_split, dev, cfg, tok.pad_token_id, ckpt_dir, resume, progress,
-                                tr, method.after_step, {**objective, "on_eval": on_eval})
+            def fit(model, data, train_split, dev, ckpt_dir, on_eval=None):
+                if method.fit is not None:  # a method that trains without the gradient loop
+                    return method.fit(model, cfg.method, FitContext(tok, data, train_split, dev, cfg.train,
+                                                                    cfg.data.max_length, progress))
+                return _train(model, train_split, dev, cfg, tok.pad_token_id, ckpt_dir, resume, progress,
+                              tr, method.after_step, {**objective, "on_eval": on_eval})
+
+            result = fit(model, data, train_split, dev, ckpt_dir, on_eval)
+            if cfg.self_training:
+                model, result, recorded["self_training"] = _self_train(cfg, data, unlabeled, base, tok, dist,
+                                                                       (model, result), fit, run_dir)
             if _sharded(cfg, dist):
                 model = _unsharded(model, cfg, data, len(train_split.ids), dist)
             tr.log({"trainable_params": trainable, "train_seconds": result.train_seconds})
-        metrics = _metrics(result, trainable, total, data)
-        adapter = _save_adapter(method, model, tok, cfg, data, metrics, run_id, store)
+        metrics = {**_metrics(result, trainable, total, data), **recorded}
+        adapter = _save_adapter(method, model, tok, cfg, data, metrics, run_id, store, base, recorded)
         model, storage = method.finalize(model, cfg.method)
-        art = _save(model, tok, cfg, data, storage, metrics, run_id, store.root,
-                    extra={"adapter_artifact": str(adapter.path.resolve())} if adapter else None)
+        art = _save(model, tok, cfg, data, storage, metrics, run_id, store.root, art_id=art_id, base=base,
+                    extra={**recorded, **({"adapter_artifact": str(adapter.path.resolve())} if adapter else {})})
         store.add_artifact(art.id, str(art.path), run_id, art.task, cfg.model.name, cfg.method.name)
         run.finish(metrics, art)
     shutil.rmtree(run_dir, ignore_errors=True)
     return FinetuneResult(run_id, art, metrics, data.info)
+
+
+def _main_dir(cfg: FinetuneConfig, root: Path, art_id: str) -> Path:
+    return Path(cfg.output) if cfg.output else root / "artifacts" / art_id
+
+
+def _unlabeled(cfg: FinetuneConfig, main: Path) -> tuple[list[str], str, dict]:
+    """(unlabelled texts, the base model to fine-tune, what to record) for self_training and
+    domain_pretrain: the texts read, and the base adapted to them (`<artifact>-domain`) when asked."""
+    if cfg.data.unlabeled is None:
+        return [], cfg.model.name, {}
+    from supremum.data.unlabeled import read_unlabeled
+    from supremum.errors import UserError
+
+    if resolve_task(cfg) != "classification":
+        raise UserError("self_training and domain_pretrain apply to classifiers, and this data is a "
+                        "language-model corpus", "train a classifier on labelled data, or drop them")
+    texts, info = read_unlabeled(cfg.data)
+    recorded: dict = {"unlabeled": {**info, **source_digest(cfg.data.unlabeled)}}
+    if cfg.domain_pretrain is None:
+        return texts, cfg.model.name, recorded
+    from supremum.train.domain import adapt
+
+    seed_everything(cfg.train.seed)
+    recorded["domain_pretrain"] = adapt(cfg.model.name, cfg.model.gguf_file, texts, cfg.domain_pretrain,
+                                        cfg.data.max_length, cfg.train.seed, None,
+                                        main.with_name(main.name + "-domain"))
+    return texts, recorded["domain_pretrain"]["dir"], recorded
+
+
+def _self_train(cfg: FinetuneConfig, data: TaskData, texts: list[str], base: str, tok, dist, first, fit,
+                run_dir: Path):
+    """The self-training rounds around `fit`: each round a fresh model from `base` with the method
+    applied, trained on labelled + pseudo-labelled rows (its own checkpoint directory)."""
+    from supremum.infer import predict_logits
+    from supremum.train.selftrain import self_train, softmax
+
+    ids = tokenize(tok, texts, cfg.data.max_length)
+
+    def retrain(d: TaskData, r: int):
+        model = _base(cfg, "classification", d, base)[0]
+        train_split, dev = _encode(tok, d, cfg)
+        model = _with_method(model, cfg, len(train_split.ids), dist)
+        return model, fit(model, d, train_split, dev, run_dir / f"last-round{r}")
+
+    def probabilities(model):
+        return softmax(predict_logits(model, ids, tok.pad_token_id, bf16=cfg.train.bf16))
+
+    return self_train(cfg.self_training, data, texts, first, retrain, probabilities)
 
 
 def _follow(cfg: FinetuneConfig, dist: distributed.Dist, resume: bool) -> None:
@@ -139,25 +199,29 @@ def resolve_task(cfg: FinetuneConfig) -> str:
     return "causal-lm" if is_lm_data(cfg.data) else "classification"
 
 
-def _prepare(cfg: FinetuneConfig, dist: distributed.Dist):
-    """Data, the model with its method applied, the encoded splits and the training objective
-    (loss and dev score; empty = the classifier's): the same on every rank."""
+def _prepare(cfg: FinetuneConfig, dist: distributed.Dist, base: str | None = None):
+    """Data, the model with its method applied (from `base`, default the configured model), the
+    encoded splits and the training objective (loss and dev score; empty = the classifier's): the
+    same on every rank."""
     if resolve_task(cfg) == "causal-lm":
         return _prepare_lm(cfg, dist)
     data = load_data(cfg.data)
-    model, tok = _base(cfg, "classification", data)
+    model, tok = _base(cfg, "classification", data, base)
     train_split, dev = _encode(tok, data, cfg)
     model = _with_method(model, cfg, len(train_split.ids), dist)
     return data, model, tok, method_for(cfg.method), train_split, dev, {}
 
 
-def _base(cfg: FinetuneConfig, task: str, data):
-    """(model, tokenizer) before the method, seeded: the same on every rank and every call."""
+def _base(cfg: FinetuneConfig, task: str, data, name: str | None = None):
+    """(model, tokenizer) before the method, seeded: the same on every rank and every call. `name`:
+    the model to load instead of the configured one (its domain-adapted copy)."""
     seed_everything(cfg.train.seed)
     labels = {"label_names": data.label_names} if task == "classification" else {}
-    model, tok = load_model(cfg.model.name, task, gguf_file=cfg.model.gguf_file, dropout=cfg.train.dropout,
-                            **labels)
-    preprocessing_for_model(model, tok, cfg.model.name, cfg.data.max_length)  # refuses a length it cannot embed
+    adapted = name is not None and name != cfg.model.name
+    model, tok = load_model(name or cfg.model.name, task, gguf_file=None if adapted else cfg.model.gguf_file,
+                            dropout=cfg.train.dropout, **labels)
+    # refuses a length the model cannot embed
+    preprocessing_for_model(model, tok, name or cfg.model.name, cfg.data.max_length)
     return model, tok
 
 
@@ -247,7 +311,7 @@ def _metrics(result: TrainResult, trainable: int, total: int, data) -> dict:
 
 
 def _save_adapter(method, model, tok, cfg: FinetuneConfig, data, metrics: dict,
-                  run_id: str, store: Store) -> Artifact | None:
+                  run_id: str, store: Store, base: str, recorded: dict) -> Artifact | None:
     """The small adapter-only artifact, next to the merged main one (`<output>-adapter`)."""
     got = method.adapter_only(model, cfg.method)
     if got is None:
@@ -255,14 +319,15 @@ def _save_adapter(method, model, tok, cfg: FinetuneConfig, data, metrics: dict,
     art_id = new_id()
     main = Path(cfg.output) if cfg.output else store.root / "artifacts" / art_id
     out = main.with_name(main.name + "-adapter")
-    art = _save(got[0], tok, cfg, data, got[1], metrics, run_id, store.root, out=out, art_id=art_id)
+    art = _save(got[0], tok, cfg, data, got[1], metrics, run_id, store.root, out=out, art_id=art_id,
+                base=base, extra=recorded)
     store.add_artifact(art.id, str(art.path), run_id, art.task, cfg.model.name, f"{cfg.method.name} (adapter)")
     return art
 
 
 def _save(model, tok, cfg: FinetuneConfig, data, storage: str, metrics: dict,
           run_id: str, root: Path, out: Path | None = None, art_id: str | None = None,
-          extra: dict | None = None) -> Artifact:
+          extra: dict | None = None, base: str | None = None) -> Artifact:
     from supremum.backends.weights import write_weights
     from supremum.models.sentence import transform_spec
     from supremum.train.methods import delta
@@ -274,7 +339,7 @@ def _save(model, tok, cfg: FinetuneConfig, data, storage: str, metrics: dict,
     lm = not isinstance(data, TaskData)
     art = save_artifact(model, tok, out, task="text-generation" if lm else "text-classification",
                         label_names=None if lm else data.label_names,
-                        base_model=cfg.model.name, config=cfg.model_dump(mode="json"),
+                        base_model=base or cfg.model.name, config=cfg.model_dump(mode="json"),
                         storage=storage, artifact_id=art_id,
                         write_weights=writer,
                         extra={"run_id": run_id, "data": {**data.info, **source_digest(cfg.data.path)},

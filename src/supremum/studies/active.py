@@ -1,0 +1,235 @@
+"""Active learning with a human annotator, one round per call (`supremum label OUT`).
+
+Pool-based (Settles 2009, "Active Learning Literature Survey", sec. 2.3): the first call draws a
+seeded random seed batch from the unlabelled pool and writes it as CSV; each later call ingests
+the filled-in CSV, trains on every labelled row (supremum.studies.learners), scores the pool,
+checks the stopping rules (supremum.studies.stopping) and, unless one fired, writes the next
+batch chosen by the query strategy (supremum.studies.query). Everything the next call needs is
+in OUT/state.json (config, pool digest, labelled rows, pending batch, rounds), written
+atomically after the batch file, so a call killed at any point leaves the previous state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from supremum.errors import UserError
+from supremum.fsutil import write_json
+from supremum.studies.batches import read_batch, write_batch
+from supremum.studies.query import parse_strategy, select
+from supremum.studies.stopping import StopDecision, StopRule, changed_share, decide
+
+STATE = "state.json"
+LABELLED = "labelled.csv"  #: every labelled row so far (row_id, text, label): data for `supremum finetune`
+
+
+class LabelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pool: str = Field(description="unlabelled texts: CSV/TSV/JSONL with a text column, or .txt with one per line")
+    text_column: str | None = Field(None, description="column of the pool holding the text (auto-detected)")
+    labels: list[str] = Field(min_length=2, description="the label set annotators choose from")
+    model: str = Field("minilm-l6", description="model alias or path")
+    method: dict = Field(default_factory=lambda: {"name": "linear-probe"},
+                         description="fine-tuning method config, e.g. {name: setfit}")
+    train: dict = Field(default_factory=dict, description="train.* overrides for every round")
+    strategy: str = Field("margin+kcenter", description="query strategy (supremum.studies.query)")
+    batch_size: int = Field(50, ge=1, description="texts per batch")
+    seed_size: int | None = Field(None, ge=2, description="random texts in the first batch (default: batch_size)")
+    candidates: int = Field(10, ge=1, description="uncertainty+diversity: the diversity step picks among "
+                            "this many times batch_size most uncertain texts")
+    seed: int = Field(0, description="seed of the seed batch, of random picks and of training")
+    max_length: int = Field(128, ge=8, description="truncate texts to this many tokens")
+    eval_data: str | None = Field(None, description="labelled data scored after every round (accuracy; the "
+                                  "learning-curve stopping rule needs it)")
+    stop: StopRule = Field(default_factory=StopRule)
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, v: str) -> str:
+        parse_strategy(v)
+        return v
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method(cls, v):
+        from supremum.studies.learners import checked_method
+
+        return checked_method(v)
+
+    @field_validator("train")
+    @classmethod
+    def _train(cls, v: dict) -> dict:
+        from supremum.studies.learners import checked_train
+
+        return checked_train(v)
+
+
+class RoundRecord(BaseModel):
+    round: int
+    labelled: int = Field(description="labelled rows the round's model trained on")
+    changed: float | None = Field(None, description="share of pool predictions changed since the last round")
+    eval_accuracy: float | None = None
+    artifact: str | None = None
+    batch_file: str | None = Field(None, description="the batch written after this round (None: stopped)")
+    decision: StopDecision
+
+
+class LabelState(BaseModel):
+    config: LabelConfig
+    pool_digest: str
+    pool_size: int
+    labelled: dict[int, str] = Field(default_factory=dict, description="row id -> label")
+    pending: list[int] = Field(default_factory=list, description="row ids of the batch out for labelling")
+    pending_file: str | None = None
+    predictions: list[int] | None = Field(None, description="the last round's predicted class id per pool row")
+    rounds: list[RoundRecord] = Field(default_factory=list)
+    stopped: StopDecision | None = None
+
+
+def read_pool(cfg: LabelConfig) -> list[str]:
+    """The pool's texts in file order (row id = position). UserError for an empty text."""
+    from supremum.data.tables import pick_column, read_table
+
+    path = Path(cfg.pool).expanduser()
+    if not path.is_file():
+        raise UserError(f"{path}: no such pool file", "pass --pool with a CSV/TSV/JSONL or .txt file of texts")
+    if path.suffix == ".txt":
+        texts = path.read_text(encoding="utf-8").splitlines()
+        lines = list(range(1, len(texts) + 1))
+    else:
+        df = read_table(path)
+        col, _ = pick_column(df, cfg.text_column, "text", str(path))
+        texts, lines = df[col].fillna("").astype(str).tolist(), list(df.index)
+    for t, line in zip(texts, lines, strict=True):
+        if not t.strip():
+            raise UserError(f"{path}, line {line}: empty text in the pool", "remove the line or write its text")
+    return texts
+
+
+def digest(texts: list[str]) -> str:
+    return hashlib.sha256("\n\0".join(texts).encode()).hexdigest()[:16]
+
+
+def step(out: Path, cfg: LabelConfig | None = None, ingest: Path | None = None,
+         on_event: Callable[[str], None] | None = None) -> LabelState:
+    """One call of the loop in directory `out`: start it (writing the seed batch) when out has no
+    state (then `cfg` is required), else ingest the pending batch (from `ingest`, default the
+    exported file), train, score, decide and write the next batch. Returns the saved state.
+    UserError: no config for a new loop, a config that differs from the running loop's, a pool
+    that changed, a loop that already stopped, or a bad batch file (supremum.studies.batches)."""
+    say = on_event or (lambda m: None)
+    state = _load_or_start(Path(out), cfg)
+    texts = read_pool(state.config)
+    if digest(texts) != state.pool_digest:
+        raise UserError(f"{state.config.pool}: the pool changed since the loop started",
+                        "restore the original pool file, or start a new loop in another directory")
+    if not state.rounds and not state.labelled and not state.pending:
+        return _first_batch(Path(out), state, texts, say)
+    if state.stopped is not None:
+        raise UserError(f"{out}: the loop stopped ({state.stopped.reason})",
+                        "start a new loop in another directory to label more")
+    batch = Path(ingest or state.pending_file)
+    state.labelled.update({r: lab for r, lab in read_batch(batch, state.pending, texts,
+                                                            state.config.labels).items()})
+    write_labelled(Path(out) / LABELLED, state.labelled, texts)
+    say(f"ingested {len(state.pending)} labels from {batch} ({len(state.labelled)} labelled, all in "
+        f"{Path(out) / LABELLED})")
+    state.pending, state.pending_file = [], None
+    return _round(Path(out), state, texts, say)
+
+
+def write_labelled(path: Path, labelled: dict[int, str], texts: list[str]) -> Path:
+    """The labelled rows as CSV (row_id, text, label), atomically, in row-id order."""
+    import csv
+    import io
+
+    from supremum.fsutil import write_bytes
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["row_id", "text", "label"])
+    w.writerows([r, texts[r], labelled[r]] for r in sorted(labelled))
+    write_bytes(path, buf.getvalue().encode("utf-8"))
+    return path
+
+
+def _load_or_start(out: Path, cfg: LabelConfig | None) -> LabelState:
+    path = out / STATE
+    if path.exists():
+        state = LabelState.model_validate_json(path.read_text())
+        if cfg is not None and cfg != state.config:
+            raise UserError(f"{out}: a loop with another configuration runs there",
+                            "run `supremum label OUT` without options to continue it, or use a new OUT")
+        return state
+    if cfg is None:
+        raise UserError(f"{out}: no labelling loop there yet", "start one with --pool FILE --labels A,B")
+    texts = read_pool(cfg)
+    return LabelState(config=cfg, pool_digest=digest(texts), pool_size=len(texts))
+
+
+def _first_batch(out: Path, state: LabelState, texts: list[str], say) -> LabelState:
+    cfg = state.config
+    n = min(cfg.seed_size or cfg.batch_size, len(texts))
+    rows = sorted(int(i) for i in np.random.default_rng(cfg.seed).choice(len(texts), size=n, replace=False))
+    return _send(out, state, rows, texts, 1, say)
+
+
+def _send(out: Path, state: LabelState, rows: list[int], texts: list[str], number: int, say) -> LabelState:
+    """Write batch `number` and the state that waits for it (batch first: the state never names
+    a file that is not there)."""
+    path = write_batch(out / f"batch-{number:03d}.csv", rows, texts)
+    state.pending, state.pending_file = rows, str(path)
+    write_json(out / STATE, state.model_dump(mode="json"))
+    say(f"wrote {path} ({len(rows)} texts): fill in its label column ({', '.join(state.config.labels)}), "
+        f"then run `supremum label {out}` again")
+    return state
+
+
+def _round(out: Path, state: LabelState, texts: list[str], say) -> LabelState:
+    from supremum.studies.learners import LearnerSpec, make_learner
+
+    cfg = state.config
+    ev_texts, ev_labels = _eval_data(cfg)
+    spec = LearnerSpec(cfg.model, cfg.method, cfg.train, cfg.labels, cfg.max_length)
+    rows = sorted(state.labelled)
+    scored = make_learner(spec, texts + ev_texts, out / "rounds").fit(
+        rows, [cfg.labels.index(state.labelled[r]) for r in rows], cfg.seed)
+    pred = scored.probs[: len(texts)].argmax(axis=1)
+    changed = changed_share(np.array(state.predictions), pred) if state.predictions is not None else None
+    acc = float(np.mean(scored.probs[len(texts):].argmax(axis=1) == ev_labels)) if ev_texts else None
+    record = RoundRecord(round=len(state.rounds) + 1, labelled=len(rows), changed=changed, eval_accuracy=acc,
+                         artifact=scored.artifact, decision=StopDecision(rule=None, reason=""))
+    changes = [r.changed for r in [*state.rounds, record] if r.changed is not None]
+    points = [(r.labelled, r.eval_accuracy) for r in [*state.rounds, record] if r.eval_accuracy is not None]
+    record.decision = decide(changes, points, len(rows) + cfg.batch_size, cfg.stop)
+    state.rounds.append(record)
+    state.predictions = [int(p) for p in pred]
+    say(f"round {record.round}: {len(rows)} labels" + (f", eval accuracy {acc:.4f}" if acc is not None else "")
+        + f"; {record.decision.reason}")
+    unlabelled = np.setdiff1d(np.arange(len(texts)), rows)
+    if record.decision.rule is not None or not len(unlabelled):
+        state.stopped = record.decision if record.decision.rule else StopDecision(
+            rule="pool exhausted", reason="pool exhausted: every text is labelled")
+        write_json(out / STATE, state.model_dump(mode="json"))
+        say(f"stopped: {state.stopped.reason}")
+        return state
+    new = select(cfg.strategy, cfg.batch_size, unlabelled, np.array(rows), scored.probs, scored.emb,
+                 np.random.default_rng([cfg.seed, record.round]), cfg.candidates)
+    record.batch_file = str(out / f"batch-{record.round + 1:03d}.csv")
+    return _send(out, state, new, texts, record.round + 1, say)
+
+
+def _eval_data(cfg: LabelConfig) -> tuple[list[str], np.ndarray]:
+    """The evaluation texts and class ids (in the order of cfg.labels); empty without eval_data."""
+    if cfg.eval_data is None:
+        return [], np.array([], dtype=int)
+    from supremum.config import DataConfig
+    from supremum.data import load_data
+
+    data = load_data(DataConfig(path=cfg.eval_data), label_names=cfg.labels, whole=True)
+    return data.texts("all"), np.array(data.labels("all"))

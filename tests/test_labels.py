@@ -1,0 +1,250 @@
+"""`supremum labels` (supremum.studies.labels): label budgets are seeded class-stratified subsets
+nested across budgets, every point is scored on one test set, cells an approach cannot run are
+skipped with their reason, the advice per budget is exact text, and bad options are one line."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import run_cli, sentiment_rows, write_csv
+
+from supremum.config import DataConfig
+from supremum.data import load_data
+from supremum.errors import UserError
+from supremum.store import Store
+from supremum.studies.labels import APPROACHES, LabelsConfig, plan, sentences, split_digest
+
+
+@pytest.fixture
+def small(tmp_path):
+    d = tmp_path / "small"
+    d.mkdir()
+    write_csv(d / "train.csv", sentiment_rows(60, 1))
+    write_csv(d / "dev.csv", sentiment_rows(20, 2))
+    write_csv(d / "test.csv", sentiment_rows(30, 3))
+    return d
+
+
+def _imbalanced(tmp_path):
+    d = tmp_path / "imb"
+    d.mkdir()
+    write_csv(d / "train.csv", [(f"row {i}", "a" if i % 4 else "b") for i in range(40)])  # 30 a, 10 b
+    write_csv(d / "dev.csv", [(f"dev {i}", "ab"[i % 2]) for i in range(10)])
+    write_csv(d / "test.csv", [(f"test {i}", "ab"[i % 2]) for i in range(10)])
+    return d
+
+
+def test_budgets_are_stratified_and_nested(tmp_path):
+    """Every prefix keeps the 3:1 class shares (one of each class first), and a seed's smaller
+    subset lies inside its larger one; another seed draws other rows."""
+    d = _imbalanced(tmp_path)
+
+    def subset(n, seed):
+        cfg = DataConfig(path=str(d), train_limit=n, train_limit_seed=seed, train_limit_stratify=True)
+        return load_data(cfg).split("train")
+
+    for seed in (0, 1):
+        counts = {n: subset(n, seed)["label"].value_counts().sort_index().tolist() for n in (2, 4, 8, 20)}
+        assert counts == {2: [1, 1], 4: [3, 1], 8: [6, 2], 20: [15, 5]}
+        texts = [set(subset(n, seed)["text"]) for n in (2, 4, 8, 20, 39)]
+        assert all(a < b for a, b in zip(texts, texts[1:], strict=False))
+    assert set(subset(8, 0)["text"]) != set(subset(8, 1)["text"])
+    # the option leaves the hash of configs without it as it was
+    assert "train_limit_stratify" not in DataConfig(path="x").model_dump()
+
+
+def _cfg(data, **kw):
+    base = {"model": {"name": "tiny-bert"}, "data": {"path": str(data)}, "train": {"batch_size": 8},
+            "min_steps": 5, "incontext": {"model": "tiny-llama", "max_shots": 2}}
+    return LabelsConfig.model_validate({**base, **kw})
+
+
+def test_every_cell_has_its_budget_one_test_set_and_no_label_beyond_it(small):
+    """Each fine-tune cell trains on exactly its budget (nested per seed), is scored on the study's
+    test set, and its training cannot pick weights by dev: fixed steps, last weights."""
+    cfg = _cfg(small, approaches=["linear-probe", "full"], budgets=[2, 4, 16, "all"], seeds=[0, 1])
+    p = plan(cfg)
+    study = p["study"]
+    want = split_digest(study.data, "test")
+    assert want["examples"] == 30
+    trains = {}
+    for c in p["cells"]:
+        cc = APPROACHES[c.approach]
+        compare = cc.compare_config(study, c.budget, c.seed)
+        data = load_data(DataConfig(**compare.methods[0].data))
+        assert split_digest(data, "test") == want
+        assert len(data.split("train")) == c.budget
+        trains[(c.approach, c.budget, c.seed)] = set(data.split("train")["text"])
+        train = compare.methods[0].train
+        if c.approach == "full":
+            steps = {2: 5, 4: 5, 16: 6, 60: 24}[c.budget]  # max(min_steps, 3 epochs of batches of 8)
+            assert train == {"batch_size": 8, "max_steps": steps, "eval_every": steps, "keep_best": False}
+        else:
+            assert train == {"batch_size": 8}
+    for seed in (0, 1):
+        chain = [trains[("full", n, seed)] for n in (2, 4, 16, 60)]
+        assert all(a < b for a, b in zip(chain, chain[1:], strict=False))
+        assert trains[("full", 16, seed)] == trains[("linear-probe", 16, seed)]
+    assert len(p["cells"]) == 16 and p["skipped"] == []
+
+
+def test_cells_an_approach_cannot_run_are_skipped_with_their_reason(small):
+    cfg = _cfg(small, approaches=["zeroshot", "linear-probe", "setfit", "full"], budgets=[0, 2, 4, "all"],
+               seeds=[0], max_labels={"setfit": 4})
+    p = plan(cfg)
+    prompt = "a prompt holds at most incontext.max_shots=2 examples; more labels would go unused"
+    none = "needs a labelled example of every class; there are none"
+    assert p["skipped"] == [
+        {"approach": "zeroshot", "budget": 4, "seeds": [0], "reason": prompt},
+        {"approach": "zeroshot", "budget": 60, "seeds": [0], "reason": prompt},
+        {"approach": "linear-probe", "budget": 0, "seeds": [0], "reason": none},
+        {"approach": "setfit", "budget": 0, "seeds": [0], "reason": "needs 2 labelled examples of every class "
+                                                                     "(a positive pair of each); there are none"},
+        {"approach": "setfit", "budget": 2, "seeds": [0], "reason": "needs 2 labelled examples of every class "
+                                                                     "(a positive pair of each); 2 labels hold 1 "
+                                                                     "of the rarest class"},
+        {"approach": "setfit", "budget": 60, "seeds": [0], "reason": "above max_labels.setfit=4"},
+        {"approach": "full", "budget": 0, "seeds": [0], "reason": none}]
+    ran = sorted((c.approach, c.budget, c.seed) for c in p["cells"])
+    assert ran == [("full", 2, 0), ("full", 4, 0), ("full", 60, 0), ("linear-probe", 2, 0), ("linear-probe", 4, 0),
+                   ("linear-probe", 60, 0), ("setfit", 4, 0), ("zeroshot", 0, None), ("zeroshot", 2, 0)]
+
+
+def _row(approach, budget, title, mean, sd=None):
+    return {"approach": approach, "budget": budget, "title": title, "mean": mean, "sd": sd}
+
+
+HAND = [_row("zeroshot", 0, "zero-shot prompting", 0.52), _row("zeroshot", 8, "8-shot prompting", 0.55, 0.03),
+        _row("linear-probe", 8, "a linear probe", 0.60, 0.02), _row("setfit", 8, "SetFit", 0.58, 0.04),
+        _row("linear-probe", 32, "a linear probe", 0.70, 0.02), _row("setfit", 32, "SetFit", 0.81, 0.02),
+        _row("full", 32, "plain fine-tuning", 0.65, 0.05), _row("setfit", 128, "SetFit", 0.84, 0.01),
+        _row("full", 128, "plain fine-tuning", 0.80, 0.02), _row("setfit", 512, "SetFit", 0.86, 0.01),
+        _row("full", 512, "plain fine-tuning", 0.88, 0.01), _row("full", 1000, "plain fine-tuning", 0.90, 0.005)]
+
+
+def test_sentences_from_measured_means():
+    """Crossings interpolated in log labels: SetFit passes the probe between 8 (-2 pt) and 32 (+11 pt)
+    at 8 * 4^(2/13) = 9.9; plain fine-tuning passes SetFit between 128 (-4 pt) and 512 (+2 pt) at
+    128 * 4^(2/3) = 322.5."""
+    assert sentences(HAND, 1000) == [
+        "with 0 labels use zero-shot prompting (52.0%); a linear probe overtakes it by 8 labels (measured means).",
+        "with 8 labels use a linear probe (60.0 ± 2.0%); SetFit overtakes it at ~10 labels (measured means).",
+        "with 32 labels use SetFit (81.0 ± 2.0%); plain fine-tuning overtakes it at ~320 labels "
+        "(measured means).",
+        "with 128 labels use SetFit (84.0 ± 1.0%); plain fine-tuning overtakes it at ~320 labels "
+        "(measured means).",
+        "with 512 labels use plain fine-tuning (88.0 ± 1.0%).",
+        "with all 1,000 labels use plain fine-tuning (90.0 ± 0.5%)."]
+
+
+def test_sentences_from_the_fitted_curve_and_a_capped_approach():
+    curve = {"fit": {"E": 0.05, "B": 1.0, "beta": 0.5},
+             "ceiling": {"accuracy": 0.95, "ci": [0.93, 0.97], "identified": True}}
+    rows = [_row("setfit", 100, "SetFit", 0.85, 0.01), _row("full", 100, "plain fine-tuning", 0.80, 0.01),
+            _row("setfit", 1000, "SetFit", 0.93, 0.01), _row("full", 1000, "plain fine-tuning", 0.90, 0.01)]
+    # (B / (1 - E - 0.93))^(1/beta) = (1 / 0.02)^2 = 2,500 labels, beyond the largest budget
+    assert sentences(rows, 1000, curve) == [
+        "with 100 labels use SetFit (85.0 ± 1.0%).",
+        "with all 1,000 labels use SetFit (93.0 ± 1.0%); plain fine-tuning would reach that at ~2,500 labels "
+        "(fitted curve)."]
+    low = {**curve, "ceiling": {"accuracy": 0.91, "ci": [0.90, 0.92], "identified": True}}
+    assert sentences(rows, 1000, low)[1] == (
+        "with all 1,000 labels use SetFit (93.0 ± 1.0%); plain fine-tuning's fitted ceiling (91.0%, 95% CI up to "
+        "92.0%) stays below it (fitted curve).")
+    loose = {**curve, "ceiling": {**curve["ceiling"], "identified": False}}
+    assert sentences(rows, 1000, loose)[1] == "with all 1,000 labels use SetFit (93.0 ± 1.0%)."
+    plain = "plain fine-tuning"
+    capped = [_row("setfit", 32, "SetFit", 0.81, 0.02), _row("full", 32, plain, 0.70, 0.02),
+              _row("full", 128, plain, 0.78, 0.02), _row("full", 512, plain, 0.86, 0.01)]
+    assert sentences(capped, 1000)[0] == ("with 32 labels use SetFit (81.0 ± 2.0%); plain fine-tuning passes that "
+                                          "by 512 labels (measured means).")
+
+
+def test_prompting_points_json_plot_and_resume(small, tmp_path):
+    """The command's JSON holds every point with its seed, the spread, the shared test set and the
+    advice; a second call reuses every cached point."""
+    args = ["labels", "--model", "tiny-bert", "--data", str(small), "--approaches", "zeroshot",
+            "--lm", "tiny-llama", "--budgets", "0,2", "--seeds", "0,1", "--max-shots", "4", "--json"]
+    first = run_cli(*args, check=True)
+    r = json.loads(first.stdout)
+    assert set(r) == {"kind", "name", "model", "lm", "data", "split", "test", "n_train", "labels", "budgets",
+                      "seeds", "approaches", "majority", "points", "summary", "skipped", "cells", "curve", "plain",
+                      "method", "sentences", "plot"}
+    assert r["budgets"] == [0, 2] and r["n_train"] == 60 and r["test"]["examples"] == 30
+    assert [(p["budget"], p["seed"]) for p in r["points"]] == [(0, None), (2, 0), (2, 1)]
+    assert all(0 <= p["accuracy"] <= 1 and p["cached"] is False for p in r["points"])
+    two = [p["accuracy"] for p in r["points"] if p["budget"] == 2]
+    s2 = next(s for s in r["summary"] if s["budget"] == 2)
+    assert s2["mean"] == pytest.approx(np.mean(two)) and s2["sd"] == pytest.approx(np.std(two, ddof=1))
+    assert s2["seeds"] == [0, 1] and s2["title"] == "2-shot prompting"
+    assert [len(p["shot_rows"]) for p in r["points"]] == [0, 2, 2]
+    assert r["curve"] == {"not_fitted": "full has no measured point"}
+    assert len(r["sentences"]) == 2 and r["sentences"][0].startswith("with 0 labels use zero-shot prompting (")
+    assert r["majority"]["accuracy"] == pytest.approx(max(np.mean([y == c for _, y in sentiment_rows(30, 3)])
+                                                          for c in ("neg", "pos")))
+    from pathlib import Path
+
+    assert Path(r["plot"]).read_bytes()[:4] == b"\x89PNG"
+    again = json.loads(run_cli(*args, check=True).stdout)
+    assert all(p["cached"] for p in again["points"]) and again["cells"] == {"total": 3, "cached": 3}
+    assert [p["accuracy"] for p in again["points"]] == [p["accuracy"] for p in r["points"]]
+    assert [x["kind"] for x in Store().runs()].count("labels") == 2
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--budgets", "0,500"], "error: budget 500 is above the 60 training examples of {data} (use budgets up to "
+                             "60, or 'all')"),
+    (["--budgets", "0,x"], "error: --budgets '0,x': 'x' is neither a number of labels nor 'all' (e.g. --budgets "
+                           "0,8,32,all)"),
+    (["--budgets", "1"], "error: --budgets [1]: Value error, a label budget is 0, 2 or more, or 'all' (1 label "
+                         "holds one class only) (see `supremum labels --help`)"),
+    (["--approaches", "zeroshot,magic"],
+     "error: --approaches ['zeroshot', 'magic']: Value error, unknown approach 'magic'; known: zeroshot, "
+     "linear-probe, setfit, full, lora (see `supremum labels --help`)"),
+    (["--split", "nope"], "error: {data} has no labelled 'nope' split to score on (choose another --split (dev "
+                          "or test))"),
+])
+def test_bad_options_are_one_line(flags, message, small):
+    p = run_cli("labels", "--model", "tiny-bert", "--data", str(small), *flags, "--dry-run")
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [message.format(data=small)]
+
+
+def test_a_budget_above_the_training_set_names_its_size_and_defaults_above_it_are_left_out(small):
+    with pytest.raises(UserError, match="budget 2,048 is above the 60 training examples"):
+        plan(_cfg(small, budgets=[0, 2048]))
+    assert plan(_cfg(small, approaches=["full"]))["study"].budgets == [0, 8, 32, 60]
+
+
+@pytest.mark.slow
+def test_fine_tune_cells_curve_report_and_resume(small, tmp_path):
+    """Fine-tune cells in fresh processes, plain fine-tuning's fitted curve, the report's section
+    (plot and sentences), and a re-run that trains nothing."""
+    args = ["labels", "--model", "tiny-bert", "--data", str(small), "--approaches", "linear-probe,full",
+            "--budgets", "0,4,16,all", "--seeds", "0,1", "--min-steps", "3", "--json"]
+    r = json.loads(run_cli(*args, check=True).stdout)
+    assert len(r["points"]) == 12 and {s["approach"] for s in r["skipped"]} == {"linear-probe", "full"}
+    assert "fit" in r["curve"] and "band" not in r["curve"]
+    assert {p["budget"] for p in r["points"] if p["approach"] == "full"} == {4, 16, 60}
+    report = tmp_path / "report.md"
+    run_cli("report", "--output", str(report), "--format", "md", check=True)
+    text = report.read_text()
+    assert "## Accuracy against labels labels-tiny-bert-small" in text
+    assert all(f"- {s}" in text for s in r["sentences"])
+    html = tmp_path / "report.html"
+    run_cli("report", "--output", str(html), check=True)
+    assert html.read_text().count("<svg") >= 1 and "Accuracy against labels" in html.read_text()
+    again = json.loads(run_cli(*args, check=True).stdout)
+    assert again["cells"]["cached"] == 12
+
+
+def test_the_example_recipe_validates(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from supremum.recipe import build, load_yaml
+
+    monkeypatch.setenv("SUPREMUM_DATA", str(tmp_path))
+    data, _ = load_yaml(Path(__file__).parent.parent / "recipes" / "labels" / "sst2.yaml")
+    cfg = build(LabelsConfig, data)
+    assert cfg.budgets == [0, 8, 32, 64, 128, 512, 2048, "all"] and cfg.data.path == f"{tmp_path}/sst2"
+    assert cfg.incontext.verbalizers == {"0": "negative", "1": "positive"}
