@@ -38,3 +38,35 @@ def test_report_renders_in_headless_chromium(csv_data, tmp_path):
         browser.close()
     assert errors == []
     assert (shots / "report.png").stat().st_size > 10_000
+
+
+def test_explanation_page_renders_and_runs_no_injected_code(tmp_path):
+    """Words coloured per method, the faithfulness table, and text that would run code if it
+    were not escaped (an <img onerror> and a <script>) shown as text."""
+    from supremum.explain.page import render
+
+    words = ["<img src=x onerror=\"console.error('xss')\">", "<script>console.error('xss')</script>", "fine"]
+    res = {"artifact": "a1", "lineage": "full", "methods": ["occlusion"],
+           "skipped": {"integrated-gradients": "no"},
+           "settings": {"aopc_percents": [1, 5, 10, 20, 50], "seeds": [0, 1]},
+           "faithfulness": {"occlusion": {"comprehensiveness": 0.3, "sufficiency": 0.1,
+                                          "comprehensiveness_vs_random": 2.0},
+                            "random": {"comprehensiveness": {"mean": 0.15, "sd": 0.01},
+                                       "sufficiency": {"mean": 0.2, "sd": 0.02}}},
+           "examples": [{"words": words, "scores": {"occlusion": [0.2, -0.1, 0.4]}, "predicted": "pos",
+                         "label": "neg", "probability": 0.8, "truncated_words": 0}]}
+    page_path = tmp_path / "explanations.html"
+    page_path.write_text(render(res), encoding="utf-8")
+    errors = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(page_path.as_uri())
+        body = page.inner_text("body")
+        assert words[0] in body and words[1] in body and "(wrong)" in body and "2.00x" in body
+        assert page.locator("img").count() == 0 and page.locator("script").count() == 0
+        assert page.locator("span.w").count() == 3
+        browser.close()
+    assert errors == []

@@ -243,6 +243,50 @@ def zeroshot(
     _echo_json(res) if as_json else cli_render.print_zeroshot(res)
 
 
+@app.command()
+def explain(
+    artifact: Annotated[str, typer.Argument(help="classifier artifact directory, or an artifact/run id")],
+    text: Annotated[list[str] | None, typer.Option(help="a text to explain (repeat for several)")] = None,
+    data: Annotated[str | None, typer.Option(help="data whose examples to explain (with their true "
+                                             "labels)")] = None,
+    split: Annotated[str | None, typer.Option(help=_doc("explain", "split"))] = None,
+    limit: Annotated[int | None, typer.Option(help=_doc("explain", "limit"))] = None,
+    methods: Annotated[str | None, typer.Option(help=_doc("explain", "methods"))] = None,
+    steps: Annotated[int | None, typer.Option(help=_doc("explain", "steps"))] = None,
+    seeds: Annotated[str | None, typer.Option(help=_doc("explain", "seeds"))] = None,
+    batch_size: Annotated[int | None, typer.Option(help=_doc("explain", "batch_size"))] = None,
+    text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
+    label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
+    output: Annotated[str | None, typer.Option(help="directory for explanations.json and explanations.html "
+                                               "[default: $SUPREMUM_HOME/explanations/<run id>]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
+) -> None:
+    """Why a classifier decided what it did: word attributions (Integrated Gradients, gradient x input, occlusion through the artifact's own runtime, attention rollout as a weaker baseline), their faithfulness (ERASER comprehensiveness and sufficiency against a random baseline over seeds), a JSON file and an HTML page with coloured words; recorded as a store run of kind explain."""  # noqa: E501
+    from supremum import cli_config, cli_render
+    from supremum.evaluate import data_config_for, resolve_artifact
+    from supremum.explain.config import ExplainConfig
+
+    if (text is None) == (data is None):
+        raise UserError("explain needs --text or --data (one of them)",
+                        'e.g. --text "a fine film" or --data reviews.csv --limit 20')
+    cfg = cli_config.build(ExplainConfig, locals(), flag_keys(explain, "explain"),
+                           help_cmd="supremum explain --help")
+    art = resolve_artifact(artifact)
+    from supremum.explain.run import check_task, examples_from_data
+
+    check_task(art)
+    _quiet_libraries()
+    from supremum.explain.run import explain as run
+
+    if data is not None:
+        dcfg = data_config_for(art, data, text_column=text_column, label_column=label_column)
+        texts, labels, source = examples_from_data(art, dcfg, cfg.split, cfg.limit)
+    else:
+        texts, labels, source = text, None, f"{len(text)} text(s) from --text"
+    res = run(art, texts, labels, cfg, output=output, source=source, command=" ".join(sys.argv))
+    _echo_json(res) if as_json else cli_render.print_explain(res)
+
+
 @app.command(epilog=schema_epilog("compress"))
 def compress(
     artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],

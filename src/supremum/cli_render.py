@@ -449,6 +449,37 @@ def print_zeroshot(r: dict) -> None:
               f"macro-F1 {100 * m['macro_f1']:.1f}%", markup=False)
 
 
+def print_explain(r: dict, shown: int = 3, top: int = 5) -> None:
+    """The faithfulness table (methods, then random with its s.d. over seeds), the top words of
+    the first examples per method, what was skipped and where the files are."""
+    out.print(f"explain {r['artifact']} ({r['lineage']}, {r['backend']}): {r['source']}; run {r['run']}",
+              markup=False)
+    f = r["faithfulness"]
+    t = Table("attribution", "comprehensiveness ↑", "sufficiency ↓", "comp. / random", "seconds",
+              title=f"faithfulness (ERASER AOPC over {', '.join(map(str, r['settings']['aopc_percents']))}% "
+                    "of the words)")
+    for m in r["methods"]:
+        ratio = f[m]["comprehensiveness_vs_random"]
+        t.add_row(m, f"{f[m]['comprehensiveness']:.4f}", f"{f[m]['sufficiency']:.4f}",
+                  f"{ratio:.2f}x" if ratio is not None else "-", f"{r['seconds'][m]:.1f}")
+    rc, rs = f["random"]["comprehensiveness"], f["random"]["sufficiency"]
+    t.add_row(f"random ({len(r['settings']['seeds'])} seeds)", f"{rc['mean']:.4f} ± {rc['sd']:.4f}",
+              f"{rs['mean']:.4f} ± {rs['sd']:.4f}", "1.00x", "")
+    out.print(t)
+    for i, e in enumerate(r["examples"][:shown]):
+        true = f", true {e['label']}" if e["label"] is not None else ""
+        out.print(f"#{i}: predicted {e['predicted']} ({e['probability']:.3f}{true})", markup=False)
+        for m in r["methods"]:
+            order = sorted(range(len(e["words"])), key=lambda j: -e["scores"][m][j])[:top]
+            words = ", ".join(f"{e['words'][j]} {e['scores'][m][j]:+.3g}" for j in order)
+            delta = e["details"].get(m, {}).get("convergence_delta")
+            out.print(f"  {m}: {words}" + (f"  (delta {delta:+.2g})" if delta is not None else ""), markup=False)
+    for m, why in r["skipped"].items():
+        out.print(f"{m} not run: {why}", markup=False)
+    out.print(f"written: {Path(r['output']) / 'explanations.json'}, {Path(r['output']) / 'explanations.html'}",
+              markup=False)
+
+
 def print_label(state, where) -> None:
     """The loop's rounds (labels, changed predictions, eval accuracy, decision) and what to do next."""
     t = Table("round", "labels", "changed %", "eval acc %", "decision")

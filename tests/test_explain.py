@@ -1,0 +1,247 @@
+"""`supremum explain`: word attributions (Integrated Gradients, gradient x input, occlusion,
+attention rollout) and ERASER faithfulness, on a tiny-bert classifier and its ONNX export."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli, sentiment_rows, write_csv
+
+from supremum.artifact import save_artifact
+from supremum.backends import load
+from supremum.errors import UserError
+from supremum.evaluate.quality import softmax
+from supremum.explain import attribution as attr
+from supremum.explain.config import AOPC_PERCENTS, ExplainConfig
+from supremum.explain.faithfulness import measure, summarize, top_words
+from supremum.explain.page import render
+from supremum.explain.run import choose_methods, explain
+from supremum.explain.words import encode, merge, token_words
+from supremum.infer import predict_logits
+from supremum.store import Store
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny-bert sentiment classifier (module-wide: training is the slow part) and its data."""
+    from supremum.config import FinetuneConfig
+    from supremum.train.finetune import finetune
+
+    root = tmp_path_factory.mktemp("explain")
+    data = write_csv(root / "reviews.csv", sentiment_rows(240))
+    home, os.environ["SUPREMUM_HOME"] = os.environ.get("SUPREMUM_HOME"), str(root / "home")
+    try:
+        cfg = FinetuneConfig(model={"name": "tiny-bert"}, data={"path": str(data)},
+                             train={"max_steps": 60, "lr": 3e-3, "batch_size": 8}, output=str(root / "parent"))
+        art = finetune(cfg, progress=False).artifact
+    finally:
+        os.environ["SUPREMUM_HOME"] = home or ""
+    return art, data
+
+
+def _predict(model, tok):
+    return lambda ids: softmax(predict_logits(model, ids, tok.pad_token_id).astype(np.float64))
+
+
+def test_words_merge_subtokens_by_offsets():
+    # hand-made offsets: [CLS], "gr" "eat" (word 0), a whitespace-only token, "no" "t" (word 2 of
+    # "x  not"), [SEP]
+    text = "great x  not"
+    offsets = [(0, 0), (0, 2), (2, 5), (5, 6), (9, 11), (11, 12), (0, 0)]
+    special = [1, 0, 0, 0, 0, 0, 1]
+    tw = token_words(offsets, special, text, [(0, 5), (6, 7), (9, 12)])
+    assert tw == [None, 0, 0, None, 2, 2, None]
+    np.testing.assert_array_equal(merge(np.array([9.0, 1, 2, 4, 8, 16, 9]), tw, 3), [3.0, 0.0, 24.0])
+
+
+def test_encode_with_the_tokenizer_of_the_artifact(trained):
+    _, tok = load(trained[0])
+    enc = encode(tok, "Great <b>film</b>,  not bad!", 128)
+    assert enc.words == ["Great", "<b>film</b>,", "not", "bad!"]
+    assert enc.tokens[:3] == ["[CLS]", "g", "##r"] and enc.token_word[:7] == [None, 0, 0, 0, 0, 0, 1]
+    assert enc.token_word.count(1) == len("<b>film</b>,") and enc.truncated_words == 0
+    assert enc.without({1, 3}) == [i for i, w in zip(enc.ids, enc.token_word, strict=True) if w not in (1, 3)]
+    cut = encode(tok, "great awful dull", 9)  # [CLS] + 7 characters + [SEP]: "dull" is cut off
+    assert cut.words == ["great", "awful"] and cut.truncated_words == 1
+    with pytest.raises(UserError, match="nothing to explain"):
+        encode(tok, "   ", 128)
+
+
+def test_integrated_gradients_completeness(trained):
+    model, tok = load(trained[0])
+    enc = encode(tok, "great lovely awful 12", 128)
+    a = attr.integrated_gradients(model, enc, 1, tok.pad_token_id, steps=50)
+    with torch.no_grad():
+        fx = model(input_ids=torch.tensor([enc.ids])).logits[0, 1].item()
+        fb = model(input_ids=attr.baseline_ids(enc, tok.pad_token_id)).logits[0, 1].item()
+    delta = a.extra["convergence_delta"]
+    assert abs(a.extra["sum"] - (fx - fb)) <= abs(delta) + 1e-6
+    assert abs(delta) < 0.01 * abs(fx - fb)  # 50 steps: the integral is accurate to 1%
+    assert len(a.words) == 4 and a.words.sum() == pytest.approx(a.extra["sum"], abs=0.05 * abs(fx - fb) + 1e-6)
+
+
+def test_occlusion_equals_hand_computation(trained):
+    model, tok = load(trained[0])
+    predict = _predict(model, tok)
+    enc = encode(tok, "great awful 7", 128)
+    got = attr.occlusion(predict, enc, 0, tok.mask_token_id, batch_size=2).words
+    p = predict([enc.ids])[0, 0]
+    hand = [p - predict([[tok.mask_token_id if w == k else t for t, w in zip(enc.ids, enc.token_word,
+                                                                               strict=True)]])[0, 0]
+            for k in range(3)]
+    np.testing.assert_allclose(got, hand, atol=1e-7)
+    assert np.abs(got).max() > 1e-3  # the trained model does respond to its words
+
+
+def test_faithfulness_of_a_planted_word():
+    """The model's output depends on one word only ("zz", token id 99): an attribution that ranks
+    it first has comprehensiveness 0.8 and sufficiency 0 at every k; a random one less."""
+    from supremum.explain.words import Encoded
+
+    words = "a b zz c d e f g h i".split()
+    ids = [1] + [99 if w == "zz" else 10 + i for i, w in enumerate(words)] + [2]
+    enc = Encoded(" ".join(words), ids, words, [None, *range(10), None], words, 0)
+
+    def predict(batch):
+        p = np.array([0.9 if 99 in x else 0.1 for x in batch])
+        return np.stack([1 - p, p], 1)
+
+    planted = np.zeros(10)
+    planted[2] = 1.0
+    seeds = [0, 1, 2, 3]
+    res = measure(predict, enc, 1, 0.9, {"planted": planted}, seeds)
+    assert res["planted"]["comprehensiveness"] == pytest.approx(0.8)
+    assert res["planted"]["sufficiency"] == pytest.approx(0.0)
+    for s in seeds:  # random: 0.8 for each k whose top words happen to include "zz"
+        order = np.random.default_rng([s, 10, *ids]).permutation(10)
+        hits = [2 in top_words(order, p) for p in AOPC_PERCENTS]
+        assert res[f"random:{s}"]["comprehensiveness"] == pytest.approx(0.8 * np.mean(hits))
+    summary = summarize([res], ["planted"], seeds)
+    assert summary["random"]["comprehensiveness"]["mean"] < 0.8
+    assert summary["planted"]["comprehensiveness_vs_random"] > 1.0
+    assert [len(top_words(np.arange(10.0), p)) for p in AOPC_PERCENTS] == [1, 1, 1, 2, 5]
+
+
+def test_explain_run_json_html_and_store(trained, tmp_path):
+    art, _ = trained
+    text = "<script>alert(1)</script> great & fine"
+    res = explain(art, [text, "awful dull 3"], [1, 0], ExplainConfig(steps=20, seeds=[0, 1]),
+                  output=tmp_path / "out", store=Store(tmp_path / "home"))
+    assert res["methods"] == ["integrated-gradients", "input-x-gradient", "occlusion", "attention-rollout"]
+    e = res["examples"][0]
+    assert e["words"] == ["<script>alert(1)</script>", "great", "&", "fine"] and e["label"] == "pos"
+    model, tok = load(art)
+    p = _predict(model, tok)([tok(text)["input_ids"]])[0]
+    assert e["predicted"] == ["neg", "pos"][int(p.argmax())] and e["probability"] == pytest.approx(p.max())
+    assert all(len(e["scores"][m]) == 4 for m in res["methods"])
+    on_disk = json.loads((tmp_path / "out" / "explanations.json").read_text())
+    assert on_disk["faithfulness"] == res["faithfulness"]
+    page = (tmp_path / "out" / "explanations.html").read_text()
+    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&amp;" in page
+    run = Store(tmp_path / "home").get_run(res["run"])
+    assert run["kind"] == "explain" and run["status"] == "finished" and run["parents"] == [art.id]
+    assert run["metrics"]["faithfulness"] == res["faithfulness"] and run["metrics"]["examples"] == 2
+
+
+def test_html_escapes_every_text():
+    res = {"artifact": "a<b", "lineage": "<i>x</i>", "methods": ["occlusion"], "skipped": {},
+           "faithfulness": None, "settings": {"aopc_percents": [1], "seeds": [0]},
+           "examples": [{"words": ["<script>alert(1)</script>"], "scores": {"occlusion": [0.5]},
+                         "predicted": "<b>", "label": None, "probability": 0.9, "truncated_words": 0}]}
+    page = render(res)
+    assert "<script" not in page and "<b><b>" not in page and "<i>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<b>&lt;b&gt;</b>" in page
+    assert "&lt;i&gt;" in page and "rgba(0,160,60,0.750)" in page
+
+
+def test_onnx_artifact_explained_through_onnx_runtime(trained, tmp_path):
+    from supremum.compress import compress, compressors
+
+    art, _ = trained
+    onnx = compress(art, compressors()["onnx"].config_cls(), output=tmp_path / "onnx")
+    ort_model, tok = load(onnx)
+    methods, skipped = choose_methods(onnx, ort_model, tok, tok("great")["input_ids"], None)
+    assert methods == ["occlusion"]
+    assert skipped == {m: "its runtime computes no gradients" for m in attr.GRADIENT} | {
+        "attention-rollout": "it reads PyTorch attention weights"}
+    enc = encode(tok, "great awful fine 7", 128)
+    via_ort = attr.occlusion(_predict(ort_model, tok), enc, 1, tok.mask_token_id, 4).words
+    pt_model, _ = load(art)
+    via_pt = attr.occlusion(_predict(pt_model, tok), enc, 1, tok.mask_token_id, 4).words
+    np.testing.assert_allclose(via_ort, via_pt, atol=1e-5)
+    with pytest.raises(UserError) as e:
+        choose_methods(onnx, ort_model, tok, enc.ids, ["integrated-gradients"])
+    assert str(e.value) == (f"integrated-gradients cannot explain artifact {onnx.id} (onnxruntime): its runtime "
+                            "computes no gradients (use --methods occlusion, which runs on every backend)")
+
+
+def test_unknown_method_named_with_the_valid_ones():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="unknown method 'shap'; choose from integrated-gradients, "
+                       "input-x-gradient, occlusion, attention-rollout"):
+        ExplainConfig(methods="occlusion,shap")
+    both = ExplainConfig(methods="occlusion, integrated-gradients").methods
+    assert both == ["occlusion", "integrated-gradients"]
+
+
+def test_no_gradient_methods_through_int8_kernels(trained, tmp_path):
+    """With the head kept fp32, gradients would still flow around the int8 layers (through the
+    residual paths) and PyTorch would only warn: the attributions would be silently wrong."""
+    from supremum.compress import compress, compressors
+
+    cfg = compressors()["int8-dynamic"].config_cls(keep=["bert.pooler.dense", "classifier"])
+    q = compress(trained[0], cfg, output=tmp_path / "q8")
+    model, tok = load(q)
+    methods, skipped = choose_methods(q, model, tok, tok("great")["input_ids"], None)
+    assert methods == ["occlusion", "attention-rollout"]
+    assert skipped["integrated-gradients"] == "quantized::linear_dynamic has no gradient (no autograd kernel)"
+    whole = compress(trained[0], compressors()["int8-dynamic"].config_cls(), output=tmp_path / "q8all")
+    model, tok = load(whole)
+    assert choose_methods(whole, model, tok, tok("great")["input_ids"], None)[1]["input-x-gradient"] == (
+        "quantized::linear_dynamic has no gradient (no autograd kernel)")
+
+
+def fails(capsys, monkeypatch, *args) -> str:
+    """The CLI's entry point in this process (as `supremum explain ARGS`): exit 2, one line."""
+    from supremum.cli import main
+
+    monkeypatch.setattr("sys.argv", ["supremum", "explain", *args])
+    capsys.readouterr()  # what came before (progress bars of the set-up) is not the command's
+    with pytest.raises(SystemExit) as e:
+        main()
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_cli_explain_data_and_bad_input(trained, tmp_path, capsys, monkeypatch):
+    art, data = trained
+    out = tmp_path / "cli"
+    proc = run_cli("explain", str(art.path), "--data", str(data), "--limit", "3", "--methods",
+                   "occlusion,integrated-gradients", "--steps", "8", "--seeds", "0", "--output", str(out),
+                   "--json", check=True)
+    res = json.loads(proc.stdout)
+    assert res["methods"] == ["integrated-gradients", "occlusion"] and len(res["examples"]) == 3
+    assert res["source"] == "3 rows of reviews.csv (its dev split)"
+    assert all(e["label"] in ("neg", "pos") for e in res["examples"])
+    assert set(res["skipped"]) == set() and (out / "explanations.html").exists()
+    assert math.isfinite(res["faithfulness"]["occlusion"]["comprehensiveness"])
+
+    assert fails(capsys, monkeypatch, str(art.path)) == (
+        'error: explain needs --text or --data (one of them) (e.g. --text "a fine film" or --data reviews.csv '
+        "--limit 20)")
+    assert fails(capsys, monkeypatch, str(art.path), "--data", str(data), "--limit", "0") == (
+        "error: --limit 0: Input should be greater than or equal to 1 (see `supremum explain --help`)")
+
+    from supremum.models import load_model
+
+    model, tok = load_model("tiny-llama", "causal-lm")
+    lm = save_artifact(model, tok, tmp_path / "lm", task="text-generation", label_names=None,
+                       base_model="tiny-llama", config={})
+    assert fails(capsys, monkeypatch, str(lm.path), "--text", "hello") == (
+        f"error: artifact {lm.id} is a text-generation model; explain supports classifiers only for now "
+        "(give a text-classification artifact)")
