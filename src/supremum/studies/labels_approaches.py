@@ -116,18 +116,19 @@ class ActiveLearning(Approach):
         if path.exists():
             return {**json.loads(path.read_text()), "cached": True}
         sim, data, split = self.simulation(study, c.seed), study.data, study.cfg.split
+        strategy = study.cfg.active.strategy  # sim.strategies leaves random out (simulate runs it anyway)
         pool, ev = data.texts("train"), data.texts(split)
         if not learner:
             spec = LearnerSpec(sim.model, sim.method, sim.train, data.label_names, study.cfg.data.max_length)
             work = path.parent.parent / "active-rounds"
             learner.append(make_learner(spec, pool + ev, work, keep_artifacts=False))
-        say(f"active learning ({sim.strategies[0]}, {sim.method['name']}) seed {c.seed}: up to {sim.budget:,} "
+        say(f"active learning ({strategy}, {sim.method['name']}) seed {c.seed}: up to {sim.budget:,} "
             f"labels, scored at {', '.join(f'{n:,}' for n in sim.evaluate_at)}")
         oracle, t0 = self.oracle(data.labels("train")), time.perf_counter()
         ev_rows = np.arange(len(pool), len(pool) + len(ev))
         ev_labels = np.array(data.labels(split))
-        curve = run_strategy(sim.strategies[0], c.seed, learner[0], oracle, ev_rows, ev_labels, sim)
-        res = {"strategy": sim.strategies[0], "method": sim.method["name"], "seed": c.seed, "curve": curve,
+        curve = run_strategy(strategy, c.seed, learner[0], oracle, ev_rows, ev_labels, sim)
+        res = {"strategy": strategy, "method": sim.method["name"], "seed": c.seed, "curve": curve,
                "revealed": len(oracle.revealed), "seconds": round(time.perf_counter() - t0, 3),
                "test": split_digest(data, split)}
         write_json(path, res)
