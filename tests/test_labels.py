@@ -304,7 +304,8 @@ def test_active_points_are_a_simulations_rounds_at_the_budgets(small, monkeypatc
     for (o, w), seed in zip(made, (0, 1), strict=True):
         assert sorted(w.read) == sorted(o.revealed) and len(set(o.revealed)) == 16
         for b in (10, 16):
-            assert pts[(b, seed)]["label_counts"] == np.bincount([y[r] for r in o.revealed[:b]], minlength=2).tolist()
+            paid = [y[r] for r in o.revealed[:b]]
+            assert pts[(b, seed)]["label_counts"] == np.bincount(paid, minlength=2).tolist()
     assert all(p["test_sha256"] == rec["test"]["sha256"] and p["strategy"] == "margin+kcenter"
                and p["method"] == "linear-probe" for p in pts.values())
     assert [s["title"] for s in rec["summary"]] == ["active learning"] * 2
@@ -383,3 +384,10 @@ def test_cli_runs_active_and_self_training_into_the_json(small, tmp_path):
     assert u["texts"] == 52 and open(u["file"], encoding="utf-8").read().count("\n") == 52
     assert [s["title"] for s in r["summary"]] == ["active learning", "self-training (plain fine-tuning)"]
     assert len(r["sentences"]) == 1
+    from pathlib import Path
+
+    art = Path(Store().get_artifact(by["self-training"]["artifact"])["path"])
+    m = json.loads((art / "manifest.json").read_text())
+    assert m["unlabeled"]["texts"] == 52 and m["unlabeled"]["sha256"] == u["sha256"]
+    assert m["config"]["self_training"]["threshold"] == 0.6 and m["self_training"]["kept_round"] == 1
+    assert [x["round"] for x in m["self_training"]["rounds_run"]] == [0, 1]
