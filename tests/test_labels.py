@@ -391,3 +391,16 @@ def test_cli_runs_active_and_self_training_into_the_json(small, tmp_path):
     assert m["unlabeled"]["texts"] == 52 and m["unlabeled"]["sha256"] == u["sha256"]
     assert m["config"]["self_training"]["threshold"] == 0.6 and m["self_training"]["kept_round"] == 1
     assert [x["round"] for x in m["self_training"]["rounds_run"]] == [0, 1]
+
+
+def test_self_training_keeps_the_last_round_and_variant_keys_stay_in_their_fields(small):
+    """keep: best would let dev labels choose the round; a variant's other fine-tune keys cannot
+    replace the fields a cell sets."""
+    from pydantic import ValidationError
+
+    from supremum.compare import Variant
+
+    with pytest.raises(ValidationError, match="self_training.keep\n  Input should be 'last'"):
+        _cfg(small, self_training={"keep": "best"})
+    with pytest.raises(ValidationError, match=r"finetune keys \['train'\] have their own variant field"):
+        Variant(method="full", finetune={"train": {"epochs": 1}})
