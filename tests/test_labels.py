@@ -294,6 +294,9 @@ def test_active_points_are_a_simulations_rounds_at_the_budgets(small, monkeypatc
     direct = simulate.simulate(simulate.SimulateConfig(
         data={"path": str(small)}, model="tiny-bert", train={"batch_size": 8}, strategies=["margin+kcenter"],
         batch_size=4, seed_size=6, budget=16, seeds=[0, 1], evaluate_at=[10, 16]), small.parent / "sim")
+    from supremum.studies.labels_approaches import schedule
+
+    assert schedule(APPROACHES["active"].simulation(plan(cfg)["study"], 0)) == [6, 10, 14, 16]
     for r in (r for r in direct["runs"] if r["strategy"] == "margin+kcenter"):
         assert [p["n_labels"] for p in r["curve"]] == [6, 10, 14, 16]
         for p in r["curve"][1::2]:

@@ -73,6 +73,13 @@ class ActiveLearning(Approach):
                               batch_size=o.batch_size, seed_size=self.seed_size(study), budget=max(stops),
                               seeds=[seed], candidates=o.candidates, split=cfg.split, evaluate_at=stops)
 
+    def seconds(self, study: Study, todo: list[Cell]) -> tuple[float | None, str]:
+        if not todo:
+            return 0.0, "every cell cached"
+        seeds = sorted({c.seed for c in todo})
+        rounds = sum(len(schedule(self.simulation(study, s))) for s in seeds)
+        return None, f"not estimated: {len(seeds)} simulated loop(s), {rounds:,} trainings in all"
+
     def _key(self, study: Study, seed: int) -> str:
         from supremum.hashing import content_hash
 
@@ -133,6 +140,16 @@ class ActiveLearning(Approach):
                "test": split_digest(data, split)}
         write_json(path, res)
         return {**res, "cached": False}
+
+
+def schedule(sim) -> list[int]:
+    """The label counts at the end of each round of a simulation (SimulateConfig), as run_strategy
+    runs them: the seed set, then batches cut short at every evaluate_at count, up to the budget."""
+    stops = sorted({n for n in sim.evaluate_at if n < sim.budget} | {sim.budget})
+    out = [min(sim.seed_size or sim.batch_size, sim.budget)]
+    while out[-1] < sim.budget:
+        out.append(min(out[-1] + sim.batch_size, next(n for n in stops if n > out[-1])))
+    return out
 
 
 def unlabeled_file(texts: list[str], data) -> tuple[bytes, str]:
