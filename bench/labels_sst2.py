@@ -2,7 +2,10 @@
 curve, through `supremum labels` (supremum.studies.labels).
 
 Approaches: zero- and few-shot prompting of smollm2-135m (k <= 8 in-context examples), and
-minilm-l6 with a linear probe, SetFit, full fine-tuning and LoRA. Each budget is a seeded
+minilm-l6 with a linear probe, SetFit, full fine-tuning and LoRA; active learning (margin+kcenter,
+a linear-probe learner, a random seed set of 50 then batches of 50, up to 2,048 labels, one
+simulated loop per seed) and self-training (full fine-tuning, one round of pseudo-labels of the rest
+of the train split at >= 0.9 confidence). Each budget is a seeded
 class-stratified subset of SST-2's train split, nested across budgets; every point is scored on the
 full test split (1,821 texts, the same for every cell); gradient fine-tunes keep their last weights
 (dev chooses nothing). SetFit runs with setfit's defaults, the settings of the published reference
@@ -33,14 +36,18 @@ RESULTS = Path(__file__).parent / "results" / "labels_sst2.json"
 MODEL, LM = "minilm-l6", "smollm2-135m"
 BUDGETS = "0,8,32,64,128,512,2048,all"
 SEEDS = "0,1,2"
-APPROACHES = "zeroshot,linear-probe,setfit,full,lora"
+APPROACHES = "zeroshot,linear-probe,setfit,full,lora,active,self-training"
 TRAIN = {"batch_size": 16}
 METHODS: dict = {}
+ACTIVE = {"strategy": "margin+kcenter", "batch_size": 50, "method": "linear-probe"}
+MAX_LABELS = {"setfit": 512, "active": 2048}
+MIN_STEPS = 60
 INCONTEXT = {"verbalizers": {"0": "negative", "1": "positive"}}
 PUBLISHED = {"setfit": {"labels": 64, "test_accuracy": 0.751,
                         "source": "setfit model card, all-MiniLM-L6-v2 on SST-2, 32 examples per class"}}
 QUICK = {"MODEL": "tiny-bert", "LM": "tiny-llama", "BUDGETS": "0,16", "SEEDS": "0",
-         "APPROACHES": "zeroshot,linear-probe,setfit",
+         "APPROACHES": "zeroshot,linear-probe,setfit,active,self-training",
+         "ACTIVE": {"strategy": "margin+kcenter", "batch_size": 8, "method": "linear-probe"}, "MIN_STEPS": 10,
          "METHODS": {"setfit": {"num_iterations": 2, "body_lr": 1e-3}},
          "INCONTEXT": {"verbalizers": {"0": "negative", "1": "positive"}, "max_shots": 4}}
 
@@ -64,6 +71,7 @@ def main() -> None:
     budgets = [b if b == "all" else int(b) for b in (args.budgets or BUDGETS).split(",")]
     cfg = LabelsConfig(model={"name": MODEL}, data={"path": f"{os.environ['SUPREMUM_DATA']}/sst2"}, train=TRAIN,
                        approaches=(args.approaches or APPROACHES).split(","), methods=METHODS,
+                       active=ACTIVE, max_labels=MAX_LABELS, min_steps=MIN_STEPS,
                        incontext={"model": LM, **INCONTEXT}, budgets=budgets,
                        seeds=[int(s) for s in (args.seeds or SEEDS).split(",")])
     rec = run_labels(cfg, on_event=lambda m: print(m, flush=True))

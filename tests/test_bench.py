@@ -171,12 +171,17 @@ def test_labels_sst2_quick_scores_each_approach_on_the_same_test_split(tmp_path)
     res = _quick("labels_sst2.py", tmp_path)
     assert res["test"]["examples"] == 48 and res["budgets"] == [0, 16]
     assert sorted((p["approach"], p["budget"]) for p in res["points"]) == [
-        ("linear-probe", 16), ("setfit", 16), ("zeroshot", 0)]
+        ("active", 16), ("linear-probe", 16), ("self-training", 16), ("setfit", 16), ("zeroshot", 0)]
     assert all(0.0 <= p["accuracy"] <= 1.0 for p in res["points"])
     assert {(s["approach"], s["reason"].split(";")[0]) for s in res["skipped"]} == {
         ("zeroshot", "a prompt holds at most incontext.max_shots=4 examples"),
         ("linear-probe", "needs a labelled example of every class"),
-        ("setfit", "needs 2 labelled examples of every class (a positive pair of each)")}
+        ("setfit", "needs 2 labelled examples of every class (a positive pair of each)"),
+        ("active", "below the random seed set of 8 labels (active.seed_size)"),
+        ("self-training", "needs a labelled example of every class")}
+    by = {p["approach"]: p for p in res["points"]}
+    assert by["active"]["test_sha256"] == res["test"]["sha256"] and sum(by["active"]["label_counts"]) == 16
+    assert by["self-training"]["unlabeled"]["texts"] == 200 - 16
     assert len(res["sentences"]) == 2 and res["published"]["setfit"]["test_accuracy"] == 0.751
 
 

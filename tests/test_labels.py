@@ -200,7 +200,7 @@ def test_prompting_points_json_plot_and_resume(small, tmp_path):
                          "holds one class only) (see `supremum labels --help`)"),
     (["--approaches", "zeroshot,magic"],
      "error: --approaches ['zeroshot', 'magic']: Value error, unknown approach 'magic'; known: zeroshot, "
-     "linear-probe, setfit, full, lora (see `supremum labels --help`)"),
+     "linear-probe, setfit, full, lora, active, self-training (see `supremum labels --help`)"),
     (["--split", "nope"], "error: {data} has no labelled 'nope' split to score on (choose another --split (dev "
                           "or test))"),
 ])
@@ -248,3 +248,162 @@ def test_the_example_recipe_validates(monkeypatch, tmp_path):
     cfg = build(LabelsConfig, data)
     assert cfg.budgets == [0, 8, 32, 64, 128, 512, 2048, "all"] and cfg.data.path == f"{tmp_path}/sst2"
     assert cfg.incontext.verbalizers == {"0": "negative", "1": "positive"}
+
+
+# --- active learning and self-training: one registry entry each ----------------------------------
+
+
+class Watched(list):
+    """Labels that record every position read (iterating them all is a failure)."""
+
+    def __init__(self, xs):
+        super().__init__(xs)
+        self.read: list[int] = []
+
+    def __getitem__(self, i):
+        self.read.append(i)
+        return super().__getitem__(i)
+
+    def __iter__(self):
+        raise AssertionError("the labels were iterated")
+
+
+def test_active_points_are_a_simulations_rounds_at_the_budgets(small, monkeypatch):
+    """One simulation per seed to its largest budget, batches cut at every budget; its points equal a
+    direct `simulate` of the same settings, read only queried labels, and share the test set."""
+    from supremum.studies import simulate
+    from supremum.studies.labels import run_labels
+    from supremum.studies.labels_approaches import ActiveLearning
+
+    made = []
+
+    def oracle(labels):
+        w = Watched(labels)
+        made.append((simulate.Oracle(w), w))
+        return made[-1][0]
+
+    monkeypatch.setitem(APPROACHES, "active", ActiveLearning(oracle=oracle))
+    cfg = _cfg(small, approaches=["active"], budgets=[0, 4, 10, 16, 32], seeds=[0, 1],
+               max_labels={"active": 16}, active={"batch_size": 4, "seed_size": 6})
+    rec = run_labels(cfg)
+    below = "below the random seed set of 6 labels (active.seed_size)"
+    assert rec["skipped"] == [{"approach": "active", "budget": b, "seeds": [0, 1], "reason": r}
+                              for b, r in ((0, below), (4, below), (32, "above max_labels.active=16"))]
+    pts = {(p["budget"], p["seed"]): p for p in rec["points"]}
+    assert list(pts) == [(10, 0), (10, 1), (16, 0), (16, 1)]
+    direct = simulate.simulate(simulate.SimulateConfig(
+        data={"path": str(small)}, model="tiny-bert", train={"batch_size": 8}, strategies=["margin+kcenter"],
+        batch_size=4, seed_size=6, budget=16, seeds=[0, 1], evaluate_at=[10, 16]), small.parent / "sim")
+    from supremum.studies.labels_approaches import schedule
+
+    assert schedule(APPROACHES["active"].simulation(plan(cfg)["study"], 0)) == [6, 10, 14, 16]
+    for r in (r for r in direct["runs"] if r["strategy"] == "margin+kcenter"):
+        assert [p["n_labels"] for p in r["curve"]] == [6, 10, 14, 16]
+        for p in r["curve"][1::2]:
+            assert pts[(p["n_labels"], r["seed"])]["accuracy"] == p["accuracy"]
+            assert pts[(p["n_labels"], r["seed"])]["label_counts"] == p["label_counts"]
+    assert len(made) == 2  # one simulation per seed
+    y = load_data(DataConfig(path=str(small))).labels("train")
+    for (o, w), seed in zip(made, (0, 1), strict=True):
+        assert sorted(w.read) == sorted(o.revealed) and len(set(o.revealed)) == 16
+        for b in (10, 16):
+            paid = [y[r] for r in o.revealed[:b]]
+            assert pts[(b, seed)]["label_counts"] == np.bincount(paid, minlength=2).tolist()
+    assert all(p["test_sha256"] == rec["test"]["sha256"] and p["strategy"] == "margin+kcenter"
+               and p["method"] == "linear-probe" for p in pts.values())
+    assert [s["title"] for s in rec["summary"]] == ["active learning"] * 2
+    again = run_labels(cfg)
+    assert len(made) == 2 and all(p["cached"] for p in again["points"])
+    assert [p["accuracy"] for p in again["points"]] == [p["accuracy"] for p in rec["points"]]
+
+
+def test_active_skips_a_seed_set_of_one_class(tmp_path):
+    d = _imbalanced(tmp_path)  # 30 a, 10 b
+    p = plan(_cfg(d, approaches=["active"], budgets=[2, 4], seeds=list(range(8)), active={"batch_size": 2}))
+    one = [s for s in p["skipped"] if s["reason"].startswith("the random seed set")]
+    assert one and one[0]["reason"] == "the random seed set of 2 labels holds one class only; a learner needs two"
+    y = load_data(DataConfig(path=str(d))).labels("train")
+    from supremum.studies.simulate import seed_set
+
+    for s in one[0]["seeds"]:
+        assert len({y[r] for r in seed_set(s, 40, 2)}) == 1
+    assert {c.seed for c in p["cells"]} == set(range(8)) - set(one[0]["seeds"])
+
+
+def test_self_training_cell_reads_the_other_train_texts_without_labels(small):
+    from supremum.compare import cells
+    from supremum.data.unlabeled import read_unlabeled
+
+    cfg = _cfg(small, approaches=["self-training"], budgets=[0, 4, "all"], seeds=[0])
+    p = plan(cfg)
+    assert p["skipped"] == [
+        {"approach": "self-training", "budget": 0, "seeds": [0],
+         "reason": "needs a labelled example of every class; there are none"},
+        {"approach": "self-training", "budget": 60, "seeds": [0],
+         "reason": "all 60 training labels leave no unlabelled text to pseudo-label"}]
+    [c] = p["cells"]
+    a, study = APPROACHES["self-training"], p["study"]
+    cell = cells(a.compare_config(study, 4, 0))[0]["config"]
+    assert cell["self_training"] == {"rounds": 1, "threshold": 0.9, "max_per_round": None, "balance": True,
+                                     "keep": "last"}
+    path, body, n = a.unlabeled(study, 4, 0)
+    assert cell["data"]["unlabeled"] == str(path) and path.suffix == ".txt" and n == 56
+    labelled = load_data(DataConfig(**cell["data"])).split("train")
+    assert len(labelled) == 4
+    rest = [t for t in study.data.texts("train") if t not in set(labelled["text"])]
+    assert body.decode().splitlines() == rest  # texts only, split order, no label column
+    from supremum.fsutil import write_bytes
+
+    write_bytes(path, body)
+    assert read_unlabeled(DataConfig(path=str(small), unlabeled=str(path)))[0] == rest
+    assert c.key == cells(a.compare_config(study, 4, 0))[0]["hash"]
+
+
+def test_unlabeled_file_keeps_multi_line_texts(tmp_path):
+    from supremum.data.unlabeled import read_unlabeled
+    from supremum.studies.labels_approaches import unlabeled_file
+
+    texts = ["one line", "two\nlines", "  padded  "]
+    for column, want in ((None, ".jsonl"), ("sentence", ".jsonl"), ("2", ".jsonl")):
+        cfg = DataConfig(path="x", text_column=column)
+        body, suffix = unlabeled_file(texts, cfg)
+        path = tmp_path / f"u{column}{suffix}"
+        path.write_bytes(body)
+        assert suffix == want and read_unlabeled(cfg.model_copy(update={"unlabeled": str(path)}))[0] == texts
+    assert unlabeled_file(["a", "b"], DataConfig(path="x")) == (b"a\nb\n", ".txt")
+
+
+@pytest.mark.slow
+def test_cli_runs_active_and_self_training_into_the_json(small, tmp_path):
+    recipe = tmp_path / "labels.yaml"
+    recipe.write_text("active: {batch_size: 4}\nself_training: {threshold: 0.6}\n")
+    args = ["labels", "--model", "tiny-bert", "--data", str(small), "--approaches", "active,self-training",
+            "--budgets", "8", "--seeds", "0", "--min-steps", "3", "--recipe", str(recipe), "--json"]
+    r = json.loads(run_cli(*args, check=True).stdout)
+    assert r["approaches"] == ["active", "self-training"] and r["skipped"] == []
+    by = {p["approach"]: p for p in r["points"]}
+    assert set(by) == {"active", "self-training"} and all(0 <= p["accuracy"] <= 1 for p in by.values())
+    u = by["self-training"]["unlabeled"]
+    assert u["texts"] == 52 and open(u["file"], encoding="utf-8").read().count("\n") == 52
+    assert [s["title"] for s in r["summary"]] == ["active learning", "self-training (plain fine-tuning)"]
+    assert len(r["sentences"]) == 1
+    from pathlib import Path
+
+    art = Path(Store().get_artifact(by["self-training"]["artifact"])["path"])
+    m = json.loads((art / "manifest.json").read_text())
+    assert m["unlabeled"]["texts"] == 52 and m["unlabeled"]["sha256"] == u["sha256"]
+    assert m["config"]["self_training"]["threshold"] == 0.6 and m["self_training"]["kept_round"] == 1
+    assert [x["round"] for x in m["self_training"]["rounds_run"]] == [0, 1]
+
+
+def test_self_training_keeps_the_last_round_and_variant_keys_stay_in_their_fields(small):
+    """keep: best would let dev labels choose the round; a variant's other fine-tune keys cannot
+    replace the fields a cell sets."""
+    from pydantic import ValidationError
+
+    from supremum.compare import Variant
+
+    with pytest.raises(ValidationError, match="self_training.keep\n  Input should be 'last'"):
+        _cfg(small, self_training={"keep": "best"})
+    with pytest.raises(ValidationError, match=r"finetune keys \['train'\] have their own variant field"):
+        Variant(method="full", finetune={"train": {"epochs": 1}})

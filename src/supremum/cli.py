@@ -676,7 +676,10 @@ def labels(
                      ] = None,
     data: Annotated[str | None, typer.Option(help=_doc("data", "path"))] = None,
     approaches: Annotated[str | None, typer.Option(help="approaches, comma-separated [default: zeroshot,"
-                                                   "linear-probe,setfit,full,lora]")] = None,
+                                                   "linear-probe,setfit,full,lora]; also active (active "
+                                                   "learning, recipe key active) and self-training (recipe "
+                                                   "key self_training), not in the default: a simulated "
+                                                   "loop per seed / two fine-tunes per cell")] = None,
     budgets: Annotated[str | None, typer.Option(help="label budgets, comma-separated; 'all' is the whole training "
                                                 "split [default: 0,8,32,128,512,2048,all]")] = None,
     seeds: Annotated[str | None, typer.Option(help="seeds: each draws its own labels [default: 0,1,2]")] = None,
@@ -696,7 +699,7 @@ def labels(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the cells and skips, run nothing")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
-    """Accuracy against the number of labels: prompting (zero- and few-shot), a linear probe, SetFit, full and LoRA fine-tuning at each label budget x seeds (seeded class-stratified subsets, nested across budgets), all scored on the same test set; mean ± s.d. per point, plain fine-tuning's fitted curve and ceiling, and which approach to use at each budget. Cells are cached: a re-run resumes."""  # noqa: E501
+    """Accuracy against the number of labels: prompting (zero- and few-shot), a linear probe, SetFit, full and LoRA fine-tuning (and, when asked, active learning and self-training) at each label budget x seeds (seeded class-stratified subsets, nested across budgets), all scored on the same test set; mean ± s.d. per point, plain fine-tuning's fitted curve and ceiling, and which approach to use at each budget. Cells are cached: a re-run resumes."""  # noqa: E501
     from supremum import cli_config, cli_render
     from supremum.studies.labels import LabelsConfig, plan, plan_line, run_labels
 

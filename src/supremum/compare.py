@@ -32,6 +32,16 @@ class Variant(BaseModel):
     train: dict = Field(default_factory=dict, description="training overrides for this variant")
     data: dict = Field(default_factory=dict,
                        description="data overrides for this variant, e.g. {train_limit: 500}")
+    finetune: dict = Field(default_factory=dict, description="other fine-tune config keys of this variant, "
+                           "e.g. {self_training: {rounds: 2}} (with data.unlabeled)")
+
+    @field_validator("finetune")
+    @classmethod
+    def _other_keys(cls, v: dict) -> dict:
+        taken = sorted(set(v) & {"model", "data", "train", "method", "output"})
+        if taken:
+            raise ValueError(f"finetune keys {taken} have their own variant field or are set per cell")
+        return v
 
 
 class CompareEval(BaseModel):
@@ -86,7 +96,7 @@ def cells(cfg: CompareConfig) -> list[dict]:
                 raw: dict[str, Any] = {"model": cfg.model.model_dump(),
                                        "data": {**cfg.data.model_dump(), **v.data},
                                        "train": {**cfg.train.model_dump(exclude_unset=True), **v.train,
-                                                 "seed": seed}, "method": dict(v.method)}
+                                                 "seed": seed}, "method": dict(v.method), **v.finetune}
                 for k, x in zip(keys, point, strict=True):
                     set_path(raw, k.split("."), x)
                 h = config_hash(_validate(raw, label))[:12]

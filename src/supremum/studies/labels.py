@@ -28,12 +28,12 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from supremum.config import DataConfig, ModelSpec, TrainConfig
+from supremum.config import DataConfig, ModelSpec, SelfTrainingConfig, TrainConfig
 from supremum.errors import UserError
 from supremum.limit.summary import labels_pct as pct
 
 DEFAULT_BUDGETS: list = [0, 8, 32, 128, 512, 2048, "all"]
-DEFAULT_APPROACHES = ["zeroshot", "linear-probe", "setfit", "full", "lora"]
+DEFAULT_APPROACHES = ["zeroshot", "linear-probe", "setfit", "full", "lora"]  # active, self-training: opt-in
 
 
 class InContextOptions(BaseModel):
@@ -48,6 +48,44 @@ class InContextOptions(BaseModel):
     verbalizers: dict[str, str] | None = Field(None, description="LABEL: WORD scored for each label "
                                                "(default: the label names)")
     batch_size: int = Field(16, ge=1, description="sequences per forward pass")
+
+
+class ActiveOptions(BaseModel):
+    """The active-learning approach (`active`): a simulated pool-based loop (studies.simulate) over
+    the training split, labels hidden in an Oracle, scored at the budgets."""
+
+    model_config = ConfigDict(extra="forbid")
+    strategy: str = Field("margin+kcenter", description="query strategy (as `supremum label --strategy`)")
+    batch_size: int = Field(50, ge=1, description="labels queried per round (a batch ends early at a budget)")
+    seed_size: int | None = Field(None, ge=2, description="random seed set (default: batch_size); smaller "
+                                  "budgets are skipped")
+    candidates: int = Field(10, ge=1, description="uncertainty+diversity: the diversity step picks among this "
+                            "many times batch_size most uncertain texts")
+    method: dict = Field(default_factory=lambda: {"name": "linear-probe"}, description="the learner each round "
+                         "trains (default linear-probe: the encoder embeds the pool once and a round refits "
+                         "the head in seconds; full fine-tunes every round from the base model)")
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, v: str) -> str:
+        from supremum.studies.query import parse_strategy
+
+        parse_strategy(v)
+        return v
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method(cls, v):
+        from supremum.studies.learners import checked_method
+
+        return checked_method(v)
+
+
+class StudySelfTraining(SelfTrainingConfig):
+    """The self-training approach's settings (defaults: fine-tune's). The kept model is the last
+    round's: choosing the best round by dev accuracy would spend labels beyond the budget."""
+
+    keep: Literal["last"] = Field("last", description="the last round's model (dev labels choose nothing)")
 
 
 class LabelsConfig(BaseModel):
@@ -65,6 +103,8 @@ class LabelsConfig(BaseModel):
     methods: dict[str, dict] = Field(default_factory=dict, description="method options per fine-tuning approach, "
                                      "e.g. {setfit: {num_iterations: 5}}")
     incontext: InContextOptions = Field(default_factory=InContextOptions)
+    active: ActiveOptions = Field(default_factory=ActiveOptions)
+    self_training: StudySelfTraining = Field(default_factory=StudySelfTraining)
     budgets: list[int | Literal["all"]] = Field(default_factory=lambda: list(DEFAULT_BUDGETS), min_length=1,
                                                 description="label budgets; 'all' is the whole training split")
     max_labels: dict[str, int] = Field(default_factory=lambda: {"setfit": 512},
@@ -123,14 +163,18 @@ class Study:
         self.n_train = len(self.data.splits["train"])
         self.budgets = resolve_budgets(cfg, self.n_train, cfg.data.path)
         self.classes = len(self.data.label_names)
-        y = self.data.splits["train"]["label"].to_numpy()
-        self._orders = {s: y[stratified_order(y, s)] for s in cfg.seeds}
+        self._y = self.data.splits["train"]["label"].to_numpy()
+        self._orders = {s: stratified_order(self._y, s) for s in cfg.seeds}
         self.name = cfg.name or f"labels-{cfg.model.name.replace('/', '_')}-{Path(cfg.data.path).name}"
         self.output = Path(cfg.output) if cfg.output else store.root / "labels" / self.name
 
     def counts(self, budget: int, seed: int) -> list[int]:
         """Labels of each class in the (budget, seed) subset."""
-        return np.bincount(self._orders[seed][:budget], minlength=self.classes).tolist()
+        return np.bincount(self._y[self.rows(budget, seed)], minlength=self.classes).tolist()
+
+    def rows(self, budget: int, seed: int) -> np.ndarray:
+        """Training-split row indices (ascending) of the (budget, seed) subset, as data_for loads it."""
+        return np.sort(self._orders[seed][:budget])
 
     def data_for(self, budget: int, seed: int) -> dict:
         """The data config (as a dict) of the (budget, seed) subset; the whole split at n_train."""
@@ -380,6 +424,8 @@ register(FineTune("linear-probe", "linear-probe", "a linear probe"))
 register(FineTune("setfit", "setfit", "SetFit", per_class=2, why=" (a positive pair of each)"))
 register(FineTune("full", "full", "plain fine-tuning"))
 register(FineTune("lora", "lora", "LoRA"))
+
+from supremum.studies import labels_approaches  # noqa: E402, F401, I001  (registers active and self-training)
 
 
 # -- plan, run --------------------------------------------------------------------------------------

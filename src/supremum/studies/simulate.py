@@ -53,6 +53,9 @@ class SimulateConfig(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     candidates: int = Field(10, ge=1)
     split: str = Field("test", description="evaluation split, the same for every round")
+    evaluate_at: list[int] = Field(default_factory=list, description="label counts that end a round (a "
+                                   "batch is cut short to end there), so each is scored; e.g. the budgets of "
+                                   "`supremum labels`")
     stop: StopRule = Field(default_factory=StopRule, description="the stopping rules whose firing point is "
                            "reported per run (the simulation itself runs to the budget)")
 
@@ -80,13 +83,17 @@ class SimulateConfig(BaseModel):
 
 def run_strategy(strategy: str, seed: int, learner, oracle: Oracle, eval_rows: np.ndarray, eval_labels: np.ndarray,
                  cfg: SimulateConfig) -> list[dict]:
-    """[{n_labels, accuracy, changed}] after each round of one strategy and seed (changed: share
-    of pool predictions that differ from the round before; None in the first). The pool is rows
-    0..len(oracle)-1 of the learner's texts, the evaluation rows come after it; labels of pool
-    rows come from the oracle only."""
+    """[{n_labels, accuracy, changed, label_counts}] after each round of one strategy and seed
+    (changed: share of pool predictions that differ from the round before, None in the first;
+    label_counts: labelled rows per class id). Rounds add cfg.batch_size rows, a batch cut short
+    where it would pass a count of cfg.evaluate_at. The pool is rows 0..len(oracle)-1 of the
+    learner's texts, the evaluation rows come after it; labels of pool rows come from the oracle
+    only."""
     rng = np.random.default_rng(seed)
     n_pool, budget = len(oracle), min(cfg.budget, len(oracle))
-    rows = [int(r) for r in rng.choice(n_pool, size=min(cfg.seed_size or cfg.batch_size, budget), replace=False)]
+    stops = sorted({n for n in cfg.evaluate_at if n < budget} | {budget})
+    classes = len(learner.spec.label_names)
+    rows = seed_set(rng, n_pool, min(cfg.seed_size or cfg.batch_size, budget))
     labels = oracle.label(rows)
     curve, before = [], None
     while True:
@@ -94,15 +101,24 @@ def run_strategy(strategy: str, seed: int, learner, oracle: Oracle, eval_rows: n
         acc = float(np.mean(s.probs[eval_rows].argmax(axis=1) == eval_labels))
         pred = s.probs[:n_pool].argmax(axis=1)
         curve.append({"n_labels": len(rows), "accuracy": acc,
-                      "changed": None if before is None else changed_share(before, pred)})
+                      "changed": None if before is None else changed_share(before, pred),
+                      "label_counts": np.bincount(labels, minlength=classes).tolist()})
         before = pred
         if len(rows) >= budget:
             return curve
         unlabelled = np.setdiff1d(np.arange(n_pool), rows)
-        new = select(strategy, min(cfg.batch_size, budget - len(rows)), unlabelled, np.array(rows), s.probs,
+        end = next(n for n in stops if n > len(rows))
+        new = select(strategy, min(cfg.batch_size, end - len(rows)), unlabelled, np.array(rows), s.probs,
                      s.emb, rng, cfg.candidates)
         rows += new
         labels += oracle.label(new)
+
+
+def seed_set(seed, n_pool: int, size: int) -> list[int]:
+    """The random seed set of a run: `size` distinct pool rows drawn by `seed` (an int, or the
+    run's Generator, which it advances)."""
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return [int(r) for r in rng.choice(n_pool, size=size, replace=False)]
 
 
 def simulate(cfg: SimulateConfig, out: Path, on_event: Callable[[str], None] | None = None,
