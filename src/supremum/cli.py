@@ -902,7 +902,9 @@ def report(
 
 @app.command()
 def runs(
-    kind: Annotated[str | None, typer.Option(help="only this kind: finetune or eval")] = None,
+    kind: Annotated[str | None, typer.Option(help="only this kind: finetune, eval, compress, calibrate, "
+                                             "ensemble, explain, zeroshot, compare, curve, ceiling, "
+                                             "labels, scale, scale-run")] = None,
     status: Annotated[str | None, typer.Option(help="only this status: running, finished, failed, "
                                                "pruned (a search trial stopped early), killed, "
                                                "resumable")] = None,
