@@ -192,7 +192,7 @@ def test_generate_on_a_llama_cpp_artifact_answers_like_pytorch(causal, tmp_path)
     with server(gguf) as (url, _):
         assert httpx.get(url + "/v1/model").json()["backend"] == "llamacpp"
         # the first answer builds llama.cpp's context: seconds on a loaded machine (past httpx's 5 s)
-        got = httpx.post(url + "/v1/generate", json=greedy, timeout=60).json()
+        got = httpx.post(url + "/v1/generate", json=greedy, timeout=300).json()
         assert (got["text"], got["tokens"]) == (want["text"], want["tokens"]) and got["tokens"] == 8
         seeded = {"prompt": "hello", "max_new_tokens": 8, "temperature": 1.0, "top_p": 0.9, "seed": 7}
         a, b = (httpx.post(url + "/v1/generate", json=seeded).json() for _ in range(2))
