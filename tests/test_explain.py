@@ -294,6 +294,8 @@ def test_drift_of_an_artifact_against_itself_is_exactly_one(trained, tmp_path):
         assert s["top_k_overlap"] == {k: {"mean": 1.0, "sd": 0.0, "n": 3} for k in ("1", "3", "5")}
         assert s["sentence"] == (f"{art.id} ({m}) keeps 1.00 of the parent's top-5 words; Spearman 1.00 ± 0.00; "
                                  "predictions agree on 100%")
+    page = (tmp_path / "out" / "explanations.html").read_text()
+    assert f"<li>{art.id} (occlusion) keeps 1.00 of the parent&#39;s top-5 words; Spearman 1.00 ± 0.00" in page
     stored = store.get_run(res["run"])["metrics"]["drift"]
     assert "per_example" not in stored["methods"]["occlusion"] and stored["prediction_agreement"] == 1.0
     assert store.get_run(res["run"])["config"]["against"] == art.id

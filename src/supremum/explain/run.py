@@ -160,7 +160,7 @@ def drift_against(child: Explainer, encs: list[Encoded], result: dict, parent: E
             cs = (np.array(result["examples"][i]["scores"][m]) if c_targets[i] == p_targets[i]
                   else child.attribute(m, encs[i], p_targets[i], cfg.steps).words)
             seconds[m] += time.perf_counter() - t0
-            rows.append(drift.compare(ps, cs))
+            rows.append({"example": i} | drift.compare(ps, cs))
         summary = drift.summarize(rows)
         per_method[m] = summary | {"sentence": drift.sentence(variant_name(child.art), m, summary, agree),
                                    "per_example": rows}
