@@ -266,7 +266,7 @@ def explain(
                                         "in its lineage (as --against <parent>)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
 ) -> None:
-    """Why a classifier decided what it did: word attributions (Integrated Gradients, gradient x input, occlusion through the artifact's own runtime, attention rollout as a weaker baseline), their faithfulness (ERASER comprehensiveness and sufficiency against a random baseline over seeds), a JSON file and an HTML page with coloured words; recorded as a store run of kind explain."""  # noqa: E501
+    """Why a classifier decided what it did: word attributions (Integrated Gradients, gradient x input, occlusion through the artifact's own runtime, attention rollout as a weaker baseline), their faithfulness (ERASER comprehensiveness and sufficiency against a random baseline over seeds), a JSON file and an HTML page with coloured words; recorded as a store run of kind explain. With --against or --drift, also how far the explanations agree with a parent artifact's (Spearman, top-k overlap, prediction agreement)."""  # noqa: E501
     from supremum import cli_config, cli_render
     from supremum.evaluate import data_config_for, resolve_artifact
     from supremum.explain.config import ExplainConfig
