@@ -210,3 +210,23 @@ def test_calibrate_sst2_quick_fits_a_temperature_and_measures_test_ece(tmp_path)
     assert after["accuracy"] == before["accuracy"] and res["target"]["accuracy_unchanged"]
     assert res["target"]["test_ece_after"] == after["ece"]
     assert sum(b["count"] for b in after["reliability"]) == 48  # the quick data's test split
+
+
+def test_explain_sst2_quick_scores_every_method_times_ig_and_measures_drift(tmp_path):
+    res = _quick("explain_sst2.py", tmp_path, "--child", "int8-dynamic")
+    f = res["faithfulness"]
+    assert list(f["methods"]) == ["integrated-gradients", "input-x-gradient", "occlusion", "attention-rollout"]
+    rnd = f["random"]["comprehensiveness"]
+    assert len(rnd["per_seed"]) == 2 and res["settings"]["examples"] == res["timing"]["examples"] == 6
+    ig = f["methods"]["integrated-gradients"]
+    # 4 training steps: random's comprehensiveness may be <= 0, where no ratio is taken
+    want = ig["comprehensiveness"] / rnd["mean"] if rnd["mean"] > 0 else None
+    assert ig["vs_random"] == (pytest.approx(want) if want is not None else None)
+    assert res["target"]["ig_met"] == (want is not None and want >= 2.0)
+    assert res["target"]["seconds_per_100"] == pytest.approx(res["timing"]["seconds"] * 100 / 6)
+    assert 0 < res["timing"]["ig_attribution_seconds"] <= res["timing"]["seconds"]
+    d = res["drift"]
+    # int8 dynamic kernels have no gradients: only occlusion and attention rollout are compared
+    assert list(d["methods"]) == ["occlusion", "attention-rollout"] and d["against"] == res["settings"]["parent"]
+    assert d["compared"] == 6 and 0 <= d["prediction_agreement"] <= 1
+    assert all(0 <= s["top_k_overlap"]["5"]["mean"] <= 1 for s in d["methods"].values())

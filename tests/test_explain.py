@@ -245,3 +245,133 @@ def test_cli_explain_data_and_bad_input(trained, tmp_path, capsys, monkeypatch):
     assert fails(capsys, monkeypatch, str(lm.path), "--text", "hello") == (
         f"error: artifact {lm.id} is a text-generation model; explain supports classifiers only for now "
         "(give a text-classification artifact)")
+
+
+# --- explanation drift across compression (issue 21 part 3) ---------------------------------------
+
+def test_spearman_and_top_k_overlap_equal_hand_values():
+    from supremum.explain import drift
+
+    a, b = np.array([0.3, -1.0, 2.5, 0.1, 7.0]), np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    # ranks 3 1 4 2 5 vs 1 2 3 4 5: d = 2 -1 1 -2 0, sum d^2 = 10, rho = 1 - 6 * 10 / (5 * 24)
+    assert drift.spearman(a, b) == pytest.approx(0.5)
+    assert drift.spearman(a, -a) == -1.0 and drift.spearman(a, a) == 1.0
+    # ties get average ranks: [1, 1, 3] -> 1.5 1.5 3 vs 1 2 3: Pearson of the ranks = sqrt(3)/2
+    assert drift.spearman(np.array([1.0, 1.0, 3.0]), np.array([1.0, 2.0, 3.0])) == pytest.approx(math.sqrt(3) / 2)
+    assert drift.spearman(np.zeros(4), b[:4]) is None and drift.spearman(a[:1], b[:1]) is None
+    # top-1 {4} vs {4}; top-3 {4, 2, 0} vs {4, 3, 2}: 2 of 3; top-5: all five words
+    assert drift.compare(a, b) == {"spearman": pytest.approx(0.5),
+                                   "top_k_overlap": {"1": 1.0, "3": 2 / 3, "5": 1.0}}
+    # a 3-word text: k is cut to 3 words; ties go to the earlier word ({0, 1} vs {0, 2})
+    assert drift.top_k_overlap(np.array([5.0, 1.0, 0.0]), np.array([0.0, 9.0, 1.0]), 5) == 1.0
+    assert drift.top_k_overlap(np.array([2.0, 2.0, 2.0]), np.array([3.0, 1.0, 3.0]), 2) == 0.5
+    s = drift.summarize([drift.compare(a, b), drift.compare(a, a), drift.compare(np.zeros(5), a)])
+    assert s["spearman"] == {"mean": pytest.approx(0.75), "sd": pytest.approx(math.sqrt(0.125)), "n": 2}
+    # top-1 of zeros is word 0, of a word 4: overlaps 1, 1, 0
+    assert s["top_k_overlap"]["1"] == {"mean": pytest.approx(2 / 3), "sd": pytest.approx(math.sqrt(1 / 3)), "n": 3}
+    assert drift.sentence("int8-dynamic", "occlusion", s, 0.98) == (
+        "int8-dynamic (occlusion) keeps 1.00 of the parent's top-5 words; Spearman 0.75 ± 0.35; "
+        "predictions agree on 98%")
+
+
+def test_drift_of_an_artifact_against_itself_is_exactly_one(trained, tmp_path):
+    from test_frontier import record_eval
+
+    from supremum.cli_render import _agreement, _agreement_column
+    from supremum.frontier import frontier
+
+    art, _ = trained
+    store = Store(tmp_path / "home")
+    texts = ["great lovely 3", "awful dull boring 12", "fine"]
+    res = explain(art, texts, None, ExplainConfig(methods="occlusion,integrated-gradients", steps=8, seeds=[0]),
+                  output=tmp_path / "out", store=store, against=art)
+    d = res["drift"]
+    assert (d["against"], d["examples"], d["compared"], d["prediction_agreement"]) == (art.id, 3, 3, 1.0)
+    for m in ("occlusion", "integrated-gradients"):
+        s = d["methods"][m]
+        # "fine" has one word: no rank correlation, but its top-k overlap counts
+        assert s["spearman"] == {"mean": 1.0, "sd": 0.0, "n": 2}
+        assert s["top_k_overlap"] == {k: {"mean": 1.0, "sd": 0.0, "n": 3} for k in ("1", "3", "5")}
+        assert s["sentence"] == (f"{art.id} ({m}) keeps 1.00 of the parent's top-5 words; Spearman 1.00 ± 0.00; "
+                                 "predictions agree on 100%")
+    page = (tmp_path / "out" / "explanations.html").read_text()
+    assert f"<li>{art.id} (occlusion) keeps 1.00 of the parent&#39;s top-5 words; Spearman 1.00 ± 0.00" in page
+    stored = store.get_run(res["run"])["metrics"]["drift"]
+    assert "per_example" not in stored["methods"]["occlusion"] and stored["prediction_agreement"] == 1.0
+    assert store.get_run(res["run"])["config"]["against"] == art.id
+    # the frontier shows the agreement for the artifact that has it, and a column only then
+    record_eval(store, "eval-a", art.id, 0.9, 5.0)
+    record_eval(store, "eval-b", "other", 0.8, 1.0)
+    fr = frontier(store=store)
+    rows = {r["artifact"]: r for r in fr["frontier"] + fr["dominated"]}
+    assert rows[art.id]["explanation_agreement"] == {
+        "against": art.id, "method": "occlusion", "examples": 3, "top5": 1.0, "spearman": 1.0,
+        "prediction_agreement": 1.0}
+    assert rows["other"]["explanation_agreement"] is None
+    col = _agreement_column(fr)
+    assert col == ("expl. top-5 vs parent",) and _agreement(rows[art.id], col) == ["1.00 (rho 1.00)"]
+    assert _agreement(rows["other"], col) == ["-"]
+    assert _agreement_column({"frontier": [rows["other"]], "dominated": []}) == ()
+
+
+def test_cli_drift_needs_a_parent(trained, capsys, monkeypatch):
+    art, _ = trained
+    assert fails(capsys, monkeypatch, str(art.path), "--text", "fine", "--drift") == (
+        f"error: artifact {art.id} has no parent in its lineage (it was not made by compressing another) "
+        "(give the artifact to compare with: --against <artifact>)")
+
+
+# --- POST /v1/explain (issue 21 part 6) ------------------------------------------------------------
+
+def test_serve_explain_equals_the_command_and_keeps_classify_limits(trained, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from supremum.serve import ServeConfig
+    from supremum.serve.app import create_app
+
+    art, _ = trained
+    text = "great   awful fine 7"
+    res = explain(art, [text], None, ExplainConfig(methods="occlusion,integrated-gradients", steps=12, seeds=[0]),
+                  output=tmp_path / "out", store=Store(tmp_path / "home"))
+    e = res["examples"][0]
+    with TestClient(create_app(art, ServeConfig(max_texts=2, max_chars=30, max_body_bytes=400))) as c:
+        r = c.post("/v1/explain", json={"texts": [text, "fine"]})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["model"] == art.id and body["method"] == "occlusion"
+        got = body["explanations"][0]
+        assert got["words"] == e["words"] == ["great", "awful", "fine", "7"]
+        np.testing.assert_allclose(got["scores"], e["scores"]["occlusion"], atol=1e-6)
+        assert got["label"] == e["predicted"] and got["probability"] == pytest.approx(e["probability"], abs=1e-7)
+        assert "convergence_delta" not in got and body["explanations"][1]["words"] == ["fine"]
+        ig = c.post("/v1/explain", json={"texts": [text], "method": "integrated-gradients", "steps": 12}).json()
+        np.testing.assert_allclose(ig["explanations"][0]["scores"], e["scores"]["integrated-gradients"], atol=1e-6)
+        assert ig["explanations"][0]["convergence_delta"] == pytest.approx(
+            e["details"]["integrated-gradients"]["convergence_delta"], abs=1e-6)
+        # the limits answer as classify's do, with the same bodies
+        for bad in ({"texts": ["a", "b", "c"]}, {"texts": ["a" * 31]}, {"texts": []}, {"texts": ["ok", " "]}):
+            ex, cl = c.post("/v1/explain", json=bad), c.post("/v1/classify", json=bad)
+            assert ex.status_code == cl.status_code == 422 and ex.json() == cl.json(), bad
+        assert c.post("/v1/explain", json={"texts": ["a"] * 3}).json()["detail"][0]["loc"] == ["body", "texts"]
+        big = {"texts": ["a" * 25] * 2, "pad": "x" * 400}
+        ex, cl = c.post("/v1/explain", json=big), c.post("/v1/classify", json=big)
+        assert ex.status_code == cl.status_code == 413 and ex.json() == cl.json() == {
+            "detail": "request body over 400 bytes"}
+        assert c.post("/v1/explain", json={"texts": ["a"], "method": "shap"}).status_code == 422
+        assert c.post("/v1/explain", json={"texts": ["a"], "steps": 201}).status_code == 422
+
+
+def test_serve_explain_refuses_a_language_model(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from supremum.models import load_model
+    from supremum.serve import ServeConfig
+    from supremum.serve.app import create_app
+
+    model, tok = load_model("tiny-llama", "causal-lm")
+    lm = save_artifact(model, tok, tmp_path / "lm", task="text-generation", label_names=None,
+                       base_model="tiny-llama", config={})
+    with TestClient(create_app(lm, ServeConfig())) as c:
+        r = c.post("/v1/explain", json={"texts": ["hello"]})
+    assert r.status_code == 422 and r.json() == {
+        "detail": f"{lm.id} is a text-generation model; explain supports classifiers only"}

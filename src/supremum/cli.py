@@ -259,9 +259,14 @@ def explain(
     label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
     output: Annotated[str | None, typer.Option(help="directory for explanations.json and explanations.html "
                                                "[default: $SUPREMUM_HOME/explanations/<run id>]")] = None,
+    against: Annotated[str | None, typer.Option(help="explanation drift: explain the same texts under this "
+                                                "artifact too (the parent) and report how far the "
+                                                "explanations agree")] = None,
+    drift: Annotated[bool, typer.Option("--drift", help="explanation drift against the artifact's parent "
+                                        "in its lineage (as --against <parent>)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
 ) -> None:
-    """Why a classifier decided what it did: word attributions (Integrated Gradients, gradient x input, occlusion through the artifact's own runtime, attention rollout as a weaker baseline), their faithfulness (ERASER comprehensiveness and sufficiency against a random baseline over seeds), a JSON file and an HTML page with coloured words; recorded as a store run of kind explain."""  # noqa: E501
+    """Why a classifier decided what it did: word attributions (Integrated Gradients, gradient x input, occlusion through the artifact's own runtime, attention rollout as a weaker baseline), their faithfulness (ERASER comprehensiveness and sufficiency against a random baseline over seeds), a JSON file and an HTML page with coloured words; recorded as a store run of kind explain. With --against or --drift, also how far the explanations agree with a parent artifact's (Spearman, top-k overlap, prediction agreement)."""  # noqa: E501
     from supremum import cli_config, cli_render
     from supremum.evaluate import data_config_for, resolve_artifact
     from supremum.explain.config import ExplainConfig
@@ -275,6 +280,7 @@ def explain(
     from supremum.explain.run import check_task, examples_from_data
 
     check_task(art)
+    parent = _drift_parent(art, against, drift)
     _quiet_libraries()
     from supremum.explain.run import explain as run
 
@@ -283,8 +289,28 @@ def explain(
         texts, labels, source = examples_from_data(art, dcfg, cfg.split, cfg.limit)
     else:
         texts, labels, source = text, None, f"{len(text)} text(s) from --text"
-    res = run(art, texts, labels, cfg, output=output, source=source, command=" ".join(sys.argv))
+    res = run(art, texts, labels, cfg, output=output, source=source, command=" ".join(sys.argv), against=parent)
     _echo_json(res) if as_json else cli_render.print_explain(res)
+
+
+def _drift_parent(art, against: str | None, drift: bool):
+    """The artifact to compare explanations with: --against, else with --drift the parent in the
+    lineage; None when neither is given."""
+    from supremum.evaluate import resolve_artifact
+    from supremum.evaluate.stage import parent_of
+    from supremum.explain.run import check_against
+
+    if against is not None:
+        parent = resolve_artifact(against)
+    elif drift:
+        if not art.manifest.parents:
+            raise UserError(f"artifact {art.id} has no parent in its lineage (it was not made by compressing "
+                            "another)", "give the artifact to compare with: --against <artifact>")
+        parent = parent_of(art)
+    else:
+        return None
+    check_against(art, parent)
+    return parent
 
 
 @app.command(epilog=schema_epilog("compress"))

@@ -62,6 +62,19 @@ def _variant_row(v: dict, metric: str) -> list[str]:
             _fmt(c["memory"], ".0f"), _fmt(c["params"], ","), *ece]
 
 
+def _agreement_column(res: dict) -> tuple[str, ...]:
+    """The explanation agreement with the parent (`explain --drift`): a column only when a row has it."""
+    rows = res["frontier"] + res["dominated"]
+    return ("expl. top-5 vs parent",) if any(v.get("explanation_agreement") for v in rows) else ()
+
+
+def _agreement(v: dict, column: tuple) -> list[str]:
+    a = v.get("explanation_agreement")
+    if not column:
+        return []
+    return [f"{_fmt(a['top5'], '.2f')} (rho {_fmt(a['spearman'], '.2f')})" if a else "-"]
+
+
 def _pct(x: float | None) -> float | None:
     return None if x is None else 100 * x
 
@@ -83,14 +96,16 @@ def print_frontier(res: dict) -> None:
     proto = f" ({g['protocol']})" if g.get("protocol") else ""
     out.print(f"Pareto frontier: {res['metric']} vs {res['cost_meaning']}; evaluated on {g['data']} "
               f"\\[{g['split']}]{proto}, machine {g['machine']}")
-    t = Table("artifact", "lineage", res["metric"], *_columns(res), *_ece_column(res), title="frontier")
+    agree = _agreement_column(res)
+    t = Table("artifact", "lineage", res["metric"], *_columns(res), *_ece_column(res), *agree, title="frontier")
     for v in res["frontier"]:
-        t.add_row(*_variant_row(v, res["metric"]))
+        t.add_row(*_variant_row(v, res["metric"]), *_agreement(v, agree))
     out.print(t)
     if res["dominated"]:
-        d = Table("artifact", "lineage", res["metric"], *_columns(res), *_ece_column(res), title="dominated")
+        d = Table("artifact", "lineage", res["metric"], *_columns(res), *_ece_column(res), *agree,
+                  title="dominated")
         for v in res["dominated"]:
-            d.add_row(*_variant_row(v, res["metric"]))
+            d.add_row(*_variant_row(v, res["metric"]), *_agreement(v, agree))
         out.print(d)
     for v in res["not_comparable"]:
         out.print(f"not compared: {v['artifact']} ({v['lineage']}): {v['reason']}", markup=False)
@@ -476,6 +491,13 @@ def print_explain(r: dict, shown: int = 3, top: int = 5) -> None:
             out.print(f"  {m}: {words}" + (f"  (delta {delta:+.2g})" if delta is not None else ""), markup=False)
     for m, why in r["skipped"].items():
         out.print(f"{m} not run: {why}", markup=False)
+    if d := r.get("drift"):
+        out.print(f"explanation drift against {d['against']} ({d['against_lineage']}), {d['compared']} of "
+                  f"{d['examples']} examples, scores for the parent's predicted class:", markup=False)
+        for s in d["methods"].values():
+            out.print(f"  {s['sentence']}", markup=False)
+        for m, why in d["skipped"].items():
+            out.print(f"  {m} not compared: the parent cannot run it ({why})", markup=False)
     out.print(f"written: {Path(r['output']) / 'explanations.json'}, {Path(r['output']) / 'explanations.html'}",
               markup=False)
 

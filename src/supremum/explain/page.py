@@ -35,6 +35,11 @@ example's largest). Attention rollout is non-negative and class-agnostic, a weak
 <td>{{ "%.4f ± %.4f"|format(rnd.comprehensiveness.mean, rnd.comprehensiveness.sd) }}</td>
 <td>{{ "%.4f ± %.4f"|format(rnd.sufficiency.mean, rnd.sufficiency.sd) }}</td><td>1.00x</td></tr>
 </table>{% endif %}
+{% if r.drift is defined %}{% set d = r.drift %}
+<h2>Explanation drift against {{ d.against }} ({{ d.against_lineage }})</h2>
+<p class="note">{{ d.compared }} of {{ d.examples }} examples explained under both, scores for the parent's
+predicted class; top-k overlap = shared top-k words / k.</p>
+<ul>{% for m, s in d.methods.items() %}<li>{{ s.sentence }}</li>{% endfor %}</ul>{% endif %}
 <h2>Examples</h2>
 {% for e in r.examples %}<div class="ex">
 <p>#{{ loop.index0 }}: predicted <b>{{ e.predicted }}</b> ({{ "%.3f"|format(e.probability) }})

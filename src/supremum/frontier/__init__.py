@@ -47,6 +47,8 @@ class Variant:
     task: str = "text-classification"
     #: how the metric was measured where that changes its value (perplexity: window, stride, tokens)
     protocol: str = ""
+    #: agreement of its explanations with its parent's (`explain --drift`), where measured
+    explanation_agreement: dict | None = None
 
     def group(self) -> tuple[str, str, str, str]:
         return (self.data, self.split, self.machine, self.protocol)
@@ -73,13 +75,29 @@ def _metrics(m: dict) -> dict:
     return {k: (m.get("calibration") or {}).get("ece") if k == "ece" else m.get(k) for k in METRICS}
 
 
+def explanation_agreement(drift: dict) -> dict:
+    """The frontier's summary of an explain run's drift: occlusion's (it runs on every backend),
+    else the first method's, top-5 overlap and Spearman mean, and the prediction agreement."""
+    method = "occlusion" if "occlusion" in drift["methods"] else next(iter(drift["methods"]), None)
+    s = drift["methods"].get(method, {})
+    return {"against": drift["against"], "method": method, "examples": drift["compared"],
+            "top5": ((s.get("top_k_overlap") or {}).get("5") or {}).get("mean"),
+            "spearman": (s.get("spearman") or {}).get("mean"),
+            "prediction_agreement": drift["prediction_agreement"]}
+
+
 def variants(store: Store | None = None) -> list[Variant]:
     """The latest finished evaluation of each (artifact, data, split, machine): `eval` runs, and
-    `zeroshot` runs (a causal LM prompted with k examples, no artifact), which name their variant."""
+    `zeroshot` runs (a causal LM prompted with k examples, no artifact), which name their variant;
+    with the explanation agreement of the artifact's latest `explain` run against its parent."""
     store = store or Store()
     arts = {a["id"]: a for a in store.artifacts()}
     latest: dict[tuple, Variant] = {}
-    for r in store.runs():
+    runs = store.runs()
+    agreement = {r["parents"][0]: explanation_agreement(r["metrics"]["drift"]) for r in runs
+                 if r["kind"] == "explain" and r["status"] == "finished" and r.get("parents")
+                 and (r.get("metrics") or {}).get("drift")}  # oldest first: the newest wins
+    for r in runs:
         m = r.get("metrics") or {}
         if r["kind"] not in ("eval", "zeroshot") or r["status"] != "finished" or not any(k in m for k in METRICS):
             continue
@@ -91,7 +109,7 @@ def variants(store: Store | None = None) -> list[Variant]:
         lineage = m.get("lineage") or row.get("method") or "?"
         v = Variant(art, lineage, m.get("data", "?"), m.get("split", "?"), machine,
                     _metrics(m), _costs(m), r["id"], row.get("path"), r["started"],
-                    m.get("task", "text-classification"), _protocol(m))
+                    m.get("task", "text-classification"), _protocol(m), agreement.get(art))
         key = (art, v.data, v.split, machine, v.protocol)
         latest.pop(key, None)  # runs come oldest first: keep the newest
         latest[key] = v

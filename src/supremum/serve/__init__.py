@@ -15,7 +15,7 @@ class ServeConfig(BaseModel):
     max_wait_ms: float = Field(5.0, ge=0, description="how long the first queued text waits for others")
     max_queue: int = Field(512, ge=1, description="queued texts (and queued or running generations) "
                                                   "before requests get 503 + Retry-After")
-    max_texts: int = Field(64, ge=1, description="texts per /v1/classify request")
+    max_texts: int = Field(64, ge=1, description="texts per /v1/classify and /v1/explain request")
     max_chars: int = Field(2000, ge=1, description="characters per text (and per prompt)")
     max_new_tokens: int = Field(256, ge=1, description="upper limit of max_new_tokens in /v1/generate "
                                 "(and of max_tokens in the OpenAI endpoints)")

@@ -226,6 +226,9 @@ def create_app(art: Artifact, cfg: ServeConfig) -> FastAPI:
 
     add_generate(app, engine, tok, cfg, auth, enabled=not classifier, art=art, text_type=Text)
     add_openai(app, engine, model, tok, cfg, batcher, auth, enabled=not classifier, art=art)
+    from supremum.serve.explain_api import add_explain
+
+    add_explain(app, art, model, tok, cfg, auth, Text, lambda texts: _tokenize(tok, texts, max_length))
 
     @app.get("/metrics", dependencies=[Depends(auth)])
     async def metrics() -> Response:
