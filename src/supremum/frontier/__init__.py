@@ -47,6 +47,8 @@ class Variant:
     task: str = "text-classification"
     #: how the metric was measured where that changes its value (perplexity: window, stride, tokens)
     protocol: str = ""
+    #: examples the metric was computed on (classifiers), for its interval
+    examples: int | None = None
 
     def group(self) -> tuple[str, str, str, str]:
         return (self.data, self.split, self.machine, self.protocol)
@@ -91,7 +93,7 @@ def variants(store: Store | None = None) -> list[Variant]:
         lineage = m.get("lineage") or row.get("method") or "?"
         v = Variant(art, lineage, m.get("data", "?"), m.get("split", "?"), machine,
                     _metrics(m), _costs(m), r["id"], row.get("path"), r["started"],
-                    m.get("task", "text-classification"), _protocol(m))
+                    m.get("task", "text-classification"), _protocol(m), m.get("examples"))
         key = (art, v.data, v.split, machine, v.protocol)
         latest.pop(key, None)  # runs come oldest first: keep the newest
         latest[key] = v
