@@ -168,3 +168,24 @@ def test_ema_smooths_from_the_first_value():
     from supremum.frontier.figures import ema
 
     assert ema([0.0, 10.0, 10.0], span=3) == [0.0, 5.0, 7.5]  # alpha = 2 / (3 + 1)
+
+
+def test_training_curves_are_named_by_stage_and_mark_the_kept_checkpoint():
+    from supremum.frontier.figures import curves_figure
+    from supremum.frontier.report import run_names
+
+    store = Store()
+    out = store.root / "pipelines" / "demo" / "classify-0a1b2c3d"
+    cfg = {"method": {"name": "lora"}, "model": {"name": "tiny-bert"}, "output": str(out)}
+    curve = [{"step": s, "loss": 1.0 / s} for s in range(1, 41)]
+    evals = [{"step": s, "dev_accuracy": a} for s, a in ((10, 0.7), (20, 0.8), (30, 0.75))]
+    store.start_run("ft1", "finetune", "finetune", cfg, {})
+    store.finish_run("ft1", {"loss_curve": curve, "evals": evals, "best_step": 20}, "a1", str(out))
+    store.start_run("ft2", "finetune", "finetune", {**cfg, "output": None, "method": {"name": "full"}}, {})
+    store.finish_run("ft2", {"loss_curve": curve}, "a2", str(store.root / "artifacts" / "a2"))
+    names = run_names(store)
+    assert names == {"ft1": "classify (LoRA fine-tune)", "ft2": "full fine-tune of tiny-bert"}
+    fig = curves_figure(store.runs(), names)
+    assert '<g id="curves-curves-r0"><title>classify (LoRA fine-tune): run ft1, finetune</title>' in fig.svg
+    assert "<title>kept checkpoint: step 20, dev accuracy 0.8</title>" in fig.svg  # the best eval, not the last
+    assert "★ the checkpoint kept" in fig.caption

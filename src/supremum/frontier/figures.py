@@ -55,7 +55,7 @@ def render(fig, slug: str, title: str, titles: dict[str, str] | None = None, cap
     """SVG (prolog dropped, ids prefixed by `slug`, a <title> in each element named in `titles`) and
     PNG of `fig`, which is closed."""
     buf = io.StringIO()
-    fig.savefig(buf, format="svg")
+    fig.savefig(buf, format="svg", bbox_inches="tight")  # studies' figures are not constrained-layout
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]
     for gid, text in (titles or {}).items():
@@ -63,7 +63,7 @@ def render(fig, slug: str, title: str, titles: dict[str, str] | None = None, cap
     # matplotlib's ids (clip paths, glyphs) repeat across figures: make them unique in the page
     svg = re.sub(r'(id="|url\(#|href="#)', lambda m: f"{m.group(1)}{slug}-", svg)
     png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=150)
+    fig.savefig(png, format="png", dpi=150, bbox_inches="tight")
     pyplot().close(fig)
     return Figure(slug, title, svg, png.getvalue(), caption)
 
@@ -211,7 +211,9 @@ def curves_figure(runs: list[dict], names: dict[str, str], slug: str = "curves")
             dev_ax.plot([e["step"] for e in evals], [e[key] for e in evals], "--", marker=".", color=colour, lw=1)
             kept = [e for e in evals if e["step"] == m.get("best_step")]
             if kept:
-                dev_ax.plot([kept[0]["step"]], [kept[0][key]], "*", ms=14, color=colour, mec="black", zorder=5)
+                dev_ax.plot([kept[0]["step"]], [kept[0][key]], "*", ms=14, color=colour, mec="black", zorder=5,
+                            gid=f"{slug}-k{i}")
+                titles[f"{slug}-k{i}"] = f"kept checkpoint: step {kept[0]['step']}, {dev_name} {kept[0][key]:.4g}"
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss (EMA; raw faint)")
     if dev_ax is not None:
