@@ -69,7 +69,7 @@ def quality_delta(row: dict, base: dict, metric: str) -> str:
 
 def sentence(row: dict, base: dict, metric: str, speed_cost: str) -> str:
     """'LoRA fine-tune → ONNX Runtime int8 (dynamic): 7.4× faster at batch 1, 3.8× smaller, −0.46 pt accuracy
-    (accuracy 90.74%) vs full': against the baseline, in its speed and size."""
+    (90.74%) vs full': against the baseline, in its speed and size."""
     head = lineage_words(row["lineage"])
     if row["artifact"] == base["artifact"]:
         return f"{head}: the baseline, {metric} {value_text(row, metric)}"
@@ -82,7 +82,7 @@ def sentence(row: dict, base: dict, metric: str, speed_cost: str) -> str:
     if z0 and z1:
         parts.append(f"{z0 / z1:.1f}× smaller" if z1 <= z0 else f"{z1 / z0:.1f}× larger")
     parts.append(quality_delta(row, base, metric))
-    return f"{head}: {', '.join(parts)} ({metric} {value_text(row, metric)}) vs {name(base)}"
+    return f"{head}: {', '.join(parts)} ({value_text(row, metric)}) vs {name(base)}"
 
 
 def value_text(row: dict, metric: str) -> str:
@@ -144,7 +144,11 @@ def answers(res: dict, pt: float | None, picked: dict | None = None, budget: str
     out = [Answer("Best", best, say(best), ties(rows, best, metric, pt))]
     for role, cost in (("Smallest", "size"), ("Fastest", speed)):
         measured = [r for r in near if r["costs"].get(cost) is not None]
-        if measured:
-            r = min(measured, key=lambda r: (r["costs"][cost], -sign(metric) * r["metrics"][metric]))
+        if not measured:
+            continue
+        r = min(measured, key=lambda r: (r["costs"][cost], -sign(metric) * r["metrics"][metric]))
+        if len(out) > 1 and out[-1].row["artifact"] == r["artifact"]:  # one variant is both: say it once
+            out[-1].role = f"Smallest and fastest within {WITHIN:g}{unit} of the best"
+        else:
             out.append(Answer(f"{role} within {WITHIN:g}{unit} of the best", r, say(r), ties(rows, r, metric, pt)))
     return out
