@@ -916,13 +916,27 @@ def report(
                                                "[default: accuracy, or perplexity for causal LMs]")] = None,
     data: Annotated[str | None, typer.Option(help="evaluation data [default: that of the latest eval]")] = None,
     split: Annotated[str | None, typer.Option(help="evaluation split [default: that of the latest eval]")] = None,
+    max_latency_ms: Annotated[float | None, typer.Option(help="budget: batch-1 latency with tokenization (ms); "
+                                                         "the summary recommends the best variant within the "
+                                                         "budgets given")] = None,
+    max_size_mb: Annotated[float | None, typer.Option(help="budget: size on disk (MB)")] = None,
+    max_drop: Annotated[float | None, typer.Option(help="budget: points of the metric below the best variant "
+                                                   "(percent of perplexity for causal LMs)")] = None,
+    pipeline: Annotated[str | None, typer.Option(help="only the runs of this pipeline (its recipe's "
+                                                 "name:)")] = None,
+    experiment: Annotated[str | None, typer.Option(help="only the runs of this experiment (SUPREMUM_EXPERIMENT "
+                                                   "when they ran, else their pipeline's name)")] = None,
+    since: Annotated[str | None, typer.Option(help="only runs started on or after this date (YYYY-MM-DD or "
+                                              "YYYY-MM-DDTHH:MM, local time)")] = None,
 ) -> None:
-    """Write one report of the store: Pareto plots (quality vs latency, size, memory), every variant with its lineage, what each compression step bought, sensitivity tables, training curves, the machine."""  # noqa: E501
+    """Write one report of the store: which variant to ship (under budgets when given), Pareto plots (quality vs latency, size, memory) with intervals, every variant by stage name and lineage, what each step bought, training curves, sensitivity, comparisons, studies; figures also as PNG/SVG beside it."""  # noqa: E501
     if fmt not in ("html", "md"):
         raise UserError(f"unknown report format '{fmt}'", "use --format html or --format md")
     from supremum.frontier.report import write_report
 
-    path = write_report(output, fmt, metric=metric, data=data, split=split)
+    budgets = {"max_latency_ms": max_latency_ms, "max_size_mb": max_size_mb, "max_drop": max_drop}
+    path = write_report(output, fmt, metric=metric, data=data, split=split, budgets=budgets, pipeline=pipeline,
+                        experiment=experiment, since=since)
     typer.echo(str(path.resolve()))
 
 

@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS artifacts (
 );
 """
 JSON_COLS = ("config", "parents", "metrics", "machine")
+#: the experiment a run is recorded under (run metadata, not config: no config hash changes)
+EXPERIMENT_ENV = "SUPREMUM_EXPERIMENT"
 
 
 def typed_error(e: BaseException) -> str:
@@ -69,6 +71,12 @@ class Store:
         self.path = self.root / "runs.sqlite"
         with closing(self._connect()) as db, db:
             db.executescript(SCHEMA)
+            if "experiment" not in {r[1] for r in db.execute("PRAGMA table_info(runs)")}:
+                try:  # a store made before the column; another process may be adding it too
+                    db.execute("ALTER TABLE runs ADD COLUMN experiment TEXT")
+                except sqlite3.OperationalError as e:
+                    if "duplicate column" not in str(e):
+                        raise
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
@@ -84,10 +92,11 @@ class Store:
                   parents: list[str] | None = None, checkpoint: str | None = None) -> None:
         self._exec(
             "INSERT INTO runs (id, kind, command, config, status, started, host, pid, parents, "
-            "machine, checkpoint) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+            "machine, checkpoint, experiment) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
             "status='running', pid=excluded.pid, host=excluded.host, error=NULL, finished=NULL",
             (run_id, kind, command, json.dumps(config), "running", time.time(), socket.gethostname(),
-             os.getpid(), json.dumps(parents or []), json.dumps(machine), checkpoint))
+             os.getpid(), json.dumps(parents or []), json.dumps(machine), checkpoint,
+             os.environ.get(EXPERIMENT_ENV) or None))
 
     def finish_run(self, run_id: str, metrics: dict | None = None, artifact_id: str | None = None,
                    artifact_path: str | None = None) -> None:

@@ -49,6 +49,8 @@ class Variant:
     protocol: str = ""
     #: agreement of its explanations with its parent's (`explain --drift`), where measured
     explanation_agreement: dict | None = None
+    #: examples the metric was computed on (classifiers), for its interval
+    examples: int | None = None
 
     def group(self) -> tuple[str, str, str, str]:
         return (self.data, self.split, self.machine, self.protocol)
@@ -109,7 +111,8 @@ def variants(store: Store | None = None) -> list[Variant]:
         lineage = m.get("lineage") or row.get("method") or "?"
         v = Variant(art, lineage, m.get("data", "?"), m.get("split", "?"), machine,
                     _metrics(m), _costs(m), r["id"], row.get("path"), r["started"],
-                    m.get("task", "text-classification"), _protocol(m), agreement.get(art))
+                    m.get("task", "text-classification"), _protocol(m),
+                    explanation_agreement=agreement.get(art), examples=m.get("examples"))
         key = (art, v.data, v.split, machine, v.protocol)
         latest.pop(key, None)  # runs come oldest first: keep the newest
         latest[key] = v

@@ -1,17 +1,21 @@
-"""One self-contained report of the store: Pareto plots (inline SVG, no scripts, no network),
-every variant with its lineage, what each compression step bought, per-layer sensitivity,
-training curves and the machine. HTML for browsers, Markdown for terminals and pull requests."""
+"""One self-contained report of the store (or of one pipeline, experiment or period): the answer
+first (which variant to ship, under the user's budgets or not), the quality-versus-cost frontier
+with intervals and ties, every variant by its stage name and lineage, what each step along the
+frontier bought, training curves, sensitivity, comparisons and studies. HTML (a Jinja2 template,
+autoescaped; plots inline SVG with hover titles; no scripts, nothing fetched) for browsers, with
+each figure also written as PNG and SVG beside it; Markdown for terminals and pull requests."""
 
 from __future__ import annotations
 
-import html
-import io
 from pathlib import Path
 
 from supremum.artifact import open_artifact
 from supremum.compare import table
 from supremum.errors import UserError
-from supremum.frontier import frontier
+from supremum.frontier import frontier, sign
+from supremum.frontier.answer import Answer, answers, baseline, hover, lineage_words, name
+from supremum.frontier.figures import Figure, curves_figure, frontier_figure, pyplot, render
+from supremum.frontier.scope import scoped, stage_of
 from supremum.fsutil import write_bytes
 from supremum.store import Store
 
@@ -19,45 +23,15 @@ PLOTS = (("latency_b1", "batch-1 latency with tokenization (ms)"), ("size", "siz
          ("memory", "peak memory (MB)"))
 LM_PLOTS = (("decode_ms", "batch-1 greedy decode (ms per token)"), ("size", "size on disk (MB)"),
             ("memory", "peak memory (MB)"))
-
-
-def _svg(fig) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    text = buf.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prolog so it can sit inside HTML
-
-
-def pareto_plot(res: dict, label: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4))
-    cost, metric = res["cost"], res["metric"]
-    for rows, style, name in ((res["dominated"], "o", "dominated"), (res["frontier"], "s", "frontier")):
-        xs = [r["costs"][cost] for r in rows]
-        ys = [r["metrics"][metric] for r in rows]
-        ax.plot(xs, ys, style, label=name, alpha=0.6 if name == "dominated" else 1.0)
-        for r, x, y in zip(rows, xs, ys, strict=True):
-            ax.annotate(r["lineage"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    front = res["frontier"]
-    ax.step([r["costs"][cost] for r in front], [r["metrics"][metric] for r in front], where="post", lw=1)
-    ax.set_xlabel(label)
-    ax.set_ylabel(metric)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    svg = _svg(fig)
-    plt.close(fig)
-    return svg
+BUDGETS = ("max_latency_ms", "max_size_mb", "max_drop")
 
 
 def bought(res: dict) -> list[str]:
-    """One sentence per compressed variant whose parent was measured in the same group."""
+    """One sentence per compressed variant whose parent was measured in the same group, in the
+    order of the frontier's cost (cheapest first)."""
     rows = {r["artifact"]: r for r in res["frontier"] + res["dominated"]}
     cost, metric = res["cost"], res["metric"]
-    out = []
+    out: list[tuple[float, str]] = []
     for r in rows.values():
         if ">" not in r["lineage"] or not r.get("path"):
             continue
@@ -75,9 +49,9 @@ def bought(res: dict) -> list[str]:
         where = "in decode" if cost == "decode_ms" else "at batch 1"
         ece = (f", ECE {100 * p['metrics']['ece']:.2f}% -> {100 * r['metrics']['ece']:.2f}%"
                if p["metrics"].get("ece") is not None and r["metrics"].get("ece") is not None else "")
-        out.append(f"{step} (on {p['lineage']}) bought {speed:.2f}x {where} and {size:.1f}x smaller "
-                   f"at {quality}{ece}")
-    return sorted(out)
+        out.append((r["costs"][cost], f"{step} (on {p['lineage']}) bought {speed:.2f}x {where} and "
+                    f"{size:.1f}x smaller at {quality}{ece}"))
+    return [text for _, text in sorted(out)]
 
 
 def _parent_id(path: str) -> str | None:
@@ -88,46 +62,39 @@ def _parent_id(path: str) -> str | None:
     return parents[0] if parents else None
 
 
-def curves_plot(store: Store) -> str | None:
-    runs = [r for r in store.runs() if r["kind"] == "finetune" and (r.get("metrics") or {}).get("loss_curve")]
-    if not runs:
-        return None
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.2))
-    for r in runs[-8:]:
-        curve = r["metrics"]["loss_curve"]
-        ax.plot([p["step"] for p in curve], [p["loss"] for p in curve], lw=1, label=r["id"][:8])
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    svg = _svg(fig)
-    plt.close(fig)
-    return svg
+def run_names(store) -> dict[str, str]:
+    """Fine-tune run id -> 'stage (method)' for pipeline stages, else 'method fine-tune of model'."""
+    out = {}
+    for r in store.runs():
+        if r["kind"] != "finetune":
+            continue
+        cfg = r.get("config") or {}
+        method = lineage_words(((cfg.get("method") or {}).get("name")) or "?")
+        stage = stage_of(r.get("artifact_path") or cfg.get("output"))
+        model = (cfg.get("model") or {}).get("name", "?")
+        out[r["id"]] = f"{stage} ({method})" if stage else f"{method} of {model}"
+    return out
 
 
-def sensitivity_plot(m: dict, top: int = 15) -> str:
+def sensitivity_figure(m: dict, slug: str, top: int = 15) -> Figure:
     """Horizontal bars: dev-accuracy change (points) per layer and scheme, most sensitive on top."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     layers = m["layers"][:top][::-1]
-    fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(layers) + 1.2))
+    fig, ax = plt.subplots(figsize=(10, 0.3 * len(layers) + 1.4), layout="constrained")
     width = 0.8 / max(1, len(m["schemes"]))
     for k, scheme in enumerate(m["schemes"]):
         ys = [i + k * width for i in range(len(layers))]
         ax.barh(ys, [r.get(scheme) or 0.0 for r in layers], height=width, label=scheme)
-    ax.set_yticks([i + 0.4 - width / 2 for i in range(len(layers))], [r["layer"] for r in layers], fontsize=7)
+    ax.set_yticks([i + 0.4 - width / 2 for i in range(len(layers))], [r["layer"] for r in layers], fontsize=8)
     ax.axvline(0, color="black", lw=0.5)
     ax.set_xlabel("dev accuracy change when only this layer is compressed (points)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="x")
-    svg = _svg(fig)
-    plt.close(fig)
-    return svg
+    return render(fig, slug, "Sensitivity")
 
 
-def sensitivity_tables(store: Store) -> list[tuple[str, dict]]:
+def sensitivity_tables(store) -> list[tuple[dict, dict]]:
+    """(artifact row, result) of each `supremum sensitivity` recorded in an artifact's metrics."""
     import json
 
     out = []
@@ -136,15 +103,17 @@ def sensitivity_tables(store: Store) -> list[tuple[str, dict]]:
         if p.exists():
             for key, m in json.loads(p.read_text()).items():
                 if key.startswith("sensitivity:"):
-                    out.append((a["id"], m))
+                    out.append((a, m))
     return out
 
 
 def build(store: Store | None = None, metric: str | None = None, data: str | None = None,
-          split: str | None = None) -> dict:
-    from supremum.errors import UserError
-
-    store = store or Store()
+          split: str | None = None, budgets: dict | None = None, pipeline: str | None = None,
+          experiment: str | None = None, since: str | None = None) -> dict:
+    """Everything the report shows, from the store's records (scoped by pipeline, experiment and
+    `since`, an ISO date). `budgets`: max_latency_ms, max_size_mb, max_drop (points below the best;
+    percent of perplexity for causal LMs); any given makes the summary the pick within them."""
+    store = scoped(store or Store(), pipeline, experiment, since)
     lims = limits(store)
     try:
         main = frontier(metric, None, data, split, store)
@@ -155,9 +124,56 @@ def build(store: Store | None = None, metric: str | None = None, data: str | Non
             raise
         fronts, plots = None, PLOTS  # a store with only scale sweeps or learning curves still gets its report
     main = fronts[plots[0][0]] if fronts else None
+    pt, source = resolution(main, lims) if main else (None, "")
+    scope = ", ".join(f"{k} {v}" for k, v in (("pipeline", pipeline), ("experiment", experiment),
+                                              ("since", since)) if v)
     return {"fronts": fronts, "main": main, "plots": plots, "bought": bought(main) if fronts else [],
-            "store": store, "comparisons": comparisons(store), "limits": lims,
-            "resolution": resolution_for(main, lims) if main else None}
+            "store": store, "comparisons": comparisons(store), "limits": lims, "scope": scope,
+            "resolution": pt, "resolution_source": source,
+            "answers": summary(main, pt, budgets or {}, store) if main else []}
+
+
+def summary(main: dict, pt: float | None, budgets: dict, store) -> list[Answer]:
+    """The answer block: the pick under `budgets` when any is given, else best / smallest / fastest."""
+    from supremum.frontier.pick import pick
+
+    budgets = {k: v for k, v in budgets.items() if v is not None}
+    unknown = set(budgets) - set(BUDGETS)
+    if unknown:
+        raise UserError(f"unknown report budget(s) {sorted(unknown)}", f"use: {', '.join(BUDGETS)}")
+    if not budgets:
+        return answers(main, pt)
+    rows, metric = main["frontier"] + main["dominated"], main["metric"]
+    drop = budgets.pop("max_drop", None)
+    floor = None
+    if drop is not None and rows:
+        if drop < 0:
+            raise UserError(f"--max-drop {drop}: a drop is not negative", "give points below the best, e.g. 1")
+        best = max(rows, key=lambda r: sign(metric) * r["metrics"][metric])["metrics"][metric]
+        floor = best * (1 + drop / 100) if sign(metric) < 0 else best - drop / 100
+    g = main["group"]
+    picked = pick(budgets, metric=metric, min_metric=floor, data=g["data"], split=g["split"], store=store)
+    words = {"max_latency_ms": "{:g} ms at batch 1", "max_size_mb": "{:g} MB", "max_decode_ms": "{:g} ms/token"}
+    text = [words[k].format(v) for k, v in budgets.items()]
+    text += [f"at most {drop:g} {'%' if sign(metric) < 0 else 'pt'} below the best"] if drop is not None else []
+    return answers(main, pt, picked, ", ".join(text))
+
+
+def resolution(main: dict, lims: list) -> tuple[float | None, str]:
+    """The accuracy resolution (points) and where it comes from: the latest `supremum ceiling` on this
+    data and split, else the conservative bound from the number of evaluated examples."""
+    from supremum.limit.resolution import resolution as from_n
+
+    pt = resolution_for(main, lims)
+    if pt is not None:
+        return pt, "measured by supremum ceiling on this split"
+    rows = main["frontier"] + main["dominated"]
+    n = min((r["examples"] for r in rows if r.get("examples")), default=None)
+    if main["metric"] != "accuracy" or not n or not rows:
+        return None, ""
+    best = max(r["metrics"]["accuracy"] for r in rows)
+    return (100 * from_n(n, best), f"the smallest difference {n} examples resolve at 95% near {100 * best:.1f}% "
+            "accuracy, assuming independent errors (conservative; `supremum ceiling` measures it)")
 
 
 def resolution_for(res: dict, lims: list[tuple[str, str, dict]]) -> float | None:
@@ -234,23 +250,37 @@ def comparisons(store: Store) -> list[dict]:
     return list(latest.values())
 
 
-def markdown(rep: dict) -> str:
-    lines = ["# supremum report"] if rep["fronts"] is None else _markdown_frontier(rep)
+def markdown(rep: dict, figure_dir: str | None = None) -> str:
+    """The report as Markdown; figures linked from `figure_dir` (relative to the file) when given."""
+    lines = [f"# supremum report{': ' + rep['scope'] if rep['scope'] else ''}"]
+    lines += _markdown_frontier(rep, figure_dir) if rep["fronts"] is not None else []
     for s in rep["comparisons"]:
         head, rows = table(s)
         lines += ["", f"## Method comparison {s['name']}: {s['model']} on `{s['data']}`", "",
                   "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         lines += ["", s["method"]]
-    for kind, name, m in rep["limits"]:
+    for kind, name_, m in rep["limits"]:
         head, tables, tail = _limit_text(kind, m)
-        lines += ["", f"## {_limit_title(kind, name, m)}", ""] + [f"- {x}" for x in head]
+        lines += ["", f"## {_limit_title(kind, name_, m)}", ""] + [f"- {x}" for x in head]
         for title, cols, rows in tables:
             lines += ["", f"{title}:", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
             lines += ["| " + " | ".join(r) + " |" for r in rows]
         meaning = ["", MEANING] if kind not in NO_MEANING else []
         lines += [""] + [x for x in tail if not x.startswith("plot: ")] + meaning
     return "\n".join(lines) + "\n"
+
+
+def _markdown_answer(rep: dict) -> list[str]:
+    pt = rep["resolution"]
+    out = ["", "## Which variant to ship", ""]
+    for a in rep["answers"]:
+        tie = (f" Tied within the split's resolution ({pt:.1f} pt) with {', '.join(a.ties)}."
+               if a.ties else "")
+        out.append(f"- **{a.role}: {name(a.row)}** (`{a.row['artifact']}`): {a.sentence}.{tie}")
+    if pt:
+        out += ["", f"Resolution: {pt:.1f} pt, {rep['resolution_source']}."]
+    return out
 
 
 def _cost_cells(res: dict, c: dict) -> tuple[list[str], list[str]]:
@@ -273,31 +303,42 @@ def _ece_cells(res: dict, r: dict | None) -> list[str]:
     return [_f(None if ece is None else 100 * ece)]
 
 
-def _markdown_frontier(rep: dict) -> list[str]:
+def _markdown_frontier(rep: dict, figure_dir: str | None) -> list[str]:
     res = rep["main"]
     g = res["group"]
-    lines = ["# supremum report", "", f"Evaluated on `{g['data']}` [{g['split']}], machine {g['machine']}.",
-             "", "## What each step bought", ""]
-    lines += [f"- {s}" for s in rep["bought"]] or ["- (no compressed variant with a measured parent)"]
+    lines = _markdown_answer(rep)
+    lines += ["", f"Evaluated on `{g['data']}` [{g['split']}], machine {g['machine']}.",
+              "", "## Steps along the frontier", ""]
+    lines += [f"1. {s}" for s in rep["bought"]] or ["- (no compressed variant with a measured parent)"]
+    if figure_dir:
+        lines += ["", *(f"![{res['metric']} vs {label}]({figure_dir}/frontier-{cost}.svg)"
+                        for cost, label in rep["plots"])]
     names = _cost_cells(res, {"size": None, "memory": None, "latency_b1": None, "latency_b32": None})[0]
     names += _ece_cells(res, None)
-    lines += ["", f"## Variants ({res['metric']} vs {res['cost_meaning']}; * = on the Pareto frontier)", "",
-              "| | artifact | lineage | " + res["metric"] + " | " + " | ".join(names) + " |",
-              "|---|---|---|---|" + "---|" * len(names)]
-    on = {r["artifact"] for r in res["frontier"]}
     pt = rep.get("resolution")
+    lines += ["", f"## Variants ({res['metric']} vs {res['cost_meaning']}; * = on the Pareto frontier)", ""]
     if pt:
-        lines.insert(-3, f"≈ marks accuracy within {pt:.1f} pt of the best, the smallest difference this split "
-                     "resolves at 95% (from supremum ceiling): not evidence of a worse model.\n")
+        lines += [f"≈ marks accuracy within {pt:.1f} pt of the best, below the split's resolution: "
+                  "not evidence of a worse model.", ""]
+    lines += ["| | variant | artifact | lineage | " + res["metric"] + " | " + " | ".join(names) + " |",
+              "|---|---|---|---|---|" + "---|" * len(names)]
+    on = {r["artifact"] for r in res["frontier"]}
     for r in res["frontier"] + res["dominated"]:
         mark = "*" if r["artifact"] in on else ""
         mark += " ≈" if within_resolution(res, r, pt) else ""
-        lines.append(f"| {mark} | {r['artifact']} | {r['lineage']} | "
-                     f"{r['metrics'][res['metric']]:.4f} | "
+        lines.append(f"| {mark} | {name(r)} | {r['artifact']} | {r['lineage']} | {_metric_text(res, r)} | "
                      + " | ".join(_cost_cells(res, r["costs"])[1] + _ece_cells(res, r)) + " |")
     for r in res["not_comparable"]:
-        lines.append(f"\nNot compared: {r['artifact']} ({r['lineage']}): {r['reason']}")
+        lines.append(f"\nNot compared: {name(r)} ({r['artifact']}, {r['lineage']}): {r['reason']}")
     return lines
+
+
+def _metric_text(res: dict, r: dict) -> str:
+    """The metric with its 95% Wilson interval over the evaluated examples where known."""
+    from supremum.frontier.answer import interval
+
+    ci = interval(r, res["metric"])
+    return f"{r['metrics'][res['metric']]:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
 def _limit_text(kind: str, m: dict):
@@ -325,91 +366,86 @@ def _figures(kind: str, m: dict) -> list:
     return [curve_figure(m)] if kind == "curve" else list(sweep_figures(m).values())
 
 
-def _limit_html(kind: str, name: str, m: dict) -> str:
-    import matplotlib.pyplot as plt
-
-    head, tables, tail = _limit_text(kind, m)
-    figs = _figures(kind, m)
-    svgs = []
-    for fig in figs:
-        svgs.append(_svg(fig))
-        plt.close(fig)
-    parts = [f"<h2>{html.escape(_limit_title(kind, name, m))}</h2><ul>"
-             + "".join(f"<li>{html.escape(x)}</li>" for x in head) + "</ul>", *svgs]
-    for title, cols, rows in tables:
-        ths = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-        trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-        parts.append(f"<h3>{html.escape(title)}</h3><table><tr>{ths}</tr>{trs}</table>")
-    parts += [f"<p>{html.escape(x)}</p>" for x in tail if not x.startswith("plot: ")]
-    return "\n".join(parts) + (f"<p><em>{html.escape(MEANING)}</em></p>" if kind not in NO_MEANING else "")
-
-
 def _f(x) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
-def render_html(rep: dict) -> str:
-    body = ["<h1>supremum report</h1>"] if rep["fronts"] is None else _html_frontier(rep)
-    for s in rep["comparisons"]:
-        head, rows = table(s)
-        cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-        body.append(f"<h2>Method comparison {html.escape(s['name'])}: {html.escape(s['model'])} on "
-                    f"{html.escape(s['data'])}</h2><table><tr>"
-                    + "".join(f"<th>{html.escape(h)}</th>" for h in head)
-                    + f"</tr>{cells}</table><p>{html.escape(s['method'])}</p>")
-    for art, m in sensitivity_tables(rep["store"]):
-        rows = "".join(f"<tr><td>{html.escape(r['layer'])}</td>" + "".join(
-            f"<td>{'' if r.get(s) is None else f'{r[s]:+.2f}'}</td>" for s in m["schemes"]) + "</tr>"
-            for r in m["layers"][:15])
-        body.append(f"<h2>Sensitivity of {html.escape(art)} (points, most sensitive first)</h2>"
-                    + sensitivity_plot(m) + "<table>"
-                    f"<tr><th>layer</th>{''.join(f'<th>{s}</th>' for s in m['schemes'])}</tr>{rows}</table>")
-    body += [_limit_html(kind, name, m) for kind, name, m in rep["limits"]]
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>supremum report</title>"
-            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-            "td,th{padding:2px 8px;text-align:right}</style></head><body>"
-            + "\n".join(body) + "</body></html>")
+def figures(rep: dict) -> dict:
+    """Every figure of the report, rendered once: {'frontier': [...], 'curves': Figure | None,
+    'sensitivity': [(artifact row, m, Figure)], 'limits': [[Figure, ...] per study]}."""
+    base = baseline(rep["main"]["frontier"] + rep["main"]["dominated"], rep["main"]["metric"]) \
+        if rep["main"] and rep["main"]["frontier"] else None
+    fronts = [frontier_figure(rep["fronts"][cost], label, f"frontier-{cost}", rep["resolution"], base)
+              for cost, label in rep["plots"]] if rep["fronts"] else []
+    store = rep["store"]
+    runs = [r for r in store.runs() if r["kind"] == "finetune"]
+    sens = [(a, m, sensitivity_figure(m, f"sensitivity-{i}"))
+            for i, (a, m) in enumerate(sensitivity_tables(store))]
+    lims = []
+    for i, (kind, _, m) in enumerate(rep["limits"]):
+        lims.append([render(f, f"{kind}-{i}-{k}", kind) for k, f in enumerate(_figures(kind, m))])
+    return {"frontier": fronts, "curves": curves_figure(runs, run_names(store)), "sensitivity": sens,
+            "limits": lims}
 
 
-def _html_frontier(rep: dict) -> list[str]:
-    res = rep["main"]
-    g = res["group"]
-    body = ["<h1>supremum report</h1>",
-            f"<p>Evaluated on {html.escape(g['data'])} [{html.escape(g['split'])}], machine "
-            f"{html.escape(g['machine'])}.</p><h2>What each step bought</h2><ul>"
-            + "".join(f"<li>{html.escape(s)}</li>" for s in rep["bought"]) + "</ul>"]
-    for cost, label in rep["plots"]:
-        body.append(f"<h2>{html.escape(rep['fronts'][cost]['metric'])} vs {html.escape(label)}</h2>")
-        body.append(pareto_plot(rep["fronts"][cost], label))
-    curves = curves_plot(rep["store"])
-    if curves:
-        body += ["<h2>Training curves</h2>", curves]
-    pt = rep.get("resolution")
-    note = (f"<p>Grey rows: accuracy within {pt:.1f} pt of the best, the smallest difference this split "
-            "resolves at 95% (from supremum ceiling): not evidence of a worse model.</p>") if pt else ""
-    body.append("<h2>Variants</h2>" + note + _html_table(res, pt))
-    return body
+def render_html(rep: dict, figs: dict | None = None) -> str:
+    """The page (Jinja2 template `templates/report.html.j2`, autoescaped)."""
+    import jinja2
+
+    figs = figs or figures(rep)
+    env = jinja2.Environment(loader=jinja2.PackageLoader("supremum.frontier", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.get_template("report.html.j2").render(**_page(rep, figs))
 
 
-def _html_table(res: dict, pt: float | None = None) -> str:
-    on = {r["artifact"] for r in res["frontier"]}
-    names = _cost_cells(res, {"size": None, "memory": None, "latency_b1": None, "latency_b32": None})[0]
-    head = ["frontier", "artifact", "lineage", res["metric"], *names, *_ece_cells(res, None)]
-    rows = []
-    for r in res["frontier"] + res["dominated"]:
-        cells = ["*" if r["artifact"] in on else "", r["artifact"], r["lineage"],
-                 f"{r['metrics'][res['metric']]:.4f}", *_cost_cells(res, r["costs"])[1], *_ece_cells(res, r)]
-        grey = within_resolution(res, r, pt)
-        tr = ("<tr style='color:#999' title='within the split&#39;s resolution of the best'>" if grey else "<tr>")
-        rows.append(tr + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
-    for r in res["not_comparable"]:
-        rows.append(f"<tr><td></td><td>{html.escape(r['artifact'])}</td><td>{html.escape(r['lineage'])}</td>"
-                    f"<td colspan=5>not compared: {html.escape(r['reason'])}</td></tr>")
-    return ("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>")
+def _page(rep: dict, figs: dict) -> dict:
+    res, pt = rep["main"], rep["resolution"]
+    page = {"scope": rep["scope"], "main": res, "resolution": pt, "resolution_source": rep["resolution_source"],
+            "bought": rep["bought"], "frontier_figures": figs["frontier"], "curves": figs["curves"],
+            "answers": [{"role": a.role, "name": name(a.row), "hover": hover(a.row), "sentence": a.sentence,
+                         "ties": a.ties} for a in rep["answers"]],
+            "variant_head": [], "variant_rows": [], "not_comparable": []}
+    if res:
+        on = {r["artifact"] for r in res["frontier"]}
+        cost_names = _cost_cells(res, {"size": None, "memory": None, "latency_b1": None, "latency_b32": None})[0]
+        page["variant_head"] = ["frontier", "variant", "lineage", res["metric"], *cost_names,
+                                *_ece_cells(res, None)]
+        page["variant_rows"] = [{"mark": "*" if r["artifact"] in on else "", "name": name(r), "hover": hover(r),
+                                 "lineage": lineage_words(r["lineage"]), "tie": within_resolution(res, r, pt),
+                                 "cells": [_metric_text(res, r), *_cost_cells(res, r["costs"])[1],
+                                           *_ece_cells(res, r)]}
+                                for r in res["frontier"] + res["dominated"]]
+        page["not_comparable"] = [{"name": name(r), "hover": hover(r), "lineage": lineage_words(r["lineage"]),
+                                   "reason": r["reason"]} for r in res["not_comparable"]]
+    page["comparisons"] = [{"name": s["name"], "model": s["model"], "data": s["data"], "method": s["method"],
+                            "head": table(s)[0], "rows": table(s)[1]} for s in rep["comparisons"]]
+    page["sensitivity"] = [{"artifact": a["id"], "name": stage_of(a["path"]) or a.get("method") or a["id"],
+                            "figure": f, "schemes": m["schemes"],
+                            "rows": [[r["layer"], *("" if r.get(s) is None else f"{r[s]:+.2f}"
+                                                    for s in m["schemes"])]
+                                     for r in m["layers"][:15]]} for a, m, f in figs["sensitivity"]]
+    page["limits"] = []
+    for (kind, name_, m), lfigs in zip(rep["limits"], figs["limits"], strict=True):
+        head, tables, tail = _limit_text(kind, m)
+        page["limits"].append({"title": _limit_title(kind, name_, m), "head": head, "figures": lfigs,
+                               "tables": [{"title": t, "cols": c, "rows": r} for t, c, r in tables],
+                               "tail": [x for x in tail if not x.startswith("plot: ")],
+                               "meaning": MEANING if kind not in NO_MEANING else ""})
+    return page
 
 
 def write_report(out: str | Path, fmt: str = "html", **kw) -> Path:
+    """Write the report to `out` and its figures as PNG and SVG into `<out stem>-figures/` beside it."""
     rep = build(**kw)
-    text = render_html(rep) if fmt == "html" else markdown(rep)
-    write_bytes(Path(out), text.encode("utf-8"))
-    return Path(out)
+    out = Path(out)
+    figs = figures(rep)
+    fig_dir = out.with_name(out.stem + "-figures")
+    every = [*figs["frontier"], *([figs["curves"]] if figs["curves"] else []),
+             *(f for _, _, f in figs["sensitivity"]), *(f for fs in figs["limits"] for f in fs)]
+    for f in every:
+        write_bytes(fig_dir / f"{f.slug}.png", f.png)
+        prolog = '<?xml version="1.0" encoding="utf-8"?>\n'
+        write_bytes(fig_dir / f"{f.slug}.svg", (prolog + f.svg).encode("utf-8"))
+    text = render_html(rep, figs) if fmt == "html" else markdown(rep, fig_dir.name if every else None)
+    write_bytes(out, text.encode("utf-8"))
+    return out
