@@ -264,9 +264,16 @@ def _cost_cells(res: dict, c: dict) -> tuple[list[str], list[str]]:
 
 
 def _ece_cells(res: dict, r: dict | None) -> list[str]:
-    """Classifiers: the ECE column (15 bins, %); its name when `r` is None."""
+    """Classifiers: the ECE column (15 bins, %); causal LMs measured on reference text: the
+    forgetting column (reference-perplexity change against the parent, %); its name when `r` is None."""
     if res.get("task") == "text-generation":
-        return []
+        rows = res["frontier"] + res["dominated"]
+        if not any(x["metrics"].get("forgetting") is not None for x in rows):
+            return []
+        if r is None:
+            return ["forgetting %"]
+        f = r["metrics"].get("forgetting")
+        return ["-" if f is None else f"{f:+.2f}"]
     if r is None:
         return ["ECE %"]
     ece = r["metrics"].get("ece")
@@ -297,7 +304,41 @@ def _markdown_frontier(rep: dict) -> list[str]:
                      + " | ".join(_cost_cells(res, r["costs"])[1] + _ece_cells(res, r)) + " |")
     for r in res["not_comparable"]:
         lines.append(f"\nNot compared: {r['artifact']} ({r['lineage']}): {r['reason']}")
+    for r, g in answers(rep["store"], res):
+        lines += ["", f"## Generated answers of {r['artifact']} ({r['lineage']})", "",
+                  f"{g['examples']} prompts, {g['decoding']}; chrF {r['metrics']['chrf']:.2f}, BLEU "
+                  f"{r['metrics']['bleu']:.2f}, ROUGE-L {r['metrics']['rouge_l']:.2f}, exact match "
+                  f"{r['metrics']['exact_match']:.4f}. All of them: `{g['outputs']}`.", "",
+                  "| | chrF | prompt | reference | output |", "|---|---|---|---|---|"]
+        lines += [f"| {label} | {e['chrf']:.1f} | {_cell(e['prompt'])} | {_cell(e['reference'])} | "
+                  f"{_cell(e['output'])} |" for label, e in _examples(g)]
     return lines
+
+
+def answers(store: Store, res: dict) -> list[tuple[dict, dict]]:
+    """(variant, its generation_quality block) of each variant in the group scored with --generate."""
+    out = []
+    for r in res["frontier"] + res["dominated"]:
+        if r["metrics"].get("chrf") is None:
+            continue
+        run = store.get_run(r["run"]) or {}
+        g = (run.get("metrics") or {}).get("generation_quality")
+        if g:
+            out.append((r, g))
+    return out
+
+
+def _examples(g: dict) -> list[tuple[str, dict]]:
+    """The best and the worst answers by sentence chrF (an example in both lists shown once)."""
+    best = [("best", e) for e in g["best"]]
+    seen = {e["index"] for _, e in best}
+    return best + [("worst", e) for e in g["worst"] if e["index"] not in seen]
+
+
+def _cell(text: str, width: int = 120) -> str:
+    """Text for a Markdown table cell: one line, pipes escaped, cut at `width` characters."""
+    one = " ".join(text.split()).replace("|", "\\|")
+    return one if len(one) <= width else one[: width - 1] + "…"
 
 
 def _limit_text(kind: str, m: dict):
@@ -388,6 +429,16 @@ def _html_frontier(rep: dict) -> list[str]:
     note = (f"<p>Grey rows: accuracy within {pt:.1f} pt of the best, the smallest difference this split "
             "resolves at 95% (from supremum ceiling): not evidence of a worse model.</p>") if pt else ""
     body.append("<h2>Variants</h2>" + note + _html_table(res, pt))
+    for r, g in answers(rep["store"], res):
+        rows = "".join(f"<tr><td>{label}</td><td>{e['chrf']:.1f}</td>" + "".join(
+            f"<td style='text-align:left'>{html.escape(e[k])}</td>" for k in ("prompt", "reference", "output"))
+            + "</tr>" for label, e in _examples(g))
+        m = r["metrics"]
+        body.append(f"<h2>Generated answers of {html.escape(r['artifact'])} ({html.escape(r['lineage'])})</h2>"
+                    f"<p>{g['examples']} prompts, {html.escape(g['decoding'])}; chrF {m['chrf']:.2f}, BLEU "
+                    f"{m['bleu']:.2f}, ROUGE-L {m['rouge_l']:.2f}, exact match {m['exact_match']:.4f}. All of "
+                    f"them: <code>{html.escape(str(g['outputs']))}</code></p><table><tr><th></th><th>chrF</th>"
+                    f"<th>prompt</th><th>reference</th><th>output</th></tr>{rows}</table>")
     return body
 
 
