@@ -101,14 +101,3 @@ def _forgetting(model, tok, cfg: EvalConfig, window: int, parent: Callable[[], t
         return forgetting(mine, None, None, cfg.reference_data)
     p_model, p_tok, name = parent()
     return forgetting(mine, reference_perplexity(p_model, p_tok, *how), name, cfg.reference_data)
-
-
-def _forgetting(model, tok, cfg: EvalConfig, window: int, parent: Callable[[], tuple] | None) -> dict:
-    from supremum.lm.forgetting import forgetting, reference_perplexity
-
-    how = (cfg.reference_data, cfg.reference_tokens, window, cfg.stride or max(1, window // 2))
-    mine = reference_perplexity(model, tok, *how)
-    if parent is None:
-        return forgetting(mine, None, None, cfg.reference_data)
-    p_model, p_tok, name = parent()
-    return forgetting(mine, reference_perplexity(p_model, p_tok, *how), name, cfg.reference_data)
