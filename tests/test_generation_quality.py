@@ -116,10 +116,12 @@ def test_sampling_is_seeded_and_top_p_near_zero_is_greedy(pairs, tiny):
 
 
 def test_generate_on_plain_text_is_refused(tmp_path):
+    from supremum.api import evaluate
+    from supremum.errors import UserError
+
     corpus = _text(tmp_path / "c.txt", WORDS, 50, 0)
-    proc = run_cli("eval", "tiny-llama", "--data", str(corpus), "--generate", "--no-speed")
-    assert proc.returncode == 2
-    assert "--generate scores answers to prompts, and the data is plain text" in proc.stderr
+    with pytest.raises(UserError, match="--generate scores answers to prompts, and the data is plain text"):
+        evaluate("tiny-llama", str(corpus), {"generate": True, "speed": False})
 
 
 # ---- forgetting ---------------------------------------------------------------------------
@@ -130,7 +132,8 @@ def test_forgetting_equals_two_perplexity_runs(tmp_path):
 
     corpus, ref = _text(tmp_path / "c.txt", WORDS, 200, 0), _text(tmp_path / "ref.txt", OTHER, 60, 1)
     cfg = FinetuneConfig(model="tiny-llama", data={"path": str(corpus), "max_length": 32}, method="full",
-                         train={"max_steps": 6, "batch_size": 8, "lr": 3e-3, "seed": 0}, output=str(tmp_path / "ft"))
+                         train={"max_steps": 6, "batch_size": 8, "lr": 3e-3, "seed": 0},
+                         output=str(tmp_path / "ft"))
     art = finetune(cfg, progress=False).artifact
     q = tmp_path / "q"
     run_cli("compress", str(art.path), "--method", "int8-dynamic", "--output", str(q), check=True)
@@ -228,16 +231,21 @@ def test_replay_mixes_the_stated_share_into_the_batches(tmp_path, monkeypatch):
 
 
 def test_replay_errors(tmp_path, csv_data):
+    from supremum.errors import UserError
+    from supremum.train.finetune import finetune
+
     corpus = _text(tmp_path / "c.txt", WORDS, 100, 0)
     proc = run_cli("finetune", "--model", "tiny-llama", "--data", str(corpus), "--replay", "0.2")
     assert proc.returncode == 2 and "train.replay and train.replay_data go together" in proc.stderr
-    proc = run_cli("finetune", "--model", "tiny-bert", "--data", str(csv_data), "--replay", "0.2",
-                   "--replay-data", str(corpus), "--max-steps", "1")
-    assert proc.returncode == 2 and "train.replay mixes general text into language-model training" in proc.stderr
+    cfg = lambda data, **train: FinetuneConfig(  # noqa: E731
+        model="tiny-bert" if data == csv_data else "tiny-llama", data={"path": str(data), "max_length": 32},
+        train={"max_steps": 1, **train}, output=str(tmp_path / "x"))
+    with pytest.raises(UserError, match="train.replay mixes general text into language-model training"):
+        finetune(cfg(csv_data, replay=0.2, replay_data=str(corpus)), progress=False)
     small = _text(tmp_path / "s.txt", OTHER, 3, 1)
-    proc = run_cli("finetune", "--model", "tiny-llama", "--data", str(corpus), "--max-length", "32",
-                   "--replay", "0.5", "--replay-data", str(small), "--max-steps", "1")
-    assert proc.returncode == 2 and "train.replay=0.5 needs" in proc.stderr
+    with pytest.raises(UserError, match=r"train.replay=0.5 needs \d+ blocks of 32 tokens from .*s.txt, which "
+                       r"has 3 \(lower train.replay or give more replay text\)"):
+        finetune(cfg(corpus, replay=0.5, replay_data=str(small)), progress=False)
 
 
 def test_unset_replay_keeps_the_config_hash():

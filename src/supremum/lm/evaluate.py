@@ -52,6 +52,10 @@ def evaluate_lm(model, tok, data_cfg: DataConfig, cfg: EvalConfig, prep: Preproc
     cfg.generate: answers scored (lm.quality), written to `outputs`. cfg.reference_data: the
     forgetting block (lm.forgetting), against `parent()` -> (model, tokenizer, name) when given."""
     data = load_lm_data(data_cfg, whole=cfg.split == WHOLE)
+    if cfg.generate:  # refused before any model time is spent
+        from supremum.lm.quality import check_instruction
+
+        check_instruction(data)
     ids, text = evaluation_tokens(tok, data, cfg.split, cfg.max_tokens)
     if len(ids) < 2:
         from supremum.errors import UserError

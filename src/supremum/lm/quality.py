@@ -74,13 +74,17 @@ def stop_tokens(model, tok) -> set[int]:
     return ids
 
 
+def check_instruction(data: LMData) -> None:
+    if data.kind != "instruction":
+        raise UserError("--generate scores answers to prompts, and the data is plain text",
+                        "give instruction data (JSONL with prompt/response or chat messages)")
+
+
 def answer(model, tok, data: LMData, cfg, split: str, outputs: Path | None) -> dict:
     """Generate an answer to each prompt of `split` (cfg: max_new_tokens, temperature, top_p,
     seed, generate_limit), score them, and write every prompt, reference and output to `outputs`
     (JSONL, one row per example; temporary name, then rename). UserError on text data."""
-    if data.kind != "instruction":
-        raise UserError("--generate scores answers to prompts, and the data is plain text",
-                        "give instruction data (JSONL with prompt/response or chat messages)")
+    check_instruction(data)
     pairs = prompts_and_references(data, split, cfg.generate_limit)
     stop, pick = stop_tokens(model, tok), sampler(cfg.temperature, cfg.top_p, cfg.seed)
     rows = []
