@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 from supremum.errors import UserError
@@ -87,7 +88,7 @@ def answer(model, tok, data: LMData, cfg, split: str, outputs: Path | None) -> d
     check_instruction(data)
     pairs = prompts_and_references(data, split, cfg.generate_limit)
     stop, pick = stop_tokens(model, tok), sampler(cfg.temperature, cfg.top_p, cfg.seed)
-    rows = []
+    rows, t0 = [], time.perf_counter()
     for i, (context, reference) in enumerate(pairs):
         ids = generate(model, render(tok, context, generation_prompt=True), cfg.max_new_tokens, stop, pick)
         text = tok.decode([t for t in ids if t not in stop], skip_special_tokens=True)
@@ -95,13 +96,16 @@ def answer(model, tok, data: LMData, cfg, split: str, outputs: Path | None) -> d
         rows.append({"index": i, "prompt": prompt, "reference": reference, "output": text,
                      "context": context, "new_tokens": len(ids), "stopped": ids[-1] in stop,
                      "chrf": sentence_chrf(text, reference)})
+    seconds = time.perf_counter() - t0
     metrics = generation_metrics([r["output"] for r in rows], [r["reference"] for r in rows])
     ranked = sorted(rows, key=lambda r: (-r["chrf"], r["index"]))
     brief = lambda r: {k: r[k] for k in ("index", "prompt", "reference", "output", "chrf")}  # noqa: E731
     how = "greedy" if cfg.temperature == 0 else (f"sampling at temperature {cfg.temperature:g}, top_p "
                                                  f"{cfg.top_p:g}, seed {cfg.seed}")
     detail = {"examples": len(rows), "decoding": how, "max_new_tokens": cfg.max_new_tokens,
-              "truncated": sum(not r["stopped"] for r in rows),
+              "truncated": sum(not r["stopped"] for r in rows), "seconds": seconds,
+              "new_tokens": sum(r["new_tokens"] for r in rows),
+              "tokens_per_s": sum(r["new_tokens"] for r in rows) / seconds,
               "best": [brief(r) for r in ranked[:SHOWN]], "worst": [brief(r) for r in ranked[::-1][:SHOWN]],
               "outputs": str(outputs) if outputs else None,
               "method": ("answer to each prompt rendered as the model was trained (chat template or role "
