@@ -135,10 +135,11 @@ def test_forgetting_equals_two_perplexity_runs(tmp_path):
                          train={"max_steps": 6, "batch_size": 8, "lr": 3e-3, "seed": 0},
                          output=str(tmp_path / "ft"))
     art = finetune(cfg, progress=False).artifact
-    q = tmp_path / "q"
-    run_cli("compress", str(art.path), "--method", "int8-dynamic", "--output", str(q), check=True)
-    ms = [json.loads(run_cli("eval", str(a), "--split", "test", "--reference-data", str(ref), "--reference-tokens",
-                             "300", "--no-speed", "--json", check=True).stdout) for a in (art.path, q)]
+    from supremum import api
+
+    q = api.compress(art.path, {"method": "int8-dynamic"}, output=tmp_path / "q")
+    ms = [api.evaluate(a, None, {"split": "test", "reference_data": str(ref), "reference_tokens": 300,
+                                 "speed": False}) for a in (art.path, q.path)]
     base, tok = load_model("tiny-llama", "causal-lm")
     tuned, _ = load_artifact_model(art)
     ids = reference_ids(tok, str(ref), 300)
@@ -183,6 +184,11 @@ def test_pick_max_forgetting_filters_hand_made_records(tmp_path):
     assert by_forgetting["pick"]["artifact"] == "lora-replay"
     floor = pick({"max_forgetting": 5}, metric="chrf", min_metric=49.0, store=store)
     assert floor["pick"]["artifact"] == "lora" and floor["within_budget"] == 1
+    from supremum.frontier.report import write_report
+
+    text = write_report(tmp_path / "r.md", "md", metric="chrf", store=store).read_text()
+    assert "| chrf | decode ms/token | tokens/s | first token ms | size MB | memory MB | forgetting % |" in text
+    assert "| full | 60.0000 |" in text and "| +12.00 |" in text and "| unmeasured | 70.0000 |" in text
 
 
 def test_pick_cli_forgetting_and_score_flags(tmp_path):
