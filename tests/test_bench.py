@@ -230,3 +230,15 @@ def test_explain_sst2_quick_scores_every_method_times_ig_and_measures_drift(tmp_
     assert list(d["methods"]) == ["occlusion", "attention-rollout"] and d["against"] == res["settings"]["parent"]
     assert d["compared"] == 6 and 0 <= d["prediction_agreement"] <= 1
     assert all(0 <= s["top_k_overlap"]["5"]["mean"] <= 1 for s in d["methods"].values())
+
+
+def test_generate_multi30k_quick_scores_answers_of_base_lora_and_gguf(tmp_path):
+    res = _quick("generate_multi30k.py", tmp_path)
+    want = {"base", "lora"} | ({"gguf-q8_0"} if importlib.util.find_spec("llama_cpp") else set())
+    assert set(res["variants"]) == want and res["rows"] == {"train": 40, "dev": 8, "test": 6}
+    for v in res["variants"].values():
+        assert 0 <= v["chrf"] <= 100 and 0 <= v["exact_match"] <= 1 and v["answers"] == 6
+        assert v["decode_tokens_per_s"] > 0 and v["generation_tokens_per_s"] > 0
+        assert len(open(v["outputs"], encoding="utf-8").readlines()) == 6
+    assert res["variants"]["lora"]["forgetting_vs"] == "tiny-llama (base model)"
+    assert res["variants"]["base"]["forgetting_pct"] is None  # a base model has no parent

@@ -80,8 +80,11 @@ def test_frontier_and_pick_cli_end_to_end(csv_data, tmp_path):
     assert ok.stdout.startswith("pick:")
     none = run_cli("pick", "--max-size-mb", "0.001")
     assert none.returncode == 1 and "max_size_mb" in none.stdout and "closest" in none.stdout
-    bad = run_cli("frontier", "--metric", "bleu")
-    assert bad.returncode == 2 and "unknown metric 'bleu'" in bad.stderr
+    bad = run_cli("frontier", "--metric", "meteor")
+    assert bad.returncode == 2 and "unknown metric 'meteor'" in bad.stderr
+    generated = json.loads(run_cli("frontier", "--metric", "bleu", "--json", check=True).stdout)
+    assert not generated["frontier"]
+    assert all(r["reason"] == "no bleu measured" for r in generated["not_comparable"])
 
 
 def test_report_html_is_self_contained_and_md_lists_what_steps_bought(csv_data, tmp_path):

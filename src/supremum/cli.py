@@ -86,6 +86,8 @@ def finetune(
     eval_every: Annotated[int | None, typer.Option(help=_doc("train", "eval_every"))] = None,
     early_stopping: Annotated[int | None, typer.Option(help=_doc("train", "early_stopping"))] = None,
     checkpoint_every: Annotated[int | None, typer.Option(help=_doc("train", "checkpoint_every"))] = None,
+    replay: Annotated[float | None, typer.Option(help=_doc("train", "replay"))] = None,
+    replay_data: Annotated[str | None, typer.Option(help=_doc("train", "replay_data"))] = None,
     max_length: Annotated[int | None, typer.Option(help=_doc("data", "max_length") + " (language "
                                                    "models: tokens per packed block)")] = None,
     task: Annotated[str | None, typer.Option(help=_doc("", "task"))] = None,
@@ -168,6 +170,15 @@ def eval_(
     max_tokens: Annotated[int | None, typer.Option(help=_doc("eval", "max_tokens"))] = None,
     new_tokens: Annotated[int | None, typer.Option(help=_doc("eval", "new_tokens"))] = None,
     prompt_tokens: Annotated[int | None, typer.Option(help=_doc("eval", "prompt_tokens"))] = None,
+    generate: Annotated[bool | None, typer.Option("--generate/--no-generate",
+                                                  help=_doc("eval", "generate"))] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help=_doc("eval", "max_new_tokens"))] = None,
+    temperature: Annotated[float | None, typer.Option(help=_doc("eval", "temperature"))] = None,
+    top_p: Annotated[float | None, typer.Option(help=_doc("eval", "top_p"))] = None,
+    seed: Annotated[int | None, typer.Option(help=_doc("eval", "seed"))] = None,
+    generate_limit: Annotated[int | None, typer.Option(help=_doc("eval", "generate_limit"))] = None,
+    reference_data: Annotated[str | None, typer.Option(help=_doc("eval", "reference_data"))] = None,
+    reference_tokens: Annotated[int | None, typer.Option(help=_doc("eval", "reference_tokens"))] = None,
     backend: Annotated[str, typer.Option(help="base models only: pytorch, or llamacpp to run the model's "
                                          "own GGUF file (e.g. smollm2-135m's Q4_1) in llama.cpp")] = "pytorch",
     track: Annotated[str | None, typer.Option(help="mirror metrics to trackers: tensorboard,mlflow,wandb "
@@ -858,7 +869,9 @@ def run_pipeline(
 @app.command()
 def frontier(
     metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc, ece (expected "
-                                               "calibration error, lower is better); perplexity, bits_per_byte "
+                                               "calibration error, lower is better); perplexity, bits_per_byte; "
+                                               "chrf, bleu, rouge_l, exact_match (eval --generate); forgetting "
+                                               "(% reference-perplexity rise, eval --reference-data) "
                                                "[default: accuracy, or perplexity for causal LMs]")] = None,
     cost: Annotated[str | None, typer.Option(help="cost: latency_b1, latency_b1_model, latency_b32, size, "
                                              "memory, params; decode_ms, ttft (causal LMs) [default: "
@@ -884,7 +897,10 @@ def pick(
     max_decode_ms: Annotated[float | None, typer.Option(help=schema_help("pick", "max_decode_ms"))] = None,
     min_accuracy: Annotated[float | None, typer.Option(help=schema_help("pick", "min_accuracy"))] = None,
     max_perplexity: Annotated[float | None, typer.Option(help=schema_help("pick", "max_perplexity"))] = None,
-    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc, perplexity "
+    min_score: Annotated[float | None, typer.Option(help=schema_help("pick", "min_score"))] = None,
+    max_forgetting: Annotated[float | None, typer.Option(help=schema_help("pick", "max_forgetting"))] = None,
+    metric: Annotated[str | None, typer.Option(help="quality metric: accuracy, macro_f1, mcc, perplexity; "
+                                               "chrf, bleu, rouge_l, exact_match (eval --generate), forgetting "
                                                "[default: accuracy, or perplexity for causal LMs]")] = None,
     data: Annotated[str | None, typer.Option(help="evaluation data [default: that of the latest eval]")] = None,
     split: Annotated[str | None, typer.Option(help="evaluation split [default: that of the latest eval]")] = None,
@@ -896,12 +912,18 @@ def pick(
     from supremum.frontier.pick import pick as run
 
     budget = cli_config.build(PickLimits, locals(), flag_keys(pick, "pick"), help_cmd="supremum pick --help")
-    max_perplexity, min_accuracy = budget.max_perplexity, budget.min_accuracy
-    limits = budget.model_dump(exclude={"min_accuracy", "max_perplexity"}, exclude_none=True)
-    if max_perplexity is not None:
+    floors = {k: v for k in ("min_accuracy", "max_perplexity", "min_score")
+              if (v := getattr(budget, k)) is not None}
+    if len(floors) > 1:
+        raise UserError(f"--{' and --'.join(k.replace('_', '-') for k in floors)} each bound the one quality "
+                        "metric", "give one of them (with --metric for --min-score)")
+    if "min_score" in floors and metric is None:
+        raise UserError("--min-score bounds a generation metric", "name it: --metric chrf (or bleu, rouge_l, "
+                        "exact_match)")
+    limits = budget.model_dump(exclude={"min_accuracy", "max_perplexity", "min_score"}, exclude_none=True)
+    if "max_perplexity" in floors:
         metric = metric or "perplexity"
-    res = run(limits, metric=metric, min_metric=max_perplexity if max_perplexity is not None else min_accuracy,
-              data=data, split=split)
+    res = run(limits, metric=metric, min_metric=next(iter(floors.values()), None), data=data, split=split)
     _echo_json(res) if as_json else cli_render.print_pick(res)
     if res["pick"] is None:
         raise typer.Exit(1)

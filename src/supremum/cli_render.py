@@ -219,6 +219,29 @@ def print_lm_eval(m: dict, name: str) -> None:
         out.print(f"vs parent {vs['parent']}: {vs['note']}", markup=False)
     for s in m.get("samples", [])[:3]:
         out.print(f"sample: {s['prompt']!r} -> {s['completion']!r}", markup=False)
+    _print_generation_quality(m)
+    f = m.get("forgetting")
+    if f:
+        vs = (f"; {f['parent']}: {f['parent_perplexity']:.3f}, change {f['change_pct']:+.2f}%"
+              if f.get("change_pct") is not None else "")
+        out.print(f"reference perplexity on {f['file']} ({f['tokens']} tokens): {f['perplexity']:.3f}{vs}",
+                  markup=False)
+
+
+def _print_generation_quality(m: dict) -> None:
+    g = m.get("generation_quality")
+    if not g:
+        return
+    out.print(f"answers to {g['examples']} prompts ({g['decoding']}): exact match {m['exact_match']:.4f}   "
+              f"chrF {m['chrf']:.2f}   BLEU {m['bleu']:.2f}   ROUGE-L {m['rouge_l']:.2f}"
+              + (f"   ({g['truncated']} cut at {g['max_new_tokens']} tokens)" if g["truncated"] else ""),
+              markup=False)
+    for label in ("best", "worst"):
+        for r in g[label][:1]:
+            out.print(f"  {label} (chrF {r['chrf']:.1f}): {r['prompt']!r} -> {r['output']!r} "
+                      f"(reference {r['reference']!r})", markup=False)
+    if g.get("outputs"):
+        out.print(f"[dim]every prompt, reference and output: {g['outputs']}[/]")
 
 
 def print_eval(m: dict, art) -> None:

@@ -162,6 +162,30 @@ class TrainConfig(Strict):
     parallel: Literal["ddp", "fsdp"] = Field(
         "ddp", description="with --nproc: ddp keeps a full model per process; fsdp shards weights, "
         "gradients and optimizer state over the processes (FSDP2, one unit per layer)")
+    replay: float = Field(0.0, ge=0, lt=1, description="causal LMs: share of training rows that are "
+                          "blocks of general text from replay_data, mixed into the training set against "
+                          "forgetting (0.2: one row in five)")
+    replay_data: str | None = Field(None, description="causal LMs: general text replayed with train.replay "
+                                    "(.txt, or a directory whose train/dev/test or single text file is read)")
+
+    #: keys added after runs were cached (see DataConfig.ADDED_LATER)
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"replay": 0.0, "replay_data": None}
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler) -> dict:
+        return omit_later(self, handler)
+
+    @model_validator(mode="after")
+    def _replay_pair(self) -> TrainConfig:
+        if (self.replay > 0) != (self.replay_data is not None):
+            raise ValueError("train.replay and train.replay_data go together: a share above 0 and the "
+                             "general text to replay (--replay 0.2 --replay-data FILE), or neither")
+        return self
+
+    @field_validator("replay_data")
+    @classmethod
+    def _expand_replay(cls, v: str | None) -> str | None:
+        return None if v is None else os.path.expanduser(os.path.expandvars(v))
 
 
 class SelfTrainingConfig(Strict):
@@ -282,3 +306,23 @@ class EvalConfig(Strict):
     new_tokens: int = Field(64, ge=2, description="LM generation cost and samples: tokens generated")
     gen_warmup: int = Field(1, ge=0, description="LM generation cost: untimed generations")
     gen_repeats: int = Field(3, ge=1, description="LM generation cost: timed generations")
+    generate: bool = Field(False, description="LM instruction data: generate an answer to every prompt of "
+                           "the split and score it against the reference answer (exact match, chrF, BLEU, "
+                           "ROUGE-L); every prompt, reference and output is stored as JSONL")
+    max_new_tokens: int = Field(128, ge=1, description="LM --generate: most tokens generated per answer "
+                                "(stops earlier at end-of-sequence)")
+    temperature: float = Field(0.0, ge=0, description="LM --generate: 0 = greedy; above 0, seeded sampling "
+                               "at this temperature")
+    top_p: float = Field(1.0, gt=0, le=1, description="LM --generate with temperature: nucleus sampling "
+                         "(smallest set of tokens with this much probability)")
+    seed: int = Field(0, description="LM --generate with temperature: sampling seed")
+    generate_limit: int | None = Field(None, ge=1, description="LM --generate: only the first N prompts")
+    reference_data: str | None = Field(None, description="LM: general text (e.g. $SUPREMUM_DATA/wikitext2) "
+                                       "scored for perplexity by this model and its parent (or base model): "
+                                       "the change in % is the forgetting")
+    reference_tokens: int = Field(8192, ge=2, description="LM --reference-data: score the first N tokens")
+
+    @field_validator("reference_data")
+    @classmethod
+    def _expand_reference(cls, v: str | None) -> str | None:
+        return None if v is None else os.path.expanduser(os.path.expandvars(v))

@@ -70,8 +70,8 @@ class LlamaCppModel(ForeignModel):
         """A context holding up to `n` sequences at once (continuous batching in the server)."""
         return LlamaCppSequences(self.generator(), n, self.n_ctx, self.threads)
 
-    def stepper(self) -> LlamaCppStepper:
-        return LlamaCppStepper(self.generator())
+    def stepper(self, pick=None) -> LlamaCppStepper:
+        return LlamaCppStepper(self.generator(), pick)
 
     def cost_info(self) -> dict:
         from gguf import GGUFReader
@@ -149,14 +149,15 @@ class LlamaCppSequences:
 
 
 class LlamaCppStepper:
-    def __init__(self, llm) -> None:
+    def __init__(self, llm, pick=None) -> None:
         self.llm = llm
+        self.pick = pick  # see supremum.lm.generation.sampler; None = argmax
 
     def _next(self) -> int:
         # Without logits_all, llama-cpp-python keeps no Python copy of the logits: read the last
         # position's row from the context.
         row = np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(-1), shape=(self.llm.n_vocab(),))
-        return int(np.argmax(row))
+        return int(np.argmax(row)) if self.pick is None else self.pick(np.array(row, dtype=np.float32))
 
     def prefill(self, ids: list[int]) -> int:
         self.llm.reset()

@@ -67,7 +67,7 @@ def evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, *, store: Sto
     run_id = new_id()
     with store.run(run_id, "eval", command, {"data": data_cfg.model_dump(), "eval": cfg.model_dump()},
                    fingerprint(), parents=[art.id]) as run:
-        metrics = _evaluate(art, data_cfg, cfg, prep)
+        metrics = _evaluate(art, data_cfg, cfg, prep, outputs=generations_path(store, run_id))
         art.record_metrics(f"{Path(data_cfg.path).name}:{cfg.split}", metrics)
         run.finish(metrics, art)
     with Tracker(tracking, store.root, f"eval-{art.id}-{cfg.split}", {"artifact": art.id,
@@ -116,7 +116,8 @@ def evaluate_model(name: str, data_cfg: DataConfig, cfg: EvalConfig, *, store: S
         model, tok = load_llamacpp(name) if backend == "llamacpp" else load_model(name, "causal-lm")
         prep = preprocessing_for_model(model, tok, name, cfg.max_length)
         metrics = {"model": name, "backend": backend, "lineage": f"base ({backend})",
-                   **evaluate_lm(model.eval(), tok, data_cfg, cfg, prep), "machine": fingerprint()}
+                   **evaluate_lm(model.eval(), tok, data_cfg, cfg, prep, outputs=generations_path(store, run_id)),
+                   "machine": fingerprint()}
         metrics["runtime"] = {"backend": backend, "kernels": (model.kernels() if backend == "llamacpp"
                                                               else ["PyTorch eager"])[0]}
         run.finish(metrics)
@@ -199,20 +200,48 @@ def _lm_vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
     return res
 
 
-def _evaluate_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing) -> dict:
+def generations_path(store: Store, run_id: str) -> Path:
+    """Where an evaluation run's generated answers go (JSONL): beside the store's run records."""
+    return store.root / "generations" / f"{run_id}.jsonl"
+
+
+def _lm_parent(art: Artifact):
+    """A loader of the model `art` came from, (model, tokenizer, name): its parent artifact, else
+    (a fine-tune) its base model; UserError when a recorded parent cannot be found."""
+    if art.manifest.parents:
+        parent = parent_of(art)
+        return lambda: (*backends.load(parent), parent.id)
+
+    def base():
+        from supremum.models import load_model
+
+        model, tok = load_model(art.manifest.base_model, "causal-lm")
+        return model.eval(), tok, f"{art.manifest.base_model} (base model)"
+
+    return base
+
+
+def _evaluate_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing,
+                 outputs: Path | None = None) -> dict:
     from supremum.lm.evaluate import evaluate_lm
 
     model, tok = backends.load(art)
-    out = {"artifact": art.id, "lineage": art.lineage, **evaluate_lm(model, tok, data_cfg, cfg, prep),
+    parent = _lm_parent(art) if cfg.reference_data else None
+    out = {"artifact": art.id, "lineage": art.lineage,
+           **evaluate_lm(model, tok, data_cfg, cfg, prep, outputs=outputs, parent=parent),
            "size_on_disk_mb": dir_size(art.path) / 2**20, "machine": fingerprint()}
     out["runtime"] = runtime(art.manifest, out["machine"]["isa"], getattr(model, "kernels", lambda: None)())
     out["vs_parent"] = _lm_vs_parent(art, out, f"{Path(data_cfg.path).name}:{cfg.split}")
     return out
 
 
-def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing) -> dict:
+def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing,
+              outputs: Path | None = None) -> dict:
     if art.task == "text-generation":
-        return _evaluate_lm(art, data_cfg, cfg, prep)
+        return _evaluate_lm(art, data_cfg, cfg, prep, outputs)
+    if cfg.generate or cfg.reference_data:
+        raise UserError(f"--generate and --reference-data apply to causal LMs, and {art.id} is a classifier",
+                        "leave them out")
     data = load_data(data_cfg, label_names=prep.label_names, whole=cfg.split == WHOLE)
     model, tok = backends.load(art)
     texts, labels = data.texts(cfg.split), data.labels(cfg.split)

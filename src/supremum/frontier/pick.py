@@ -22,6 +22,8 @@ from supremum.store import Store
 
 LIMITS = {"max_latency_ms": "latency_b1", "max_size_mb": "size", "max_memory_mb": "memory",
           "max_params": "params", "max_decode_ms": "decode_ms"}
+#: limits on a measured quantity other than a cost: name -> metric (upper bounds)
+METRIC_LIMITS = {"max_forgetting": "forgetting"}
 
 
 class PickLimits(BaseModel):
@@ -38,17 +40,23 @@ class PickLimits(BaseModel):
                                        "macro-F1 lie in 0-1, MCC in -1-1)")
     max_perplexity: float | None = Field(None, gt=0, description="causal LMs: ceiling on perplexity "
                                          "(or bits per byte)")
+    min_score: float | None = Field(None, description="causal LMs: floor on a generation metric (--metric "
+                                    "chrf, bleu, rouge_l: 0-100; exact_match: 0-1)")
+    max_forgetting: float | None = Field(None, ge=0, description="causal LMs: most reference-perplexity "
+                                         "rise against the parent, in % (eval --reference-data); a "
+                                         "variant without that measurement does not qualify")
 
 
 def violations(v: Variant, limits: dict[str, float], metric: str, min_metric: float | None) -> dict:
     """Constraint -> relative excess (0.1 = 10% over the limit); empty when all are met."""
     out = {}
     for name, limit in limits.items():
-        value = v.costs.get(LIMITS[name])
+        value = v.metrics.get(METRIC_LIMITS[name]) if name in METRIC_LIMITS else v.costs.get(LIMITS[name])
         if value is None:
             out[name] = float("inf")
         elif value > limit:
-            out[name] = (value - limit) / limit
+            # relative excess; a forgetting limit (%) may be 0, so it counts in units of at least 1%
+            out[name] = (value - limit) / (max(limit, 1.0) if name in METRIC_LIMITS else limit)
     if min_metric is not None:  # a floor, or a ceiling for lower-is-better metrics (perplexity)
         value, s = v.metrics.get(metric), sign(metric)
         key = f"{'min' if s > 0 else 'max'}_{metric}"
@@ -61,16 +69,17 @@ def pick(limits: dict[str, float], *, metric: str | None = None, min_metric: flo
          data: str | None = None, split: str | None = None, store: Store | None = None) -> dict:
     """`min_metric` is the floor on the metric (the ceiling for perplexity)."""
     limits = {k: v for k, v in limits.items() if v is not None}
-    unknown = set(limits) - set(LIMITS)
+    unknown = set(limits) - set(LIMITS) - set(METRIC_LIMITS)
     if unknown:
-        raise UserError(f"unknown limit(s) {sorted(unknown)}", f"use: {', '.join(LIMITS)}")
+        raise UserError(f"unknown limit(s) {sorted(unknown)}", f"use: {', '.join([*LIMITS, *METRIC_LIMITS])}")
     from supremum.recipe import build
 
     build(PickLimits, limits, "pick limits", help_cmd="supremum pick --help")  # positive, else UserError
     rows = variants(store)
     # the group is chosen among rows that measured every limited cost (else the task's default)
-    group = reference_group(rows, data, split, lambda r: all(has_cost(r, LIMITS[n]) for n in limits)
-                            if limits else has_cost(r, None))
+    costs = [LIMITS[n] for n in limits if n in LIMITS]
+    group = reference_group(rows, data, split, lambda r: all(has_cost(r, c) for c in costs)
+                            if costs else has_cost(r, None))
     same, _ = split_by_group(rows, group)
     metric, cost = group_defaults(same, metric, None)
     check_metric_cost(metric, cost)

@@ -294,9 +294,16 @@ def _cost_cells(res: dict, c: dict) -> tuple[list[str], list[str]]:
 
 
 def _ece_cells(res: dict, r: dict | None) -> list[str]:
-    """Classifiers: the ECE column (15 bins, %); its name when `r` is None."""
+    """Classifiers: the ECE column (15 bins, %); causal LMs measured on reference text: the
+    forgetting column (reference-perplexity change against the parent, %); its name when `r` is None."""
     if res.get("task") == "text-generation":
-        return []
+        rows = res["frontier"] + res["dominated"]
+        if not any(x["metrics"].get("forgetting") is not None for x in rows):
+            return []
+        if r is None:
+            return ["forgetting %"]
+        f = r["metrics"].get("forgetting")
+        return ["-" if f is None else f"{f:+.2f}"]
     if r is None:
         return ["ECE %"]
     ece = r["metrics"].get("ece")
@@ -330,6 +337,14 @@ def _markdown_frontier(rep: dict, figure_dir: str | None) -> list[str]:
                      + " | ".join(_cost_cells(res, r["costs"])[1] + _ece_cells(res, r)) + " |")
     for r in res["not_comparable"]:
         lines.append(f"\nNot compared: {name(r)} ({r['artifact']}, {r['lineage']}): {r['reason']}")
+    for r, g in generated_answers(rep["store"], res):
+        lines += ["", f"## Generated answers of {r['artifact']} ({r['lineage']})", "",
+                  f"{g['examples']} prompts, {g['decoding']}; chrF {r['metrics']['chrf']:.2f}, BLEU "
+                  f"{r['metrics']['bleu']:.2f}, ROUGE-L {r['metrics']['rouge_l']:.2f}, exact match "
+                  f"{r['metrics']['exact_match']:.4f}. All of them: `{g['outputs']}`.", "",
+                  "| | chrF | prompt | reference | output |", "|---|---|---|---|---|"]
+        lines += [f"| {label} | {e['chrf']:.1f} | {_cell(e['prompt'])} | {_cell(e['reference'])} | "
+                  f"{_cell(e['output'])} |" for label, e in _examples(g)]
     return lines
 
 
@@ -339,6 +354,43 @@ def _metric_text(res: dict, r: dict) -> str:
 
     ci = interval(r, res["metric"])
     return f"{r['metrics'][res['metric']]:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def generated_answers(store: Store, res: dict) -> list[tuple[dict, dict]]:
+    """(variant, its generation_quality block) of each variant in the group scored with --generate."""
+    out = []
+    for r in res["frontier"] + res["dominated"]:
+        if r["metrics"].get("chrf") is None:
+            continue
+        run = store.get_run(r["run"]) or {}
+        g = (run.get("metrics") or {}).get("generation_quality")
+        if g:
+            out.append((r, g))
+    return out
+
+
+def _examples(g: dict) -> list[tuple[str, dict]]:
+    """The best and the worst answers by sentence chrF (an example in both lists shown once)."""
+    best = [("best", e) for e in g["best"]]
+    seen = {e["index"] for _, e in best}
+    return best + [("worst", e) for e in g["worst"] if e["index"] not in seen]
+
+
+def _generated(r: dict, g: dict) -> dict:
+    """A variant's generated answers for the page: its scores and its best and worst examples."""
+    m = r["metrics"]
+    return {"name": name(r), "hover": hover(r), "lineage": lineage_words(r["lineage"]),
+            "summary": f"{g['examples']} prompts, {g['decoding']}; chrF {m['chrf']:.2f}, BLEU {m['bleu']:.2f}, "
+                       f"ROUGE-L {m['rouge_l']:.2f}, exact match {m['exact_match']:.4f}",
+            "outputs": str(g["outputs"]),
+            "rows": [{"label": label, "chrf": f"{e['chrf']:.1f}", "prompt": e["prompt"],
+                      "reference": e["reference"], "output": e["output"]} for label, e in _examples(g)]}
+
+
+def _cell(text: str, width: int = 120) -> str:
+    """Text for a Markdown table cell: one line, pipes escaped, cut at `width` characters."""
+    one = " ".join(text.split()).replace("|", "\\|")
+    return one if len(one) <= width else one[: width - 1] + "…"
 
 
 def _limit_text(kind: str, m: dict):
@@ -404,7 +456,7 @@ def _page(rep: dict, figs: dict) -> dict:
             "bought": rep["bought"], "frontier_figures": figs["frontier"], "curves": figs["curves"],
             "answers": [{"role": a.role, "name": name(a.row), "hover": hover(a.row), "sentence": a.sentence,
                          "ties": a.ties} for a in rep["answers"]],
-            "variant_head": [], "variant_rows": [], "not_comparable": []}
+            "variant_head": [], "variant_rows": [], "not_comparable": [], "generated": []}
     if res:
         on = {r["artifact"] for r in res["frontier"]}
         cost_names = _cost_cells(res, {"size": None, "memory": None, "latency_b1": None, "latency_b32": None})[0]
@@ -417,6 +469,7 @@ def _page(rep: dict, figs: dict) -> dict:
                                 for r in res["frontier"] + res["dominated"]]
         page["not_comparable"] = [{"name": name(r), "hover": hover(r), "lineage": lineage_words(r["lineage"]),
                                    "reason": r["reason"]} for r in res["not_comparable"]]
+        page["generated"] = [_generated(r, g) for r, g in generated_answers(rep["store"], res)]
     page["comparisons"] = [{"name": s["name"], "model": s["model"], "data": s["data"], "method": s["method"],
                             "head": table(s)[0], "rows": table(s)[1]} for s in rep["comparisons"]]
     page["sensitivity"] = [{"artifact": a["id"], "name": stage_of(a["path"]) or a.get("method") or a["id"],

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from supremum.config import DataConfig, EvalConfig
 from supremum.evaluate.speed import param_counts
@@ -43,10 +45,17 @@ def sample_prompts(tok, data: LMData, split: str, ids: list[int]) -> list[list[i
             if len(ids[i : i + SAMPLE_PROMPT_TOKENS]) == SAMPLE_PROMPT_TOKENS] or [ids[:SAMPLE_PROMPT_TOKENS]]
 
 
-def evaluate_lm(model, tok, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing) -> dict:
+def evaluate_lm(model, tok, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing, *,
+                outputs: Path | None = None, parent: Callable[[], tuple] | None = None) -> dict:
     """Perplexity etc. on cfg.split of the data (split "all": every record, nothing cut); windows
-    of cfg.window tokens, default prep.max_length (the training block length of an artifact)."""
+    of cfg.window tokens, default prep.max_length (the training block length of an artifact).
+    cfg.generate: answers scored (lm.quality), written to `outputs`. cfg.reference_data: the
+    forgetting block (lm.forgetting), against `parent()` -> (model, tokenizer, name) when given."""
     data = load_lm_data(data_cfg, whole=cfg.split == WHOLE)
+    if cfg.generate:  # refused before any model time is spent
+        from supremum.lm.quality import check_instruction
+
+        check_instruction(data)
     ids, text = evaluation_tokens(tok, data, cfg.split, cfg.max_tokens)
     if len(ids) < 2:
         from supremum.errors import UserError
@@ -71,10 +80,28 @@ def evaluate_lm(model, tok, data_cfg: DataConfig, cfg: EvalConfig, prep: Preproc
     out["samples"] = [{"prompt": tok.decode(p, skip_special_tokens=True),
                        "completion": tok.decode(greedy(model, p, cfg.new_tokens, tok.eos_token_id),
                                                 skip_special_tokens=True)} for p in prompts]
+    if cfg.generate:
+        from supremum.lm.quality import answer
+
+        out.update(answer(model, tok, data, cfg, cfg.split, outputs))
     if cfg.speed:
         prompt = (ids * (cfg.prompt_tokens // max(len(ids), 1) + 1))[: cfg.prompt_tokens]
         out["cost"] = {**param_counts(model),
                        "generation": generation_cost(model, prompt, cfg.new_tokens, cfg.gen_warmup,
                                                      cfg.gen_repeats)}
         out["cost"]["peak_rss_mb"] = out["cost"]["generation"]["peak_rss_mb"]
+    if cfg.reference_data:  # after the cost: loading the parent must not count in this model's memory
+        out["forgetting"] = _forgetting(model, tok, cfg, window, parent)
+        out["forgetting_pct"] = out["forgetting"].get("change_pct")
     return out
+
+
+def _forgetting(model, tok, cfg: EvalConfig, window: int, parent: Callable[[], tuple] | None) -> dict:
+    from supremum.lm.forgetting import forgetting, reference_perplexity
+
+    how = (cfg.reference_data, cfg.reference_tokens, window, cfg.stride or max(1, window // 2))
+    mine = reference_perplexity(model, tok, *how)
+    if parent is None:
+        return forgetting(mine, None, None, cfg.reference_data)
+    p_model, p_tok, name = parent()
+    return forgetting(mine, reference_perplexity(p_model, p_tok, *how), name, cfg.reference_data)

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from supremum.evaluate.speed import peak_rss_mb
 
+#: a choice of the next token from the last position's logits (float32 numpy row); None = argmax
+Pick = Callable[[np.ndarray], int] | None
+
 
 class TorchStepper:
-    def __init__(self, model) -> None:
+    def __init__(self, model, pick: Pick = None) -> None:
         import inspect
 
         from transformers import DynamicCache
@@ -29,10 +33,12 @@ class TorchStepper:
         params = inspect.signature(model.forward).parameters
         self.key = "cache" if "cache" in params else "past_key_values"
         self.cache = DynamicCache(config=model.config)
+        self.pick = pick
 
     def _next(self, ids: list[int]) -> int:
         out = self.model(input_ids=torch.tensor([ids]), use_cache=True, **{self.key: self.cache})
-        return int(out.logits[0, -1].argmax())
+        row = out.logits[0, -1]
+        return int(row.argmax()) if self.pick is None else self.pick(row.float().numpy())
 
     @torch.inference_mode()
     def prefill(self, ids: list[int]) -> int:
@@ -43,16 +49,43 @@ class TorchStepper:
         return self._next([token])
 
 
-def stepper(model):
-    return model.stepper() if hasattr(model, "stepper") else TorchStepper(model)
+def stepper(model, pick: Pick = None):
+    if hasattr(model, "stepper"):  # llama.cpp
+        return model.stepper(pick) if pick is not None else model.stepper()
+    return TorchStepper(model, pick)
 
 
 def greedy(model, ids: list[int], new_tokens: int, eos: int | None = None) -> list[int]:
-    s = stepper(model)
+    return generate(model, ids, new_tokens, {eos} if eos is not None else set())
+
+
+def generate(model, ids: list[int], max_new_tokens: int, stop: set[int], pick: Pick = None) -> list[int]:
+    """New token ids after the prompt `ids`, ending at the first token in `stop` (kept) or after
+    `max_new_tokens`; greedy unless `pick` chooses from the logits (see `sampler`)."""
+    s = stepper(model, pick)
     out = [s.prefill(ids)]
-    while len(out) < new_tokens and out[-1] != eos:
+    while len(out) < max_new_tokens and out[-1] not in stop:
         out.append(s.step(out[-1]))
     return out
+
+
+def sampler(temperature: float, top_p: float, seed: int) -> Pick:
+    """Seeded sampling from softmax(logits / temperature), restricted to the smallest set of most
+    probable tokens whose probability reaches top_p (nucleus sampling, Holtzman et al. 2020);
+    None (greedy) at temperature 0."""
+    if temperature == 0:
+        return None
+    rng = np.random.default_rng(seed)
+
+    def pick(logits: np.ndarray) -> int:
+        z = logits.astype(np.float64) / temperature
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        order = np.argsort(-p, kind="stable")
+        keep = order[: int(np.searchsorted(np.cumsum(p[order]), top_p)) + 1]
+        return int(rng.choice(keep, p=p[keep] / p[keep].sum()))
+
+    return pick
 
 
 def _one_run(model, ids: list[int], new_tokens: int) -> tuple[float, list[float]]:

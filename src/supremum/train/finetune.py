@@ -205,6 +205,11 @@ def _prepare(cfg: FinetuneConfig, dist: distributed.Dist, base: str | None = Non
     same on every rank."""
     if resolve_task(cfg) == "causal-lm":
         return _prepare_lm(cfg, dist)
+    if cfg.train.replay:
+        from supremum.errors import UserError
+
+        raise UserError("train.replay mixes general text into language-model training, and this is a "
+                        "classifier", "leave out --replay / train.replay")
     data = load_data(cfg.data)
     model, tok = _base(cfg, "classification", data, base)
     train_split, dev = _encode(tok, data, cfg)
@@ -249,6 +254,10 @@ def _prepare_lm(cfg: FinetuneConfig, dist: distributed.Dist):
     if data.kind == "instruction":  # serve renders a plain prompt the same way
         data.info["prompt"] = {"records": data.info["format"], "template": prompt_template(tok)}
     train_split = limit_blocks(training_split(tok, data, "train", cfg.data.max_length), cfg.data, data.info)
+    if cfg.train.replay:
+        from supremum.lm.replay import mix_replay
+
+        train_split, data.info["replay"] = mix_replay(train_split, tok, cfg.train, cfg.data.max_length)
     dev = training_split(tok, data, "dev", cfg.data.max_length) if data.records["dev"] else None
     data.info["blocks"] = {"train": len(train_split.ids), "dev": len(dev.ids) if dev else 0,
                            "tokens_per_block": cfg.data.max_length if data.kind == "text" else None}
