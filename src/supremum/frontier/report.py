@@ -119,6 +119,8 @@ def build(store: Store | None = None, metric: str | None = None, data: str | Non
         main = frontier(metric, None, data, split, store)
         plots = LM_PLOTS if main["task"] == "text-generation" else PLOTS
         fronts = {cost: frontier(main["metric"], cost, data, split, store) for cost, _ in plots}
+        # a cost no variant measured (an eval without --speed) has nothing to plot
+        plots = [p for p in plots if _plotted(fronts[p[0]])] or plots[:1]
     except UserError:
         if not lims:
             raise
@@ -310,6 +312,11 @@ def _ece_cells(res: dict, r: dict | None) -> list[str]:
     return [_f(None if ece is None else 100 * ece)]
 
 
+def _plotted(res: dict) -> bool:
+    """Whether a frontier has a point to draw (some variant measured its cost)."""
+    return bool(res["frontier"] or res["dominated"])
+
+
 def _markdown_frontier(rep: dict, figure_dir: str | None) -> list[str]:
     res = rep["main"]
     g = res["group"]
@@ -319,7 +326,7 @@ def _markdown_frontier(rep: dict, figure_dir: str | None) -> list[str]:
     lines += [f"1. {s}" for s in rep["bought"]] or ["- (no compressed variant with a measured parent)"]
     if figure_dir:
         lines += ["", *(f"![{res['metric']} vs {label}]({figure_dir}/frontier-{cost}.svg)"
-                        for cost, label in rep["plots"])]
+                        for cost, label in rep["plots"] if _plotted(rep["fronts"][cost]))]
     names = _cost_cells(res, {"size": None, "memory": None, "latency_b1": None, "latency_b32": None})[0]
     names += _ece_cells(res, None)
     pt = rep.get("resolution")
@@ -428,7 +435,7 @@ def figures(rep: dict) -> dict:
     base = baseline(rep["main"]["frontier"] + rep["main"]["dominated"], rep["main"]["metric"]) \
         if rep["main"] and rep["main"]["frontier"] else None
     fronts = [frontier_figure(rep["fronts"][cost], label, f"frontier-{cost}", rep["resolution"], base)
-              for cost, label in rep["plots"]] if rep["fronts"] else []
+              for cost, label in rep["plots"] if _plotted(rep["fronts"][cost])] if rep["fronts"] else []
     store = rep["store"]
     runs = [r for r in store.runs() if r["kind"] == "finetune"]
     sens = [(a, m, sensitivity_figure(m, f"sensitivity-{i}"))
