@@ -191,3 +191,20 @@ def test_training_curves_are_named_by_stage_and_mark_the_kept_checkpoint():
     assert '<g id="curves-curves-r0"><title>classify (LoRA fine-tune): run ft1, finetune</title>' in fig.svg
     assert "<title>kept checkpoint: step 20, dev accuracy 0.8</title>" in fig.svg  # the best eval, not the last
     assert "★ the checkpoint kept" in fig.caption
+
+
+def test_what_a_step_bought_is_named_by_the_cost_compared(monkeypatch):
+    """A frontier over size (no latency measured) says how much smaller, never 'x at batch 1'."""
+    from supremum.frontier import report
+
+    def row(art, lineage, acc, lat, size):
+        return {"artifact": art, "lineage": lineage, "path": f"/x/{art}", "metrics": {"accuracy": acc},
+                "costs": {"latency_b1": lat, "size": size}}
+
+    parent, child = row("p", "full", 0.90, 10.0, 80.0), row("c", "full>int8-dynamic", 0.895, 5.0, 60.0)
+    monkeypatch.setattr(report, "_parent_id", lambda path: "p" if path == "/x/c" else None)
+    res = {"frontier": [child, parent], "dominated": [], "metric": "accuracy"}
+    assert report.bought({**res, "cost": "size"}) == [
+        "int8-dynamic (on full) bought 1.3x smaller at -0.50 pt accuracy"]
+    assert report.bought({**res, "cost": "latency_b1"}) == [
+        "int8-dynamic (on full) bought 2.00x at batch 1 and 1.3x smaller at -0.50 pt accuracy"]

@@ -44,14 +44,29 @@ def bought(res: dict) -> list[str]:
             quality = f"{100 * (r['metrics'][metric] / p['metrics'][metric] - 1):+.2f}% {metric}"
         else:
             quality = f"{100 * (r['metrics'][metric] - p['metrics'][metric]):+.2f} pt {metric}"
-        size = p["costs"]["size"] / r["costs"]["size"] if r["costs"]["size"] else float("nan")
         step = r["lineage"].rsplit("+", 1)[-1].rsplit(">", 1)[-1]
-        where = "in decode" if cost == "decode_ms" else "at batch 1"
         ece = (f", ECE {100 * p['metrics']['ece']:.2f}% -> {100 * r['metrics']['ece']:.2f}%"
                if p["metrics"].get("ece") is not None and r["metrics"].get("ece") is not None else "")
-        out.append((r["costs"][cost], f"{step} (on {p['lineage']}) bought {speed:.2f}x {where} and "
-                    f"{size:.1f}x smaller at {quality}{ece}"))
+        out.append((r["costs"][cost], f"{step} (on {p['lineage']}) bought {_gains(cost, speed, p, r)} at "
+                    f"{quality}{ece}"))
     return [text for _, text in sorted(out)]
+
+
+#: what a parent/child ratio of each cost means, said in words (size is said on its own below)
+_GAIN = {"latency_b1": "{:.2f}x at batch 1", "latency_b1_model": "{:.2f}x at batch 1 (model alone)",
+         "latency_b32": "{:.2f}x at batch 32", "decode_ms": "{:.2f}x in decode",
+         "ttft": "{:.2f}x to the first token", "memory": "{:.2f}x less memory",
+         "params": "{:.2f}x fewer parameters"}
+
+
+def _gains(cost: str, ratio: float, p: dict, r: dict) -> str:
+    """'3.04x at batch 1 and 3.8x smaller': the ratio of the cost the frontier compares, named by
+    that cost (a size-only frontier says only how much smaller), then the size ratio."""
+    size = p["costs"]["size"] / r["costs"]["size"] if r["costs"].get("size") and p["costs"].get("size") else None
+    parts = [] if cost == "size" else [_GAIN[cost].format(ratio)]
+    if size is not None:
+        parts.append(f"{size:.1f}x smaller")
+    return " and ".join(parts) or "nothing measured"
 
 
 def _parent_id(path: str) -> str | None:
