@@ -302,10 +302,15 @@ def test_simulation_reads_no_label_it_did_not_query(tmp_path, split_dir):
 def test_labels_to_match_reads_the_summary():
     summary = {"random": [{"n_labels": 10, "mean": 0.6}, {"n_labels": 20, "mean": 0.8}],
                "badge": [{"n_labels": 10, "mean": 0.81}, {"n_labels": 20, "mean": 0.9}],
-               "margin": [{"n_labels": 10, "mean": 0.7}, {"n_labels": 20, "mean": 0.79}]}
+               "margin": [{"n_labels": 10, "mean": 0.7}, {"n_labels": 20, "mean": 0.79}],
+               # above the reference at 10 labels (the seed set), below it at 20: not matched
+               "kcenter": [{"n_labels": 10, "mean": 0.85}, {"n_labels": 20, "mean": 0.75}],
+               "entropy": [{"n_labels": 10, "mean": 0.85}, {"n_labels": 15, "mean": 0.7},
+                           {"n_labels": 20, "mean": 0.8}]}
     assert simulate.labels_to_match(summary) == {
         "reference": {"strategy": "random", "n_labels": 20, "mean": 0.8},
-        "strategies": {"badge": {"n_labels": 10, "share": 0.5}, "margin": {"n_labels": None, "share": None}}}
+        "strategies": {"badge": {"n_labels": 10, "share": 0.5}, "margin": {"n_labels": None, "share": None},
+                       "kcenter": {"n_labels": None, "share": None}, "entropy": {"n_labels": 20, "share": 1.0}}}
 
 
 def test_cli_simulate_writes_json_and_plot(tmp_path, split_dir):
