@@ -137,6 +137,15 @@ def test_sentences_from_measured_means():
         "with all 1,000 labels use plain fine-tuning (90.0 ± 0.5%)."]
 
 
+def test_sentences_say_ties_and_when_nothing_beats_the_majority_class():
+    rows = [_row("linear-probe", 8, "a linear probe", 0.50, 0.0), _row("full", 8, "plain fine-tuning", 0.50, 0.0),
+            _row("linear-probe", 16, "a linear probe", 0.62, 0.01),
+            _row("full", 16, "plain fine-tuning", 0.62, 0.02)]
+    assert sentences(rows, 100, majority=0.5) == [
+        "with 8 labels no approach beats the majority class (50.0%; best: a linear probe, 50.0 ± 0.0%).",
+        "with 16 labels a linear probe and plain fine-tuning tie (62.0 ± 1.0%)."]
+
+
 def test_sentences_from_the_fitted_curve_and_a_capped_approach():
     curve = {"fit": {"E": 0.05, "B": 1.0, "beta": 0.5},
              "ceiling": {"accuracy": 0.95, "ci": [0.93, 0.97], "identified": True}}

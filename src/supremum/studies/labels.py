@@ -526,7 +526,7 @@ def record(study: Study, points: list[dict], skipped: list[dict]) -> dict:
            "points": points, "summary": summary, "skipped": skipped,
            "cells": {"total": len(points), "cached": sum(bool(p["cached"]) for p in points)},
            "curve": fit_plain(study, points), "plain": cfg.plain, "method": METHOD}
-    rec["sentences"] = sentences(summary, study.n_train, rec["curve"], cfg.plain)
+    rec["sentences"] = sentences(summary, study.n_train, rec["curve"], cfg.plain, maj["accuracy"])
     return rec
 
 
@@ -560,15 +560,18 @@ def _round2(x: float) -> str:
     return f"{float(f'{x:.2g}'):,.0f}"
 
 
-def sentences(summary: list[dict], n_train: int, curve: dict | None = None, plain: str = "full") -> list[str]:
+def sentences(summary: list[dict], n_train: int, curve: dict | None = None, plain: str = "full",
+              majority: float | None = None) -> list[str]:
     """One sentence per budget with points: the approach with the highest mean there, then which
     approach overtakes it at which budget (from the measured means: interpolated in log labels
     between the two budgets the crossing lies between, or "by" a budget when the overtaker has no
     point before it), else the first budget where another approach passes its accuracy (when it has
     no larger budget), else where `plain`'s fitted curve reaches its accuracy beyond every budget.
 
-    summary: rows {approach, budget, title, mean, sd}; ties go to the first row. curve: analyze_curve's
-    record of `plain` (or None)."""
+    A budget where no approach's mean beats `majority` (the majority class's accuracy) says so
+    instead of naming one; approaches with exactly the best mean are named together as a tie.
+
+    summary: rows {approach, budget, title, mean, sd}. curve: analyze_curve's record of `plain` (or None)."""
     at: dict[int, dict[str, dict]] = {}
     for r in summary:
         at.setdefault(r["budget"], {})[r["approach"]] = r
@@ -578,6 +581,14 @@ def sentences(summary: list[dict], n_train: int, curve: dict | None = None, plai
     for b in budgets:
         best = max(at[b].values(), key=lambda r: r["mean"])
         where = f"all {b:,}" if b == n_train else f"{b:,}"
+        if majority is not None and best["mean"] <= majority:
+            out.append(f"with {where} labels no approach beats the majority class ({100 * majority:.1f}%; "
+                       f"best: {best['title']}, {pct(best)}).")
+            continue
+        tied = [r["title"] for r in at[b].values() if r is not best and r["mean"] == best["mean"]]
+        if tied:
+            out.append(f"with {where} labels {' and '.join([best['title'], *tied])} tie ({pct(best)}).")
+            continue
         tail = (_overtaken(best, b, budgets, at) or _passed(best, b, budgets, at)
                 or _fitted(best, budgets, curve, plain, plain_title) or "")
         out.append(f"with {where} labels use {best['title']} ({pct(best)}){tail}.")
