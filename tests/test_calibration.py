@@ -78,6 +78,17 @@ def test_fit_temperature_recovers_overconfidence():
     assert fit_temperature(true, labels) == pytest.approx(1, rel=0.05)
 
 
+def test_a_temperature_on_the_search_bound_is_said():
+    from supremum.evaluate.calibrate import T_BOUNDS, at_bound, fit_temperature
+
+    # labels that ignore the logits: NLL falls as T grows, all the way to the bound
+    logits = np.array([[3.0, 0.0], [0.0, 3.0], [3.0, 0.0], [0.0, 3.0]])
+    t = fit_temperature(logits, np.array([1, 0, 0, 1]))
+    assert t == pytest.approx(T_BOUNDS[1], rel=1e-3)
+    assert at_bound(t).startswith("T reached the upper search bound 20")
+    assert at_bound(1.3) is None and at_bound(T_BOUNDS[0]).startswith("T reached the lower search bound 0.05")
+
+
 # ---- temperature scaling of a tiny fine-tuned classifier --------------------------------
 
 @pytest.fixture(scope="module")

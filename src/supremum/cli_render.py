@@ -297,6 +297,8 @@ def print_calibrate(child) -> None:
               f"{Path(c['data']).name}: NLL {b['nll']:.4f} -> {a['nll']:.4f}, ECE {100 * b['ece']:.2f}% -> "
               f"{100 * a['ece']:.2f}%, Brier {b['brier']:.4f} -> {a['brier']:.4f}; predictions unchanged",
               markup=False)
+    if c.get("at_bound"):
+        out.print(f"note: {c['at_bound']}", markup=False)
 
 
 def _print_cost(m: dict) -> None:

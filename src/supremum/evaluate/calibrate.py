@@ -107,7 +107,21 @@ def _record(t: float, logits: np.ndarray, labels: np.ndarray, data_cfg: DataConf
     return {"temperature": t, "method": "temperature scaling (Guo et al. 2017): T minimizing dev NLL, "
             f"bounded Brent search on log T in [{T_BOUNDS[0]}, {T_BOUNDS[1]}]",
             "data": data_cfg.path, "split": "dev", "examples": int(len(labels)),
-            "before": {k: before[k] for k in keys}, "after": {k: after[k] for k in keys}}
+            "before": {k: before[k] for k in keys}, "after": {k: after[k] for k in keys},
+            "at_bound": at_bound(t)}
+
+
+def at_bound(t: float) -> str | None:
+    """Why a fitted T on the edge of its search range is not a measurement of calibration (None
+    when it lies inside): the NLL kept falling toward the bound."""
+    lo, hi = T_BOUNDS
+    if t >= hi * 0.999:
+        return (f"T reached the upper search bound {hi:g}: the model is nearly uniform on dev, or dev is too "
+                "small to fit T (more dev examples, or a better-trained model)")
+    if t <= lo * 1.001:
+        return (f"T reached the lower search bound {lo:g}: the model is under-confident on every dev example, or "
+                "dev is too small to fit T")
+    return None
 
 
 def _write(parent: Artifact, art_id: str, run_id: str, record: dict, out: Path) -> Artifact:
