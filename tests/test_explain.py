@@ -122,6 +122,10 @@ def test_faithfulness_of_a_planted_word():
     summary = summarize([res], ["planted"], seeds)
     assert summary["random"]["comprehensiveness"]["mean"] < 0.8
     assert summary["planted"]["comprehensiveness_vs_random"] > 1.0
+    # a model that barely depends on its words: drops of ~1e-7 give no ratio, not "2.16x"
+    tiny = {"planted": {"comprehensiveness": 2e-7, "sufficiency": 0.0},
+            **{f"random:{s}": {"comprehensiveness": 1e-7, "sufficiency": 0.0} for s in seeds}}
+    assert summarize([tiny], ["planted"], seeds)["planted"]["comprehensiveness_vs_random"] is None
     assert [len(top_words(np.arange(10.0), p)) for p in AOPC_PERCENTS] == [1, 1, 1, 2, 5]
 
 

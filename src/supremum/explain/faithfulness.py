@@ -61,10 +61,16 @@ def measure(predict: Predict, enc: Encoded, target: int, p_full: float,
     return {name: scores_from(p_full, probs[i * m:(i + 1) * m]) for i, name in enumerate(names)}
 
 
+#: the least mean probability drop of random deletions a ratio is taken against: removing words
+#: from a model that barely depends on them moves p by ~1e-7 (fp32 rounding), not by evidence
+MIN_DROP = 1e-4
+
+
 def summarize(per_example: list[dict], methods: list[str], seeds: list[int]) -> dict:
     """Means over examples per method; for random, the mean over examples per seed, then the mean
     and s.d. (ddof 1; 0 with one seed) over seeds. `vs_random`: the method's comprehensiveness
-    over random's mean."""
+    over random's mean, None where random's mean drop is below MIN_DROP (a ratio of two numbers
+    near zero is noise, not a measure of faithfulness)."""
     out: dict = {}
     metrics = ("comprehensiveness", "sufficiency")
     for m in methods:
@@ -74,5 +80,5 @@ def summarize(per_example: list[dict], methods: list[str], seeds: list[int]) -> 
                          "per_seed": v} for k, v in per_seed.items()}
     rand = out["random"]["comprehensiveness"]["mean"]
     for m in methods:
-        out[m]["comprehensiveness_vs_random"] = out[m]["comprehensiveness"] / rand if rand > 0 else None
+        out[m]["comprehensiveness_vs_random"] = out[m]["comprehensiveness"] / rand if rand > MIN_DROP else None
     return out
