@@ -254,7 +254,7 @@ def test_data_flags_reach_the_data_and_errors_leave_no_files(tmp_path):
     assert not (out / "search" / "study.db").exists(), "no study is created for a call that cannot run"
     seeds = run_cli(*args, "--encoding", "cp1252", "--seeds", "0")
     assert seeds.stderr.strip().splitlines() == [
-        "error: --seeds [0]: Value error, the best configuration's spread needs at least 2 distinct seeds, "
+        "error: --seeds 0: the best configuration's spread needs at least 2 distinct seeds, "
         "e.g. 0,1,2 (see `supremum ceiling --help`)"], "the error names the problem, not the whole config"
     methods = run_cli(*args, "--encoding", "cp1252", "--methods", "full,bogus")
     assert methods.returncode == 2 and "unknown methods ['bogus']" in methods.stderr

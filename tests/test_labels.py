@@ -205,10 +205,10 @@ def test_prompting_points_json_plot_and_resume(small, tmp_path):
                              "60, or 'all')"),
     (["--budgets", "0,x"], "error: --budgets '0,x': 'x' is neither a number of labels nor 'all' (e.g. --budgets "
                            "0,8,32,all)"),
-    (["--budgets", "1"], "error: --budgets [1]: Value error, a label budget is 0, 2 or more, or 'all' (1 label "
+    (["--budgets", "1"], "error: --budgets 1: a label budget is 0, 2 or more, or 'all' (1 label "
                          "holds one class only) (see `supremum labels --help`)"),
     (["--approaches", "zeroshot,magic"],
-     "error: --approaches ['zeroshot', 'magic']: Value error, unknown approach 'magic'; known: zeroshot, "
+     "error: --approaches zeroshot,magic: unknown approach 'magic'; known: zeroshot, "
      "linear-probe, setfit, full, lora, active, self-training (see `supremum labels --help`)"),
     (["--split", "nope"], "error: {data} has no labelled 'nope' split to score on (choose another --split (dev "
                           "or test))"),

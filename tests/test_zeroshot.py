@@ -196,7 +196,7 @@ def test_run_enters_the_frontier_with_its_cost(tiny, splits, tmp_path):
      "error: in-context examples are drawn from train, so train cannot be the scored split "
      "(pass --split dev or --split test)"),
     (["--verbalizers", "pos"],
-     "error: --verbalizers pos: Value error, 'pos' is not LABEL=WORD (e.g. pos=great,neg=terrible) "
+     "error: --verbalizers pos: 'pos' is not LABEL=WORD (e.g. pos=great,neg=terrible) "
      "(see `supremum zeroshot --help`)"),
 ])
 def test_bad_input_is_one_line_exit_2(splits, args, line):

@@ -97,9 +97,23 @@ def user_error(e: ValidationError, source: str | None = None, lines: dict[str, i
         return UserError(f"{(names or {}).get(key, where)}: unknown key '{key}'",
                          f"{guess}valid keys{' under ' + '.'.join(loc[:-1]) if loc[:-1] else ''}: "
                          f"{', '.join(valid)}")
+    msg = plain_message(err["msg"])
     if names and key in names:
-        return UserError(f"{names[key]} {err.get('input')!s}: {err['msg']}", see[2:] or None)
-    return UserError(f"{where}: '{key}': {err['msg']}", f"got {err.get('input')!r}{see}")
+        return UserError(f"{names[key]} {_shown(err.get('input'))}: {msg}", see[2:] or None)
+    return UserError(f"{where}: '{key}': {msg}", f"got {err.get('input')!r}{see}")
+
+
+def plain_message(msg: str) -> str:
+    """pydantic's message without its own framing: "Value error, " before a validator's words, and
+    "after validation" (the user gave values, not a validation step)."""
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    return msg.replace(" after validation", "")
+
+
+def _shown(value) -> str:
+    """A flag's value as the user typed it: a list back to comma-separated."""
+    return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
 
 
 def error_loc(err: dict) -> list[str]:
