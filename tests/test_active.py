@@ -250,6 +250,16 @@ def test_cli_bad_labels_are_one_line_and_exit_2(tmp_path, pool):
     p = run_cli("label", str(tmp_path / "nothing"))
     assert p.returncode == 2 and p.stderr.strip() == (f"error: {tmp_path / 'nothing'}: no labelling loop there "
                                                       "yet (start one with --pool FILE --labels A,B)")
+    p = run_cli("label", str(out), "--strategy", "random")  # a loop option on a running loop
+    assert p.returncode == 2 and p.stderr.strip() == (
+        f"error: {out}: a loop runs there; its options were fixed when it started (run `supremum label {out}` "
+        "(with --ingest FILE if the batch is elsewhere) without loop options, or start a new loop in another "
+        "directory)")
+
+
+def test_a_label_given_twice_is_refused():
+    with pytest.raises(Exception, match="label 'neg' is given twice; give each label once"):
+        active.LabelConfig(pool="p.txt", labels=["neg", "pos", "neg"])
 
 
 # --- simulation -------------------------------------------------------------------------------

@@ -623,10 +623,14 @@ def label(
     start = {k: v for k, v in start.items() if v is not None}
     cfg = None
     if start or common or stop:
+        if (Path(out) / "state.json").exists() and (pool is None or labels is None):
+            raise UserError(f"{out}: a loop runs there; its options were fixed when it started",
+                            f"run `supremum label {out}` (with --ingest FILE if the batch is elsewhere) "
+                            "without loop options, or start a new loop in another directory")
         if pool is None or labels is None:
             raise UserError("starting a labelling loop needs --pool and --labels",
                             "e.g. --pool texts.csv --labels negative,positive; without options it continues "
-                            "the loop in OUT")
+                            f"the loop in {out}")
         cfg = LabelConfig(**start, **common, **({"stop": stop} if stop else {}))
     _quiet_libraries()
     state = step(out, cfg, ingest, on_event=say)

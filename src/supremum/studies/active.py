@@ -33,6 +33,13 @@ class LabelConfig(BaseModel):
     pool: str = Field(description="unlabelled texts: CSV/TSV/JSONL with a text column, or .txt with one per line")
     text_column: str | None = Field(None, description="column of the pool holding the text (auto-detected)")
     labels: list[str] = Field(min_length=2, description="the label set annotators choose from")
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if twice := sorted({x for x in v if v.count(x) > 1}):
+            raise ValueError(f"label {twice[0]!r} is given twice; give each label once")
+        return v
     model: str = Field("minilm-l6", description="model alias or path")
     method: dict = Field(default_factory=lambda: {"name": "linear-probe"},
                          description="fine-tuning method config, e.g. {name: setfit}")
@@ -164,7 +171,8 @@ def _load_or_start(out: Path, cfg: LabelConfig | None) -> LabelState:
         state = LabelState.model_validate_json(path.read_text())
         if cfg is not None and cfg != state.config:
             raise UserError(f"{out}: a loop with another configuration runs there",
-                            "run `supremum label OUT` without options to continue it, or use a new OUT")
+                            f"run `supremum label {out}` without loop options to continue it, or use a new "
+                            "output directory")
         return state
     if cfg is None:
         raise UserError(f"{out}: no labelling loop there yet", "start one with --pool FILE --labels A,B")
