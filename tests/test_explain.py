@@ -323,6 +323,9 @@ def test_cli_drift_needs_a_parent(trained, capsys, monkeypatch):
     assert fails(capsys, monkeypatch, str(art.path), "--text", "fine", "--drift") == (
         f"error: artifact {art.id} has no parent in its lineage (it was not made by compressing another) "
         "(give the artifact to compare with: --against <artifact>)")
+    assert fails(capsys, monkeypatch, str(art.path), "--text", "fine", "--drift", "--against", str(art.path)) == (
+        "error: --against and --drift both name the artifact to compare with (give one: --drift for the parent "
+        "in the lineage, or --against <artifact>)")
 
 
 # --- POST /v1/explain (issue 21 part 6) ------------------------------------------------------------

@@ -311,6 +311,9 @@ def _drift_parent(art, against: str | None, drift: bool):
     from supremum.evaluate.stage import parent_of
     from supremum.explain.run import check_against
 
+    if against is not None and drift:
+        raise UserError("--against and --drift both name the artifact to compare with",
+                        "give one: --drift for the parent in the lineage, or --against <artifact>")
     if against is not None:
         parent = resolve_artifact(against)
     elif drift:
