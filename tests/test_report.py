@@ -111,8 +111,8 @@ def test_scope_keeps_only_the_named_pipelines_runs(monkeypatch):
     assert arts(since="2000-01-01") == arts()
     with pytest.raises(UserError) as e:
         build(store, since="2999-01-01")
-    assert str(e.value) == ("no run in the store matches since 2999-01-01 (see `supremum runs`; a pipeline is "
-                            "named by its recipe's `name:`)")
+    assert str(e.value) == ("no run in the store matches since 2999-01-01 (see `supremum runs`; runs started "
+                            "on or after that date)")
     with pytest.raises(UserError) as e:
         build(store, since="yesterday")
     assert str(e.value) == "--since: 'yesterday' is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM)"

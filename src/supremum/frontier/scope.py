@@ -84,6 +84,10 @@ def scoped(store: Store, pipeline: str | None = None, experiment: str | None = N
     if not out.runs():
         what = ", ".join(f"{k} {v}" for k, v in (("pipeline", pipeline), ("experiment", experiment),
                                                   ("since", since)) if v)
+        hints = {"pipeline": "a pipeline is named by its recipe's `name:`",
+                 "experiment": "an experiment is the SUPREMUM_EXPERIMENT its runs were started with",
+                 "since": "runs started on or after that date"}
+        given = [k for k, v in (("pipeline", pipeline), ("experiment", experiment), ("since", since)) if v]
         raise UserError(f"no run in the store matches {what}",
-                        "see `supremum runs`; a pipeline is named by its recipe's `name:`")
+                        "; ".join(["see `supremum runs`", *(hints[k] for k in given)]))
     return out
