@@ -265,3 +265,16 @@ def test_unset_replay_keeps_the_config_hash():
     assert "replay" not in cfg.train.model_dump()
     on = cfg.model_copy(update={"train": TrainConfig(max_steps=3, batch_size=4, replay=0.2, replay_data="r.txt")})
     assert config_hash(on) != "0e7b4e696e14edeb"
+
+
+def test_a_missing_reference_file_is_named_as_missing(tmp_path):
+    from supremum.errors import UserError
+    from supremum.lm.forgetting import reference_file
+
+    with pytest.raises(UserError) as e:
+        reference_file(str(tmp_path / "nosuch.txt"))
+    assert str(e.value) == (f"{tmp_path / 'nosuch.txt'}: no such file or directory "
+                            "(check the path of the reference text)")
+    (tmp_path / "d").mkdir()
+    with pytest.raises(UserError, match="no test/train/dev text file there"):
+        reference_file(str(tmp_path / "d"))

@@ -22,6 +22,8 @@ def reference_file(path: str, order: tuple[str, ...] = SCORED) -> Path:
     p = Path(path)
     if p.is_file():
         return p
+    if not p.exists():
+        raise UserError(f"{path}: no such file or directory", "check the path of the reference text")
     files = split_files(p) if p.is_dir() else {}
     found = next((files[s] for s in order if s in files), None)
     if found is None:
