@@ -110,6 +110,23 @@ def test_instruction_errors(tmp_path, tiny):
         load_lm_data(DataConfig(path=str(empty)))
 
 
+def test_long_conversations_are_said_dropped_or_cut(tiny, capsys):
+    from supremum.lm.data import LMData
+
+    _, tok = tiny
+    conv = lambda user, answer: {"messages": [{"role": "user", "content": user},  # noqa: E731
+                                              {"role": "assistant", "content": answer}]}
+    rows = [conv("hi", "ok"),  # short: kept whole
+            conv("hi", "word " * 40),  # the answer starts within the window: cut
+            conv("word " * 40, "ok")]  # the prompt fills the window: dropped
+    n = len(encode_instruction(tok, rows[0], 10**6)[0]) + 2  # the short one fits
+    split = training_split(tok, LMData("instruction", {"train": rows}), "train", n)
+    assert len(split.ids) == 2 and all(len(i) <= n for i in split.ids)
+    assert capsys.readouterr().err == (f"data: train: 2 of 3 conversations are longer than max_length={n} tokens: "
+                                       "1 dropped (no answer token within it), 1 cut (raise --max-length to keep "
+                                       "them whole)\n")
+
+
 def test_windows_score_every_token_once():
     for length, window, stride in [(10, 4, 2), (100, 16, 16), (7, 32, 8), (33, 8, 3)]:
         spans = windows(length, window, stride)

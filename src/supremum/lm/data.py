@@ -11,6 +11,7 @@ loop only needs token ids and per-token labels (-100 = not predicted).
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -391,11 +392,18 @@ def training_split(tok, data: LMData, split: str, max_length: int) -> Split:
     """Packed blocks (text) or masked conversations (instruction) of one split."""
     if data.kind == "text":
         return pack(stream(tok, data.split(split)), max_length)
-    pairs = [encode_instruction(tok, r, max_length) for r in data.split(split)]
+    whole = [encode_instruction(tok, r, sys.maxsize) for r in data.split(split)]
+    long = sum(len(i) > max_length for i, _ in whole)
+    pairs = [(i[:max_length], lab[:max_length]) for i, lab in whole]
     pairs = [(i, lab) for i, lab in pairs if any(x != IGNORE for x in lab)]
     if not pairs:
         raise UserError(f"every {split} example's answer lies beyond max_length={max_length} tokens",
                         "raise --max-length")
+    if long:  # said, not silent: a dropped example or a cut answer changes what is learned
+        dropped = len(whole) - len(pairs)
+        tell(f"{split}: {long} of {len(whole)} conversations are longer than max_length={max_length} tokens: "
+             f"{dropped} dropped (no answer token within it), {long - dropped} cut (raise --max-length to keep "
+             "them whole)")
     return Split([p[0] for p in pairs], [p[1] for p in pairs])
 
 
