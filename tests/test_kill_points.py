@@ -86,6 +86,8 @@ def _measured(art: Path, key: str) -> dict:
     manifest, which holds ids and dates, is also why the size on disk differs by a few bytes)."""
     m = json.loads((art / "metrics.json").read_text())[key]
     drop = {"train_samples_per_s", "machine", "artifact", "size_on_disk_mb"}
+    if (m.get("calibration") or {}).get("vs_parent"):  # names the parent by its (per-run) id
+        m["calibration"]["vs_parent"] = {k: v for k, v in m["calibration"]["vs_parent"].items() if k != "parent"}
     return {k: v for k, v in m.items() if k not in drop and "seconds" not in k}
 
 

@@ -144,7 +144,7 @@ def load_lm_data(cfg: DataConfig, whole: bool = False) -> LMData:
     if "train" not in files:
         raise UserError(f"{path}: no text corpus (train.txt, a single .txt file, or train.jsonl)",
                         "pass a .txt file, a JSONL file, or a directory with train/dev/test files")
-    read = {split: _read(p, cfg) for split, p in files.items()}
+    read = {split: read_file(p, cfg) for split, p in files.items()}
     kinds = {r.kind for r in read.values()}
     if len(kinds) > 1:
         raise UserError(f"{path}: the split files mix plain text and instruction data",
@@ -181,7 +181,9 @@ class _Read:
     dropped: list[int] = field(default_factory=list)  # file lines of records with an empty text
 
 
-def _read(path: Path, cfg: DataConfig) -> _Read:
+def read_file(path: Path, cfg: DataConfig) -> _Read:
+    """One language-model data file read whole: its records (documents or conversations), its
+    format, and the file lines of records dropped for an empty text."""
     if not path.exists():
         raise UserError(f"{path}: no such file", "check the --data path")
     text = decode(path, cfg.encoding)

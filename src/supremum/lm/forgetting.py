@@ -9,7 +9,7 @@ from pathlib import Path
 
 from supremum.config import DataConfig
 from supremum.errors import UserError
-from supremum.lm.data import _read, render, split_files, stream
+from supremum.lm.data import read_file, render, split_files, stream
 from supremum.lm.metrics import perplexity
 
 #: which file of a directory is read: scoring takes the test file, replay (training) never does,
@@ -36,7 +36,7 @@ def reference_file(path: str, order: tuple[str, ...] = SCORED) -> Path:
 def reference_ids(tok, path: str, max_tokens: int, order: tuple[str, ...] = SCORED) -> list[int]:
     """The first `max_tokens` tokens of the reference text (documents or rendered conversations,
     each ended by end-of-sequence)."""
-    read = _read(reference_file(path, order), DataConfig(path=path))
+    read = read_file(reference_file(path, order), DataConfig(path=path))
     if read.kind == "text":
         ids = stream(tok, read.records)
     else:
