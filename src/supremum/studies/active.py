@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from supremum.errors import UserError
 from supremum.fsutil import write_json
 from supremum.studies.batches import read_batch, write_batch
-from supremum.studies.query import parse_strategy, select
+from supremum.studies.learners import CheckedMethod, CheckedTrain
+from supremum.studies.query import CheckedStrategy, select
 from supremum.studies.stopping import StopDecision, StopRule, changed_share, decide
 
 STATE = "state.json"
@@ -41,10 +42,10 @@ class LabelConfig(BaseModel):
             raise ValueError(f"label {twice[0]!r} is given twice; give each label once")
         return v
     model: str = Field("minilm-l6", description="model alias or path")
-    method: dict = Field(default_factory=lambda: {"name": "linear-probe"},
+    method: CheckedMethod = Field(default_factory=lambda: {"name": "linear-probe"},
                          description="fine-tuning method config, e.g. {name: setfit}")
-    train: dict = Field(default_factory=dict, description="train.* overrides for every round")
-    strategy: str = Field("margin+kcenter", description="query strategy (supremum.studies.query)")
+    train: CheckedTrain = Field(default_factory=dict, description="train.* overrides for every round")
+    strategy: CheckedStrategy = Field("margin+kcenter", description="query strategy (supremum.studies.query)")
     batch_size: int = Field(50, ge=1, description="texts per batch")
     seed_size: int | None = Field(None, ge=2, description="random texts in the first batch (default: batch_size)")
     candidates: int = Field(10, ge=1, description="uncertainty+diversity: the diversity step picks among "
@@ -55,25 +56,6 @@ class LabelConfig(BaseModel):
                                   "learning-curve stopping rule needs it)")
     stop: StopRule = Field(default_factory=StopRule)
 
-    @field_validator("strategy")
-    @classmethod
-    def _strategy(cls, v: str) -> str:
-        parse_strategy(v)
-        return v
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _method(cls, v):
-        from supremum.studies.learners import checked_method
-
-        return checked_method(v)
-
-    @field_validator("train")
-    @classmethod
-    def _train(cls, v: dict) -> dict:
-        from supremum.studies.learners import checked_train
-
-        return checked_train(v)
 
 
 class RoundRecord(BaseModel):

@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from supremum.config import DataConfig, ModelSpec, SelfTrainingConfig, TrainConfig
 from supremum.errors import UserError
 from supremum.limit.summary import labels_pct as pct
+from supremum.studies.learners import CheckedMethod
+from supremum.studies.query import CheckedStrategy
 
 DEFAULT_BUDGETS: list = [0, 8, 32, 128, 512, 2048, "all"]
 DEFAULT_APPROACHES = ["zeroshot", "linear-probe", "setfit", "full", "lora"]  # active, self-training: opt-in
@@ -55,30 +57,17 @@ class ActiveOptions(BaseModel):
     the training split, labels hidden in an Oracle, scored at the budgets."""
 
     model_config = ConfigDict(extra="forbid")
-    strategy: str = Field("margin+kcenter", description="query strategy (as `supremum label --strategy`)")
+    strategy: CheckedStrategy = Field("margin+kcenter",
+                                      description="query strategy (as `supremum label --strategy`)")
     batch_size: int = Field(50, ge=1, description="labels queried per round (a batch ends early at a budget)")
     seed_size: int | None = Field(None, ge=2, description="random seed set (default: batch_size); smaller "
                                   "budgets are skipped")
     candidates: int = Field(10, ge=1, description="uncertainty+diversity: the diversity step picks among this "
                             "many times batch_size most uncertain texts")
-    method: dict = Field(default_factory=lambda: {"name": "linear-probe"}, description="the learner each round "
-                         "trains (default linear-probe: the encoder embeds the pool once and a round refits "
-                         "the head in seconds; full fine-tunes every round from the base model)")
-
-    @field_validator("strategy")
-    @classmethod
-    def _strategy(cls, v: str) -> str:
-        from supremum.studies.query import parse_strategy
-
-        parse_strategy(v)
-        return v
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _method(cls, v):
-        from supremum.studies.learners import checked_method
-
-        return checked_method(v)
+    method: CheckedMethod = Field(default_factory=lambda: {"name": "linear-probe"},
+                                  description="the learner each round trains (default linear-probe: the encoder "
+                                  "embeds the pool once and a round refits the head in seconds; full fine-tunes "
+                                  "every round from the base model)")
 
 
 class StudySelfTraining(SelfTrainingConfig):

@@ -18,8 +18,10 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import AfterValidator, BeforeValidator
 
 from supremum.errors import UserError
 from supremum.hashing import content_hash
@@ -67,6 +69,12 @@ def checked_train(train: dict) -> dict:
 
     TrainConfig(**train)
     return train
+
+
+#: a learner's method config, checked against the registry when the config holding it is built
+CheckedMethod = Annotated[dict, BeforeValidator(checked_method)]
+#: `train.*` overrides of every round, checked by the fine-tune schema when the config is built
+CheckedTrain = Annotated[dict, AfterValidator(checked_train)]
 
 
 def make_learner(spec: LearnerSpec, texts: list[str], work: Path, keep_artifacts: bool = True):

@@ -14,7 +14,10 @@ written here; the reasons are at each function.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
+from pydantic import AfterValidator
 
 from supremum.errors import UserError
 
@@ -141,3 +144,13 @@ def badge(emb: np.ndarray, probs: np.ndarray, pool: np.ndarray, n: int, rng: np.
         chosen.append(j)
         d2 = np.minimum(d2, ((g - g[j]) ** 2).sum(axis=1))
     return [int(pool[j]) for j in chosen]
+
+
+def checked_strategy(name: str) -> str:
+    """`name` itself once `parse_strategy` accepts it (a config refuses a bad strategy when built)."""
+    parse_strategy(name)
+    return name
+
+
+#: a query strategy name, checked when the config holding it is built
+CheckedStrategy = Annotated[str, AfterValidator(checked_strategy)]

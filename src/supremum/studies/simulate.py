@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from supremum.fsutil import write_json
+from supremum.studies.learners import CheckedMethod, CheckedTrain
 from supremum.studies.query import parse_strategy, select
 from supremum.studies.stopping import StopRule, changed_share, first_stops
 
@@ -43,8 +44,8 @@ class SimulateConfig(BaseModel):
     data: dict = Field(description="labelled data config (supremum DataConfig keys, at least path); its "
                        "train split is the pool, `split` the evaluation split")
     model: str = "minilm-l6"
-    method: dict = Field(default_factory=lambda: {"name": "linear-probe"})
-    train: dict = Field(default_factory=dict)
+    method: CheckedMethod = Field(default_factory=lambda: {"name": "linear-probe"})
+    train: CheckedTrain = Field(default_factory=dict)
     strategies: list[str] = Field(default_factory=lambda: ["margin", "margin+kcenter", "badge"],
                                   description="strategies run against random sampling")
     batch_size: int = Field(50, ge=1)
@@ -66,19 +67,6 @@ class SimulateConfig(BaseModel):
             parse_strategy(s)
         return [s for s in v if s != "random"]
 
-    @field_validator("method", mode="before")
-    @classmethod
-    def _method(cls, v):
-        from supremum.studies.learners import checked_method
-
-        return checked_method(v)
-
-    @field_validator("train")
-    @classmethod
-    def _train(cls, v: dict) -> dict:
-        from supremum.studies.learners import checked_train
-
-        return checked_train(v)
 
 
 def run_strategy(strategy: str, seed: int, learner, oracle: Oracle, eval_rows: np.ndarray, eval_labels: np.ndarray,
