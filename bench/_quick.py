@@ -10,7 +10,10 @@ import argparse
 import json
 import os
 import random
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 POS = ["great", "good", "lovely", "superb", "fine", "brilliant"]
@@ -77,3 +80,14 @@ def quick_env() -> Path:
     os.environ["SUPREMUM_DATA"] = str(root)
     os.environ["OMP_NUM_THREADS"] = "1"
     return root
+
+
+def cli(*args: str) -> str:
+    """`python -m supremum ARGS` in a fresh process, timed and printed; its stdout. A failure
+    ends the benchmark with the command and the tail of its stderr."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "supremum", *args], capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"failed: supremum {' '.join(args)}\n{proc.stderr[-3000:]}")
+    print(f"  {time.perf_counter() - t0:6.0f} s  supremum {' '.join(args[:4])} ...", flush=True)
+    return proc.stdout

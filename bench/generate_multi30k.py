@@ -32,7 +32,6 @@ import importlib.util
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _quick  # noqa: E402
+from _quick import cli  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -56,15 +56,6 @@ QUICK = {"MODEL": "tiny-llama", "N_TRAIN": 40, "N_DEV": 8, "N_TEST": 6, "STEPS":
          "MAX_LENGTH": 128, "REFERENCE": "tinyshakespeare", "REFERENCE_TOKENS": 256, "BASES": {"base": None},
          "EVAL_EXTRA": ["--new-tokens", "4"],
          "VARIANTS": {"gguf-q8_0": ("gguf", ["quant=q8_0"])} if importlib.util.find_spec("llama_cpp") else {}}
-
-
-def cli(*args: str) -> str:
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "supremum", *args], capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f"failed: supremum {' '.join(args)}\n{proc.stderr[-3000:]}")
-    print(f"  {time.perf_counter() - t0:6.0f} s  supremum {' '.join(args[:4])} ...", flush=True)
-    return proc.stdout
 
 
 def instruction_data(src: Path, dst: Path) -> Path:

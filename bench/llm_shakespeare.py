@@ -29,7 +29,6 @@ import argparse
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _quick  # noqa: E402
+from _quick import cli  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -74,15 +74,6 @@ QUICK = {"MODEL": "tiny-llama", "WINDOW": 32, "EVAL_TOKENS": 512, "BASES": {"bas
                       **({"gguf-q8_0": ("lora", "gguf", ["quant=q8_0"])}
                          if importlib.util.find_spec("llama_cpp") else {})}}
 EVAL_EXTRA: list[str] = []
-
-
-def cli(*args: str) -> str:
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "supremum", *args], capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f"failed: supremum {' '.join(args)}\n{proc.stderr[-3000:]}")
-    print(f"  {time.perf_counter() - t0:6.0f} s  supremum {' '.join(args[:4])} ...", flush=True)
-    return proc.stdout
 
 
 def evaluate(ref: str, data: str | None = None, backend: str | None = None) -> dict:
