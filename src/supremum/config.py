@@ -22,6 +22,17 @@ from supremum.train.adversarial import AdversarialConfig
 from supremum.train.methods import AnyMethodConfig, FullConfigDefault
 
 
+def csv_ints(v: Any) -> Any:
+    """A flag's "0,1,2" (or one int) as a list of ints, for a BeforeValidator; other values pass
+    through to the field's own validation. ValueError naming the text otherwise."""
+    if isinstance(v, str):
+        try:
+            return [int(x) for x in v.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError(f"'{v}' is not a comma-separated list of integers") from None
+    return [v] if isinstance(v, int) else v
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 

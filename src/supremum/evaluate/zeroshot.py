@@ -25,19 +25,10 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from supremum.config import DataConfig
+from supremum.config import DataConfig, csv_ints
 from supremum.errors import UserError
 
 DEFAULT_TEMPLATE = "Review: {text}\nSentiment:"
-
-
-def _csv_ints(v: Any) -> Any:
-    if isinstance(v, str):
-        try:
-            return [int(x) for x in v.split(",") if x.strip()]
-        except ValueError:
-            raise ValueError(f"'{v}' is not a comma-separated list of integers") from None
-    return [v] if isinstance(v, int) else v
 
 
 def _pairs(v: Any) -> Any:
@@ -67,10 +58,10 @@ class ZeroShotConfig(BaseModel):
                                                     "run the model's own GGUF file (e.g. smollm2-135m's Q4_1)")
     data: DataConfig
     split: str = Field("test", description="split to classify (dev or test; shots come from train)")
-    shots: Annotated[list[Annotated[int, Field(ge=0)]], BeforeValidator(_csv_ints)] = Field(
+    shots: Annotated[list[Annotated[int, Field(ge=0)]], BeforeValidator(csv_ints)] = Field(
         default_factory=lambda: [0], min_length=1, description="in-context examples per prompt, "
         "comma-separated (e.g. 0,4,8): one store run each")
-    seeds: Annotated[list[int], BeforeValidator(_csv_ints)] = Field(
+    seeds: Annotated[list[int], BeforeValidator(csv_ints)] = Field(
         default_factory=lambda: [0, 1, 2], min_length=1, description="seeds of the drawn examples, "
         "comma-separated (0-shot is deterministic: scored once)")
     sampling: Literal["balanced", "random"] = Field("balanced", description="how the k examples are "
