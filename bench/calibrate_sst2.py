@@ -23,33 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _quick  # noqa: E402
+from compress_sst2 import data_dir, make_parent  # noqa: E402 - the same parent as the compression benchmark
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 RESULTS = Path(__file__).parent / "results" / "calibrate_sst2.json"
 TARGET_ECE = 0.010
 KEYS = ("accuracy", "ece", "adaptive_ece", "brier", "nll")
-
-
-def data_dir() -> str:
-    root = os.environ.get("SUPREMUM_DATA")
-    if not root:
-        sys.exit("set SUPREMUM_DATA to the folder holding sst2/")
-    return str(Path(root) / "sst2")
-
-
-def make_parent(out: Path, quick: bool):
-    from supremum.config import FinetuneConfig
-    from supremum.recipe import build, load_yaml
-    from supremum.train.finetune import finetune
-
-    raw, _ = load_yaml(Path(__file__).parents[1] / "recipes" / "sst2-minilm-full.yaml")
-    raw["data"]["path"] = data_dir()
-    raw["output"] = str(out)
-    if quick:
-        raw["model"] = {"name": "tiny-bert"}
-        raw["train"] = {**raw.get("train", {}), "max_steps": 4, "eval_every": 4}
-    return finetune(build(FinetuneConfig, raw), progress=False).artifact
 
 
 def measured(m: dict) -> dict:
