@@ -101,3 +101,19 @@ def logits_fresh_process(path):
     out = subprocess.run([sys.executable, "-c", PREDICT, str(path), json.dumps(TEXTS)],
                          capture_output=True, text=True, check=True)
     return np.asarray(json.loads(out.stdout))
+
+
+class Watched(list):
+    """Labels that record every position read (iterating them all is a failure): a simulation's
+    oracle may reveal only the rows it was asked for."""
+
+    def __init__(self, xs):
+        super().__init__(xs)
+        self.read: list[int] = []
+
+    def __getitem__(self, i):
+        self.read.append(i)
+        return super().__getitem__(i)
+
+    def __iter__(self):
+        raise AssertionError("the labels were iterated")

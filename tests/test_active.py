@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_cli, sentiment_rows, write_csv
+from conftest import Watched, run_cli, sentiment_rows, write_csv
 
 from supremum.errors import UserError
 from supremum.studies import active, batches, query, simulate, stopping
@@ -263,21 +263,6 @@ def test_a_label_given_twice_is_refused():
 
 
 # --- simulation -------------------------------------------------------------------------------
-
-
-class Watched(list):
-    """Labels that record every position read."""
-
-    def __init__(self, xs):
-        super().__init__(xs)
-        self.read: list[int] = []
-
-    def __getitem__(self, i):
-        self.read.append(i)
-        return super().__getitem__(i)
-
-    def __iter__(self):
-        raise AssertionError("the labels were iterated")
 
 
 def test_simulation_reads_no_label_it_did_not_query(tmp_path, split_dir):

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_cli, sentiment_rows, write_csv
+from conftest import Watched, run_cli, sentiment_rows, write_csv
 
 from supremum.config import DataConfig
 from supremum.data import load_data
@@ -264,21 +264,6 @@ def test_the_example_recipe_validates(monkeypatch, tmp_path):
 
 
 # --- active learning and self-training: one registry entry each ----------------------------------
-
-
-class Watched(list):
-    """Labels that record every position read (iterating them all is a failure)."""
-
-    def __init__(self, xs):
-        super().__init__(xs)
-        self.read: list[int] = []
-
-    def __getitem__(self, i):
-        self.read.append(i)
-        return super().__getitem__(i)
-
-    def __iter__(self):
-        raise AssertionError("the labels were iterated")
 
 
 def test_active_points_are_a_simulations_rounds_at_the_budgets(small, monkeypatch):
