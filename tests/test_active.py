@@ -415,3 +415,20 @@ def test_cli_refuses_flags_of_the_other_mode(tmp_path, split_dir):
                 "--method", "lorra")  # refused before anything is read or written
     assert p.returncode == 2 and p.stderr.strip().startswith("error: unknown method 'lorra' (use one of: adalora,")
     assert not (tmp_path / "o").exists()
+
+
+def test_pool_with_a_given_delimiter(tmp_path):
+    from supremum.studies.active import LabelConfig, read_pool
+
+    pool = tmp_path / "pool.csv"
+    pool.write_text("id|text\n1|good, not great\n2|bad, very bad\n", encoding="utf-8")
+    cfg = LabelConfig(pool=str(pool), labels=["neg", "pos"], delimiter="|")
+    assert read_pool(cfg) == ["good, not great", "bad, very bad"]
+
+
+def test_a_budget_beyond_the_pool_is_said():
+    from supremum.studies.simulate import budget_notes
+
+    assert budget_notes(500, 500) == []
+    assert budget_notes(800, 120) == ["the budget of 800 labels is more than the pool's 120 training texts: the "
+                                      "simulation ends at 120 (every text labelled)"]

@@ -146,6 +146,17 @@ def test_calibrate_keeps_argmax_and_lowers_dev_nll(tuned):
     assert child.manifest.files == parent.manifest.files  # the weights are the parent's, unchanged
 
 
+def test_calibrating_twice_refits_and_keeps_one_step(tuned, tmp_path, monkeypatch):
+    from supremum import api
+
+    d, data, child = tuned
+    monkeypatch.setenv("SUPREMUM_HOME", str(d / "home"))
+    again = api.calibrate(str(child.path), output=tmp_path / "again")
+    # fitted on the uncalibrated logits again: the same T, one temperature step in the lineage
+    assert again.manifest.temperature == pytest.approx(child.manifest.temperature, rel=1e-6)
+    assert again.lineage == "full>temperature" and again.manifest.parents == [child.id]
+
+
 def _cfg(art, data):
     from supremum.evaluate.stage import data_config_for
 

@@ -268,6 +268,7 @@ def explain(
     batch_size: Annotated[int | None, typer.Option(help=_doc("explain", "batch_size"))] = None,
     text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
     label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
+    delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
     output: Annotated[str | None, typer.Option(help="directory for explanations.json and explanations.html "
                                                "[default: $SUPREMUM_HOME/explanations/<run id>]")] = None,
     against: Annotated[str | None, typer.Option(help="explanation drift: explain the same texts under this "
@@ -296,7 +297,8 @@ def explain(
     from supremum.explain.run import explain as run
 
     if data is not None:
-        dcfg = data_config_for(art, data, text_column=text_column, label_column=label_column)
+        dcfg = data_config_for(art, data, text_column=text_column, label_column=label_column,
+                               delimiter=delimiter)
         texts, labels, source = examples_from_data(art, dcfg, cfg.split, cfg.limit)
     else:
         texts, labels, source = text, None, f"{len(text)} text(s) from --text"
@@ -373,6 +375,7 @@ def calibrate(
     artifact: Annotated[str, typer.Argument(help="classifier artifact directory, or an artifact/run id")],
     data: Annotated[str | None, typer.Option(help="data whose labelled dev split the temperature is fitted on "
                                              "[default: the training data]")] = None,
+    delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
     output: Annotated[str | None, typer.Option(help="artifact directory [default: "
                                                "$SUPREMUM_HOME/artifacts/<id>]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
@@ -380,11 +383,12 @@ def calibrate(
     """Fit temperature scaling (one scalar T dividing the logits, minimizing dev NLL; Guo et al. 2017) and write a new artifact holding T, a child of this one; eval, serve and ensembles apply it on every backend. Predictions never change, only their confidence."""  # noqa: E501
     from supremum import cli_render
     from supremum.api import calibrate as run
-    from supremum.evaluate.stage import resolve_artifact
+    from supremum.evaluate.stage import data_config_for, resolve_artifact
 
     art = resolve_artifact(artifact)
     _quiet_libraries()
-    child = run(art, data, output=output, command=" ".join(sys.argv))
+    dcfg = data_config_for(art, data, delimiter=delimiter) if delimiter else data
+    child = run(art, dcfg, output=output, command=" ".join(sys.argv))
     _echo_json({"artifact": str(child.path), "artifact_id": child.id, "parents": child.manifest.parents,
                 "calibration": child.manifest.calibration}) if as_json else cli_render.print_calibrate(child)
 
@@ -528,6 +532,7 @@ def curve(
     split: Annotated[str | None, typer.Option(help="split the error is measured on [default: test]")] = None,
     target: Annotated[float | None, typer.Option(help="accuracy to ask the needed examples for, e.g. 0.9")] = None,
     bootstrap: Annotated[int | None, typer.Option(help="bootstrap resamples [default: 1000]")] = None,
+    delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
     recipe: Annotated[Path | None, typer.Option(help="YAML with the same keys (model, data, method, train, "
                                                 "fractions, seeds, ...); flags override it")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
@@ -540,7 +545,8 @@ def curve(
              "method": {"name": method} if method else None,
              "fractions": parse_fractions(fractions) if fractions else None, "seeds": _list(seeds, int, "--seeds")}
     keys = {"model": "model", "method": "method", "fractions": "fractions", "seeds": "seeds", "split": "split",
-            "target": "target", "bootstrap": "bootstrap", "data": "data.path", "epochs": "train.epochs"}
+            "target": "target", "bootstrap": "bootstrap", "data": "data.path", "epochs": "train.epochs",
+            "delimiter": "data.delimiter"}
     cfg = cli_config.Assembly(recipe).options(flags, keys)
     if cfg.get("data") is None:
         raise UserError("curve needs data", "e.g. --data path/to/sst2")
@@ -560,6 +566,8 @@ def label(
                                              "line)")] = None,
     labels: Annotated[str | None, typer.Option(help="start: the label set, comma-separated")] = None,
     text_column: Annotated[str | None, typer.Option(help="start: the pool's text column (auto-detected)")] = None,
+    delimiter: Annotated[str | None, typer.Option(help="separator of the pool's (or --simulate data's) "
+                                                  "columns [default: detected]")] = None,
     ingest: Annotated[Path | None, typer.Option(help="the filled-in batch CSV [default: the exported one]")
                       ] = None,
     model: Annotated[str | None, typer.Option(help="model alias or path [default: minilm-l6]")] = None,
@@ -608,7 +616,8 @@ def label(
                             "with --simulate use --strategies, --seeds, --budget and --split")
         sim = {"strategies": _list(strategies, str, "--strategies"), "budget": budget,
                "seeds": _list(seeds, int, "--seeds"), "split": split, "stop": stop or None}
-        cfg = SimulateConfig(data={"path": simulate}, **common, **{k: v for k, v in sim.items() if v is not None})
+        sim_data = {"path": simulate, **({"delimiter": delimiter} if delimiter else {})}
+        cfg = SimulateConfig(data=sim_data, **common, **{k: v for k, v in sim.items() if v is not None})
         _quiet_libraries()
         res = run_simulation(cfg, out, on_event=say)
         if as_json:
@@ -622,7 +631,7 @@ def label(
     if given := [k for k, v in sim_only.items() if v is not None]:
         raise UserError(f"{', '.join(given)} belong(s) to --simulate", "add --simulate DATA, or drop them")
     start = {"pool": pool, "labels": _list(labels, str, "--labels"), "text_column": text_column,
-             "strategy": strategy, "seed": seed, "eval_data": eval_data}
+             "strategy": strategy, "seed": seed, "eval_data": eval_data, "delimiter": delimiter}
     start = {k: v for k, v in start.items() if v is not None}
     cfg = None
     if start or common or stop:
@@ -734,6 +743,7 @@ def labels(
     min_steps: Annotated[int | None, typer.Option(help="gradient fine-tunes: optimizer steps at least "
                                                   "[default: 60]")] = None,
     split: Annotated[str | None, typer.Option(help="split every point is scored on [default: test]")] = None,
+    delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
     name: Annotated[str | None, typer.Option(help="study name [default: labels-<model>-<data>]")] = None,
     output: Annotated[str | None, typer.Option(help="directory of the plot [default: $SUPREMUM_HOME/labels/"
                                                "<name>]")] = None,
@@ -751,7 +761,8 @@ def labels(
              "approaches": _list(approaches, str, "--approaches"), "budgets": _budgets(budgets)}
     keys = {"model": "model", "data": "data.path", "approaches": "approaches", "budgets": "budgets",
             "seeds": "seeds", "lm": "incontext.model", "max_shots": "incontext.max_shots",
-            "min_steps": "min_steps", "split": "split", "name": "name", "output": "output"}
+            "min_steps": "min_steps", "split": "split", "name": "name", "output": "output",
+            "delimiter": "data.delimiter"}
     cfg = cli_config.Assembly(recipe).options(flags, keys)
     if cfg.get("data.path") is None:
         raise UserError("labels needs data", "e.g. --data $SUPREMUM_DATA/sst2")
@@ -823,6 +834,7 @@ def sensitivity(
     split: Annotated[str | None, typer.Option(help="split to score on [default: dev of the training data; "
                                               "any other file is scored whole]")] = None,
     schemes: Annotated[str, typer.Option(help="comma-separated: int8, int4, prune50")] = "int8,int4,prune50",
+    delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
     limit: Annotated[int | None, typer.Option(help="score on the first N examples only (faster)")] = None,
     top: Annotated[int, typer.Option(help="rows to print")] = 15,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
@@ -840,7 +852,7 @@ def sensitivity(
     bad = [s for s in chosen if s not in SCHEMES]
     if bad or not chosen:
         raise UserError(f"unknown scheme(s) {bad or chosen}", f"use some of: {', '.join(SCHEMES)}")
-    res = run(art, data_config_for(art, data), split, chosen, limit)
+    res = run(art, data_config_for(art, data, delimiter=delimiter), split, chosen, limit)
     _echo_json(res) if as_json else cli_render.print_sensitivity(res, top)
 
 

@@ -131,7 +131,8 @@ def _write(parent: Artifact, art_id: str, run_id: str, record: dict, out: Path) 
     m.update({"id": art_id, "parents": [parent.id], "parent_path": str(parent.path.resolve()),
               "run_id": run_id, "created": datetime.now(UTC).isoformat(timespec="seconds"),
               "tool_version": __version__, "temperature": record["temperature"], "calibration": record,
-              "compression": [*m.get("compression", []),
+              # a refit replaces the old T, so its step leaves the lineage (`full>temperature`, once)
+              "compression": [*(c for c in m.get("compression", []) if c.get("method") != METHOD),
                               {"method": METHOD, "config": {"data": record["data"], "split": "dev"},
                                "report": record}]})
     m.setdefault("method", parent.manifest.method)

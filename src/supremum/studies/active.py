@@ -33,6 +33,7 @@ class LabelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pool: str = Field(description="unlabelled texts: CSV/TSV/JSONL with a text column, or .txt with one per line")
     text_column: str | None = Field(None, description="column of the pool holding the text (auto-detected)")
+    delimiter: str | None = Field(None, description="separator of the pool's columns (detected when unset)")
     labels: list[str] = Field(min_length=2, description="the label set annotators choose from")
 
     @field_validator("labels")
@@ -91,7 +92,7 @@ def read_pool(cfg: LabelConfig) -> list[str]:
         texts = path.read_text(encoding="utf-8").splitlines()
         lines = list(range(1, len(texts) + 1))
     else:
-        df = read_table(path)
+        df = read_table(path, delimiter=cfg.delimiter)
         col, _ = pick_column(df, cfg.text_column, "text", str(path))
         texts, lines = df[col].fillna("").astype(str).tolist(), list(df.index)
     for t, line in zip(texts, lines, strict=True):

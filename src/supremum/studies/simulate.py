@@ -128,6 +128,9 @@ def simulate(cfg: SimulateConfig, out: Path, on_event: Callable[[str], None] | N
     spec = LearnerSpec(cfg.model, cfg.method, cfg.train, data.label_names, DataConfig(**cfg.data).max_length)
     learner = make_learner(spec, pool + ev_texts, Path(out) / "rounds", keep_artifacts=False)
     eval_rows = np.arange(len(pool), len(pool) + len(ev_texts))
+    notes = budget_notes(cfg.budget, len(pool))
+    for n in notes:
+        say(n)
     runs = []
     for seed in cfg.seeds:
         for strategy in ["random", *cfg.strategies]:
@@ -139,10 +142,18 @@ def simulate(cfg: SimulateConfig, out: Path, on_event: Callable[[str], None] | N
             say(f"{strategy} seed {seed}: " + ", ".join(f"{p['n_labels']}: {p['accuracy']:.3f}" for p in curve))
     summary = summarize(runs)
     res = {"config": cfg.model_dump(mode="json"), "pool": len(pool), "eval_examples": len(ev_texts),
-           "runs": runs, "summary": summary, "match": labels_to_match(summary)}
+           "runs": runs, "summary": summary, "match": labels_to_match(summary), "notes": notes}
     write_json(Path(out) / "simulation.json", res)
     plot(res, Path(out) / "simulation.png")
     return res
+
+
+def budget_notes(budget: int, pool: int) -> list[str]:
+    """What the simulation will not do as asked: a budget beyond the pool ends at the pool."""
+    if budget <= pool:
+        return []
+    return [f"the budget of {budget} labels is more than the pool's {pool} training texts: the simulation "
+            f"ends at {pool} (every text labelled)"]
 
 
 def summarize(runs: list[dict]) -> dict[str, list[dict]]:
