@@ -170,6 +170,8 @@ class TrainConfig(Strict):
     checkpoint_every: int | None = Field(None, ge=1, description="write a resumable checkpoint "
                                          "every N steps")
     threads: int | None = Field(None, ge=1, description="torch threads (default: torch's choice)")
+    device: str = Field("auto", description="where training runs: auto (CUDA when visible, else MPS, else "
+                        "the CPU), cpu, cuda, cuda:N or mps")
     parallel: Literal["ddp", "fsdp"] = Field(
         "ddp", description="with --nproc: ddp keeps a full model per process; fsdp shards weights, "
         "gradients and optimizer state over the processes (FSDP2, one unit per layer)")
@@ -180,7 +182,7 @@ class TrainConfig(Strict):
                                     "(.txt, or a directory whose train/dev/test or single text file is read)")
 
     #: keys added after runs were cached (see DataConfig.ADDED_LATER)
-    ADDED_LATER: ClassVar[dict[str, Any]] = {"replay": 0.0, "replay_data": None}
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"replay": 0.0, "replay_data": None, "device": "auto"}
 
     @model_serializer(mode="wrap")
     def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler) -> dict:
@@ -192,6 +194,13 @@ class TrainConfig(Strict):
             raise ValueError("train.replay and train.replay_data go together: a share above 0 and the "
                              "general text to replay (--replay 0.2 --replay-data FILE), or neither")
         return self
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        from supremum.device import check_spec
+
+        return check_spec(v)
 
     @field_validator("replay_data")
     @classmethod
@@ -303,6 +312,9 @@ class EvalConfig(Strict):
     warmup: int = Field(5, ge=0, description="untimed calls before timing (batch 1)")
     repeats: int = Field(30, ge=3, description="timed calls at batch 1 (batch 32: a third)")
     threads: int | None = Field(None, ge=1, description="torch threads (default: torch's choice)")
+    device: str = Field("auto", description="where the model runs for quality and speed: auto (CUDA when "
+                        "visible, else MPS, else the CPU), cpu, cuda, cuda:N or mps (PyTorch artifacts; ONNX "
+                        "Runtime and llama.cpp artifacts run on the CPU)")
     perturb: str | None = Field(None, description="also measure accuracy under seeded perturbations, "
                                 "e.g. typo:0.05,drop:0.1,swap:0.1,case")
     perturb_seed: int = Field(0, description="seed of the perturbations")

@@ -17,7 +17,11 @@ def fingerprint() -> dict:
     cpu, flags = _cpuinfo()
     import torch
 
+    from supremum.device import describe
+
+    gpus = describe()  # only where CUDA is visible, so CPU-only records keep their keys
     return {
+        **({"gpus": gpus} if gpus else {}),
         "cpu": cpu or platform.processor() or platform.machine(),
         "arch": platform.machine(),
         "cores": os.cpu_count(),
@@ -30,7 +34,8 @@ def fingerprint() -> dict:
 
 
 def short(fp: dict) -> str:
-    return f"{fp['cpu']}, {fp['cores']} cores, {'/'.join(fp['isa']) or 'no vector ISA flags'}"
+    gpu = "".join(f"{g['name']} ({g['memory_gib']} GiB), " for g in fp.get("gpus", []))
+    return f"{gpu}{fp['cpu']}, {fp['cores']} cores, {'/'.join(fp['isa']) or 'no vector ISA flags'}"
 
 
 def _cpuinfo() -> tuple[str | None, set[str]]:

@@ -15,6 +15,7 @@ import time
 import numpy as np
 import torch
 
+from supremum import device
 from supremum.backends.ensemble import EnsembleModel
 
 
@@ -100,16 +101,22 @@ def latency(model, tokenizer, texts: list[str], batch_size: int, max_length: int
             repeats: int) -> dict:
     batch = (texts * (batch_size // max(1, len(texts)) + 1))[:batch_size]
     model.eval()
+    where = device.of(model)
 
     def encode() -> dict:
         enc = tokenizer(batch, truncation=True, max_length=max_length, padding=True,
                         return_tensors="pt")
-        return {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        return device.to({k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}, where)
+
+    def call(enc: dict):
+        out = model(**enc)
+        device.synchronize(where)  # CUDA returns before its kernels finish
+        return out
 
     enc = encode()
     t = time_interleaved({
-        "model_only": lambda: model(**enc),
-        "with_tokenization": lambda: model(**encode()),
+        "model_only": lambda: call(enc),
+        "with_tokenization": lambda: call(encode()),
     }, warmup, repeats)
     return {"batch_size": batch_size, **t,
             "throughput_per_s": batch_size / (t["with_tokenization"]["median_ms"] / 1000)}
@@ -123,9 +130,14 @@ def measure_cost(model, tokenizer, texts: list[str], max_length: int, warmup: in
     out["latency_b32"] = latency(model, tokenizer, texts, 32, max_length, max(1, warmup // 2),
                                  max(3, repeats // 3))
     out["peak_rss_mb"] = peak_rss_mb()
+    where = device.of(model)
+    out["device"] = str(where)
+    if where.type == "cuda":
+        out["cuda_max_memory_allocated_mb"] = torch.cuda.max_memory_allocated(where) / 2**20
     out["method"] = (f"perf_counter, model-only and with-tokenization calls interleaved; b1: {warmup} "
                      f"warm-up + {repeats} timed calls each; b32: "
                      f"{max(1, warmup // 2)} warm-up + {max(3, repeats // 3)} timed; median and p95; "
                      "peak_rss_mb is the evaluating process's own peak resident memory (VmHWM: loading and "
-                     "libraries included, nothing of the process that started it)")
+                     "libraries included, nothing of the process that started it); on CUDA each timed call ends "
+                     "with torch.cuda.synchronize, and cuda_max_memory_allocated_mb is torch's peak")
     return out

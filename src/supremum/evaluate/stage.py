@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from supremum import backends
+from supremum import backends, device
 from supremum.artifact import Artifact, new_id, open_artifact
 from supremum.compress.explain import runtime, why
 from supremum.config import DataConfig, EvalConfig
@@ -225,6 +225,9 @@ def _evaluate_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Pre
                  outputs: Path | None = None) -> dict:
     from supremum.lm.evaluate import evaluate_lm
 
+    if device.resolve(cfg.device).type != "cpu" and cfg.device != "auto":
+        raise UserError(f"--device {cfg.device}: causal-LM evaluation runs on the CPU in this version",
+                        "leave --device out (or cpu)")
     model, tok = backends.load(art)
     parent = _lm_parent(art) if cfg.reference_data else None
     out = {"artifact": art.id, "lineage": art.lineage,
@@ -244,6 +247,7 @@ def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Prepro
                         "leave them out")
     data = load_data(data_cfg, label_names=prep.label_names, whole=cfg.split == WHOLE)
     model, tok = backends.load(art)
+    model = device.place(model, cfg.device)
     texts, labels = data.texts(cfg.split), data.labels(cfg.split)
     t0 = time.perf_counter()
     logits = predict_logits(model, prep.tokenize(tok, texts), tok.pad_token_id, cfg.batch_size)
@@ -253,7 +257,7 @@ def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Prepro
     out = {"artifact": art.id, "lineage": art.lineage, "data": data_cfg.path, "split": cfg.split, **quality,
            "scored": scored(len(texts), "rows", data_cfg.path, cfg.split), "preprocessing": _shown(prep),
            "eval_seconds": time.perf_counter() - t0, "size_on_disk_mb": dir_size(art.path) / 2**20,
-           "machine": fingerprint()}
+           "machine": fingerprint(), "device": str(device.of(model))}
     out["runtime"] = runtime(art.manifest, out["machine"]["isa"], getattr(model, "kernels", lambda: None)())
     if cfg.speed:
         out["cost"] = measure_cost(model, tok, texts[:64], prep.max_length, cfg.warmup, cfg.repeats)

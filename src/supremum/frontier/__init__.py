@@ -59,6 +59,18 @@ class Variant:
         return (self.data, self.split, self.machine, self.protocol)
 
 
+def machine_of(m: dict, run: dict) -> str:
+    """What a row was measured on: the CPU, or the GPU when the evaluation ran on CUDA (the
+    frontier compares costs only within one machine)."""
+    fp = m.get("machine") or run.get("machine") or {}
+    dev = m.get("device") or (m.get("cost") or {}).get("device") or "cpu"
+    if dev.startswith("cuda"):
+        index = int(dev.partition(":")[2] or 0)
+        gpu = next((g["name"] for g in fp.get("gpus", []) if g["index"] == index), "CUDA device")
+        return f"{gpu} ({fp.get('cpu', '?')})"
+    return fp.get("cpu", "?")
+
+
 def _protocol(m: dict) -> str:
     d = m.get("perplexity_detail")
     return f"window {d['window']}, stride {d['stride']}, {d['tokens']} tokens" if d else ""
@@ -110,7 +122,7 @@ def variants(store: Store | None = None) -> list[Variant]:
         # A base model measured as it is (no artifact) is named by the model and its backend.
         base = f"{m['model']} ({m.get('backend', 'pytorch')})" if m.get("model") else None
         art = m.get("artifact") or m.get("variant") or base or (r.get("parents") or [None])[0]
-        machine = (m.get("machine") or r.get("machine") or {}).get("cpu", "?")
+        machine = machine_of(m, r)
         row = arts.get(art, {})
         lineage = m.get("lineage") or row.get("method") or "?"
         v = Variant(art, lineage, m.get("data", "?"), m.get("split", "?"), machine,

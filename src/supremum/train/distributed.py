@@ -67,16 +67,23 @@ def tied_to_this_process(python_args: list[str]) -> list[str]:
     return [sys.executable, "-c", _TIED, str(os.getpid()), *python_args]
 
 
-def init(d: Dist, threads: int | None) -> None:
-    """Join the process group once; split the cores so local processes do not fight."""
+def init(d: Dist, threads: int | None, device_spec: str = "auto") -> None:
+    """Join the process group once; split the cores so local processes do not fight. The backend
+    follows where the tensors are (NCCL for CUDA, gloo for the CPU), not whether CUDA is visible;
+    on CUDA each local rank takes its own GPU (cuda:LOCAL_RANK)."""
     if not d.active:
         return
     die_with_parent()
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // d.local_world))
     import torch.distributed as tdist
 
+    from supremum import device
+
+    where = device.resolve(device_spec)
+    if where.type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", d.rank % d.local_world)))
     if not tdist.is_initialized():
-        tdist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        tdist.init_process_group(device.distributed_backend(where))
 
 
 def all_reduce_sum(value: float, d: Dist) -> float:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from supremum import device
 from supremum.artifact import Artifact, new_id, save_artifact
 from supremum.config import FinetuneConfig
 from supremum.data import TaskData, load_data
@@ -70,8 +71,9 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
         from supremum.errors import UserError
 
         raise UserError("self_training and domain_pretrain run in one process", "drop --nproc / torchrun")
+    device.resolve(cfg.train.device)  # a device that is not there fails before any work
     if dist.active:
-        distributed.init(dist, cfg.train.threads)
+        distributed.init(dist, cfg.train.threads, cfg.train.device)
         if not dist.main:
             return _follow(cfg, dist, resume)
     store = store or Store()

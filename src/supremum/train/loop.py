@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from supremum import device
 from supremum.config import TrainConfig
 from supremum.data.batching import batch_order, iterate
 from supremum.infer import predict_logits
@@ -71,6 +72,8 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
     optimizer applies that step, so no non-finite state is checkpointed, kept as best or returned."""
     dist = distributed.current()
     sharded = dist.active and cfg.parallel == "fsdp"
+    where = device.resolve(cfg.device)
+    model.to(where)  # before sharding and the optimizer, which must hold the parameters on the device
     if sharded:
         sharding.shard(model)  # before the optimizer, which must hold the sharded parameters
     opt = build_optimizer(model, cfg)
@@ -117,6 +120,8 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
     if best is not None and cfg.keep_best:
         sharding.load_trainable(model, best, sharded)
     model.eval()
+    # Back on the CPU: what follows (saving, the CPU runtimes, latency) expects it there.
+    model.to("cpu")
     return TrainResult(state, state.train_seconds, state.samples, state.evals), best
 
 
@@ -169,12 +174,13 @@ def optimizer_step(model, opt, data: Split, micro: list[list[int]], pad_id: int,
     # loss is scaled by the world size to give the gradient of the global batch's mean loss.
     micro = [b[dist.rank::dist.world] for b in micro]
     total_loss = 0.0
-    lf = loss_fn or _cross_entropy(cfg)
+    lf, where = loss_fn or _cross_entropy(cfg), device.of(model)
     for batch in iterate(data.ids, [b for b in micro if b], pad_id, data.labels):
+        batch = device.to(batch, where)
         labels = batch.pop("labels")
 
         def compute(batch=batch, labels=labels) -> torch.Tensor:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            with device.autocast(where, cfg.bf16):
                 return lf(model, batch, labels) * (dist.world / n)
 
         if cfg.adversarial:
