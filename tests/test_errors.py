@@ -77,7 +77,8 @@ def test_out_of_vocabulary_share_counts_split_and_unknown_words():
     assert [errors.oov_bucket(x) for x in (0.0, 0.05, 0.1, 0.2, 0.6)] == ["0%", "0-10%", "0-10%", "10-25%", ">25%"]
     res = errors.analysis(["the good film", "the films good unreal ok!", "!!!"], [0, 1, 1],
                           np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]), NAMES, tok)
-    oov = {s["value"]: (s["examples"], s["correct"]) for s in res["slices"] if s["slice"] == "out-of-vocabulary share"}
+    oov = {s["value"]: (s["examples"], s["correct"]) for s in res["slices"]
+           if s["slice"] == "out-of-vocabulary share"}
     assert oov == {"0%": (1, 1), ">25%": (1, 0)}  # "!!!" has no words: not in this slice
 
 
@@ -95,14 +96,14 @@ def test_suspects_of_a_ceiling_on_the_same_data(tmp_path):
     from supremum.limit.label_noise import write_suspects
 
     data = tmp_path / "d.csv"
-    path = write_suspects(tmp_path / "suspects-test.csv", {"suspects": [2, 0], "suggested": [1, 0],
-                          "confidence": [0.9, 0.8], "given_confidence": [0.1, 0.2]}, ["a b", "c", "d e"], [0, 1, 0],
-                          NAMES)
-    m = {"data": str(data), "split": "test", "label_noise": {"rate": 0.1, "split": "test", "suspects_path": str(path),
-                                                           "splits": {"test": {"suspects_path": str(path)}}}}
+    found = {"suspects": [2, 0], "suggested": [1, 0], "confidence": [0.9, 0.8], "given_confidence": [0.1, 0.2]}
+    path = str(write_suspects(tmp_path / "suspects-test.csv", found, ["a b", "c", "d e"], [0, 1, 0], NAMES))
+    m = {"data": str(data), "split": "test",
+         "label_noise": {"rate": 0.1, "split": "test", "suspects_path": path,
+                         "splits": {"test": {"suspects_path": path}}}}
     got = suspects(str(data), "test", [("ceiling", "x", m)])
-    assert (got["count"], got["split"], got["rows"][0]["text"], got["rows"][0]["suggested_label"]) == (2, "test",
-                                                                                                       "d e", "pos")
+    assert (got["count"], got["split"], got["rows"][0]["text"], got["rows"][0]["suggested_label"]) == (
+        2, "test", "d e", "pos")
     assert suspects(str(tmp_path / "other.csv"), "test", [("ceiling", "x", m)]) is None
 
 

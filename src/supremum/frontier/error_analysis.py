@@ -61,10 +61,7 @@ def _explained(path: str | None, errors: list[dict], names: list[str]) -> tuple[
     if not path or not Path(path).is_dir():
         return rows, "the artifact is no longer at its recorded path: words not scored"
     try:
-        from supremum.artifact import open_artifact
-        from supremum.explain.explainer import Explainer
-
-        ex = Explainer.load(open_artifact(path))
+        ex = _load(path)
         for row in rows:
             enc = ex.encode(row["text"])
             scores = ex.attribute("occlusion", enc, names.index(row["predicted"]), steps=1).words.tolist()
@@ -75,6 +72,22 @@ def _explained(path: str | None, errors: list[dict], names: list[str]) -> tuple[
         return rows, f"words not scored: {err.message}"
     return rows, ("occlusion: each word's drop in the predicted class's probability when its tokens are "
                   "replaced by the mask token (green: supports the wrong prediction; red: speaks against it)")
+
+
+def _load(path: str):
+    """The artifact's Explainer, loaded without transformers' progress bar (the report has no bars)."""
+    from transformers.utils import logging as hf_logging
+
+    from supremum.artifact import open_artifact
+    from supremum.explain.explainer import Explainer
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return Explainer.load(open_artifact(path))
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 def suspects(data: str, split: str, limits: list) -> dict | None:
