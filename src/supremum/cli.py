@@ -166,6 +166,8 @@ def eval_(
     device: Annotated[str | None, typer.Option(help=_doc("eval", "device"))] = None,
     perturb: Annotated[str | None, typer.Option(help=_doc("eval", "perturb"))] = None,
     perturb_seed: Annotated[int | None, typer.Option(help=_doc("eval", "perturb_seed"))] = None,
+    slice_column: Annotated[str | None, typer.Option(help=_doc("eval", "slice_column"))] = None,
+    confident_errors: Annotated[int | None, typer.Option(help=_doc("eval", "confident_errors"))] = None,
     max_length: Annotated[int | None, typer.Option(help=_doc("eval", "max_length"))] = None,
     window: Annotated[int | None, typer.Option(help=_doc("eval", "window"))] = None,
     stride: Annotated[int | None, typer.Option(help=_doc("eval", "stride"))] = None,

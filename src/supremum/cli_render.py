@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from supremum.errors import UserError
 
@@ -263,6 +264,8 @@ def print_eval(m: dict, art) -> None:
     out.print(cm)
     if m.get("calibration"):
         _print_calibration(m["calibration"])
+    if m.get("error_analysis"):
+        _print_slices(m["error_analysis"])
     if m.get("robustness"):
         rob = Table("perturbation", "accuracy", "vs clean (pt)", title="robustness")
         for name, r in m["robustness"].items():
@@ -272,6 +275,16 @@ def print_eval(m: dict, art) -> None:
         out.print(f"[dim]method: {m['robustness']['method']}[/]", markup=True)
     if "cost" in m:
         _print_cost(m)
+
+
+def _print_slices(e: dict) -> None:
+    t = Table("slice", "value", "examples", "accuracy", "95% interval", title="accuracy by slice")
+    for r in e["slices"]:
+        t.add_row(Text(r["slice"]), Text(str(r["value"])), str(r["examples"]), f"{r['accuracy']:.4f}",
+                  f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]")
+    out.print(t)
+    if e.get("predictions"):
+        out.print(f"per-example predictions: {e['predictions']}", markup=False)
 
 
 def _print_calibration(c: dict) -> None:

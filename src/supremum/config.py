@@ -344,6 +344,19 @@ class EvalConfig(Strict):
                                        "scored for perplexity by this model and its parent (or base model): "
                                        "the change in % is the forgetting")
     reference_tokens: int = Field(8192, ge=2, description="LM --reference-data: score the first N tokens")
+    # classifiers: error analysis
+    slice_column: str | None = Field(None, description="classifiers: also report accuracy by the values of "
+                                     "this column of the data (a name, or a position from 1), beside the "
+                                     "length, negation and out-of-vocabulary slices")
+    confident_errors: int = Field(5, ge=0, description="classifiers: how many of the most confident wrong "
+                                  "predictions the error analysis lists (the report explains them)")
+
+    #: keys added after eval runs were recorded: a dump leaves each out while it holds this value
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"slice_column": None, "confident_errors": 5}
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler) -> dict:
+        return omit_later(self, handler)
 
     @field_validator("reference_data")
     @classmethod

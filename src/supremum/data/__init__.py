@@ -43,6 +43,10 @@ class TaskData:
     def labels(self, split: str) -> list[int]:
         return self.split(split)["label"].tolist()
 
+    def column(self, split: str, name: str) -> list[str]:
+        """The values of a column kept with `load_data(keep=...)`, one per row of the split."""
+        return self.split(split)[KEPT + name].tolist()
+
     def split(self, name: str) -> pd.DataFrame:
         if name not in self.splits:
             raise UserError(f"no split '{name}' in the data; splits are: {', '.join(self.splits)}",
@@ -50,15 +54,22 @@ class TaskData:
         return self.splits[name]
 
 
-def load_data(cfg: DataConfig, label_names: list[str] | None = None, whole: bool = False) -> TaskData:
+#: prefix of the frame columns holding columns kept with `load_data(keep=...)` (never "text"/"label")
+KEPT = "kept:"
+
+
+def load_data(cfg: DataConfig, label_names: list[str] | None = None, whole: bool = False,
+              keep: tuple[str, ...] = ()) -> TaskData:
     """Load, split and label-map a dataset. `label_names` fixes the map (evaluation of an artifact).
     `whole`: no splits are cut; every labeled row of every file forms the one split "all".
+    `keep`: further columns (names or positions from 1) carried with each row, read back with
+    `TaskData.column`; UserError naming the file's columns when a file lacks one.
 
     What the loader changed or skipped (dropped empty texts, unlabeled splits, unified label
     spellings, single-class splits) is kept in `info["notes"]` and said on stderr."""
     raw, sources = _read_sources(cfg)
     info: dict = {"source": cfg.path, "files": sources}
-    frames = _select_columns(raw, cfg, sources, info)
+    frames = _select_columns(raw, cfg, sources, info, keep)
     _strip_labels(frames, label_names, info)
     _unify_numeric_labels(frames, label_names, info)
     frames = _drop_unlabeled_eval_splits(frames, info)
@@ -205,7 +216,7 @@ def _read_sources(cfg: DataConfig) -> tuple[dict[str, pd.DataFrame], dict[str, s
     return frames, {k: f"hub:{cfg.path}[{k}]" for k in frames}
 
 
-def _select_columns(raw, cfg: DataConfig, sources, info) -> dict[str, pd.DataFrame]:
+def _select_columns(raw, cfg: DataConfig, sources, info, keep: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
     train = raw["train"]
     text_col, text_auto = pick_column(train, cfg.text_column, "text", sources["train"])
     try:
@@ -229,6 +240,8 @@ def _select_columns(raw, cfg: DataConfig, sources, info) -> dict[str, pd.DataFra
         text = pick_column(df, cfg.text_column or names[text_col], "text", sources[split])[0]
         label = pick_column(df, cfg.label_column or names[label_col], "label", sources[split])[0]
         frame = pd.DataFrame({"text": df[text].astype(str), "label": df[label].astype(str)})
+        for name in keep:
+            frame[KEPT + name] = df[pick_column(df, name, "slice", sources[split])[0]].astype(str)
         frame = _empty_rows(frame, "text", sources[split], split, cfg.drop_empty, info)
         if not (split in ("dev", "test") and _unlabeled(frame)):  # dropped whole below
             frame = _empty_rows(frame, "label", sources[split], split, cfg.drop_empty, info)

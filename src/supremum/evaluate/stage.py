@@ -14,6 +14,7 @@ from supremum.compress.explain import runtime, why
 from supremum.config import DataConfig, EvalConfig
 from supremum.data import load_data
 from supremum.errors import UserError
+from supremum.evaluate import errors
 from supremum.evaluate.calibration import calibration_metrics
 from supremum.evaluate.quality import classification_metrics, softmax
 from supremum.evaluate.speed import measure_cost
@@ -67,7 +68,8 @@ def evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, *, store: Sto
     run_id = new_id()
     with store.run(run_id, "eval", command, {"data": data_cfg.model_dump(), "eval": cfg.model_dump()},
                    fingerprint(), parents=[art.id]) as run:
-        metrics = _evaluate(art, data_cfg, cfg, prep, outputs=generations_path(store, run_id))
+        metrics = _evaluate(art, data_cfg, cfg, prep, outputs=generations_path(store, run_id),
+                            predictions=predictions_path(store, run_id))
         art.record_metrics(f"{Path(data_cfg.path).name}:{cfg.split}", metrics)
         run.finish(metrics, art)
     with Tracker(tracking, store.root, f"eval-{art.id}-{cfg.split}", {"artifact": art.id,
@@ -205,6 +207,11 @@ def generations_path(store: Store, run_id: str) -> Path:
     return store.root / "generations" / f"{run_id}.jsonl"
 
 
+def predictions_path(store: Store, run_id: str) -> Path:
+    """Where a classifier evaluation's per-example predictions go (JSONL): beside the run records."""
+    return store.root / "predictions" / f"{run_id}.jsonl"
+
+
 def _lm_parent(art: Artifact):
     """A loader of the model `art` came from, (model, tokenizer, name): its parent artifact, else
     (a fine-tune) its base model; UserError when a recorded parent cannot be found."""
@@ -239,13 +246,14 @@ def _evaluate_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Pre
 
 
 def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing,
-              outputs: Path | None = None) -> dict:
+              outputs: Path | None = None, predictions: Path | None = None) -> dict:
     if art.task == "text-generation":
         return _evaluate_lm(art, data_cfg, cfg, prep, outputs)
     if cfg.generate or cfg.reference_data:
         raise UserError(f"--generate and --reference-data apply to causal LMs, and {art.id} is a classifier",
                         "leave them out")
-    data = load_data(data_cfg, label_names=prep.label_names, whole=cfg.split == WHOLE)
+    keep = (cfg.slice_column,) if cfg.slice_column else ()
+    data = load_data(data_cfg, label_names=prep.label_names, whole=cfg.split == WHOLE, keep=keep)
     model, tok = backends.load(art)
     model = device.place(model, cfg.device)
     texts, labels = data.texts(cfg.split), data.labels(cfg.split)
@@ -264,10 +272,22 @@ def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Prepro
         out["cost"]["trainable_params"] = art.metrics.get("training", {}).get("trainable_params")
         out["vs_parent"] = _vs_parent(art, out, f"{Path(data_cfg.path).name}:{cfg.split}")
     out["mean_confidence"] = float(np.max(softmax(logits), -1).mean())
+    out["error_analysis"] = _error_analysis(data, cfg, tok, softmax(logits), prep.label_names, predictions)
     out["calibration"] = calibration_metrics(logits, labels)
     out["calibration"]["temperature"] = art.manifest.temperature
     out["calibration"]["vs_parent"] = _calibration_vs_parent(art, out, f"{Path(data_cfg.path).name}:{cfg.split}")
     return out
+
+
+def _error_analysis(data, cfg: EvalConfig, tok, probs: np.ndarray, names: list[str],
+                    predictions: Path | None) -> dict:
+    """`errors.analysis` of the split, and every example's prediction written to `predictions`."""
+    texts, labels = data.texts(cfg.split), data.labels(cfg.split)
+    column = (cfg.slice_column, data.column(cfg.split, cfg.slice_column)) if cfg.slice_column else None
+    res = errors.analysis(texts, labels, probs, names, tok, column, cfg.confident_errors)
+    if predictions is not None:
+        res["predictions"] = str(errors.write_predictions(predictions, texts, labels, probs, names, column))
+    return res
 
 
 def _calibration_vs_parent(art: Artifact, out: dict, key: str) -> dict | None:

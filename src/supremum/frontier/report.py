@@ -12,7 +12,7 @@ from pathlib import Path
 from supremum.artifact import open_artifact
 from supremum.compare import table
 from supremum.errors import UserError
-from supremum.frontier import frontier, sign
+from supremum.frontier import error_analysis, frontier, sign
 from supremum.frontier.answer import Answer, answers, baseline, hover, lineage_words, name
 from supremum.frontier.figures import Figure, curves_figure, frontier_figure, pyplot, render
 from supremum.frontier.scope import scoped, stage_of
@@ -147,6 +147,7 @@ def build(store: Store | None = None, metric: str | None = None, data: str | Non
     return {"fronts": fronts, "main": main, "plots": plots, "bought": bought(main) if fronts else [],
             "store": store, "comparisons": comparisons(store), "limits": lims, "scope": scope,
             "resolution": pt, "resolution_source": source,
+            "error_analysis": error_analysis.section(main, store, lims),
             "answers": summary(main, pt, budgets or {}, store) if main else []}
 
 
@@ -271,6 +272,7 @@ def markdown(rep: dict, figure_dir: str | None = None) -> str:
     """The report as Markdown; figures linked from `figure_dir` (relative to the file) when given."""
     lines = [f"# supremum report{': ' + rep['scope'] if rep['scope'] else ''}"]
     lines += _markdown_frontier(rep, figure_dir) if rep["fronts"] is not None else []
+    lines += error_analysis.markdown(rep["error_analysis"]) if rep["error_analysis"] else []
     for s in rep["comparisons"]:
         head, rows = table(s)
         lines += ["", f"## Method comparison {s['name']}: {s['model']} on `{s['data']}`", "",
@@ -478,7 +480,8 @@ def _page(rep: dict, figs: dict) -> dict:
             "bought": rep["bought"], "frontier_figures": figs["frontier"], "curves": figs["curves"],
             "answers": [{"role": a.role, "name": name(a.row), "hover": hover(a.row), "sentence": a.sentence,
                          "ties": a.ties} for a in rep["answers"]],
-            "variant_head": [], "variant_rows": [], "not_comparable": [], "generated": []}
+            "variant_head": [], "variant_rows": [], "not_comparable": [], "generated": [],
+            "error_analysis": rep["error_analysis"]}
     if res:
         on = {r["artifact"] for r in res["frontier"]}
         cost_names = _cost_cells(res, {"size": None, "memory": None, "latency_b1": None, "latency_b32": None})[0]
