@@ -352,7 +352,7 @@ class EvalConfig(Strict):
                                   "predictions the error analysis lists (the report explains them)")
 
     #: keys added after eval runs were recorded: a dump leaves each out while it holds this value
-    ADDED_LATER: ClassVar[dict[str, Any]] = {"slice_column": None, "confident_errors": 5}
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"slice_column": None, "confident_errors": 5, "device": "auto"}
 
     @model_serializer(mode="wrap")
     def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler) -> dict:
