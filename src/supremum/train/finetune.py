@@ -71,7 +71,12 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
         from supremum.errors import UserError
 
         raise UserError("self_training and domain_pretrain run in one process", "drop --nproc / torchrun")
-    device.resolve(cfg.train.device)  # a device that is not there fails before any work
+    where = device.resolve(cfg.train.device)  # a device that is not there fails before any work
+    if cfg.method.name == "qlora" and where.type != "cuda":
+        from supremum.errors import UserError
+
+        raise UserError(f"method qlora trains on a CUDA GPU (bitsandbytes' 4-bit kernels), and this run is on "
+                        f"{where}", "use --method lora here, or --device cuda on a machine with an NVIDIA GPU")
     if dist.active:
         distributed.init(dist, cfg.train.threads, cfg.train.device)
         if not dist.main:
@@ -106,6 +111,8 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
         metrics = {**_metrics(result, trainable, total, data), **recorded}
         adapter = _save_adapter(method, model, tok, cfg, data, metrics, run_id, store, base, recorded)
         model, storage = method.finalize(model, cfg.method)
+        if getattr(model, "merge_check", None):  # QLoRA: merged float model vs the trained 4-bit one
+            metrics["merge_check"] = model.merge_check
         art = _save(model, tok, cfg, data, storage, metrics, run_id, store.root, art_id=art_id, base=base,
                     extra={**recorded, **({"adapter_artifact": str(adapter.path.resolve())} if adapter else {})})
         store.add_artifact(art.id, str(art.path), run_id, art.task, cfg.model.name, cfg.method.name)

@@ -102,6 +102,7 @@ from supremum.train.methods import (  # noqa: E402,F401
     linear_probe,
     lora,
     prompt_learning,
+    qlora,
     setfit,
 )
 
