@@ -37,10 +37,10 @@ class LmEvalConfig(BaseModel):
     builtin_tasks: bool = Field(True, description="also index lm-eval's ~14,000 built-in task configs "
                                 "(--no-builtin-tasks: only --include-path, a faster start)")
     limit: int | None = Field(None, ge=1, description="score only the first N examples of each task")
-    num_fewshot: int | None = Field(None, ge=0, description="in-context examples [default: the task's]")
+    num_fewshot: int | None = Field(None, ge=0, description="in-context examples (default: the task's own)")
     batch_size: int = Field(8, ge=1, description="sequences per forward pass when scoring")
     max_gen_toks: int = Field(256, ge=1, description="new tokens at most for generate_until tasks "
-                              "[a task's own max_gen_toks wins]")
+                              "(a task's own max_gen_toks wins)")
     backend: Literal["pytorch", "llamacpp"] = Field("pytorch", description="for a base model: pytorch, or "
                                                     "llamacpp to run its GGUF file (artifacts use their own)")
 
