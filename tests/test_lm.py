@@ -132,7 +132,7 @@ def test_windows_score_every_token_once():
         spans = windows(length, window, stride)
         scored = [t for _, e, first in spans for t in range(first, e)]
         assert scored == list(range(1, length))
-        assert all(e - s <= window for s, e, _ in spans)
+        assert all(e - s <= window and s < first for s, e, first in spans)  # a predecessor in the window
 
 
 def test_perplexity_matches_hand_computation(tiny):
@@ -153,6 +153,10 @@ def test_perplexity_matches_hand_computation(tiny):
             lp = F.log_softmax(model(input_ids=torch.tensor([ids[s:e]])).logits[0].float(), -1)
         hand -= sum(lp[t - s - 1, ids[t]].item() for t in range(first, e))
     assert res["nll"] == pytest.approx(hand, rel=1e-5)
+    # --stride equal to --window: every token is still scored (a window starting at a token cannot
+    # predict it, so the stride used is window - 1; it used to drop one token per window).
+    res = perplexity(model, ids, window=8, stride=8)
+    assert (res["tokens"], res["stride"]) == (39, 7)
 
 
 def test_token_nll_ignores_masked():

@@ -258,6 +258,33 @@ def zeroshot(
     _echo_json(res) if as_json else cli_render.print_zeroshot(res)
 
 
+@app.command("lm-eval")
+def lm_eval(
+    model: Annotated[str, typer.Argument(help=_doc("lm_eval", "model"))],
+    tasks: Annotated[str, typer.Option(help=_doc("lm_eval", "tasks"))],
+    include_path: Annotated[str | None, typer.Option(help=_doc("lm_eval", "include_path"))] = None,
+    builtin_tasks: Annotated[bool | None, typer.Option("--builtin-tasks/--no-builtin-tasks",
+                                                       help=_doc("lm_eval", "builtin_tasks"))] = None,
+    limit: Annotated[int | None, typer.Option(help=_doc("lm_eval", "limit"))] = None,
+    num_fewshot: Annotated[int | None, typer.Option(help=_doc("lm_eval", "num_fewshot"))] = None,
+    batch_size: Annotated[int | None, typer.Option(help=_doc("lm_eval", "batch_size"))] = None,
+    max_gen_toks: Annotated[int | None, typer.Option(help=_doc("lm_eval", "max_gen_toks"))] = None,
+    backend: Annotated[str | None, typer.Option(help=_doc("lm_eval", "backend"))] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
+) -> None:
+    """Run lm-evaluation-harness tasks (loglikelihood, multiple choice, rolling loglikelihood, generate_until) on a causal-LM artifact or base model, GGUF included, through supremum's own loading; each task is stored as a run that `frontier` lists (accuracy, acc_norm, exact_match)."""  # noqa: E501
+    from supremum import cli_config, cli_render
+    from supremum.lmeval.run import LmEvalConfig
+
+    cfg = cli_config.build(LmEvalConfig, locals(), flag_keys(lm_eval, "lm_eval"),
+                           help_cmd="supremum lm-eval --help")
+    _quiet_libraries()
+    from supremum.lmeval.run import lm_eval as run
+
+    res = run(cfg, command=" ".join(sys.argv))
+    _echo_json(res) if as_json else cli_render.print_harness(res)
+
+
 @app.command()
 def explain(
     artifact: Annotated[str, typer.Argument(help="classifier artifact directory, or an artifact/run id")],

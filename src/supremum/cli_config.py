@@ -28,6 +28,7 @@ SECTIONS = {"model": "supremum.config:ModelSpec", "data": "supremum.config:DataC
             "train": "supremum.config:TrainConfig", "eval": "supremum.config:EvalConfig",
             "serve": "supremum.serve:ServeConfig", "pick": "supremum.frontier.pick:PickLimits",
             "zeroshot": "supremum.evaluate.zeroshot:ZeroShotConfig",
+            "lm_eval": "supremum.lmeval.run:LmEvalConfig",
             "explain": "supremum.explain.config:ExplainConfig",
             "self_training": "supremum.config:SelfTrainingConfig",
             "domain_pretrain": "supremum.config:DomainPretrainConfig",

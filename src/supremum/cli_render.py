@@ -502,6 +502,17 @@ def print_zeroshot(r: dict) -> None:
               f"macro-F1 {100 * m['macro_f1']:.1f}%", markup=False)
 
 
+def print_harness(r: dict) -> None:
+    """`supremum lm-eval`: per task the frontier's metrics (%), examples scored, shots, seconds."""
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    t = Table("task", "split", "accuracy %", "acc_norm %", "exact match %", "examples", "shots", "seconds",
+              title=f"lm-eval on {r['model']}")
+    for task, m in r["tasks"].items():
+        t.add_row(task, m["split"], pct(m.get("accuracy")), pct(m.get("acc_norm")), pct(m.get("exact_match")),
+                  str(m["examples"]), str(m["lm_eval"]["n_shot"]), f"{m['eval_seconds']:.1f}")
+    out.print(t)
+
+
 def print_explain(r: dict, shown: int = 3, top: int = 5) -> None:
     """The faithfulness table (methods, then random with its s.d. over seeds), the top words of
     the first examples per method, what was skipped and where the files are."""

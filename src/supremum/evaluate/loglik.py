@@ -36,40 +36,52 @@ def max_context(model) -> int:
     return int(n or 2048)
 
 
-@torch.inference_mode()
 def loglikelihoods(model, tok, pairs: list[tuple[str, str]], batch_size: int = 16,
                    max_length: int | None = None) -> tuple[np.ndarray, int]:
     """(sum of log-probs (nats) of each continuation's tokens given its context, shape (len(pairs),);
     how many inputs lost tokens at the left to fit `max_length`, default the model's context).
 
     `model(input_ids, attention_mask).logits` of shape (batch, tokens, vocab): a transformers
-    causal LM or the llama.cpp backend. Sequences are right-padded, longest first (as lm-eval
-    orders them), so padding never precedes a scored token.
+    causal LM or the llama.cpp backend (see `score_tokens`).
     """
     max_length = max_length or max_context(model)
-    seqs, conts, truncated = [], [], 0
-    for context, continuation in pairs:
-        ctx, cont = encode_pair(tok, context, continuation)
+    encoded = [encode_pair(tok, context, continuation) for context, continuation in pairs]
+    scores = score_tokens(model, encoded, batch_size, max_length, tok.pad_token_id)
+    truncated = sum(len(ctx) + len(cont) - 1 > max_length for ctx, cont in encoded)
+    return np.array([s for s, _ in scores], dtype=np.float64), truncated
+
+
+@torch.inference_mode()
+def score_tokens(model, requests: list[tuple[list[int], list[int]]], batch_size: int = 16,
+                 max_length: int | None = None, pad: int | None = None) -> list[tuple[float, bool]]:
+    """Per (context ids, continuation ids): the summed log-prob (nats) of the continuation's
+    tokens and whether each of them is the argmax at its position (lm-eval's `is_greedy`).
+
+    The model sees (context + continuation)[-(max_length + 1):][:-1] (lm-eval's HFLM
+    `_loglikelihood_tokens`: a long context loses tokens at the left). Sequences are
+    right-padded, longest first, so padding never precedes a scored token.
+    Raises ValueError: a continuation longer than max_length (default: the model's context).
+    """
+    max_length = max_length or max_context(model)
+    seqs = []
+    for ctx, cont in requests:
         if len(cont) > max_length:
             raise ValueError(f"a continuation of {len(cont)} tokens exceeds the model's {max_length}")
-        full = ctx + cont
-        truncated += len(full) - 1 > max_length
-        seqs.append(full[-(max_length + 1):][:-1])
-        conts.append(cont)
-    out = np.empty(len(pairs), dtype=np.float64)
-    order = sorted(range(len(pairs)), key=lambda i: -len(seqs[i]))
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        seqs.append((ctx + cont)[-(max_length + 1):][:-1])
+    out: list[tuple[float, bool]] = [(0.0, True)] * len(requests)
+    order = sorted(range(len(requests)), key=lambda i: -len(seqs[i]))
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         width = len(seqs[rows[0]])
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        ids = torch.full((len(rows), width), pad if pad is not None else 0, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for r, i in enumerate(rows):
             ids[r, :len(seqs[i])] = torch.tensor(seqs[i])
             mask[r, :len(seqs[i])] = 1
         logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
         for r, i in enumerate(rows):
-            n, m = len(seqs[i]), len(conts[i])
-            target = torch.tensor(conts[i]).unsqueeze(-1)
-            out[i] = float(logp[r, n - m:n].gather(-1, target).sum())
-    return out, truncated
+            n, cont = len(seqs[i]), torch.tensor(requests[i][1])
+            rows_logp = logp[r, n - len(cont):n]
+            out[i] = (float(rows_logp.gather(-1, cont.unsqueeze(-1)).sum()),
+                      bool((rows_logp.argmax(-1) == cont).all()))
+    return out

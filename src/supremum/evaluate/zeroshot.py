@@ -217,42 +217,11 @@ def _threads() -> int:
 # --- the run ------------------------------------------------------------------------------------
 
 def load_lm(cfg: ZeroShotConfig):
-    """(model, tokenizer): a causal-LM artifact directory as its backend loads it (a GGUF export
-    runs in llama.cpp), else a base model by alias, directory or .gguf file."""
-    from pathlib import Path
+    """(model, tokenizer): a causal-LM artifact (directory or id) as its backend loads it (a GGUF
+    export runs in llama.cpp), else a base model by alias, directory or .gguf file."""
+    from supremum.evaluate.causal import load_causal_lm
 
-    from supremum.artifact import MANIFEST, open_artifact
-
-    if (Path(cfg.model) / MANIFEST).is_file():
-        from supremum import backends
-
-        art = open_artifact(cfg.model)
-        if art.task != "text-generation":
-            raise UserError(f"{cfg.model}: a {art.task} artifact has no language-model head to score "
-                            "verbalizers with", "give a causal LM (alias, model directory, .gguf, or a "
-                            "causal-LM artifact)")
-        return backends.load(art)
-    if cfg.backend == "llamacpp":
-        from supremum.evaluate.stage import load_llamacpp
-
-        return load_llamacpp(cfg.model)
-    from supremum.models import load_model
-
-    model, tok = load_model(cfg.model, "causal-lm")
-    if not _is_decoder(model.config):
-        raise UserError(f"{cfg.model} is an encoder ({model.config.model_type}), not a causal language model: it "
-                        "cannot score a continuation", "give a causal LM, e.g. --model smollm2-135m or tiny-llama")
-    return model.eval(), tok
-
-
-def _is_decoder(config) -> bool:
-    """Encoders (BERT and kin) load with an LM head but predict masked tokens, not the next one:
-    scoring a verbalizer with them silently gives noise."""
-    return bool(getattr(config, "is_decoder", False)) or config.model_type not in ENCODERS
-
-
-ENCODERS = {"bert", "roberta", "xlm-roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "mpnet",
-            "camembert", "modernbert"}
+    return load_causal_lm(cfg.model, cfg.backend)[:2]
 
 
 def _check(cfg: ZeroShotConfig, data) -> None:

@@ -55,7 +55,10 @@ def dev_scorer(batch_size: int = 8, bf16: bool = False) -> Callable:
 
 
 def windows(length: int, window: int, stride: int) -> list[tuple[int, int, int]]:
-    """(start, end, first scored position) of each window; positions 1..length-1 scored once."""
+    """(start, end, first scored position) of each window; positions 1..length-1 scored once,
+    each after at least one token of its own window (start < first scored position: a window's
+    first token has no logits predicting it). The stride is at most window - 1 for that reason."""
+    stride = max(1, min(stride, window - 1))
     out, done = [], 1
     for start in range(0, max(length - 1, 1), stride):
         end = min(start + window, length)
@@ -73,7 +76,7 @@ def perplexity(model, ids: list[int], window: int, stride: int, batch_size: int 
     `.logits` for every position: PyTorch, ONNX Runtime or llama.cpp backends)."""
     if len(ids) < 2:
         raise ValueError("perplexity needs at least two tokens")
-    stride = min(stride, window)
+    stride = max(1, min(stride, window - 1))  # as `windows` takes it: reported as used
     spans = windows(len(ids), window, stride)
     nll, n = 0.0, 0
     for i in range(0, len(spans), batch_size):
