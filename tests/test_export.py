@@ -143,6 +143,26 @@ def test_hf_export_of_pruned_models(bert, tmp_path):
     assert not (tmp_path / "hf2").exists()
 
 
+def test_hf_export_merges_bitfit_and_refuses_bottleneck_adapters(bert, home, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    bitfit = _train(home / "bitfit", "tiny-bert", bert["data"], "bitfit", lr=5e-3)
+    delta = open_artifact(bitfit.manifest.adapter_artifact)
+    assert delta.manifest.storage == "delta"
+    out = export(delta, ExportConfig(format="hf", output=str(tmp_path / "bitfit"))).path
+    hf = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    ours, tok = load(delta)
+    assert torch.allclose(_logits(hf, _ids(tok)), _logits(ours, _ids(tok)), atol=1e-5)
+
+    houlsby = _train(home / "houlsby", "tiny-bert", bert["data"], "adapter", lr=1e-3)
+    with pytest.raises(UserError) as e:
+        export(houlsby, ExportConfig(format="hf", output=str(tmp_path / "houlsby")))
+    assert str(e.value).startswith(f"--format hf does not apply to artifact {houlsby.id}: it holds tensors "
+                                   "BertForSequenceClassification does not have (['bert.encoder.layer.0.")
+    assert str(e.value).endswith("e.g. modules a method added (formats that apply to it: onnx)")
+    assert not (tmp_path / "houlsby").exists()
+
+
 # ---- peft -------------------------------------------------------------------------------------
 
 def test_peft_export_loads_with_peft_over_the_base(bert, tmp_path):
@@ -215,6 +235,25 @@ def test_gguf_and_ollama_export_carry_template_and_stops(llama, tmp_path):
                               '</s>{{ else }}\n{{ end }}{{ end }}{{ end }}assistant: ']
     assert "SYSTEM" not in mf
     assert front_matter(out)["pipeline_tag"] == "text-generation"
+
+
+def test_gguf_artifacts_are_copied_with_chat_metadata_and_their_lora_adapter(llama, home, tmp_path):
+    import gguf
+
+    from supremum.lm.data import ROLE_LINES_TEMPLATE
+
+    lora = _train(home / "lm-lora", "tiny-llama", llama["data"], "lora", steps=4, lr=3e-2)
+    gl = api.compress(lora.path, {"method": "gguf-lora", "base_quant": "f32"}, output=tmp_path / "gl")
+    out = export(gl, ExportConfig(format="ollama", output=str(tmp_path / "ol"))).path
+    assert (out / "adapter.gguf").read_bytes() == (gl.path / "adapter.gguf").read_bytes()
+    src, got = gguf.GGUFReader(str(gl.path / "model.gguf")), gguf.GGUFReader(str(out / "model.gguf"))
+    assert "tokenizer.chat_template" not in src.fields
+    assert got.fields["tokenizer.chat_template"].contents() == ROLE_LINES_TEMPLATE
+    assert [(t.name, t.tensor_type, t.data.tobytes()) for t in got.tensors] == \
+        [(t.name, t.tensor_type, t.data.tobytes()) for t in src.tensors]
+    mf = parse_modelfile(out / "Modelfile")
+    assert mf["FROM"] == ["./model.gguf"] and mf["ADAPTER"] == ["./adapter.gguf"]
+    assert front_matter(out)["supremum"]["export"]["quant"] == "f32"
 
 
 def test_role_lines_template_renders_what_training_rendered(llama):

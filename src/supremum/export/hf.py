@@ -54,9 +54,13 @@ def _pruned_sizes(model, config) -> None:
     from supremum.backends.modules import get_module
     from supremum.compress import arch
 
+    from torch import nn
+
     _, layers = arch.layer_list(model)
     d = arch.head_dim(model)
     parts = [arch.parts(model, i) for i in range(len(layers))]
+    if not all(isinstance(get_module(model, n), nn.Linear) for p in parts for n in (p.q, p.ffn_out)):
+        return  # wrapped by a method's modules: the tensor check below names them
     heads = [get_module(model, p.q).out_features // d for p in parts]
     ffn = [get_module(model, p.ffn_out).in_features for p in parts]
     for what, sizes in (("attention heads", heads), ("feed-forward neurons", ffn)):
