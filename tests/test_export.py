@@ -93,7 +93,8 @@ def test_hf_export_loads_in_transformers_with_the_same_logits_and_a_card(bert, h
     assert "license" not in front  # not known for a tiny test model
     results = {r["source"]["name"]: r for r in front["model-index"][0]["results"]}
     dev = art.metrics["reviews.csv:dev"]
-    assert [m["value"] for m in results["supremum reviews.csv:dev"]["metrics"]] == [dev["accuracy"], dev["macro_f1"]]
+    got = [m["value"] for m in results["supremum reviews.csv:dev"]["metrics"]]
+    assert got == [dev["accuracy"], dev["macro_f1"]]
     assert results["supremum training"]["metrics"][0]["value"] == art.metrics["training"]["dev_accuracy"]
     assert front["supremum"]["lineage"] == "full" and front["supremum"]["artifact_id"] == art.id
     from supremum.machine import fingerprint, short
@@ -271,7 +272,8 @@ def test_role_lines_template_renders_what_training_rendered(llama):
 SMOLLM2 = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
            "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
            "<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
-           "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+           "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+           "{{ '<|im_start|>assistant\n' }}{% endif %}")
 
 
 def test_chatml_template_translates_to_ollama_with_default_system():
@@ -308,23 +310,28 @@ def parse_modelfile(path):
 
 # ---- bad input --------------------------------------------------------------------------------
 
-def test_bad_input_is_one_line_exit_2(bert, llama, tmp_path):
-    full = str(bert["full"].path)
+def test_bad_input_is_one_line_exit_2(bert, tmp_path):
+    art = bert["full"]
+    full = str(art.path)
     cases = [
         (["export", full, "--format", "tflite"], "error: unknown export format 'tflite' (use one of: hf, peft, "
                                                  "onnx, gguf, ollama)"),
-        (["export", full, "--format", "gguf"], f"error: --format gguf does not apply to artifact {bert['full'].id}: "
-         "GGUF covers causal LMs (llama.cpp runs decoders); classifiers export as hf, peft or onnx (formats "
-         "that apply to it: hf, onnx)"),
-        (["export", full, "--format", "peft"], f"error: --format peft does not apply to artifact {bert['full'].id}: "
-         "it holds no PEFT adapter (method full; fine-tune with lora, ia3, adalora, ...) (formats that apply "
-         "to it: hf, onnx)"),
         (["export", full, "--format", "hf", "--output", full], f"error: --output {full} exists and is not empty "
          "(give a new or empty directory; an export never overwrites files)"),
     ]
     for args, line in cases:
         proc = run_cli(*args)
         assert proc.returncode == 2 and proc.stderr.strip() == line, proc.stderr
+    refused = {  # what the CLI prints after "error: "
+        "gguf": "GGUF covers causal LMs (llama.cpp runs decoders); classifiers export as hf, peft or onnx",
+        "ollama": "GGUF covers causal LMs (llama.cpp runs decoders); classifiers export as hf, peft or onnx",
+        "peft": "it holds no PEFT adapter (method full; fine-tune with lora, ia3, adalora, ...)"}
+    for fmt, why in refused.items():
+        with pytest.raises(UserError) as e:
+            export(art, ExportConfig(format=fmt, output=str(tmp_path / fmt)))
+        assert str(e.value) == f"--format {fmt} does not apply to artifact {art.id}: {why} (formats that apply " \
+                               "to it: hf, onnx)"
+        assert not (tmp_path / fmt).exists()
 
 
 def test_quantized_artifact_names_the_formats_that_apply(bert, tmp_path):

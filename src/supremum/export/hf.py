@@ -51,10 +51,10 @@ def _known_layout(model) -> bool:
 
 
 def _pruned_sizes(model, config) -> None:
+    from torch import nn
+
     from supremum.backends.modules import get_module
     from supremum.compress import arch
-
-    from torch import nn
 
     _, layers = arch.layer_list(model)
     d = arch.head_dim(model)
