@@ -257,6 +257,22 @@ def test_gguf_artifacts_are_copied_with_chat_metadata_and_their_lora_adapter(lla
     assert front_matter(out)["supremum"]["export"]["quant"] == "f32"
 
 
+def test_hf_export_of_a_causal_lm(llama, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    art = llama["full"]
+    out = export(art, ExportConfig(format="hf", output=str(tmp_path / "hf"))).path
+    hf = AutoModelForCausalLM.from_pretrained(out).eval()
+    tok = AutoTokenizer.from_pretrained(out)
+    ours, _ = load(art)
+    enc = _ids(tok, ["the king shall speak", "of love and war in time"])
+    assert torch.allclose(_logits(hf, enc), _logits(ours, enc), atol=1e-5)
+    front = front_matter(out)
+    assert front["pipeline_tag"] == "text-generation"
+    assert front["model-index"][0]["results"][0]["metrics"] == [
+        {"type": "perplexity", "value": art.metrics["training"]["dev_perplexity"], "name": "dev perplexity"}]
+
+
 def test_role_lines_template_renders_what_training_rendered(llama):
     from supremum.lm.data import ROLE_LINES_TEMPLATE, render
 

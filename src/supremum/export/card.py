@@ -78,7 +78,7 @@ def results(art: Artifact) -> list[dict]:
         if found is None:
             continue
         wanted, split, data, machine = found
-        metrics = [{"type": kind, "value": float(m[k]), "name": f"{split} {k.replace('_', ' ')}"}
+        metrics = [{"type": kind, "value": float(m[k]), "name": f"{split} {k.removeprefix('dev_').replace('_', ' ')}"}
                    for k, kind in wanted.items() if isinstance(m.get(k), int | float) and math.isfinite(m[k])]
         if metrics:
             out.append({"task": {"type": art.task},
