@@ -67,6 +67,10 @@ def _measurement(art: Artifact, key: str, m: dict) -> tuple[dict, str, str | Non
     return None
 
 
+def _words(key: str) -> str:
+    return key.removeprefix("dev_").replace("_", " ")  # dev_accuracy of training: the split says dev
+
+
 def results(art: Artifact) -> list[dict]:
     """One model-index result per measurement in metrics.json: its metrics (values as
     measured), dataset and split, and the machine it ran on (None: not recorded)."""
@@ -78,7 +82,7 @@ def results(art: Artifact) -> list[dict]:
         if found is None:
             continue
         wanted, split, data, machine = found
-        metrics = [{"type": kind, "value": float(m[k]), "name": f"{split} {k.removeprefix('dev_').replace('_', ' ')}"}
+        metrics = [{"type": kind, "value": float(m[k]), "name": f"{split} {_words(k)}"}
                    for k, kind in wanted.items() if isinstance(m.get(k), int | float) and math.isfinite(m[k])]
         if metrics:
             out.append({"task": {"type": art.task},
