@@ -122,6 +122,7 @@ def test_hf_export_merges_lora_and_keeps_the_temperature_out_of_the_weights(bert
     assert t != 1 and torch.allclose(raw / t, _logits(calibrated, _ids(tok)), atol=1e-5)
     front = front_matter(out)
     assert front["supremum"]["temperature"] == t and f"divide them by {t:.4g}" in (out / "README.md").read_text()
+    assert "model-index" not in front  # nothing measured on the calibrated child: no empty results list
 
 
 def test_hf_export_of_pruned_models(bert, tmp_path):

@@ -99,8 +99,9 @@ def front_matter(art: Artifact, fmt, info: dict) -> dict:
              "pipeline_tag": art.task, "library_name": fmt.library, "tags": ["supremum", fmt.name]}
     if lic := _license(m.base_model):
         front["license"] = lic
-    front["model-index"] = [{"name": art.id, "results": [{k: v for k, v in r.items() if k != "machine"}
-                                                          for r in res]}]
+    if res:  # the Hub's metadata check refuses a model-index without results
+        front["model-index"] = [{"name": art.id, "results": [{k: v for k, v in r.items() if k != "machine"}
+                                                              for r in res]}]
     front["supremum"] = {
         "artifact_id": art.id, "lineage": art.lineage, "parents": m.parents, "method": m.method,
         "labels": art.label_names or None, "temperature": m.temperature,
@@ -119,7 +120,7 @@ def _body(art: Artifact, front: dict) -> str:
         lines += [f"**Temperature {t:.4g}**: this artifact was calibrated. The exported weights give the "
                   f"logits as trained; divide them by {t:.4g} before the softmax for the calibrated "
                   "probabilities (predictions are the same either way).", ""]
-    res = front["model-index"][0]["results"]
+    res = front["model-index"][0]["results"] if "model-index" in front else []
     if res:
         lines += ["| measurement | metric | value | machine |", "|---|---|---|---|"]
         for r, machine in zip(res, front["supremum"]["measured_on"].values(), strict=True):
