@@ -38,7 +38,7 @@ def write_gguf_export(art: Artifact, out: Path, cfg: ExportConfig) -> dict:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(art.path))
-    return _write(art, out, cfg, chat(tok))
+    return _write(art, out, cfg, tok, chat(tok))
 
 
 @register("ollama", "GGUF file plus an Ollama Modelfile", "gguf", _refuses)
@@ -47,7 +47,7 @@ def write_ollama(art: Artifact, out: Path, cfg: ExportConfig) -> dict:
 
     tok = AutoTokenizer.from_pretrained(str(art.path))
     mf = modelfile(tok)  # refused before any weights are written
-    info = _write(art, out, cfg, chat(tok))
+    info = _write(art, out, cfg, tok, chat(tok))
     lines = [f"FROM ./{GGUF_FILE}"] + ([f"ADAPTER ./{LORA_FILE}"] if info.get("adapter") else [])
     lines.append(f'TEMPLATE """{mf.template}"""')
     if mf.system:
@@ -61,10 +61,7 @@ def _quote(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _write(art: Artifact, out: Path, cfg: ExportConfig, c: Chat) -> dict:
-    import transformers as tf
-
-    tok = tf.AutoTokenizer.from_pretrained(str(art.path))
+def _write(art: Artifact, out: Path, cfg: ExportConfig, tok, c: Chat) -> dict:
     work = Path(tempfile.mkdtemp(prefix="supremum-export-"))
     try:
         if art.manifest.backend == "llamacpp":

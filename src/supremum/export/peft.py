@@ -10,7 +10,7 @@ from pathlib import Path
 
 from supremum.artifact import Artifact
 from supremum.export import ExportConfig, register
-from supremum.export.source import adapter_dir
+from supremum.export.source import WEIGHTLESS, adapter_dir
 from supremum.fsutil import write_json
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -18,7 +18,7 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 def _refuses(art: Artifact) -> str | None:
     if adapter_dir(art) is None:
-        if any(c.method != "temperature" for c in art.manifest.compression):
+        if any(c.method not in WEIGHTLESS for c in art.manifest.compression):
             return "it was compressed after training, so no adapter describes its weights"
         return f"it holds no PEFT adapter (method {art.manifest.method}; fine-tune with lora, ia3, adalora, ...)"
     return None
