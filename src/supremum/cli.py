@@ -424,6 +424,31 @@ def calibrate(
                 "calibration": child.manifest.calibration}) if as_json else cli_render.print_calibrate(child)
 
 
+@app.command("export")
+def export_(
+    artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],
+    format: Annotated[str, typer.Option("--format", help="hf (transformers), peft (adapter), onnx (ONNX "
+                                        "Runtime), gguf (llama.cpp), ollama (GGUF + Modelfile)")],
+    output: Annotated[str | None, typer.Option(help="directory to write, new or empty [default: "
+                                               "<artifact>-<format>]")] = None,
+    quant: Annotated[str, typer.Option(help="gguf/ollama from PyTorch weights: llama.cpp weight type "
+                                       "(f32, f16, q8_0, q4_k_m, ...)")] = "q8_0",
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
+) -> None:
+    """Write an artifact in the layout another tool loads (transformers, PEFT, ONNX Runtime, llama.cpp, Ollama), with a model card (README.md, YAML front-matter with the measured results)."""  # noqa: E501
+    from supremum.evaluate.stage import resolve_artifact
+    from supremum.export import ExportConfig, export
+
+    cfg = ExportConfig(format=format, output=output, quant=quant)
+    art = resolve_artifact(artifact)
+    _quiet_libraries()
+    done = export(art, cfg)
+    if as_json:
+        _echo_json({"path": str(done.path), "format": done.format, "files": done.files, "artifact_id": art.id})
+    else:
+        typer.echo(f"exported artifact {art.id} as {done.format} to {done.path}: {', '.join(done.files)}")
+
+
 @app.command()
 def serve(
     artifact: Annotated[str, typer.Argument(help="artifact directory, or an artifact/run id")],

@@ -374,6 +374,13 @@ def render_prompt(tok, prompt: str) -> list[int]:
     return render(tok, [{"role": "user", "content": prompt}], generation_prompt=True)
 
 
+#: `render`'s role lines as a Jinja chat template, for tools that render the conversation
+#: themselves (llama.cpp from a GGUF, Ollama): the same text, tokenized whole
+ROLE_LINES_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}"
+                       "{% if m['role'] == 'assistant' %}{{ eos_token }}{% else %}{{ '\\n' }}{% endif %}"
+                       "{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}")
+
+
 def render(tok, msgs: list[dict], generation_prompt: bool) -> list[int]:
     if getattr(tok, "chat_template", None):
         if not msgs:

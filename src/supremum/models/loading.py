@@ -18,6 +18,9 @@ ALIASES = {
     "tiny-bert": "2-layer, 32-wide BERT, random weights (seed 0), character tokenizer: for tests",
     "tiny-llama": "2-layer, 32-wide Llama, random weights (seed 0), byte tokenizer: for tests",
 }
+#: the hub id and licence of the model behind an alias (what a model card names as base_model)
+ORIGINS = {"minilm-l6": ("sentence-transformers/all-MiniLM-L6-v2", "apache-2.0"),
+           "smollm2-135m": ("HuggingFaceTB/SmolLM2-135M-Instruct", "apache-2.0")}
 TINY = ("tiny-bert", "tiny-llama")
 DROPOUT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout",
                 "attention_dropout", "hidden_dropout", "resid_pdrop", "embd_pdrop", "attn_pdrop")

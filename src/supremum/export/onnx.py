@@ -1,0 +1,61 @@
+"""`onnx`: the layout ONNX Runtime and Optimum's `ORTModelForSequenceClassification` read:
+`model.onnx` (inputs input_ids and attention_mask, output logits) with config.json (labels) and
+the tokenizer. Exported with supremum's compress exporter (torch.onnx, TorchScript) and checked
+against PyTorch before it is kept; an artifact already ONNX is copied as it is."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from supremum.artifact import MANIFEST, METRICS, Artifact
+from supremum.export import ExportConfig, register
+from supremum.export.source import BACKEND_WORDS, plain_model, unmergeable
+
+OPSET = 17
+TOLERANCE = 1e-3  # largest logit difference from PyTorch accepted (fp32 graph)
+CHECK_TEXTS = ["a short example", "a second, somewhat longer example text", "x"]
+
+
+def _refuses(art: Artifact) -> str | None:
+    if art.task != "text-classification":
+        return "ONNX export covers classifiers; causal LMs export as gguf or ollama"
+    if art.manifest.backend not in ("pytorch", "onnxruntime"):
+        return f"its weights are {BACKEND_WORDS.get(art.manifest.backend, art.manifest.backend)}"
+    return unmergeable(art)
+
+
+@register("onnx", "ONNX graph for ONNX Runtime / Optimum", "onnx", _refuses)
+def write(art: Artifact, out: Path, cfg: ExportConfig) -> dict:
+    from supremum.backends.onnx import ONNX_FILE
+
+    if art.manifest.backend == "onnxruntime":
+        for f in art.path.iterdir():
+            if f.is_file() and f.name not in (MANIFEST, METRICS):
+                shutil.copyfile(f, out / f.name)
+        return {"source": "the artifact's own ONNX graph", **(art.manifest.onnx or {})}
+    from supremum.compress.onnx import export
+
+    model, tok = plain_model(art)
+    export(model, tok, out / ONNX_FILE, OPSET)
+    model.config.save_pretrained(out)
+    tok.save_pretrained(out)
+    return {"exporter": "torch.onnx (TorchScript)", "opset": OPSET,
+            "max_abs_logit_diff_vs_pytorch": _check(model, tok, out / ONNX_FILE)}
+
+
+def _check(model, tok, path: Path) -> float:
+    """The largest logit difference between the graph and PyTorch on a few texts; an export
+    beyond TOLERANCE is a fault of the exporter, never shipped."""
+    import torch
+
+    from supremum.backends.onnx import OrtModel
+
+    enc = tok(CHECK_TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+    got = OrtModel(path, model.config, threads=1)(enc["input_ids"], enc["attention_mask"]).logits
+    diff = float((got - want).abs().max())
+    if not diff <= TOLERANCE:
+        raise RuntimeError(f"ONNX export differs from PyTorch by {diff:.3g} in the logits (limit {TOLERANCE})")
+    return diff
