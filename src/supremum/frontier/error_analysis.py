@@ -113,7 +113,7 @@ def _same(a: str, b: str) -> bool:
 
 def markdown(s: dict) -> list[str]:
     """The section as Markdown lines (no colours: the word scores in brackets)."""
-    from supremum.frontier.report import _cell
+    from supremum.frontier.report import md_cell
 
     out = ["", f"## Error analysis of {s['name']} ({s['lineage']})", "",
            f"{s['errors']} errors in {s['examples']} examples. Rows: true class; columns: predicted.", "",
@@ -121,12 +121,12 @@ def markdown(s: dict) -> list[str]:
     out += [f"| {n} | " + " | ".join(map(str, row)) + " |"
             for n, row in zip(s["labels"], s["matrix"], strict=True)]
     out += ["", "| slice | value | examples | accuracy | 95% interval |", "|---|---|---|---|---|"]
-    out += [f"| {x['slice']} | {_cell(x['value'])} | {x['examples']} | {x['accuracy']} | {x['ci']} |"
+    out += [f"| {x['slice']} | {md_cell(x['value'])} | {x['examples']} | {x['accuracy']} | {x['ci']} |"
             for x in s["slices"]]
     if s["confident"]:
         out += ["", "Most confident errors:", "", "| confidence | true | predicted | text |", "|---|---|---|---|"]
         out += [f"| {x['confidence']} | {x['label']} | {x['predicted']} | "
-                + _cell(" ".join(f"{w['word']} ({w['score']})" for w in x["words"]) or x["text"], 300) + " |"
+                + md_cell(" ".join(f"{w['word']} ({w['score']})" for w in x["words"]) or x["text"], 300) + " |"
                 for x in s["confident"]]
         out += ["", s["attribution_note"]] if s["attribution_note"] else []
     if s["suspects"]:
@@ -134,5 +134,5 @@ def markdown(s: dict) -> list[str]:
         out += ["", f"Suspected label errors ({sp['count']} on {sp['split']}, `{sp['path']}`):", "",
                 "| row | given | suggested | confidence | text |", "|---|---|---|---|---|"]
         out += [f"| {x['row']} | {x['given_label']} | {x['suggested_label']} | {x['confidence']} | "
-                f"{_cell(x['text'])} |" for x in sp["rows"]]
+                f"{md_cell(x['text'])} |" for x in sp["rows"]]
     return out + ["", s["method"]]

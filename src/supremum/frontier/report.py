@@ -367,8 +367,8 @@ def _markdown_frontier(rep: dict, figure_dir: str | None) -> list[str]:
                   f"{r['metrics']['bleu']:.2f}, ROUGE-L {r['metrics']['rouge_l']:.2f}, exact match "
                   f"{r['metrics']['exact_match']:.4f}. All of them: `{g['outputs']}`.", "",
                   "| | chrF | prompt | reference | output |", "|---|---|---|---|---|"]
-        lines += [f"| {label} | {e['chrf']:.1f} | {_cell(e['prompt'])} | {_cell(e['reference'])} | "
-                  f"{_cell(e['output'])} |" for label, e in _examples(g)]
+        lines += [f"| {label} | {e['chrf']:.1f} | {md_cell(e['prompt'])} | {md_cell(e['reference'])} | "
+                  f"{md_cell(e['output'])} |" for label, e in _examples(g)]
     return lines
 
 
@@ -411,7 +411,7 @@ def _generated(r: dict, g: dict) -> dict:
                       "reference": e["reference"], "output": e["output"]} for label, e in _examples(g)]}
 
 
-def _cell(text: str, width: int = 120) -> str:
+def md_cell(text: str, width: int = 120) -> str:
     """Text for a Markdown table cell: one line, pipes escaped, cut at `width` characters."""
     one = " ".join(text.split()).replace("|", "\\|")
     return one if len(one) <= width else one[: width - 1] + "…"
