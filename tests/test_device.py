@@ -108,3 +108,28 @@ def test_frontier_names_the_gpu_a_row_was_measured_on():
     assert machine_of({"machine": fp, "device": "cuda:0"}, {}) == "NVIDIA H200 (AMD EPYC)"
     assert machine_of({"machine": fp, "device": "cpu"}, {}) == "AMD EPYC"
     assert machine_of({"machine": {"cpu": "AMD EPYC"}}, {}) == "AMD EPYC"  # records from before --device
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_gradient_checkpointing_gives_the_same_losses(method):
+    """Recomputing activations (dropout replayed) changes memory, not the numbers: 3 steps of the
+    real loop with and without it give the same losses."""
+    from supremum.config import FinetuneConfig
+    from supremum.train.loop import Split, train
+    from supremum.train.methods import METHODS
+
+    losses = []
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        model, tok = _tiny_classifier()
+        cfg = FinetuneConfig(data={"path": "x.csv"}, method={"name": method},
+                             train={"max_steps": 3, "batch_size": 8, "gradient_checkpointing": ckpt})
+        model = METHODS[method].apply(model, cfg.method, 3)
+        ids = [tok(t)["input_ids"] for t, _ in sentiment_rows(16)]
+        res, _ = train(model, Split(ids, [int(y == "positive") for _, y in sentiment_rows(16)]), None, cfg.train,
+                       tok.pad_token_id)
+        losses.append([r["loss"] for r in res.state.log])
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        assert inner.is_gradient_checkpointing == ckpt
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    assert "gradient_checkpointing" not in FinetuneConfig(data={"path": "x.csv"}).train.model_dump()

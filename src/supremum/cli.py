@@ -84,6 +84,9 @@ def finetune(
                                                     help=_doc("data", "drop_empty"))] = None,
     bf16: Annotated[bool | None, typer.Option("--bf16/--no-bf16", help=_doc("train", "bf16"))] = None,
     device: Annotated[str | None, typer.Option(help=_doc("train", "device"))] = None,
+    gradient_checkpointing: Annotated[bool | None, typer.Option(
+        "--gradient-checkpointing/--no-gradient-checkpointing", help=_doc("train", "gradient_checkpointing"))
+    ] = None,
     eval_every: Annotated[int | None, typer.Option(help=_doc("train", "eval_every"))] = None,
     early_stopping: Annotated[int | None, typer.Option(help=_doc("train", "early_stopping"))] = None,
     checkpoint_every: Annotated[int | None, typer.Option(help=_doc("train", "checkpoint_every"))] = None,

@@ -172,6 +172,8 @@ class TrainConfig(Strict):
     threads: int | None = Field(None, ge=1, description="torch threads (default: torch's choice)")
     device: str = Field("auto", description="where training runs: auto (CUDA when visible, else MPS, else "
                         "the CPU), cpu, cuda, cuda:N or mps")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass "
+                                         "instead of storing them: less memory, about a third more compute")
     parallel: Literal["ddp", "fsdp"] = Field(
         "ddp", description="with --nproc: ddp keeps a full model per process; fsdp shards weights, "
         "gradients and optimizer state over the processes (FSDP2, one unit per layer)")
@@ -182,7 +184,8 @@ class TrainConfig(Strict):
                                     "(.txt, or a directory whose train/dev/test or single text file is read)")
 
     #: keys added after runs were cached (see DataConfig.ADDED_LATER)
-    ADDED_LATER: ClassVar[dict[str, Any]] = {"replay": 0.0, "replay_data": None, "device": "auto"}
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"replay": 0.0, "replay_data": None, "device": "auto",
+                                             "gradient_checkpointing": False}
 
     @model_serializer(mode="wrap")
     def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler) -> dict:

@@ -74,6 +74,8 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
     sharded = dist.active and cfg.parallel == "fsdp"
     where = device.resolve(cfg.device)
     model.to(where)  # before sharding and the optimizer, which must hold the parameters on the device
+    if cfg.gradient_checkpointing:
+        checkpointing(model)
     if sharded:
         sharding.shard(model)  # before the optimizer, which must hold the sharded parameters
     opt = build_optimizer(model, cfg)
@@ -123,6 +125,21 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
     # Back on the CPU: what follows (saving, the CPU runtimes, latency) expects it there.
     model.to("cpu")
     return TrainResult(state, state.train_seconds, state.samples, state.evals), best
+
+
+def checkpointing(model) -> None:
+    """Gradient checkpointing through transformers (`gradient_checkpointing_enable`, non-reentrant:
+    dropout's random state is replayed, so the gradients equal the stored-activation ones). With
+    frozen embeddings (LoRA and the other adapters) the inputs must require grad, or the
+    checkpointed blocks would see no tensor needing a gradient and train nothing."""
+    from supremum.errors import UserError
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not getattr(inner, "supports_gradient_checkpointing", False):
+        raise UserError(f"train.gradient_checkpointing: {type(inner).__name__} does not support it",
+                        "drop --gradient-checkpointing")
+    inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    inner.enable_input_require_grads()
 
 
 def _checkpoint(path: Path, model, opt, state: TrainState, best, dist: distributed.Dist, sharded: bool) -> None:
