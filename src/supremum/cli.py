@@ -462,6 +462,7 @@ def serve(
     max_queue: Annotated[int | None, typer.Option(help=_doc("serve", "max_queue"))] = None,
     timeout_s: Annotated[float | None, typer.Option(help=_doc("serve", "timeout_s"))] = None,
     threads: Annotated[int | None, typer.Option(help=_doc("serve", "threads"))] = None,
+    device: Annotated[str | None, typer.Option(help=_doc("serve", "device"))] = None,
     api_key_file: Annotated[Path | None, typer.Option(help="file holding the API key "
                                                       "[default: $SUPREMUM_API_KEY]")] = None,
     limit: Annotated[list[str] | None, typer.Option(help="other limits as KEY=VALUE: max_texts, max_chars, "

@@ -361,6 +361,13 @@ class EvalConfig(Strict):
     def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler) -> dict:
         return omit_later(self, handler)
 
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        from supremum.device import check_spec
+
+        return check_spec(v)
+
     @field_validator("reference_data")
     @classmethod
     def _expand_reference(cls, v: str | None) -> str | None:

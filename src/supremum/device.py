@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import re
-
-import torch
+from typing import TYPE_CHECKING
 
 from supremum.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 #: the values `--device` accepts
 PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -29,6 +31,8 @@ def check_spec(spec: str) -> str:
 def resolve(spec: str = "auto") -> torch.device:
     """The torch.device `spec` names. UserError: a CUDA/MPS device that this torch build or machine
     does not have (the message names what torch sees)."""
+    import torch
+
     check_spec(spec)
     if spec == "auto":
         if torch.cuda.is_available():
@@ -43,6 +47,8 @@ def resolve(spec: str = "auto") -> torch.device:
 
 
 def _check_cuda(dev: torch.device) -> None:
+    import torch
+
     if not torch.cuda.is_available():
         build = ("this torch is a CPU-only build" if torch.version.cuda is None
                  else f"torch built for CUDA {torch.version.cuda} sees no GPU")
@@ -56,12 +62,16 @@ def _check_cuda(dev: torch.device) -> None:
 
 
 def _mps() -> bool:
+    import torch
+
     return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 
 
 def of(model) -> torch.device:
     """The device of the model's first parameter (the CPU for a model without parameters, and for
     the ONNX Runtime and llama.cpp runtimes, which are not torch modules)."""
+    import torch
+
     params = getattr(model, "parameters", None)
     p = next(iter(params()), None) if callable(params) else None
     return p.device if p is not None else torch.device("cpu")
@@ -70,6 +80,8 @@ def of(model) -> torch.device:
 def place(model, spec: str):
     """`model` on the device `spec` names, when it is a torch module; ONNX Runtime and llama.cpp
     runtimes stay where they are (the CPU), and asking for another device for them is a UserError."""
+    import torch
+
     where = resolve(spec)
     if isinstance(model, torch.nn.Module):
         return model.to(where)
@@ -81,12 +93,16 @@ def place(model, spec: str):
 
 def to(batch: dict, device: torch.device) -> dict:
     """The batch's tensors on `device` (a no-op on the device they are on)."""
+    import torch
+
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 def autocast(device: torch.device, bf16: bool):
     """bfloat16 autocast on `device` when bf16 is asked for: CPUs and CUDA GPUs run it (GPUs without
     native bf16, before Ampere, emulate it slowly; torch says so there). Off: a null context."""
+    import torch
+
     if not bf16:
         return contextlib.nullcontext()
     return torch.autocast(device.type if device.type in ("cuda", "cpu", "mps") else "cpu", dtype=torch.bfloat16)
@@ -95,6 +111,8 @@ def autocast(device: torch.device, bf16: bool):
 def synchronize(device: torch.device) -> None:
     """Wait for queued kernels, so a wall-clock reading after it covers the work (CUDA runs
     asynchronously; the CPU needs nothing)."""
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -107,6 +125,8 @@ def distributed_backend(device: torch.device) -> str:
 def describe() -> list[dict]:
     """The visible CUDA devices: name, memory (GiB), compute capability, and the CUDA version of
     this torch build and the driver's; [] without CUDA. For the machine fingerprint."""
+    import torch
+
     if not torch.cuda.is_available():
         return []
     out = []

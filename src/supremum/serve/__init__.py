@@ -3,7 +3,7 @@ micro-batching, request limits, optional bearer-token auth and Prometheus metric
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ServeConfig(BaseModel):
@@ -22,9 +22,18 @@ class ServeConfig(BaseModel):
     max_body_bytes: int = Field(1_000_000, ge=1, description="request body limit (413 above it)")
     timeout_s: float = Field(30.0, gt=0, description="per-request time limit (504 after it)")
     threads: int | None = Field(None, ge=1, description="inference threads (default: torch's choice)")
+    device: str = Field("auto", description="where a PyTorch classifier runs: auto (CUDA when visible), cpu, "
+                        "cuda, cuda:N, mps; causal LMs, ONNX Runtime and llama.cpp serve on the CPU")
     api_key: str | None = Field(None, description="required bearer token (from $SUPREMUM_API_KEY or a file)",
                                 repr=False)
     graceful_s: float = Field(30.0, ge=0, description="on SIGTERM, how long in-flight requests may finish")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        from supremum.device import check_spec
+
+        return check_spec(v)
 
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}

@@ -144,6 +144,7 @@ def create_app(art: Artifact, cfg: ServeConfig) -> FastAPI:
         torch.set_num_threads(cfg.threads)
     model, tok = backends.load(art)  # llama.cpp artifacts answer /v1/generate through llama.cpp
     classifier = art.task == "text-classification"
+    model = _placed(model, classifier, cfg.device)
     max_length = preprocessing_for(art).max_length  # as trained, like eval and every other consumer
     tel = Telemetry()
     batcher = Batcher(_predictor(model, tok, cfg.max_batch), cfg.max_batch, cfg.max_wait_ms, cfg.max_queue,
@@ -279,3 +280,18 @@ def _auth(key: str | None):
             raise HTTPException(401, "missing or wrong API key", headers={"WWW-Authenticate": "Bearer"})
 
     return check
+
+
+def _placed(model, classifier: bool, spec: str):
+    """A PyTorch classifier on the device asked for; the generation engine's KV cache is kept on
+    the CPU in this version, so a causal LM given an explicit GPU is refused rather than served
+    on the CPU unannounced."""
+    from supremum import device
+    from supremum.errors import UserError
+
+    if classifier:
+        return device.place(model, spec)
+    if spec not in ("auto", "cpu") and device.resolve(spec).type != "cpu":
+        raise UserError(f"--device {spec}: causal LMs are served on the CPU in this version",
+                        "leave --device out (or cpu)")
+    return model
