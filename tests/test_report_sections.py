@@ -35,11 +35,13 @@ def test_calibration_section_states_the_held_out_ece_change():
     assert s["name"] == "calibration"
     assert s["takeaway"] == ("Temperature scaling of full (T = 1.83) cut test ECE from 4.1% to 0.9% at unchanged "
                              "accuracy (91.2%).")
-    assert s["rows"] == [["calibrated", "1.83", "test", "4.12 → 0.87", "3.98 → 1.01", "0.31 → 0.25",
-                          "91.23 → 91.23"]]
+    arrow = "\u00a0→\u00a0"  # no-break spaces around the arrow
+    assert s["rows"] == [["calibrated", "1.83", "test", f"4.12{arrow}0.87", f"3.98{arrow}1.01", f"0.31{arrow}0.25",
+                          f"91.23{arrow}91.23"]]
     page = render_html(rep)
     assert '<section id="calibration">' in page and s["takeaway"] in page
     md = markdown(rep)
+    # Markdown cells fold whitespace: plain spaces there
     assert f"**{s['takeaway']}**" in md and "| calibrated | 1.83 | test | 4.12 → 0.87 |" in md
 
 

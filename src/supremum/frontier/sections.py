@@ -99,8 +99,8 @@ def _before_after(pm: dict, cm: dict) -> dict:
 
 
 def _arrow(pair: tuple, scale: float) -> str:
-    a, b = pair
-    return f"{scale * a:.2f} → {scale * b:.2f}"
+    a, b = pair  # no-break spaces: a narrow table cell never splits 'before → after' over lines
+    return f"{scale * a:.2f}\u00a0→\u00a0{scale * b:.2f}"
 
 
 def calibration_takeaway(d: dict) -> str:
