@@ -81,6 +81,8 @@ def classifier_store(data: Path, tmp_path: Path) -> None:
     for a in (ft.artifact, q):
         api.evaluate(a, config={"repeats": 3})
     cal = api.calibrate(ft.artifact, output=tmp_path / "cal")
+    for a in (ft.artifact, cal):  # dev is what T was fitted on; test is held out
+        api.evaluate(a, config={"speed": False, "split": "test"})
     api.evaluate(cal, config={"speed": False})
     run_cli("explain", str(q.path), "--data", str(data), "--limit", "4", "--methods", "occlusion",
             "--seeds", "0,1", "--against", str(ft.artifact.path), check=True)
@@ -134,9 +136,9 @@ def test_classifier_report_as_a_person_sees_it(csv_data, tmp_path):
     run_cli("report", "--output", str(page_path), check=True)
     texts = look(page_path, "classifier", tmp_path)
     for text in texts.values():
-        assert "Which variant to ship" in text and "Temperature scaling of " in text
-        assert "full fine-tune → PyTorch int8 (dynamic)" in text
-        assert "occlusion is the most faithful of 1 method" in text
+        assert "Which variant to ship" in text and "Temperature scaling of full fine-tune (T = " in text
+        assert " test ECE from " in text and "full fine-tune → PyTorch int8 (dynamic)" in text
+        assert "On full fine-tune → PyTorch int8 (dynamic), " in text
 
 
 @pytest.mark.slow
@@ -145,8 +147,9 @@ def test_causal_lm_report_as_a_person_sees_it(tmp_path):
     page_path = tmp_path / "report.html"
     run_cli("report", "--output", str(page_path), check=True)
     texts = look(page_path, "causal-lm", tmp_path)
-    assert "decode ms/token" in texts[390] and "perplexity on reference.txt rose" in texts[390] \
-        or "No variant got worse on" in texts[390]
+    ref = tmp_path / "reference.txt"
+    assert "decode ms/token" in texts[390] and "Forgetting: perplexity on general text" in texts[390]
+    assert "Most forgetting: full fine-tune" in texts[390] or f"No variant got worse on {ref}" in texts[390]
 
 
 @pytest.mark.slow

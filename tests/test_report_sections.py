@@ -45,6 +45,21 @@ def test_calibration_section_states_the_held_out_ece_change():
     assert f"**{s['takeaway']}**" in md and "| calibrated | 1.83 | test | 4.12 → 0.87 |" in md
 
 
+def test_calibration_measured_on_the_split_t_was_fitted_on_is_not_held_out():
+    store = calibrated_store()  # add evaluations of both on dev, the fit's own split
+    record(store, "full", "full", 0.9000, 20.0, 255.0, extra=calib(0.05, 0.05, 0.4))
+    record(store, "calibrated", "full>temperature", 0.9000, 20.0, 255.0, extra=calib(0.01, 0.01, 0.3, 1.8345))
+    run = store.get_run("cal1")
+    store.finish_run("cal1", run["metrics"] | {"data": "/data/sst2.csv"}, run["artifact_id"], run["artifact_path"])
+    [s] = build(store, split="test")["sections"]
+    assert [r[2] for r in s["rows"]] == ["test", "dev (fitted on it)"]
+    assert s["takeaway"].startswith("Temperature scaling of full (T = 1.83) cut test ECE from 4.1% to 0.9%")
+    store.start_run("cal2", "calibrate", "calibrate", run["config"], {})  # a refit held out nowhere
+    store.finish_run("cal2", run["metrics"] | {"data": "/data/sst2.csv"}, "other", "/nowhere/other")
+    assert build(store, split="test")["sections"][0]["takeaway"].startswith(
+        "Temperature scaling of full (T = 1.83) cut test ECE")  # the held-out measurement, not the latest fit
+
+
 def test_calibration_without_a_held_out_eval_says_it_is_the_fit():
     store = Store()
     full = record(store, "full", "full", 0.90, 20.0, 255.0)
@@ -90,6 +105,20 @@ def test_explanations_section_names_the_most_faithful_method_and_its_drift():
     assert "/x/expl/explanations.html" in s["note"]
 
 
+def test_explanations_of_a_model_that_rests_on_no_word_say_so():
+    store = Store()
+    art = record(store, "int8", "full>int8-dynamic", 0.9, 10.0, 100.0)
+    m = {"methods": ["occlusion"], "examples": 4, "output": "/x/e",
+         "faithfulness": {"occlusion": {"comprehensiveness": -0.00002, "sufficiency": 0.0,
+                                        "comprehensiveness_vs_random": None},
+                          "random": {"comprehensiveness": {"mean": 0.00001, "sd": 0.0}}}}
+    store.start_run("ex", "explain", "explain", {}, {}, parents=[art])
+    store.finish_run("ex", m, art, "/x")
+    assert build(store)["sections"][0]["takeaway"] == (
+        "On int8, removing words barely moves the predicted class's probability (top words 0.0000, random words "
+        "0.0000): no method's ranking can be judged faithful.")
+
+
 def test_sections_follow_the_scope_and_are_absent_without_their_work():
     store = Store()
     record(store, "full", "full", 0.9, 10.0, 100.0)
@@ -121,13 +150,16 @@ def test_forgetting_section_names_the_variant_that_forgot_most(tmp_path):
     lm_eval(store, "sft-int8", 12.5, 20.80, 20.44)  # +1.76%
     rep = build(store)
     [s] = rep["sections"]
-    assert s["takeaway"] == ("sft forgot the most: perplexity on wikitext2 rose 12.3% over its parent's "
+    assert s["takeaway"] == ("Most forgetting: sft, whose perplexity on wikitext2 rose 12.3% over its parent's "
                              "(18.20 → 20.44); 2 variants compared.")
     assert s["rows"][0] == ["sft", "wikitext2", "4,096", "20.44", "18.20", "+12.31"]
     calm = Store(tmp_path / "calm")
     lm_eval(calm, "sft", 12.0, 18.11, 18.20)
     assert build(calm)["sections"][0]["takeaway"] == (
         "No variant got worse on wikitext2: the largest change is -0.5% (sft, 18.20 → 18.11).")
+    lm_eval(calm, "sft-int8", 12.0, 18.1181, 18.11)  # +0.045%: shown as +0.0%, so not a rise
+    assert build(calm)["sections"][0]["takeaway"] == (
+        "No variant got worse on wikitext2: the largest change is +0.0% (sft-int8, 18.11 → 18.12).")
 
 
 def test_ceiling_takeaway():

@@ -77,8 +77,9 @@ def calibration(store) -> dict | None:
         base = {"variant": names.get(child, child), "parent": names.get(parent, parent),
                 "temperature": rec["temperature"], "at_bound": rec.get("at_bound")}
         if pairs:
-            for _, split, pm, cm in pairs:
-                found.append(base | {"split": split, "fitted_on": False, **_before_after(pm, cm)})
+            for data, split, pm, cm in pairs:  # T's own dev split measures the fit, not calibration
+                fitted_on = split == rec.get("split", "dev") and _same(data, rec.get("data"))
+                found.append(base | {"split": split, "fitted_on": fitted_on, **_before_after(pm, cm)})
         else:
             fit = {k: (rec["before"][k], rec["after"][k]) for k in ("ece", "adaptive_ece", "nll")}
             found.append(base | {"split": rec.get("split", "dev"), "fitted_on": True, **fit, "accuracy": None})
@@ -90,6 +91,12 @@ def calibration(store) -> dict | None:
             "note": "Before → after temperature scaling (Guo et al. 2017); ECE over 15 equal-width bins, adaptive "
                     "ECE over 15 equal-mass bins, NLL in nats. Dividing logits by T keeps every prediction, so "
                     "accuracy does not move."}
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    from pathlib import Path
+
+    return a is not None and b is not None and Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
 def _before_after(pm: dict, cm: dict) -> dict:
@@ -142,6 +149,7 @@ def explanations(store) -> dict | None:
             found.append({"variant": names.get(art, art), "method": method, "examples": m.get("examples"),
                           "comprehensiveness": f["comprehensiveness"], "sufficiency": f["sufficiency"],
                           "vs_random": f.get("comprehensiveness_vs_random"), "top5": top,
+                          "random": m["faithfulness"]["random"]["comprehensiveness"]["mean"],
                           "agreement": drift.get("prediction_agreement") if drift else None,
                           "page": f"{m.get('output', '')}/explanations.html"})
     head = ["variant", "method", "examples", "comprehensiveness", "sufficiency", "× random",
@@ -161,14 +169,27 @@ def explanations(store) -> dict | None:
                     "of each example: " + ", ".join(pages) + "."}
 
 
+def _num(x: float, nd: int) -> str:
+    """`x` to `nd` decimals, never '-0.000'."""
+    s = f"{x:.{nd}f}"
+    return s[1:] if s.startswith("-") and float(s) == 0 else s
+
+
 def explanations_takeaway(d: dict) -> str:
     """The most faithful method (highest comprehensiveness) of the latest explained variant, and its
     drift from the parent where measured."""
     last = d["found"][-1]["variant"]
     rows = [f for f in d["found"] if f["variant"] == last]
     best = max(rows, key=lambda f: f["comprehensiveness"])
+    from supremum.explain.faithfulness import MIN_DROP
+
+    if best["comprehensiveness"] <= MIN_DROP:  # the model does not rest on particular words
+        return (f"On {last}, removing words barely moves the predicted class's probability (top words "
+                f"{_num(best['comprehensiveness'], 4)}, random words {_num(best['random'], 4)}): no method's "
+                "ranking can be judged faithful.")
+    drop = _num(best["comprehensiveness"], 3)
     s = (f"On {last}, {best['method']} is the most faithful of {len(rows)} method{'s' if len(rows) > 1 else ''}: "
-         f"removing its top words lowers the predicted class's probability by {best['comprehensiveness']:.3f}")
+         f"removing its top words lowers the predicted class's probability by {drop}")
     s += f", {best['vs_random']:.1f}× random words" if best["vs_random"] is not None else ""
     if best["top5"] is not None:
         s += (f"; it keeps {best['top5']:.2f} of the parent's top-5 words and predictions agree on "
@@ -209,10 +230,12 @@ def forgetting_takeaway(d: dict) -> str:
         return (f"{f['variant']} has reference perplexity {f['perplexity']:.2f} on {f['reference']}; no parent "
                 "was scored beside it, so nothing says what it forgot.")
     worst = max(compared, key=lambda f: f["change"])
-    if worst["change"] <= 0:
-        return (f"No variant got worse on {worst['reference']}: the largest change is {worst['change']:+.1f}% "
+    if round(worst["change"], 1) <= 0:  # a rise the sentence would show as +0.0% is not a rise
+        change = f"{worst['change']:+.1f}".replace("-0.0", "+0.0")
+        return (f"No variant got worse on {worst['reference']}: the largest change is {change}% "
                 f"({worst['variant']}, {worst['parent_perplexity']:.2f} → {worst['perplexity']:.2f}).")
-    return (f"{worst['variant']} forgot the most: perplexity on {worst['reference']} rose {worst['change']:.1f}% "
+    return (f"Most forgetting: {worst['variant']}, whose perplexity on {worst['reference']} rose "
+            f"{worst['change']:.1f}% "
             f"over its parent's ({worst['parent_perplexity']:.2f} → {worst['perplexity']:.2f})"
             + (f"; {len(compared)} variants compared." if len(compared) > 1 else "."))
 
