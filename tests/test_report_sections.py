@@ -204,4 +204,4 @@ def test_a_store_with_only_explanations_still_gets_its_report(fmt):
     explain_run(store, "ex1", "a1", drift=False)
     rep = build(store)
     text = render_html(rep) if fmt == "html" else markdown(rep)
-    assert "On LoRA fine-tune, occlusion is the most faithful of 2 methods" in text
+    assert "On lora, occlusion is the most faithful of 2 methods" in text

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from supremum.frontier.answer import lineage_words
 from supremum.frontier.scope import stage_of
 
 
@@ -47,10 +46,11 @@ def _finished(store, kind: str) -> list[dict]:
 
 
 def _variant_names(store) -> dict[str, str]:
-    """Artifact id -> its pipeline stage, else its lineage in words (every artifact of the store, so a
-    scoped section still names a parent evaluated outside the scope)."""
+    """Artifact id -> its name as the rest of the report shows it (`answer.name`): its pipeline stage,
+    else its lineage (every artifact of the store, so a scoped section still names a parent evaluated
+    outside the scope)."""
     whole = getattr(store, "store", store)
-    return {a["id"]: stage_of(a["path"]) or lineage_words(a.get("method") or a["id"]) for a in whole.artifacts()}
+    return {a["id"]: stage_of(a["path"]) or a.get("method") or a["id"] for a in whole.artifacts()}
 
 
 def _latest_evals(store) -> dict[tuple[str, str, str], dict]:
