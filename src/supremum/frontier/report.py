@@ -1,9 +1,11 @@
 """One self-contained report of the store (or of one pipeline, experiment or period): the answer
 first (which variant to ship, under the user's budgets or not), the quality-versus-cost frontier
 with intervals and ties, every variant by its stage name and lineage, what each step along the
-frontier bought, training curves, sensitivity, comparisons and studies. HTML (a Jinja2 template,
-autoescaped; plots inline SVG with hover titles; no scripts, nothing fetched) for browsers, with
-each figure also written as PNG and SVG beside it; Markdown for terminals and pull requests."""
+frontier bought, training curves, sensitivity, comparisons, studies and the sections from other
+work (calibration, explanations, forgetting: `frontier.sections`), each with its takeaway. HTML
+(a Jinja2 template, autoescaped; plots inline SVG with hover titles; no scripts, nothing fetched)
+for browsers, with each figure also written as PNG and SVG beside it; Markdown for terminals and
+pull requests."""
 
 from __future__ import annotations
 
