@@ -107,6 +107,9 @@ def test_ceiling_end_to_end_values_and_resume(task, tmp_path):
     html = page.read_text()
     assert "How good can tiny-bert get on" in html and html.count("<svg") >= 2 and "Search history" in html
     assert "ceiling (labels -&gt; inf)" in html and "best re-run" in html and "majority class" in html
+    assert (f'<p class="takeaway">Best {100 * best["test"]:.1f}% test; ceiling {100 * c["accuracy"]:.1f}% '
+            f'[{100 * c["ci"][0]:.1f}, {100 * c["ci"][1]:.1f}]; label noise caps the test set at '
+            f'{100 * ln["max_accuracy"]:.1f}%.</p>') in html
 
     again = run_cli("ceiling", "--recipe", str(task), "--json", check=True)
     r2 = json.loads(again.stdout)

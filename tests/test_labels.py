@@ -244,6 +244,10 @@ def test_fine_tune_cells_curve_report_and_resume(small, tmp_path):
     text = report.read_text()
     assert "## Accuracy against labels labels-tiny-bert-small" in text
     assert all(f"- {s}" in text for s in r["sentences"])
+    from supremum.frontier.sections import labels_takeaway
+
+    best = max((s for s in r["summary"] if s["budget"] == 60), key=lambda s: s["mean"])
+    assert f"**{labels_takeaway(r)}**" in text and f"With all 60 labels {best['title']} leads" in text
     html = tmp_path / "report.html"
     run_cli("report", "--output", str(html), check=True)
     assert html.read_text().count("<svg") >= 1 and "Accuracy against labels" in html.read_text()

@@ -17,16 +17,18 @@ DEMO = [("full", "full", 0.9120, 21.0, 255.0), ("lora", "lora", 0.9105, 20.0, 25
 
 
 def record(store: Store, stage: str, lineage: str, acc: float, ms: float, mb: float, *,
-           pipeline: str | None = "demo", n: int | None = 872) -> str:
-    """An artifact (in pipeline `pipeline`'s stage directory, or loose) and its finished eval run."""
+           pipeline: str | None = "demo", n: int | None = 872, split: str = "dev",
+           extra: dict | None = None) -> str:
+    """An artifact (in pipeline `pipeline`'s stage directory, or loose) and its finished eval run
+    (metrics `extra` added to the record)."""
     art = f"{stage}-{pipeline}-art"
     where = f"pipelines/{pipeline}/{stage}-0a1b2c3d" if pipeline else f"artifacts/{art}"
     store.add_artifact(art, str(store.root / where), None, "text-classification", "tiny", lineage.split(">")[0])
-    m = {"artifact": art, "lineage": lineage, "data": "/data/sst2.csv", "split": "dev", "accuracy": acc,
+    m = {"artifact": art, "lineage": lineage, "data": "/data/sst2.csv", "split": split, "accuracy": acc,
          "size_on_disk_mb": mb, "machine": {"cpu": "cpu A"},
          "cost": {"latency_b1": {"with_tokenization": {"median_ms": ms}}, "peak_rss_mb": 3 * mb, "params": 1000},
-         **({"examples": n} if n else {})}
-    run = f"eval-{art}"
+         **({"examples": n} if n else {}), **(extra or {})}
+    run = f"eval-{art}-{split}"
     store.start_run(run, "eval", f"eval {art}", {}, {"cpu": "cpu A"}, parents=[art])
     store.finish_run(run, m)
     return art

@@ -26,7 +26,7 @@ WORDS = {"full": "full fine-tune", "lora": "LoRA fine-tune", "adalora": "AdaLoRA
          "fp16": "fp16", "bf16": "bf16", "distill": "distillation", "lowrank": "low-rank factorization",
          "prune-magnitude": "magnitude pruning", "prune-heads": "head pruning", "prune-ffn": "FFN pruning",
          "prune-iterative": "iterative pruning", "drop-layers": "layer dropping", "gguf": "GGUF",
-         "gguf-lora": "GGUF LoRA"}
+         "gguf-lora": "GGUF LoRA", "temperature": "temperature scaling"}
 
 
 def lineage_words(lineage: str) -> str:

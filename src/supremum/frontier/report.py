@@ -1,9 +1,11 @@
 """One self-contained report of the store (or of one pipeline, experiment or period): the answer
 first (which variant to ship, under the user's budgets or not), the quality-versus-cost frontier
 with intervals and ties, every variant by its stage name and lineage, what each step along the
-frontier bought, training curves, sensitivity, comparisons and studies. HTML (a Jinja2 template,
-autoescaped; plots inline SVG with hover titles; no scripts, nothing fetched) for browsers, with
-each figure also written as PNG and SVG beside it; Markdown for terminals and pull requests."""
+frontier bought, training curves, sensitivity, comparisons, studies and the sections from other
+work (calibration, explanations, forgetting: `frontier.sections`), each with its takeaway. HTML
+(a Jinja2 template, autoescaped; plots inline SVG with hover titles; no scripts, nothing fetched)
+for browsers, with each figure also written as PNG and SVG beside it; Markdown for terminals and
+pull requests."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from supremum.frontier import error_analysis, frontier, sign
 from supremum.frontier.answer import Answer, answers, baseline, hover, lineage_words, name
 from supremum.frontier.figures import Figure, curves_figure, frontier_figure, pyplot, render
 from supremum.frontier.scope import scoped, stage_of
+from supremum.frontier.sections import limit_takeaway, sections
 from supremum.fsutil import write_bytes
 from supremum.store import Store
 
@@ -129,7 +132,7 @@ def build(store: Store | None = None, metric: str | None = None, data: str | Non
     `since`, an ISO date). `budgets`: max_latency_ms, max_size_mb, max_drop (points below the best;
     percent of perplexity for causal LMs); any given makes the summary the pick within them."""
     store = scoped(store or Store(), pipeline, experiment, since)
-    lims = limits(store)
+    lims, secs = limits(store), sections(store)
     try:
         main = frontier(metric, None, data, split, store)
         plots = LM_PLOTS if main["task"] == "text-generation" else PLOTS
@@ -137,16 +140,16 @@ def build(store: Store | None = None, metric: str | None = None, data: str | Non
         # a cost no variant measured (an eval without --speed) has nothing to plot
         plots = [p for p in plots if _plotted(fronts[p[0]])] or plots[:1]
     except UserError:
-        if not lims:
+        if not lims and not secs:
             raise
-        fronts, plots = None, PLOTS  # a store with only scale sweeps or learning curves still gets its report
+        fronts, plots = None, PLOTS  # a store with only studies (sweeps, explanations...) still gets its report
     main = fronts[plots[0][0]] if fronts else None
     pt, source = resolution(main, lims) if main else (None, "")
     scope = ", ".join(f"{k} {v}" for k, v in (("pipeline", pipeline), ("experiment", experiment),
                                               ("since", since)) if v)
     return {"fronts": fronts, "main": main, "plots": plots, "bought": bought(main) if fronts else [],
             "store": store, "comparisons": comparisons(store), "limits": lims, "scope": scope,
-            "resolution": pt, "resolution_source": source,
+            "resolution": pt, "resolution_source": source, "sections": secs,
             "error_analysis": error_analysis.section(main, store, lims),
             "answers": summary(main, pt, budgets or {}, store) if main else []}
 
@@ -281,12 +284,18 @@ def markdown(rep: dict, figure_dir: str | None = None) -> str:
         lines += ["", s["method"]]
     for kind, name_, m in rep["limits"]:
         head, tables, tail = _limit_text(kind, m)
-        lines += ["", f"## {_limit_title(kind, name_, m)}", ""] + [f"- {x}" for x in head]
+        lines += ["", f"## {_limit_title(kind, name_, m)}", "", f"**{limit_takeaway(kind, m)}**", ""]
+        lines += [f"- {x}" for x in head]
         for title, cols, rows in tables:
             lines += ["", f"{title}:", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
             lines += ["| " + " | ".join(r) + " |" for r in rows]
         meaning = ["", MEANING] if kind not in NO_MEANING else []
         lines += [""] + [x for x in tail if not x.startswith("plot: ")] + meaning
+    for s in rep["sections"]:
+        lines += ["", f"## {s['title']}", "", f"**{s['takeaway']}**", "", "| " + " | ".join(s["head"]) + " |",
+                  "|" + "---|" * len(s["head"])]
+        lines += ["| " + " | ".join(md_cell(c) for c in r) + " |" for r in s["rows"]]
+        lines += ["", s["note"]] if s["note"] else []
     return "\n".join(lines) + "\n"
 
 
@@ -505,10 +514,12 @@ def _page(rep: dict, figs: dict) -> dict:
     page["limits"] = []
     for (kind, name_, m), lfigs in zip(rep["limits"], figs["limits"], strict=True):
         head, tables, tail = _limit_text(kind, m)
-        page["limits"].append({"title": _limit_title(kind, name_, m), "head": head, "figures": lfigs,
+        page["limits"].append({"title": _limit_title(kind, name_, m), "takeaway": limit_takeaway(kind, m),
+                               "head": head, "figures": lfigs,
                                "tables": [{"title": t, "cols": c, "rows": r} for t, c, r in tables],
                                "tail": [x for x in tail if not x.startswith("plot: ")],
                                "meaning": MEANING if kind not in NO_MEANING else ""})
+    page["sections"] = rep["sections"]
     return page
 
 
