@@ -16,12 +16,13 @@ CPU fallback runs the same arithmetic, far too slowly to train with; the tests u
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from supremum.errors import UserError
-from supremum.train.methods import MethodConfig, peft_common, register
+from supremum.train.methods import peft_common, register
+from supremum.train.methods.lora import LoraConfig
 
 if TYPE_CHECKING:
     from torch import nn
@@ -30,18 +31,14 @@ if TYPE_CHECKING:
 HEADS = ("classifier", "score", "lm_head", "pooler")
 
 
-class QloraConfig(MethodConfig):
-    name: Literal["qlora"] = "qlora"
-    default_lr: ClassVar[float] = 1e-3
-    r: int = Field(8, ge=1, description="rank of the low-rank update")
-    alpha: float = Field(16.0, gt=0, description="scaling numerator: the update is scaled by alpha/r")
-    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the LoRA input")
+class QloraConfig(LoraConfig):
+    """LoRA's options (rank, alpha, dropout, target modules, rsLoRA, DoRA, merge) and the 4-bit base's."""
+
+    name: Literal["qlora"] = "qlora"  # type: ignore[assignment]
     quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type of the frozen base (NF4: "
                                               "the QLoRA paper's NormalFloat)")
     double_quant: bool = Field(True, description="quantize the per-block quantization constants too "
                                "(about 0.4 bits per weight saved)")
-    merge: bool = Field(True, description="merge the update into the dequantized base on save (the adapter "
-                        "alone is saved next to it as <output>-adapter)")
 
 
 def require_bitsandbytes():
@@ -86,9 +83,12 @@ class Qlora:
             raise UserError("method qlora found no linear layers to quantize in this model",
                             "use --method lora")
         model.to("cpu")  # Params4bit quantizes on its first move; a later .to(cuda) moves the 4-bit data
+        # every quantized linear gets an adapter unless target_modules names which
+        names = sorted({n.rpartition(".")[2] for n in targets})
+        chosen = names if cfg.target_modules == "all-linear" else cfg.target_modules
         return peft_common.wrap(model, peft.LoraConfig(
             task_type=peft_common.task_type(model), r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-            target_modules=[n.rpartition(".")[2] for n in targets]))
+            target_modules=chosen, use_rslora=cfg.rslora, use_dora=cfg.dora))
 
     @staticmethod
     def adapter_only(model, cfg):
