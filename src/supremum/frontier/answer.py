@@ -17,7 +17,8 @@ RELATIVE = ("perplexity", "bits_per_byte")
 PERCENT = ("accuracy", "macro_f1")
 
 #: words for lineage steps; a name not here is shown as it is
-WORDS = {"full": "full fine-tune", "lora": "LoRA fine-tune", "qlora": "QLoRA fine-tune", "adalora": "AdaLoRA fine-tune",
+WORDS = {"full": "full fine-tune", "lora": "LoRA fine-tune", "qlora": "QLoRA fine-tune",
+         "adalora": "AdaLoRA fine-tune",
          "ia3": "IA3 fine-tune", "bitfit": "BitFit fine-tune", "adapter": "adapter fine-tune",
          "linear-probe": "linear probe", "setfit": "SetFit", "delta": "delta fine-tune",
          "prompt-tuning": "prompt tuning", "onnx": "ONNX Runtime fp32",
