@@ -246,9 +246,9 @@ def test_cli_explain_data_and_bad_input(trained, tmp_path, capsys, monkeypatch):
     model, tok = load_model("tiny-llama", "causal-lm")
     lm = save_artifact(model, tok, tmp_path / "lm", task="text-generation", label_names=None,
                        base_model="tiny-llama", config={})
-    assert fails(capsys, monkeypatch, str(lm.path), "--text", "hello") == (
-        f"error: artifact {lm.id} is a text-generation model; explain supports classifiers only for now "
-        "(give a text-classification artifact)")
+    assert fails(capsys, monkeypatch, str(lm.path), "--data", str(data)) == (
+        "error: a causal LM is explained on --text prompts (no --data, --against or --drift) "
+        '(e.g. --text "Translate to German: a dog runs" [--target "ein Hund läuft"])')
 
 
 # --- explanation drift across compression (issue 21 part 3) ---------------------------------------

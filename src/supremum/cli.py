@@ -288,10 +288,26 @@ def lm_eval(
     _echo_json(res) if as_json else cli_render.print_harness(res)
 
 
+def _explain_lm(art, text, data, cfg, output, drift, as_json) -> None:
+    """`explain` of a causal LM: prompt-token attributions of each --text's continuation."""
+    from supremum import cli_render
+    from supremum.explain import causal
+
+    if data is not None or drift:
+        raise UserError("a causal LM is explained on --text prompts (no --data, --against or --drift)",
+                        'e.g. --text "Translate to German: a dog runs" [--target "ein Hund läuft"]')
+    _quiet_libraries()
+    res = causal.run(art, text, cfg.methods, target=cfg.target, max_new_tokens=cfg.max_new_tokens,
+                     steps=cfg.steps, output=output, command=" ".join(sys.argv))
+    _echo_json(res) if as_json else cli_render.print_explain_lm(res)
+
+
 @app.command()
 def explain(
-    artifact: Annotated[str, typer.Argument(help="classifier artifact directory, or an artifact/run id")],
-    text: Annotated[list[str] | None, typer.Option(help="a text to explain (repeat for several)")] = None,
+    artifact: Annotated[str, typer.Argument(help="classifier or causal-LM artifact directory, or an "
+                                            "artifact/run id")],
+    text: Annotated[list[str] | None, typer.Option(help="a text to explain (repeat for several; causal LMs: "
+                                                   "a prompt)")] = None,
     data: Annotated[str | None, typer.Option(help="data whose examples to explain (with their true "
                                              "labels)")] = None,
     split: Annotated[str | None, typer.Option(help=_doc("explain", "split"))] = None,
@@ -300,6 +316,8 @@ def explain(
     steps: Annotated[int | None, typer.Option(help=_doc("explain", "steps"))] = None,
     seeds: Annotated[str | None, typer.Option(help=_doc("explain", "seeds"))] = None,
     batch_size: Annotated[int | None, typer.Option(help=_doc("explain", "batch_size"))] = None,
+    target: Annotated[str | None, typer.Option(help=_doc("explain", "target"))] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help=_doc("explain", "max_new_tokens"))] = None,
     text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
     label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
     delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
@@ -323,6 +341,8 @@ def explain(
     cfg = cli_config.build(ExplainConfig, locals(), flag_keys(explain, "explain"),
                            help_cmd="supremum explain --help")
     art = resolve_artifact(artifact)
+    if art.task == "text-generation":
+        return _explain_lm(art, text, data, cfg, output, against or drift, as_json)
     from supremum.explain.run import check_task, examples_from_data
 
     check_task(art)

@@ -513,6 +513,19 @@ def print_harness(r: dict) -> None:
     out.print(t)
 
 
+def print_explain_lm(r: dict, shown: int = 3, top: int = 5) -> None:
+    """Per prompt: its continuation and, per method, the prompt tokens that raise its
+    log-probability most; where the files are."""
+    out.print(f"explain {r['artifact']} ({r['lineage']}): {r['settings']['score']}; run {r['run']}", markup=False)
+    for i, e in enumerate(r["examples"][:shown]):
+        out.print(f"#{i}: {e['prompt']!r} -> {e['continuation']!r}", markup=False)
+        for m, a in e["methods"].items():
+            order = sorted(range(len(a["sequence"])), key=lambda j: -a["sequence"][j])[:top]
+            toks = ", ".join(f"{a['prompt_tokens'][j]!r} {a['sequence'][j]:+.3g}" for j in order)
+            out.print(f"  {m} ({a['seconds']:.1f} s): {toks}", markup=False)
+    out.print(f"files: {r['output']}/explanations.json, explanations.html", markup=False)
+
+
 def print_explain(r: dict, shown: int = 3, top: int = 5) -> None:
     """The faithfulness table (methods, then random with its s.d. over seeds), the top words of
     the first examples per method, what was skipped and where the files are."""

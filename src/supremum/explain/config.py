@@ -38,3 +38,6 @@ class ExplainConfig(BaseModel):
     split: str | None = Field(None, description="--data: split to explain [default: dev of the "
                               "training data; any other file is explained whole]")
     batch_size: int = Field(32, ge=1, description="sequences per forward pass (occlusion, faithfulness)")
+    target: str | None = Field(None, description="causal LMs: the continuation to explain (default: the "
+                               "model's greedy continuation of each --text)")
+    max_new_tokens: int = Field(16, ge=1, description="causal LMs without --target: tokens generated")
