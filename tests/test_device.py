@@ -133,3 +133,14 @@ def test_gradient_checkpointing_gives_the_same_losses(method):
         assert inner.is_gradient_checkpointing == ckpt
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     assert "gradient_checkpointing" not in FinetuneConfig(data={"path": "x.csv"}).train.model_dump()
+
+
+def test_a_resumed_run_names_a_device_change():
+    from supremum.train.finetune import _device_note
+    from supremum.train.state import TrainState
+
+    assert _device_note(["cpu"]) == {}
+    assert _device_note(["cuda:0", "cpu"]) == {"device_note": "resumed on cpu; its checkpoint was written on "
+                                               "cuda:0 (same weights and optimizer state; not bit-identical to "
+                                               "an uninterrupted run)"}
+    assert TrainState.from_json({"step": 3}).devices == []  # a checkpoint from before --device

@@ -146,6 +146,8 @@ def print_pipeline(rows: list[dict], dry_run: bool) -> None:
 
 def print_finetune(res) -> None:
     m, info = res.metrics, res.data_info
+    if m.get("device_note"):
+        err.print(f"note: {m['device_note']}", markup=False)
     if "dev_loss" in m or "blocks" in info:
         return _print_lm_finetune(res)
     cols = info.get("columns", {})

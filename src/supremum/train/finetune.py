@@ -325,7 +325,18 @@ def _metrics(result: TrainResult, trainable: int, total: int, data) -> dict:
         "trainable_fraction": trainable / total,
         "train_size": data.info.get("blocks", {}).get("train", len(data.splits["train"])),
         "evals": st.evals, "loss_curve": st.log[:: max(1, len(st.log) // 200)],
+        "devices": st.devices, **_device_note(st.devices),
     }
+
+
+def _device_note(devices: list[str]) -> dict:
+    """A run resumed on another device than its checkpoint's says so: the same weights and
+    optimizer state continue, but its numbers are not bit-identical to one uninterrupted run
+    (other kernels; CUDA's random state is not checkpointed)."""
+    if len(devices) < 2:
+        return {}
+    return {"device_note": f"resumed on {devices[-1]}; its checkpoint was written on {devices[-2]} (same weights "
+                           "and optimizer state; not bit-identical to an uninterrupted run)"}
 
 
 def _save_adapter(method, model, tok, cfg: FinetuneConfig, data, metrics: dict,

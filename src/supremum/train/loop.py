@@ -83,7 +83,10 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
     warm = warmup_steps(cfg, total)
     state, best = TrainState(), None
     if resume and ckpt_dir is not None and ckpt.exists(ckpt_dir):
-        state, best = ckpt.load_checkpoint(ckpt_dir, model, opt, sharded)
+        state, best = ckpt.load_checkpoint(ckpt_dir, model, opt, sharded)  # loaded onto `where`
+        state.devices = state.devices or ["cpu"]  # checkpoints from before --device were all CPU runs
+    if not state.devices or state.devices[-1] != str(where):
+        state.devices.append(str(where))
     lengths = [len(x) for x in train_split.ids]
     fwd = _ddp(model) if dist.active and not sharded else model
     model.train()

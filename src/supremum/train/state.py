@@ -23,6 +23,7 @@ class TrainState:
     train_seconds: float = 0.0  # time inside optimizer steps (not evaluation or checkpoints)
     samples: int = 0
     stopped_early: bool = False
+    devices: list[str] = field(default_factory=list)  # where it trained, one entry per device change
 
     def to_json(self) -> dict:
         return asdict(self)
