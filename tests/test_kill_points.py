@@ -88,6 +88,8 @@ def _measured(art: Path, key: str) -> dict:
     drop = {"train_samples_per_s", "machine", "artifact", "size_on_disk_mb"}
     if (m.get("calibration") or {}).get("vs_parent"):  # names the parent by its (per-run) id
         m["calibration"]["vs_parent"] = {k: v for k, v in m["calibration"]["vs_parent"].items() if k != "parent"}
+    if (m.get("error_analysis") or {}).get("predictions"):  # a file named by the (per-run) run id
+        m["error_analysis"].pop("predictions")
     return {k: v for k, v in m.items() if k not in drop and "seconds" not in k}
 
 
