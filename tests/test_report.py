@@ -210,3 +210,18 @@ def test_what_a_step_bought_is_named_by_the_cost_compared(monkeypatch):
         "int8-dynamic (on full) bought 1.3x smaller at -0.50 pt accuracy"]
     assert report.bought({**res, "cost": "latency_b1"}) == [
         "int8-dynamic (on full) bought 2.00x at batch 1 and 1.3x smaller at -0.50 pt accuracy"]
+
+
+def test_a_temperature_step_buys_no_speed(monkeypatch):
+    """Timing noise between a parent and its calibrated child (the same weights) is not a gain."""
+    from supremum.frontier import report
+
+    def row(art, lineage, lat, ece):
+        return {"artifact": art, "lineage": lineage, "path": f"/x/{art}",
+                "metrics": {"accuracy": 0.9, "ece": ece}, "costs": {"latency_b1": lat, "size": 80.0}}
+
+    parent, child = row("p", "full", 10.2, 0.05), row("c", "full>temperature", 10.0, 0.01)
+    monkeypatch.setattr(report, "_parent_id", lambda path: "p" if path == "/x/c" else None)
+    res = {"frontier": [child, parent], "dominated": [], "metric": "accuracy", "cost": "latency_b1"}
+    assert report.bought(res) == ["temperature (on full) bought no cost change (the same weights) at +0.00 pt "
+                                  "accuracy, ECE 5.00% -> 1.00%"]

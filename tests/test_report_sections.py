@@ -33,16 +33,16 @@ def test_calibration_section_states_the_held_out_ece_change():
     rep = build(calibrated_store(), split="test")
     [s] = rep["sections"]
     assert s["name"] == "calibration"
-    assert s["takeaway"] == ("Temperature scaling of full (T = 1.83) cut test ECE from 4.1% to 0.9% at unchanged "
-                             "accuracy (91.2%).")
+    assert s["takeaway"] == ("Temperature scaling of full (T = 1.83) cut test ECE on sst2.csv from 4.1% to 0.9% "
+                             "at unchanged accuracy (91.2%).")
     arrow = "\u00a0→\u00a0"  # no-break spaces around the arrow
-    assert s["rows"] == [["calibrated", "1.83", "test", f"4.12{arrow}0.87", f"3.98{arrow}1.01", f"0.31{arrow}0.25",
-                          f"91.23{arrow}91.23"]]
+    assert s["rows"] == [["calibrated", "1.83", "sst2.csv test", f"4.12{arrow}0.87", f"3.98{arrow}1.01",
+                          f"0.31{arrow}0.25", f"91.23{arrow}91.23"]]
     page = render_html(rep)
     assert '<section id="calibration">' in page and s["takeaway"] in page
     md = markdown(rep)
     # Markdown cells fold whitespace: plain spaces there
-    assert f"**{s['takeaway']}**" in md and "| calibrated | 1.83 | test | 4.12 → 0.87 |" in md
+    assert f"**{s['takeaway']}**" in md and "| calibrated | 1.83 | sst2.csv test | 4.12 → 0.87 |" in md
 
 
 def test_calibration_measured_on_the_split_t_was_fitted_on_is_not_held_out():
@@ -52,8 +52,9 @@ def test_calibration_measured_on_the_split_t_was_fitted_on_is_not_held_out():
     run = store.get_run("cal1")
     store.finish_run("cal1", run["metrics"] | {"data": "/data/sst2.csv"}, run["artifact_id"], run["artifact_path"])
     [s] = build(store, split="test")["sections"]
-    assert [r[2] for r in s["rows"]] == ["test", "dev (fitted on it)"]
-    assert s["takeaway"].startswith("Temperature scaling of full (T = 1.83) cut test ECE from 4.1% to 0.9%")
+    assert [r[2] for r in s["rows"]] == ["sst2.csv test", "sst2.csv dev (fitted on it)"]
+    assert s["takeaway"].startswith(
+        "Temperature scaling of full (T = 1.83) cut test ECE on sst2.csv from 4.1% to 0.9%")
     store.start_run("cal2", "calibrate", "calibrate", run["config"], {})  # a refit held out nowhere
     store.finish_run("cal2", run["metrics"] | {"data": "/data/sst2.csv"}, "other", "/nowhere/other")
     assert build(store, split="test")["sections"][0]["takeaway"].startswith(
@@ -116,6 +117,23 @@ def test_explanations_of_a_model_that_rests_on_no_word_say_so():
     store.finish_run("ex", m, art, "/x")
     assert build(store)["sections"][0]["takeaway"] == (
         "On int8, removing words barely moves the predicted class's probability (top words 0.0000, random words "
+        "0.0000): no method's ranking can be judged faithful.")
+
+
+def test_a_drop_below_the_sentences_precision_names_no_most_faithful_method():
+    """A tryout's store: 0.0002 would print as "lowers ... by 0.000" under a "most faithful" claim."""
+    store = Store()
+    art = record(store, "full", "full>temperature", 0.9, 10.0, 100.0)
+    m = {"methods": ["occlusion", "input-x-gradient"], "examples": 4, "output": "/x/e",
+         "faithfulness": {"occlusion": {"comprehensiveness": 0.0001, "sufficiency": 0.0,
+                                        "comprehensiveness_vs_random": 10.0},
+                          "input-x-gradient": {"comprehensiveness": 0.0002, "sufficiency": 0.0,
+                                               "comprehensiveness_vs_random": 20.0},
+                          "random": {"comprehensiveness": {"mean": 0.00001, "sd": 0.0}}}}
+    store.start_run("ex", "explain", "explain", {}, {}, parents=[art])
+    store.finish_run("ex", m, art, "/x")
+    assert build(store)["sections"][0]["takeaway"] == (
+        "On full, removing words barely moves the predicted class's probability (top words 0.0002, random words "
         "0.0000): no method's ranking can be judged faithful.")
 
 

@@ -27,6 +27,8 @@ PLOTS = (("latency_b1", "batch-1 latency with tokenization (ms)"), ("size", "siz
 LM_PLOTS = (("decode_ms", "batch-1 greedy decode (ms per token)"), ("size", "size on disk (MB)"),
             ("memory", "peak memory (MB)"))
 BUDGETS = ("max_latency_ms", "max_size_mb", "max_drop")
+#: lineage steps that leave every cost as it was (the step changes only the probabilities)
+COST_FREE = {"temperature"}
 
 
 def bought(res: dict) -> list[str]:
@@ -50,8 +52,9 @@ def bought(res: dict) -> list[str]:
         step = r["lineage"].rsplit("+", 1)[-1].rsplit(">", 1)[-1]
         ece = (f", ECE {100 * p['metrics']['ece']:.2f}% -> {100 * r['metrics']['ece']:.2f}%"
                if p["metrics"].get("ece") is not None and r["metrics"].get("ece") is not None else "")
-        out.append((r["costs"][cost], f"{step} (on {p['lineage']}) bought {_gains(cost, speed, p, r)} at "
-                    f"{quality}{ece}"))
+        # temperature scaling divides the logits by T on the same weights: a speed ratio would be noise
+        gains = "no cost change (the same weights)" if step in COST_FREE else _gains(cost, speed, p, r)
+        out.append((r["costs"][cost], f"{step} (on {p['lineage']}) bought {gains} at {quality}{ece}"))
     return [text for _, text in sorted(out)]
 
 
