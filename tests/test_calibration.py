@@ -155,6 +155,7 @@ def test_calibrating_twice_refits_and_keeps_one_step(tuned, tmp_path, monkeypatc
     # fitted on the uncalibrated logits again: the same T, one temperature step in the lineage
     assert again.manifest.temperature == pytest.approx(child.manifest.temperature, rel=1e-6)
     assert again.lineage == "full>temperature" and again.manifest.parents == [child.id]
+    assert again.manifest.calibration["replaces_temperature"] == child.manifest.temperature
 
 
 def _cfg(art, data):

@@ -95,6 +95,8 @@ def calibrate(art: Artifact, data_cfg: DataConfig, *, output: str | Path | None 
         logits, labels = dev_logits(art, data_cfg, batch_size)
         t = fit_temperature(logits, labels)
         record = _record(t, logits, labels, data_cfg)
+        if art.manifest.temperature is not None:  # a refit: "before" is the raw model, not the parent
+            record["replaces_temperature"] = art.manifest.temperature
         child = _write(art, art_id, run_id, record, Path(output) if output else store.root / "artifacts" / art_id)
         store.add_artifact(child.id, str(child.path), run_id, child.task, child.manifest.base_model, child.lineage)
         run.finish(record, child)
