@@ -316,7 +316,8 @@ def print_calibrate(child) -> None:
         out.print(f"note: {c['at_bound']}", markup=False)
     if c.get("replaces_temperature") is not None:
         out.print(f"note: a refit from the uncalibrated logits; it replaces the parent's T = "
-                  f"{c['replaces_temperature']:.4f} (the 'before' numbers are the uncalibrated model's)", markup=False)
+                  f"{c['replaces_temperature']:.4f} (the 'before' numbers are the uncalibrated model's)",
+                  markup=False)
 
 
 def _print_cost(m: dict) -> None:
