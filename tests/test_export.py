@@ -266,8 +266,16 @@ def test_peft_export_refuses_prefix_tuning_in_one_line(bert, home, tmp_path):
 
     base, tok = load_model("tiny-bert", "classification", label_names=prefix.label_names)
     plain = PeftModel.from_pretrained(base, str(adapter.path))
+    enc = tok(TEXTS, padding=True, return_tensors="pt")
     with pytest.raises(ValueError, match="does not support past key values"):  # why it is refused
-        plain(**tok(TEXTS, padding=True, return_tensors="pt"))
+        plain(**enc)
+
+    prompt = _train(home / "prompt", "tiny-bert", bert["data"], "prompt", steps=2, lr=1e-2)  # what the hint offers
+    out = export(prompt, ExportConfig(format="peft", output=str(tmp_path / "prompt"))).path
+    base, _ = load_model("tiny-bert", "classification", label_names=prompt.label_names)
+    ours, _ = load(prompt)
+    loaded = PeftModel.from_pretrained(base, str(out)).eval()
+    assert torch.allclose(_logits(loaded, enc), _logits(ours, enc), atol=1e-5)
 
 
 # ---- onnx -------------------------------------------------------------------------------------
@@ -288,6 +296,11 @@ def test_onnx_export_runs_in_onnxruntime_with_the_same_logits(bert, tmp_path):
     assert AutoConfig.from_pretrained(out).id2label == art_labels(art)
     assert front_matter(out)["supremum"]["export"]["max_abs_logit_diff_vs_pytorch"] < 1e-3
     assert (tok.model_max_length, tok.truncation_side) == (32, "right")
+
+    graph = api.compress(art.path, {"method": "onnx", "optimize": False}, output=tmp_path / "graph")
+    copied = export(graph, ExportConfig(format="onnx", output=str(tmp_path / "copied"))).path
+    assert (copied / "model.onnx").read_bytes() == (graph.path / "model.onnx").read_bytes()
+    assert AutoTokenizer.from_pretrained(copied).model_max_length == 32
 
 
 def art_labels(art):
