@@ -103,6 +103,66 @@ def test_hf_export_loads_in_transformers_with_the_same_logits_and_a_card(bert, h
                                                 "reviews.csv:dev": short(fingerprint())}
 
 
+LONG = " ".join(["great good fine awful dull lovely"] * 200)  # 1,200 words: past tiny-bert's 512 positions
+
+
+def _supremum_logits(art, texts):
+    """Logits as `supremum eval` computes them: the artifact's preprocessing, then its model."""
+    from supremum.infer import predict_logits
+    from supremum.preprocessing import preprocessing_for
+
+    model, tok = load(art)
+    ids = preprocessing_for(art).tokenize(tok, texts)
+    return ids, torch.from_numpy(predict_logits(model, ids, tok.pad_token_id))
+
+
+def test_hf_export_tokenizer_cuts_where_supremum_cuts(bert, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    art = bert["full"]
+    out = export(art, ExportConfig(format="hf", output=str(tmp_path / "hf"))).path
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.model_max_length == 32 and tok.truncation_side == "right"
+    enc = tok([LONG, TEXTS[0]], truncation=True, padding=True, return_tensors="pt")
+    assert enc["input_ids"].shape == (2, 32)
+    want_ids, want = _supremum_logits(art, [LONG, TEXTS[0]])
+    assert enc["input_ids"][0].tolist() == want_ids[0]
+    hf = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    assert torch.allclose(_logits(hf, enc), want, atol=1e-5)
+    got = pipeline("text-classification", model=str(out), device="cpu")(LONG * 3, truncation=True)[0]
+    _, long_logits = _supremum_logits(art, [LONG * 3])
+    probs = long_logits.softmax(-1)[0]
+    assert got["label"] == art.label_names[int(probs.argmax())]
+    assert got["score"] == pytest.approx(float(probs.max()), abs=1e-5)
+    front = front_matter(out)
+    assert front["supremum"]["inputs"] == {"max_length": 32, "truncation_side": "right"}
+    card = (out / "README.md").read_text()
+    assert "**Max length 32 tokens**: trained and evaluated on texts cut to 32 tokens" in card
+
+
+def test_exported_tokenizers_keep_a_left_truncation_side(bert, tmp_path):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from supremum.artifact import sha256_file
+
+    src = tmp_path / "left"
+    shutil.copytree(bert["full"].path, src)
+    cfg = json.loads((src / "tokenizer_config.json").read_text())
+    (src / "tokenizer_config.json").write_text(json.dumps({**cfg, "truncation_side": "left"}))
+    manifest = json.loads((src / "manifest.json").read_text())  # a base whose tokenizer cuts on the left
+    manifest["files"]["tokenizer_config.json"] = sha256_file(src / "tokenizer_config.json")
+    (src / "manifest.json").write_text(json.dumps(manifest))
+    art = open_artifact(src)
+    for fmt in ("hf", "onnx"):
+        out = export(art, ExportConfig(format=fmt, output=str(tmp_path / fmt))).path
+        tok = AutoTokenizer.from_pretrained(out)
+        assert (tok.model_max_length, tok.truncation_side) == (32, "left"), fmt
+        want_ids, _ = _supremum_logits(art, [LONG])
+        assert tok(LONG, truncation=True)["input_ids"] == want_ids[0]
+
+
 def test_hf_export_merges_lora_and_keeps_the_temperature_out_of_the_weights(bert, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
@@ -179,7 +239,43 @@ def test_peft_export_loads_with_peft_over_the_base(bert, tmp_path):
     peft = PeftModel.from_pretrained(base, str(out)).eval()
     ours, _ = load(main)
     assert torch.allclose(_logits(peft, _ids(tok)), _logits(ours, _ids(tok)), atol=1e-5)
-    assert front_matter(out)["library_name"] == "peft"
+    front = front_matter(out)
+    assert front["library_name"] == "peft"
+    adapter = open_artifact(main.manifest.adapter_artifact)
+    assert front["supremum"]["export"]["adapter_artifact"] == adapter.id
+    assert str(adapter.path) not in (out / "README.md").read_text()
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(out).model_max_length == 32
+
+
+def test_peft_export_refuses_prefix_tuning_in_one_line(bert, home, tmp_path):
+    prefix = _train(home / "prefix", "tiny-bert", bert["data"], "prefix", steps=2, lr=1e-2)
+    adapter = open_artifact(prefix.manifest.adapter_artifact) if prefix.manifest.adapter_artifact else prefix
+    proc = run_cli("export", str(prefix.path), "--format", "peft", "--output", str(tmp_path / "p"))
+    # the last line: importing PEFT may print a third-party notice (kernels-community) first
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        f"error: --format peft does not apply to artifact {prefix.id}: its prefix-tuning adapter needs a model "
+        "whose forward takes past_key_values, which transformers 5 models no longer name: PEFT loads it "
+        "but refuses to run it (no export format applies to it; it runs in supremum (predict, "
+        "serve); prompt-tuning and LoRA adapters export)"), proc.stderr
+    assert not (tmp_path / "p").exists()
+    from peft import PeftModel
+
+    from supremum.models import load_model
+
+    base, tok = load_model("tiny-bert", "classification", label_names=prefix.label_names)
+    plain = PeftModel.from_pretrained(base, str(adapter.path))
+    enc = tok(TEXTS, padding=True, return_tensors="pt")
+    with pytest.raises(ValueError, match="does not support past key values"):  # why it is refused
+        plain(**enc)
+
+    prompt = _train(home / "prompt", "tiny-bert", bert["data"], "prompt", steps=2, lr=1e-2)  # what the hint offers
+    out = export(prompt, ExportConfig(format="peft", output=str(tmp_path / "prompt"))).path
+    base, _ = load_model("tiny-bert", "classification", label_names=prompt.label_names)
+    ours, _ = load(prompt)
+    loaded = PeftModel.from_pretrained(base, str(out)).eval()
+    assert torch.allclose(_logits(loaded, enc), _logits(ours, enc), atol=1e-5)
 
 
 # ---- onnx -------------------------------------------------------------------------------------
@@ -199,6 +295,12 @@ def test_onnx_export_runs_in_onnxruntime_with_the_same_logits(bert, tmp_path):
     assert np.allclose(got, _logits(ours, _ids(ours_tok)).numpy(), atol=1e-4)
     assert AutoConfig.from_pretrained(out).id2label == art_labels(art)
     assert front_matter(out)["supremum"]["export"]["max_abs_logit_diff_vs_pytorch"] < 1e-3
+    assert (tok.model_max_length, tok.truncation_side) == (32, "right")
+
+    graph = api.compress(art.path, {"method": "onnx", "optimize": False}, output=tmp_path / "graph")
+    copied = export(graph, ExportConfig(format="onnx", output=str(tmp_path / "copied"))).path
+    assert (copied / "model.onnx").read_bytes() == (graph.path / "model.onnx").read_bytes()
+    assert AutoTokenizer.from_pretrained(copied).model_max_length == 32
 
 
 def art_labels(art):
@@ -340,8 +442,8 @@ def test_bad_input_is_one_line_exit_2(bert, tmp_path):
         proc = run_cli(*args)
         assert proc.returncode == 2 and proc.stderr.strip() == line, proc.stderr
     refused = {  # what the CLI prints after "error: "
-        "gguf": "GGUF covers causal LMs (llama.cpp runs decoders); classifiers export as hf, peft or onnx",
-        "ollama": "GGUF covers causal LMs (llama.cpp runs decoders); classifiers export as hf, peft or onnx",
+        "gguf": "GGUF covers causal LMs (llama.cpp runs decoders), not classifiers",
+        "ollama": "GGUF covers causal LMs (llama.cpp runs decoders), not classifiers",
         "peft": "it holds no PEFT adapter (method full; fine-tune with lora, ia3, adalora, ...)"}
     for fmt, why in refused.items():
         with pytest.raises(UserError) as e:
@@ -351,12 +453,42 @@ def test_bad_input_is_one_line_exit_2(bert, tmp_path):
         assert not (tmp_path / fmt).exists()
 
 
-def test_quantized_artifact_names_the_formats_that_apply(bert, tmp_path):
+def test_quantized_artifacts_name_exactly_the_formats_that_work(bert, tmp_path):
     q = api.compress(bert["full"].path, "int8-dynamic", output=tmp_path / "q")
+    none = (f"(no export format applies to it; export the artifact it was made from ({bert['full'].id}), "
+            "or compress the parent with onnx-int8-dynamic for an int8 ONNX graph)")
+    why = {"hf": "its int8 dynamically quantized layers have no plain transformers form",
+           "onnx": "its int8 dynamically quantized layers have no ONNX form (torch.onnx cannot export "
+                   "PyTorch's quantized::linear_dynamic)"}
+    for fmt, reason in why.items():
+        proc = run_cli("export", str(q.path), "--format", fmt, "--output", str(tmp_path / fmt))
+        assert proc.returncode == 2, proc.stderr
+        line = f"error: --format {fmt} does not apply to artifact {q.id}: {reason} {none}"
+        assert proc.stderr.strip().splitlines()[-1] == line
+        assert not (tmp_path / fmt).exists()
+
+    half = api.compress(bert["full"].path, "fp16", output=tmp_path / "half")
     with pytest.raises(UserError) as e:
-        export(q, ExportConfig(format="hf"))
-    assert str(e.value) == (f"--format hf does not apply to artifact {q.id}: its int8 dynamically quantized "
-                            "layers have no plain transformers form (formats that apply to it: onnx)")
+        export(half, ExportConfig(format="onnx", output=str(tmp_path / "half-onnx")))
+    assert str(e.value) == (f"--format onnx does not apply to artifact {half.id}: its float16/bfloat16 weights "
+                            "have no ONNX form here (the exporter writes fp32 graphs: float16 mixes types ONNX "
+                            "Runtime refuses, bfloat16 does not export) (formats that apply to it: hf)")
+    assert not (tmp_path / "half-onnx").exists()
+
+
+def test_every_compression_kind_names_only_formats_that_export(bert, tmp_path):
+    """The applicability table against the exporters: each format named for a compressed
+    artifact writes; each refused one is refused before anything is written."""
+    from supremum.export import applicable
+
+    specs = {"int8-weight": "int8-weight", "int4-weight": "int4-weight",
+             "lowrank": {"method": "lowrank", "energy": 0.9}, "bf16": "bf16"}
+    want = {"int8-weight": ["onnx"], "int4-weight": [], "lowrank": ["onnx"], "bf16": ["hf"]}
+    for name, spec in specs.items():
+        art = api.compress(bert["full"].path, spec, output=tmp_path / name)
+        assert applicable(art) == want[name], name
+        for fmt in applicable(art):
+            export(art, ExportConfig(format=fmt, output=str(tmp_path / f"{name}-{fmt}")))
 
 
 def test_cli_export_writes_the_default_directory(bert):

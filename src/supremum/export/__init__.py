@@ -118,7 +118,11 @@ def applicable(art: Artifact) -> list[str]:
 
 
 def not_applicable(art: Artifact, name: str, reason: str) -> UserError:
+    """The one-line refusal; its hint names the formats that apply (`applicable`, the one source:
+    reasons say why, never which formats)."""
+    from supremum.export.source import instead
+
     others = [f for f in applicable(art) if f != name]
     hint = (f"formats that apply to it: {', '.join(others)}" if others
-            else "no export format applies to it; export the artifact it was made from")
+            else f"no export format applies to it; {instead(art)}")
     return UserError(f"--format {name} does not apply to artifact {art.id}: {reason}", hint)

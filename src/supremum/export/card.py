@@ -93,6 +93,8 @@ def results(art: Artifact) -> list[dict]:
 
 
 def front_matter(art: Artifact, fmt, info: dict) -> dict:
+    from supremum.export.source import inputs
+
     m = art.manifest
     res = results(art)
     front = {"base_model": base_model_id(m.base_model), "datasets": [d] if (d := _dataset(art)) else [],
@@ -104,7 +106,7 @@ def front_matter(art: Artifact, fmt, info: dict) -> dict:
                                                               for r in res]}]
     front["supremum"] = {
         "artifact_id": art.id, "lineage": art.lineage, "parents": m.parents, "method": m.method,
-        "labels": art.label_names or None, "temperature": m.temperature,
+        "labels": art.label_names or None, "temperature": m.temperature, "inputs": inputs(art),
         "measured_on": {r["source"]["name"].removeprefix("supremum "): r["machine"] for r in res},
         "export": {"format": fmt.name, "tool_version": __version__,
                    "created": datetime.now(UTC).isoformat(timespec="seconds"), **info},
@@ -115,6 +117,7 @@ def front_matter(art: Artifact, fmt, info: dict) -> dict:
 def _body(art: Artifact, front: dict) -> str:
     lines = [f"# {art.id}", "", f"Exported by supremum as `{front['tags'][1]}` from artifact {art.id} "
              f"(lineage `{art.lineage}`), fine-tuned from `{front['base_model']}`.", ""]
+    lines += [_inputs_sentence(art, front["supremum"]["inputs"]), ""]
     if art.manifest.temperature is not None:
         t = art.manifest.temperature
         lines += [f"**Temperature {t:.4g}**: this artifact was calibrated. The exported weights give the "
@@ -130,6 +133,16 @@ def _body(art: Artifact, front: dict) -> str:
     else:
         lines.append("No measurements recorded (run `supremum eval` on the artifact before exporting).")
     return "\n".join(lines) + "\n"
+
+
+def _inputs_sentence(art: Artifact, cut: dict) -> str:
+    n, side = cut["max_length"], cut["truncation_side"]
+    if art.task == "text-classification":
+        return (f"**Max length {n} tokens**: trained and evaluated on texts cut to {n} tokens (tokens past "
+                f"that dropped on the {side}). The tokenizer's `model_max_length` is {n}: call it with "
+                "`truncation=True` to get the predictions measured here.")
+    return (f"**Max length {n} tokens**: trained on blocks of {n} tokens (`supremum eval` scores "
+            "perplexity in windows of that length unless given `--window`).")
 
 
 def write_card(art: Artifact, out: Path, fmt, info: dict) -> None:

@@ -27,10 +27,10 @@ GGUF_FILE, LORA_FILE, MODELFILE = "model.gguf", "adapter.gguf", "Modelfile"
 
 def _refuses(art: Artifact) -> str | None:
     if art.task != "text-generation":
-        return "GGUF covers causal LMs (llama.cpp runs decoders); classifiers export as hf, peft or onnx"
+        return "GGUF covers causal LMs (llama.cpp runs decoders), not classifiers"
     if art.manifest.backend == "llamacpp":
         return None
-    return pytorch_refusal(art, plain=True)
+    return pytorch_refusal(art, "plain")
 
 
 @register("gguf", "llama.cpp GGUF file with chat template and stop token", "gguf", _refuses)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from supremum.artifact import Artifact
 from supremum.export import ExportConfig, Refusal, register
-from supremum.export.source import plain_model, pytorch_refusal
+from supremum.export.source import plain_model, pytorch_refusal, save_tokenizer
 
 
 def _refuses(art: Artifact) -> str | None:
-    return pytorch_refusal(art, plain=True)
+    return pytorch_refusal(art, "plain")
 
 
 @register("hf", "plain transformers directory (adapters and deltas merged)", "transformers", _refuses)
@@ -25,8 +25,7 @@ def write(art: Artifact, out: Path, cfg: ExportConfig) -> dict:
     model, tok = plain_model(art)
     model.config = plain_config(model)
     model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return {"dtype": str(next(model.parameters()).dtype).removeprefix("torch.")}
+    return {"dtype": str(next(model.parameters()).dtype).removeprefix("torch."), **save_tokenizer(art, tok, out)}
 
 
 def plain_config(model):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from supremum.artifact import MANIFEST, METRICS, Artifact
 from supremum.export import ExportConfig, register
-from supremum.export.source import BACKEND_WORDS, plain_model, unmergeable
+from supremum.export.source import plain_model, pytorch_refusal, save_tokenizer
 
 OPSET = 17
 TOLERANCE = 1e-3  # largest logit difference from PyTorch accepted (fp32 graph)
@@ -19,10 +19,10 @@ CHECK_TEXTS = ["a short example", "a second, somewhat longer example text", "x"]
 
 def _refuses(art: Artifact) -> str | None:
     if art.task != "text-classification":
-        return "ONNX export covers classifiers; causal LMs export as gguf or ollama"
-    if art.manifest.backend not in ("pytorch", "onnxruntime"):
-        return f"its weights are {BACKEND_WORDS.get(art.manifest.backend, art.manifest.backend)}"
-    return unmergeable(art)
+        return "ONNX export covers classifiers, not causal LMs (no KV-cache inputs)"
+    if art.manifest.backend == "onnxruntime":
+        return None
+    return pytorch_refusal(art, "onnx")
 
 
 @register("onnx", "ONNX graph for ONNX Runtime / Optimum", "onnx", _refuses)
@@ -30,18 +30,20 @@ def write(art: Artifact, out: Path, cfg: ExportConfig) -> dict:
     from supremum.backends.onnx import ONNX_FILE
 
     if art.manifest.backend == "onnxruntime":
+        from transformers import AutoTokenizer
+
         for f in art.path.iterdir():
             if f.is_file() and f.name not in (MANIFEST, METRICS):
                 shutil.copyfile(f, out / f.name)
-        return {"source": "the artifact's own ONNX graph", **(art.manifest.onnx or {})}
+        cut = save_tokenizer(art, AutoTokenizer.from_pretrained(str(art.path)), out)
+        return {"source": "the artifact's own ONNX graph", **(art.manifest.onnx or {}), **cut}
     from supremum.compress.onnx import export
 
     model, tok = plain_model(art)
     export(model, tok, out / ONNX_FILE, OPSET)
     model.config.save_pretrained(out)
-    tok.save_pretrained(out)
     return {"exporter": "torch.onnx (TorchScript)", "opset": OPSET,
-            "max_abs_logit_diff_vs_pytorch": _check(model, tok, out / ONNX_FILE)}
+            "max_abs_logit_diff_vs_pytorch": _check(model, tok, out / ONNX_FILE), **save_tokenizer(art, tok, out)}
 
 
 def _check(model, tok, path: Path) -> float:

@@ -8,9 +8,9 @@ import json
 import shutil
 from pathlib import Path
 
-from supremum.artifact import Artifact
+from supremum.artifact import Artifact, open_artifact
 from supremum.export import ExportConfig, register
-from supremum.export.source import WEIGHTLESS, adapter_dir
+from supremum.export.source import WEIGHTLESS, adapter_dir, is_prefix_tuning, save_tokenizer
 from supremum.fsutil import write_json
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -21,7 +21,20 @@ def _refuses(art: Artifact) -> str | None:
         if any(c.method not in WEIGHTLESS for c in art.manifest.compression):
             return "it was compressed after training, so no adapter describes its weights"
         return f"it holds no PEFT adapter (method {art.manifest.method}; fine-tune with lora, ia3, adalora, ...)"
+    if is_prefix_tuning(_adapter(art)):
+        return PREFIX
     return None
+
+
+#: PEFT 0.21's forward checks the model's forward for `past_key_values`, which transformers 5
+#: renamed; supremum runs prefix tuning through its own shim (peft_common.accept_past_key_values)
+PREFIX = ("its prefix-tuning adapter needs a model whose forward takes past_key_values, which "
+          "transformers 5 models no longer name: PEFT loads it but refuses to run it")
+
+
+def _adapter(art: Artifact) -> Artifact:
+    src = adapter_dir(art)
+    return art if src == art.path else open_artifact(src)
 
 
 @register("peft", "PEFT adapter directory over the base model", "peft", _refuses)
@@ -37,5 +50,6 @@ def write(art: Artifact, out: Path, cfg: ExportConfig) -> dict:
     # Where the base comes from for someone without supremum: the hub id of an alias.
     acfg["base_model_name_or_path"] = base_model_id(art.manifest.base_model)
     write_json(out / "adapter_config.json", acfg)
-    AutoTokenizer.from_pretrained(str(art.path)).save_pretrained(out)
-    return {"peft_type": acfg.get("peft_type"), "adapter_from": str(src)}
+    cut = save_tokenizer(art, AutoTokenizer.from_pretrained(str(art.path)), out)
+    # the adapter artifact by id: a local path means nothing where the export is read
+    return {"peft_type": acfg.get("peft_type"), "adapter_artifact": _adapter(art).id, **cut}

@@ -9,16 +9,46 @@ artifact is NOT applied: exports hold the weights as trained, and the card state
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from supremum.artifact import Artifact
 
 #: compression steps that leave the weights as they were (calibrate adds a temperature only)
 WEIGHTLESS = frozenset({"temperature"})
-#: transform kinds whose layers have no plain transformers form
-NOT_PLAIN = {"int8-dynamic": "int8 dynamically quantized layers", "torchao": "torchao int8 weight-only tensors",
-             "int4": "int4-packed layers", "lowrank": "low-rank factorized layers",
-             "sentence-pooling": "sentence-transformers pooling head"}
+
+
+@dataclass(frozen=True)
+class LayerForm:
+    """What a transform kind's layers are in the formats exports write."""
+
+    words: str
+    #: why transformers cannot build them from config.json (None: it can)
+    not_plain: str | None
+    #: why torch.onnx (TorchScript) cannot export them (None: it can, checked against PyTorch)
+    not_onnx: str | None
+    #: what the user can do instead when no format applies
+    instead: str | None = None
+
+
+_PLAIN = "have no plain transformers form"
+#: per transform kind (supremum.backends.transforms), the one source of what each export takes
+LAYER_FORMS = {
+    "int8-dynamic": LayerForm("int8 dynamically quantized layers", _PLAIN,
+                              "have no ONNX form (torch.onnx cannot export PyTorch's quantized::linear_dynamic)",
+                              "compress the parent with onnx-int8-dynamic for an int8 ONNX graph"),
+    "torchao": LayerForm("torchao int8 weight-only tensors", _PLAIN, None),
+    "int4": LayerForm("int4-packed layers", _PLAIN,
+                      "have no ONNX form (torch.onnx cannot export aten::_weight_int4pack_mm_for_cpu)"),
+    "lowrank": LayerForm("low-rank factorized layers", _PLAIN, None),
+    "sentence-pooling": LayerForm("sentence-transformers pooling head", _PLAIN, None),
+    "cast": LayerForm("float16/bfloat16 weights", None,
+                      "have no ONNX form here (the exporter writes fp32 graphs: float16 mixes types "
+                      "ONNX Runtime refuses, bfloat16 does not export)",
+                      "compress the parent with onnx or onnx-int8-dynamic for an ONNX graph"),
+}
+Needs = Literal["plain", "onnx"]
 BACKEND_WORDS = {"onnxruntime": "an ONNX graph", "llamacpp": "a GGUF file for llama.cpp",
                  "ensemble": "an ensemble of several models"}
 
@@ -54,16 +84,34 @@ def unmergeable(art: Artifact) -> str | None:
     return None
 
 
-def pytorch_refusal(art: Artifact, plain: bool) -> str | None:
-    """Why `art` is not a PyTorch model exportable as plain weights (`plain`: also refuse
-    quantized and factorized layers), or None."""
+def pytorch_refusal(art: Artifact, needs: Needs) -> str | None:
+    """Why `art` is not a PyTorch model whose layers have the form `needs` (plain transformers
+    layers; layers torch.onnx exports), or None."""
     m = art.manifest
     if m.backend != "pytorch":
         return f"its weights are {BACKEND_WORDS.get(m.backend, m.backend)}"
-    kinds = [NOT_PLAIN[t["kind"]] for t in m.transforms if t["kind"] in NOT_PLAIN]
-    if plain and kinds:
-        return f"its {kinds[0]} have no plain transformers form"
+    for form in _forms(art):
+        why = form.not_plain if needs == "plain" else form.not_onnx
+        if why:
+            return f"its {form.words} {why}"
     return unmergeable(art)
+
+
+def _forms(art: Artifact) -> list[LayerForm]:
+    return [LAYER_FORMS[t["kind"]] for t in art.manifest.transforms if t["kind"] in LAYER_FORMS]
+
+
+def instead(art: Artifact) -> str:
+    """What to do when no export format applies to `art`."""
+    if is_prefix_tuning(art):
+        return "it runs in supremum (predict, serve); prompt-tuning and LoRA adapters export"
+    parent = f" ({art.manifest.parents[0]})" if art.manifest.parents else ""
+    alt = next((f.instead for f in _forms(art) if f.instead), None)
+    return f"export the artifact it was made from{parent}" + (f", or {alt}" if alt else "")
+
+
+def is_prefix_tuning(art: Artifact) -> bool:
+    return peft_type(art) == "PREFIX_TUNING"
 
 
 def plain_model(art: Artifact):
@@ -76,3 +124,28 @@ def plain_model(art: Artifact):
 
         model = merge(model)
     return model.eval(), tok
+
+
+def inputs(art: Artifact) -> dict:
+    """How supremum cuts the artifact's inputs (preprocessing_for): max_length in tokens and the
+    truncation side; what every export's card states and its tokenizer carries."""
+    from supremum.preprocessing import preprocessing_for
+
+    prep = preprocessing_for(art)
+    return {"max_length": prep.max_length, "truncation_side": prep.truncation_side}
+
+
+def save_tokenizer(art: Artifact, tok, out: Path) -> dict:
+    """Save `tok` into `out`, set to cut a classifier's inputs where supremum cuts them: its
+    `model_max_length` is the trained max length (transformers' own is often "unset", 1e30,
+    so `truncation=True` would not cut and texts past the positions crash), on the trained side.
+    A causal LM's tokenizer keeps its own: supremum does not cut a prompt, it scores long texts
+    in windows of max_length. Returns the card's record of both."""
+    import copy
+
+    cut = inputs(art)
+    if art.task == "text-classification":
+        tok = copy.deepcopy(tok)  # the loaded one may be in use elsewhere in this process
+        tok.model_max_length, tok.truncation_side = cut["max_length"], cut["truncation_side"]
+    tok.save_pretrained(out)
+    return cut
