@@ -139,6 +139,11 @@ def test_order_errors(parent, tmp_path):
     q = compress(parent, config("int8-dynamic"), output=tmp_path / "q")
     with pytest.raises(UserError, match="must come before"):
         compress(q, config("prune-heads"), output=tmp_path / "x")
+    with pytest.raises(UserError) as e:  # torch.onnx has no symbolic for quantized::linear_dynamic
+        compress(q, config("onnx"), output=tmp_path / "qo")
+    assert e.value.message == (f"artifact {q.id} holds int8 dynamically quantized layers "
+                               "(quantized::linear_dynamic), which torch.onnx cannot export")
+    assert not (tmp_path / "qo").exists()
     o = compress(parent, config("onnx"), output=tmp_path / "o")
     with pytest.raises(UserError, match="ONNX model"):
         compress(o, config("int8-dynamic"), output=tmp_path / "y")
