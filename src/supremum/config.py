@@ -292,7 +292,12 @@ class FinetuneConfig(Strict):
 
 def _check_train_options(method, train: TrainConfig) -> None:
     """A method with its own fit (linear-probe, setfit) ignores most of the training loop's
-    options: one set away from its default is an error, not silently unused."""
+    options: one set away from its default is an error, not silently unused. A method that cannot
+    train with gradient checkpointing refuses it here rather than fail inside the first step."""
+    why = type(method).no_gradient_checkpointing
+    if train.gradient_checkpointing and why:
+        raise ValueError(f"train.gradient_checkpointing does not work with method {method.name}: {why}; "
+                         "drop --gradient-checkpointing or use method prompt, ptuning or lora")
     honoured = type(method).train_options
     if honoured is None:
         return
