@@ -432,3 +432,15 @@ def test_a_budget_beyond_the_pool_is_said():
     assert budget_notes(500, 500) == []
     assert budget_notes(800, 120) == ["the budget of 800 labels is more than the pool's 120 training texts: the "
                                       "simulation ends at 120 (every text labelled)"]
+
+
+def test_pool_empty_texts_refused_or_left_out_with_drop_empty(tmp_path):
+    from supremum.studies.active import LabelConfig, read_pool
+
+    pool = tmp_path / "pool.csv"
+    pool.write_text("text\ngood\n  \nbad\n", encoding="utf-8")
+    with pytest.raises(UserError) as e:
+        read_pool(LabelConfig(pool=str(pool), labels=["neg", "pos"]))
+    assert str(e.value) == (f"{pool}, line 3: empty text in the pool (remove the line or write its text, or pass "
+                            "--drop-empty to leave such texts out)")
+    assert read_pool(LabelConfig(pool=str(pool), labels=["neg", "pos"], drop_empty=True)) == ["good", "bad"]

@@ -1,6 +1,10 @@
 """Every command's help, as a user sees it: schema-derived defaults rendered as values."""
 
+import re
+
+import pytest
 import typer
+from conftest import run_cli
 from typer.testing import CliRunner
 
 from supremum.cli import app
@@ -34,3 +38,15 @@ def test_flag_defaults_are_written_as_the_flag_takes_them():
     # unset means what the description says, not "None"
     assert "(default: the label names)\n" in out or "(default: the label names) " in out
     assert "label names) [default: None]" not in out
+
+
+@pytest.mark.parametrize("columns", ["80", "100"])
+def test_help_never_cuts_an_option_name(columns):
+    """A flag pair's negative form shares the name column (under the positive one), and name
+    columns do not shrink: `--gradient-checkpointing` used to print as `--gradient-checkpointi…`."""
+    p = run_cli("finetune", "--help", env={"COLUMNS": columns, "TERMINAL_WIDTH": columns})
+    assert p.returncode == 0 and re.findall(r"--[\w-]*…", p.stdout) == []
+    lines = p.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("│ --gradient-checkpointing "))
+    assert lines[at + 1].startswith("│ --no-gradient-checkpointing ")
+    assert max(map(len, lines)) == int(columns)

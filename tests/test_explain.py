@@ -382,3 +382,23 @@ def test_serve_explain_refuses_a_language_model(tmp_path):
         r = c.post("/v1/explain", json={"texts": ["hello"]})
     assert r.status_code == 422 and r.json() == {
         "detail": f"{lm.id} is a text-generation model; explain supports classifiers only"}
+
+
+def test_explain_drops_empty_rows_when_asked(trained, tmp_path, capsys, monkeypatch):
+    """The empty-row error suggests --drop-empty: explain takes it (it used to be an unknown option)."""
+    art, _ = trained
+    data = tmp_path / "some-empty.csv"
+    data.write_text("text,label\na fine film,pos\n  ,neg\na dull film,neg\n", encoding="utf-8")
+    assert fails(capsys, monkeypatch, str(art.path), "--data", str(data)) == (
+        f"error: {data}: line 3 has an empty text (remove those rows or fill them in, or pass --drop-empty "
+        "(recipe: data.drop_empty: true) to drop them)")
+    from supremum.cli import main
+
+    monkeypatch.setattr("sys.argv", ["supremum", "explain", str(art.path), "--data", str(data), "--drop-empty",
+                                     "--methods", "occlusion", "--seeds", "0", "--output", str(tmp_path / "x"),
+                                     "--json"])
+    main()
+    out = capsys.readouterr()
+    assert f"data: dropped 1 row with an empty text from {data} (line 3)" in out.err
+    res = json.loads(out.out)
+    assert [e["text"] for e in res["examples"]] == ["a fine film", "a dull film"]

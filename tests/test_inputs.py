@@ -486,6 +486,63 @@ def test_semicolon_csv_from_excel_is_read(tmp_path, capsys):
     assert DataConfig(path="x", delimiter="\\t").delimiter == "\t"
 
 
+SEPARATOR_ERROR = ("a field separator is one character (not a quote or a line break) or one of the names \\t, "
+                   "tab, comma, semicolon, pipe")
+
+
+@pytest.mark.parametrize(("given", "sep"), [("\\t", "\t"), ("tab", "\t"), ("TAB", "\t"), ("\t", "\t"),
+                                            ("comma", ","), ("semicolon", ";"), ("pipe", "|"), ("|", "|")])
+def test_every_delimiter_key_accepts_the_same_spellings(given, sep):
+    from supremum.studies.active import LabelConfig
+
+    assert DataConfig(path="x", delimiter=given).delimiter == sep
+    assert LabelConfig(pool="p.csv", labels=["a", "b"], delimiter=given).delimiter == sep
+
+
+@pytest.mark.parametrize("given", [";;", "\\n", '"', "\n", ""])
+def test_every_delimiter_key_refuses_the_same_way(given):
+    from pydantic import ValidationError
+
+    from supremum.studies.active import LabelConfig
+
+    for make in (lambda: DataConfig(path="x", delimiter=given),
+                 lambda: LabelConfig(pool="p.csv", labels=["a", "b"], delimiter=given)):
+        with pytest.raises(ValidationError) as e:
+            make()
+        errors = [(x["loc"], x["msg"]) for x in e.value.errors()]
+        assert errors == [(("delimiter",), "Value error, " + SEPARATOR_ERROR)]
+
+
+def test_bad_delimiter_is_one_line_on_every_command(tmp_path):
+    """label used to end in csv's TypeError (exit 1): its pool delimiter had no validation."""
+    pool = tmp_path / "pool.psv"
+    pool.write_text("id\ttext\n1\tgood film\n2\tbad film\n3\tfine film\n", encoding="utf-8")
+    for command in (["label", str(tmp_path / "w"), "--pool", str(pool), "--labels", "neg,pos"],
+                    ["finetune", "--model", "tiny-bert", "--data", str(pool)]):
+        r = run_cli(*command, "--delimiter", ";;")
+        assert (r.returncode, r.stderr.splitlines()) == (2, [
+            f"error: --delimiter ;;: {SEPARATOR_ERROR} (see `supremum {command[0]} --help`)"])
+    for typed in ("\\t", "tab"):  # the shell passes \t as two characters
+        out = tmp_path / f"w-{typed}"
+        r = run_cli("label", str(out), "--pool", str(pool), "--labels", "neg,pos", "--delimiter", typed,
+                    check=True)
+        batch = list(csv.DictReader((out / "batch-001.csv").open(encoding="utf-8")))
+        assert sorted(row["text"] for row in batch) == ["bad film", "fine film", "good film"], r.stderr
+
+
+def test_too_wide_row_with_a_given_delimiter_says_to_check_it(tmp_path):
+    wide = tmp_path / "wide.csv"
+    wide.write_text("text;label\ngood;pos\nbad; really;neg\n")
+    assert error(DataConfig(path=str(wide), delimiter=";")) == (
+        f"{wide}: line 3 has 3 fields, the header has 2 (quote fields that contain the separator, e.g. "
+        "\"good; not great\", or check the separator given with --delimiter (';'))")
+    tsv = tmp_path / "wide.tsv"
+    tsv.write_text("text,label\ngood,pos\nbad, really,neg\n")
+    assert error(DataConfig(path=str(tsv), delimiter=",")) == (
+        f"{tsv}: line 3 has 3 fields, the header has 2 (a text must not contain the separator, or check the "
+        "separator given with --delimiter (','))")
+
+
 def test_delimiter_leaves_config_hashes_unchanged():
     from supremum.config import FinetuneConfig
     from supremum.train.finetune import config_hash

@@ -18,6 +18,12 @@ __version__ = "0.1.0"
 # pytree about an enum torchao registers: noise on every command, nothing a user can act on.
 logging.getLogger("torchao").setLevel(logging.ERROR)
 logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+# bitsandbytes (imported by PEFT whenever installed) warns at import on an AVX512-BF16 CPU that its
+# optional hub kernel for 4-bit matmuls needs the `kernels` package: it falls back to its own, and
+# supremum trains 4-bit (QLoRA) on CUDA only. Only that message is dropped; its other warnings stay.
+_BNB_KERNEL_HINT = "Failed to load CPU gemm_4bit_forward from kernels-community"
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
+    lambda record: not record.getMessage().startswith(_BNB_KERNEL_HINT))
 
 _LAZY = {
     "load": "supremum.api",

@@ -37,6 +37,10 @@ def _doc(section: str, field: str) -> str:
     return schema_help(section, field)
 
 
+#: --drop-empty, on every command that reads labelled data (its errors about empty rows suggest it)
+DropEmpty = Annotated[bool | None, typer.Option("--drop-empty/--no-drop-empty", help=_doc("data", "drop_empty"))]
+
+
 @app.callback()
 def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
     # Declared here for --help and parsing; `main` reads sys.argv, so it also covers errors
@@ -80,8 +84,7 @@ def finetune(
     encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
     delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
     dedup: Annotated[bool | None, typer.Option("--dedup/--no-dedup", help=_doc("data", "dedup"))] = None,
-    drop_empty: Annotated[bool | None, typer.Option("--drop-empty/--no-drop-empty",
-                                                    help=_doc("data", "drop_empty"))] = None,
+    drop_empty: DropEmpty = None,
     bf16: Annotated[bool | None, typer.Option("--bf16/--no-bf16", help=_doc("train", "bf16"))] = None,
     device: Annotated[str | None, typer.Option(help=_doc("train", "device"))] = None,
     gradient_checkpointing: Annotated[bool | None, typer.Option(
@@ -161,8 +164,7 @@ def eval_(
     label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
     encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
     delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
-    drop_empty: Annotated[bool | None, typer.Option("--drop-empty/--no-drop-empty",
-                                                    help=_doc("data", "drop_empty"))] = None,
+    drop_empty: DropEmpty = None,
     speed: Annotated[bool | None, typer.Option("--speed/--no-speed", help=_doc("eval", "speed"))] = None,
     repeats: Annotated[int | None, typer.Option(help=_doc("eval", "repeats"))] = None,
     threads: Annotated[int | None, typer.Option(help=_doc("eval", "threads"))] = None,
@@ -244,6 +246,7 @@ def zeroshot(
     label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
     encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
     delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
+    drop_empty: DropEmpty = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
 ) -> None:
     """Classify with a causal LM and no fine-tuning: each label's verbalizer scored by log-likelihood after a prompt (lm-evaluation-harness's multiple_choice), with k in-context examples drawn per seed from train. Accuracy, macro-F1 and acc_norm (mean ± s.d. over seeds), the majority class, and the cost; one store run per k, listed by `frontier`."""  # noqa: E501
@@ -321,6 +324,7 @@ def explain(
     text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
     label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
     delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
+    drop_empty: DropEmpty = None,
     output: Annotated[str | None, typer.Option(help="directory for explanations.json and explanations.html "
                                                "[default: $SUPREMUM_HOME/explanations/<run id>]")] = None,
     against: Annotated[str | None, typer.Option(help="explanation drift: explain the same texts under this "
@@ -352,7 +356,7 @@ def explain(
 
     if data is not None:
         dcfg = data_config_for(art, data, text_column=text_column, label_column=label_column,
-                               delimiter=delimiter)
+                               delimiter=delimiter, drop_empty=drop_empty or None)
         texts, labels, source = examples_from_data(art, dcfg, cfg.split, cfg.limit)
     else:
         texts, labels, source = text, None, f"{len(text)} text(s) from --text"
@@ -430,6 +434,7 @@ def calibrate(
     data: Annotated[str | None, typer.Option(help="data whose labelled dev split the temperature is fitted on "
                                              "[default: the training data]")] = None,
     delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
+    drop_empty: DropEmpty = None,
     output: Annotated[str | None, typer.Option(help="artifact directory [default: "
                                                "$SUPREMUM_HOME/artifacts/<id>]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
@@ -441,7 +446,8 @@ def calibrate(
 
     art = resolve_artifact(artifact)
     _quiet_libraries()
-    dcfg = data_config_for(art, data, delimiter=delimiter) if delimiter else data
+    given = delimiter or drop_empty  # else the api's own default: the training data's settings
+    dcfg = data_config_for(art, data, delimiter=delimiter, drop_empty=drop_empty or None) if given else data
     child = run(art, dcfg, output=output, command=" ".join(sys.argv))
     _echo_json({"artifact": str(child.path), "artifact_id": child.id, "parents": child.manifest.parents,
                 "calibration": child.manifest.calibration}) if as_json else cli_render.print_calibrate(child)
@@ -613,6 +619,7 @@ def curve(
     target: Annotated[float | None, typer.Option(help="accuracy to ask the needed examples for, e.g. 0.9")] = None,
     bootstrap: Annotated[int | None, typer.Option(help="bootstrap resamples [default: 1000]")] = None,
     delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
+    drop_empty: DropEmpty = None,
     recipe: Annotated[Path | None, typer.Option(help="YAML with the same keys (model, data, method, train, "
                                                 "fractions, seeds, ...); flags override it")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
@@ -626,7 +633,7 @@ def curve(
              "fractions": parse_fractions(fractions) if fractions else None, "seeds": _list(seeds, int, "--seeds")}
     keys = {"model": "model", "method": "method", "fractions": "fractions", "seeds": "seeds", "split": "split",
             "target": "target", "bootstrap": "bootstrap", "data": "data.path", "epochs": "train.epochs",
-            "delimiter": "data.delimiter"}
+            "delimiter": "data.delimiter", "drop_empty": "data.drop_empty"}
     cfg = cli_config.Assembly(recipe).options(flags, keys)
     if cfg.get("data") is None:
         raise UserError("curve needs data", "e.g. --data path/to/sst2")
@@ -648,6 +655,9 @@ def label(
     text_column: Annotated[str | None, typer.Option(help="start: the pool's text column (auto-detected)")] = None,
     delimiter: Annotated[str | None, typer.Option(help="separator of the pool's (or --simulate data's) "
                                                   "columns [default: detected]")] = None,
+    drop_empty: Annotated[bool | None, typer.Option(
+        "--drop-empty/--no-drop-empty", help="drop pool texts that are empty or whitespace, and rows with an "
+        "empty text or label from --eval-data or --simulate data, and report them (default: refuse them)")] = None,
     ingest: Annotated[Path | None, typer.Option(help="the filled-in batch CSV [default: the exported one]")
                       ] = None,
     model: Annotated[str | None, typer.Option(help="model alias or path [default: minilm-l6]")] = None,
@@ -696,7 +706,8 @@ def label(
                             "with --simulate use --strategies, --seeds, --budget and --split")
         sim = {"strategies": _list(strategies, str, "--strategies"), "budget": budget,
                "seeds": _list(seeds, int, "--seeds"), "split": split, "stop": stop or None}
-        sim_data = {"path": simulate, **({"delimiter": delimiter} if delimiter else {})}
+        given = {"delimiter": delimiter, "drop_empty": drop_empty}
+        sim_data = {"path": simulate, **{k: v for k, v in given.items() if v is not None}}
         cfg = SimulateConfig(data=sim_data, **common, **{k: v for k, v in sim.items() if v is not None})
         _quiet_libraries()
         res = run_simulation(cfg, out, on_event=say)
@@ -711,7 +722,8 @@ def label(
     if given := [k for k, v in sim_only.items() if v is not None]:
         raise UserError(f"{', '.join(given)} belong(s) to --simulate", "add --simulate DATA, or drop them")
     start = {"pool": pool, "labels": _list(labels, str, "--labels"), "text_column": text_column,
-             "strategy": strategy, "seed": seed, "eval_data": eval_data, "delimiter": delimiter}
+             "strategy": strategy, "seed": seed, "eval_data": eval_data, "delimiter": delimiter,
+             "drop_empty": drop_empty}
     start = {k: v for k, v in start.items() if v is not None}
     cfg = None
     if start or common or stop:
@@ -748,7 +760,7 @@ def ceiling(
     label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
     encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
     delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
-    drop_empty: Annotated[bool | None, typer.Option("--drop-empty", help=_doc("data", "drop_empty"))] = None,
+    drop_empty: DropEmpty = None,
     methods: Annotated[str | None, typer.Option(help="methods the search may choose [default: full,lora]")] = None,
     n_trials: Annotated[int | None, typer.Option(help="at most this many search trials [default: until the "
                                                  "search's share of the budget]")] = None,
@@ -824,6 +836,7 @@ def labels(
                                                   "[default: 60]")] = None,
     split: Annotated[str | None, typer.Option(help="split every point is scored on [default: test]")] = None,
     delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
+    drop_empty: DropEmpty = None,
     name: Annotated[str | None, typer.Option(help="study name [default: labels-<model>-<data>]")] = None,
     output: Annotated[str | None, typer.Option(help="directory of the plot [default: $SUPREMUM_HOME/labels/"
                                                "<name>]")] = None,
@@ -842,7 +855,7 @@ def labels(
     keys = {"model": "model", "data": "data.path", "approaches": "approaches", "budgets": "budgets",
             "seeds": "seeds", "lm": "incontext.model", "max_shots": "incontext.max_shots",
             "min_steps": "min_steps", "split": "split", "name": "name", "output": "output",
-            "delimiter": "data.delimiter"}
+            "delimiter": "data.delimiter", "drop_empty": "data.drop_empty"}
     cfg = cli_config.Assembly(recipe).options(flags, keys)
     if cfg.get("data.path") is None:
         raise UserError("labels needs data", "e.g. --data $SUPREMUM_DATA/sst2")
@@ -915,6 +928,7 @@ def sensitivity(
                                               "any other file is scored whole]")] = None,
     schemes: Annotated[str, typer.Option(help="comma-separated: int8, int4, prune50")] = "int8,int4,prune50",
     delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
+    drop_empty: DropEmpty = None,
     limit: Annotated[int | None, typer.Option(help="score on the first N examples only (faster)")] = None,
     top: Annotated[int, typer.Option(help="rows to print")] = 15,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout")] = False,
@@ -932,7 +946,8 @@ def sensitivity(
     bad = [s for s in chosen if s not in SCHEMES]
     if bad or not chosen:
         raise UserError(f"unknown scheme(s) {bad or chosen}", f"use some of: {', '.join(SCHEMES)}")
-    res = run(art, data_config_for(art, data, delimiter=delimiter), split, chosen, limit)
+    res = run(art, data_config_for(art, data, delimiter=delimiter, drop_empty=drop_empty or None), split, chosen,
+              limit)
     _echo_json(res) if as_json else cli_render.print_sensitivity(res, top)
 
 

@@ -12,6 +12,7 @@ import torch: `supremum --help` and `supremum runs` must not pay for that.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import re
@@ -244,4 +245,39 @@ class SchemaCommand(TyperCommand):
         for param in self.params:
             param.help = resolve_help(getattr(param, "help", None))
         self.epilog = resolve_help(self.epilog)
-        super().format_help(ctx, formatter)
+        with _whole_option_names():
+            super().format_help(ctx, formatter)
+
+
+@contextlib.contextmanager
+def _whole_option_names():
+    """Typer's options table gives a flag pair's negative form (--no-gradient-checkpointing) a
+    column of its own, and rich narrows every column alike when the table is too wide, cutting
+    long names (--gradient-checkpointi…) at 100 columns. While help renders, its table is one
+    whose negative form sits under the positive one and whose name columns never shrink: the
+    help text column wraps instead. Typer builds that table from `rich_utils.Table`."""
+    import typer.rich_utils as rich_utils
+    from rich.table import Table
+    from rich.text import Text
+
+    class OptionsTable(Table):
+        def add_row(self, *cells, **kwargs) -> None:
+            cells = list(cells)
+            if len(cells) >= 6:  # [required], long, short, negative long, negative short, type, help
+                i = len(cells) - 6
+                if str(cells[i + 2]):
+                    cells[i] = Text.assemble(cells[i], "\n", cells[i + 2])
+                del cells[i + 2]
+                if not self.columns:
+                    super().add_row(*cells, **kwargs)  # creates the columns
+                    for column in self.columns[:-2]:
+                        column.no_wrap = True
+                    return
+            super().add_row(*cells, **kwargs)
+
+    before = rich_utils.Table
+    rich_utils.Table = OptionsTable
+    try:
+        yield
+    finally:
+        rich_utils.Table = before

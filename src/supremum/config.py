@@ -33,6 +33,27 @@ def csv_ints(v: Any) -> Any:
     return [v] if isinstance(v, int) else v
 
 
+#: separators a flag or key may give by name; a shell passes a tab typed as \t as those two characters
+SEPARATOR_NAMES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+def separator(v: Any) -> Any:
+    """A CSV/TSV field separator as its one character, for a BeforeValidator: the names in
+    SEPARATOR_NAMES (any case) stand for theirs. ValueError naming what is accepted when it is
+    not one character, or is a quote or a line break (which the csv reader cannot split on)."""
+    if not isinstance(v, str):
+        return v
+    v = SEPARATOR_NAMES.get(v.lower(), v)
+    if len(v) != 1 or v in "\"\r\n":
+        raise ValueError("a field separator is one character (not a quote or a line break) or one of "
+                         f"the names {', '.join(SEPARATOR_NAMES)}")
+    return v
+
+
+#: the field separator of CSV/TSV files: every config's delimiter key has this type
+Delimiter = Annotated[str, BeforeValidator(separator)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -72,9 +93,9 @@ class DataConfig(Strict):
     text_column: str | None = Field(None, description="column holding the text (auto-detected)")
     label_column: str | None = Field(None, description="column holding the label (auto-detected)")
     encoding: str = Field("utf-8", description="text encoding of the data files")
-    delimiter: str | None = Field(None, min_length=1, max_length=1, description="field separator of "
-                                  "CSV/TSV files (default: a .csv's is detected from its header line "
-                                  "among , ; tab |; a .tsv's is a tab)")
+    delimiter: Delimiter | None = Field(None, description="field separator of CSV/TSV files, one character "
+                                        "or tab, \\t, comma, semicolon, pipe (default: a .csv's is detected "
+                                        "from its header line among , ; tab |; a .tsv's is a tab)")
     dev_fraction: float = Field(0.1, gt=0, lt=0.5, description="dev share when the source has no dev split")
     test_fraction: float = Field(0.1, gt=0, lt=0.5, description="test share when the source has no test split")
     split_seed: int = Field(0, description="seed of the stratified split made when splits are missing")
@@ -125,11 +146,6 @@ class DataConfig(Strict):
     @classmethod
     def _expand(cls, v: str) -> str:
         return os.path.expanduser(os.path.expandvars(v))
-
-    @field_validator("delimiter", mode="before")
-    @classmethod
-    def _tab(cls, v: Any) -> Any:
-        return "\t" if v in ("\\t", "tab") else v  # a shell passes a tab as the two characters \t
 
 
 class TrainConfig(Strict):
@@ -292,7 +308,12 @@ class FinetuneConfig(Strict):
 
 def _check_train_options(method, train: TrainConfig) -> None:
     """A method with its own fit (linear-probe, setfit) ignores most of the training loop's
-    options: one set away from its default is an error, not silently unused."""
+    options: one set away from its default is an error, not silently unused. A method that cannot
+    train with gradient checkpointing refuses it here rather than fail inside the first step."""
+    why = type(method).no_gradient_checkpointing
+    if train.gradient_checkpointing and why:
+        raise ValueError(f"train.gradient_checkpointing does not work with method {method.name}: {why}; "
+                         "drop --gradient-checkpointing or use method prompt, ptuning or lora")
     honoured = type(method).train_options
     if honoured is None:
         return

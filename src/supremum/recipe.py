@@ -100,6 +100,8 @@ def user_error(e: ValidationError, source: str | None = None, lines: dict[str, i
     msg = plain_message(err["msg"])
     if names and key in names:
         return UserError(f"{names[key]} {_shown(err.get('input'))}: {msg}", see[2:] or None)
+    if not loc:  # a check across keys of the whole config: its message names them; the input is all of it
+        return UserError(f"{where}: {msg}", see[2:] or None)
     return UserError(f"{where}: '{key}': {msg}", f"got {err.get('input')!r}{see}")
 
 

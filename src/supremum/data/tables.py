@@ -102,7 +102,7 @@ def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None
         df = _read_jsonl(path, text)
     else:
         sep = delimiter or ("\t" if path.suffix == ".tsv" else detect_delimiter(text))
-        df = _read_delimited(path, text, sep, quoted=path.suffix != ".tsv")
+        df = _read_delimited(path, text, sep, quoted=path.suffix != ".tsv", given=delimiter is not None)
         if delimiter is None and path.suffix != ".tsv" and sep != ",":
             df.attrs["detected_delimiter"] = sep
     if len(df) == 0:
@@ -127,10 +127,11 @@ def detect_delimiter(text: str) -> str:
     return max(DELIMITERS, key=lambda d: (width[d], d == ","))
 
 
-def _read_delimited(path: Path, text: str, sep: str, quoted: bool = True) -> pd.DataFrame:
+def _read_delimited(path: Path, text: str, sep: str, quoted: bool = True, given: bool = False) -> pd.DataFrame:
     """CSV (RFC 4180 quoting: fields may hold the separator, quotes and line breaks) or TSV (no
     quoting). Python's csv reader instead of pandas.read_csv because it tells on which file line
-    each record starts, and keeps repeated column names visible."""
+    each record starts, and keeps repeated column names visible. `given`: the separator is the
+    user's (--delimiter), so a row too wide may mean it is the wrong one."""
     kind = "CSV" if quoted else "TSV"
     quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # the default 128 KiB cuts documents
@@ -152,13 +153,22 @@ def _read_delimited(path: Path, text: str, sep: str, quoted: bool = True) -> pd.
     for row, line in zip(records, lines[1:], strict=True):
         if len(row) > width:
             raise UserError(f"{path}: line {line} has {len(row)} fields, the header has {width}",
-                            f'quote fields that contain the separator, e.g. "good{sep} not great", '
-                            "or pass --delimiter" if quoted else "a text must not contain a tab")
+                            _too_wide_hint(sep, quoted, given))
         row.extend([""] * (width - len(row)))  # a short row: the missing fields are empty
     df = pd.DataFrame(records, columns=_unique(names), index=pd.Index(lines[1:], name="line"),
                       dtype=str)
     df.attrs["header"] = names
     return df
+
+
+def _too_wide_hint(sep: str, quoted: bool, given: bool) -> str:
+    """What to do about a row with more fields than the header; a separator the user gave may be
+    the wrong one, so passing --delimiter again is no advice."""
+    check = f"check the separator given with --delimiter ({sep!r})"
+    if not quoted:  # TSV: no quoting
+        return f"a text must not contain the separator, or {check}" if given else "a text must not contain a tab"
+    return f'quote fields that contain the separator, e.g. "good{sep} not great", or ' + (
+        check if given else "pass --delimiter")
 
 
 def _check_closed_quote(path: Path, text: str, last_start: int, sep: str = ",") -> None:

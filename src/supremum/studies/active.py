@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from supremum.config import Delimiter
 from supremum.errors import UserError
 from supremum.fsutil import write_json
 from supremum.studies.batches import read_batch, write_batch
@@ -33,8 +34,12 @@ class LabelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pool: str = Field(description="unlabelled texts: CSV/TSV/JSONL with a text column, or .txt with one per line")
     text_column: str | None = Field(None, description="column of the pool holding the text (auto-detected)")
-    delimiter: str | None = Field(None, description="separator of the pool's columns (detected when unset)")
+    delimiter: Delimiter | None = Field(None, description="separator of the pool's columns, as data.delimiter "
+                                        "(detected when unset)")
     labels: list[str] = Field(min_length=2, description="the label set annotators choose from")
+    drop_empty: bool = Field(False, description="leave out pool texts that are empty or whitespace (row ids "
+                             "count the texts kept) and drop empty rows of eval_data, as data.drop_empty "
+                             "(default: refuse them)")
 
     @field_validator("labels")
     @classmethod
@@ -82,7 +87,8 @@ class LabelState(BaseModel):
 
 
 def read_pool(cfg: LabelConfig) -> list[str]:
-    """The pool's texts in file order (row id = position). UserError for an empty text."""
+    """The pool's texts in file order (row id = position), without the empty ones with drop_empty.
+    UserError for an empty text otherwise."""
     from supremum.data.tables import pick_column, read_table
 
     path = Path(cfg.pool).expanduser()
@@ -95,9 +101,12 @@ def read_pool(cfg: LabelConfig) -> list[str]:
         df = read_table(path, delimiter=cfg.delimiter)
         col, _ = pick_column(df, cfg.text_column, "text", str(path))
         texts, lines = df[col].fillna("").astype(str).tolist(), list(df.index)
+    if cfg.drop_empty:
+        return [t for t in texts if t.strip()]
     for t, line in zip(texts, lines, strict=True):
         if not t.strip():
-            raise UserError(f"{path}, line {line}: empty text in the pool", "remove the line or write its text")
+            raise UserError(f"{path}, line {line}: empty text in the pool",
+                            "remove the line or write its text, or pass --drop-empty to leave such texts out")
     return texts
 
 
@@ -222,5 +231,5 @@ def _eval_data(cfg: LabelConfig) -> tuple[list[str], np.ndarray]:
     from supremum.config import DataConfig
     from supremum.data import load_data
 
-    data = load_data(DataConfig(path=cfg.eval_data), label_names=cfg.labels, whole=True)
+    data = load_data(DataConfig(path=cfg.eval_data, drop_empty=cfg.drop_empty), label_names=cfg.labels, whole=True)
     return data.texts("all"), np.array(data.labels("all"))

@@ -38,6 +38,8 @@ class MethodConfig(BaseModel):
     default_lr: ClassVar[float] = 5e-5
     #: the `train.*` options a method with its own `fit` honours (None: the training loop's, all)
     train_options: ClassVar[frozenset[str] | None] = None
+    #: why the method cannot train with train.gradient_checkpointing (None: it can)
+    no_gradient_checkpointing: ClassVar[str | None] = None
 
 
 @dataclass

@@ -18,6 +18,11 @@ class PrefixConfig(MethodConfig):
     name: Literal["prefix"] = "prefix"
     # SST-2, minilm-l6, 2 epochs, seed 0: 3e-2 reached 84.4% dev against 82.9% at 1e-2.
     default_lr: ClassVar[float] = 3e-2
+    # The prefix reaches every layer as its key/value cache, which transformers' checkpointed
+    # layers drop (a layer that writes the cache would write it again on the recompute); the
+    # attention mask still counts the prefix, so attention fails on a size mismatch.
+    no_gradient_checkpointing: ClassVar[str | None] = (
+        "its learned keys/values are passed as the layers' cache, which checkpointed layers drop")
     num_virtual_tokens: int = Field(20, ge=1, description="prefix length per layer")
     projection: bool = Field(False, description="reparameterize the prefix through an MLP")
 
