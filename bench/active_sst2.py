@@ -81,7 +81,8 @@ def main() -> None:
     ref = res["match"]["reference"]
     print(f"random at {ref['n_labels']} labels: {100 * ref['mean']:.2f}% (mean of {len(cfg.seeds)} seeds)")
     for s, t in res["target"]["strategies"].items():
-        print(f"{s}: {t['n_labels'] or 'not'} labels to match ({t['verdict']})")
+        got = f"{t['n_labels']} labels to match" if t["n_labels"] else "did not match"
+        print(f"{s}: {got} ({t['verdict']})")
     print(f"results: {out}")
 
 
