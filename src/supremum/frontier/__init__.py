@@ -229,7 +229,8 @@ def frontier(metric: str | None = None, cost: str | None = None, data: str | Non
     check_metric_cost(metric, cost)
     task = group_task(same)
     unmeasured = f"no {cost} measured (evaluated with --no-speed?)"
-    other = [(r, unmeasured if r.costs.get(cost) is None else why) for r, why in other]
+    # rows of another group keep that reason (other data, another machine): it, not a missing cost,
+    # is why they are not compared
     other += [(r, unmeasured if r.costs.get(cost) is None else f"no {metric} measured") for r in same
               if r.costs.get(cost) is None or r.metrics.get(metric) is None]
     same = [r for r in same if r.costs.get(cost) is not None and r.metrics.get(metric) is not None]
