@@ -146,6 +146,11 @@ def test_slice_column_end_to_end_and_the_report_section(tmp_path):
     assert page.count('<p>predicted <b>') == 3 and "background:rgba(" in page.split("Most confident errors")[1]
     assert "<td>source</td><td>web</td><td>10</td>" in page
 
+    by_position = run_cli("eval", str(art), "--data", str(data), "--slice-column", "3", "--no-speed", "--json",
+                          check=True)
+    slices = json.loads(by_position.stdout)["error_analysis"]["slices"]
+    assert {s["slice"] for s in slices if s["value"] in ("mail", "web")} == {"source"}  # named by its header
+
 
 def test_no_section_without_a_classifier_error_analysis():
     from test_report import demo_store

@@ -241,7 +241,9 @@ def _select_columns(raw, cfg: DataConfig, sources, info, keep: tuple[str, ...] =
         label = pick_column(df, cfg.label_column or names[label_col], "label", sources[split])[0]
         frame = pd.DataFrame({"text": df[text].astype(str), "label": df[label].astype(str)})
         for name in keep:
-            frame[KEPT + name] = df[pick_column(df, name, "slice", sources[split])[0]].astype(str)
+            found = pick_column(df, name, "slice", sources[split])[0]
+            frame[KEPT + name] = df[found].astype(str)
+            info.setdefault("kept_columns", {})[name] = str(found)  # a position given: its header
         frame = _empty_rows(frame, "text", sources[split], split, cfg.drop_empty, info)
         if not (split in ("dev", "test") and _unlabeled(frame)):  # dropped whole below
             frame = _empty_rows(frame, "label", sources[split], split, cfg.drop_empty, info)

@@ -283,7 +283,10 @@ def _error_analysis(data, cfg: EvalConfig, tok, probs: np.ndarray, names: list[s
                     predictions: Path | None) -> dict:
     """`errors.analysis` of the split, and every example's prediction written to `predictions`."""
     texts, labels = data.texts(cfg.split), data.labels(cfg.split)
-    column = (cfg.slice_column, data.column(cfg.split, cfg.slice_column)) if cfg.slice_column else None
+    column = None
+    if cfg.slice_column:  # named by its header, also when given as a position
+        header = data.info.get("kept_columns", {}).get(cfg.slice_column, cfg.slice_column)
+        column = (header, data.column(cfg.split, cfg.slice_column))
     res = errors.analysis(texts, labels, probs, names, tok, column, cfg.confident_errors)
     if predictions is not None:
         res["predictions"] = str(errors.write_predictions(predictions, texts, labels, probs, names, column))
