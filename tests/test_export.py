@@ -89,7 +89,9 @@ def test_hf_export_loads_in_transformers_with_the_same_logits_and_a_card(bert, h
     assert hf.config.id2label == {0: "neg", 1: "pos"} or hf.config.id2label == {0: "pos", 1: "neg"}
     front = front_matter(out)
     assert front["base_model"] == "tiny-bert" and front["pipeline_tag"] == "text-classification"
-    assert front["datasets"] == ["reviews.csv"] and front["library_name"] == "transformers"
+    # a local file is no Hub dataset: its name goes into the supremum block
+    assert front["datasets"] == [] and front["supremum"]["data"] == "reviews.csv"
+    assert front["library_name"] == "transformers"
     assert "license" not in front  # not known for a tiny test model
     results = {r["source"]["name"]: r for r in front["model-index"][0]["results"]}
     dev = art.metrics["reviews.csv:dev"]

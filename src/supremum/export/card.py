@@ -38,10 +38,21 @@ def _license(name: str) -> str | None:
 
 
 def _dataset(art: Artifact) -> str | None:
+    """The training data's name: a local file or folder by its name (kept in the supremum block,
+    since the Hub's `datasets` key names Hub datasets), anything else as given."""
     path = (art.manifest.config.get("data") or {}).get("path")
     if not path:
         return None
     return Path(path).name if Path(path).exists() else str(path)
+
+
+def _hub_dataset(art: Artifact) -> str | None:
+    """The data as a Hub dataset id (`owner/name`), when the recorded path is not a local one;
+    supremum reads local files, so this is usually None."""
+    path = (art.manifest.config.get("data") or {}).get("path")
+    if not path or Path(path).expanduser().exists() or Path(path).suffix or str(path).startswith(("/", ".", "~")):
+        return None
+    return str(path)
 
 
 def _training_machine(art: Artifact) -> dict | None:
@@ -97,7 +108,7 @@ def front_matter(art: Artifact, fmt, info: dict) -> dict:
 
     m = art.manifest
     res = results(art)
-    front = {"base_model": base_model_id(m.base_model), "datasets": [d] if (d := _dataset(art)) else [],
+    front = {"base_model": base_model_id(m.base_model), "datasets": [d] if (d := _hub_dataset(art)) else [],
              "pipeline_tag": art.task, "library_name": fmt.library, "tags": ["supremum", fmt.name]}
     if lic := _license(m.base_model):
         front["license"] = lic
@@ -106,6 +117,7 @@ def front_matter(art: Artifact, fmt, info: dict) -> dict:
                                                               for r in res]}]
     front["supremum"] = {
         "artifact_id": art.id, "lineage": art.lineage, "parents": m.parents, "method": m.method,
+        "data": _dataset(art),
         "labels": art.label_names or None, "temperature": m.temperature, "inputs": inputs(art),
         "measured_on": {r["source"]["name"].removeprefix("supremum "): r["machine"] for r in res},
         "export": {"format": fmt.name, "tool_version": __version__,
