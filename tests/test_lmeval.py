@@ -171,7 +171,7 @@ def test_bad_input_is_one_line_and_exit_2(tasks, tmp_path):
             "generate text with (give a causal LM (alias, model directory, .gguf, or a causal-LM artifact))",
         ("tiny-bert", "mc_tiny", str(tasks)):
             "tiny-bert is an encoder (bert), not a causal language model: it cannot score a continuation "
-            "(give a causal LM, e.g. --model smollm2-135m or tiny-llama)",
+            "(give a causal LM, e.g. smollm2-135m or tiny-llama)",
     }
     store = Store(tmp_path / "store")
     for (model_ref, task, include), line in cases.items():

@@ -270,4 +270,4 @@ def test_an_encoder_is_refused_not_scored(splits):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: tiny-bert is an encoder (bert), not a causal language model: it cannot score a continuation "
-        "(give a causal LM, e.g. --model smollm2-135m or tiny-llama)"]
+        "(give a causal LM, e.g. smollm2-135m or tiny-llama)"]

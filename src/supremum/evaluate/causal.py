@@ -41,7 +41,7 @@ def load_causal_lm(ref: str, backend: str = "pytorch") -> tuple:
     model, tok = load_model(ref, "causal-lm")
     if not is_decoder(model.config):
         raise UserError(f"{ref} is an encoder ({model.config.model_type}), not a causal language model: it "
-                        "cannot score a continuation", "give a causal LM, e.g. --model smollm2-135m or tiny-llama")
+                        "cannot score a continuation", "give a causal LM, e.g. smollm2-135m or tiny-llama")
     return model.eval(), tok, None
 
 
