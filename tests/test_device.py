@@ -157,3 +157,40 @@ def test_a_resumed_run_names_a_device_change():
                                                "cuda:0 (same weights and optimizer state; not bit-identical to "
                                                "an uninterrupted run)"}
     assert TrainState.from_json({"step": 3}).devices == []  # a checkpoint from before --device
+
+
+def test_eval_inference_latency_and_serve_feed_tensors_on_the_configured_device(tmp_path):
+    """A global forward pre-hook (a spy on the real modules) records the device of every token-id
+    tensor an embedding layer receives from eval's inference, the latency measurement and a served
+    /v1/classify request placed with --device cpu."""
+    from fastapi.testclient import TestClient
+
+    from supremum.artifact import open_artifact, save_artifact
+    from supremum.evaluate.speed import measure_cost
+    from supremum.infer import predict_logits
+    from supremum.serve import ServeConfig
+    from supremum.serve.app import create_app
+
+    model, tok = _tiny_classifier()
+    save_artifact(model, tok, tmp_path / "a", task="text-classification", label_names=["negative", "positive"],
+                  base_model="tiny-bert", config={})
+    seen: list[torch.device] = []
+
+    def spy(module, args):
+        if isinstance(module, torch.nn.Embedding) and args:
+            seen.append(args[0].device)
+
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(spy)
+    try:
+        placed = device.place(model, "cpu")
+        predict_logits(placed, [tok("a fine film")["input_ids"]], tok.pad_token_id)
+        measure_cost(placed, tok, ["a fine film"], 32, 1, 3)
+        n = len(seen)
+        with TestClient(create_app(open_artifact(tmp_path / "a"), ServeConfig(device="cpu"))) as client:
+            assert client.post("/v1/classify", json={"texts": ["a fine film"]}).status_code == 200
+        assert len(seen) > n  # the server's forward passes were seen too
+    finally:
+        hook.remove()
+    assert seen and set(seen) == {torch.device("cpu")}
+    with pytest.raises(ValueError, match="is not one of"):
+        ServeConfig(device="gpu")
