@@ -125,7 +125,7 @@ def test_every_section_fits_a_desktop_and_a_phone(tmp_path):
     explain_run(store, "ex1", "full-int8-demo-art")
     page_path = write_report(tmp_path / "report.html", store=store)
     texts = look(page_path, "sections", tmp_path)
-    assert "Temperature scaling of full (T = 1.83) cut test ECE from 4.1% to 0.9%" in texts[390]
+    assert "Temperature scaling of full (T = 1.83) cut test ECE on sst2.csv from 4.1% to 0.9%" in texts[390]
     assert "On full-int8, occlusion is the most faithful of 2 methods" in texts[390]
 
 

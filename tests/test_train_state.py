@@ -52,7 +52,7 @@ def test_an_old_style_checkpoint_resumes_to_the_same_weights(tmp_path):
         train(model, tr, dev, cfg, tok.pad_token_id, ckpt_dir=tmp_path / "b", on_step=stop_at_5)
     path = tmp_path / "b" / "state.json"
     new = json.loads(path.read_text())
-    assert new["step"] == 4 and set(new) == {*OLD_FRESH, "rng"}
+    assert new["step"] == 4 and set(new) == {*OLD_FRESH, "rng", "devices"} and new["devices"] == ["cpu"]
     # as the dict-based loop wrote it: its keys in its order, the first loss marked to show it resumed
     old = {k: new[k] for k in [*OLD_FRESH, "rng"]}
     old["log"][0]["loss"] = 123.0

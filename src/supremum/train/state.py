@@ -26,7 +26,11 @@ class TrainState:
     devices: list[str] = field(default_factory=list)  # where it trained, one entry per device change
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """The fields by name; `devices` only once the loop has set it (a fresh state is the old dict)."""
+        d = asdict(self)
+        if not d["devices"]:
+            del d["devices"]
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> TrainState:
