@@ -90,7 +90,10 @@ async def drive(url: str, model: str, texts: list[str], clients: int) -> dict:
         for k in range(REQUESTS):
             t0 = time.perf_counter()
             try:
-                tokens += await ask(http, texts[(i * REQUESTS + k) % len(texts)])
+                # awaited first: `tokens += await ...` reads `tokens` before the await and loses the
+                # counts other clients add meanwhile
+                got = await ask(http, texts[(i * REQUESTS + k) % len(texts)])
+                tokens += got
                 lat.append(time.perf_counter() - t0)
             except httpx.HTTPError:
                 errors += 1
