@@ -9,6 +9,7 @@ CPU: a user who typed `cuda` and got a CPU run would read its timings as a GPU's
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from typing import TYPE_CHECKING
 
@@ -85,10 +86,16 @@ def place(model, spec: str):
     where = resolve(spec)
     if isinstance(model, torch.nn.Module):
         return model.to(where)
-    if spec not in ("auto", "cpu") and where.type != "cpu":
-        raise UserError(f"--device {spec}: this artifact runs in {type(model).__name__}, on the CPU",
-                        "leave --device out (or cpu) for ONNX Runtime and llama.cpp artifacts")
+    cpu_only(spec, f"this artifact runs in {type(model).__name__}, on the CPU",
+             "leave --device out (or cpu) for ONNX Runtime and llama.cpp artifacts")
     return model
+
+
+def cpu_only(spec: str, why: str, hint: str = "leave --device out (or cpu)") -> None:
+    """UserError `--device SPEC: why` when `spec` names a device other than the CPU explicitly
+    (`auto` means: wherever this part runs, here the CPU)."""
+    if spec not in ("auto", "cpu") and resolve(spec).type != "cpu":
+        raise UserError(f"--device {spec}: {why}", hint)
 
 
 def to(batch: dict, device: torch.device) -> dict:
@@ -122,6 +129,7 @@ def distributed_backend(device: torch.device) -> str:
     return "nccl" if device.type == "cuda" else "gloo"
 
 
+@functools.cache  # devices do not change within a process; the fingerprint asks on every run
 def describe() -> list[dict]:
     """The visible CUDA devices: name, memory (GiB), compute capability, and the CUDA version of
     this torch build and the driver's; [] without CUDA. For the machine fingerprint."""

@@ -232,9 +232,7 @@ def _evaluate_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Pre
                  outputs: Path | None = None) -> dict:
     from supremum.lm.evaluate import evaluate_lm
 
-    if device.resolve(cfg.device).type != "cpu" and cfg.device != "auto":
-        raise UserError(f"--device {cfg.device}: causal-LM evaluation runs on the CPU in this version",
-                        "leave --device out (or cpu)")
+    device.cpu_only(cfg.device, "causal-LM evaluation runs on the CPU in this version")
     model, tok = backends.load(art)
     parent = _lm_parent(art) if cfg.reference_data else None
     out = {"artifact": art.id, "lineage": art.lineage,

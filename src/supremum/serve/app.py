@@ -287,11 +287,8 @@ def _placed(model, classifier: bool, spec: str):
     the CPU in this version, so a causal LM given an explicit GPU is refused rather than served
     on the CPU unannounced."""
     from supremum import device
-    from supremum.errors import UserError
 
     if classifier:
         return device.place(model, spec)
-    if spec not in ("auto", "cpu") and device.resolve(spec).type != "cpu":
-        raise UserError(f"--device {spec}: causal LMs are served on the CPU in this version",
-                        "leave --device out (or cpu)")
+    device.cpu_only(spec, "causal LMs are served on the CPU in this version")
     return model
