@@ -20,17 +20,13 @@ from supremum.artifact import Artifact
 from supremum.errors import UserError
 from supremum.export import ExportConfig, Refusal, register
 from supremum.export.chat import Chat, chat, modelfile
-from supremum.export.source import pytorch_refusal
+from supremum.export.source import task_refusal
 
 GGUF_FILE, LORA_FILE, MODELFILE = "model.gguf", "adapter.gguf", "Modelfile"
 
 
-def _refuses(art: Artifact) -> str | None:
-    if art.task != "text-generation":
-        return "GGUF covers causal LMs (llama.cpp runs decoders), not classifiers"
-    if art.manifest.backend == "llamacpp":
-        return None
-    return pytorch_refusal(art, "plain")
+_refuses = task_refusal("text-generation", "GGUF covers causal LMs (llama.cpp runs decoders), not classifiers",
+                        "llamacpp", "plain")
 
 
 @register("gguf", "llama.cpp GGUF file with chat template and stop token", "gguf", _refuses)

@@ -10,19 +10,16 @@ from pathlib import Path
 
 from supremum.artifact import MANIFEST, METRICS, Artifact
 from supremum.export import ExportConfig, register
-from supremum.export.source import plain_model, pytorch_refusal, save_tokenizer
+from supremum.export.source import plain_model, save_tokenizer, task_refusal
 
 OPSET = 17
 TOLERANCE = 1e-3  # largest logit difference from PyTorch accepted (fp32 graph)
 CHECK_TEXTS = ["a short example", "a second, somewhat longer example text", "x"]
 
 
-def _refuses(art: Artifact) -> str | None:
-    if art.task != "text-classification":
-        return "ONNX export covers classifiers, not causal LMs (no KV-cache inputs)"
-    if art.manifest.backend == "onnxruntime":
-        return None
-    return pytorch_refusal(art, "onnx")
+_refuses = task_refusal("text-classification",
+                        "ONNX export covers classifiers, not causal LMs (no KV-cache inputs)",
+                        "onnxruntime", "onnx")
 
 
 @register("onnx", "ONNX graph for ONNX Runtime / Optimum", "onnx", _refuses)

@@ -84,6 +84,18 @@ def unmergeable(art: Artifact) -> str | None:
     return None
 
 
+def task_refusal(task: str, other_task: str, native: str, needs: Needs):
+    """The refusal check of a format for `task` artifacts (`other_task`: why the other task's are
+    refused): an artifact already in the format's own backend `native` is copied; a PyTorch one needs
+    layers of the form `needs` (see `pytorch_refusal`)."""
+    def refuses(art: Artifact) -> str | None:
+        if art.task != task:
+            return other_task
+        return None if art.manifest.backend == native else pytorch_refusal(art, needs)
+
+    return refuses
+
+
 def pytorch_refusal(art: Artifact, needs: Needs) -> str | None:
     """Why `art` is not a PyTorch model whose layers have the form `needs` (plain transformers
     layers; layers torch.onnx exports), or None."""
