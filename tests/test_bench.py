@@ -244,3 +244,17 @@ def test_generate_multi30k_quick_scores_answers_of_base_lora_and_gguf(tmp_path):
         assert len(open(v["outputs"], encoding="utf-8").readlines()) == 6
     assert res["variants"]["lora"]["forgetting_vs"] == "tiny-llama (base model)"
     assert res["variants"]["base"]["forgetting_pct"] is None  # a base model has no parent
+
+
+def test_forgetting_shakespeare_quick_scores_task_gain_and_forgetting(tmp_path):
+    res = _quick("forgetting_shakespeare.py", tmp_path)
+    assert set(res["variants"]) == {"base", "full", "lora", "lora+replay"}
+    for name in ("full", "lora", "lora+replay"):
+        v = res["variants"][name]
+        rise = v["reference_perplexity"] / v["base_reference_perplexity"] - 1
+        assert v["forgetting_pct"] == pytest.approx(100 * rise)
+        assert res["summary"]["task_gain_pct"][name] == pytest.approx(
+            100 * (1 - v["task_perplexity"] / res["variants"]["base"]["task_perplexity"]))
+    replay = res["finetunes"]["lora+replay"]["replay"]
+    assert replay["share"] == 0.2 and replay["replay_rows"] > 0 and replay["file"].endswith("valid.txt")
+    assert res["finetunes"]["lora"]["replay"] is None
