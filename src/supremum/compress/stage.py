@@ -23,10 +23,6 @@ from supremum.train import checkpoint as ckpt
 
 ONNX_METHODS_OK_ON_ONNX = ("onnx-int8-dynamic", "onnx-int8-static")
 ONNX_EXPORTS = ("onnx", *ONNX_METHODS_OK_ON_ONNX)
-#: PyTorch layer forms torch.onnx cannot export (its exporter has no symbolic for their operators)
-NOT_ONNX = {"int8-dynamic": "int8 dynamically quantized layers (quantized::linear_dynamic)",
-            "int4": "int4 weight-only layers (_weight_int4pack_mm_for_cpu)",
-            "cast": "fp16/bf16 weights (the exporter writes fp32 graphs)"}
 
 
 def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str | None = None,
@@ -75,9 +71,10 @@ def check_applicable(art: Artifact, method: str) -> None:
         raise UserError(f"artifact {art.id} is an ONNX model; '{method}' needs a PyTorch one",
                         "compress the PyTorch parent, then export with --method onnx last")
     _check_order(art, method)
-    held = [NOT_ONNX[k.name] for k, _ in kinds_in(art.manifest.transforms) if k.name in NOT_ONNX]
+    # the layer forms torch.onnx cannot export, as the transform registry states them
+    held = [k.form for k, _ in kinds_in(art.manifest.transforms) if k.form and k.form.not_onnx]
     if method in ONNX_EXPORTS and held:
-        raise UserError(f"artifact {art.id} holds {held[0]}, which torch.onnx cannot export",
+        raise UserError(f"artifact {art.id} holds {held[0].words}, which {held[0].not_onnx}",
                         f"compress its parent with {method} instead (ONNX Runtime quantizes the graph itself: "
                         "onnx-int8-dynamic)")
 
