@@ -11,6 +11,7 @@ from pathlib import Path
 from supremum.artifact import Artifact
 from supremum.config import DataConfig
 from supremum.data import TaskData, load_data
+from supremum.data.batching import Split
 from supremum.errors import UserError
 from supremum.preprocessing import Preprocessing, preprocessing_for
 
@@ -73,8 +74,6 @@ class Context:
     def encoded(self, split: str):
         """Token ids and labels of a split: class ids for classifiers, packed blocks or masked
         conversations (per-token labels) for language models."""
-        from supremum.train.loop import Split
-
         if self.is_lm:
             from supremum.lm.data import training_split
 
