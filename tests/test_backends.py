@@ -11,8 +11,8 @@ from conftest import TEXTS
 
 from supremum import backends
 from supremum.artifact import Artifact, Manifest, open_artifact, save_artifact
+from supremum.backends.explain import runtime, why
 from supremum.backends.transforms import PHASES, TRANSFORMS
-from supremum.compress.explain import runtime, why
 from supremum.compress.stage import check_applicable
 from supremum.errors import UserError
 from supremum.infer import predict_logits
