@@ -227,7 +227,7 @@ def measure(arts: dict, rounds: int, warmup: int) -> dict:
 
 
 def explain(arts: dict, results: dict) -> None:
-    from supremum.compress.explain import runtime, why
+    from supremum.backends.explain import runtime, why
     from supremum.machine import fingerprint
 
     isa = fingerprint()["isa"]

@@ -11,8 +11,8 @@ from conftest import TEXTS
 
 from supremum import backends
 from supremum.artifact import Artifact, Manifest, open_artifact, save_artifact
+from supremum.backends.explain import runtime, why
 from supremum.backends.transforms import PHASES, TRANSFORMS
-from supremum.compress.explain import runtime, why
 from supremum.compress.stage import check_applicable
 from supremum.errors import UserError
 from supremum.infer import predict_logits
@@ -102,16 +102,19 @@ QUANTIZED = ("artifact a1 is already quantized or cast; '{}' must come before th
              "(run it on the unquantized parent, then quantize)")
 FACTORIZED = "artifact a1 is factorized; '{}' must come before lowrank (prune first, then factorize)"
 # torch.onnx has no symbolic for these layer forms (found by exporting each)
-NOT_ONNX = ("artifact a1 holds {what}, which torch.onnx cannot export (compress its parent with {method} "
+NOT_ONNX = ("artifact a1 holds {what}, which {why} (compress its parent with {method} "
             "instead (ONNX Runtime quantizes the graph itself: onnx-int8-dynamic))")
 
 
 @pytest.mark.parametrize("kinds,method,refusal", [
     ([INT8], "prune-heads", QUANTIZED), ([FP16], "gguf", QUANTIZED), ([FP16], "distill", QUANTIZED),
-    ([FP16], "onnx", NOT_ONNX.format(what="fp16/bf16 weights (the exporter writes fp32 graphs)",
-                                     method="onnx")),
-    ([INT8], "onnx-int8-dynamic", NOT_ONNX.format(what="int8 dynamically quantized layers "
-                                                  "(quantized::linear_dynamic)", method="onnx-int8-dynamic")),
+    ([FP16], "onnx", NOT_ONNX.format(what="float16/bfloat16 weights", method="onnx",
+                                     why="have no ONNX form here (the exporter writes fp32 graphs: float16 "
+                                         "mixes types ONNX Runtime refuses, bfloat16 does not export)")),
+    ([INT8], "onnx-int8-dynamic", NOT_ONNX.format(what="int8 dynamically quantized layers",
+                                                  method="onnx-int8-dynamic",
+                                                  why="have no ONNX form (torch.onnx cannot export PyTorch's "
+                                                      "quantized::linear_dynamic)")),
     ([LOWRANK], "prune-ffn", FACTORIZED), ([LOWRANK], "lowrank", FACTORIZED), ([LOWRANK], "int8-dynamic", None),
     ([LOWRANK], "distill", None), ([LOWRANK, INT8], "drop-layers", QUANTIZED),
     ([SPARSE], "prune-heads", None), ([RESIZE], "prune-iterative", None), ([SPARSE, RESIZE], "fp16", None),
@@ -123,6 +126,25 @@ def test_order_rules_come_from_the_transform_registry(kinds, method, refusal):
     with pytest.raises(UserError) as e:
         check_applicable(_art(*kinds), method)
     assert str(e.value) == (refusal.format(method) if "{}" in refusal else refusal)
+
+
+def test_compress_and_export_refuse_onnx_from_the_same_fact():
+    """Which layer forms ONNX export cannot take is stated once, per transform kind: `compress
+    --method onnx` and `export --format onnx` refuse exactly those kinds, with the same words."""
+    from supremum.export.source import pytorch_refusal
+
+    int4 = {"kind": "int4", "modules": [], "group_size": 32}
+    refused = {name for name, k in TRANSFORMS.items() if k.form and k.form.not_onnx}
+    assert refused == {"int8-dynamic", "int4", "cast"}
+    for spec in (INT8, int4, FP16, BF16):
+        form = TRANSFORMS[spec["kind"]].form
+        with pytest.raises(UserError) as e:
+            check_applicable(_art(spec), "onnx")
+        assert e.value.message == f"artifact a1 holds {form.words}, which {form.not_onnx}"
+        assert pytorch_refusal(_art(spec), "onnx") == f"its {form.words} {form.not_onnx}"
+    for spec in (SPARSE, LOWRANK, RESIZE, {"kind": "torchao", "scheme": "int8-weight", "modules": []}):
+        check_applicable(_art(spec), "onnx")
+        assert pytorch_refusal(_art(spec), "onnx") is None
 
 
 def test_explanations_come_from_the_transform_registry():

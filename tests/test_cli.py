@@ -171,6 +171,35 @@ def test_help_and_runs_import_no_torch(args, tmp_path):
     assert proc.stdout.strip(), proc.stderr
 
 
+EVERY_HELP = """
+import contextlib, io, sys
+from supremum.cli import app, main
+names = [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands]
+for name in names:
+    sys.argv = ["supremum", name, "--help"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        main()
+    heavy = sorted(m for m in ("torch", "pandas", "sklearn", "transformers") if m in sys.modules)
+    print(name, len(out.getvalue()), heavy)
+"""
+
+
+def test_every_command_help_imports_no_torch(tmp_path):
+    """The help of every command (the list is read from the app, so a new command is covered)
+    loads no torch, pandas, scikit-learn or transformers: shown one after another in one process,
+    the first command whose help pulls one in is named."""
+    proc = subprocess.run([sys.executable, "-c", EVERY_HELP], capture_output=True, text=True,
+                          env={**os.environ, "SUPREMUM_HOME": str(tmp_path / "home")})
+    assert proc.returncode == 0, proc.stderr
+    shown = [line.split(" ", 2) for line in proc.stdout.splitlines()]
+    names = {name for name, *_ in shown}
+    assert len(shown) >= 24 and {"compress", "finetune", "eval", "serve", "runs", "report"} <= names
+    for name, chars, heavy in shown:
+        assert int(chars) > 200, f"{name} --help printed {chars} characters"
+        assert heavy == "[]", f"supremum {name} --help imports {heavy}"
+
+
 def test_import_time_library_noise_is_silenced_and_other_warnings_kept():
     """PEFT imports bitsandbytes (when installed) and torchao, which log at import about optional
     kernels they cannot load: nothing a user can act on, printed on every command that loads PEFT.

@@ -141,8 +141,8 @@ def test_order_errors(parent, tmp_path):
         compress(q, config("prune-heads"), output=tmp_path / "x")
     with pytest.raises(UserError) as e:  # torch.onnx has no symbolic for quantized::linear_dynamic
         compress(q, config("onnx"), output=tmp_path / "qo")
-    assert e.value.message == (f"artifact {q.id} holds int8 dynamically quantized layers "
-                               "(quantized::linear_dynamic), which torch.onnx cannot export")
+    assert e.value.message == (f"artifact {q.id} holds int8 dynamically quantized layers, which have no "
+                               "ONNX form (torch.onnx cannot export PyTorch's quantized::linear_dynamic)")
     assert not (tmp_path / "qo").exists()
     o = compress(parent, config("onnx"), output=tmp_path / "o")
     with pytest.raises(UserError, match="ONNX model"):

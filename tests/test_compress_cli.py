@@ -38,6 +38,23 @@ def test_compress_eval_sensitivity_end_to_end(art, tmp_path):
     assert len(runs) == 2 and all(r["status"] == "finished" for r in runs)
 
 
+def test_every_method_config_names_the_module_that_runs_it():
+    """Configs are registered torch-free (compress/configs.py) with the module implementing them;
+    each module registers exactly the methods that name it, and the phases are as before."""
+    import importlib
+
+    from supremum.compress import STRUCTURAL, compressors
+    from supremum.compress.registry import RUNS
+
+    for name, c in compressors().items():
+        importlib.import_module(c.module)
+        assert RUNS[name].__module__ == c.module, name
+    assert set(RUNS) == set(compressors())
+    assert set(STRUCTURAL) == {"prune-heads", "prune-ffn", "drop-layers", "lowrank", "prune-iterative"}
+    assert {n for n, c in compressors().items() if c.phase == "export"} == {"onnx", "onnx-int8-dynamic",
+                                                                          "onnx-int8-static"}
+
+
 def test_compress_help_lists_every_method():
     from supremum.compress import compressors
 

@@ -72,3 +72,56 @@ def test_the_private_import_scan_sees_imports_inside_functions(tmp_path):
     assert _private_imports(probe, "supremum.train.probe", tmp_path) == [
         "probe.py:2: from supremum.lm.data import _files", "probe.py:3: from supremum.hashing import _h",
         "probe.py:4: from supremum.train import _own_package"]
+
+
+def _cycles(graph) -> list[set[str]]:
+    """Strongly connected sets of two or more modules (Kosaraju), imports inside functions counted."""
+    modules = sorted(graph.modules)
+    succ = {m: graph.find_modules_directly_imported_by(m) for m in modules}
+    pred = {m: set() for m in modules}
+    for m, out in succ.items():
+        for n in out:
+            pred[n].add(m)
+    order, seen = [], set()
+    for root in modules:
+        stack = [(root, iter(sorted(succ[root])))] if root not in seen else []
+        seen.add(root)
+        while stack:
+            node, it = stack[-1]
+            nxt = next((n for n in it if n not in seen), None)
+            if nxt is None:
+                order.append(node)
+                stack.pop()
+            else:
+                seen.add(nxt)
+                stack.append((nxt, iter(sorted(succ[nxt]))))
+    comps, done = [], set()
+    for root in reversed(order):
+        if root in done:
+            continue
+        comp, todo = set(), [root]
+        done.add(root)
+        while todo:
+            node = todo.pop()
+            comp.add(node)
+            fresh = pred[node] - done
+            done |= fresh
+            todo += sorted(fresh)
+        if len(comp) > 1:
+            comps.append(comp)
+    return comps
+
+
+def test_no_import_cycle_leaves_its_package():
+    """A cycle is allowed only inside one package (a registry: the package imports its members,
+    they import the package); one across packages means a shared thing sits a layer too high."""
+    import grimp
+
+    graph = grimp.build_graph("supremum")
+    packages = {m.rpartition(".")[0] for m in graph.modules}
+
+    def home(module: str) -> str:
+        return module if module in packages else module.rpartition(".")[0]
+
+    crossing = [sorted(c) for c in _cycles(graph) if len({home(m) for m in c}) > 1]
+    assert crossing == []

@@ -296,10 +296,9 @@ def measure_now(cfg, threads: int) -> dict:
 
 def _probe_data(cfg, task: str):
     """(model, tokenizer, training split, examples per split, loss) as the real run builds them."""
-    from supremum.data.batching import tokenize
+    from supremum.data.batching import Split, tokenize
     from supremum.models import load_model
     from supremum.preprocessing import preprocessing_for_model
-    from supremum.train.loop import Split
 
     if task == "causal-lm":
         from supremum.lm.data import load_lm_data, training_split

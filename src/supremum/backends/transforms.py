@@ -3,8 +3,10 @@
 A compressed artifact lists its transforms in the manifest (`{"kind": ..., **spec}`, in the
 order applied). Per kind, the registry holds how to rebuild the module structure on a plain
 model before its tensors load, the compression phase it belongs to, which compression methods
-may still follow it, the kernels it runs with and why it may not be faster; the order checks of
-`supremum compress` and the explanations of `supremum eval` loop over it, as torchao's
+may still follow it, the kernels it runs with, why it may not be faster, and what its layers are
+in the formats other tools load (`LayerForm`); the order checks and ONNX refusals of `supremum
+compress`, the explanations of `supremum eval` and the format checks of `supremum export` loop
+over it, as torchao's
 `quantize_` dispatches by config type. Registration order is the precedence of explanations:
 the first kind whose `why` applies names the cause.
 
@@ -37,6 +39,21 @@ Why = Callable[[dict, frozenset, int], "str | None"]
 
 
 @dataclass(frozen=True)
+class LayerForm:
+    """What a transform kind's layers are outside supremum's PyTorch loader. The reasons are
+    predicates after the words ("its <words> <not_onnx>"), so `compress` and `export` state the
+    same fact in their own sentence."""
+
+    words: str
+    #: why transformers cannot build them from config.json (None: it can)
+    not_plain: str | None
+    #: why torch.onnx (TorchScript) cannot export them (None: it can, checked against PyTorch)
+    not_onnx: str | None
+    #: what the user can do instead when no export format applies
+    instead: str | None = None
+
+
+@dataclass(frozen=True)
 class TransformKind:
     name: str
     phase: Phase
@@ -48,20 +65,23 @@ class TransformKind:
     followed_by: Phase = "structural"
     #: (message with {id} and {method}, hint) when a method of an earlier phase is refused
     refusal: tuple[str, str] | None = None
+    #: what its layers are for other runtimes (None: plain layers every format takes)
+    form: LayerForm | None = None
 
 
 TRANSFORMS: dict[str, TransformKind] = {}
 
 
 def transform(name: str, phase: Phase, *, kernels: str | Callable[[dict], str] | None, why: str | Why,
-              followed_by: Phase = "structural", refusal: tuple[str, str] | None = None):
+              followed_by: Phase = "structural", refusal: tuple[str, str] | None = None,
+              form: LayerForm | None = None):
     """Decorator on the rebuild function `fn(model, spec) -> model` of transform kind `name`.
     `kernels` and `why` are a fixed sentence or a function of the spec (and, for `why`, the ISA
     and batch size)."""
     def deco(fn: Rebuild) -> Rebuild:
         TRANSFORMS[name] = TransformKind(
             name, phase, fn, (lambda spec: kernels) if isinstance(kernels, str) else kernels,
-            (lambda spec, isa, batch: why) if isinstance(why, str) else why, followed_by, refusal)
+            (lambda spec, isa, batch: why) if isinstance(why, str) else why, followed_by, refusal, form)
         return fn
 
     return deco
@@ -71,6 +91,12 @@ def kinds_in(transforms: list[dict]) -> list[tuple[TransformKind, dict]]:
     """(kind, its last spec) for each registered kind present, in registration order."""
     last = {t["kind"]: t for t in transforms}
     return [(k, last[k.name]) for k in TRANSFORMS.values() if k.name in last]
+
+
+def layer_forms(transforms: list[dict]) -> list[LayerForm]:
+    """The layer forms of `transforms`, in the order applied (kinds without one are left out)."""
+    kinds = [TRANSFORMS.get(t["kind"]) for t in transforms]
+    return [k.form for k in kinds if k is not None and k.form is not None]
 
 
 # ---- quantization as applied on load and by the compressors -------------------------------
@@ -96,6 +122,7 @@ def torchao_quantize(model: nn.Module, modules: list[str], scheme: str) -> nn.Mo
 
 _QUANTIZED = ("artifact {id} is already quantized or cast; '{method}' must come before that",
               "run it on the unquantized parent, then quantize")
+_PLAIN = "have no plain transformers form"
 
 
 @transform("sparse", "numeric", kernels="dense fp32 GEMM over weights containing zeros (no sparse kernel)",
@@ -106,6 +133,7 @@ def _rebuild_sparse(model: nn.Module, spec: dict) -> nn.Module:
 
 
 @transform("torchao", "numeric", followed_by="export", refusal=_QUANTIZED,
+           form=LayerForm("torchao int8 weight-only tensors", _PLAIN, None),
            kernels="torchao int8 weight-only: weights dequantized to fp32 before each matmul",
            why="weight-only int8 in eager PyTorch dequantizes each weight to fp32 before the matmul: "
                "memory falls, compute does not (a fused kernel needs torch.compile or a GPU)")
@@ -120,6 +148,8 @@ def _why_int4(spec: dict, isa: frozenset, batch: int) -> str | None:
 
 
 @transform("int4", "numeric", followed_by="export", refusal=_QUANTIZED, why=_why_int4,
+           form=LayerForm("int4-packed layers", _PLAIN, "have no ONNX form (torch.onnx cannot export "
+                          "aten::_weight_int4pack_mm_for_cpu)"),
            kernels="int4 weight-only matmul with bf16 activations (aten _weight_int4pack_mm_for_cpu)")
 def _rebuild_int4(model: nn.Module, spec: dict) -> nn.Module:
     for name in spec["modules"]:
@@ -137,6 +167,9 @@ def _why_int8(spec: dict, isa: frozenset, batch: int) -> str:
 
 
 @transform("int8-dynamic", "numeric", followed_by="export", refusal=_QUANTIZED, why=_why_int8,
+           form=LayerForm("int8 dynamically quantized layers", _PLAIN, "have no ONNX form (torch.onnx cannot "
+                          "export PyTorch's quantized::linear_dynamic)",
+                          "compress the parent with onnx-int8-dynamic for an int8 ONNX graph"),
            kernels=lambda spec: f"int8 GEMM ({spec['engine']} engine: fbgemm/oneDNN) with "
                                 "activations quantized per batch")
 def _rebuild_int8_dynamic(model: nn.Module, spec: dict) -> nn.Module:
@@ -153,6 +186,9 @@ def _why_cast(spec: dict, isa: frozenset, batch: int) -> str | None:
 
 
 @transform("cast", "numeric", followed_by="export", refusal=_QUANTIZED, why=_why_cast,
+           form=LayerForm("float16/bfloat16 weights", None, "have no ONNX form here (the exporter writes fp32 "
+                          "graphs: float16 mixes types ONNX Runtime refuses, bfloat16 does not export)",
+                          "compress the parent with onnx or onnx-int8-dynamic for an ONNX graph"),
            kernels=lambda spec: f"{spec['dtype']} weights and activations (oneDNN)")
 def _rebuild_cast(model: nn.Module, spec: dict) -> nn.Module:
     return model.to(DTYPES[spec["dtype"]])
@@ -162,6 +198,7 @@ def _rebuild_cast(model: nn.Module, spec: dict) -> nn.Module:
            refusal=("artifact {id} is factorized; '{method}' must come before lowrank",
                     "prune first, then factorize"),
            kernels="two thin fp32 GEMMs per factorized layer",
+           form=LayerForm("low-rank factorized layers", _PLAIN, None),
            why="the ranks kept are too high for two thin GEMMs to beat one wide one")
 def _rebuild_lowrank(model: nn.Module, spec: dict) -> nn.Module:
     for name, rank in spec["ranks"].items():
@@ -183,7 +220,8 @@ def _rebuild_resize(model: nn.Module, spec: dict) -> nn.Module:
     return model
 
 
-@transform("sentence-pooling", "structural", kernels=None, why=_no_cause)
+@transform("sentence-pooling", "structural", kernels=None, why=_no_cause,
+           form=LayerForm("sentence-transformers pooling head", _PLAIN, None))
 def _rebuild_sentence_pooling(model: nn.Module, spec: dict) -> nn.Module:
     from supremum.models.sentence import to_sentence_classifier
 

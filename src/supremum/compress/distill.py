@@ -11,42 +11,21 @@ loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labe
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
 from supremum import backends
 from supremum.artifact import CompressionStep
-from supremum.compress import STRUCTURAL, CompressConfig, Compressed, arch, register
+from supremum.compress import arch
+from supremum.compress.configs import STRUCTURAL, DistillConfig
+from supremum.compress.registry import Compressed, register
 from supremum.config import TrainConfig
 from supremum.errors import UserError
 from supremum.evaluate.stage import parent_of
 
 # A distilled student is as far from the reference as the structure it was distilled into.
 NOT_A_TEACHER = (*STRUCTURAL, "distill")
-
-
-class DistillConfig(CompressConfig):
-    method: Literal["distill"] = "distill"
-    teacher: str | None = Field(None, description="teacher artifact (path or id) [default: the "
-                                "nearest ancestor not structurally compressed]")
-    student: str | None = Field(None, description="a model (alias, directory, hub id) to train as "
-                                "the student instead of the artifact given; it must share the tokenizer")
-    temperature: float = Field(2.0, gt=0, description="softmax temperature of the KL term")
-    alpha: float = Field(0.5, ge=0, le=1, description="weight of the KL term (1 - alpha: hard labels)")
-    hidden_weight: float = Field(0.0, ge=0, description="weight of the hidden-state MSE")
-    attention_weight: float = Field(0.0, ge=0, description="weight of the attention-map MSE")
-    epochs: float = Field(3.0, gt=0, description="passes over the training data")
-    max_steps: int | None = Field(None, ge=1, description="stop after this many steps")
-    lr: float = Field(1e-4, gt=0, description="peak learning rate")
-    batch_size: int = Field(32, ge=1, description="examples per step")
-    bf16: bool = Field(False, description="bfloat16 autocast (fast with AMX/avx512_bf16)")
-    seed: int = Field(42, description="seed of shuffling and dropout")
-    eval_every: int | None = Field(None, ge=1, description="dev evaluation every N steps "
-                                   "(default: each epoch); the best is kept")
 
 
 def teacher_of(art, store=None):
@@ -138,8 +117,7 @@ class LMLoss:
         return ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).sum()
 
 
-@register(DistillConfig, "train a smaller student on the teacher's softened logits "
-          "(+ hidden-state and attention losses)")
+@register(DistillConfig)
 def distill(model, cfg: DistillConfig, ctx) -> Compressed:
     from supremum.compress.prune import shapes_transform
 

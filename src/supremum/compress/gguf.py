@@ -7,23 +7,14 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
 
 import torch
-from pydantic import Field
 
 from supremum.backends.llamacpp import GGUF_FILE, LORA_FILE, LlamaCppModel
-from supremum.compress import CompressConfig, Compressed, register
+from supremum.compress.configs import GgufConfig, GgufLoraConfig
+from supremum.compress.registry import Compressed, register
 from supremum.errors import UserError
-from supremum.lm.gguf_export import QUANTS, quantize, write_gguf, write_lora_gguf
-
-
-class GgufConfig(CompressConfig):
-    method: Literal["gguf"] = "gguf"
-    quant: Literal[QUANTS] = Field("q8_0", description="llama.cpp weight type: f32, f16, q8_0, q6_k, "
-                                   "q5_k_m, q5_0, q5_1, q4_k_m, q4_0, q4_1 (K-quants fall back per tensor "
-                                   "where a row is not a multiple of 256)")
-    threads: int | None = Field(None, ge=1, description="quantization threads (default: torch's)")
+from supremum.lm.gguf_export import quantize, write_gguf, write_lora_gguf
 
 
 def _source_gguf(ctx) -> Path | None:
@@ -53,7 +44,7 @@ def _export(model, ctx, out: Path, quant: str, threads: int | None) -> None:
     f32.unlink()
 
 
-@register(GgufConfig, "export to GGUF and quantize with llama.cpp (q8_0, q4_k_m, ...); runs on llama.cpp")
+@register(GgufConfig)
 def gguf_export(model, cfg: GgufConfig, ctx) -> Compressed:
     if ctx.parent.task != "text-generation":
         raise UserError("gguf export is for causal language models", "use onnx for classifiers")
@@ -80,14 +71,6 @@ def _mover(work: Path, config, report: dict):
     return write
 
 
-class GgufLoraConfig(CompressConfig):
-    method: Literal["gguf-lora"] = "gguf-lora"
-    base_quant: Literal[("source", *QUANTS)] = Field(
-        "source", description="the base model's weights: source = its own GGUF file as shipped (e.g. "
-        "smollm2-135m's Q4_1), or a llama.cpp type to export and quantize the base to")
-    threads: int | None = Field(None, ge=1, description="quantization threads (default: torch's)")
-
-
 def _adapter_dir(parent) -> Path:
     if parent.manifest.storage == "peft":
         return parent.path
@@ -98,8 +81,7 @@ def _adapter_dir(parent) -> Path:
     return Path(path)
 
 
-@register(GgufLoraConfig, "LoRA fine-tunes on llama.cpp: the base model's quantized GGUF (as shipped, or "
-          "exported) plus the LoRA adapter as a GGUF applied at run time, never requantized")
+@register(GgufLoraConfig)
 def gguf_lora(model, cfg: GgufLoraConfig, ctx) -> Compressed:
     from supremum.models import load_model
 

@@ -4,33 +4,14 @@ linears, then a short recovery by distillation from the unfactorized model."""
 from __future__ import annotations
 
 import copy
-from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
 
 from supremum.backends.modules import LowRankLinear, body_linears, get_module, set_module
-from supremum.compress import CompressConfig, Compressed, register
-from supremum.compress.distill import DistillConfig, recover
+from supremum.compress.configs import DistillConfig, LowRankConfig
+from supremum.compress.distill import recover
+from supremum.compress.registry import Compressed, register
 from supremum.errors import UserError
-
-
-class LowRankConfig(CompressConfig):
-    method: Literal["lowrank"] = "lowrank"
-    rank: int | None = Field(None, ge=1, description="rank kept in every factorized layer")
-    energy: float | None = Field(None, gt=0, le=1, description="keep the smallest rank whose singular "
-                                 "values hold this share of the squared spectrum (per layer)")
-    recover_epochs: float = Field(1.0, ge=0, description="recovery epochs of distillation from the "
-                                  "unfactorized model (0: none)")
-    recover_max_steps: int | None = Field(None, ge=1, description="cap on recovery steps")
-    lr: float = Field(1e-4, gt=0, description="recovery learning rate")
-    bf16: bool = Field(False, description="bfloat16 autocast during recovery")
-
-    @model_validator(mode="after")
-    def _one_target(self):
-        if (self.rank is None) == (self.energy is None):
-            raise ValueError("set exactly one of rank or energy")
-        return self
 
 
 def _rank(s: torch.Tensor, cfg: LowRankConfig) -> int:
@@ -52,7 +33,7 @@ def factorize(lin: torch.nn.Linear, rank: int) -> LowRankLinear:
     return new
 
 
-@register(LowRankConfig, "SVD-factorize linear layers to a rank or retained energy, then recover")
+@register(LowRankConfig)
 def lowrank(model, cfg: LowRankConfig, ctx) -> Compressed:
     teacher = copy.deepcopy(model).eval() if cfg.recover_epochs > 0 else None
     before = sum(p.numel() for p in model.parameters())

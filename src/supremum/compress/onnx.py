@@ -13,15 +13,14 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
 from torch import nn
 
 from supremum.backends.onnx import ONNX_FILE, OrtModel
-from supremum.compress import CompressConfig, Compressed, register
+from supremum.compress.configs import OnnxConfig, OnnxInt8DynamicConfig, OnnxInt8StaticConfig
+from supremum.compress.registry import Compressed, register
 from supremum.errors import UserError
 from supremum.infer import predict_logits
 
@@ -43,28 +42,6 @@ def _quiet():
             yield
     finally:
         root.setLevel(level)
-
-
-class OnnxConfig(CompressConfig):
-    method: Literal["onnx"] = "onnx"
-    opset: int = Field(17, ge=14, le=21, description="ONNX opset of the export")
-    optimize: bool = Field(True, description="fuse attention, LayerNorm and GELU with ONNX "
-                           "Runtime's transformer optimizer (kept only if predictions agree)")
-
-
-class OnnxInt8DynamicConfig(OnnxConfig):
-    method: Literal["onnx-int8-dynamic"] = "onnx-int8-dynamic"
-    per_channel: bool = Field(True, description="one weight scale per output channel")
-
-
-class OnnxInt8StaticConfig(OnnxConfig):
-    method: Literal["onnx-int8-static"] = "onnx-int8-static"
-    per_channel: bool = Field(True, description="one weight scale per output channel")
-    calibration_size: int = Field(128, ge=1, description="training texts used to calibrate "
-                                  "activation ranges")
-    calibration: Literal["minmax", "entropy", "percentile"] = Field(
-        "minmax", description="how activation ranges are chosen from calibration data "
-        "(histogram methods fail on graphs whose attention mask holds -inf)")
 
 
 class _Logits(nn.Module):
@@ -153,14 +130,14 @@ def _finish(graph: OrtModel, report: dict, work: Path) -> Compressed:
     return Compressed(model, [], report, write_weights=_writer(kept, report))
 
 
-@register(OnnxConfig, "export to ONNX and run with ONNX Runtime (fp32, fused graph)")
+@register(OnnxConfig)
 def onnx_fp32(model, cfg: OnnxConfig, ctx) -> Compressed:
     work = Path(tempfile.mkdtemp(prefix="supremum-onnx-"))
     graph, report = _fp32_graph(model, ctx.tokenizer, cfg, ctx, work)
     return _finish(graph, report, work)
 
 
-@register(OnnxInt8DynamicConfig, "ONNX Runtime dynamic int8 (weights int8, activations per batch)")
+@register(OnnxInt8DynamicConfig)
 def onnx_int8_dynamic(model, cfg: OnnxInt8DynamicConfig, ctx) -> Compressed:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -173,8 +150,7 @@ def onnx_int8_dynamic(model, cfg: OnnxInt8DynamicConfig, ctx) -> Compressed:
     return _quantized(graph, out, report, ctx, work)
 
 
-@register(OnnxInt8StaticConfig, "ONNX Runtime static int8, activation ranges calibrated on "
-          "training texts (QDQ)")
+@register(OnnxInt8StaticConfig)
 def onnx_int8_static(model, cfg: OnnxInt8StaticConfig, ctx) -> Compressed:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 

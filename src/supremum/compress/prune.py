@@ -5,57 +5,18 @@ smaller dense model whose new layer shapes go into the manifest).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import Field
 from torch import nn
 
 from supremum.backends.modules import body_linears, get_module, set_module
-from supremum.compress import CompressConfig, Compressed, arch, register
+from supremum.compress import arch
+from supremum.compress.configs import DropLayersConfig, FfnConfig, HeadsConfig, MagnitudeConfig
+from supremum.compress.registry import Compressed, register
 from supremum.compress.scores import head_scores, layer_scores, neuron_scores
 from supremum.errors import UserError
 
-SCORE = Field("taylor", description="importance: taylor (first-order, on calibration data) or "
-              "magnitude (weight norms, data-free)")
-CALIB = Field(256, ge=1, description="training examples used for importance scores")
 
-
-class MagnitudeConfig(CompressConfig):
-    method: Literal["prune-magnitude"] = "prune-magnitude"
-    sparsity: float = Field(0.5, gt=0, lt=1, description="fraction of weights set to zero")
-    scope: Literal["layer", "global"] = Field("layer", description="rank weights within each layer "
-                                              "or across all layers")
-
-
-class ScoredConfig(CompressConfig):
-    score: Literal["taylor", "magnitude"] = SCORE
-    calibration_size: int = CALIB
-
-
-class HeadsConfig(ScoredConfig):
-    method: Literal["prune-heads"] = "prune-heads"
-    amount: float = Field(0.25, gt=0, lt=1, description="fraction of all attention heads removed "
-                          "(ranked globally; every layer keeps at least one)")
-
-
-class FfnConfig(ScoredConfig):
-    method: Literal["prune-ffn"] = "prune-ffn"
-    amount: float = Field(0.3, gt=0, lt=1, description="fraction of feed-forward neurons removed "
-                          "in each layer")
-
-
-class DropLayersConfig(CompressConfig):
-    method: Literal["drop-layers"] = "drop-layers"
-    keep: list[int] | None = Field(None, description="indices of the layers to keep (0-based)")
-    num_layers: int | None = Field(None, ge=1, description="layers to keep, chosen by `choose`")
-    choose: Literal["even", "importance"] = Field(
-        "even", description="even: spread over the depth, always keeping the last "
-        "(DistilBERT-style); importance: highest Taylor scores")
-    calibration_size: int = CALIB
-
-
-@register(MagnitudeConfig, "unstructured magnitude pruning to a sparsity (smaller on disk, not faster)")
+@register(MagnitudeConfig)
 def prune_magnitude(model: nn.Module, cfg: MagnitudeConfig, ctx) -> Compressed:
     names = body_linears(model)
     weights = [get_module(model, n).weight for n in names]
@@ -110,7 +71,7 @@ def shapes_transform(model: nn.Module) -> dict:
                                          if type(m) is nn.Linear}}
 
 
-@register(HeadsConfig, "remove the least important attention heads (smaller, faster dense model)")
+@register(HeadsConfig)
 def prune_heads(model: nn.Module, cfg: HeadsConfig, ctx) -> Compressed:
     arch.check_heads_prunable(model)
     d = arch.head_dim(model)
@@ -144,7 +105,7 @@ def _current_heads(model: nn.Module, d: int) -> list[int]:
     return [get_module(model, arch.parts(model, i).q).out_features // d for i in range(len(layers))]
 
 
-@register(FfnConfig, "remove the least important feed-forward neurons in each layer")
+@register(FfnConfig)
 def prune_ffn(model: nn.Module, cfg: FfnConfig, ctx) -> Compressed:
     scores = neuron_scores(model, ctx, cfg.score, cfg.calibration_size)
     rows, cols, before, after = {}, {}, [], []
@@ -161,7 +122,7 @@ def prune_ffn(model: nn.Module, cfg: FfnConfig, ctx) -> Compressed:
                       {"neurons_before": before, "neurons_after": after, "score": cfg.score})
 
 
-@register(DropLayersConfig, "remove whole transformer layers (recover with distill)")
+@register(DropLayersConfig)
 def drop_layers(model: nn.Module, cfg: DropLayersConfig, ctx) -> Compressed:
     path, layers = arch.layer_list(model)
     n = len(layers)

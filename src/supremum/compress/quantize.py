@@ -7,51 +7,16 @@ The task head stays in full precision everywhere: it is tiny and the most sensit
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import Field
 from torch import nn
 
 from supremum.backends.modules import Int4Linear, body_linears, get_module, set_module
 from supremum.backends.transforms import ao_dynamic, torchao_quantize
-from supremum.compress import CompressConfig, Compressed, register
-
-KEEP = Field(default_factory=list, description="linear layers to keep in full precision "
-             "(names as in `supremum sensitivity`)")
+from supremum.compress.configs import Bf16Config, Fp16Config, Int4WeightConfig, Int8DynamicConfig, Int8WeightConfig
+from supremum.compress.registry import Compressed, register
 
 
-class Int8DynamicConfig(CompressConfig):
-    method: Literal["int8-dynamic"] = "int8-dynamic"
-    per_channel: bool = Field(True, description="one weight scale per output channel (more accurate)")
-    engine: Literal["x86", "fbgemm", "onednn", "qnnpack"] = Field(
-        "x86", description="PyTorch quantized engine (x86 picks fbgemm or oneDNN per shape)")
-    keep: list[str] = KEEP
-    max_drop: float | None = Field(None, ge=0, description="accuracy points the dev metric may "
-                                   "drop; the most sensitive layers stay fp32 until it holds")
-
-
-class Int8WeightConfig(CompressConfig):
-    method: Literal["int8-weight"] = "int8-weight"
-    keep: list[str] = KEEP
-
-
-class Int4WeightConfig(CompressConfig):
-    method: Literal["int4-weight"] = "int4-weight"
-    group_size: Literal[32, 64, 128, 256] = Field(32, description="input channels per scale/zero pair")
-    keep: list[str] = KEEP
-
-
-class Fp16Config(CompressConfig):
-    method: Literal["fp16"] = "fp16"
-
-
-class Bf16Config(CompressConfig):
-    method: Literal["bf16"] = "bf16"
-
-
-@register(Int8DynamicConfig, "int8 weights, activations quantized per batch at run time "
-          "(PyTorch x86 int8 GEMM)")
+@register(Int8DynamicConfig)
 def int8_dynamic(model: nn.Module, cfg: Int8DynamicConfig, ctx) -> Compressed:
     keep = list(cfg.keep)
     if cfg.max_drop is not None:
@@ -68,7 +33,7 @@ def int8_dynamic(model: nn.Module, cfg: Int8DynamicConfig, ctx) -> Compressed:
     return Compressed(model, [spec], report)
 
 
-@register(Int8WeightConfig, "int8 weights, fp32 activations (torchao Int8WeightOnlyConfig)")
+@register(Int8WeightConfig)
 def int8_weight(model: nn.Module, cfg: Int8WeightConfig, ctx) -> Compressed:
     modules = body_linears(model, cfg.keep)
     model = torchao_quantize(model, modules, "int8-weight")
@@ -76,7 +41,7 @@ def int8_weight(model: nn.Module, cfg: Int8WeightConfig, ctx) -> Compressed:
                       {"quantized_layers": len(modules), "kept_fp32": cfg.keep})
 
 
-@register(Int4WeightConfig, "int4 weights in groups, fp32 activations (PyTorch int4 CPU kernel)")
+@register(Int4WeightConfig)
 def int4_weight(model: nn.Module, cfg: Int4WeightConfig, ctx) -> Compressed:
     modules, skipped = [], []
     for name in body_linears(model, cfg.keep):
@@ -97,5 +62,5 @@ def _cast(model: nn.Module, cfg: Fp16Config | Bf16Config, ctx) -> Compressed:
                       {"dtype": dtype})
 
 
-register(Fp16Config, "cast all weights to float16")(_cast)
-register(Bf16Config, "cast all weights to bfloat16")(_cast)
+register(Fp16Config)(_cast)
+register(Bf16Config)(_cast)

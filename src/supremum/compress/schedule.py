@@ -5,35 +5,11 @@ recovery needs to start from; small steps with recovery in between keep more acc
 from __future__ import annotations
 
 import copy
-from typing import Literal
 
-from pydantic import Field, model_validator
-
-from supremum.compress import Compressed, register
-from supremum.compress.distill import DistillConfig, recover
-from supremum.compress.prune import FfnConfig, HeadsConfig, ScoredConfig, prune_ffn, prune_heads, shapes_transform
-
-
-class ScheduleConfig(ScoredConfig):
-    method: Literal["prune-iterative"] = "prune-iterative"
-    prune: Literal["ffn", "heads", "both"] = Field("both", description="what each round removes")
-    step: float = Field(0.2, gt=0, lt=1, description="share of the remaining heads/neurons removed "
-                        "per round")
-    target_params: float | None = Field(None, gt=0, lt=1, description="stop once the model has this "
-                                        "share of the parent's parameters")
-    min_accuracy: float | None = Field(None, gt=0, le=1, description="dev-accuracy floor: the round "
-                                       "that falls below it is undone and the schedule stops")
-    max_rounds: int = Field(4, ge=1, description="at most this many prune+recover rounds")
-    recover_epochs: float = Field(1.0, gt=0, description="distillation epochs after each round")
-    recover_max_steps: int | None = Field(None, ge=1, description="cap on recovery steps per round")
-    lr: float = Field(1e-4, gt=0, description="recovery learning rate")
-    bf16: bool = Field(False, description="bfloat16 autocast during recovery")
-
-    @model_validator(mode="after")
-    def _stop_rule(self):
-        if self.target_params is None and self.min_accuracy is None:
-            raise ValueError("set target_params, min_accuracy or both")
-        return self
+from supremum.compress.configs import DistillConfig, FfnConfig, HeadsConfig, ScheduleConfig
+from supremum.compress.distill import recover
+from supremum.compress.prune import prune_ffn, prune_heads, shapes_transform
+from supremum.compress.registry import Compressed, register
 
 
 def _params(model) -> int:
@@ -49,8 +25,7 @@ def _prune_round(model, cfg: ScheduleConfig, ctx) -> None:
                                    calibration_size=cfg.calibration_size), ctx)
 
 
-@register(ScheduleConfig, "prune heads/neurons in small steps, distilling after each, to a size "
-          "target or accuracy floor")
+@register(ScheduleConfig)
 def prune_iterative(model, cfg: ScheduleConfig, ctx) -> Compressed:
     teacher = copy.deepcopy(model).eval()
     start = _params(model)

@@ -17,6 +17,7 @@ from torch import nn
 from supremum import backends
 from supremum.backends.modules import Int4Linear, body_linears, get_module, set_module
 from supremum.backends.transforms import ao_dynamic
+from supremum.compress.context import Context
 from supremum.infer import predict_logits
 
 SCHEMES = ("int8", "int4", "prune50")
@@ -107,7 +108,6 @@ def sensitivity(art, data_cfg, split: str | None = None, schemes=SCHEMES, limit:
     """Library entry for `supremum sensitivity`: measure and rank every linear layer; the
     result is recorded in the artifact's metrics (the report reads it from there). The split
     is chosen as eval chooses it: dev of the training data, any other file whole."""
-    from supremum.compress.stage import Context
     from supremum.preprocessing import WHOLE, eval_split
 
     split = eval_split(art, data_cfg, split)

@@ -3,107 +3,26 @@ with its lineage (parent id, the chain of methods) in the manifest and the store
 
 from __future__ import annotations
 
-import functools
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from supremum import backends
 from supremum.artifact import Artifact, new_id, save_artifact
 from supremum.backends.transforms import PHASES, kinds_in
 from supremum.backends.weights import write_weights
-from supremum.compress import Compressed, compressors, method_phase
+from supremum.compress.context import Context
+from supremum.compress.registry import COMPRESSORS, Compressed, method_phase
 from supremum.config import DataConfig
-from supremum.data import TaskData, load_data
 from supremum.errors import UserError
 from supremum.hashing import content_hash
 from supremum.machine import fingerprint
 from supremum.models.sentence import TRANSFORM as POOLING
 from supremum.models.sentence import transform_spec
-from supremum.preprocessing import Preprocessing, preprocessing_for
 from supremum.store import Store
 from supremum.train import checkpoint as ckpt
 
 ONNX_METHODS_OK_ON_ONNX = ("onnx-int8-dynamic", "onnx-int8-static")
 ONNX_EXPORTS = ("onnx", *ONNX_METHODS_OK_ON_ONNX)
-#: PyTorch layer forms torch.onnx cannot export (its exporter has no symbolic for their operators)
-NOT_ONNX = {"int8-dynamic": "int8 dynamically quantized layers (quantized::linear_dynamic)",
-            "int4": "int4 weight-only layers (_weight_int4pack_mm_for_cpu)",
-            "cast": "fp16/bf16 weights (the exporter writes fp32 graphs)"}
-
-
-@dataclass
-class Context:
-    """What a method may need besides the model: the parent, its tokenizer, and data for
-    calibration, importance scores or recovery training (the parent's training data unless
-    `data` overrides it)."""
-
-    parent: Artifact
-    tokenizer: object
-    data_cfg: DataConfig | None
-    threads: int | None = None
-    #: read the data whole (split "all": a file that is not the training source), no splits cut
-    whole: bool = False
-    #: where recovery training checkpoints (None: it does not), how often, and whether to resume
-    checkpoints: Path | None = None
-    checkpoint_every: int | None = None
-    resume: bool = False
-    _trainings: int = 0
-
-    def training_checkpoint(self) -> dict:
-        """Checkpoint arguments of the next recovery training in this run (iterative pruning
-        trains once per round, so each training gets its own directory)."""
-        self._trainings += 1
-        if self.checkpoints is None or not self.checkpoint_every:
-            return {}
-        return {"ckpt_dir": self.checkpoints / f"training-{self._trainings}", "resume": self.resume}
-
-    @functools.cached_property
-    def prep(self) -> Preprocessing:
-        """The parent's preprocessing: calibration, scoring and recovery data are tokenized as
-        the parent was trained."""
-        return preprocessing_for(self.parent)
-
-    @functools.cached_property
-    def data(self) -> TaskData:
-        if self.data_cfg is None:
-            raise UserError(f"artifact {self.parent.id} does not record its training data and this "
-                            "method needs data", "pass --data")
-        return load_data(self.data_cfg, label_names=self.parent.label_names, whole=self.whole)
-
-    @property
-    def is_lm(self) -> bool:
-        return self.parent.task == "text-generation"
-
-    @functools.cached_property
-    def lm_data(self):
-        from supremum.lm.data import load_lm_data
-
-        if self.data_cfg is None:
-            raise UserError(f"artifact {self.parent.id} does not record its training data and this "
-                            "method needs data", "pass --data")
-        return load_lm_data(self.data_cfg, whole=self.whole)
-
-    def has_split(self, split: str) -> bool:
-        return bool(self.lm_data.records[split]) if self.is_lm else split in self.data.splits
-
-    def encoded(self, split: str):
-        """Token ids and labels of a split: class ids for classifiers, packed blocks or masked
-        conversations (per-token labels) for language models."""
-        from supremum.train.loop import Split
-
-        if self.is_lm:
-            from supremum.lm.data import training_split
-
-            return training_split(self.tokenizer, self.lm_data, split, self.prep.max_length)
-        return Split(self.prep.tokenize(self.tokenizer, self.data.texts(split)), self.data.labels(split))
-
-    def calibration_texts(self, n: int) -> list[str]:
-        """A seeded sample of training texts (never dev or test, which are for measuring)."""
-        import random
-
-        texts = self.data.texts("train")
-        return random.Random(0).sample(texts, min(n, len(texts)))
 
 
 def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str | None = None,
@@ -113,7 +32,7 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
     prune-iterative) writes resumable checkpoints; `resume` continues a killed run of the same
     parent, method options and data from its last one."""
     store = store or Store()
-    method = compressors()[cfg.method]
+    method = COMPRESSORS[cfg.method]
     check_applicable(art, cfg.method)
     run_dir = store.root / "checkpoints" / f"compress-{_identity(art, cfg, data)}"
     run_id = ckpt.persistent_run_id(run_dir, resume, new_id) if checkpoint_every else new_id()
@@ -152,9 +71,10 @@ def check_applicable(art: Artifact, method: str) -> None:
         raise UserError(f"artifact {art.id} is an ONNX model; '{method}' needs a PyTorch one",
                         "compress the PyTorch parent, then export with --method onnx last")
     _check_order(art, method)
-    held = [NOT_ONNX[k.name] for k, _ in kinds_in(art.manifest.transforms) if k.name in NOT_ONNX]
+    # the layer forms torch.onnx cannot export, as the transform registry states them
+    held = [k.form for k, _ in kinds_in(art.manifest.transforms) if k.form and k.form.not_onnx]
     if method in ONNX_EXPORTS and held:
-        raise UserError(f"artifact {art.id} holds {held[0]}, which torch.onnx cannot export",
+        raise UserError(f"artifact {art.id} holds {held[0].words}, which {held[0].not_onnx}",
                         f"compress its parent with {method} instead (ONNX Runtime quantizes the graph itself: "
                         "onnx-int8-dynamic)")
 

@@ -9,10 +9,19 @@ tensor op instead of a per-example Python pad.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 
 MEGABATCH = 50  # batches sorted together, as in transformers' LengthGroupedSampler
+
+
+@dataclass
+class Split:
+    """One encoded split: token ids per example and their labels."""
+
+    ids: list[list[int]]
+    labels: list  # class ids, or per-token labels for language models (-100: not predicted)
 
 
 def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:

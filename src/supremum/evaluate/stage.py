@@ -10,7 +10,7 @@ import torch
 
 from supremum import backends, device
 from supremum.artifact import Artifact, new_id, open_artifact
-from supremum.compress.explain import runtime, why
+from supremum.backends.explain import runtime, why
 from supremum.config import DataConfig, EvalConfig
 from supremum.data import load_data
 from supremum.errors import UserError

@@ -21,10 +21,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from supremum.artifact import Artifact
+from supremum.compress.configs import QUANTS
 from supremum.errors import UserError
 from supremum.fsutil import atomic_dir
 
-QUANTS = ("f32", "f16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q5_1", "q4_k_m", "q4_0", "q4_1")
 #: the modules that register formats, imported on first use (they import torch lazily)
 MODULES = ("supremum.export.hf", "supremum.export.peft", "supremum.export.onnx", "supremum.export.gguf")
 

@@ -9,45 +9,16 @@ artifact is NOT applied: exports hold the weights as trained, and the card state
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from supremum.artifact import Artifact
+from supremum.backends.transforms import LayerForm, layer_forms
 
 #: compression steps that leave the weights as they were (calibrate adds a temperature only)
 WEIGHTLESS = frozenset({"temperature"})
 
 
-@dataclass(frozen=True)
-class LayerForm:
-    """What a transform kind's layers are in the formats exports write."""
-
-    words: str
-    #: why transformers cannot build them from config.json (None: it can)
-    not_plain: str | None
-    #: why torch.onnx (TorchScript) cannot export them (None: it can, checked against PyTorch)
-    not_onnx: str | None
-    #: what the user can do instead when no format applies
-    instead: str | None = None
-
-
-_PLAIN = "have no plain transformers form"
-#: per transform kind (supremum.backends.transforms), the one source of what each export takes
-LAYER_FORMS = {
-    "int8-dynamic": LayerForm("int8 dynamically quantized layers", _PLAIN,
-                              "have no ONNX form (torch.onnx cannot export PyTorch's quantized::linear_dynamic)",
-                              "compress the parent with onnx-int8-dynamic for an int8 ONNX graph"),
-    "torchao": LayerForm("torchao int8 weight-only tensors", _PLAIN, None),
-    "int4": LayerForm("int4-packed layers", _PLAIN,
-                      "have no ONNX form (torch.onnx cannot export aten::_weight_int4pack_mm_for_cpu)"),
-    "lowrank": LayerForm("low-rank factorized layers", _PLAIN, None),
-    "sentence-pooling": LayerForm("sentence-transformers pooling head", _PLAIN, None),
-    "cast": LayerForm("float16/bfloat16 weights", None,
-                      "have no ONNX form here (the exporter writes fp32 graphs: float16 mixes types "
-                      "ONNX Runtime refuses, bfloat16 does not export)",
-                      "compress the parent with onnx or onnx-int8-dynamic for an ONNX graph"),
-}
 Needs = Literal["plain", "onnx"]
 BACKEND_WORDS = {"onnxruntime": "an ONNX graph", "llamacpp": "a GGUF file for llama.cpp",
                  "ensemble": "an ensemble of several models"}
@@ -110,7 +81,9 @@ def pytorch_refusal(art: Artifact, needs: Needs) -> str | None:
 
 
 def _forms(art: Artifact) -> list[LayerForm]:
-    return [LAYER_FORMS[t["kind"]] for t in art.manifest.transforms if t["kind"] in LAYER_FORMS]
+    """What `art`'s layers are in other formats, one per transform kind registered with a form
+    (supremum.backends.transforms, the one source of what each export takes)."""
+    return layer_forms(art.manifest.transforms)
 
 
 def instead(art: Artifact) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from supremum.errors import UserError
 from supremum.frontier import sign
 from supremum.frontier.answer import name
+from supremum.frontier.markdown import md_cell
 
 #: suspected label errors shown (the count says how many there are)
 SUSPECTS_SHOWN = 10
@@ -113,8 +114,6 @@ def _same(a: str, b: str) -> bool:
 
 def markdown(s: dict) -> list[str]:
     """The section as Markdown lines (no colours: the word scores in brackets)."""
-    from supremum.frontier.report import md_cell
-
     out = ["", f"## Error analysis of {s['name']} ({s['lineage']})", "",
            f"{s['errors']} errors in {s['examples']} examples. Rows: true class; columns: predicted.", "",
            "| true \\ predicted | " + " | ".join(s["labels"]) + " |", "|---|" + "---|" * len(s["labels"])]

@@ -17,6 +17,7 @@ from supremum.errors import UserError
 from supremum.frontier import error_analysis, frontier, sign
 from supremum.frontier.answer import Answer, answers, baseline, hover, lineage_words, name
 from supremum.frontier.figures import Figure, curves_figure, frontier_figure, pyplot, render
+from supremum.frontier.markdown import md_cell
 from supremum.frontier.scope import scoped, stage_of
 from supremum.frontier.sections import limit_takeaway, sections
 from supremum.fsutil import write_bytes
@@ -421,12 +422,6 @@ def _generated(r: dict, g: dict) -> dict:
             "outputs": str(g["outputs"]),
             "rows": [{"label": label, "chrf": f"{e['chrf']:.1f}", "prompt": e["prompt"],
                       "reference": e["reference"], "output": e["output"]} for label, e in _examples(g)]}
-
-
-def md_cell(text: str, width: int = 120) -> str:
-    """Text for a Markdown table cell: one line, pipes escaped, cut at `width` characters."""
-    one = " ".join(text.split()).replace("|", "\\|")
-    return one if len(one) <= width else one[: width - 1] + "…"
 
 
 def _limit_text(kind: str, m: dict):

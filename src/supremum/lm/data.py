@@ -17,9 +17,9 @@ from pathlib import Path
 
 from supremum.config import DataConfig
 from supremum.data import tell
+from supremum.data.batching import Split
 from supremum.data.tables import SPLIT_NAMES, decode, is_utf8, json_records
 from supremum.errors import UserError
-from supremum.train.loop import Split
 
 IGNORE = -100
 TEXT_SUFFIXES = (".txt", ".md", ".text")

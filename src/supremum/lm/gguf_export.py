@@ -19,8 +19,6 @@ import torch
 
 from supremum.errors import UserError
 
-QUANTS = ("f32", "f16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q5_1", "q4_k_m", "q4_0", "q4_1")
-
 
 def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
     """The rotary layout llama.cpp expects for q/k (transformers' GGUF reader undoes it)."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from supremum.config import TrainConfig
+from supremum.data.batching import Split
 from supremum.errors import UserError
 from supremum.lm.data import pack
 from supremum.lm.forgetting import REPLAYED, reference_file, reference_ids
-from supremum.train.loop import Split
 
 
 def replay_count(n_task: int, share: float) -> int:

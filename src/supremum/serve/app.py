@@ -22,8 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from supremum import backends
 from supremum.artifact import Artifact
-from supremum.serve import ServeConfig
 from supremum.serve.batcher import Batcher, Saturated
+from supremum.serve.config import ServeConfig
 from supremum.serve.limits import BodyLimit
 from supremum.serve.telemetry import Telemetry
 

@@ -28,7 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from supremum.config import FinetuneConfig
 from supremum.errors import UserError
+from supremum.studies import stages
 from supremum.studies.search import SearchSpace
+from supremum.studies.stages import Plan, output_dir
 
 DEFAULT_FRACTIONS = [1 / 8, 1 / 4, 1 / 2, 1.0]
 
@@ -101,20 +103,6 @@ class CeilingConfig(BaseModel):
         return self
 
 
-class Plan(BaseModel):
-    """Seconds a stage is expected to take, from the best trial's measured fine-tune time."""
-
-    stage: str
-    seconds: float
-    runs: float = Field(description="fine-tunes, in units of one full-data trial")
-
-
-def output_dir(cfg: CeilingConfig, store) -> Path:
-    if cfg.output:
-        return Path(cfg.output)
-    return store.root / "ceiling" / f"{cfg.base.model.name.replace('/', '_')}-{Path(cfg.base.data.path).name}"
-
-
 def run_ceiling(cfg: CeilingConfig, store=None, on_event=None) -> dict:
     """Run every stage the budget holds; returns the verdict record (see `limit.verdict`).
 
@@ -122,8 +110,6 @@ def run_ceiling(cfg: CeilingConfig, store=None, on_event=None) -> dict:
     the data has no labelled split `cfg.split`."""
     from supremum.data import say_once
     from supremum.store import Store
-    from supremum.studies import stages
-
     store = store or Store()
     say = on_event or (lambda m: None)
     t0 = time.monotonic()
@@ -147,8 +133,6 @@ def _recorded(cfg: CeilingConfig, store, out: Path, t0: float, say, lm: bool, sp
 
 def _stages(cfg: CeilingConfig, store, out: Path, t0: float, say, lm: bool, split: str) -> dict:
     from supremum.limit.verdict import verdict
-    from supremum.studies import stages
-
     left = lambda: cfg.budget_minutes * 60 - (time.monotonic() - t0)  # noqa: E731
     say(f"search: {cfg.search_share * cfg.budget_minutes:.3g} of {cfg.budget_minutes:g} min")
     search = stages.search(cfg, store, out, cfg.budget_minutes * cfg.search_share)

@@ -6,10 +6,28 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from pydantic import BaseModel, Field
+
 from supremum.config import FinetuneConfig
 from supremum.errors import UserError
 
 OVERHEAD = 1.15  # a cell is a fresh process that also loads the model and scores dev and the split
+
+
+class Plan(BaseModel):
+    """Seconds a stage is expected to take, from the best trial's measured fine-tune time."""
+
+    stage: str
+    seconds: float
+    runs: float = Field(description="fine-tunes, in units of one full-data trial")
+
+
+def output_dir(cfg, store) -> Path:
+    """Where a ceiling study of `cfg` (a CeilingConfig) writes: its `output`, or one directory
+    per model and data file under the store."""
+    if cfg.output:
+        return Path(cfg.output)
+    return store.root / "ceiling" / f"{cfg.base.model.name.replace('/', '_')}-{Path(cfg.base.data.path).name}"
 
 
 def is_lm(cfg) -> bool:
@@ -127,35 +145,25 @@ class CurveCells:
 
 
 def _slug(cfg, store) -> str:
-    from supremum.studies.ceiling import output_dir
-
     return output_dir(cfg, store).name
 
 
 def plan_seeds(cfg, trial_s: float, curve: CurveCells | None = None):
-    from supremum.studies.ceiling import Plan
-
     runs = len(curve.uncached(curve.full)) if curve else len(cfg.seeds)
     return Plan(stage="seeds", seconds=runs * trial_s * OVERHEAD, runs=runs)
 
 
 def plan_curve(cfg, curve: CurveCells, trial_s: float):
-    from supremum.studies.ceiling import Plan
-
     runs = sum(curve.work(c) for c in curve.uncached(curve.subsets + curve.full))
     return Plan(stage="curve", seconds=runs * trial_s * OVERHEAD, runs=runs)
 
 
 def plan_folds(cfg, trial_s: float):
-    from supremum.studies.ceiling import Plan
-
     runs = cfg.folds * (cfg.folds - 1) / cfg.folds  # k fine-tunes on (k - 1) / k of the data
     return Plan(stage="label_noise", seconds=runs * trial_s * OVERHEAD, runs=runs)
 
 
 def plan_models(cfg, trial_s: float):
-    from supremum.studies.ceiling import Plan
-
     # each rung at the measured model's time: a lower bound for larger rungs, which the verdict says
     return Plan(stage="models", seconds=len(cfg.models) * trial_s * OVERHEAD, runs=len(cfg.models))
 

@@ -16,7 +16,7 @@ from supremum import device
 from supremum.artifact import Artifact, new_id, save_artifact
 from supremum.config import FinetuneConfig
 from supremum.data import TaskData, load_data
-from supremum.data.batching import tokenize
+from supremum.data.batching import Split, tokenize
 from supremum.hashing import content_hash, drop_unset
 from supremum.machine import fingerprint
 from supremum.models import load_model
@@ -26,9 +26,9 @@ from supremum.store import Store
 from supremum.tracking import Tracker
 from supremum.train import checkpoint as ckpt
 from supremum.train import distributed, sharding
-from supremum.train.loop import Split, TrainResult, plan_steps, train
+from supremum.train.loop import plan_steps, train
 from supremum.train.methods import FitContext, method_for, trainable_parameters
-from supremum.train.state import TrainState
+from supremum.train.state import TrainResult, TrainState
 
 
 @dataclass

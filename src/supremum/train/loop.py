@@ -9,40 +9,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from supremum import device
 from supremum.config import TrainConfig
-from supremum.data.batching import batch_order, iterate
-from supremum.infer import predict_logits
+from supremum.data.batching import Split, batch_order, iterate
 from supremum.train import adversarial, distributed, sharding
 from supremum.train import checkpoint as ckpt
 from supremum.train.divergence import bad_weights, diverged, finite, grad_norm
 from supremum.train.optim import build_optimizer, lr_factor, set_lr, warmup_steps
-from supremum.train.state import TrainState
-
-
-@dataclass
-class Split:
-    ids: list[list[int]]
-    labels: list  # class ids, or per-token labels for language models (-100: not predicted)
-
-
-@dataclass
-class TrainResult:
-    state: TrainState
-    train_seconds: float
-    samples: int
-    history: list[dict] = field(default_factory=list)
-
-    @property
-    def samples_per_s(self) -> float:
-        return self.samples / self.train_seconds if self.train_seconds else 0.0
+from supremum.train.scoring import accuracy_scorer
+from supremum.train.state import TrainResult, TrainState
 
 
 def plan_steps(n_train: int, cfg: TrainConfig, world: int = 1) -> tuple[int, int]:
@@ -238,15 +218,6 @@ def _eval_due(step: int, total: int, end_of_epoch: bool, cfg: TrainConfig) -> bo
     if cfg.eval_every:
         return step % cfg.eval_every == 0
     return end_of_epoch
-
-
-def accuracy_scorer(pad_id: int, bf16: bool) -> Callable:
-    def score(model, dev: Split) -> tuple[float, dict]:
-        logits = predict_logits(model, dev.ids, pad_id, bf16=bf16)
-        acc = float((logits.argmax(-1) == np.asarray(dev.labels)).mean())
-        return acc, {"dev_accuracy": acc}
-
-    return score
 
 
 def _evaluate(model, dev: Split, pad_id: int, cfg: TrainConfig, state: TrainState, best, scorer=None,

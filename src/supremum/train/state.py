@@ -38,3 +38,18 @@ class TrainState:
         are not the loop's and are left out."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class TrainResult:
+    """A finished training: its final state, the time inside optimizer steps (s), the examples
+    seen and the dev evaluations."""
+
+    state: TrainState
+    train_seconds: float
+    samples: int
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.train_seconds if self.train_seconds else 0.0

@@ -109,8 +109,8 @@ def write_head(model: nn.Module, clf) -> None:
 
 def fitted(model: nn.Module, ctx: FitContext, seconds: float, steps: int, loss: float, samples: int):
     """The TrainResult of a fitted model: one evaluation on dev (accuracy), after fitting."""
-    from supremum.train.loop import TrainResult, accuracy_scorer
-    from supremum.train.state import TrainState
+    from supremum.train.scoring import accuracy_scorer
+    from supremum.train.state import TrainResult, TrainState
 
     st = TrainState(step=steps, epoch=1, train_seconds=seconds, samples=samples)
     st.log.append({"step": steps, "loss": loss, "lr": 0.0})

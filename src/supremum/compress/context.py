@@ -1,0 +1,88 @@
+"""What a compression method may need besides the model (`Context`): the parent artifact, its
+tokenizer and preprocessing, and the data for calibration, importance scores or recovery
+training. Shared by the compression stage and `supremum sensitivity`."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from supremum.artifact import Artifact
+from supremum.config import DataConfig
+from supremum.data import TaskData, load_data
+from supremum.data.batching import Split
+from supremum.errors import UserError
+from supremum.preprocessing import Preprocessing, preprocessing_for
+
+
+@dataclass
+class Context:
+    """What a method may need besides the model: the parent, its tokenizer, and data for
+    calibration, importance scores or recovery training (the parent's training data unless
+    `data` overrides it)."""
+
+    parent: Artifact
+    tokenizer: object
+    data_cfg: DataConfig | None
+    threads: int | None = None
+    #: read the data whole (split "all": a file that is not the training source), no splits cut
+    whole: bool = False
+    #: where recovery training checkpoints (None: it does not), how often, and whether to resume
+    checkpoints: Path | None = None
+    checkpoint_every: int | None = None
+    resume: bool = False
+    _trainings: int = 0
+
+    def training_checkpoint(self) -> dict:
+        """Checkpoint arguments of the next recovery training in this run (iterative pruning
+        trains once per round, so each training gets its own directory)."""
+        self._trainings += 1
+        if self.checkpoints is None or not self.checkpoint_every:
+            return {}
+        return {"ckpt_dir": self.checkpoints / f"training-{self._trainings}", "resume": self.resume}
+
+    @functools.cached_property
+    def prep(self) -> Preprocessing:
+        """The parent's preprocessing: calibration, scoring and recovery data are tokenized as
+        the parent was trained."""
+        return preprocessing_for(self.parent)
+
+    @functools.cached_property
+    def data(self) -> TaskData:
+        if self.data_cfg is None:
+            raise UserError(f"artifact {self.parent.id} does not record its training data and this "
+                            "method needs data", "pass --data")
+        return load_data(self.data_cfg, label_names=self.parent.label_names, whole=self.whole)
+
+    @property
+    def is_lm(self) -> bool:
+        return self.parent.task == "text-generation"
+
+    @functools.cached_property
+    def lm_data(self):
+        from supremum.lm.data import load_lm_data
+
+        if self.data_cfg is None:
+            raise UserError(f"artifact {self.parent.id} does not record its training data and this "
+                            "method needs data", "pass --data")
+        return load_lm_data(self.data_cfg, whole=self.whole)
+
+    def has_split(self, split: str) -> bool:
+        return bool(self.lm_data.records[split]) if self.is_lm else split in self.data.splits
+
+    def encoded(self, split: str):
+        """Token ids and labels of a split: class ids for classifiers, packed blocks or masked
+        conversations (per-token labels) for language models."""
+        if self.is_lm:
+            from supremum.lm.data import training_split
+
+            return training_split(self.tokenizer, self.lm_data, split, self.prep.max_length)
+        return Split(self.prep.tokenize(self.tokenizer, self.data.texts(split)), self.data.labels(split))
+
+    def calibration_texts(self, n: int) -> list[str]:
+        """A seeded sample of training texts (never dev or test, which are for measuring)."""
+        import random
+
+        texts = self.data.texts("train")
+        return random.Random(0).sample(texts, min(n, len(texts)))
