@@ -258,3 +258,35 @@ def test_forgetting_shakespeare_quick_scores_task_gain_and_forgetting(tmp_path):
     replay = res["finetunes"]["lora+replay"]["replay"]
     assert replay["share"] == 0.2 and replay["replay_rows"] > 0 and replay["file"].endswith("valid.txt")
     assert res["finetunes"]["lora"]["replay"] is None
+
+
+def _phase_stats_hold(r: dict) -> None:
+    for stat in (r["wall_ms"], r["cpu_ms"], *r["phases_ms"].values()):
+        assert 0 <= stat["q1"] <= stat["median"] <= stat["q3"], r
+    assert all(r["phases_ms"][p]["median"] > 0 for p in ("data", "forward", "backward", "clip", "optimizer")), r
+    assert r["samples_per_s"] == round(32 / (r["wall_ms"]["median"] / 1000), 1) and 0 <= r["padding_share"] < 1
+
+
+def test_profile_step_quick_breaks_a_real_step_into_phases_and_ops(tmp_path):
+    res = _quick("profile_step.py", tmp_path)
+    assert res["method"]["warmup_steps"] == 1 and res["method"]["timed_steps"] == 3 and "cpu" in res["machine"]
+    full, lora = res["results"]["full-fp32"], res["results"]["lora-bf16"]
+    for r in (full, lora):
+        _phase_stats_hold(r)
+        ops = r["top_ops"]
+        assert len(ops) == 10 and ops == sorted(ops, key=lambda o: -o["self_cpu_ms_per_step"])
+        assert not {o["op"] for o in ops} & {"step", "data", "forward", "backward"}
+        assert sum(o["share"] for o in ops) <= 1
+    # full fine-tuning trains every weight; LoRA freezes exactly those (its head is a trained copy)
+    assert full["trainable_params"] == full["total_params"]
+    assert lora["total_params"] - lora["trainable_params"] == full["total_params"]
+
+
+def test_profile_step_quick_side_by_side_interleaves_variants_in_one_process(tmp_path):
+    res = _quick("profile_step.py", tmp_path, "--side-by-side", "--variants", "full-fp32,lora-nodropout-fp32")
+    r = res["results"]
+    for v in r.values():
+        _phase_stats_hold(v)
+    ratio = res["step_time_ratios"]["lora-nodropout-fp32 / full-fp32"]
+    for k in ("wall_ms", "cpu_ms"):
+        assert ratio[k] == round(r["lora-nodropout-fp32"][k]["median"] / r["full-fp32"][k]["median"], 3)

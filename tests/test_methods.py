@@ -89,3 +89,26 @@ def test_bitfit_on_a_model_without_biases_is_a_clear_error(csv_data, tmp_path):
 def test_causal_architecture_methods(name, csv_data, tmp_path):
     res = tune(csv_data, tmp_path / "l", {"name": name}, model="tiny-llama")
     np.testing.assert_allclose(logits(res.artifact), logits_fresh_process(res.artifact.path), atol=1e-6)
+
+
+def test_lora_backward_stops_at_the_first_adapted_layer():
+    """Speed, not only correctness: the embeddings are frozen and their output does not require
+    grad, so backward computes no input gradient below layer 0 (where only the adapters' weight
+    gradients are needed). enable_input_require_grads (gradient checkpointing's) would undo it."""
+    from supremum.models import load_model
+
+    base, tok = load_model("tiny-bert", "classification", label_names=["neg", "pos"])
+    model = METHODS["lora"].apply(base, METHODS["lora"].config_cls(), 10)
+    seen = {}
+
+    def record(module, args, out) -> None:
+        seen["requires_grad"] = out.requires_grad
+
+    model.get_base_model().bert.embeddings.register_forward_hook(record)
+    model.train()
+    batch = tok(["a good film", "bad"], return_tensors="pt", padding=True)
+    model(**batch).logits.sum().backward()
+    assert seen == {"requires_grad": False}
+    adapted = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert adapted == {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any(".layer.0." in n and "lora_A" in n for n in adapted)
