@@ -626,7 +626,8 @@ def test_wrong_delimiter_on_a_semicolon_csv_and_a_comma_tsv(tmp_path):
         f"{tsv}: the separator tab reads the header as one column ('text,label'), while ',' splits it "
         "and every row into 2 columns (text, label) (pass --delimiter ',')")
     # the fix the message gives reads it as a CSV, quoted commas kept
-    assert read_table(tsv, delimiter=",").values.tolist() == read_table(Path(case("comma-quoted.csv"))).values.tolist()
+    as_csv = read_table(Path(case("comma-quoted.csv"))).values.tolist()
+    assert read_table(tsv, delimiter=",").values.tolist() == as_csv
 
 
 def test_quoted_delimiters_inside_texts_read_right():
