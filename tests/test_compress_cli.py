@@ -75,11 +75,12 @@ def test_compress_data_takes_delimiter_and_drop_empty(art, tmp_path):
     calib = tmp_path / "calib.tsv"  # comma-separated; line 4 has an empty text
     calib.write_text("text,label\n" + "".join(f'"{t},",{y}\n' if i != 2 else f",{y}\n"
                                                 for i, (t, y) in enumerate(rows)), encoding="utf-8")
-    args = ("compress", str(art), "--method", "prune-ffn", "amount=0.5", "calibration_size=8", "--data", str(calib))
+    args = ("compress", str(art), "--method", "prune-ffn", "amount=0.5", "calibration_size=8",
+            "--data", str(calib))
     r = run_cli(*args, "--output", str(tmp_path / "a"))
     assert (r.returncode, r.stderr.splitlines()) == (2, [
-        f"error: {calib}: the separator tab reads the header as one column ('text,label'), while ',' splits it and "
-        "every row into 2 columns (text, label) (pass --delimiter ',')"])
+        f"error: {calib}: the separator tab reads the header as one column ('text,label'), while ',' splits it "
+        "and every row into 2 columns (text, label) (pass --delimiter ',')"])
     r = run_cli(*args, "--delimiter", ",", "--output", str(tmp_path / "b"))
     assert r.returncode == 2 and r.stderr.startswith(f"error: {calib}: line 4 has an empty text"), r.stderr
     r = run_cli(*args, "--delimiter", ",", "--drop-empty", "--output", str(tmp_path / "c"), "--json", check=True)
