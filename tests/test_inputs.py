@@ -625,6 +625,11 @@ def test_wrong_delimiter_on_a_semicolon_csv_and_a_comma_tsv(tmp_path):
     assert error(DataConfig(path=str(tsv))) == (
         f"{tsv}: the separator tab reads the header as one column ('text,label'), while ',' splits it "
         "and every row into 2 columns (text, label) (pass --delimiter ',')")
+    tabs = tmp_path / "tabs.csv"  # the hint is typed as a shell passes it
+    tabs.write_text("text\tlabel\ngood, fine\tpos\nbad\tneg\n", encoding="utf-8")
+    assert error(DataConfig(path=str(tabs), delimiter=",")) == (
+        f"{tabs}: the separator ',' reads the header as one column ('text\\tlabel'), while tab splits it "
+        "and every row into 2 columns (text, label) (pass --delimiter '\\t')")
     # the fix the message gives reads it as a CSV, quoted commas kept
     as_csv = read_table(Path(case("comma-quoted.csv"))).values.tolist()
     assert read_table(tsv, delimiter=",").values.tolist() == as_csv
