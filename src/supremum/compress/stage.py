@@ -172,13 +172,13 @@ def _check_order(art: Artifact, method: str) -> None:
         raise UserError(message.format(id=art.id, method=method), hint)
 
 
-def data_config(art: Artifact, data: str | None, **given) -> DataConfig:
+def data_config(art: Artifact, data: str | None, **given) -> DataConfig | None:
     """How compression reads `data` [default: the parent's training data]: the training data's
-    settings with `given` ones (delimiter, drop_empty: None = not given) over them.
-    Raises UserError: no data given and the artifact records none."""
+    settings with `given` ones (delimiter, drop_empty: None = not given) over them. None: no data
+    given and the artifact records none (a method needing data says so)."""
     cfg = _data_cfg(art, data)
     if cfg is None:
-        raise UserError(f"artifact {art.id} does not record its training data", "pass --data")
+        return None
     return DataConfig.model_validate({**cfg.model_dump(), **{k: v for k, v in given.items() if v is not None}})
 
 
