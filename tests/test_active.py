@@ -434,7 +434,7 @@ def test_a_budget_beyond_the_pool_is_said():
                                       "simulation ends at 120 (every text labelled)"]
 
 
-def test_pool_empty_texts_refused_or_left_out_with_drop_empty(tmp_path):
+def test_pool_empty_texts_refused_or_left_out_with_drop_empty(tmp_path, capsys):
     from supremum.studies.active import LabelConfig, read_pool
 
     pool = tmp_path / "pool.csv"
@@ -444,3 +444,18 @@ def test_pool_empty_texts_refused_or_left_out_with_drop_empty(tmp_path):
     assert str(e.value) == (f"{pool}, line 3: empty text in the pool (remove the line or write its text, or pass "
                             "--drop-empty to leave such texts out)")
     assert read_pool(LabelConfig(pool=str(pool), labels=["neg", "pos"], drop_empty=True)) == ["good", "bad"]
+    # said with count and lines, in the words of every other data reader (it used to drop silently)
+    assert capsys.readouterr().err == f"data: dropped 1 row with an empty text from {pool} (line 3)\n"
+    txt = tmp_path / "pool.txt"
+    txt.write_text("good\n\nbad\n \nfine\n", encoding="utf-8")
+    assert read_pool(LabelConfig(pool=str(txt), labels=["neg", "pos"], drop_empty=True)) == ["good", "bad", "fine"]
+    assert capsys.readouterr().err == f"data: dropped 2 rows with an empty text from {txt} (lines 2, 4)\n"
+
+
+def test_label_drop_empty_says_the_count_once_on_the_cli(tmp_path):
+    pool = tmp_path / "pool.csv"
+    pool.write_text("text\ngood film\n \nbad film\n\"\"\nfine film\n", encoding="utf-8")
+    r = run_cli("label", str(tmp_path / "loop"), "--pool", str(pool), "--labels", "neg,pos", "--drop-empty",
+                "--batch-size", "2", check=True)
+    notes = [x for x in r.stderr.splitlines() if x.startswith("data:")]
+    assert notes == [f"data: dropped 2 rows with an empty text from {pool} (lines 3, 5)"]

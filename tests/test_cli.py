@@ -217,14 +217,16 @@ def test_import_time_library_noise_is_silenced_and_other_warnings_kept():
     assert help_.returncode == 0 and help_.stderr == ""
 
 
-def test_every_command_reading_labelled_data_takes_drop_empty():
-    """Their data errors suggest --drop-empty (data.drop_empty): each must accept it."""
+def test_every_command_reading_labelled_data_takes_drop_empty_and_delimiter():
+    """Their data errors suggest --drop-empty (data.drop_empty) and --delimiter: each must accept
+    them (compress --data lacked both)."""
     import typer
 
     from supremum.cli import app
 
     commands = typer.main.get_command(app).commands
     readers = ["finetune", "eval", "zeroshot", "explain", "calibrate", "sensitivity", "curve", "label", "labels",
-               "ceiling"]
-    missing = [c for c in readers if "--drop-empty" not in {o for p in commands[c].params for o in p.opts}]
-    assert missing == []
+               "ceiling", "compress"]
+    for flag in ("--drop-empty", "--delimiter"):
+        missing = [c for c in readers if flag not in {o for p in commands[c].params for o in p.opts}]
+        assert missing == [], flag

@@ -80,3 +80,26 @@ def test_compress_bad_input_is_one_line_exit_2(art, args, message):
 def test_compress_missing_artifact(tmp_path):
     proc = run_cli("compress", str(tmp_path / "nope"), "--method", "fp16")
     assert proc.returncode == 2 and "neither an artifact directory" in proc.stderr
+
+
+@pytest.mark.slow  # a fine-tune and three compressions: ~40 s of CPU
+def test_compress_data_takes_delimiter_and_drop_empty(art, tmp_path):
+    """compress --data read other files only with the training data's settings: a comma file
+    named .tsv, or one with an empty text, could not be used for calibration."""
+    from conftest import sentiment_rows
+
+    rows = sentiment_rows(40, 5)
+    calib = tmp_path / "calib.tsv"  # comma-separated; line 4 has an empty text
+    calib.write_text("text,label\n" + "".join(f'"{t},",{y}\n' if i != 2 else f",{y}\n"
+                                                for i, (t, y) in enumerate(rows)), encoding="utf-8")
+    args = ("compress", str(art), "--method", "prune-ffn", "amount=0.5", "calibration_size=8",
+            "--data", str(calib))
+    r = run_cli(*args, "--output", str(tmp_path / "a"))
+    assert (r.returncode, r.stderr.splitlines()) == (2, [
+        f"error: {calib}: the separator tab reads the header as one column ('text,label'), while ',' splits it "
+        "and every row into 2 columns (text, label) (pass --delimiter ',')"])
+    r = run_cli(*args, "--delimiter", ",", "--output", str(tmp_path / "b"))
+    assert r.returncode == 2 and r.stderr.startswith(f"error: {calib}: line 4 has an empty text"), r.stderr
+    r = run_cli(*args, "--delimiter", ",", "--drop-empty", "--output", str(tmp_path / "c"), "--json", check=True)
+    assert f"data: dropped 1 row with an empty text from {calib} (line 4)" in r.stderr
+    assert json.loads(r.stdout)["artifact"] == str(tmp_path / "c")

@@ -538,9 +538,13 @@ def test_too_wide_row_with_a_given_delimiter_says_to_check_it(tmp_path):
         "\"good; not great\", or check the separator given with --delimiter (';'))")
     tsv = tmp_path / "wide.tsv"
     tsv.write_text("text,label\ngood,pos\nbad, really,neg\n")
-    assert error(DataConfig(path=str(tsv), delimiter=",")) == (
+    assert error(DataConfig(path=str(tsv), delimiter=",")) == (  # a .tsv read with a comma is a CSV
+        f"{tsv}: line 3 has 3 fields, the header has 2 (quote fields that contain the separator, e.g. "
+        "\"good, not great\", or check the separator given with --delimiter (','))")
+    tsv.write_text("text\tlabel\ngood\tpos\nbad\t really\tneg\n")
+    assert error(DataConfig(path=str(tsv), delimiter="\t")) == (  # its own tab: no quoting
         f"{tsv}: line 3 has 3 fields, the header has 2 (a text must not contain the separator, or check the "
-        "separator given with --delimiter (','))")
+        "separator given with --delimiter ('\\t'))")
 
 
 def test_delimiter_leaves_config_hashes_unchanged():
@@ -597,3 +601,62 @@ def test_windows_1252_file_is_pointed_at_cp1252(tmp_path):
     assert error(DataConfig(path=str(undefined))).endswith(
         "(pass --encoding with the file's encoding, e.g. --encoding cp1252 (Windows) or latin-1)")
     assert load_data(DataConfig(path=str(undefined), encoding="latin-1"), whole=True).texts("all")[-1] == "x\x81y"
+
+
+# ---- a wrong but valid --delimiter ------------------------------------------------------------
+
+@pytest.mark.parametrize(("given", "shown"), [(";", "';'"), ("\t", "tab"), ("|", "'|'")])
+def test_wrong_delimiter_on_a_comma_csv_names_the_right_one(given, shown):
+    """It used to read one column named 'text,label' (or fail on the first row holding the
+    separator), far from the cause."""
+    comma = case("comma-quoted.csv")  # texts hold , ; tab | and quotes
+    assert error(DataConfig(path=comma, delimiter=given)) == (
+        f"{comma}: the separator {shown} reads the header as one column ('text,label'), while ',' splits "
+        "it and every row into 2 columns (text, label) (pass --delimiter ',')")
+
+
+def test_wrong_delimiter_on_a_semicolon_csv_and_a_comma_tsv(tmp_path):
+    excel = case("excel-semicolon.csv")
+    assert error(DataConfig(path=excel, delimiter=",")) == (
+        f"{excel}: the separator ',' reads the header as one column ('text;label'), while ';' splits it "
+        "and every row into 2 columns (text, label) (pass --delimiter ';')")
+    tsv = tmp_path / "comma.tsv"  # a CSV named .tsv: its tab finds one column
+    tsv.write_text(Path(case("comma-quoted.csv")).read_text(encoding="utf-8"), encoding="utf-8")
+    assert error(DataConfig(path=str(tsv))) == (
+        f"{tsv}: the separator tab reads the header as one column ('text,label'), while ',' splits it "
+        "and every row into 2 columns (text, label) (pass --delimiter ',')")
+    tabs = tmp_path / "tabs.csv"  # the hint is typed as a shell passes it
+    tabs.write_text("text\tlabel\ngood, fine\tpos\nbad\tneg\n", encoding="utf-8")
+    assert error(DataConfig(path=str(tabs), delimiter=",")) == (
+        f"{tabs}: the separator ',' reads the header as one column ('text\\tlabel'), while tab splits it "
+        "and every row into 2 columns (text, label) (pass --delimiter '\\t')")
+    # the fix the message gives reads it as a CSV, quoted commas kept
+    as_csv = read_table(Path(case("comma-quoted.csv"))).values.tolist()
+    assert read_table(tsv, delimiter=",").values.tolist() == as_csv
+
+
+def test_quoted_delimiters_inside_texts_read_right():
+    comma = case("comma-quoted.csv")
+    expected = [["superb, great film", "pos"], ["dull; slow\tand long", "neg"], ['said "fine", then left', "neg"],
+                ["great | brilliant", "pos"], ["awful", "neg"], ["good, good, good", "pos"]]
+    assert read_table(Path(comma), delimiter=",").values.tolist() == expected
+    assert read_table(Path(comma)).values.tolist() == expected  # detected
+
+
+def test_one_column_file_is_not_mistaken_for_a_wrong_delimiter(tmp_path):
+    """Only a header another separator splits, with every row split the same way, is refused:
+    a pool of texts holding commas stays one column, and so does a file whose rows disagree."""
+    pool = tmp_path / "pool.csv"
+    pool.write_text('text\n"good, fine"\nbad, really, bad\n', encoding="utf-8")
+    assert read_table(pool, delimiter=";").values.tolist() == [["good, fine"], ["bad, really, bad"]]
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("text,label\ngood, fine,pos\n", encoding="utf-8")
+    assert read_table(ragged, delimiter=";").values.tolist() == [["good, fine,pos"]]
+
+
+def test_wrong_delimiter_is_one_line_exit_2_on_the_cli():
+    comma = case("comma-quoted.csv")
+    r = run_cli("finetune", "--model", "tiny-bert", "--data", comma, "--delimiter", ";", "--max-steps", "1")
+    assert (r.returncode, r.stderr.splitlines()) == (2, [
+        f"error: {comma}: the separator ';' reads the header as one column ('text,label'), while ',' splits "
+        "it and every row into 2 columns (text, label) (pass --delimiter ',')"])

@@ -404,3 +404,33 @@ def test_lora_on_tied_embeddings_merges_to_the_trained_model(corpus, tmp_path, t
     with torch.no_grad():
         a, b = (load_artifact_model(c)[0](input_ids=x).logits for c in pruned)
     torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_gguf_whose_tokenizer_transformers_cannot_rebuild(tmp_path, monkeypatch):
+    """tiny-llama's byte tokenizer exported to GGUF carries one merge outside its vocabulary
+    (llama.cpp skips it; the tokenizers library refuses it): loading the lone file used to end in
+    a traceback. It is one line naming the file and the fix; with its tokenizer.json beside it, it
+    loads, with the exported weights."""
+    import shutil
+
+    from supremum.lm.gguf_export import write_gguf
+
+    monkeypatch.setenv("SUPREMUM_HOME", str(tmp_path / "home"))
+    model, tok = load_model("tiny-llama", "causal-lm")
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    write_gguf(model, tok, lone / "x.gguf", None)
+    (tmp_path / "c.txt").write_text("the king shall speak.\n" * 20, encoding="utf-8")
+    r = run_cli("eval", str(lone / "x.gguf"), "--data", str(tmp_path / "c.txt"), "--no-speed")
+    assert (r.returncode, r.stderr.splitlines()) == (2, [
+        f"error: {lone / 'x.gguf'}: transformers cannot rebuild the tokenizer this GGUF holds (Error while "
+        "initializing BPE: Token `!\"` out of vocabulary) (put the tokenizer.json it was exported with beside it "
+        "(an artifact of `compress --method gguf` keeps both), or give the model's transformers directory)"])
+    beside = tmp_path / "beside"
+    shutil.copytree(lone, beside)
+    tok.save_pretrained(beside)
+    loaded, loaded_tok = load_model(str(beside / "x.gguf"), "causal-lm")
+    ids = torch.tensor([tok("the king shall speak of love")["input_ids"]])
+    assert loaded_tok("the king")["input_ids"] == tok("the king")["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=ids).logits, model(input_ids=ids).logits, atol=1e-5, rtol=0)

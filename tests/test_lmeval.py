@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -230,3 +231,28 @@ def test_cli_on_a_gguf_artifact_scores_like_its_pytorch_artifact(tasks, tmp_path
     front = json.loads(run_cli("frontier", "--data", "lm-eval:mc_tiny", "--json", check=True).stdout)
     assert sorted(v["artifact"] for v in front["frontier"] + front["dominated"]) == sorted(
         [got["lm"]["artifact"], got["g"]["artifact"]])
+
+
+def test_no_git_error_outside_a_git_checkout(tasks, tmp_path):
+    """lm-eval records the working directory's commit by running git with stderr on the terminal:
+    outside a checkout every run printed "fatal: not a git repository"."""
+    import subprocess
+    import sys
+
+    from lm_eval.loggers.utils import get_git_commit_hash
+
+    from supremum.lmeval.gitinfo import git_commit_hash
+
+    outside = tmp_path / "work"
+    outside.mkdir()
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path)}  # no checkout above it counts
+    git = subprocess.run(["git", "describe", "--always"], cwd=outside, env=env, capture_output=True, text=True)
+    assert git.returncode != 0 and "not a git repository" in git.stderr  # the condition is real
+    proc = subprocess.run([sys.executable, "-m", "supremum", "lm-eval", "tiny-llama", "--tasks", "mc_tiny",
+                           "--include-path", str(tasks), "--no-builtin-tasks", "--json"],
+                          cwd=outside, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["tasks"]["mc_tiny"]["accuracy"] == 0.75
+    assert [x for x in proc.stderr.splitlines() if "git" in x.lower()] == []
+    # inside a checkout the recorded value is lm-eval's own
+    assert git_commit_hash() == get_git_commit_hash()

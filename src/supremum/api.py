@@ -62,12 +62,13 @@ def finetune(config: FinetuneConfig | dict | str | Path, *, resume: bool = False
 
 
 def compress(artifact: str | Path | Artifact, config: Any, *, output: str | Path | None = None,
-             data: str | None = None, checkpoint_every: int | None = None, resume: bool = False,
+             data: str | DataConfig | None = None, checkpoint_every: int | None = None, resume: bool = False,
              command: str = "") -> Artifact:
     """A new artifact: `artifact` compressed by one method, recorded with its parent.
 
     config: a compressor's config, a dict {"method": name, **options}, or a method name (its
-    defaults). data: calibration / recovery data [default: the parent's training data].
+    defaults). data: calibration / recovery data [default: the parent's training data]; a path is
+    read with the training data's settings, a DataConfig as given (see compress.stage.data_config).
     Raises UserError: unknown method or option, a method that does not apply to the artifact.
     """
     from supremum.compress import compressors

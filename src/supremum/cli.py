@@ -395,6 +395,8 @@ def compress(
                                                "$SUPREMUM_HOME/artifacts/<id>]")] = None,
     data: Annotated[str | None, typer.Option(help="data for calibration, importance scores and "
                                              "recovery training [default: the parent's training data]")] = None,
+    delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
+    drop_empty: DropEmpty = None,
     max_drop: Annotated[float | None, typer.Option(help="int8-dynamic: accuracy points the dev "
                                                    "metric may drop; sensitive layers stay fp32")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads [default: all cores]")] = None,
@@ -421,6 +423,11 @@ def compress(
         torch.set_num_threads(threads)
     from supremum.api import compress as run
 
+    if delimiter is not None or drop_empty is not None:  # else the training data's settings, as recorded
+        from supremum.compress.stage import data_config
+        from supremum.evaluate.stage import resolve_artifact
+
+        data = data_config(resolve_artifact(artifact), data, delimiter=delimiter, drop_empty=drop_empty)
     child = run(artifact, cfg, output=output, data=data, command=" ".join(sys.argv),
                 checkpoint_every=checkpoint_every, resume=resume)
     _echo_json({"artifact": str(child.path), "artifact_id": child.id, "parents": child.manifest.parents,

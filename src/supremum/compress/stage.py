@@ -25,7 +25,7 @@ ONNX_METHODS_OK_ON_ONNX = ("onnx-int8-dynamic", "onnx-int8-static")
 ONNX_EXPORTS = ("onnx", *ONNX_METHODS_OK_ON_ONNX)
 
 
-def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str | None = None,
+def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str | DataConfig | None = None,
              store: Store | None = None, command: str = "", checkpoint_every: int | None = None,
              resume: bool = False) -> Artifact:
     """Compress `art` with `cfg`. With `checkpoint_every`, recovery training (distill, lowrank,
@@ -54,8 +54,10 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
     return child
 
 
-def _identity(art: Artifact, cfg, data: str | None) -> str:
+def _identity(art: Artifact, cfg, data: str | DataConfig | None) -> str:
     """What a resumed compression must share with the killed one: parent, options, data."""
+    if isinstance(data, DataConfig):
+        data = data.model_dump(mode="json")
     d = {"parent": art.id, "config": cfg.model_dump(mode="json"), "data": data}
     return content_hash(d)
 
@@ -90,7 +92,19 @@ def _check_order(art: Artifact, method: str) -> None:
         raise UserError(message.format(id=art.id, method=method), hint)
 
 
-def _data_cfg(art: Artifact, data: str | None) -> DataConfig | None:
+def data_config(art: Artifact, data: str | None, **given) -> DataConfig | None:
+    """How compression reads `data` [default: the parent's training data]: the training data's
+    settings with `given` ones (delimiter, drop_empty: None = not given) over them. None: no data
+    given and the artifact records none (a method needing data says so)."""
+    cfg = _data_cfg(art, data)
+    if cfg is None:
+        return None
+    return DataConfig.model_validate({**cfg.model_dump(), **{k: v for k, v in given.items() if v is not None}})
+
+
+def _data_cfg(art: Artifact, data: str | DataConfig | None) -> DataConfig | None:
+    if isinstance(data, DataConfig):
+        return data
     trained = art.manifest.config.get("data")
     if data:
         return DataConfig(**{**(trained or {}), "path": data})

@@ -92,7 +92,9 @@ def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None
     The index holds each record's first line in the file (name "line"), so errors can point at
     it; `header(df)` gives the column names as written (a repeated name is kept repeated there,
     while the frame's own columns are made unique as pandas does: "label", "label.1").
-    `delimiter` None: a .tsv's is a tab, a .csv's is detected from its header line."""
+    `delimiter` None: a .tsv's is a tab, a .csv's is detected from its header line. A separator
+    that reads the header as one column where another common one splits every row evenly is
+    refused, naming that one (a wrong --delimiter would otherwise read on as one column)."""
     if not path.exists():
         raise UserError(f"{path}: no such file", "check the --data path")
     text = decode(path, encoding)
@@ -102,7 +104,9 @@ def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None
         df = _read_jsonl(path, text)
     else:
         sep = delimiter or ("\t" if path.suffix == ".tsv" else detect_delimiter(text))
-        df = _read_delimited(path, text, sep, quoted=path.suffix != ".tsv", given=delimiter is not None)
+        # a .tsv read with its tab is unquoted (TSV has no quoting); any other separator makes it a CSV
+        quoted = not (path.suffix == ".tsv" and sep == "\t")
+        df = _read_delimited(path, text, sep, quoted=quoted, given=delimiter is not None)
         if delimiter is None and path.suffix != ".tsv" and sep != ",":
             df.attrs["detected_delimiter"] = sep
     if len(df) == 0:
@@ -150,6 +154,8 @@ def _read_delimited(path: Path, text: str, sep: str, quoted: bool = True, given:
         _check_closed_quote(path, text, lines[-1], sep)
     names, records = rows[0], rows[1:]
     width = len(names)
+    if width == 1:
+        _check_one_column(path, text, names[0], sep)
     for row, line in zip(records, lines[1:], strict=True):
         if len(row) > width:
             raise UserError(f"{path}: line {line} has {len(row)} fields, the header has {width}",
@@ -159,6 +165,34 @@ def _read_delimited(path: Path, text: str, sep: str, quoted: bool = True, given:
                       dtype=str)
     df.attrs["header"] = names
     return df
+
+
+def _check_one_column(path: Path, text: str, name: str, sep: str) -> None:
+    """A separator (given, or a .tsv's tab) that leaves the header one column, on a file that
+    another common separator splits into the same number of columns (two or more) on every row:
+    the separator is wrong, and reading on would give one column named like the whole header.
+    Each alternative is tried as --delimiter would read it: as a CSV, with quoting."""
+    for alt in DELIMITERS:
+        if alt == sep:
+            continue
+        try:
+            rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=alt) if r]
+        except csv.Error:
+            continue
+        width = len(rows[0])
+        if width > 1 and all(len(r) == width for r in rows[1:]):
+            raise UserError(f"{path}: the separator {_shown(sep)} reads the header as one column ({name!r}), "
+                            f"while {_shown(alt)} splits it and every row into {width} columns "
+                            f"({', '.join(rows[0])})", f"pass --delimiter '{_typed(alt)}'")
+
+
+def _shown(sep: str) -> str:
+    return "tab" if sep == "\t" else f"'{sep}'"
+
+
+def _typed(sep: str) -> str:
+    """As typed on a command line (a shell passes a tab as the two characters \\t)."""
+    return "\\t" if sep == "\t" else sep
 
 
 def _too_wide_hint(sep: str, quoted: bool, given: bool) -> str:

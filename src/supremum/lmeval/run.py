@@ -73,11 +73,13 @@ def lm_eval(cfg: LmEvalConfig, *, store=None, command: str = "") -> dict:
 
     from supremum.artifact import new_id
     from supremum.evaluate.causal import load_causal_lm
+    from supremum.lmeval import gitinfo
     from supremum.lmeval.adapter import SupremumLM
     from supremum.machine import fingerprint
     from supremum.store import Store
 
     manager = check_tasks(cfg)
+    gitinfo.install()
     store = store or Store()
     model, tok, art = load_causal_lm(cfg.model, cfg.backend)
     lm = SupremumLM(artifact=cfg.model, model=model, tokenizer=tok, loaded_artifact=art,

@@ -177,9 +177,9 @@ def gguf_to_safetensors(src: Source) -> Path:
     target = cache_dir() / "gguf" / hashlib.sha256(key.encode()).hexdigest()[:16]
     if (target / "config.json").exists():
         return target
+    tok = _gguf_tokenizer(gguf, src)  # before the weights: a failure says so at once
     try:
         model = tf.AutoModelForCausalLM.from_pretrained(src.path, gguf_file=src.gguf_file)
-        tok = tf.AutoTokenizer.from_pretrained(src.path, gguf_file=src.gguf_file)
     except (OSError, ValueError) as e:
         raise UserError(f"{gguf}: cannot read GGUF ({str(e).splitlines()[0]})",
                         "check the file; `pip install gguf` is needed to read it") from None
@@ -192,3 +192,20 @@ def gguf_to_safetensors(src: Source) -> Path:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
     return target
+
+
+def _gguf_tokenizer(gguf: Path, src: Source):
+    """The tokenizer of a GGUF file: a tokenizer.json beside it (transformers prefers it), else
+    transformers' rebuild from the GGUF vocabulary. That rebuild covers some tokenizer kinds only:
+    a byte-level vocabulary whose merges name pairs outside it (llama.cpp skips such merges; the
+    tokenizers library refuses them) fails inside the library with a bare Exception."""
+    import transformers as tf
+
+    try:
+        return tf.AutoTokenizer.from_pretrained(src.path, gguf_file=src.gguf_file)
+    except Exception as e:  # the tokenizers library raises bare Exceptions for a vocabulary it refuses
+        raise UserError(f"{gguf}: transformers cannot rebuild the tokenizer this GGUF holds "
+                        f"({str(e).splitlines()[0] if str(e) else type(e).__name__})",
+                        "put the tokenizer.json it was exported with beside it (an artifact of "
+                        "`compress --method gguf` keeps both), or give the model's transformers "
+                        "directory") from e

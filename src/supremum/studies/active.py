@@ -87,8 +87,10 @@ class LabelState(BaseModel):
 
 
 def read_pool(cfg: LabelConfig) -> list[str]:
-    """The pool's texts in file order (row id = position), without the empty ones with drop_empty.
+    """The pool's texts in file order (row id = position), without the empty ones with drop_empty
+    (said on stderr with their count and lines, as every data reader says it).
     UserError for an empty text otherwise."""
+    from supremum.data import dropped_note, tell
     from supremum.data.tables import pick_column, read_table
 
     path = Path(cfg.pool).expanduser()
@@ -102,6 +104,8 @@ def read_pool(cfg: LabelConfig) -> list[str]:
         col, _ = pick_column(df, cfg.text_column, "text", str(path))
         texts, lines = df[col].fillna("").astype(str).tolist(), list(df.index)
     if cfg.drop_empty:
+        if where := [f"line {line}" for t, line in zip(texts, lines, strict=True) if not t.strip()]:
+            tell(dropped_note(where, "text", str(path)))
         return [t for t in texts if t.strip()]
     for t, line in zip(texts, lines, strict=True):
         if not t.strip():
@@ -121,9 +125,12 @@ def step(out: Path, cfg: LabelConfig | None = None, ingest: Path | None = None,
     exported file), train, score, decide and write the next batch. Returns the saved state.
     UserError: no config for a new loop, a config that differs from the running loop's, a pool
     that changed, a loop that already stopped, or a bad batch file (supremum.studies.batches)."""
+    from supremum.data import say_once
+
     say = on_event or (lambda m: None)
-    state = _load_or_start(Path(out), cfg)
-    texts = read_pool(state.config)
+    with say_once():  # a new loop reads its pool twice: its notes are said once
+        state = _load_or_start(Path(out), cfg)
+        texts = read_pool(state.config)
     if digest(texts) != state.pool_digest:
         raise UserError(f"{state.config.pool}: the pool changed since the loop started",
                         "restore the original pool file, or start a new loop in another directory")
