@@ -39,9 +39,10 @@ def test_diverged_finetune_fails_with_one_line_and_writes_nothing(tmp_path):
     data = write_csv(tmp_path / "d.csv", sentiment_rows(120))
     home, out = tmp_path / "home", tmp_path / "out"
     # lr 1e30: the first update (lr 5e29 in warm-up) makes the weights ~1e29, so step 2's
-    # forward overflows on every CPU.
+    # forward overflows on every CPU. fp32: auto would pick bf16 where the CPU has it, whose hint
+    # adds "fp32 instead of bf16" (asserted below with train.bf16).
     proc = run_cli("finetune", "--model", "tiny-bert", "--data", str(data), "--max-steps", "10", "--lr", "1e30",
-                   "--output", str(out), "--no-progress", env={"SUPREMUM_HOME": str(home)})
+                   "--precision", "fp32", "--output", str(out), "--no-progress", env={"SUPREMUM_HOME": str(home)})
     assert proc.returncode == 2, proc.stderr
     lines = [x for x in proc.stderr.splitlines() if x.strip()]
     m = LINE.match(lines[-1])

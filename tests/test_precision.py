@@ -3,6 +3,7 @@ the record of the decision, old configs' hashes and meaning, and fp16 refused on
 
 import pytest
 import torch
+from conftest import run_cli
 from pydantic import ValidationError
 
 from supremum import machine
@@ -12,7 +13,6 @@ from supremum.store import Store
 from supremum.train import precision
 from supremum.train.finetune import finetune
 from supremum.train.loop import Split
-from conftest import run_cli
 
 CPU_BF16 = {"isa": ["avx2", "avx512f", "avx512_bf16", "fma"]}
 CPU_AMX = {"isa": ["avx512f", "amx_bf16", "amx_tile"]}
@@ -46,7 +46,8 @@ def test_auto_resolves_from_the_fingerprint():
         "auto", "fp32", "auto: cpu has no native bf16 (it would be emulated)")
     ampere = {**CPU_PLAIN, "gpus": [{"index": 0, "name": "A100", "capability": "8.0"}]}
     turing = {**CPU_BF16, "gpus": [{"index": 0, "name": "T4", "capability": "7.5"}]}
-    assert precision.choose("auto", ampere, "cuda", 0).reason == "auto: A100 has native bf16 (compute capability 8.0)"
+    assert precision.choose("auto", ampere, "cuda", 0).reason == (
+        "auto: A100 has native bf16 (compute capability 8.0)")
     assert precision.choose("auto", turing, "cuda", 0).resolved == "fp32"
     assert precision.choose("fp32", CPU_BF16, "cpu") == precision.Precision("fp32", "fp32", "as configured")
 
