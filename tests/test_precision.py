@@ -111,3 +111,24 @@ def test_auto_is_recorded_in_the_run(csv_data, monkeypatch, capsys, fp, want):
     assert f"precision: {want} (auto: " in capsys.readouterr().err
     if want == "bf16":
         assert "bf16 probe on 24 dev examples" in rec["reason"]
+
+
+def test_estimate_uses_past_runs_of_the_precision_the_run_resolves_to(monkeypatch):
+    from supremum import estimate
+
+    def row(rate, bf16, recorded=None):
+        metrics = {"train_samples_per_s": rate, **({"precision": {"resolved": recorded}} if recorded else {})}
+        train = {} if bf16 is None else {"bf16": bf16}
+        return {"kind": "finetune", "config": {"model": {"name": "tiny-bert"}, "method": {"name": "full"},
+                                               "train": train}, "metrics": metrics}
+
+    runs = [row(200.0, True), row(100.0, False), row(180.0, None, "bf16"), row(90.0, None, "fp32")]
+    auto = FinetuneConfig(model="tiny-bert", data={"path": "x.csv"})
+    fp32 = FinetuneConfig(model="tiny-bert", data={"path": "x.csv"}, train={"precision": "fp32"})
+    monkeypatch.setattr(estimate, "fingerprint", lambda: CPU_BF16)
+    assert estimate.training_rate(auto, runs, "full") == (190.0, "median of 2 past bf16 fine-tunes of "
+                                                                 "tiny-bert here")
+    assert estimate.training_rate(fp32, runs, "full") == (95.0, "median of 2 past fp32 fine-tunes of "
+                                                                "tiny-bert here")
+    monkeypatch.setattr(estimate, "fingerprint", lambda: CPU_PLAIN)
+    assert estimate.training_rate(auto, runs, "full")[0] == 95.0
