@@ -69,7 +69,7 @@ def test_an_infinite_gradient_norm_stops_before_the_update():
         return 1e30 * sum(p.pow(2).sum() for p in m.parameters())
 
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    cfg = TrainConfig(max_steps=3, batch_size=16, lr=1e-3, max_grad_norm=None)
+    cfg = TrainConfig(max_steps=3, batch_size=16, lr=1e-3, max_grad_norm=None, precision="fp32")
     with pytest.raises(Diverged) as e:
         train(model, split, None, cfg, tok.pad_token_id, loss_fn=huge)
     assert str(e.value) == ("training diverged at step 1 (lr 0.0005): the gradient norm is inf (try a lower "
@@ -104,7 +104,7 @@ def test_a_non_finite_dev_score_is_never_the_best():
         s = next(scores)
         return s, {"dev_loss": s}
 
-    cfg = TrainConfig(max_steps=4, batch_size=16, lr=1e-3, eval_every=1)
+    cfg = TrainConfig(max_steps=4, batch_size=16, lr=1e-3, eval_every=1, precision="fp32")
     with pytest.raises(Diverged, match=r"^training diverged at step 2 \(lr [^)]+\): the dev loss is nan"):
         train(model, split, split, cfg, tok.pad_token_id, scorer=scorer)
 
