@@ -39,9 +39,10 @@ def test_diverged_finetune_fails_with_one_line_and_writes_nothing(tmp_path):
     data = write_csv(tmp_path / "d.csv", sentiment_rows(120))
     home, out = tmp_path / "home", tmp_path / "out"
     # lr 1e30: the first update (lr 5e29 in warm-up) makes the weights ~1e29, so step 2's
-    # forward overflows on every CPU.
+    # forward overflows on every CPU. fp32: auto would pick bf16 where the CPU has it, whose hint
+    # adds "fp32 instead of bf16" (asserted below with train.bf16).
     proc = run_cli("finetune", "--model", "tiny-bert", "--data", str(data), "--max-steps", "10", "--lr", "1e30",
-                   "--output", str(out), "--no-progress", env={"SUPREMUM_HOME": str(home)})
+                   "--precision", "fp32", "--output", str(out), "--no-progress", env={"SUPREMUM_HOME": str(home)})
     assert proc.returncode == 2, proc.stderr
     lines = [x for x in proc.stderr.splitlines() if x.strip()]
     m = LINE.match(lines[-1])
@@ -68,7 +69,7 @@ def test_an_infinite_gradient_norm_stops_before_the_update():
         return 1e30 * sum(p.pow(2).sum() for p in m.parameters())
 
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    cfg = TrainConfig(max_steps=3, batch_size=16, lr=1e-3, max_grad_norm=None)
+    cfg = TrainConfig(max_steps=3, batch_size=16, lr=1e-3, max_grad_norm=None, precision="fp32")
     with pytest.raises(Diverged) as e:
         train(model, split, None, cfg, tok.pad_token_id, loss_fn=huge)
     assert str(e.value) == ("training diverged at step 1 (lr 0.0005): the gradient norm is inf (try a lower "
@@ -103,7 +104,7 @@ def test_a_non_finite_dev_score_is_never_the_best():
         s = next(scores)
         return s, {"dev_loss": s}
 
-    cfg = TrainConfig(max_steps=4, batch_size=16, lr=1e-3, eval_every=1)
+    cfg = TrainConfig(max_steps=4, batch_size=16, lr=1e-3, eval_every=1, precision="fp32")
     with pytest.raises(Diverged, match=r"^training diverged at step 2 \(lr [^)]+\): the dev loss is nan"):
         train(model, split, split, cfg, tok.pad_token_id, scorer=scorer)
 

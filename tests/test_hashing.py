@@ -30,7 +30,8 @@ def test_content_hash_is_canonical_json_sha256():
 def test_finetune_hash_and_checkpoint_dir_unchanged():
     cfg = FinetuneConfig.model_validate({
         "model": {"name": "tiny-llama"}, "data": {"path": "x.txt", "train_limit": 50},
-        "method": {"name": "lora", "r": 4}, "train": {"lr": 1e-3, "max_steps": 7, "checkpoint_every": 2},
+        "method": {"name": "lora", "r": 4}, "train": {"lr": 1e-3, "max_steps": 7, "checkpoint_every": 2,
+                                                      "bf16": False},
         "task": "causal-lm"})
     assert config_hash(cfg) == "ad3c5c34bca726bf"
     root = Path("/r/checkpoints")
@@ -42,12 +43,12 @@ def test_compare_and_curve_cell_hashes_unchanged():
     comp = CompareConfig.model_validate({
         "name": "c", "model": "tiny-bert", "data": {"path": "x.csv"},
         "methods": [{"label": "a", "method": "lora"}, "full"], "seeds": [0, 1],
-        "grid": {"train.lr": [1e-4, 1e-3]}})
+        "grid": {"train.lr": [1e-4, 1e-3]}, "train": {"bf16": False}})
     assert [c["hash"] for c in cells(comp)] == [
         "b72b2221ca97", "a2321cffe6d1", "29db5e539ea8", "f0e02d0b8116",
         "6536744cce8d", "01aa8eeb399c", "1937c7a7e9a1", "3e7b5dc497c3"]
     curve = CurveConfig.model_validate({"model": "tiny-bert", "data": {"path": "x.csv"}, "method": "bitfit",
-                                        "fractions": [0.25, 0.5, 1.0]})
+                                        "fractions": [0.25, 0.5, 1.0], "train": {"bf16": False}})
     assert [c["hash"] for c in cells(compare_config(curve, 100))] == [
         "3fbf9100589f", "7dad4fceb40b", "e2171006732c", "231750a978a1", "48bab50885be",
         "5d366c3376a3", "16c9daccf357", "9432b456e623", "dd83079821aa"]
@@ -63,12 +64,15 @@ def test_scale_run_hashes_unchanged():
 
 
 def test_pipeline_stage_hashes_unchanged():
-    pipe = {"name": "p", "model": "tiny-bert", "data": {"path": "x.csv"}, "stages": [
+    pipe = {"name": "p", "model": "tiny-bert", "data": {"path": "x.csv"}, "train": {"bf16": False}, "stages": [
         {"id": "ft", "finetune": {"method": {"name": "lora"}}},
         {"id": "q", "from": "ft", "compress": {"method": "int8"}},
         {"id": "p2", "from": "q", "compress": {"method": "prune", "sparsity": 0.5}}]}
     assert stage_hashes(PipelineConfig.model_validate(pipe)) == {
         "ft": "042a5aeb3f78", "q": "7517de582649", "p2": "73ae125cb7ad"}
+    # train.precision unset is auto, not the fp32 these stages ran in: another identity
+    auto = {k: v for k, v in pipe.items() if k != "train"}
+    assert stage_hashes(PipelineConfig.model_validate(auto))["ft"] != "042a5aeb3f78"
 
 
 def test_resumable_compression_identity_unchanged():
@@ -81,12 +85,13 @@ def test_cv_fold_keys_unset_keep_every_hash():
     """data.cv_folds / data.cv_fold (added for out-of-fold probabilities) are left out of a config's
     dump while unset, so the fine-tune and pipeline hashes pinned above stay; set, they name the fold."""
     raw = {"model": {"name": "tiny-llama"}, "data": {"path": "x.txt", "train_limit": 50},
-           "method": {"name": "lora", "r": 4}, "train": {"lr": 1e-3, "max_steps": 7, "checkpoint_every": 2},
+           "method": {"name": "lora", "r": 4}, "train": {"lr": 1e-3, "max_steps": 7, "checkpoint_every": 2,
+                                                         "bf16": False},
            "task": "causal-lm"}
     unset = {**raw, "data": {**raw["data"], "cv_folds": None, "cv_fold": None}}
     assert config_hash(FinetuneConfig.model_validate(unset)) == "ad3c5c34bca726bf"
     fold = {**raw, "data": {**raw["data"], "cv_folds": 4, "cv_fold": 1}}
     assert config_hash(FinetuneConfig.model_validate(fold)) != "ad3c5c34bca726bf"
     pipe = {"name": "p", "model": "tiny-bert", "data": {"path": "x.csv", "cv_folds": None, "cv_fold": None},
-            "stages": [{"id": "ft", "finetune": {"method": {"name": "lora"}}}]}
+            "train": {"bf16": False}, "stages": [{"id": "ft", "finetune": {"method": {"name": "lora"}}}]}
     assert stage_hashes(PipelineConfig.model_validate(pipe))["ft"] == "042a5aeb3f78"

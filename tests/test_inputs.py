@@ -248,9 +248,11 @@ def test_drop_empty_leaves_config_hashes_unchanged():
     from supremum.train.finetune import config_hash
 
     # values computed before data.drop_empty existed: runs cached then are found again
-    cfg = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"}, "data": {"path": "x.csv"}})
+    # (as saved then: train.bf16 was a bool whose false every dump held)
+    cfg = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"}, "data": {"path": "x.csv"},
+                                         "train": {"bf16": False}})
     assert config_hash(cfg) == "5ed5188a7749f38c"
-    pipe = {"name": "p", "data": {"path": "x.csv"}, "stages": [
+    pipe = {"name": "p", "data": {"path": "x.csv"}, "train": {"bf16": False}, "stages": [
         {"id": "ft", "finetune": {"method": {"name": "lora"}}},
         {"id": "q", "from": "ft", "compress": {"method": "int8"}}]}
     assert stage_hashes(PipelineConfig.model_validate(pipe)) == {"ft": "e3e296762f06", "q": "19cd1f97fd4a"}
@@ -551,9 +553,10 @@ def test_delimiter_leaves_config_hashes_unchanged():
     from supremum.config import FinetuneConfig
     from supremum.train.finetune import config_hash
 
-    cfg = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"}, "data": {"path": "x.csv"}})
+    cfg = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"}, "data": {"path": "x.csv"},
+                                         "train": {"bf16": False}})
     assert config_hash(cfg) == "5ed5188a7749f38c"  # the hash before data.delimiter existed
-    semi = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"},
+    semi = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"}, "train": {"bf16": False},
                                           "data": {"path": "x.csv", "delimiter": ";"}})
     assert config_hash(semi) != config_hash(cfg)
 

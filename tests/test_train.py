@@ -57,10 +57,12 @@ def test_same_seed_same_weights(csv_data):
 
 
 def test_grad_accumulation_matches_large_batch(csv_data):
-    big = finetune(cfg(csv_data, max_steps=5, batch_size=16, dropout=0.0, group_by_length=False),
-                   progress=False)
+    # fp32: bf16 autocast (auto picks it on CPUs with avx512_bf16) rounds batches of 16 and of 8
+    # differently, far above the summation-order differences asserted here
+    big = finetune(cfg(csv_data, max_steps=5, batch_size=16, dropout=0.0, group_by_length=False,
+                       precision="fp32"), progress=False)
     acc = finetune(cfg(csv_data, max_steps=5, batch_size=8, grad_accum=2, dropout=0.0,
-                       group_by_length=False), progress=False)
+                       group_by_length=False, precision="fp32"), progress=False)
     wa, wb = weights(big.artifact.path), weights(acc.artifact.path)
     # Same examples per step in the same order; only float summation order differs.
     assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)

@@ -38,7 +38,8 @@ def test_state_json_is_the_old_dict():
 
 
 def test_an_old_style_checkpoint_resumes_to_the_same_weights(tmp_path):
-    cfg = TrainConfig(max_steps=6, batch_size=8, lr=1e-3, eval_every=2, checkpoint_every=2, threads=1)
+    # bf16=False: the configs of old checkpoints all held train.bf16
+    cfg = TrainConfig(max_steps=6, batch_size=8, lr=1e-3, eval_every=2, checkpoint_every=2, threads=1, bf16=False)
     model, tok, tr, dev = _setup()
     ref, _ = train(model, tr, dev, cfg, tok.pad_token_id, ckpt_dir=tmp_path / "ref")
     want = {k: v.clone() for k, v in model.state_dict().items()}
@@ -52,7 +53,9 @@ def test_an_old_style_checkpoint_resumes_to_the_same_weights(tmp_path):
         train(model, tr, dev, cfg, tok.pad_token_id, ckpt_dir=tmp_path / "b", on_step=stop_at_5)
     path = tmp_path / "b" / "state.json"
     new = json.loads(path.read_text())
-    assert new["step"] == 4 and set(new) == {*OLD_FRESH, "rng", "devices"} and new["devices"] == ["cpu"]
+    assert new["step"] == 4 and set(new) == {*OLD_FRESH, "rng", "devices", "precision"}
+    assert new["devices"] == ["cpu"]
+    assert new["precision"] == {"requested": "fp32", "resolved": "fp32", "reason": "as configured"}
     # as the dict-based loop wrote it: its keys in its order, the first loss marked to show it resumed
     old = {k: new[k] for k in [*OLD_FRESH, "rng"]}
     old["log"][0]["loss"] = 123.0

@@ -85,7 +85,9 @@ def finetune(
     delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
     dedup: Annotated[bool | None, typer.Option("--dedup/--no-dedup", help=_doc("data", "dedup"))] = None,
     drop_empty: DropEmpty = None,
+    precision: Annotated[str | None, typer.Option(help=_doc("train", "precision"))] = None,
     bf16: Annotated[bool | None, typer.Option("--bf16/--no-bf16", help=_doc("train", "bf16"))] = None,
+    compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help=_doc("train", "compile"))] = None,
     device: Annotated[str | None, typer.Option(help=_doc("train", "device"))] = None,
     gradient_checkpointing: Annotated[bool | None, typer.Option(
         "--gradient-checkpointing/--no-gradient-checkpointing", help=_doc("train", "gradient_checkpointing"))

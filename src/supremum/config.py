@@ -181,7 +181,15 @@ class TrainConfig(Strict):
                                        "improvement of dev accuracy")
     keep_best: bool = Field(True, description="save the weights of the best dev evaluation")
     seed: int = Field(42, description="seed of initialization, shuffling and dropout")
-    bf16: bool = Field(False, description="bfloat16 autocast (fast on CPUs with AMX/avx512_bf16)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] | None = Field(
+        None, description="arithmetic of training and dev scoring: auto (bf16 autocast where the CPU "
+        "has avx512_bf16/AMX or the GPU native bf16, after a dev probe agrees with fp32; else fp32), "
+        "fp32, bf16 autocast, or fp16 autocast with loss scaling (CUDA only) (default: auto, or what "
+        "train.bf16 says)")
+    bf16: bool | None = Field(None, description="older spelling: true = precision bf16, false = "
+                              "precision fp32 (default: unset, train.precision decides)")
+    compile: bool = Field(False, description="torch.compile the model for training (inductor, "
+                          "dynamic shapes); not with checkpoint_every")
     group_by_length: bool = Field(True, description="batch texts of similar length together")
     checkpoint_every: int | None = Field(None, ge=1, description="write a resumable checkpoint "
                                          "every N steps")
@@ -200,8 +208,19 @@ class TrainConfig(Strict):
                                     "(.txt, or a directory whose train/dev/test or single text file is read)")
 
     #: keys added after runs were cached (see DataConfig.ADDED_LATER)
+    #: bf16 was a bool defaulting to False, so every dump before train.precision holds it: unset
+    #: (None) is the new default, auto; a dump's true/false keeps its hash and its meaning.
     ADDED_LATER: ClassVar[dict[str, Any]] = {"replay": 0.0, "replay_data": None, "device": "auto",
-                                             "gradient_checkpointing": False}
+                                             "gradient_checkpointing": False, "precision": None,
+                                             "bf16": None, "compile": False}
+
+    @property
+    def request(self) -> str:
+        """The precision asked for: train.precision when set, else bf16 true -> bf16, false ->
+        fp32, unset -> auto."""
+        if self.precision is not None:
+            return self.precision
+        return {True: "bf16", False: "fp32", None: "auto"}[self.bf16]
 
     @model_serializer(mode="wrap")
     def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler) -> dict:
@@ -212,6 +231,17 @@ class TrainConfig(Strict):
         if (self.replay > 0) != (self.replay_data is not None):
             raise ValueError("train.replay and train.replay_data go together: a share above 0 and the "
                              "general text to replay (--replay 0.2 --replay-data FILE), or neither")
+        return self
+
+    @model_validator(mode="after")
+    def _precision_pair(self) -> TrainConfig:
+        if self.bf16 is not None and self.precision not in (None, "bf16" if self.bf16 else "fp32"):
+            raise ValueError(f"train.bf16={str(self.bf16).lower()} contradicts train.precision={self.precision}: "
+                             "set only train.precision (--precision)")
+        if self.compile and self.checkpoint_every:
+            raise ValueError("train.compile does not go with train.checkpoint_every: a resumed run recompiles, "
+                             "and its kernels are not guaranteed to give the bits of the run before the stop; "
+                             "drop --compile for resumable runs")
         return self
 
     @field_validator("device")
@@ -317,9 +347,14 @@ def _check_train_options(method, train: TrainConfig) -> None:
     honoured = type(method).train_options
     if honoured is None:
         return
+    if train.request not in ("auto", "fp32"):
+        raise ValueError(f"train.precision {train.request} does not apply to method {method.name}, which "
+                         "trains without the gradient loop")
     # A resolved config (a manifest's) holds train.lr = the method's default_lr.
     default = TrainConfig(lr=type(method).default_lr if train.lr is not None else None)
     for key in TrainConfig.model_fields:
+        if key in ("bf16", "precision"):  # checked above: fp32 (older dumps' bf16 false) is no change
+            continue
         if key not in honoured and getattr(train, key) != getattr(default, key):
             raise ValueError(f"train.{key} does not apply to method {method.name}, which trains "
                              f"without the gradient loop (it honours: {', '.join(sorted(honoured))})")

@@ -105,14 +105,17 @@ def to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def autocast(device: torch.device, bf16: bool):
-    """bfloat16 autocast on `device` when bf16 is asked for: CPUs and CUDA GPUs run it (GPUs without
-    native bf16, before Ampere, emulate it slowly; torch says so there). Off: a null context."""
+def autocast(device: torch.device, precision: bool | str):
+    """Autocast on `device` for `precision`: True or "bf16" bfloat16, "fp16" float16 (CUDA), False,
+    "fp32" or "auto" (not resolved: the caller's own autocast, if any) a null context, so a scorer
+    called inside the training loop's autocast computes in the loop's precision. CPUs and CUDA GPUs
+    run bf16 (GPUs without native bf16, before Ampere, emulate it slowly; torch says so there)."""
     import torch
 
-    if not bf16:
+    dtype = {True: torch.bfloat16, "bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device.type if device.type in ("cuda", "cpu", "mps") else "cpu", dtype=torch.bfloat16)
+    return torch.autocast(device.type if device.type in ("cuda", "cpu", "mps") else "cpu", dtype=dtype)
 
 
 def synchronize(device: torch.device) -> None:

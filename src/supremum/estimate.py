@@ -5,7 +5,7 @@ Every number is measured on this machine. From this store's finished runs on thi
 are some (the training rate of past fine-tunes of the same model and method, the median duration
 of past runs of a compression method, of past evaluations); otherwise from a probe: the model is
 loaded and trained for a few updates on the first batches of the real run (the same
-length-grouped order, batch size, bf16 and loss: classification or causal LM), after untimed
+length-grouped order, batch size, precision and loss: classification or causal LM), after untimed
 warm-up updates, then the same batches are run forward for the inference rate; a worker
 process's start-up is timed too. From these:
 
@@ -157,15 +157,33 @@ def _training(cfg, train, opts, runs, method: str, measure, factor: float) -> di
     return {"seconds": seconds, "basis": text}
 
 
+def expected_precision(train, where: str = "cpu") -> str:
+    """The precision a run of TrainConfig `train` on device type `where` will train in, as
+    `train.precision.choose` resolves it here (auto: bf16 where this hardware has it natively; the
+    run's dev probe may still fall back to fp32, which an estimate does not foresee)."""
+    from supremum.train.precision import choose
+
+    return choose(train.request, fingerprint(), where).resolved
+
+
+def run_precision(run: dict) -> str:
+    """The precision a finished fine-tune (a store row) trained in: recorded since train.precision,
+    before that its config's train.bf16."""
+    recorded = ((run["metrics"] or {}).get("precision") or {}).get("resolved")
+    return recorded or ("bf16" if ((run["config"] or {}).get("train") or {}).get("bf16") else "fp32")
+
+
 def _past_rate(cfg, runs: list[dict], method: str) -> tuple[float, str] | None:
+    # bf16 trains about twice as fast as fp32 on CPUs with native bf16: only runs in the same one count
+    want = expected_precision(cfg.train)
     same_model = [r for r in runs if r["kind"] == "finetune"
                   and (r["config"] or {}).get("model", {}).get("name") == cfg.model.name
-                  and (r["metrics"] or {}).get("train_samples_per_s")]
+                  and (r["metrics"] or {}).get("train_samples_per_s") and run_precision(r) == want]
     same = [r for r in same_model if r["config"].get("method", {}).get("name") == method] or same_model
     if not same:
         return None
     rates = [r["metrics"]["train_samples_per_s"] for r in same]
-    return statistics.median(rates), f"median of {len(rates)} past fine-tunes of {cfg.model.name} here"
+    return statistics.median(rates), f"median of {len(rates)} past {want} fine-tunes of {cfg.model.name} here"
 
 
 def training_rate(cfg, runs: list[dict], method: str) -> tuple[float, str] | None:
@@ -249,6 +267,7 @@ def measure_now(cfg, threads: int) -> dict:
     those batches (on torch's default threads, as an evaluation worker runs)."""
     import torch
 
+    from supremum import device
     from supremum.data.batching import batch_order, iterate
     from supremum.models import load_model
     from supremum.train.loop import optimizer_step
@@ -260,7 +279,8 @@ def measure_now(cfg, threads: int) -> dict:
     t0 = time.perf_counter()
     load_model(cfg.model.name, task, gguf_file=cfg.model.gguf_file)
     reload_s = time.perf_counter() - t0
-    train = cfg.train
+    resolved = expected_precision(cfg.train)
+    train = cfg.train.model_copy(update={"precision": resolved, "bf16": None})
     bs = train.batch_size
     batches = batch_order([len(x) for x in split.ids], bs, train.seed, 0, train.group_by_length)[:PROBE_UPDATES]
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
@@ -276,7 +296,7 @@ def measure_now(cfg, threads: int) -> dict:
     torch.set_num_threads(default_threads)
     model.eval()
     timed = batches[PROBE_WARMUP:] or batches
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=train.bf16):
+    with torch.inference_mode(), device.autocast(torch.device("cpu"), resolved):
         t0 = time.perf_counter()
         for batch in iterate(split.ids, timed, tok.pad_token_id):
             model(**batch)
@@ -290,8 +310,8 @@ def measure_now(cfg, threads: int) -> dict:
     what = "blocks" if task == "causal-lm" else "examples"
     return {"train_per_s": train_per_s, "forward_per_s": forward_per_s, "b1_s": b1_s, "load_s": load_s,
             "reload_s": reload_s, "sizes": sizes, "task": task,
-            "basis": f"probe: {PROBE_TIMED} timed updates of {cfg.model.name} on {what} of the run's batches, "
-                     f"after {PROBE_WARMUP} warm-up updates, now"}
+            "basis": f"probe: {PROBE_TIMED} timed {resolved} updates of {cfg.model.name} on {what} of the run's "
+                     f"batches, after {PROBE_WARMUP} warm-up updates, now"}
 
 
 def _probe_data(cfg, task: str):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from supremum import device
 from supremum.lm.data import IGNORE
 
 
@@ -33,7 +34,8 @@ def lm_loss(model, batch: dict, labels: torch.Tensor) -> torch.Tensor:
 
 
 def dev_scorer(batch_size: int = 8, bf16: bool = False) -> Callable:
-    """Dev loss per predicted token over the dev blocks/examples; score = -loss (higher is better)."""
+    """Dev loss per predicted token over the dev blocks/examples; score = -loss (higher is better).
+    bf16 False computes in the caller's autocast (the training loop's resolved precision), if any."""
     from supremum.data.batching import iterate
 
     @torch.inference_mode()
@@ -42,9 +44,11 @@ def dev_scorer(batch_size: int = 8, bf16: bool = False) -> Callable:
         model.eval()
         nll, n = 0.0, 0
         order = [list(range(i, min(i + batch_size, len(dev.ids)))) for i in range(0, len(dev.ids), batch_size)]
+        where = device.of(model)
         for batch in iterate(dev.ids, order, 0, dev.labels):
+            batch = device.to(batch, where)
             labels = batch.pop("labels")
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with device.autocast(where, bf16):
                 total, count = token_nll(model(**batch).logits, labels)
             nll, n = nll + float(total.sum()), n + int(count.sum())
         model.train(was)

@@ -22,12 +22,12 @@ class Diverged(UserError):
 
 
 def diverged(what: str, value: float | str, step: int, lr: float, max_grad_norm: float | None,
-             bf16: bool) -> Diverged:
+             precision: bool | str) -> Diverged:
     tries = ["a lower learning rate"]
     tries.append("gradient clipping (max_grad_norm, now off)" if max_grad_norm is None
                  else f"stronger gradient clipping (max_grad_norm below {max_grad_norm:g})")
-    if bf16:
-        tries.append("fp32 instead of bf16")
+    if precision in (True, "bf16", "fp16"):
+        tries.append(f"fp32 instead of {'bf16' if precision is True else precision}")
     hint = "try " + ", ".join(tries[:-1]) + " or " + tries[-1]
     return Diverged(f"training diverged at step {step} (lr {lr:.3g}): the {what} is {value}", hint)
 

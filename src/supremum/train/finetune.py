@@ -25,7 +25,7 @@ from supremum.progress import TrainProgress
 from supremum.store import Store
 from supremum.tracking import Tracker
 from supremum.train import checkpoint as ckpt
-from supremum.train import distributed, sharding
+from supremum.train import distributed, precision, sharding
 from supremum.train.loop import plan_steps, train
 from supremum.train.methods import FitContext, method_for, trainable_parameters
 from supremum.train.state import TrainResult, TrainState
@@ -72,6 +72,7 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
 
         raise UserError("self_training and domain_pretrain run in one process", "drop --nproc / torchrun")
     where = device.resolve(cfg.train.device)  # a device that is not there fails before any work
+    precision.check(cfg.train.request, where.type)  # as does a precision it cannot train in
     if cfg.method.name == "qlora" and where.type != "cuda":
         from supremum.errors import UserError
 
@@ -165,9 +166,14 @@ def _self_train(cfg: FinetuneConfig, data: TaskData, texts: list[str], base: str
         return model, fit(model, d, train_split, dev, run_dir / f"last-round{r}")
 
     def probabilities(model):
-        return softmax(predict_logits(model, ids, tok.pad_token_id, bf16=cfg.train.bf16))
+        return softmax(predict_logits(model, ids, tok.pad_token_id, bf16=_resolved(first[1])))
 
     return self_train(cfg.self_training, data, texts, first, retrain, probabilities)
+
+
+def _resolved(result) -> str:
+    """The precision a trained result ran in (fp32 for methods that fit without the loop)."""
+    return getattr(getattr(result, "state", None), "precision", {}).get("resolved", "fp32")
 
 
 def _follow(cfg: FinetuneConfig, dist: distributed.Dist, resume: bool) -> None:
@@ -271,7 +277,7 @@ def _prepare_lm(cfg: FinetuneConfig, dist: distributed.Dist):
     data.info["blocks"] = {"train": len(train_split.ids), "dev": len(dev.ids) if dev else 0,
                            "tokens_per_block": cfg.data.max_length if data.kind == "text" else None}
     model = _with_method(model, cfg, len(train_split.ids), dist)
-    objective = {"loss_fn": lm_loss, "scorer": dev_scorer(bf16=cfg.train.bf16)}
+    objective = {"loss_fn": lm_loss, "scorer": dev_scorer()}  # in the loop's resolved precision
     return data, model, tok, method_for(cfg.method), train_split, dev, objective
 
 
@@ -326,6 +332,8 @@ def _metrics(result: TrainResult, trainable: int, total: int, data) -> dict:
         "train_size": data.info.get("blocks", {}).get("train", len(data.splits["train"])),
         "evals": st.evals, "loss_curve": st.log[:: max(1, len(st.log) // 200)],
         "devices": st.devices, **_device_note(st.devices),
+        **({"precision": st.precision} if st.precision else {}),
+        **({"compile": st.compile} if st.compile else {}),
     }
 
 

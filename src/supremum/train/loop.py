@@ -7,6 +7,7 @@ examples in the step, so accumulation gives the same gradient as one large batch
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from supremum import device
 from supremum.config import TrainConfig
 from supremum.data.batching import Split, batch_order, iterate
-from supremum.train import adversarial, distributed, sharding
+from supremum.train import adversarial, distributed, precision, sharding
 from supremum.train import checkpoint as ckpt
 from supremum.train.divergence import bad_weights, diverged, finite, grad_norm
 from supremum.train.optim import build_optimizer, lr_factor, set_lr, warmup_steps
@@ -49,10 +50,14 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
 
     A non-finite loss, gradient norm, dev score or trainable weight raises `Diverged` (a
     UserError naming the step and learning rate) on every process at the same step, before the
-    optimizer applies that step, so no non-finite state is checkpointed, kept as best or returned."""
+    optimizer applies that step, so no non-finite state is checkpointed, kept as best or returned.
+
+    `cfg.request` (train.precision) is resolved first (`precision`: auto probes bf16 against fp32
+    on dev), recorded in the state and printed; training and dev scoring then run in it."""
     dist = distributed.current()
     sharded = dist.active and cfg.parallel == "fsdp"
     where = device.resolve(cfg.device)
+    precision.check(cfg.request, where.type)
     model.to(where)  # before sharding and the optimizer, which must hold the parameters on the device
     if cfg.gradient_checkpointing:
         checkpointing(model)
@@ -67,8 +72,16 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
         state.devices = state.devices or ["cpu"]  # checkpoints from before --device were all CPU runs
     if not state.devices or state.devices[-1] != str(where):
         state.devices.append(str(where))
+    # A resumed run keeps its decision: a probe of the trained weights could decide otherwise.
+    state.precision = state.precision or _resolve_precision(model, dev, cfg, where, pad_id, scorer, dist)
+    cfg = cfg.model_copy(update={"precision": state.precision["resolved"], "bf16": None})
+    if dist.main:
+        sys.stderr.write(precision.Precision(**state.precision).line() + "\n")
+    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
     lengths = [len(x) for x in train_split.ids]
     fwd = _ddp(model) if dist.active and not sharded else model
+    if cfg.compile:
+        fwd = _compiled(fwd)
     model.train()
     while state.step < total and not state.stopped_early:
         # Every rank draws the same global batches (batch_size per process x processes) and
@@ -80,8 +93,10 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
             lr = set_lr(opt, cfg.lr, lr_factor(state.step, warm, total, cfg.scheduler))
             loss, n = optimizer_step(fwd, opt, train_split, steps[j], pad_id, cfg, loss_fn,
                                       after_step and (lambda m, s=state.step: after_step(model, s)), dist,
-                                      guard=_guard(cfg, state.step + 1, lr))
+                                      guard=_guard(cfg, state.step + 1, lr), scaler=scaler)
             state.train_seconds += time.perf_counter() - t0
+            if cfg.compile and not state.compile:
+                state.compile = {"first_step_s": round(time.perf_counter() - t0, 3)}
             state.samples += n
             state.step += 1
             state.batch_in_epoch = j + 1
@@ -100,6 +115,8 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
         else:
             state.epoch += 1
             state.batch_in_epoch = 0
+    if cfg.compile:
+        state.compile["graphs"] = _compiled_graphs()
     if state.log:  # an update can overflow the weights even from a finite gradient
         _check_weights(model, cfg, state.step, state.log[-1]["lr"], dist)
     if best is not None and cfg.keep_best:
@@ -108,6 +125,34 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
     # Back on the CPU: what follows (saving, the CPU runtimes, latency) expects it there.
     model.to("cpu")
     return TrainResult(state, state.train_seconds, state.samples, state.evals), best
+
+
+def _resolve_precision(model, dev: Split | None, cfg: TrainConfig, where, pad_id: int, scorer,
+                       dist: distributed.Dist) -> dict:
+    """`precision.choose` from this machine's fingerprint, then the probe on dev; every process
+    takes bf16 only if all of them kept it (their probes run on the same weights and data)."""
+    from supremum.machine import fingerprint
+
+    chosen = precision.probe(precision.choose(cfg.request, fingerprint(), where.type, where.index),
+                             model, dev, pad_id, where, scorer)
+    if dist.active and chosen.requested == "auto":
+        kept = distributed.all_reduce_sum(float(chosen.resolved == "bf16"), dist)
+        if chosen.resolved == "bf16" and kept < dist.world:
+            chosen = precision.Precision("auto", "fp32", chosen.reason + "; another process's probe "
+                                         "disagreed: fell back to fp32")
+    return chosen.record()
+
+
+def _compiled(module):
+    """`module` compiled by torch.compile (inductor) with dynamic shapes: dynamic padding gives a
+    new sequence length at most steps, and a static graph per length would recompile each time."""
+    torch._dynamo.utils.counters.clear()
+    return torch.compile(module, dynamic=True)
+
+
+def _compiled_graphs() -> int:
+    """Graphs torch.compile has compiled in this process since `_compiled` (1 = no recompiles)."""
+    return int(torch._dynamo.utils.counters["stats"]["unique_graphs"])
 
 
 def checkpointing(model) -> None:
@@ -147,7 +192,7 @@ def _guard(cfg: TrainConfig, step: int, lr: float) -> Callable[[float, float], N
     def check(loss: float, norm: float) -> None:
         for what, value in (("loss", loss), ("gradient norm", norm)):
             if not finite(value):
-                raise diverged(what, value, step, lr, cfg.max_grad_norm, cfg.bf16)
+                raise diverged(what, value, step, lr, cfg.max_grad_norm, cfg.precision)
 
     return check
 
@@ -156,19 +201,27 @@ def _check_weights(model, cfg: TrainConfig, step: int, lr: float, dist: distribu
     bad = bad_weights(model, dist)
     if bad:
         raise diverged("model", f"non-finite in {bad} trainable tensor(s)", step, lr, cfg.max_grad_norm,
-                       cfg.bf16)
+                       cfg.precision)
 
 
 def optimizer_step(model, opt, data: Split, micro: list[list[int]], pad_id: int,
                    cfg: TrainConfig, loss_fn: Callable | None = None,
                    after: Callable | None = None,
                    dist: distributed.Dist = distributed.Dist(),
-                   guard: Callable[[float, float], None] | None = None) -> tuple[float, int]:
+                   guard: Callable[[float, float], None] | None = None,
+                   scaler: torch.amp.GradScaler | None = None) -> tuple[float, int]:
     """One optimizer step over the micro-batches `micro` (lists of example indices into `data`,
     the global batch): backward of each micro-batch's summed loss scaled to the global batch's
     mean, gradient clipping to cfg.max_grad_norm, `guard(loss, grad_norm)` (may raise), the update,
     `after(model)`. Returns (mean loss over the global batch, examples in it). `loss_fn(model,
-    batch, labels)` gives a summed loss (default: cross-entropy with cfg.label_smoothing)."""
+    batch, labels)` gives a summed loss (default: cross-entropy with cfg.label_smoothing).
+
+    Computes in `cfg.request` (resolved: fp32, bf16 or fp16; auto is resolved by `train`). With
+    fp16, `scaler` scales the loss; a step whose scaled gradient overflowed is skipped by the
+    scaler (that is its job), so only the loss is guarded then."""
+    autocast = cfg.request
+    if autocast == "auto":
+        raise ValueError("optimizer_step needs a resolved precision (train resolves auto)")
     n = sum(len(b) for b in micro)
     # This rank's slice of each global micro-batch; DDP averages gradients over ranks, so the
     # loss is scaled by the world size to give the gradient of the global batch's mean loss.
@@ -180,22 +233,28 @@ def optimizer_step(model, opt, data: Split, micro: list[list[int]], pad_id: int,
         labels = batch.pop("labels")
 
         def compute(batch=batch, labels=labels) -> torch.Tensor:
-            with device.autocast(where, cfg.bf16):
+            with device.autocast(where, autocast):
                 return lf(model, batch, labels) * (dist.world / n)
 
         if cfg.adversarial:
             total_loss += adversarial.backward(model, compute, cfg.adversarial)
         else:
             loss = compute()
-            loss.backward()
+            (scaler.scale(loss) if scaler else loss).backward()
             total_loss += loss.item()
     # Both values are the same on every process (the loss all-reduced, the norm of DDP's averaged
     # gradients), so `guard` stops every rank at this step, before the update is applied.
     total_loss = distributed.all_reduce_sum(total_loss, dist) / dist.world
+    if scaler:
+        scaler.unscale_(opt)
     norm = grad_norm([p for p in model.parameters() if p.grad is not None], cfg.max_grad_norm)
     if guard:
-        guard(total_loss, norm)
-    opt.step()
+        guard(total_loss, 0.0 if scaler else norm)
+    if scaler:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
     if after:
         after(model)
     opt.zero_grad(set_to_none=True)
@@ -227,11 +286,13 @@ def _evaluate(model, dev: Split, pad_id: int, cfg: TrainConfig, state: TrainStat
     accuracy over NaN logits still looks like a number) or a non-finite score raise `Diverged`,
     so neither is ever kept as the best."""
     _check_weights(model, cfg, state.step, lr, dist)
-    acc, record = (scorer or accuracy_scorer(pad_id, cfg.bf16))(model, dev)
+    # A scorer that sets no precision of its own computes in the run's (resolved) one.
+    with device.autocast(device.of(model), cfg.request):
+        acc, record = (scorer or accuracy_scorer(pad_id, False))(model, dev)
     if not finite(acc):
         name = next(iter(record), "dev score")
         raise diverged(name.replace("_", " "), record.get(name, acc), state.step, lr, cfg.max_grad_norm,
-                       cfg.bf16)
+                       cfg.request)
     state.evals.append({"step": state.step, **record})
     if on_eval is not None:
         on_eval(state.step, acc)

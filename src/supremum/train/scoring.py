@@ -11,7 +11,7 @@ from supremum.data.batching import Split
 from supremum.infer import predict_logits
 
 
-def accuracy_scorer(pad_id: int, bf16: bool) -> Callable:
+def accuracy_scorer(pad_id: int, bf16: bool | str) -> Callable:
     def score(model, dev: Split) -> tuple[float, dict]:
         logits = predict_logits(model, dev.ids, pad_id, bf16=bf16)
         acc = float((logits.argmax(-1) == np.asarray(dev.labels)).mean())

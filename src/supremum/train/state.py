@@ -24,12 +24,16 @@ class TrainState:
     samples: int = 0
     stopped_early: bool = False
     devices: list[str] = field(default_factory=list)  # where it trained, one entry per device change
+    precision: dict = field(default_factory=dict)  # requested, resolved, reason (train.precision)
+    compile: dict = field(default_factory=dict)  # train.compile: graphs compiled, first step's seconds
 
     def to_json(self) -> dict:
-        """The fields by name; `devices` only once the loop has set it (a fresh state is the old dict)."""
+        """The fields by name; `devices`, `precision` and `compile` only once the loop has set them
+        (a fresh state is the old dict)."""
         d = asdict(self)
-        if not d["devices"]:
-            del d["devices"]
+        for key in ("devices", "precision", "compile"):
+            if not d[key]:
+                del d[key]
         return d
 
     @classmethod

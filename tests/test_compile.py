@@ -1,0 +1,38 @@
+"""train.compile: the compiled model trains to the eager model's losses, without a recompile per
+sequence length; resumable runs refuse it."""
+
+import pytest
+from pydantic import ValidationError
+
+from supremum.config import FinetuneConfig, TrainConfig
+from supremum.hashing import content_hash
+from supremum.train.finetune import finetune
+
+
+def _run(data, compiled: bool):
+    # dropout off: inductor draws dropout masks from its own generator, not eager's
+    cfg = FinetuneConfig(model={"name": "tiny-bert"}, data={"path": str(data)},
+                         train={"lr": 3e-3, "batch_size": 8, "max_steps": 20, "dropout": 0.0,
+                                "precision": "fp32", "compile": compiled, "eval_every": 20})
+    return finetune(cfg, progress=False).metrics
+
+
+@pytest.mark.slow
+def test_compiled_losses_equal_eager_over_20_steps(csv_data):
+    eager, compiled = _run(csv_data, False), _run(csv_data, True)
+    a = [x["loss"] for x in eager["loss_curve"]]
+    b = [x["loss"] for x in compiled["loss_curve"]]
+    assert len(a) == len(b) == 20
+    assert b == pytest.approx(a, rel=1e-4, abs=1e-5)
+    assert compiled["dev_accuracy"] == eager["dev_accuracy"]
+    # length-grouped batches of many lengths, one dynamic-shape graph (+1 for the loss's graph break
+    # at most), not one per length
+    assert 1 <= compiled["compile"]["graphs"] <= 2, compiled["compile"]
+    assert "compile" not in eager
+
+
+def test_compile_leaves_hashes_and_refuses_checkpoints():
+    assert content_hash(TrainConfig(bf16=False, compile=False).model_dump(mode="json")) == "79c16c53425c90fa"
+    with pytest.raises(ValidationError, match="train.compile does not go with train.checkpoint_every: a resumed "
+                                              "run recompiles"):
+        TrainConfig(compile=True, checkpoint_every=5)
