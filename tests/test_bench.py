@@ -35,9 +35,11 @@ def _quick(script: str, tmp_path, *parts: str) -> dict:
 def test_finetune_sst2_quick_runs_ours_and_the_hf_trainer(tmp_path):
     res = _quick("finetune_sst2.py", tmp_path)
     r = res["results"]
-    assert set(r) == {"ours-full", "hf-full", "hf-lora"}
+    assert set(r) == {"ours-full", "hf-full", "hf-lora", "ours-lora-d0"}
     assert all("error" not in v and v["steps"] == 4 and 0 <= v["dev_accuracy"] <= 1 for v in r.values()), r
-    assert set(res["ratios"]) == {"ours-full / hf-full"}
+    assert set(res["ratios"]) == {"ours-full / hf-full", "ours-lora-d0 / ours-full"}
+    assert r["ours-full"]["precision"]["resolved"] == "fp32"
+    assert r["ours-lora-d0"]["trainable_params"] < r["ours-full"]["trainable_params"]
 
 
 def test_compress_sst2_quick_makes_and_times_each_kind_of_variant(tmp_path):
