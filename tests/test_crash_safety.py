@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from supremum.store import Store
 
 FT = ["finetune", "--model", "tiny-bert", "--method", "full", "--max-steps", "12", "--batch-size", "8",
-      "--checkpoint-every", "3", "--no-progress", "train.eval_every=6", "train.threads=1"]
+      "--checkpoint-every", "3", "--precision", "fp32", "--no-progress", "train.eval_every=6", "train.threads=1"]
 
 
 def _env(home: Path) -> dict:

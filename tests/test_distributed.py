@@ -18,8 +18,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="torchrun with g
 def _finetune(tmp_path, out: str, extra: list[str]):
     env = {**os.environ, "SUPREMUM_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "supremum", "finetune", "--model", "tiny-bert", "--data", str(tmp_path / "d.csv"),
-           "--max-steps", "6", "--lr", "3e-3", "--seed", "3", "--no-progress", "--json", "--output",
-           str(tmp_path / out), *extra, "train.dropout=0", "train.keep_best=false", "train.threads=1"]
+           "--max-steps", "6", "--lr", "3e-3", "--seed", "3", "--no-progress", "--json", "--precision", "fp32",
+           "--output", str(tmp_path / out), *extra, "train.dropout=0", "train.keep_best=false", "train.threads=1"]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(p.stdout[p.stdout.index("{"):])
@@ -73,7 +73,8 @@ def test_fsdp_over_two_processes_equals_one_process_and_resumes(data):
     env = {**os.environ, "SUPREMUM_HOME": str(data / "home3"), "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "supremum", "finetune", "--model", "tiny-bert", "--data", str(data / "d.csv"),
            "--lr", "3e-3", "--seed", "3", "--no-progress", "--json", "--output", str(data / "three"), *fsdp,
-           "--checkpoint-every", "3", "train.dropout=0", "train.keep_best=false", "train.threads=1"]
+           "--checkpoint-every", "3", "--precision", "fp32", "train.dropout=0", "train.keep_best=false",
+           "train.threads=1"]
     # Each rank pauses right after its 7th update (the checkpoint of step 6 is whole on disk by
     # then); the test kills the command once a rank has paused.
     from faults import fault_env, wait_for_pause

@@ -47,7 +47,7 @@ def test_no_pseudo_label_below_the_threshold_on_random_probabilities():
 
 
 RAW = {"model": "tiny-bert", "data": {"path": "d.csv", "max_length": 32}, "method": {"name": "lora", "r": 4},
-       "train": {"max_steps": 5, "seed": 3}}
+       "train": {"max_steps": 5, "seed": 3, "bf16": False}}  # as every dump before train.precision held it
 
 
 def test_unset_keys_keep_every_config_hash():
@@ -116,7 +116,8 @@ def _setup(tmp_path):
 def _cfg(path, out, **extra):
     return FinetuneConfig.model_validate({
         "model": "tiny-bert", "data": {"path": str(path), "max_length": 32, **extra.pop("data", {})},
-        "train": {"max_steps": 72, "batch_size": 8, "lr": 3e-3, "eval_every": 12, **extra.pop("train", {})},
+        "train": {"max_steps": 72, "batch_size": 8, "lr": 3e-3, "eval_every": 12, "precision": "fp32",
+                  **extra.pop("train", {})},
         "output": str(out), **extra})
 
 

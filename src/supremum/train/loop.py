@@ -61,21 +61,26 @@ def train(model, train_split: Split, dev: Split | None, cfg: TrainConfig, pad_id
     model.to(where)  # before sharding and the optimizer, which must hold the parameters on the device
     if cfg.gradient_checkpointing:
         checkpointing(model)
+    resuming = resume and ckpt_dir is not None and ckpt.exists(ckpt_dir)
+    # Probed before sharding: FSDP's lazy initialization inside the probe's inference mode would
+    # leave inference tensors that the training forward cannot save for backward. A resumed run
+    # keeps its checkpoint's decision (a probe of the trained weights could decide otherwise).
+    probed = None if resuming else _resolve_precision(model, dev, cfg, where, pad_id, scorer, dist)
     if sharded:
         sharding.shard(model)  # before the optimizer, which must hold the sharded parameters
     opt = build_optimizer(model, cfg)
     per_epoch, total = plan_steps(len(train_split.ids), cfg, dist.world)
     warm = warmup_steps(cfg, total)
     state, best = TrainState(), None
-    if resume and ckpt_dir is not None and ckpt.exists(ckpt_dir):
+    if resuming:
         state, best = ckpt.load_checkpoint(ckpt_dir, model, opt, sharded)  # loaded onto `where`
         state.devices = state.devices or ["cpu"]  # checkpoints from before --device were all CPU runs
     if not state.devices or state.devices[-1] != str(where):
         state.devices.append(str(where))
-    # A resumed run keeps its decision: a probe of the trained weights could decide otherwise.
-    state.precision = state.precision or _resolve_precision(model, dev, cfg, where, pad_id, scorer, dist)
+    # A checkpoint from before train.precision holds none; its config asked for fp32 or bf16 (no probe).
+    state.precision = state.precision or probed or _resolve_precision(model, dev, cfg, where, pad_id, scorer, dist)
     cfg = cfg.model_copy(update={"precision": state.precision["resolved"], "bf16": None})
-    if dist.main:
+    if dist.main and state.precision["requested"] == "auto":  # a decision this run made: say it
         sys.stderr.write(precision.Precision(**state.precision).line() + "\n")
     scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
     lengths = [len(x) for x in train_split.ids]
