@@ -45,9 +45,12 @@ def data_dir() -> str:
     return str(Path(root) / "sst2")
 
 
+#: the training settings both loops get (bench/profile_step.py profiles this same step)
+STEP = {"batch_size": 32, "warmup_steps": 40, "weight_decay": 0.01, "max_grad_norm": 1.0}
+
+
 def common(args) -> dict:
-    return {"batch_size": 32, "epochs": args.epochs, "warmup_steps": 40, "weight_decay": 0.01,
-            "max_grad_norm": 1.0, "seed": args.seed, "max_steps": args.max_steps}
+    return {**STEP, "epochs": args.epochs, "seed": args.seed, "max_steps": args.max_steps}
 
 
 def run_ours(method: str, flags: set[str], args) -> dict:

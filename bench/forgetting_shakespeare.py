@@ -105,19 +105,8 @@ def finetune(name: str, data: str, reference: str, path: Path) -> dict:
                         *DATA_KEYS, *[e.format(reference=reference) for e in extra]))
     m = ft["metrics"]
     return {"wall_s": time.perf_counter() - t0, "method": method, "lr": lr, "options": extra,
-            "replay": _find(ft, "replay"), "precision": _find(ft, "precision"),
+            "replay": ft["data"].get("replay"), "precision": m.get("precision"),
             **{k: m.get(k) for k in ("steps", "train_seconds", "dev_loss", "dev_perplexity", "trainable_params")}}
-
-
-def _find(tree, key: str):
-    """The first value under `key` anywhere in the finetune's JSON (the data block records replay)."""
-    if isinstance(tree, dict):
-        if tree.get(key) is not None:
-            return tree[key]
-        tree = list(tree.values())
-    if isinstance(tree, list):
-        return next((v for v in map(lambda t: _find(t, key), tree) if v is not None), None)
-    return None
 
 
 def main() -> None:

@@ -37,12 +37,12 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _quick  # noqa: E402
+from finetune_sst2 import LR, STEP  # noqa: E402  (the step the fine-tuning benchmark times)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 RESULTS = Path(__file__).parent / "results" / "profile_step.json"
 SIDE_BY_SIDE = RESULTS.with_name("profile_step_side_by_side.json")
-LR = {"full": 1e-4, "lora": 1e-3}
 PHASES = ("data", "forward", "loss", "backward", "clip", "optimizer", "zero_grad")
 # method-precision[-option]: lora-nodropout is LoRA with lora dropout 0 (the default is 0.1)
 VARIANTS = ["full-fp32", "lora-fp32", "lora-nodropout-fp32", "full-bf16", "lora-bf16", "lora-nodropout-bf16"]
@@ -148,8 +148,8 @@ def prepare(variant: str, args):
     cfg = FinetuneConfig(
         model={"name": args.model}, data={"path": str(Path(os.environ["SUPREMUM_DATA"]) / "sst2")},
         method=METHODS[method],
-        train={"batch_size": 32, "lr": LR[method.split("-")[0]], "warmup_steps": 40, "weight_decay": 0.01,
-               "max_grad_norm": 1.0, "seed": args.seed, "bf16": precision == "bf16", "threads": args.threads})
+        train={**STEP, "lr": LR[method.split("-")[0]], "seed": args.seed, "bf16": precision == "bf16",
+               "threads": args.threads})
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     _, model, tok, _, train_split, _, _ = _prepare(cfg, distributed.current())
