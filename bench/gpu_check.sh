@@ -11,7 +11,7 @@
 # Shakespeare (200 steps); eval of each classifier on the GPU with latency (test split); a
 # data-parallel run over 2 GPUs when there are 2 (NCCL; two ranks cannot share one GPU); and
 # serve --device cuda answering one /v1/classify request. machine.json names the GPU.
-# A failing step does not stop the others: its JSON holds {"failed": rc, "stderr": last lines},
+# Each step is bounded by STEP_LIMIT seconds (default 600). A failing step does not stop the others: its JSON holds {"failed": rc, "stderr": last lines},
 # and the script exits 1 at the end when any step failed.
 # Needs: supremum installed with a CUDA build of torch, the gpu extra (bitsandbytes), and
 # SUPREMUM_DATA holding sst2/ and tinyshakespeare/.
@@ -34,7 +34,7 @@ step() {
   local name=$1 out=$2; shift 2
   echo "[gpu_check] $name $(date +%T)" >&2
   local t0=$SECONDS
-  if "$@" > "$out" 2> "$W/$name.err"; then
+  if timeout "${STEP_LIMIT:-600}" "$@" > "$out" 2> "$W/$name.err"; then
     echo "[gpu_check] $name ok in $((SECONDS - t0)) s" >&2
   else
     local rc=$?
