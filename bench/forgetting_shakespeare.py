@@ -102,6 +102,9 @@ def finetune(name: str, data: str, reference: str, path: Path) -> dict:
     ft = json.loads(cli("finetune", "--model", MODEL, "--data", data, "--method", method,
                         "--max-steps", str(STEPS), "--batch-size", "8", "--lr", str(lr),
                         "--eval-every", str(max(1, STEPS // 3)), "--output", str(path), "--no-progress", "--json",
+                        # fp32 for every variant: the full run was measured first, in fp32, before
+                        # precision auto existed, and the three must differ only in method
+                        "--precision", "fp32",
                         *DATA_KEYS, *[e.format(reference=reference) for e in extra]))
     m = ft["metrics"]
     return {"wall_s": time.perf_counter() - t0, "method": method, "lr": lr, "options": extra,
