@@ -105,10 +105,10 @@ def register(cls: type[Task], *, default: bool = False) -> type[Task]:
     """Register one instance of `cls` under its name, pipeline tag and aliases. `default`: the
     task "auto" resolves to when no other claims the data."""
     task = cls()
-    for n in task.names():
-        if n in _NAMES and _NAMES[n] is not task:
+    for n in task.names():  # all checked before any is taken: a clash registers nothing
+        if n in _NAMES:
             raise ValueError(f"task name {n!r} is taken by {_NAMES[n].name}")
-        _NAMES[n] = task
+    _NAMES.update(dict.fromkeys(task.names(), task))
     _TASKS[task.name] = task
     if default:
         _DEFAULT.append(task)
