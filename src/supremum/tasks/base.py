@@ -68,9 +68,12 @@ class Task:
         """A split as token ids and labels (`supremum.data.batching.Split`), tokenized by `prep`."""
         raise NotImplementedError
 
-    def prepare(self, cfg, dist, base: str | None = None):
-        """Fine-tuning inputs: (data, model with its method, tokenizer, method, train split, dev
-        split, training objective), the same on every rank."""
+    def refuse(self, train_cfg) -> None:
+        """UserError for a training option (TrainConfig `train_cfg`) this task cannot train with."""
+
+    def training_splits(self, tok, data, cfg):
+        """The fine-tune's (train, dev) `Split`s of `data` (FinetuneConfig `cfg`); what was done to
+        them (augmentation, block counts) is added to `data.info`. dev may be None."""
         raise NotImplementedError
 
     def objective(self, *, bf16: bool = False) -> dict:
@@ -84,11 +87,6 @@ class Task:
 
     def distill_loss(self, teacher, cfg, mapping: list[int], proj):
         """The distillation objective of a student against `teacher` (DistillConfig `cfg`)."""
-        raise NotImplementedError
-
-    def evaluate(self, art, data_cfg, cfg, prep, *, outputs=None, predictions=None) -> dict:
-        """An artifact's evaluation record on one split (EvalConfig `cfg`, its preprocessing
-        `prep`); `outputs`: where generations go, `predictions`: where per-example predictions go."""
         raise NotImplementedError
 
     def dev_result(self, best_score: float | None) -> dict:

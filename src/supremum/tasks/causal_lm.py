@@ -30,10 +30,29 @@ class CausalLM(Task):
 
         return training_split(tok, data, split, prep.max_length)
 
-    def prepare(self, cfg, dist, base=None):
-        from supremum.train.finetune import prepare_lm  # the fine-tune's helpers live there
+    def refuse(self, train_cfg) -> None:
+        if train_cfg.augment or train_cfg.label_smoothing:
+            from supremum.errors import UserError
 
-        return prepare_lm(cfg, dist)
+            raise UserError("train.augment and train.label_smoothing apply to classification only",
+                            "remove them for a language-model fine-tune")
+
+    def training_splits(self, tok, data, cfg):
+        """Packed text blocks or masked conversations (train limited by data.train_limit, replay
+        mixed in when asked); the prompt template of instruction data is recorded for serving."""
+        from supremum.lm.data import limit_blocks, prompt_template, training_split
+
+        if data.kind == "instruction":  # serve renders a plain prompt the same way
+            data.info["prompt"] = {"records": data.info["format"], "template": prompt_template(tok)}
+        train_split = limit_blocks(training_split(tok, data, "train", cfg.data.max_length), cfg.data, data.info)
+        if cfg.train.replay:
+            from supremum.lm.replay import mix_replay
+
+            train_split, data.info["replay"] = mix_replay(train_split, tok, cfg.train, cfg.data.max_length)
+        dev = training_split(tok, data, "dev", cfg.data.max_length) if data.records["dev"] else None
+        data.info["blocks"] = {"train": len(train_split.ids), "dev": len(dev.ids) if dev else 0,
+                               "tokens_per_block": cfg.data.max_length if data.kind == "text" else None}
+        return train_split, dev
 
     def objective(self, *, bf16: bool = False) -> dict:
         from supremum.lm.metrics import dev_scorer, lm_loss
@@ -46,11 +65,6 @@ class CausalLM(Task):
         enc = ctx.encoded(split)
         enc.ids, enc.labels = enc.ids[:limit], enc.labels[:limit]
         return LossScorer(model, enc)
-
-    def evaluate(self, art, data_cfg, cfg, prep, *, outputs=None, predictions=None) -> dict:
-        from supremum.evaluate.stage import evaluate_causal_lm
-
-        return evaluate_causal_lm(art, data_cfg, cfg, prep, outputs, predictions)
 
     def distill_loss(self, teacher, cfg, mapping, proj):
         from supremum.tasks.distillation import TokenDistillation

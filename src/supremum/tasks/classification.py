@@ -33,21 +33,32 @@ class Classification(Task):
 
         return Split(prep.tokenize(tok, data.texts(split)), data.labels(split))
 
-    def prepare(self, cfg, dist, base=None):
-        from supremum.train.finetune import prepare_classifier  # the fine-tune's helpers live there
+    def refuse(self, train_cfg) -> None:
+        if train_cfg.replay:
+            from supremum.errors import UserError
 
-        return prepare_classifier(cfg, dist, base)
+            raise UserError("train.replay mixes general text into language-model training, and this is a "
+                            "classifier", "leave out --replay / train.replay")
+
+    def training_splits(self, tok, data, cfg):
+        """Tokenized train and dev; augmentation edits the training texts only."""
+        from supremum.data.batching import Split, tokenize
+
+        texts, labels = data.texts("train"), data.labels("train")
+        if cfg.train.augment:
+            from supremum.augment import augment
+
+            mask = tok.mask_token or tok.unk_token or "_"
+            texts, labels = augment(texts, labels, cfg.train.augment, mask)
+            data.info["augmented"] = {"added": len(texts) - len(data.texts("train")), "mask_token": mask}
+        dev = Split(tokenize(tok, data.texts("dev"), cfg.data.max_length), data.labels("dev"))
+        return Split(tokenize(tok, texts, cfg.data.max_length), labels), dev
 
     def scorer(self, model, ctx, split="dev", limit=None):
         from supremum.tasks.scoring import AccuracyScorer
 
         texts, labels = ctx.data.texts(split)[:limit], ctx.data.labels(split)[:limit]
         return AccuracyScorer(model, ctx.tokenizer, texts, labels, ctx.prep)
-
-    def evaluate(self, art, data_cfg, cfg, prep, *, outputs=None, predictions=None) -> dict:
-        from supremum.evaluate.stage import evaluate_classifier
-
-        return evaluate_classifier(art, data_cfg, cfg, prep, outputs, predictions)
 
     def distill_loss(self, teacher, cfg, mapping, proj):
         from supremum.tasks.distillation import LogitDistillation
