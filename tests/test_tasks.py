@@ -129,6 +129,12 @@ def test_finetunes_store_the_task_pipeline_tag(csv_data, corpus, tmp_path):
     assert json.loads((tmp_path / "classification" / "manifest.json").read_text())["label_names"] == ["neg", "pos"]
 
 
+def test_every_task_has_an_evaluation():
+    from supremum.evaluate.stage import EVALUATORS
+
+    assert set(EVALUATORS) == {t.name for t in tasks.registered()}
+
+
 class Regression(Task):
     name = "regression"
     pipeline_tag = "text-regression"

@@ -1,11 +1,16 @@
 """The `Task` interface and its registry: one vocabulary for what a model is trained to do.
 
 A task has one canonical name (a fine-tune config's `task` value) and, as an alias, the Hugging
-Face pipeline tag that artifact manifests store; `get_task` accepts either. Everything that
-differs between tasks (the model class, data, training objective, dev scorer, distillation
-objective, default metric and cost) is a member of its `Task`, so callers ask the task instead
-of branching on its name. Heavy libraries (torch, transformers) are imported inside methods:
-the CLI's help imports this module.
+Face pipeline tag that artifact manifests store; `get_task` accepts either. What differs
+between tasks (model head, data loading and encoding, options it refuses, training objective,
+dev scorer, distillation objective, default metric, its direction and default cost) is a member
+of its `Task`, so callers ask the task instead of branching on its name. The one exception is
+evaluation, which needs the evaluation stage's helpers (a layer above): it is chosen by task
+name in `supremum.evaluate.stage.EVALUATORS`.
+
+A task's module imports only modules below the fine-tune and evaluation stages (data, lm, infer,
+augment); the model loader, which those reach, imports only this module: no import cycle. Heavy
+libraries (torch, transformers) are imported inside methods: the CLI's help imports this module.
 """
 
 from __future__ import annotations
