@@ -102,10 +102,29 @@ def order(cfg: PipelineConfig) -> list[StageSpec]:
     return out
 
 
+#: method options whose default changed after pipelines were cached, with (old, new) default. A
+#: stage is hashed as its recipe writes it, so without this a stage leaving the option unset would
+#: be served the artifact trained under the old default. In the identity an unset option is
+#: written as its new default and one holding the old default is left out (the unset stage's
+#: identity before the change).
+CHANGED_DEFAULTS = {"lora": {"dropout": (0.1, 0.0)}}
+
+
+def _stage_identity(s: StageSpec) -> dict[str, Any]:
+    stage = s.model_dump(by_alias=True, exclude={"id"})
+    method = (stage.get("finetune") or {}).get("method")
+    changed = CHANGED_DEFAULTS.get(method.get("name"), {}) if isinstance(method, dict) else {}
+    if changed:
+        kept = {k: v for k, v in method.items() if not (k in changed and v == changed[k][0])}
+        stage["finetune"] = {**stage["finetune"], "method": {
+            **kept, **{k: new for k, (_, new) in changed.items() if k not in method}}}
+    return {"stage": stage}
+
+
 def stage_hashes(cfg: PipelineConfig) -> dict[str, str]:
     hashes: dict[str, str] = {}
     for s in order(cfg):
-        own: dict[str, Any] = {"stage": s.model_dump(by_alias=True, exclude={"id"})}
+        own: dict[str, Any] = _stage_identity(s)
         if s.finetune is not None:
             # drop_empty and delimiter were added later: unset leaves the hashes of older recipes
             data = drop_unset(cfg.data.model_dump(), {"drop_empty": False, "delimiter": None})
