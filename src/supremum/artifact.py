@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import shutil
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -175,10 +176,36 @@ def save_artifact(model, tokenizer, out_dir: str | Path, *, task: str, label_nam
         else:
             manifest.update(write_weights(model, tmp) or {})
         tokenizer.save_pretrained(tmp)
-        manifest["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        typed = Manifest.model_validate(manifest)  # a wrong type is a bug: fail before the rename
-        write_json(tmp / MANIFEST, manifest)  # the dict as built: key order as written before typing
+        typed = _write_manifest(tmp, manifest)
     return Artifact(Path(out_dir), typed)
+
+
+def derive(parent: Artifact, out: str | Path, *, artifact_id: str, run_id: str, **updates: Any) -> Artifact:
+    """A child of `parent` that shares its files: every file but manifest and metrics copied
+    unchanged into `out` (atomically), and the parent's manifest with the lineage keys (id,
+    parents, parent_path, run_id, created, tool_version) and then `updates` set, files rehashed.
+
+    Keys keep the parent's order; keys the parent lacks follow in the order given, so the child's
+    manifest.json is the parent's with values replaced and new keys appended. Values are JSON
+    values (dump typed records first). Raises ValidationError when an update has the wrong type
+    (a bug), before anything is written."""
+    manifest = {**parent.manifest.as_dict(), "id": artifact_id, "parents": [parent.id],
+                "parent_path": str(parent.path.resolve()), "run_id": run_id,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"), "tool_version": __version__,
+                **updates}
+    with atomic_dir(out) as tmp:
+        shutil.copytree(parent.path, tmp, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".*", MANIFEST, METRICS))
+        _write_manifest(tmp, manifest)
+    return open_artifact(out)
+
+
+def _write_manifest(tmp: Path, manifest: dict[str, Any]) -> Manifest:
+    """Hash every file in `tmp` into `manifest["files"]`, check the types, write manifest.json."""
+    manifest["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+    typed = Manifest.model_validate(manifest)  # a wrong type is a bug: fail before the rename
+    write_json(tmp / MANIFEST, manifest)  # the dict as built: key order as written before typing
+    return typed
 
 
 def open_artifact(path: str | Path, verify: bool = True) -> Artifact:
