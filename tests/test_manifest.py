@@ -94,3 +94,56 @@ def test_derive_keeps_parent_order_appends_new_keys_and_refuses_a_wrong_type(tmp
     with pytest.raises(ValueError, match="temperature"):
         derive(parent, tmp_path / "bad", artifact_id="f" * 12, run_id="r3", temperature="hot")
     assert not (tmp_path / "bad").exists()  # nothing half-written
+
+
+def _m(**keys):
+    from supremum.artifact import Manifest
+
+    return Manifest.model_validate({**OLD_MINIMAL, "files": {}, **keys})
+
+
+def test_trained_data_and_its_path():
+    assert _m(config=FINETUNED["config"]).trained_data == DATA_CFG
+    assert _m(config=FINETUNED["config"]).trained_data_path == "/data/sst2"
+    assert _m().trained_data is None and _m().trained_data_path is None  # old: no config.data
+    assert _m(config={"data": None}).trained_data is None  # an ensemble of imported models stores None
+    assert _m(config={"data": {"text_column": "t"}}).trained_data_path is None
+
+
+def test_method_config():
+    assert _m(config=FINETUNED["config"]).method_config == {"name": "full"}
+    lora = {"name": "lora", "r": 8, "merge": False}
+    assert _m(config={"method": lora}).method_config == lora
+    with pytest.raises(KeyError, match="method"):
+        _ = _m().method_config
+
+
+def test_data_sha256():
+    assert _m(data=FINETUNED["data"]).data_sha256 == "ab" * 32
+    assert _m().data_sha256 is None  # older artifacts recorded no data
+    assert _m(data={"source": "/d", "files": {}}).data_sha256 is None  # a directory: no digest
+
+
+def test_instruction_tuned():
+    assert _m(data={"kind": "instruction", "format": "jsonl"}).instruction_tuned is True
+    assert _m(data={"kind": "text", "prompt": {"template": "chatml"}}).instruction_tuned is True
+    assert _m(data={"kind": "text", "prompt": None}).instruction_tuned is False
+    assert _m().instruction_tuned is False
+
+
+def test_gguf_quant_and_lora():
+    plain = _m(gguf={"quant": "q8_0", "gguf_mb": 0.03, "tensor_types": "llama.cpp (F32/Q8_0 tensors)"})
+    assert plain.gguf_quant == "q8_0" and plain.gguf_lora is False
+    adapter = _m(gguf={"quant": "source", "lora": {"tensors": 24}})
+    assert adapter.gguf_quant == "source" and adapter.gguf_lora is True
+    assert _m().gguf_quant is None and _m().gguf_lora is False  # not a GGUF artifact
+
+
+def test_accessors_write_nothing_back(tmp_path):
+    path = _artifact(tmp_path, FINETUNED)
+    before = (path / MANIFEST).read_bytes()
+    art = open_artifact(path)
+    reads = (art.manifest.trained_data_path, art.manifest.data_sha256, art.manifest.method_config,
+             art.manifest.instruction_tuned, art.manifest.gguf_quant, art.manifest.gguf_lora)
+    assert reads == ("/data/sst2", "ab" * 32, {"name": "full"}, False, None, False)
+    assert json.dumps(art.manifest.as_dict(), indent=2) + "\n" == before.decode()

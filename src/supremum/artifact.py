@@ -100,6 +100,49 @@ class Manifest(_Record):
         """The manifest as JSON values, with exactly the keys it was read or written with."""
         return self.model_dump(mode="json", exclude_unset=True)
 
+    # Typed reads of the free-form records above: their keys are named here and nowhere else, so a
+    # change of format is one edit. Each reads old manifests (keys missing) as "not recorded".
+
+    @property
+    def trained_data(self) -> dict[str, Any] | None:
+        """The data configuration the run trained on (`config.data`, a DataConfig dump), as stored;
+        None when none was recorded (imported models, ensembles of them)."""
+        return self.config.get("data")
+
+    @property
+    def trained_data_path(self) -> str | None:
+        """Where the training data was read from (`config.data.path`); None when not recorded."""
+        return (self.trained_data or {}).get("path")
+
+    @property
+    def method_config(self) -> dict[str, Any]:
+        """The fine-tuning method's resolved configuration (`config.method`: `name` and its options).
+        KeyError when the artifact records none (it was not fine-tuned by supremum)."""
+        return self.config["method"]
+
+    @property
+    def data_sha256(self) -> str | None:
+        """sha256 of a single-file training source (`data.sha256`): a renamed copy is the same data.
+        None for directories, hub datasets and older artifacts."""
+        return (self.data or {}).get("sha256")
+
+    @property
+    def instruction_tuned(self) -> bool:
+        """Trained on instruction data (`data.kind` instruction, or a prompt format recorded): its
+        generation endpoint wraps a prompt the way training did."""
+        data = self.data or {}
+        return bool(data.get("prompt")) or data.get("kind") == "instruction"
+
+    @property
+    def gguf_quant(self) -> str | None:
+        """The llama.cpp weight type of a GGUF artifact (`gguf.quant`, e.g. q8_0); None otherwise."""
+        return (self.gguf or {}).get("quant")
+
+    @property
+    def gguf_lora(self) -> bool:
+        """A GGUF artifact that carries a LoRA adapter applied at run time (`gguf.lora`)."""
+        return bool((self.gguf or {}).get("lora"))
+
 
 def new_id() -> str:
     return uuid.uuid4().hex[:12]
