@@ -11,13 +11,17 @@ filesystem for $SUPREMUM_HOME and the data), which is how Ray clusters are usual
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from typing import TypeVar
 
 from supremum.errors import UserError
 from supremum.worker import run_worker
 
 EXECUTORS = ("local", "ray")
 Runner = Callable[[str, dict, int], str]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def runner(name: str) -> Runner:
@@ -58,3 +62,25 @@ def _ray_runner() -> Runner:
         return ray.get(task.options(num_cpus=cpus).remote(module, spec))
 
     return run
+
+
+# The driver's side of a fan-out: one thread per job at once, each waiting on its worker process
+# (or doing light bookkeeping), so threads suffice; the work itself runs in the workers.
+
+def fan_out(items: Iterable[T], fn: Callable[[T], R], jobs: int) -> list[R]:
+    """[fn(x) for x in items], up to `jobs` at once on threads, results in the order of `items`.
+
+    Errors as `ThreadPoolExecutor.map`: the first failure in that order is raised once the calls
+    already running have finished; calls not yet started are not started."""
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(fn, items))
+
+
+def fan_out_completed(items: Iterable[T], fn: Callable[[T], R], jobs: int) -> Iterator[tuple[T, Future[R]]]:
+    """Every (x, its finished future of fn(x)), up to `jobs` at once on threads, in the order they
+    finish. Every call runs whatever the others do: a failure is in its future (`.result()` raises
+    it), for fan-outs where one failed job must not lose the others."""
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futs = {pool.submit(fn, x): x for x in items}
+        for fut in as_completed(futs):
+            yield futs[fut], fut
