@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from supremum.executor import fan_out, fan_out_completed
+from supremum.jobs.executor import fan_out, fan_out_completed
 
 
 def test_fan_out_keeps_the_order_of_items_when_later_ones_finish_first():
@@ -79,3 +79,15 @@ def test_fan_out_completed_yields_in_finishing_order_and_runs_every_item():
             second_done.set()
     assert got[-1] == ("slow", "s")  # finished last, yielded last
     assert sorted(got[:2]) == [("bad", "bad run"), ("fast", "f")]  # a failure loses no other run
+
+
+def test_the_old_module_paths_are_the_jobs_package():
+    import supremum.executor
+    import supremum.jobs.executor
+    import supremum.jobs.worker
+    import supremum.worker
+
+    assert supremum.worker.WorkerFailed is supremum.jobs.worker.WorkerFailed  # `except` at old imports
+    assert supremum.worker.run_worker is supremum.jobs.worker.run_worker
+    for name in supremum.executor.__all__:
+        assert getattr(supremum.executor, name) is getattr(supremum.jobs.executor, name)

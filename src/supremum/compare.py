@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from supremum.config import DataConfig, FinetuneConfig, MethodDict, ModelSpec, TrainConfig
 from supremum.errors import UserError
 from supremum.fsutil import write_json
+from supremum.jobs.worker import WorkerFailed
 from supremum.machine import fingerprint
 from supremum.store import Store
-from supremum.worker import WorkerFailed
 
 
 class Variant(BaseModel):
@@ -131,7 +131,7 @@ def run(cfg: CompareConfig, store: Store | None = None, on_event=None) -> dict:
 def run_cells(cfg: CompareConfig, todo: list[dict], store: Store, say) -> list[dict]:
     """Every cell's result, from its cache or trained and evaluated now (one process each),
     in the order of `todo`."""
-    from supremum.executor import fan_out, runner
+    from supremum.jobs.executor import fan_out, runner
 
     run = runner(cfg.executor)
     cached = {i: json.loads((cell_dir(store, cfg, c) / "result.json").read_text())

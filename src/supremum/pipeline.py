@@ -229,7 +229,7 @@ def run(cfg: PipelineConfig, store: Store | None = None, on_event=None) -> list[
         for row in rows:
             _execute(cfg, row, by_id[row["stage"]], arts, store, say, _in_process)
     else:
-        from supremum.executor import fan_out, runner
+        from supremum.jobs.executor import fan_out, runner
 
         worker = _in_worker(runner(cfg.executor))
         for wave in _waves(rows, by_id):
@@ -282,7 +282,7 @@ def _in_process(cfg: PipelineConfig, s: StageSpec, parent, out: Path, store: Sto
 
 def _in_worker(run):
     """A stage and its evaluations in a worker process (`supremum.pipeline_worker`)."""
-    from supremum.worker import WorkerFailed
+    from supremum.jobs.worker import WorkerFailed
 
     def stage(cfg: PipelineConfig, s: StageSpec, parent, out: Path, store: Store, say):
         spec = {"recipe": cfg.model_dump(mode="json", by_alias=True), "stage": s.id, "output": str(out),

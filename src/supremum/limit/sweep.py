@@ -20,9 +20,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from supremum.errors import UserError
-from supremum.executor import fan_out_completed, runner, slots
 from supremum.fsutil import write_bytes, write_json
 from supremum.hashing import content_hash
+from supremum.jobs.executor import fan_out_completed, runner, slots
 from supremum.limit.sources import Source, describe, parse_source
 from supremum.limit.train import LADDER, Shape
 from supremum.store import Store
