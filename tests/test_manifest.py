@@ -21,7 +21,7 @@ FINETUNED = {  # a fine-tuned classifier's manifest, keys in the order save_arti
     "backend": "pytorch", "transforms": [], "parents": [],
     "config": {"task": "auto", "model": {"name": "tiny-bert"}, "data": DATA_CFG, "method": {"name": "full"}},
     "created": "2026-01-01T00:00:00+00:00", "tool_version": "0.1.0", "run_id": "r0",
-    "data": {"source": "/data/sst2", "sha256": {"train": "ab" * 32}, "sizes": {"train": 200}},
+    "data": {"source": "/data/sst2", "sha256": "ab" * 32, "sizes": {"train": 200}},
     "method": "full",
 }
 OLD_MINIMAL = {  # an old artifact: no backend, transforms, run_id, method or data keys
