@@ -248,14 +248,11 @@ def run(cfg: PipelineConfig, store: Store | None = None, on_event=None) -> list[
         for row in rows:
             _execute(cfg, row, by_id[row["stage"]], arts, store, say, _in_process)
     else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        from supremum.executor import runner
+        from supremum.jobs.executor import fan_out, runner
 
         worker = _in_worker(runner(cfg.executor))
-        with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
-            for wave in _waves(rows, by_id):
-                list(pool.map(lambda r: _execute(cfg, r, by_id[r["stage"]], arts, store, say, worker), wave))
+        for wave in _waves(rows, by_id):
+            fan_out(wave, lambda r: _execute(cfg, r, by_id[r["stage"]], arts, store, say, worker), cfg.jobs)
     if est is not None:  # the estimate held against the actual time, so a bad one is seen
         say(f"{describe(est)}, took {duration(time.perf_counter() - t0)}")
     return rows
@@ -304,7 +301,7 @@ def _in_process(cfg: PipelineConfig, s: StageSpec, parent, out: Path, store: Sto
 
 def _in_worker(run):
     """A stage and its evaluations in a worker process (`supremum.pipeline_worker`)."""
-    from supremum.worker import WorkerFailed
+    from supremum.jobs.worker import WorkerFailed
 
     def stage(cfg: PipelineConfig, s: StageSpec, parent, out: Path, store: Store, say):
         spec = {"recipe": cfg.model_dump(mode="json", by_alias=True), "stage": s.id, "output": str(out),
