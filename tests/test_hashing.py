@@ -96,8 +96,8 @@ def test_cv_fold_keys_unset_keep_every_hash():
     """data.cv_folds / data.cv_fold (added for out-of-fold probabilities) are left out of a config's
     dump while unset, so the fine-tune and pipeline hashes pinned above stay; set, they name the fold."""
     raw = {"model": {"name": "tiny-llama"}, "data": {"path": "x.txt", "train_limit": 50},
-           "method": {"name": "lora", "r": 4, "dropout": 0.1}, "train": {"lr": 1e-3, "max_steps": 7, "checkpoint_every": 2,
-                                                         "bf16": False},
+           "method": {"name": "lora", "r": 4, "dropout": 0.1},
+           "train": {"lr": 1e-3, "max_steps": 7, "checkpoint_every": 2, "bf16": False},
            "task": "causal-lm"}
     unset = {**raw, "data": {**raw["data"], "cv_folds": None, "cv_fold": None}}
     assert config_hash(FinetuneConfig.model_validate(unset)) == "ad3c5c34bca726bf"
