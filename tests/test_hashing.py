@@ -30,10 +30,13 @@ def test_content_hash_is_canonical_json_sha256():
 def test_finetune_hash_and_checkpoint_dir_unchanged():
     cfg = FinetuneConfig.model_validate({
         "model": {"name": "tiny-llama"}, "data": {"path": "x.txt", "train_limit": 50},
-        "method": {"name": "lora", "r": 4}, "train": {"lr": 1e-3, "max_steps": 7, "checkpoint_every": 2,
-                                                      "bf16": False},
+        "method": {"name": "lora", "r": 4, "dropout": 0.1}, "train": {"lr": 1e-3, "max_steps": 7,
+                                                                      "checkpoint_every": 2, "bf16": False},
         "task": "causal-lm"})
     assert config_hash(cfg) == "ad3c5c34bca726bf"
+    # LoRA's dropout default was 0.1 when this hash was pinned and is 0 now: unset is another run
+    unset = cfg.model_copy(update={"method": cfg.method.model_copy(update={"dropout": 0.0})})
+    assert config_hash(FinetuneConfig.model_validate(unset.model_dump())) != "ad3c5c34bca726bf"
     root = Path("/r/checkpoints")
     assert _run_dir(Path("/r"), cfg, distributed.Dist(rank=0, world=2)) == root / "ad3c5c34bca726bf-w2"
     assert _run_dir(Path("/r"), cfg, distributed.Dist()) == root / "ad3c5c34bca726bf"
@@ -42,7 +45,7 @@ def test_finetune_hash_and_checkpoint_dir_unchanged():
 def test_compare_and_curve_cell_hashes_unchanged():
     comp = CompareConfig.model_validate({
         "name": "c", "model": "tiny-bert", "data": {"path": "x.csv"},
-        "methods": [{"label": "a", "method": "lora"}, "full"], "seeds": [0, 1],
+        "methods": [{"label": "a", "method": {"name": "lora", "dropout": 0.1}}, "full"], "seeds": [0, 1],
         "grid": {"train.lr": [1e-4, 1e-3]}, "train": {"bf16": False}})
     assert [c["hash"] for c in cells(comp)] == [
         "b72b2221ca97", "a2321cffe6d1", "29db5e539ea8", "f0e02d0b8116",
@@ -65,7 +68,7 @@ def test_scale_run_hashes_unchanged():
 
 def test_pipeline_stage_hashes_unchanged():
     pipe = {"name": "p", "model": "tiny-bert", "data": {"path": "x.csv"}, "train": {"bf16": False}, "stages": [
-        {"id": "ft", "finetune": {"method": {"name": "lora"}}},
+        {"id": "ft", "finetune": {"method": {"name": "lora", "dropout": 0.1}}},
         {"id": "q", "from": "ft", "compress": {"method": "int8"}},
         {"id": "p2", "from": "q", "compress": {"method": "prune", "sparsity": 0.5}}]}
     assert stage_hashes(PipelineConfig.model_validate(pipe)) == {
@@ -73,6 +76,14 @@ def test_pipeline_stage_hashes_unchanged():
     # train.precision unset is auto, not the fp32 these stages ran in: another identity
     auto = {k: v for k, v in pipe.items() if k != "train"}
     assert stage_hashes(PipelineConfig.model_validate(auto))["ft"] != "042a5aeb3f78"
+    # LoRA's dropout default was 0.1 when these were pinned (the stage then left it unset); unset
+    # is now 0, another run, and so are the stages compressing it
+    unset = {**pipe, "stages": [{"id": "ft", "finetune": {"method": {"name": "lora"}}}, *pipe["stages"][1:]]}
+    new = stage_hashes(PipelineConfig.model_validate(unset))
+    assert new["ft"] != "042a5aeb3f78" and new["q"] != "7517de582649"
+    zero = {**unset, "stages": [{"id": "ft", "finetune": {"method": {"name": "lora", "dropout": 0.0}}},
+                                *pipe["stages"][1:]]}
+    assert stage_hashes(PipelineConfig.model_validate(zero)) == new  # unset is 0 now: one identity
 
 
 def test_resumable_compression_identity_unchanged():
@@ -85,13 +96,14 @@ def test_cv_fold_keys_unset_keep_every_hash():
     """data.cv_folds / data.cv_fold (added for out-of-fold probabilities) are left out of a config's
     dump while unset, so the fine-tune and pipeline hashes pinned above stay; set, they name the fold."""
     raw = {"model": {"name": "tiny-llama"}, "data": {"path": "x.txt", "train_limit": 50},
-           "method": {"name": "lora", "r": 4}, "train": {"lr": 1e-3, "max_steps": 7, "checkpoint_every": 2,
-                                                         "bf16": False},
+           "method": {"name": "lora", "r": 4, "dropout": 0.1},
+           "train": {"lr": 1e-3, "max_steps": 7, "checkpoint_every": 2, "bf16": False},
            "task": "causal-lm"}
     unset = {**raw, "data": {**raw["data"], "cv_folds": None, "cv_fold": None}}
     assert config_hash(FinetuneConfig.model_validate(unset)) == "ad3c5c34bca726bf"
     fold = {**raw, "data": {**raw["data"], "cv_folds": 4, "cv_fold": 1}}
     assert config_hash(FinetuneConfig.model_validate(fold)) != "ad3c5c34bca726bf"
     pipe = {"name": "p", "model": "tiny-bert", "data": {"path": "x.csv", "cv_folds": None, "cv_fold": None},
-            "train": {"bf16": False}, "stages": [{"id": "ft", "finetune": {"method": {"name": "lora"}}}]}
+            "train": {"bf16": False}, "stages": [{"id": "ft", "finetune": {"method": {"name": "lora",
+                                                                                        "dropout": 0.1}}}]}
     assert stage_hashes(PipelineConfig.model_validate(pipe))["ft"] == "042a5aeb3f78"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import shutil
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -99,6 +100,49 @@ class Manifest(_Record):
         """The manifest as JSON values, with exactly the keys it was read or written with."""
         return self.model_dump(mode="json", exclude_unset=True)
 
+    # Typed reads of the free-form records above: their keys are named here and nowhere else, so a
+    # change of format is one edit. Each reads old manifests (keys missing) as "not recorded".
+
+    @property
+    def trained_data(self) -> dict[str, Any] | None:
+        """The data configuration the run trained on (`config.data`, a DataConfig dump), as stored;
+        None when none was recorded (imported models, ensembles of them)."""
+        return self.config.get("data")
+
+    @property
+    def trained_data_path(self) -> str | None:
+        """Where the training data was read from (`config.data.path`); None when not recorded."""
+        return (self.trained_data or {}).get("path")
+
+    @property
+    def method_config(self) -> dict[str, Any]:
+        """The fine-tuning method's resolved configuration (`config.method`: `name` and its options).
+        KeyError when the artifact records none (it was not fine-tuned by supremum)."""
+        return self.config["method"]
+
+    @property
+    def data_sha256(self) -> str | None:
+        """sha256 of a single-file training source (`data.sha256`): a renamed copy is the same data.
+        None for directories, hub datasets and older artifacts."""
+        return (self.data or {}).get("sha256")
+
+    @property
+    def instruction_tuned(self) -> bool:
+        """Trained on instruction data (`data.kind` instruction, or a prompt format recorded): its
+        generation endpoint wraps a prompt the way training did."""
+        data = self.data or {}
+        return bool(data.get("prompt")) or data.get("kind") == "instruction"
+
+    @property
+    def gguf_quant(self) -> str | None:
+        """The llama.cpp weight type of a GGUF artifact (`gguf.quant`, e.g. q8_0); None otherwise."""
+        return (self.gguf or {}).get("quant")
+
+    @property
+    def gguf_lora(self) -> bool:
+        """A GGUF artifact that carries a LoRA adapter applied at run time (`gguf.lora`)."""
+        return bool((self.gguf or {}).get("lora"))
+
 
 def new_id() -> str:
     return uuid.uuid4().hex[:12]
@@ -175,10 +219,36 @@ def save_artifact(model, tokenizer, out_dir: str | Path, *, task: str, label_nam
         else:
             manifest.update(write_weights(model, tmp) or {})
         tokenizer.save_pretrained(tmp)
-        manifest["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        typed = Manifest.model_validate(manifest)  # a wrong type is a bug: fail before the rename
-        write_json(tmp / MANIFEST, manifest)  # the dict as built: key order as written before typing
+        typed = _write_manifest(tmp, manifest)
     return Artifact(Path(out_dir), typed)
+
+
+def derive(parent: Artifact, out: str | Path, *, artifact_id: str, run_id: str, **updates: Any) -> Artifact:
+    """A child of `parent` that shares its files: every file but manifest and metrics copied
+    unchanged into `out` (atomically), and the parent's manifest with the lineage keys (id,
+    parents, parent_path, run_id, created, tool_version) and then `updates` set, files rehashed.
+
+    Keys keep the parent's order; keys the parent lacks follow in the order given, so the child's
+    manifest.json is the parent's with values replaced and new keys appended. Values are JSON
+    values (dump typed records first). Raises ValidationError when an update has the wrong type
+    (a bug), before anything is written."""
+    manifest = {**parent.manifest.as_dict(), "id": artifact_id, "parents": [parent.id],
+                "parent_path": str(parent.path.resolve()), "run_id": run_id,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"), "tool_version": __version__,
+                **updates}
+    with atomic_dir(out) as tmp:
+        shutil.copytree(parent.path, tmp, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".*", MANIFEST, METRICS))
+        _write_manifest(tmp, manifest)
+    return open_artifact(out)
+
+
+def _write_manifest(tmp: Path, manifest: dict[str, Any]) -> Manifest:
+    """Hash every file in `tmp` into `manifest["files"]`, check the types, write manifest.json."""
+    manifest["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+    typed = Manifest.model_validate(manifest)  # a wrong type is a bug: fail before the rename
+    write_json(tmp / MANIFEST, manifest)  # the dict as built: key order as written before typing
+    return typed
 
 
 def open_artifact(path: str | Path, verify: bool = True) -> Artifact:

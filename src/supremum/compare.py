@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from supremum.config import DataConfig, FinetuneConfig, MethodDict, ModelSpec, TrainConfig
 from supremum.errors import UserError
 from supremum.fsutil import write_json
+from supremum.jobs.worker import WorkerFailed
 from supremum.machine import fingerprint
 from supremum.store import Store
-from supremum.worker import WorkerFailed
 
 
 class Variant(BaseModel):
@@ -131,9 +131,7 @@ def run(cfg: CompareConfig, store: Store | None = None, on_event=None) -> dict:
 def run_cells(cfg: CompareConfig, todo: list[dict], store: Store, say) -> list[dict]:
     """Every cell's result, from its cache or trained and evaluated now (one process each),
     in the order of `todo`."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from supremum.executor import runner
+    from supremum.jobs.executor import fan_out, runner
 
     run = runner(cfg.executor)
     cached = {i: json.loads((cell_dir(store, cfg, c) / "result.json").read_text())
@@ -146,8 +144,7 @@ def run_cells(cfg: CompareConfig, todo: list[dict], store: Store, say) -> list[d
         say(f"[{i + 1}/{len(todo)}] {c['variant']} seed {c['seed']}")
         return {**c, **_run_cell(c, cell_dir(store, cfg, c), cfg, store, run), "cached": False}
 
-    with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
-        return list(pool.map(one, range(len(todo))))
+    return fan_out(range(len(todo)), one, cfg.jobs)
 
 
 def _run_cell(cell: dict, d: Path, cfg: CompareConfig, store: Store, run) -> dict:

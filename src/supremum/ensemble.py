@@ -85,7 +85,7 @@ def make_ensemble(arts: list[Artifact], output: str | Path | None = None, weight
             SimpleNamespace(config=SimpleNamespace(model_type=arts[0].manifest.model_type)), tok, out,
             task=arts[0].task, label_names=arts[0].label_names, base_model=arts[0].manifest.base_model,
             config={"members": [a.id for a in arts], "weights": weights,
-                    "data": arts[0].manifest.config.get("data")}, storage="ensemble",
+                    "data": arts[0].manifest.trained_data}, storage="ensemble",
             parents=[a.id for a in arts], artifact_id=art_id, write_weights=copy_members,
             extra={"method": method, "members": [
                 {"id": a.id, "lineage": a.lineage, "weight": w, "dir": f"members/{i}"}

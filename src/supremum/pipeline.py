@@ -102,10 +102,29 @@ def order(cfg: PipelineConfig) -> list[StageSpec]:
     return out
 
 
+#: method options whose default changed after pipelines were cached, with (old, new) default. A
+#: stage is hashed as its recipe writes it, so without this a stage leaving the option unset would
+#: be served the artifact trained under the old default. In the identity an unset option is
+#: written as its new default and one holding the old default is left out (the unset stage's
+#: identity before the change).
+CHANGED_DEFAULTS = {"lora": {"dropout": (0.1, 0.0)}}
+
+
+def _stage_identity(s: StageSpec) -> dict[str, Any]:
+    stage = s.model_dump(by_alias=True, exclude={"id"})
+    method = (stage.get("finetune") or {}).get("method")
+    changed = CHANGED_DEFAULTS.get(method.get("name"), {}) if isinstance(method, dict) else {}
+    if changed:
+        kept = {k: v for k, v in method.items() if not (k in changed and v == changed[k][0])}
+        stage["finetune"] = {**stage["finetune"], "method": {
+            **kept, **{k: new for k, (_, new) in changed.items() if k not in method}}}
+    return {"stage": stage}
+
+
 def stage_hashes(cfg: PipelineConfig) -> dict[str, str]:
     hashes: dict[str, str] = {}
     for s in order(cfg):
-        own: dict[str, Any] = {"stage": s.model_dump(by_alias=True, exclude={"id"})}
+        own: dict[str, Any] = _stage_identity(s)
         if s.finetune is not None:
             # drop_empty and delimiter were added later: unset leaves the hashes of older recipes
             data = drop_unset(cfg.data.model_dump(), {"drop_empty": False, "delimiter": None})
@@ -229,14 +248,11 @@ def run(cfg: PipelineConfig, store: Store | None = None, on_event=None) -> list[
         for row in rows:
             _execute(cfg, row, by_id[row["stage"]], arts, store, say, _in_process)
     else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        from supremum.executor import runner
+        from supremum.jobs.executor import fan_out, runner
 
         worker = _in_worker(runner(cfg.executor))
-        with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
-            for wave in _waves(rows, by_id):
-                list(pool.map(lambda r: _execute(cfg, r, by_id[r["stage"]], arts, store, say, worker), wave))
+        for wave in _waves(rows, by_id):
+            fan_out(wave, lambda r: _execute(cfg, r, by_id[r["stage"]], arts, store, say, worker), cfg.jobs)
     if est is not None:  # the estimate held against the actual time, so a bad one is seen
         say(f"{describe(est)}, took {duration(time.perf_counter() - t0)}")
     return rows
@@ -285,7 +301,7 @@ def _in_process(cfg: PipelineConfig, s: StageSpec, parent, out: Path, store: Sto
 
 def _in_worker(run):
     """A stage and its evaluations in a worker process (`supremum.pipeline_worker`)."""
-    from supremum.worker import WorkerFailed
+    from supremum.jobs.worker import WorkerFailed
 
     def stage(cfg: PipelineConfig, s: StageSpec, parent, out: Path, store: Store, say):
         spec = {"recipe": cfg.model_dump(mode="json", by_alias=True), "stage": s.id, "output": str(out),

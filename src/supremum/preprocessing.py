@@ -132,7 +132,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _trained_data(art) -> dict:
-    return art.manifest.config.get("data") or {}
+    return art.manifest.trained_data or {}
 
 
 # ---- is this the training data? -------------------------------------------------------------
@@ -160,12 +160,12 @@ def _sha256(path: str, _mtime_ns: int, _size: int) -> str:
 def is_training_source(art, path: str) -> bool:
     """True for the artifact's training data: the recorded path, or a file with the recorded
     content (artifacts moved between machines, a renamed copy)."""
-    trained = _trained_data(art).get("path")
+    trained = art.manifest.trained_data_path
     if trained is None:
         return False
     if _same(path, trained):
         return True
-    digest = (art.manifest.data or {}).get("sha256")
+    digest = art.manifest.data_sha256
     return digest is not None and source_digest(path).get("sha256") == digest
 
 
@@ -173,8 +173,7 @@ def changed_training_source(art, path: str) -> bool:
     """True when `path` is the artifact's training file by path but its content no longer has the
     recorded sha256 (rows appended or edited): splits cut from it now are not the held-out ones.
     Artifacts that record no sha256 (older ones, directories): False."""
-    trained = _trained_data(art).get("path")
-    digest = (art.manifest.data or {}).get("sha256")
+    trained, digest = art.manifest.trained_data_path, art.manifest.data_sha256
     if trained is None or digest is None or not _same(path, trained):
         return False
     return source_digest(path).get("sha256") not in (None, digest)
@@ -210,7 +209,7 @@ def data_config_for(art, path: str | None, *, encoding: str | None = None,
     if delimiter is not None:
         mapped["delimiter"] = delimiter
     if trained and (path is None or is_training_source(art, path)):
-        return DataConfig(**{**trained, **mapped, "path": path or trained["path"],
+        return DataConfig(**{**trained, **mapped, "path": path or art.manifest.trained_data_path,
                              **({"encoding": encoding} if encoding else {})})
     if path is None:
         raise UserError("no --data given and the artifact does not record its data", "pass --data")

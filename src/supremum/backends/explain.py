@@ -18,7 +18,7 @@ def runtime(manifest: Manifest, isa: list[str], operators: list[str] | None = No
         parts.append(f"ensemble of {len(manifest.members)} members run one after another, probabilities "
                      "averaged (" + ", ".join(m.lineage for m in manifest.members) + ")")
     elif backend == "llamacpp":
-        quant = (manifest.gguf or {}).get("quant", "?")
+        quant = manifest.gguf_quant or "?"
         parts.append("llama.cpp CPU kernels, " + ", ".join(operators or [quant]))
     elif backend == "onnxruntime":
         ops = set(operators or [])

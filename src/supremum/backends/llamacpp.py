@@ -174,5 +174,5 @@ def load(art):
     import transformers as tf
 
     tok = tf.AutoTokenizer.from_pretrained(str(art.path))
-    lora = art.path / LORA_FILE if (art.manifest.gguf or {}).get("lora") else None
+    lora = art.path / LORA_FILE if art.manifest.gguf_lora else None
     return LlamaCppModel(art.path / GGUF_FILE, tf.AutoConfig.from_pretrained(str(art.path)), lora=lora), tok

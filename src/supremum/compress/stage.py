@@ -105,7 +105,7 @@ def data_config(art: Artifact, data: str | None, **given) -> DataConfig | None:
 def _data_cfg(art: Artifact, data: str | DataConfig | None) -> DataConfig | None:
     if isinstance(data, DataConfig):
         return data
-    trained = art.manifest.config.get("data")
+    trained = art.manifest.trained_data
     if data:
         return DataConfig(**{**(trained or {}), "path": data})
     return DataConfig(**trained) if trained else None

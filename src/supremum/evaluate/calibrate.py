@@ -12,18 +12,15 @@ ensembles see calibrated probabilities.
 from __future__ import annotations
 
 import math
-import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from supremum import __version__, backends
-from supremum.artifact import MANIFEST, METRICS, Artifact, new_id, open_artifact, sha256_file
+from supremum import backends
+from supremum.artifact import Artifact, derive, new_id
 from supremum.config import DataConfig
 from supremum.errors import UserError
 from supremum.evaluate.calibration import calibration_metrics, nll
-from supremum.fsutil import atomic_dir, write_json
 from supremum.machine import fingerprint
 from supremum.store import Store
 
@@ -129,18 +126,9 @@ def at_bound(t: float) -> str | None:
 def _write(parent: Artifact, art_id: str, run_id: str, record: dict, out: Path) -> Artifact:
     """The parent's files copied unchanged (weights, graph, ensemble members), and its manifest
     with the temperature and a lineage step added; written atomically."""
-    m = parent.manifest.as_dict()
-    m.update({"id": art_id, "parents": [parent.id], "parent_path": str(parent.path.resolve()),
-              "run_id": run_id, "created": datetime.now(UTC).isoformat(timespec="seconds"),
-              "tool_version": __version__, "temperature": record["temperature"], "calibration": record,
-              # a refit replaces the old T, so its step leaves the lineage (`full>temperature`, once)
-              "compression": [*(c for c in m.get("compression", []) if c.get("method") != METHOD),
-                              {"method": METHOD, "config": {"data": record["data"], "split": "dev"},
-                               "report": record}]})
-    m.setdefault("method", parent.manifest.method)
-    with atomic_dir(out) as tmp:
-        shutil.copytree(parent.path, tmp, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(".*", MANIFEST, METRICS))
-        m["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        write_json(tmp / MANIFEST, m)
-    return open_artifact(out)
+    # a refit replaces the old T, so its step leaves the lineage (`full>temperature`, once)
+    kept = [c.model_dump(mode="json", exclude_unset=True)
+            for c in parent.manifest.compression if c.method != METHOD]
+    step = {"method": METHOD, "config": {"data": record["data"], "split": "dev"}, "report": record}
+    return derive(parent, out, artifact_id=art_id, run_id=run_id, temperature=record["temperature"],
+                  calibration=record, compression=[*kept, step], method=parent.manifest.method)

@@ -40,7 +40,7 @@ def _license(name: str) -> str | None:
 def _dataset(art: Artifact) -> str | None:
     """The training data's name: a local file or folder by its name (kept in the supremum block,
     since the Hub's `datasets` key names Hub datasets), anything else as given."""
-    path = (art.manifest.config.get("data") or {}).get("path")
+    path = art.manifest.trained_data_path
     if not path:
         return None
     return Path(path).name if Path(path).exists() else str(path)
@@ -49,7 +49,7 @@ def _dataset(art: Artifact) -> str | None:
 def _hub_dataset(art: Artifact) -> str | None:
     """The data as a Hub dataset id (`owner/name`), when the recorded path is not a local one;
     supremum reads local files, so this is usually None."""
-    path = (art.manifest.config.get("data") or {}).get("path")
+    path = art.manifest.trained_data_path
     if not path or Path(path).expanduser().exists() or Path(path).suffix or str(path).startswith(("/", ".", "~")):
         return None
     return str(path)

@@ -61,7 +61,7 @@ def _write(art: Artifact, out: Path, cfg: ExportConfig, tok, c: Chat) -> dict:
     work = Path(tempfile.mkdtemp(prefix="supremum-export-"))
     try:
         if art.manifest.backend == "llamacpp":
-            raw, quant = art.path / GGUF_FILE, (art.manifest.gguf or {}).get("quant", "as stored")
+            raw, quant = art.path / GGUF_FILE, art.manifest.gguf_quant or "as stored"
         else:
             raw, quant = work / GGUF_FILE, cfg.quant
             _from_pytorch(art, raw, quant)

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Literal
 
@@ -21,9 +20,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from supremum.errors import UserError
-from supremum.executor import runner, slots
 from supremum.fsutil import write_bytes, write_json
 from supremum.hashing import content_hash
+from supremum.jobs.executor import fan_out_completed, runner, slots
 from supremum.limit.sources import Source, describe, parse_source
 from supremum.limit.train import LADDER, Shape
 from supremum.store import Store
@@ -282,18 +281,16 @@ def _execute(todo: list[dict], root: Path, jobs: int, threads: int, store: Store
     # Largest first: the long runs start early, so the pool finishes together.
     pending.sort(key=lambda c: -(c["d"] ** 2 * c["layers"] * c["tokens"]))
     failures = []
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futs = {pool.submit(_run_one, c, root, threads, store, run): c for c in pending}
-        for i, fut in enumerate(as_completed(futs), 1):
-            c = futs[fut]
-            try:
-                r = fut.result()
-                done.append({**c, **r, "cached": False})
-                say(f"[{i}/{len(pending)}] d{c['d']}L{c['layers']} D={c['tokens']:,}: loss {r['loss']:.4f} "
-                    f"({r['seconds']:.0f} s)")
-            except Exception as e:  # one failed run must not lose the others
-                failures.append(f"d{c['d']}L{c['layers']} D={c['tokens']}: {e}")
-                say(f"[{i}/{len(pending)}] d{c['d']}L{c['layers']} D={c['tokens']:,} failed: {e}")
+    finished = fan_out_completed(pending, lambda c: _run_one(c, root, threads, store, run), jobs)
+    for i, (c, fut) in enumerate(finished, 1):
+        try:
+            r = fut.result()
+            done.append({**c, **r, "cached": False})
+            say(f"[{i}/{len(pending)}] d{c['d']}L{c['layers']} D={c['tokens']:,}: loss {r['loss']:.4f} "
+                f"({r['seconds']:.0f} s)")
+        except Exception as e:  # one failed run must not lose the others
+            failures.append(f"d{c['d']}L{c['layers']} D={c['tokens']}: {e}")
+            say(f"[{i}/{len(pending)}] d{c['d']}L{c['layers']} D={c['tokens']:,} failed: {e}")
     if failures:
         raise UserError(f"{len(failures)} sweep run(s) failed, first: {failures[0]}",
                         "the others are saved; re-run the same command to retry only these")

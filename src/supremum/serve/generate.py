@@ -21,8 +21,7 @@ class GenerateResponse(BaseModel):
 
 
 def add_generate(app, engine, tok, cfg, auth, *, enabled: bool, art, text_type) -> None:
-    data = art.manifest.data or {}
-    chat = bool(data.get("prompt")) or data.get("kind") == "instruction"  # trained on instruction data
+    chat = art.manifest.instruction_tuned
 
     class GenerateRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")

@@ -77,7 +77,7 @@ def from_validation(errors: list[dict]) -> OpenAIError:
 
 
 def add_openai(app, engine, model, tok, cfg, batcher, auth, *, enabled: bool, art) -> None:
-    created = int(datetime.fromisoformat(art.manifest.as_dict().get("created") or "1970-01-01T00:00:00+00:00")
+    created = int(datetime.fromisoformat(art.manifest.created or "1970-01-01T00:00:00+00:00")
                   .timestamp())
     vocab = getattr(getattr(model, "config", None), "vocab_size", None) or len(tok)
 

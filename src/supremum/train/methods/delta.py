@@ -40,7 +40,7 @@ def load(art, task):
     from supremum.models import load_model
     from supremum.train.methods import METHODS
 
-    raw = art.manifest.config["method"]
+    raw = art.manifest.method_config
     method = METHODS[raw["name"]]
     base, _ = load_model(art.manifest.base_model, task, label_names=art.label_names or None)
     model = method.rebuild(base, method.config_cls(**raw))

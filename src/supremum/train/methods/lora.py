@@ -19,7 +19,13 @@ class LoraConfig(MethodConfig):
     default_lr: ClassVar[float] = 1e-3
     r: int = Field(8, ge=1, description="rank of the low-rank update")
     alpha: float = Field(16.0, gt=0, description="scaling numerator: the update is scaled by alpha/r")
-    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the LoRA input")
+    # 0, PEFT's own default: with dropout, each step draws a mask for the input of every adapted
+    # module, which made LoRA slower than full fine-tuning on CPUs (bench/profile_step.py: the top
+    # op of a LoRA step), and at 3 epochs on SST-2 dropout 0 was also 1.0 pt more accurate
+    # (docs/benchmarks/finetune-sst2.md). Before 2026-11-30 it was 0.1; configs that leave it unset
+    # now hash differently from those runs, as their meaning changed.
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input (0: PEFT's default and "
+                           "the fastest; LoRA papers used 0.05-0.1)")
     target_modules: list[str] | str = Field(
         "all-linear", description="module names to adapt, or 'all-linear' (every linear but the head)"
     )

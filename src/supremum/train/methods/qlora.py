@@ -35,6 +35,9 @@ class QloraConfig(LoraConfig):
     """LoRA's options (rank, alpha, dropout, target modules, rsLoRA, DoRA, merge) and the 4-bit base's."""
 
     name: Literal["qlora"] = "qlora"  # type: ignore[assignment]
+    # QLoRA keeps the paper's 0.1 (Dettmers et al. 2023 used 0.1 up to 13B): it trains on GPUs,
+    # where the mask draw costs little, and its hashes stay those of earlier runs
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the LoRA input")
     quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type of the frozen base (NF4: "
                                               "the QLoRA paper's NormalFloat)")
     double_quant: bool = Field(True, description="quantize the per-block quantization constants too "
