@@ -340,6 +340,7 @@ def explain(
     from supremum import cli_config, cli_render
     from supremum.evaluate import data_config_for, resolve_artifact
     from supremum.explain.config import ExplainConfig
+    from supremum.tasks import CAUSAL_LM
 
     if (text is None) == (data is None):
         raise UserError("explain needs --text or --data (one of them)",
@@ -347,7 +348,7 @@ def explain(
     cfg = cli_config.build(ExplainConfig, locals(), flag_keys(explain, "explain"),
                            help_cmd="supremum explain --help")
     art = resolve_artifact(artifact)
-    if art.task == "text-generation":
+    if art.task == CAUSAL_LM.pipeline_tag:
         return _explain_lm(art, text, data, cfg, output, against or drift, as_json)
     from supremum.explain.run import check_task, examples_from_data
 

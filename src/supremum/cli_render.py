@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from supremum.errors import UserError
+from supremum.tasks import CAUSAL_LM
 
 # Piped output (files, CI logs, tests) gets full-width tables instead of rich's 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -53,12 +54,12 @@ def _fmt(x, f: str) -> str:
 
 def _variant_row(v: dict, metric: str) -> list[str]:
     c = v["costs"]
-    if v.get("task") == "text-generation":
+    if v.get("task") == CAUSAL_LM.pipeline_tag:
         rate = 1000 / c["decode_ms"] if c.get("decode_ms") else None
         costs = [_fmt(c.get("decode_ms"), ".1f"), _fmt(rate, ".1f"), _fmt(c.get("ttft"), ".0f")]
     else:
         costs = [_fmt(c["latency_b1"], ".2f"), _fmt(c["latency_b32"], ".1f")]
-    ece = [] if v.get("task") == "text-generation" else [_fmt(_pct(v["metrics"].get("ece")), ".2f")]
+    ece = [] if v.get("task") == CAUSAL_LM.pipeline_tag else [_fmt(_pct(v["metrics"].get("ece")), ".2f")]
     return [v["artifact"], v["lineage"], _fmt(v["metrics"].get(metric), ".4f"), *costs, _fmt(c["size"], ".1f"),
             _fmt(c["memory"], ".0f"), _fmt(c["params"], ","), *ece]
 
@@ -82,11 +83,11 @@ def _pct(x: float | None) -> float | None:
 
 def _ece_column(res: dict) -> tuple[str, ...]:
     """Classifiers: the expected calibration error (15 bins, %) next to the costs."""
-    return () if res.get("task") == "text-generation" else ("ECE %",)
+    return () if res.get("task") == CAUSAL_LM.pipeline_tag else ("ECE %",)
 
 
 def _columns(res: dict) -> tuple[str, ...]:
-    return LM_COST_COLUMNS if res.get("task") == "text-generation" else COST_COLUMNS
+    return LM_COST_COLUMNS if res.get("task") == CAUSAL_LM.pipeline_tag else COST_COLUMNS
 
 
 COST_COLUMNS = ("b1 ms", "b32 ms", "size MB", "memory MB", "params")
@@ -116,7 +117,7 @@ def print_pick(res: dict) -> None:
     if res["pick"]:
         v = res["pick"]
         c = v["costs"]
-        speed = (f"decode {_fmt(c.get('decode_ms'), '.1f')} ms/token" if v.get("task") == "text-generation"
+        speed = (f"decode {_fmt(c.get('decode_ms'), '.1f')} ms/token" if v.get("task") == CAUSAL_LM.pipeline_tag
                  else f"b1 {_fmt(c['latency_b1'], '.2f')} ms")
         out.print(f"pick: {v['artifact']} ({v['lineage']}) {res['metric']} {v['metrics'][res['metric']]:.4f}, "
                   f"{speed}, {_fmt(c['size'], '.1f')} MB; "
@@ -248,7 +249,7 @@ def _print_generation_quality(m: dict) -> None:
 
 
 def print_eval(m: dict, art) -> None:
-    if m.get("task") == "text-generation":
+    if m.get("task") == CAUSAL_LM.pipeline_tag:
         return print_lm_eval(m, art.id)
     prep = m.get("preprocessing") or {}
     how = (f"; max length {prep['max_length']} tokens ("

@@ -13,14 +13,16 @@ def main() -> None:
     from supremum.evaluate.speed import peak_rss_mb
     from supremum.evaluate.stage import evaluate
     from supremum.store import Store
+    from supremum.tasks import CAUSAL_LM, get_task
     from supremum.train.finetune import finetune
 
     spec = json.loads(sys.stdin.read())
     cfg = FinetuneConfig(**spec["config"])
     store = Store(spec["store"])
     res = finetune(cfg, store=store, progress=False, command="supremum compare (cell)")
-    lm = res.artifact.task == "text-generation"
-    metric = "perplexity" if lm else "accuracy"  # a language model is scored by held-out perplexity
+    task = get_task(res.artifact.task)
+    lm = task is CAUSAL_LM
+    metric = task.metric  # a language model is scored by held-out perplexity
     scores, robustness = {}, {}
     for split in spec["splits"]:
         m = evaluate(res.artifact, cfg.data, EvalConfig(split=split, speed=False,

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from supremum.machine import fingerprint
 from supremum.store import Store
+from supremum.tasks import CAUSAL_LM, CLASSIFICATION, get_task, resolve_task
 
 TRAINING_COMPRESSIONS = {"distill": "epochs", "lowrank": "recover_epochs"}
 # A distillation step adds the teacher's forward pass (about a third of a training step of the
@@ -53,10 +54,9 @@ class Probe:
 
 
 def task_of(cfg) -> str:
-    """What the pipeline's fine-tunes train: "causal-lm" for text corpora and instruction data."""
-    from supremum.lm.data import is_lm_data
-
-    return "causal-lm" if is_lm_data(cfg.data) else "classification"
+    """The name of the task the pipeline's fine-tunes train ("causal-lm" for text corpora and
+    instruction data): `supremum.tasks.resolve_task`."""
+    return resolve_task(cfg).name
 
 
 def estimate(cfg, rows: list[dict], store: Store, *, probe: bool = True) -> dict:
@@ -222,7 +222,7 @@ def _eval_estimate(cfg, runs: list[dict], measure) -> tuple[float, str] | None:
         return None
     n = statistics.mean(p.sizes.get(s, 0) for s in cfg.evaluate.splits)
     ev = cfg.evaluate
-    if p.task == "causal-lm":
+    if p.task == CAUSAL_LM.name:
         # windows at half-window strides score each block about twice; 3 greedy samples of 64 tokens
         quality = 2 * n / p.forward_per_s + 3 * 64 * p.b1_s
         speed = 4 * 64 * p.b1_s if ev.speed else 0.0
@@ -307,7 +307,7 @@ def measure_now(cfg, threads: int) -> dict:
         for _ in range(B1_CALLS):
             model(**one)
         b1_s = (time.perf_counter() - t0) / B1_CALLS
-    what = "blocks" if task == "causal-lm" else "examples"
+    what = get_task(task).unit
     return {"train_per_s": train_per_s, "forward_per_s": forward_per_s, "b1_s": b1_s, "load_s": load_s,
             "reload_s": reload_s, "sizes": sizes, "task": task,
             "basis": f"probe: {PROBE_TIMED} timed {resolved} updates of {cfg.model.name} on {what} of the run's "
@@ -320,12 +320,12 @@ def _probe_data(cfg, task: str):
     from supremum.models import load_model
     from supremum.preprocessing import preprocessing_for_model
 
-    if task == "causal-lm":
+    if task == CAUSAL_LM.name:
         from supremum.lm.data import load_lm_data, training_split
         from supremum.lm.metrics import lm_loss
 
         data = load_lm_data(cfg.data)
-        model, tok = load_model(cfg.model.name, "causal-lm", gguf_file=cfg.model.gguf_file)
+        model, tok = load_model(cfg.model.name, CAUSAL_LM, gguf_file=cfg.model.gguf_file)
         preprocessing_for_model(model, tok, cfg.model.name, cfg.data.max_length)  # before a forward pass fails
         split = training_split(tok, data, "train", cfg.data.max_length)
         sizes = {"train": len(split.ids)}
@@ -335,7 +335,7 @@ def _probe_data(cfg, task: str):
     from supremum.data import load_data
 
     data = load_data(cfg.data)
-    model, tok = load_model(cfg.model.name, "classification", gguf_file=cfg.model.gguf_file,
+    model, tok = load_model(cfg.model.name, CLASSIFICATION, gguf_file=cfg.model.gguf_file,
                             label_names=data.label_names)
     preprocessing_for_model(model, tok, cfg.model.name, cfg.data.max_length)  # before a forward pass fails
     split = Split(tokenize(tok, data.texts("train"), cfg.data.max_length), data.labels("train"))

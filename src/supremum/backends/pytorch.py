@@ -9,11 +9,12 @@ import json
 
 from supremum.backends import register
 from supremum.backends.weights import load_transformed
+from supremum.tasks import Task, get_task
 
 
-def model_task(art) -> str:
-    """The model head the artifact's task needs: classification or causal-lm."""
-    return "classification" if art.task == "text-classification" else "causal-lm"
+def model_task(art) -> Task:
+    """The task of the artifact (its manifest stores the pipeline tag), which names the head."""
+    return get_task(art.task)
 
 
 @register("pytorch")
@@ -29,11 +30,11 @@ def load(art):
         return _load_adapter(art, task)
     import transformers as tf
 
-    cls = tf.AutoModelForSequenceClassification if task == "classification" else tf.AutoModelForCausalLM
-    return cls.from_pretrained(str(art.path)).eval(), tf.AutoTokenizer.from_pretrained(str(art.path))
+    model = task.model_class().from_pretrained(str(art.path))
+    return model.eval(), tf.AutoTokenizer.from_pretrained(str(art.path))
 
 
-def _load_adapter(art, task: str):
+def _load_adapter(art, task: Task):
     from peft import PeftModel
 
     from supremum.models import load_model

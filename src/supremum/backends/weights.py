@@ -20,6 +20,7 @@ from torch import nn
 from supremum.backends.modules import get_module
 from supremum.backends.transforms import TRANSFORMS
 from supremum.errors import UserError
+from supremum.tasks import Task, get_task
 
 WEIGHTS = "model.safetensors"
 
@@ -106,15 +107,15 @@ def write_weights(transforms: list[dict]):
     return write
 
 
-def load_transformed(art, task: str):
+def load_transformed(art, task: str | Task):
     """(model, tokenizer) of a PyTorch artifact with transforms: the plain architecture from
     config.json, each transform's structure replayed in order, then the stored tensors."""
     import transformers as tf
 
     tok = tf.AutoTokenizer.from_pretrained(str(art.path))
     config = tf.AutoConfig.from_pretrained(str(art.path))
-    cls = tf.AutoModelForSequenceClassification if task == "classification" else tf.AutoModelForCausalLM
-    model = cls.from_config(config)  # random init, overwritten below; keeps computed buffers right
+    # random init, overwritten below; keeps computed buffers right
+    model = get_task(task).model_class().from_config(config)
     for t in art.manifest.transforms:
         if t["kind"] not in TRANSFORMS:
             raise UserError(f"{art.path}: unknown transform '{t['kind']}' in the manifest",

@@ -11,9 +11,9 @@ from pathlib import Path
 from supremum.artifact import Artifact
 from supremum.config import DataConfig
 from supremum.data import TaskData, load_data
-from supremum.data.batching import Split
 from supremum.errors import UserError
 from supremum.preprocessing import Preprocessing, preprocessing_for
+from supremum.tasks import CAUSAL_LM, Task, get_task
 
 
 @dataclass
@@ -56,8 +56,13 @@ class Context:
         return load_data(self.data_cfg, label_names=self.parent.label_names, whole=self.whole)
 
     @property
+    def task(self) -> Task:
+        """The parent's task: its data, encoding, dev scorer and distillation objective."""
+        return get_task(self.parent.task)
+
+    @property
     def is_lm(self) -> bool:
-        return self.parent.task == "text-generation"
+        return self.task is CAUSAL_LM
 
     @functools.cached_property
     def lm_data(self):
@@ -68,17 +73,18 @@ class Context:
                             "method needs data", "pass --data")
         return load_lm_data(self.data_cfg, whole=self.whole)
 
+    @property
+    def task_data(self):
+        """The data as the parent's task reads it (loaded once): `data` or `lm_data`."""
+        return self.lm_data if self.is_lm else self.data
+
     def has_split(self, split: str) -> bool:
-        return bool(self.lm_data.records[split]) if self.is_lm else split in self.data.splits
+        return self.task.has_split(self.task_data, split)
 
     def encoded(self, split: str):
         """Token ids and labels of a split: class ids for classifiers, packed blocks or masked
         conversations (per-token labels) for language models."""
-        if self.is_lm:
-            from supremum.lm.data import training_split
-
-            return training_split(self.tokenizer, self.lm_data, split, self.prep.max_length)
-        return Split(self.prep.tokenize(self.tokenizer, self.data.texts(split)), self.data.labels(split))
+        return self.task.encode(self.tokenizer, self.task_data, split, self.prep)
 
     def calibration_texts(self, n: int) -> list[str]:
         """A seeded sample of training texts (never dev or test, which are for measuring)."""

@@ -1,4 +1,5 @@
-"""Knowledge distillation: train a student on a teacher's softened predictions.
+"""Knowledge distillation: train a student on a teacher's softened predictions (the objective
+is the task's: `supremum.tasks.distillation`).
 
 The student is the artifact being compressed (typically layer-dropped or pruned), or a model
 named by `student` (any smaller model with the same tokenizer). The teacher defaults to the
@@ -12,7 +13,6 @@ loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labe
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from supremum import backends
@@ -23,6 +23,7 @@ from supremum.compress.registry import Compressed, register
 from supremum.config import TrainConfig
 from supremum.errors import UserError
 from supremum.evaluate.stage import parent_of
+from supremum.tasks.distillation import LogitDistillation, TokenDistillation
 
 # A distilled student is as far from the reference as the structure it was distilled into.
 NOT_A_TEACHER = (*STRUCTURAL, "distill")
@@ -48,8 +49,7 @@ def _load_models(model, cfg: DistillConfig, ctx):
     if cfg.student:
         teacher = resolve_artifact(cfg.teacher) if cfg.teacher else None
         teacher_model = backends.load(teacher, calibrated=False)[0] if teacher else model
-        student, _ = load_model(cfg.student, "causal-lm" if ctx.is_lm else "classification",
-                                label_names=ctx.parent.label_names or None)
+        student, _ = load_model(cfg.student, ctx.task, label_names=ctx.parent.label_names or None)
         return student, teacher_model, (teacher or ctx.parent).id
     teacher = resolve_artifact(cfg.teacher) if cfg.teacher else teacher_of(ctx.parent)
     return model, backends.load(teacher, calibrated=False)[0], teacher.id
@@ -66,55 +66,8 @@ def layer_map(student, teacher, report_chain: list[CompressionStep]) -> list[int
     return [round((j + 1) * nt / ns) - 1 for j in range(ns)]
 
 
-class Loss:
-    def __init__(self, teacher, cfg: DistillConfig, mapping: list[int], proj: nn.ModuleList | None):
-        self.teacher, self.cfg, self.mapping, self.proj = teacher.eval(), cfg, mapping, proj
-
-    def __call__(self, student, batch: dict, labels: torch.Tensor) -> torch.Tensor:
-        c = self.cfg
-        need_h, need_a = c.hidden_weight > 0, c.attention_weight > 0
-        with torch.no_grad():
-            t = self.teacher(**batch, output_hidden_states=need_h, output_attentions=need_a)
-        s = student(**batch, output_hidden_states=need_h, output_attentions=need_a)
-        T = c.temperature
-        kd = F.kl_div(F.log_softmax(s.logits.float() / T, -1), F.softmax(t.logits.float() / T, -1),
-                      reduction="sum") * T * T
-        loss = c.alpha * kd + (1 - c.alpha) * F.cross_entropy(s.logits.float(), labels, reduction="sum")
-        n = len(labels)
-        if need_h:
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            for j, i in enumerate(self.mapping):
-                diff = (self.proj[j](s.hidden_states[j + 1].float()) - t.hidden_states[i + 1].float()) * mask
-                loss = loss + c.hidden_weight * n * diff.pow(2).sum() / mask.sum() / diff.shape[-1]
-        if need_a:
-            for j, i in enumerate(self.mapping):
-                sa, ta = s.attentions[j].float().mean(1), t.attentions[i].float().mean(1)
-                loss = loss + c.attention_weight * n * F.mse_loss(sa, ta)
-        return loss
-
-
-class LMLoss:
-    """Token-level distillation of a causal LM: per predicted position (labels not -100),
-    alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * next-token CE, averaged over an
-    example's positions and summed over examples (the loop divides by the examples)."""
-
-    def __init__(self, teacher, cfg: DistillConfig):
-        if cfg.hidden_weight > 0 or cfg.attention_weight > 0:
-            raise UserError("hidden_weight and attention_weight apply to classifiers",
-                            "use logit distillation (alpha, temperature) for language models")
-        self.teacher, self.cfg = teacher.eval(), cfg
-
-    def __call__(self, student, batch: dict, labels: torch.Tensor) -> torch.Tensor:
-        c, T = self.cfg, self.cfg.temperature
-        with torch.no_grad():
-            t = self.teacher(**batch).logits[:, :-1].float()
-        s = student(**batch).logits[:, :-1].float()
-        mask = (labels[:, 1:] != -100).float()
-        kl = F.kl_div(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1), log_target=True,
-                      reduction="none").sum(-1) * T * T
-        ce = F.cross_entropy(s.transpose(1, 2), labels[:, 1:], ignore_index=-100, reduction="none")
-        per_token = c.alpha * kl + (1 - c.alpha) * ce
-        return ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1)).sum()
+# The objectives are the tasks' (`Task.distill_loss`); the old names stay importable.
+Loss, LMLoss = LogitDistillation, TokenDistillation
 
 
 @register(DistillConfig)
@@ -148,11 +101,8 @@ def recover(student, teacher, mapping: list[int], ctx, cfg: DistillConfig) -> di
                        bf16=cfg.bf16, seed=cfg.seed, eval_every=cfg.eval_every, keep_best=dev is not None,
                        checkpoint_every=ctx.checkpoint_every)
     torch.manual_seed(cfg.seed)
-    objective = {"loss_fn": Loss(teacher, cfg, mapping, proj)}
-    if ctx.is_lm:
-        from supremum.lm.metrics import dev_scorer
-
-        objective = {"loss_fn": LMLoss(teacher, cfg), "scorer": dev_scorer(bf16=cfg.bf16)}
+    task = ctx.task
+    objective = {**task.objective(bf16=cfg.bf16), "loss_fn": task.distill_loss(teacher, cfg, mapping, proj)}
     result, _ = train(student, tr, dev, tcfg, tok.pad_token_id, **objective, **ctx.training_checkpoint())
     if proj is not None:
         del student.distill_proj
@@ -160,9 +110,8 @@ def recover(student, teacher, mapping: list[int], ctx, cfg: DistillConfig) -> di
         student.set_attn_implementation("sdpa")
     student.eval()
     st = result.state
-    best = {"dev_loss": -st.best_score} if ctx.is_lm and st.best_score is not None else {
-        "dev_accuracy": st.best_score}
-    return {"steps": st.step, **best, "evals": st.evals, "train_seconds": round(result.train_seconds, 2)}
+    return {"steps": st.step, **task.dev_result(st.best_score), "evals": st.evals,
+            "train_seconds": round(result.train_seconds, 2)}
 
 
 def _projections(student, teacher, n: int) -> nn.ModuleList:

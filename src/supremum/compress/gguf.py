@@ -15,6 +15,7 @@ from supremum.compress.configs import GgufConfig, GgufLoraConfig
 from supremum.compress.registry import Compressed, register
 from supremum.errors import UserError
 from supremum.lm.gguf_export import quantize, write_gguf, write_lora_gguf
+from supremum.tasks import CAUSAL_LM
 
 
 def _source_gguf(ctx) -> Path | None:
@@ -46,7 +47,7 @@ def _export(model, ctx, out: Path, quant: str, threads: int | None) -> None:
 
 @register(GgufConfig)
 def gguf_export(model, cfg: GgufConfig, ctx) -> Compressed:
-    if ctx.parent.task != "text-generation":
+    if ctx.parent.task != CAUSAL_LM.pipeline_tag:
         raise UserError("gguf export is for causal language models", "use onnx for classifiers")
     work = Path(tempfile.mkdtemp(prefix="supremum-gguf-"))
     with _cleanup_on_error(work):
@@ -85,7 +86,7 @@ def _adapter_dir(parent) -> Path:
 def gguf_lora(model, cfg: GgufLoraConfig, ctx) -> Compressed:
     from supremum.models import load_model
 
-    if ctx.parent.task != "text-generation" or ctx.parent.manifest.compression:
+    if ctx.parent.task != CAUSAL_LM.pipeline_tag or ctx.parent.manifest.compression:
         raise UserError("gguf-lora takes a LoRA fine-tune of a causal LM (before other compression)",
                         "run it on the artifact `finetune --method lora` wrote")
     adapter, base = _adapter_dir(ctx.parent), ctx.parent.manifest.base_model
@@ -97,7 +98,7 @@ def gguf_lora(model, cfg: GgufLoraConfig, ctx) -> Compressed:
                 raise UserError(f"base model '{base}' has no GGUF file", "pass base_quant=q8_0 (or another type)")
             shutil.copyfile(src, work / GGUF_FILE)
         else:
-            _export(load_model(base, "causal-lm")[0], ctx, work / GGUF_FILE, cfg.base_quant, cfg.threads)
+            _export(load_model(base, CAUSAL_LM)[0], ctx, work / GGUF_FILE, cfg.base_quant, cfg.threads)
         lora = write_lora_gguf(adapter, model.config, work / LORA_FILE)
     runner = LlamaCppModel(work / GGUF_FILE, model.config, lora=work / LORA_FILE)
     report = {"quant": cfg.base_quant, "lora": lora, "tensor_types": runner.kernels()[0],

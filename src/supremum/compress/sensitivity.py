@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import time
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -18,7 +17,7 @@ from supremum import backends
 from supremum.backends.modules import Int4Linear, body_linears, get_module, set_module
 from supremum.backends.transforms import ao_dynamic
 from supremum.compress.context import Context
-from supremum.infer import predict_logits
+from supremum.tasks.scoring import AccuracyScorer, LossScorer
 
 SCHEMES = ("int8", "int4", "prune50")
 
@@ -40,50 +39,17 @@ def _variant(lin: nn.Linear, scheme: str) -> nn.Module | None:
     return new
 
 
-class Scorer:
-    """Accuracy of the model on a fixed set of texts, in its current state."""
-
-    baseline_key = "baseline_accuracy"
-    baseline_sign = 1.0  # reported baseline = sign x score
-    unit = "accuracy points vs the unchanged model (negative: worse)"
-
-    def __init__(self, model, tok, texts: list[str], labels: list[int], prep) -> None:
-        self.model, self.pad = model, tok.pad_token_id
-        self.ids, self.labels = prep.tokenize(tok, texts), np.asarray(labels)
-
-    def __call__(self) -> float:
-        logits = predict_logits(self.model, self.ids, self.pad)
-        return float((logits.argmax(-1) == self.labels).mean())
-
-
-class LMScorer:
-    """Minus the mean token NLL of a causal LM on fixed dev blocks; 100 x its change is about
-    minus the percent change in perplexity."""
-
-    baseline_key = "baseline_loss"
-    baseline_sign = -1.0  # the score is minus the loss
-    unit = ("-100 x change in dev loss (nats/token) vs the unchanged model, about minus the % change "
-            "in perplexity (negative: worse)")
-
-    def __init__(self, model, split) -> None:
-        from supremum.lm.metrics import dev_scorer
-
-        self.model, self.split, self.score = model, split, dev_scorer()
-
-    def __call__(self) -> float:
-        return self.score(self.model, self.split)[0]
+# The dev scorers are the tasks' (`Task.scorer`); the old names stay importable.
+Scorer, LMScorer = AccuracyScorer, LossScorer
 
 
 def scorer_for(model, ctx, split: str = "dev", limit: int | None = None):
-    if ctx.is_lm:
-        enc = ctx.encoded(split)
-        enc.ids, enc.labels = enc.ids[:limit], enc.labels[:limit]
-        return LMScorer(model, enc)
-    data = ctx.data
-    return Scorer(model, ctx.tokenizer, data.texts(split)[:limit], data.labels(split)[:limit], ctx.prep)
+    """The parent task's dev scorer of `model` on the first `limit` examples of `split`."""
+    return ctx.task.scorer(model, ctx, split, limit)
 
 
-def layer_sensitivity(model, scorer: Scorer, schemes=SCHEMES, layers: list[str] | None = None) -> dict:
+def layer_sensitivity(model, scorer: AccuracyScorer | LossScorer, schemes=SCHEMES,
+                      layers: list[str] | None = None) -> dict:
     torch.backends.quantized.engine = "x86"
     base = scorer()
     rows = []
@@ -115,8 +81,7 @@ def sensitivity(art, data_cfg, split: str | None = None, schemes=SCHEMES, limit:
     scorer = scorer_for(model, Context(art, tok, data_cfg, whole=split == WHOLE), split, limit)
     t0 = time.perf_counter()
     out = layer_sensitivity(model, scorer, schemes)
-    n = len(scorer.split.ids) if isinstance(scorer, LMScorer) else len(scorer.labels)
-    out.update({"artifact": art.id, "data": data_cfg.path, "split": split, "examples": n,
+    out.update({"artifact": art.id, "data": data_cfg.path, "split": split, "examples": scorer.size,
                 "seconds": time.perf_counter() - t0})
     art.record_metrics(f"sensitivity:{split}", out)
     return out

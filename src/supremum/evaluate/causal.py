@@ -10,6 +10,7 @@ from pathlib import Path
 
 from supremum.artifact import MANIFEST, Artifact, open_artifact
 from supremum.errors import UserError
+from supremum.tasks import CAUSAL_LM
 
 ENCODERS = {"bert", "roberta", "xlm-roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "mpnet",
             "camembert", "modernbert"}
@@ -38,7 +39,7 @@ def load_causal_lm(ref: str, backend: str = "pytorch") -> tuple:
         return (*load_llamacpp(ref), None)
     from supremum.models import load_model
 
-    model, tok = load_model(ref, "causal-lm")
+    model, tok = load_model(ref, CAUSAL_LM)
     if not is_decoder(model.config):
         raise UserError(f"{ref} is an encoder ({model.config.model_type}), not a causal language model: it "
                         "cannot score a continuation", "give a causal LM, e.g. smollm2-135m or tiny-llama")
@@ -48,7 +49,7 @@ def load_causal_lm(ref: str, backend: str = "pytorch") -> tuple:
 def _artifact_lm(art: Artifact) -> tuple:
     from supremum import backends
 
-    if art.task != "text-generation":
+    if art.task != CAUSAL_LM.pipeline_tag:
         raise UserError(f"{art.path}: a {art.task} artifact has no language-model head to score or generate "
                         "text with", HINT)
     return (*backends.load(art), art)

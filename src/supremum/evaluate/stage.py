@@ -24,6 +24,7 @@ from supremum.machine import fingerprint
 from supremum.preprocessing import WHOLE, Preprocessing, eval_split, preprocessing_for, scored
 from supremum.preprocessing import data_config_for as data_config_for  # the CLI's import path
 from supremum.store import Store
+from supremum.tasks import CAUSAL_LM, CLASSIFICATION, get_task
 from supremum.tracking import Tracker, TrackingConfig
 
 
@@ -115,7 +116,7 @@ def evaluate_model(name: str, data_cfg: DataConfig, cfg: EvalConfig, *, store: S
     run_id = new_id()
     with store.run(run_id, "eval", command, {"model": name, "backend": backend, "data": data_cfg.model_dump(),
                    "eval": cfg.model_dump()}, fingerprint()) as run:
-        model, tok = load_llamacpp(name) if backend == "llamacpp" else load_model(name, "causal-lm")
+        model, tok = load_llamacpp(name) if backend == "llamacpp" else load_model(name, CAUSAL_LM)
         prep = preprocessing_for_model(model, tok, name, cfg.max_length)
         metrics = {"model": name, "backend": backend, "lineage": f"base ({backend})",
                    **evaluate_lm(model.eval(), tok, data_cfg, cfg, prep, outputs=generations_path(store, run_id)),
@@ -222,14 +223,15 @@ def _lm_parent(art: Artifact):
     def base():
         from supremum.models import load_model
 
-        model, tok = load_model(art.manifest.base_model, "causal-lm")
+        model, tok = load_model(art.manifest.base_model, CAUSAL_LM)
         return model.eval(), tok, f"{art.manifest.base_model} (base model)"
 
     return base
 
 
 def _evaluate_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing,
-                 outputs: Path | None = None) -> dict:
+                 outputs: Path | None = None, predictions: Path | None = None) -> dict:
+    """A causal LM: perplexity, bits per byte and samples (`predictions` does not apply)."""
     from supremum.lm.evaluate import evaluate_lm
 
     device.cpu_only(cfg.device, "causal-LM evaluation runs on the CPU in this version")
@@ -245,8 +247,13 @@ def _evaluate_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Pre
 
 def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing,
               outputs: Path | None = None, predictions: Path | None = None) -> dict:
-    if art.task == "text-generation":
-        return _evaluate_lm(art, data_cfg, cfg, prep, outputs)
+    """The evaluation of the artifact's task (`EVALUATORS`); UserError for a task it does not name."""
+    return EVALUATORS[get_task(art.task).name](art, data_cfg, cfg, prep, outputs, predictions)
+
+
+def _evaluate_classifier(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing,
+                         outputs: Path | None = None, predictions: Path | None = None) -> dict:
+    """A classifier: quality, calibration, error analysis and (cfg.speed) cost."""
     if cfg.generate or cfg.reference_data:
         raise UserError(f"--generate and --reference-data apply to causal LMs, and {art.id} is a classifier",
                         "leave them out")
@@ -275,6 +282,10 @@ def _evaluate(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Prepro
     out["calibration"]["temperature"] = art.manifest.temperature
     out["calibration"]["vs_parent"] = _calibration_vs_parent(art, out, f"{Path(data_cfg.path).name}:{cfg.split}")
     return out
+
+
+#: the evaluation of each task, by its canonical name (a new task adds its function here)
+EVALUATORS = {CLASSIFICATION.name: _evaluate_classifier, CAUSAL_LM.name: _evaluate_lm}
 
 
 def _error_analysis(data, cfg: EvalConfig, tok, probs: np.ndarray, names: list[str],

@@ -27,6 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from supremum.config import DataConfig, csv_ints
 from supremum.errors import UserError
+from supremum.tasks import CLASSIFICATION
 
 DEFAULT_TEMPLATE = "Review: {text}\nSentiment:"
 
@@ -302,7 +303,7 @@ def _run_metrics(cfg: ZeroShotConfig, k: int, res: dict, out: dict) -> dict:
     spread_of = {key: res[key] for key in ("accuracy", "macro_f1", "acc_norm", "macro_f1_norm")}
     return {"model": cfg.model, "backend": cfg.backend, "variant": f"{cfg.model} {k}-shot ({cfg.backend})",
             "lineage": f"{k}-shot prompting ({cfg.sampling}{seeds})" if k else "0-shot prompting",
-            "task": "text-classification", "data": cfg.data.path, "split": cfg.split,
+            "task": CLASSIFICATION.pipeline_tag, "data": cfg.data.path, "split": cfg.split,
             "accuracy": res["accuracy"]["mean"], "macro_f1": res["macro_f1"]["mean"],
             "acc_norm": res["acc_norm"]["mean"], "spread": spread_of, "per_seed": res["per_seed"],
             "majority": out["majority"], "verbalizers": out["verbalizers"], "template": cfg.template,

@@ -13,12 +13,13 @@ from supremum.artifact import Artifact
 from supremum.errors import UserError
 from supremum.explain import attribution as attr
 from supremum.explain.words import Encoded, encode
+from supremum.tasks import CLASSIFICATION
 
 ORDER = ("integrated-gradients", "input-x-gradient", "occlusion", "attention-rollout")
 
 
 def check_task(art: Artifact) -> None:
-    if art.task != "text-classification":
+    if art.task != CLASSIFICATION.pipeline_tag:
         raise UserError(f"artifact {art.id} is a {art.task} model; explain supports classifiers only for now",
                         "give a text-classification artifact")
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from supremum.errors import UserError
 from supremum.store import Store
+from supremum.tasks import CAUSAL_LM, CLASSIFICATION, registered
 
 COSTS = {
     "latency_b1": "batch-1 latency with tokenization, median (ms)",
@@ -27,9 +28,9 @@ COSTS = {
 METRICS = ("accuracy", "macro_f1", "mcc", "ece", "perplexity", "bits_per_byte", "chrf", "bleu", "rouge_l",
            "exact_match", "forgetting", "acc_norm")
 LOWER_IS_BETTER = ("perplexity", "bits_per_byte", "ece", "forgetting")
-#: default (metric, cost) per task; lm-eval tasks: the first of METRICS their rows measured
-DEFAULTS = {"text-classification": ("accuracy", "latency_b1"), "text-generation": ("perplexity", "decode_ms"),
-            "lm-eval": (None, "params")}
+#: default (metric, cost) per task (rows store its pipeline tag); lm-eval tasks: the first of
+#: METRICS their rows measured
+DEFAULTS = {**{t.pipeline_tag: (t.metric, t.cost) for t in registered()}, "lm-eval": (None, "params")}
 #: the store run kinds that measure a variant
 KINDS = ("eval", "zeroshot", "lm-eval")
 
@@ -51,7 +52,7 @@ class Variant:
     run: str
     path: str | None = None
     started: float = 0.0
-    task: str = "text-classification"
+    task: str = CLASSIFICATION.pipeline_tag
     #: how the metric was measured where that changes its value (perplexity: window, stride, tokens)
     protocol: str = ""
     #: agreement of its explanations with its parent's (`explain --drift`), where measured
@@ -134,7 +135,7 @@ def variants(store: Store | None = None) -> list[Variant]:
         lineage = m.get("lineage") or row.get("method") or "?"
         v = Variant(art, lineage, m.get("data", "?"), m.get("split", "?"), machine,
                     _metrics(m), _costs(m), r["id"], row.get("path"), r["started"],
-                    m.get("task", "text-classification"), _protocol(m),
+                    m.get("task", CLASSIFICATION.pipeline_tag), _protocol(m),
                     explanation_agreement=agreement.get(art), examples=m.get("examples"))
         key = (art, v.data, v.split, machine, v.protocol)
         latest.pop(key, None)  # runs come oldest first: keep the newest
@@ -203,7 +204,8 @@ def group_task(same: list[Variant]) -> str:
     """text-generation when every row of the group is a causal LM, lm-eval when every row is an
     lm-eval task, else text-classification."""
     tasks = {r.task for r in same}
-    return tasks.pop() if len(tasks) == 1 and tasks <= {"text-generation", "lm-eval"} else "text-classification"
+    lm = {CAUSAL_LM.pipeline_tag, "lm-eval"}
+    return tasks.pop() if len(tasks) == 1 and tasks <= lm else CLASSIFICATION.pipeline_tag
 
 
 def group_defaults(same: list[Variant], metric: str | None, cost: str | None) -> tuple[str, str]:
@@ -217,7 +219,7 @@ def group_defaults(same: list[Variant], metric: str | None, cost: str | None) ->
 
 def has_cost(r: Variant, cost: str | None) -> bool:
     """Whether the row measured `cost` (else its task's default cost)."""
-    return r.costs.get(cost or DEFAULTS.get(r.task, DEFAULTS["text-classification"])[1]) is not None
+    return r.costs.get(cost or DEFAULTS.get(r.task, DEFAULTS[CLASSIFICATION.pipeline_tag])[1]) is not None
 
 
 def frontier(metric: str | None = None, cost: str | None = None, data: str | None = None,

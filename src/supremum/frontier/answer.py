@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from supremum.frontier import sign
 from supremum.frontier.scope import stage_of
+from supremum.tasks import CAUSAL_LM
 
 WITHIN = 1.0  # points (a share metric) or percent (perplexity, bits per byte)
 RELATIVE = ("perplexity", "bits_per_byte")
@@ -129,7 +130,7 @@ def answers(res: dict, pt: float | None, picked: dict | None = None, budget: str
     if not rows:
         return []
     metric = res["metric"]
-    speed = "decode_ms" if res.get("task") == "text-generation" else "latency_b1"
+    speed = "decode_ms" if res.get("task") == CAUSAL_LM.pipeline_tag else "latency_b1"
     base = baseline(rows, metric)
     say = lambda r: sentence(r, base, metric, speed)  # noqa: E731
     if picked is not None:

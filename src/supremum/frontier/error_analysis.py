@@ -20,6 +20,7 @@ from supremum.errors import UserError
 from supremum.frontier import sign
 from supremum.frontier.answer import name
 from supremum.frontier.markdown import md_cell
+from supremum.tasks import CLASSIFICATION
 
 #: suspected label errors shown (the count says how many there are)
 SUSPECTS_SHOWN = 10
@@ -28,7 +29,7 @@ SUSPECTS_SHOWN = 10
 def section(main: dict | None, store, limits: list) -> dict | None:
     """The section's data, or None when the group has no classifier evaluation with an error
     analysis (a causal LM, or evaluations recorded before it existed)."""
-    if not main or main["task"] != "text-classification":
+    if not main or main["task"] != CLASSIFICATION.pipeline_tag:
         return None
     metric = main["metric"]
     rows = sorted(main["frontier"] + main["dominated"], key=lambda r: -sign(metric) * r["metrics"][metric])

@@ -22,6 +22,7 @@ from supremum.frontier.scope import scoped, stage_of
 from supremum.frontier.sections import limit_takeaway, sections
 from supremum.fsutil import write_bytes
 from supremum.store import Store
+from supremum.tasks import CAUSAL_LM
 
 PLOTS = (("latency_b1", "batch-1 latency with tokenization (ms)"), ("size", "size on disk (MB)"),
          ("memory", "peak memory (MB)"))
@@ -139,7 +140,7 @@ def build(store: Store | None = None, metric: str | None = None, data: str | Non
     lims, secs = limits(store), sections(store)
     try:
         main = frontier(metric, None, data, split, store)
-        plots = LM_PLOTS if main["task"] == "text-generation" else PLOTS
+        plots = LM_PLOTS if main["task"] == CAUSAL_LM.pipeline_tag else PLOTS
         fronts = {cost: frontier(main["metric"], cost, data, split, store) for cost, _ in plots}
         # a cost no variant measured (an eval without --speed) has nothing to plot
         plots = [p for p in plots if _plotted(fronts[p[0]])] or plots[:1]
@@ -317,7 +318,7 @@ def _markdown_answer(rep: dict) -> list[str]:
 
 def _cost_cells(res: dict, c: dict) -> tuple[list[str], list[str]]:
     """Column names and cells of a variant's costs: decode speed for causal LMs, latency else."""
-    if res.get("task") == "text-generation":
+    if res.get("task") == CAUSAL_LM.pipeline_tag:
         rate = 1000 / c["decode_ms"] if c.get("decode_ms") else None
         return (["decode ms/token", "tokens/s", "first token ms", "size MB", "memory MB"],
                 [_f(c.get("decode_ms")), _f(rate), _f(c.get("ttft")), _f(c["size"]), _f(c["memory"])])
@@ -328,7 +329,7 @@ def _cost_cells(res: dict, c: dict) -> tuple[list[str], list[str]]:
 def _ece_cells(res: dict, r: dict | None) -> list[str]:
     """Classifiers: the ECE column (15 bins, %); causal LMs measured on reference text: the
     forgetting column (reference-perplexity change against the parent, %); its name when `r` is None."""
-    if res.get("task") == "text-generation":
+    if res.get("task") == CAUSAL_LM.pipeline_tag:
         rows = res["frontier"] + res["dominated"]
         if not any(x["metrics"].get("forgetting") is not None for x in rows):
             return []

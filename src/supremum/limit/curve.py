@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from supremum.config import DataConfig, MethodDict, ModelSpec, TrainConfig
 from supremum.errors import UserError
 from supremum.limit.fit import PowerFit, curve_bootstrap, curve_region
+from supremum.tasks import CAUSAL_LM
 
 
 class CurveConfig(BaseModel):
@@ -127,7 +128,7 @@ def training_size(cfg: CurveConfig) -> int:
     from supremum.lm.data import load_lm_data, training_split
     from supremum.models import load_model
 
-    _, tok = load_model(cfg.model.name, "causal-lm", gguf_file=cfg.model.gguf_file)
+    _, tok = load_model(cfg.model.name, CAUSAL_LM, gguf_file=cfg.model.gguf_file)
     return len(training_split(tok, load_lm_data(cfg.data), "train", cfg.data.max_length).ids)
 
 

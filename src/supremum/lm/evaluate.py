@@ -14,6 +14,7 @@ from supremum.lm.data import LMData, load_lm_data, render, stream
 from supremum.lm.generation import generation_cost, greedy
 from supremum.lm.metrics import perplexity
 from supremum.preprocessing import WHOLE, Preprocessing, scored
+from supremum.tasks import CAUSAL_LM
 
 SAMPLES = 3
 SAMPLE_PROMPT_TOKENS = 32
@@ -67,7 +68,7 @@ def evaluate_lm(model, tok, data_cfg: DataConfig, cfg: EvalConfig, prep: Preproc
     # Windows per batch capped at 8: a batch's logits are windows x tokens x vocabulary floats.
     ppl = perplexity(model, ids, window, cfg.stride or max(1, window // 2), min(cfg.batch_size, 8))
     nbytes = len(text.encode("utf-8"))
-    out = {"task": "text-generation", "data": data_cfg.path, "split": cfg.split,
+    out = {"task": CAUSAL_LM.pipeline_tag, "data": data_cfg.path, "split": cfg.split,
            "scored": scored(ppl["tokens"], "tokens", data_cfg.path, cfg.split),
            "perplexity": ppl["perplexity"], "loss": ppl["loss"],
            "bits_per_byte": ppl["nll"] / math.log(2) / max(nbytes, 1),

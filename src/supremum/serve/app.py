@@ -26,6 +26,7 @@ from supremum.serve.batcher import Batcher, Saturated
 from supremum.serve.config import ServeConfig
 from supremum.serve.limits import BodyLimit
 from supremum.serve.telemetry import Telemetry
+from supremum.tasks import CLASSIFICATION
 
 
 class AsciiJSON(JSONResponse):
@@ -143,7 +144,7 @@ def create_app(art: Artifact, cfg: ServeConfig) -> FastAPI:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model, tok = backends.load(art)  # llama.cpp artifacts answer /v1/generate through llama.cpp
-    classifier = art.task == "text-classification"
+    classifier = art.task == CLASSIFICATION.pipeline_tag
     model = _placed(model, classifier, cfg.device)
     max_length = preprocessing_for(art).max_length  # as trained, like eval and every other consumer
     tel = Telemetry()

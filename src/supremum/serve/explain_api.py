@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from supremum.errors import UserError
+from supremum.tasks import CLASSIFICATION
 
 #: Integrated Gradients' steps a request may ask for (each step is a forward and backward pass)
 MAX_STEPS = 200
@@ -43,7 +44,7 @@ def add_explain(app: FastAPI, art, model, tok, cfg, auth, text_type, check_token
     for texts the tokenizer cannot read."""
     from supremum.explain.explainer import Explainer
 
-    classifier = art.task == "text-classification"
+    classifier = art.task == CLASSIFICATION.pipeline_tag
     explainer = Explainer.load(art, cfg.max_batch, model, tok) if classifier else None
     lock, waiting = threading.Lock(), [0]
 

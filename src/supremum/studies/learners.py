@@ -25,6 +25,7 @@ from pydantic import AfterValidator, BeforeValidator
 
 from supremum.errors import UserError
 from supremum.hashing import content_hash
+from supremum.tasks import CLASSIFICATION
 
 
 @dataclass
@@ -97,7 +98,7 @@ class ProbeLearner:
 
         self.spec, self.cfg = spec, LinearProbeConfig(**spec.method)
         seed_everything(int(spec.train.get("seed", 0)))
-        model, tok = load_model(spec.model, "classification", label_names=spec.label_names)
+        model, tok = load_model(spec.model, CLASSIFICATION, label_names=spec.label_names)
         model = sentence_classifier(model, self.cfg)
         batch = int(spec.train.get("batch_size", 32))
         key = content_hash({"weights": _weights_digest(model), "pooling": model.sentence_pooling,

@@ -25,6 +25,7 @@ from supremum.config import DataConfig, FinetuneConfig
 from supremum.errors import UserError
 from supremum.fsutil import discard_dir
 from supremum.store import Store
+from supremum.tasks import CAUSAL_LM, get_task, resolve_task
 
 NOT_FOR_LM = ("label noise does not apply to a causal language model (it has no labels)",
               "run the label-noise stage on a classifier")
@@ -54,9 +55,9 @@ def out_of_fold_probs(base: FinetuneConfig, folds: int, store: Store, *,
     removed after scoring (renamed first, so no half-deleted directory keeps its name); its run
     stays in the store. Raises UserError for a causal LM, folds < 2, or too few examples."""
     from supremum.data import CV_HELDOUT, TRAIN_ROW, load_data
-    from supremum.train.finetune import finetune, resolve_task
+    from supremum.train.finetune import finetune
 
-    if resolve_task(base) == "causal-lm":
+    if resolve_task(base) is CAUSAL_LM:
         raise UserError(*NOT_FOR_LM)
     if folds < 2:
         raise UserError(f"out-of-fold probabilities need at least 2 folds; got {folds}", "use --folds 2 or more")
@@ -95,7 +96,7 @@ def split_probs(artifact: Artifact | str | Path, data_cfg: DataConfig,
     from supremum.preprocessing import eval_split
 
     art = artifact if isinstance(artifact, Artifact) else open_artifact(artifact)
-    if art.task == "text-generation":
+    if get_task(art.task) is CAUSAL_LM:
         raise UserError(*NOT_FOR_LM)
     p, frame = _score(art, data_cfg, eval_split(art, data_cfg, split))
     return p, frame["label"].to_numpy(), frame["text"].tolist()
@@ -119,7 +120,7 @@ def label_noise_stage(base: FinetuneConfig, best_artifact: Artifact | str | Path
     from supremum.limit.label_noise import METHOD, accuracy_without_suspects, estimate_label_noise, write_suspects
 
     art = best_artifact if isinstance(best_artifact, Artifact) else open_artifact(best_artifact)
-    if art.task == "text-generation":
+    if get_task(art.task) is CAUSAL_LM:
         raise UserError(*NOT_FOR_LM)
     # the best model's splits first: a missing split or bad predictions fail before k fine-tunes
     scored = {split: (*split_probs(art, base.data, split), f"artifact {art.id}") for split in splits}

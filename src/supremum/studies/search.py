@@ -189,10 +189,10 @@ def first_trial_estimate(cfg: SearchConfig, store) -> float | None:
     machinery: a lower bound, as loading the model and dev evaluations are not counted."""
     from supremum.data import load_data
     from supremum.estimate import finetune_seconds
-    from supremum.train.finetune import resolve_task
+    from supremum.tasks import CAUSAL_LM, resolve_task
 
     base = cfg.base
-    if resolve_task(base) == "causal-lm":  # the probe times classifier batches; LM trials start unchecked
+    if resolve_task(base) is CAUSAL_LM:  # the probe times classifier batches; LM trials start unchecked
         return None
     if not base.train.max_steps:
         base = base.model_copy(update={"train": base.train.model_copy(update={"epochs": cfg.space.epochs[0]})})

@@ -31,9 +31,9 @@ def output_dir(cfg, store) -> Path:
 
 
 def is_lm(cfg) -> bool:
-    from supremum.train.finetune import resolve_task
+    from supremum.tasks import CAUSAL_LM, resolve_task
 
-    return resolve_task(cfg.base) == "causal-lm"
+    return resolve_task(cfg.base) is CAUSAL_LM
 
 
 def check_split(cfg, lm: bool) -> str:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from supremum.config import DomainPretrainConfig
 from supremum.errors import UserError
 from supremum.fsutil import atomic_dir
+from supremum.tasks import CAUSAL_LM, CLASSIFICATION
 
 if TYPE_CHECKING:
     from torch import nn
@@ -44,7 +45,7 @@ def adapt(name: str, gguf_file: str | None, texts: list[str], cfg: DomainPretrai
     from supremum.models import load_model
     from supremum.preprocessing import preprocessing_for_model
 
-    clf, tok = load_model(name, "classification", gguf_file=gguf_file, label_names=label_names)
+    clf, tok = load_model(name, CLASSIFICATION, gguf_file=gguf_file, label_names=label_names)
     preprocessing_for_model(clf, tok, name, max_length)
     objective, lm_cls = _objective(clf, tok, name)
     lm, initialized = _load_lm(name, gguf_file, lm_cls)
@@ -81,7 +82,7 @@ def _objective(clf: nn.Module, tok, name: str) -> tuple[str, type]:
     if kind in MODEL_FOR_MASKED_LM_MAPPING_NAMES and tok.mask_token is not None:
         return "masked-lm", tf.AutoModelForMaskedLM
     if kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        return "causal-lm", tf.AutoModelForCausalLM
+        return CAUSAL_LM.name, CAUSAL_LM.model_class()
     raise UserError(f"model {name} ({kind}) has neither a masked-LM nor a causal-LM head class for "
                     "domain_pretrain", "drop domain_pretrain, or use an encoder or decoder model")
 
@@ -151,7 +152,7 @@ def lm_loss(lm: nn.Module, batches: list[dict], objective: str) -> float:
     lm.eval()
     with torch.inference_mode():
         for b in batches:
-            labels = b["labels"][:, 1:] if objective == "causal-lm" else b["labels"]
+            labels = b["labels"][:, 1:] if objective == CAUSAL_LM.name else b["labels"]
             n = int((labels != -100).sum())
             if n:
                 total += float(lm(**b).loss) * n  # transformers' loss: the mean over predicted tokens

@@ -15,14 +15,15 @@ import torch
 from supremum import device
 from supremum.artifact import Artifact, new_id, save_artifact
 from supremum.config import FinetuneConfig
-from supremum.data import TaskData, load_data
-from supremum.data.batching import Split, tokenize
+from supremum.data import TaskData
+from supremum.data.batching import tokenize
 from supremum.hashing import content_hash, drop_unset
 from supremum.machine import fingerprint
 from supremum.models import load_model
 from supremum.preprocessing import preprocessing_for_model, source_digest
 from supremum.progress import TrainProgress
 from supremum.store import Store
+from supremum.tasks import CLASSIFICATION, Task, resolve_task
 from supremum.tracking import Tracker
 from supremum.train import checkpoint as ckpt
 from supremum.train import distributed, precision, sharding
@@ -134,7 +135,7 @@ def _unlabeled(cfg: FinetuneConfig, main: Path) -> tuple[list[str], str, dict]:
     from supremum.data.unlabeled import read_unlabeled
     from supremum.errors import UserError
 
-    if resolve_task(cfg) != "classification":
+    if resolve_task(cfg) is not CLASSIFICATION:
         raise UserError("self_training and domain_pretrain apply to classifiers, and this data is a "
                         "language-model corpus", "train a classifier on labelled data, or drop them")
     texts, info = read_unlabeled(cfg.data)
@@ -160,8 +161,8 @@ def _self_train(cfg: FinetuneConfig, data: TaskData, texts: list[str], base: str
     ids = tokenize(tok, texts, cfg.data.max_length)
 
     def retrain(d: TaskData, r: int):
-        model = _base(cfg, "classification", d, base)[0]
-        train_split, dev = _encode(tok, d, cfg)
+        model = _base(cfg, CLASSIFICATION, d, base)[0]
+        train_split, dev = CLASSIFICATION.training_splits(tok, d, cfg)
         model = _with_method(model, cfg, len(train_split.ids), dist)
         return model, fit(model, d, train_split, dev, run_dir / f"last-round{r}")
 
@@ -206,47 +207,33 @@ def _run_dir(root: Path, cfg: FinetuneConfig, dist: distributed.Dist) -> Path:
     return root / "checkpoints" / (config_hash(cfg) + (f"-w{dist.world}" if dist.active else ""))
 
 
-def resolve_task(cfg: FinetuneConfig) -> str:
-    if cfg.task != "auto":
-        return cfg.task
-    from supremum.lm.data import is_lm_data
-
-    return "causal-lm" if is_lm_data(cfg.data) else "classification"
-
-
 def _prepare(cfg: FinetuneConfig, dist: distributed.Dist, base: str | None = None):
     """Data, the model with its method applied (from `base`, default the configured model), the
     encoded splits and the training objective (loss and dev score; empty = the classifier's): the
-    same on every rank."""
-    if resolve_task(cfg) == "causal-lm":
-        return _prepare_lm(cfg, dist)
-    if cfg.train.replay:
-        from supremum.errors import UserError
-
-        raise UserError("train.replay mixes general text into language-model training, and this is a "
-                        "classifier", "leave out --replay / train.replay")
-    data = load_data(cfg.data)
-    model, tok = _base(cfg, "classification", data, base)
-    train_split, dev = _encode(tok, data, cfg)
+    same on every rank. Each step is the task's (`supremum.tasks.Task`)."""
+    task = resolve_task(cfg)
+    task.refuse(cfg.train)
+    data = task.load_data(cfg.data)
+    model, tok = _base(cfg, task, data, base)
+    train_split, dev = task.training_splits(tok, data, cfg)
     model = _with_method(model, cfg, len(train_split.ids), dist)
-    return data, model, tok, method_for(cfg.method), train_split, dev, {}
+    return data, model, tok, method_for(cfg.method), train_split, dev, task.objective()  # in the loop's precision
 
 
-def _base(cfg: FinetuneConfig, task: str, data, name: str | None = None):
+def _base(cfg: FinetuneConfig, task: Task, data, name: str | None = None):
     """(model, tokenizer) before the method, seeded: the same on every rank and every call. `name`:
     the model to load instead of the configured one (its domain-adapted copy)."""
     seed_everything(cfg.train.seed)
-    labels = {"label_names": data.label_names} if task == "classification" else {}
     adapted = name is not None and name != cfg.model.name
     model, tok = load_model(name or cfg.model.name, task, gguf_file=None if adapted else cfg.model.gguf_file,
-                            dropout=cfg.train.dropout, **labels)
+                            dropout=cfg.train.dropout, label_names=getattr(data, "label_names", None))
     # refuses a length the model cannot embed
     preprocessing_for_model(model, tok, name or cfg.model.name, cfg.data.max_length)
     return model, tok
 
 
 def _with_method(model, cfg: FinetuneConfig, n_train: int, dist: distributed.Dist):
-    if method_for(cfg.method).fit is not None and (dist.active or resolve_task(cfg) == "causal-lm"):
+    if method_for(cfg.method).fit is not None and (dist.active or resolve_task(cfg) is not CLASSIFICATION):
         from supremum.errors import UserError
 
         raise UserError(f"method {cfg.method.name} fits a classifier in one process",
@@ -254,44 +241,6 @@ def _with_method(model, cfg: FinetuneConfig, n_train: int, dist: distributed.Dis
     if cfg.train.parallel == "fsdp":
         sharding.check(cfg.train, cfg.method.name)
     return method_for(cfg.method).apply(model, cfg.method, plan_steps(n_train, cfg.train, dist.world)[1])
-
-
-def _prepare_lm(cfg: FinetuneConfig, dist: distributed.Dist):
-    from supremum.errors import UserError
-    from supremum.lm.data import limit_blocks, load_lm_data, prompt_template, training_split
-    from supremum.lm.metrics import dev_scorer, lm_loss
-
-    if cfg.train.augment or cfg.train.label_smoothing:
-        raise UserError("train.augment and train.label_smoothing apply to classification only",
-                        "remove them for a language-model fine-tune")
-    data = load_lm_data(cfg.data)
-    model, tok = _base(cfg, "causal-lm", data)
-    if data.kind == "instruction":  # serve renders a plain prompt the same way
-        data.info["prompt"] = {"records": data.info["format"], "template": prompt_template(tok)}
-    train_split = limit_blocks(training_split(tok, data, "train", cfg.data.max_length), cfg.data, data.info)
-    if cfg.train.replay:
-        from supremum.lm.replay import mix_replay
-
-        train_split, data.info["replay"] = mix_replay(train_split, tok, cfg.train, cfg.data.max_length)
-    dev = training_split(tok, data, "dev", cfg.data.max_length) if data.records["dev"] else None
-    data.info["blocks"] = {"train": len(train_split.ids), "dev": len(dev.ids) if dev else 0,
-                           "tokens_per_block": cfg.data.max_length if data.kind == "text" else None}
-    model = _with_method(model, cfg, len(train_split.ids), dist)
-    objective = {"loss_fn": lm_loss, "scorer": dev_scorer()}  # in the loop's resolved precision
-    return data, model, tok, method_for(cfg.method), train_split, dev, objective
-
-
-def _encode(tok, data: TaskData, cfg: FinetuneConfig) -> tuple[Split, Split]:
-    """Tokenized train and dev; augmentation edits the training texts only."""
-    texts, labels = data.texts("train"), data.labels("train")
-    if cfg.train.augment:
-        from supremum.augment import augment
-
-        mask = tok.mask_token or tok.unk_token or "_"
-        texts, labels = augment(texts, labels, cfg.train.augment, mask)
-        data.info["augmented"] = {"added": len(texts) - len(data.texts("train")), "mask_token": mask}
-    dev = Split(tokenize(tok, data.texts("dev"), cfg.data.max_length), data.labels("dev"))
-    return Split(tokenize(tok, texts, cfg.data.max_length), labels), dev
 
 
 def _train(model, train_split, dev, cfg, pad_id, ckpt_dir, resume, progress, tracker,
@@ -373,9 +322,8 @@ def _save(model, tok, cfg: FinetuneConfig, data, storage: str, metrics: dict,
     writer = delta.writer if storage == "delta" else write_weights([pooling]) if pooling else None
     art_id = art_id or new_id()
     out = out or (Path(cfg.output) if cfg.output else root / "artifacts" / art_id)
-    lm = not isinstance(data, TaskData)
-    art = save_artifact(model, tok, out, task="text-generation" if lm else "text-classification",
-                        label_names=None if lm else data.label_names,
+    art = save_artifact(model, tok, out, task=resolve_task(cfg).pipeline_tag,
+                        label_names=getattr(data, "label_names", None),
                         base_model=base or cfg.model.name, config=cfg.model_dump(mode="json"),
                         storage=storage, artifact_id=art_id,
                         write_weights=writer,

@@ -32,7 +32,7 @@ def writer(model: nn.Module, dir_: Path) -> dict:
     return {"delta_tensors": len(tensors)}
 
 
-def load(art, task: str):
+def load(art, task):
     """(model, tokenizer): the base model, the method's added modules, then the delta."""
     import transformers as tf
     from safetensors.torch import load_file
