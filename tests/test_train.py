@@ -122,3 +122,17 @@ def test_decoder_model_classifies_and_reloads(csv_data, tmp_path):
     res = finetune(c, progress=False)
     model, tok = load_artifact_model(res.artifact)
     assert type(model).__name__ == "LlamaForSequenceClassification" and tok.pad_token is not None
+
+
+@pytest.mark.parametrize("every", [None, 5])
+def test_resume_with_no_checkpoint_trains_from_the_start_and_says_so(csv_data, capsys, every):
+    res = finetune(cfg(csv_data, max_steps=2, checkpoint_every=every, precision="fp32"), resume=True,
+                   progress=False)
+    assert res.metrics["steps"] == 2
+    err = capsys.readouterr().err
+    if every is None:
+        assert ("resume: nothing to resume, this run writes no checkpoints (set --checkpoint-every N); "
+                "training from the start") in err
+    else:
+        assert "resume: no checkpoint of this configuration under " in err
+        assert "(a first run, or a changed setting); training from the start" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import sys
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -93,6 +94,8 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     run_dir = _run_dir(store.root, cfg, dist)
     run_id = ckpt.persistent_run_id(run_dir, resume, new_id)
     ckpt_dir = run_dir / "last"
+    if resume and not ckpt.exists(ckpt_dir):
+        sys.stderr.write(_nothing_to_resume(cfg, run_dir) + "\n")
     with store.run(run_id, "finetune", command, cfg.model_dump(mode="json"), fingerprint(),
                    checkpoint=str(ckpt_dir) if cfg.train.checkpoint_every else None) as run:
         with Tracker(cfg.tracking, store.root, f"finetune-{run_id}", cfg.model_dump(mode="json")) as tr:
@@ -200,6 +203,15 @@ def _unsharded(model, cfg: FinetuneConfig, data, n_train: int, dist: distributed
     fresh = _with_method(_base(cfg, resolve_task(cfg), data)[0], cfg, n_train, dist)
     fresh.load_state_dict(full)
     return fresh.eval()
+
+
+def _nothing_to_resume(cfg: FinetuneConfig, run_dir: Path) -> str:
+    """The line a --resume with no checkpoint prints: the run trains from the start, and says so."""
+    if not cfg.train.checkpoint_every:
+        return ("resume: nothing to resume, this run writes no checkpoints (set --checkpoint-every N); "
+                "training from the start")
+    return (f"resume: no checkpoint of this configuration under {run_dir} (a first run, or a changed "
+            "setting); training from the start")
 
 
 def _run_dir(root: Path, cfg: FinetuneConfig, dist: distributed.Dist) -> Path:
