@@ -253,7 +253,7 @@ def test_drop_empty_leaves_config_hashes_unchanged():
                                          "train": {"bf16": False}})
     assert config_hash(cfg) == "5ed5188a7749f38c"
     pipe = {"name": "p", "data": {"path": "x.csv"}, "train": {"bf16": False}, "stages": [
-        {"id": "ft", "finetune": {"method": {"name": "lora"}}},
+        {"id": "ft", "finetune": {"method": {"name": "lora", "dropout": 0.1}}},  # LoRA's default then
         {"id": "q", "from": "ft", "compress": {"method": "int8"}}]}
     assert stage_hashes(PipelineConfig.model_validate(pipe)) == {"ft": "e3e296762f06", "q": "19cd1f97fd4a"}
     on = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"},
