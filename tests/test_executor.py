@@ -24,15 +24,17 @@ def test_fan_out_keeps_the_order_of_items_when_later_ones_finish_first():
 
 def test_fan_out_raises_the_first_failure_in_item_order_after_the_running_calls_end():
     ended = []
-    b_failed = threading.Event()
+    b_failed, c_started = threading.Event(), threading.Event()
 
     def fn(x):
         if x == "a":
-            assert b_failed.wait(5)
+            # "c" must be running, not merely queued: a queued call is cancelled, not waited for
+            assert b_failed.wait(5) and c_started.wait(5)
             raise ValueError("a failed")
         if x == "b":
             b_failed.set()
             raise KeyError("b failed first in time, second in order")
+        c_started.set()
         time.sleep(0.2)  # still running when "a" fails
         ended.append(x)
         return x

@@ -243,7 +243,7 @@ def _probe(cfg) -> Probe | None:
     None when the probe fails (the stage that loads the same data will then say why)."""
     import torch
 
-    from supremum.worker import WorkerFailed, run_worker
+    from supremum.jobs.worker import WorkerFailed, run_worker
 
     # Stages train with the recipe's threads, or this process's (one after another here), or
     # cpus_per_stage (in workers); evaluation workers with torch's default.

@@ -131,7 +131,7 @@ def evaluate_in_subprocess(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig,
                            tracking: TrackingConfig | None = None) -> None:
     """Evaluate in a fresh process, so peak memory and latency belong to this artifact alone and
     not to whatever the calling process trained or loaded before (a pipeline trains first)."""
-    from supremum.worker import WorkerFailed, run_worker
+    from supremum.jobs.worker import WorkerFailed, run_worker
 
     spec = {"artifact": str(art.path), "data": data_cfg.model_dump(), "eval": cfg.model_dump(),
             "store": str(store.root), "tracking": tracking.model_dump() if tracking else None}

@@ -167,10 +167,10 @@ class FinetuneLearner:
             write_json(self.texts_file, texts)
 
     def fit(self, rows: list[int], labels: list[int], seed: int = 0) -> Scored:
-        from supremum.executor import runner
+        from supremum.jobs.executor import runner
 
         check_classes(sorted(set(labels)), self.spec.label_names)
-        from supremum.worker import WorkerFailed
+        from supremum.jobs.worker import WorkerFailed
 
         key = content_hash({"spec": self.spec.__dict__, "seed": seed, "rows": rows, "labels": labels,
                             "texts": self.texts_file.name})
