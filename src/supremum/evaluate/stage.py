@@ -101,8 +101,8 @@ def evaluate_model(name: str, data_cfg: DataConfig, cfg: EvalConfig, *, store: S
     """A base causal LM (alias, directory, .gguf) measured as it is: a store run without an
     artifact, so a fine-tune or compression has its starting point. backend "llamacpp" runs the
     model's GGUF file as shipped (quantized) in llama.cpp."""
+    from supremum.evaluate.lm import evaluate_lm
     from supremum.lm.data import is_lm_data
-    from supremum.lm.evaluate import evaluate_lm
     from supremum.models import load_model
     from supremum.preprocessing import preprocessing_for_model
 
@@ -232,7 +232,7 @@ def _lm_parent(art: Artifact):
 def _evaluate_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing,
                  outputs: Path | None = None, predictions: Path | None = None) -> dict:
     """A causal LM: perplexity, bits per byte and samples (`predictions` does not apply)."""
-    from supremum.lm.evaluate import evaluate_lm
+    from supremum.evaluate.lm import evaluate_lm
 
     device.cpu_only(cfg.device, "causal-LM evaluation runs on the CPU in this version")
     model, tok = backends.load(art)
