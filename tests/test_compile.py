@@ -4,8 +4,9 @@ sequence length; resumable runs refuse it."""
 import pytest
 from pydantic import ValidationError
 
-from supremum.config import FinetuneConfig, TrainConfig
+from supremum.config import TrainConfig
 from supremum.hashing import content_hash
+from supremum.train.config import FinetuneConfig
 from supremum.train.finetune import finetune
 
 
