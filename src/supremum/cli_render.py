@@ -305,19 +305,19 @@ def _print_calibration(c: dict) -> None:
 
 
 def print_calibrate(child) -> None:
-    c = child.manifest.calibration
-    b, a = c["before"], c["after"]
+    c = child.manifest.temperature_fit
+    b, a = c.before, c.after
     out.print(f"artifact {child.id}: {child.path}  ({child.lineage}, parent {child.manifest.parents[0]})",
               markup=False)
-    out.print(f"temperature {c['temperature']:.4f} fitted on {c['examples']:,} {c['split']} examples of "
-              f"{Path(c['data']).name}: NLL {b['nll']:.4f} -> {a['nll']:.4f}, ECE {100 * b['ece']:.2f}% -> "
-              f"{100 * a['ece']:.2f}%, Brier {b['brier']:.4f} -> {a['brier']:.4f}; predictions unchanged",
+    out.print(f"temperature {c.temperature:.4f} fitted on {c.examples:,} {c.split} examples of "
+              f"{Path(c.data).name}: NLL {b.nll:.4f} -> {a.nll:.4f}, ECE {100 * b.ece:.2f}% -> "
+              f"{100 * a.ece:.2f}%, Brier {b.brier:.4f} -> {a.brier:.4f}; predictions unchanged",
               markup=False)
-    if c.get("at_bound"):
-        out.print(f"note: {c['at_bound']}", markup=False)
-    if c.get("replaces_temperature") is not None:
+    if c.at_bound:
+        out.print(f"note: {c.at_bound}", markup=False)
+    if c.replaces_temperature is not None:
         out.print(f"note: a refit from the uncalibrated logits; it replaces the parent's T = "
-                  f"{c['replaces_temperature']:.4f} (the 'before' numbers are the uncalibrated model's)",
+                  f"{c.replaces_temperature:.4f} (the 'before' numbers are the uncalibrated model's)",
                   markup=False)
 
 
