@@ -131,7 +131,8 @@ def calibrate(artifact: str | Path | Artifact, data: str | DataConfig | None = N
     """A new artifact: `artifact` with temperature scaling fitted on the labelled dev split of
     `data` [default: the training data], recorded with its parent. Every backend divides the
     logits by the temperature at load, so argmax predictions are those of the parent.
-    The fit (T, dev NLL/ECE/Brier before and after) is in `child.manifest.calibration`.
+    The fit (T, dev NLL/ECE/Brier before and after) is in `child.manifest.calibration` (typed:
+    `child.manifest.temperature_fit`).
     Raises UserError: not a classifier; data without a labelled dev split.
     """
     from supremum.config import DataConfig

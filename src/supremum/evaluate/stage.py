@@ -17,6 +17,7 @@ from supremum.errors import UserError
 from supremum.evaluate import errors
 from supremum.evaluate.calibration import calibration_metrics
 from supremum.evaluate.quality import classification_metrics, softmax
+from supremum.evaluate.result import EvalResult
 from supremum.evaluate.speed import measure_cost
 from supremum.fsutil import dir_size
 from supremum.infer import predict_logits
@@ -167,10 +168,11 @@ def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
         return found
     parent, pm = found
     res = {"parent": parent.id, "accuracy_delta_pt": 100 * (out["accuracy"] - pm["accuracy"])}
-    for b in ("latency_b1", "latency_b32"):
-        ratio = pm["cost"][b]["model_only"]["median_ms"] / out["cost"][b]["model_only"]["median_ms"]
-        res[f"speedup_{b[8:]}"] = ratio
-        res[f"why_{b[8:]}"] = why(art.manifest, out["machine"]["isa"], ratio, int(b[9:]))
+    was, now = EvalResult(pm).cost, EvalResult(out).cost
+    for b, batch in (("b1", 1), ("b32", 32)):
+        ratio = getattr(was, b).model_median_ms / getattr(now, b).model_median_ms
+        res[f"speedup_{b}"] = ratio
+        res[f"why_{b}"] = why(art.manifest, out["machine"]["isa"], ratio, batch)
     res["method"] = "ratio of model-only median latencies from separate eval runs"
     return res
 
@@ -198,8 +200,8 @@ def _lm_vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
     res = {"parent": parent.id, "perplexity_change": out["perplexity"] / pm["perplexity"] - 1,
            "method": "ratios from separate eval runs on the same data and machine"}
     if "cost" in out and "cost" in pm:
-        res["decode_speedup"] = (out["cost"]["generation"]["decode_tokens_per_s"]
-                                 / pm["cost"]["generation"]["decode_tokens_per_s"])
+        res["decode_speedup"] = (EvalResult(out).cost.generation.decode_tokens_per_s
+                                 / EvalResult(pm).cost.generation.decode_tokens_per_s)
     return res
 
 
