@@ -132,20 +132,17 @@ def run(cfg: CompareConfig, store: Store | None = None, on_event=None) -> dict:
 def run_cells(cfg: CompareConfig, todo: list[dict], store: Store, say) -> list[dict]:
     """Every cell's result, from its cache or trained and evaluated now (one process each),
     in the order of `todo`."""
-    from supremum.jobs.executor import fan_out, runner
+    from supremum.jobs.cells import run_in_order
+    from supremum.jobs.executor import runner
 
     run = runner(cfg.executor)
-    cached = {i: json.loads((cell_dir(store, cfg, c) / "result.json").read_text())
-              for i, c in enumerate(todo) if (cell_dir(store, cfg, c) / "result.json").exists()}
 
-    def one(i: int) -> dict:
-        c = todo[i]
-        if i in cached:
-            return {**c, **cached[i], "cached": True}
+    def one(i: int, c: dict) -> dict:
         say(f"[{i + 1}/{len(todo)}] {c['variant']} seed {c['seed']}")
-        return {**c, **_run_cell(c, cell_dir(store, cfg, c), cfg, store, run), "cached": False}
+        return _run_cell(c, cell_dir(store, cfg, c), cfg, store, run)
 
-    return fan_out(range(len(todo)), one, cfg.jobs)
+    results = run_in_order(todo, lambda c: cell_dir(store, cfg, c) / "result.json", one, cfg.jobs)
+    return [{**c, **r, "cached": cached} for c, (r, cached) in zip(todo, results, strict=True)]
 
 
 def _run_cell(cell: dict, d: Path, cfg: CompareConfig, store: Store, run) -> dict:

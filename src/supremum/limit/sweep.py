@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from supremum.errors import UserError
 from supremum.fsutil import write_bytes, write_json
 from supremum.hashing import content_hash
-from supremum.jobs.executor import fan_out_completed, runner, slots
+from supremum.jobs.cells import run_as_completed
+from supremum.jobs.executor import runner, slots
 from supremum.limit.sources import Source, describe, parse_source
 from supremum.limit.train import LADDER, Shape
 from supremum.store import Store
@@ -272,25 +273,24 @@ def _parallelism(cfg: ScaleConfig) -> tuple[int, int]:
 
 
 def _execute(todo: list[dict], root: Path, jobs: int, threads: int, store: Store, say, run) -> list[dict]:
-    done, pending = [], []
-    for c in todo:
-        f = root / "runs" / c["hash"] / "result.json"
-        (done.append({**c, **json.loads(f.read_text()), "cached": True}) if f.exists() else pending.append(c))
-    if done:
-        say(f"{len(done)} of {len(todo)} runs already done; running {len(pending)}")
     # Largest first: the long runs start early, so the pool finishes together.
-    pending.sort(key=lambda c: -(c["d"] ** 2 * c["layers"] * c["tokens"]))
+    cached, finished = run_as_completed(todo, lambda c: root / "runs" / c["hash"] / "result.json",
+                                        lambda c: _run_one(c, root, threads, store, run), jobs,
+                                        first=lambda c: -(c["d"] ** 2 * c["layers"] * c["tokens"]))
+    done = [{**c, **r, "cached": True} for c, r in cached]
+    n_pending = len(todo) - len(done)
+    if done:
+        say(f"{len(done)} of {len(todo)} runs already done; running {n_pending}")
     failures = []
-    finished = fan_out_completed(pending, lambda c: _run_one(c, root, threads, store, run), jobs)
     for i, (c, fut) in enumerate(finished, 1):
         try:
             r = fut.result()
             done.append({**c, **r, "cached": False})
-            say(f"[{i}/{len(pending)}] d{c['d']}L{c['layers']} D={c['tokens']:,}: loss {r['loss']:.4f} "
+            say(f"[{i}/{n_pending}] d{c['d']}L{c['layers']} D={c['tokens']:,}: loss {r['loss']:.4f} "
                 f"({r['seconds']:.0f} s)")
         except Exception as e:  # one failed run must not lose the others
             failures.append(f"d{c['d']}L{c['layers']} D={c['tokens']}: {e}")
-            say(f"[{i}/{len(pending)}] d{c['d']}L{c['layers']} D={c['tokens']:,} failed: {e}")
+            say(f"[{i}/{n_pending}] d{c['d']}L{c['layers']} D={c['tokens']:,} failed: {e}")
     if failures:
         raise UserError(f"{len(failures)} sweep run(s) failed, first: {failures[0]}",
                         "the others are saved; re-run the same command to retry only these")
