@@ -20,7 +20,7 @@ from supremum.evaluate.quality import classification_metrics, softmax
 from supremum.evaluate.speed import measure_cost
 from supremum.fsutil import dir_size
 from supremum.infer import predict_logits
-from supremum.machine import fingerprint
+from supremum.machine import busy_caveat, fingerprint
 from supremum.preprocessing import WHOLE, Preprocessing, eval_split, preprocessing_for, scored
 from supremum.preprocessing import data_config_for as data_config_for  # the CLI's import path
 from supremum.store import Store
@@ -172,6 +172,8 @@ def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
         res[f"speedup_{b[8:]}"] = ratio
         res[f"why_{b[8:]}"] = why(art.manifest, out["machine"]["isa"], ratio, int(b[9:]))
     res["method"] = "ratio of model-only median latencies from separate eval runs"
+    if caveat := busy_caveat(**{"this run": out["cost"].get("load"), "parent": pm["cost"].get("load")}):
+        res["busy"] = caveat
     return res
 
 
@@ -200,6 +202,9 @@ def _lm_vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
     if "cost" in out and "cost" in pm:
         res["decode_speedup"] = (out["cost"]["generation"]["decode_tokens_per_s"]
                                  / pm["cost"]["generation"]["decode_tokens_per_s"])
+        if caveat := busy_caveat(**{"this run": out["cost"]["generation"].get("load"),
+                                    "parent": pm["cost"]["generation"].get("load")}):
+            res["busy"] = caveat
     return res
 
 

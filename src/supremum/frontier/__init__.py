@@ -59,6 +59,8 @@ class Variant:
     explanation_agreement: dict | None = None
     #: examples the metric was computed on (classifiers), for its interval
     examples: int | None = None
+    #: the machine's load while its costs were timed (evaluate.speed.load_during), where recorded
+    load: dict | None = None
 
     def group(self) -> tuple[str, str, str, str]:
         return (self.data, self.split, self.machine, self.protocol)
@@ -92,6 +94,11 @@ def _costs(m: dict) -> dict:
             "latency_b32": lat("latency_b32", "with_tokenization"), "size": m.get("size_on_disk_mb"),
             "memory": c.get("peak_rss_mb"), "params": c.get("params"),
             "decode_ms": gen.get("decode_ms_per_token"), "ttft": gen.get("ttft_ms")}
+
+
+def _load(m: dict) -> dict | None:
+    c = m.get("cost") or {}
+    return c.get("load") or (c.get("generation") or {}).get("load")
 
 
 def _metrics(m: dict) -> dict:
@@ -136,7 +143,7 @@ def variants(store: Store | None = None) -> list[Variant]:
         v = Variant(art, lineage, m.get("data", "?"), m.get("split", "?"), machine,
                     _metrics(m), _costs(m), r["id"], row.get("path"), r["started"],
                     m.get("task", CLASSIFICATION.pipeline_tag), _protocol(m),
-                    explanation_agreement=agreement.get(art), examples=m.get("examples"))
+                    explanation_agreement=agreement.get(art), examples=m.get("examples"), load=_load(m))
         key = (art, v.data, v.split, machine, v.protocol)
         latest.pop(key, None)  # runs come oldest first: keep the newest
         latest[key] = v

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from supremum.evaluate.speed import peak_rss_mb
+from supremum.machine import load_during
 
 #: a choice of the next token from the last position's logits (float32 numpy row); None = argmax
 Pick = Callable[[np.ndarray], int] | None
@@ -103,13 +104,14 @@ def _one_run(model, ids: list[int], new_tokens: int) -> tuple[float, list[float]
 
 def generation_cost(model, ids: list[int], new_tokens: int, warmup: int, repeats: int) -> dict:
     """Batch-1 greedy generation of `new_tokens` after a prompt of len(ids) tokens."""
-    for _ in range(warmup):
-        _one_run(model, ids, new_tokens)
-    prefills, steps = [], []
-    for _ in range(repeats):
-        p, s = _one_run(model, ids, new_tokens)
-        prefills.append(p)
-        steps += s
+    with load_during() as load:
+        for _ in range(warmup):
+            _one_run(model, ids, new_tokens)
+        prefills, steps = [], []
+        for _ in range(repeats):
+            p, s = _one_run(model, ids, new_tokens)
+            prefills.append(p)
+            steps += s
     decode_ms = statistics.median(steps) * 1000
     return {
         "prompt_tokens": len(ids), "new_tokens": new_tokens,
@@ -117,9 +119,10 @@ def generation_cost(model, ids: list[int], new_tokens: int, warmup: int, repeats
         "prefill_tokens_per_s": len(ids) / statistics.median(prefills),
         "decode_ms_per_token": decode_ms, "decode_ms_p95": float(np.percentile(steps, 95)) * 1000,
         "decode_tokens_per_s": 1000 / decode_ms,
-        "threads": torch.get_num_threads(), "peak_rss_mb": peak_rss_mb(),
+        "threads": torch.get_num_threads(), "peak_rss_mb": peak_rss_mb(), "load": load,
         "method": (f"batch 1, greedy, prompt of {len(ids)} held-out tokens, {new_tokens} new tokens; "
                    f"{warmup} untimed + {repeats} timed generations; prefill = the prompt's forward pass "
                    "(time to first token); decode = median (and p95) over every later single-token "
-                   "step; perf_counter; peak_rss_mb is the process's own peak (VmHWM, includes loading)"),
+                   "step; perf_counter; peak_rss_mb is the process's own peak (VmHWM, includes loading); "
+                   "load: the 1-minute load average (the larger of before and after) and the cores"),
     }
