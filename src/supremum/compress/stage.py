@@ -12,7 +12,7 @@ from supremum.backends.transforms import PHASES, kinds_in
 from supremum.backends.weights import write_weights
 from supremum.compress.context import Context
 from supremum.compress.registry import COMPRESSORS, Compressed, method_phase
-from supremum.config import DataConfig
+from supremum.config import DataConfig, identity
 from supremum.errors import UserError
 from supremum.hashing import content_hash
 from supremum.machine import fingerprint
@@ -57,7 +57,7 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
 def _identity(art: Artifact, cfg, data: str | DataConfig | None) -> str:
     """What a resumed compression must share with the killed one: parent, options, data."""
     if isinstance(data, DataConfig):
-        data = data.model_dump(mode="json")
+        data = identity(data)
     d = {"parent": art.id, "config": cfg.model_dump(mode="json"), "data": data}
     return content_hash(d)
 

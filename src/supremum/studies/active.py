@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from supremum.config import Delimiter
+from supremum.config import Delimiter, LocalPath
 from supremum.errors import UserError
 from supremum.fsutil import write_json
 from supremum.studies.batches import read_batch, write_batch
@@ -32,7 +32,8 @@ LABELLED = "labelled.csv"  #: every labelled row so far (row_id, text, label): d
 
 class LabelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    pool: str = Field(description="unlabelled texts: CSV/TSV/JSONL with a text column, or .txt with one per line")
+    pool: LocalPath = Field(description="unlabelled texts: CSV/TSV/JSONL with a text column, or .txt with one "
+                            "per line")
     text_column: str | None = Field(None, description="column of the pool holding the text (auto-detected)")
     delimiter: Delimiter | None = Field(None, description="separator of the pool's columns, as data.delimiter "
                                         "(detected when unset)")
@@ -58,7 +59,7 @@ class LabelConfig(BaseModel):
                             "this many times batch_size most uncertain texts")
     seed: int = Field(0, description="seed of the seed batch, of random picks and of training")
     max_length: int = Field(128, ge=8, description="truncate texts to this many tokens")
-    eval_data: str | None = Field(None, description="labelled data scored after every round (accuracy; the "
+    eval_data: LocalPath | None = Field(None, description="labelled data scored after every round (accuracy; the "
                                   "learning-curve stopping rule needs it)")
     stop: StopRule = Field(default_factory=StopRule)
 
