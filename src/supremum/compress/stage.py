@@ -44,8 +44,10 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
 
             model = merge(model)
         ctx = Context(art, tok, _data_cfg(art, data), checkpoints=run_dir, checkpoint_every=checkpoint_every,
-                      resume=resume)
+                      resume=resume, data_given=data is not None)
         result = method.run(model, cfg, ctx)
+        if used := ctx.data_record():  # in the manifest's step and the run record: what was read
+            result.report["data"] = used
         child = _save(art, tok, cfg, result, output, store.root, run_id)
         store.add_artifact(child.id, str(child.path), run_id, child.task, child.manifest.base_model,
                            child.lineage)
