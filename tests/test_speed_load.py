@@ -3,6 +3,7 @@
 import json
 import os
 
+import pytest
 from conftest import run_cli
 
 from supremum import cli_render
@@ -63,6 +64,7 @@ def test_frontier_sentence_carries_the_caveat():
     assert "busy" not in sentence(row, {**base, "load": IDLE}, "accuracy", "latency_b1")
 
 
+@pytest.mark.slow  # four CLI runs; the logic is covered above without them
 def test_eval_records_the_load_of_both_timings_and_the_ratio_says_when_busy(csv_data, tmp_path):
     art, q = tmp_path / "parent", tmp_path / "q"
     run_cli("finetune", "--model", "tiny-bert", "--data", str(csv_data), "--max-steps", "2", "--output", str(art),
