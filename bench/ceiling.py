@@ -185,10 +185,10 @@ def label_noise(args) -> dict:
 
 def _share(args, data, share: float) -> dict:
     """The label-noise stage on SST-2 with `share` of the train and test labels flipped (cached)."""
-    from supremum.config import FinetuneConfig
     from supremum.hashing import content_hash
     from supremum.store import Store
     from supremum.studies.oof import label_noise_stage
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import finetune
 
     key = content_hash({k: v for k, v in vars(args).items() if k not in ("out", "parts", "work", "shares")}
@@ -371,10 +371,10 @@ def _curve_train(args) -> dict:
 # ---- the search against a grid of the same budget ----------------------------------------------
 
 def search(args) -> dict:
-    from supremum.config import FinetuneConfig
     from supremum.hashing import content_hash
     from supremum.store import Store
     from supremum.studies.search import SearchConfig, containing, open_study, run_search
+    from supremum.train.config import FinetuneConfig
 
     data = {"path": str(Path(os.environ["SUPREMUM_DATA"]) / "sst2"), "max_length": args.max_length}
     base = FinetuneConfig.model_validate({"model": args.model, "data": data, "method": "full",

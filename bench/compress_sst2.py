@@ -83,8 +83,8 @@ def data_dir() -> str:
 
 
 def make_parent(out: Path, quick: bool = False):
-    from supremum.config import FinetuneConfig
     from supremum.recipe import build, load_yaml
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import finetune
 
     raw, _ = load_yaml(Path(__file__).parents[1] / "recipes" / "sst2-minilm-full.yaml")

@@ -55,7 +55,7 @@ def common(args) -> dict:
 
 
 def run_ours(method: str, flags: set[str], args) -> dict:
-    from supremum.config import FinetuneConfig
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import finetune
 
     c = common(args)

@@ -139,8 +139,8 @@ def prepare(variant: str, args):
     import torch
 
     from supremum import device
-    from supremum.config import FinetuneConfig
     from supremum.train import distributed
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import _prepare
     from supremum.train.optim import build_optimizer
 

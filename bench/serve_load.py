@@ -98,7 +98,7 @@ async def drive(url: str, sentences: list[str], clients: int, duration: float, w
 
 def tiny_artifact() -> str:
     """A tiny-bert classifier trained for 2 steps on the quick data (what --quick serves)."""
-    from supremum.config import FinetuneConfig
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import finetune
 
     work = Path(tempfile.mkdtemp(prefix="supremum-bench-serve-"))

@@ -327,9 +327,9 @@ def test_probe_learner_equals_the_linear_probe_artifact(tmp_path, split_dir):
     import torch
 
     from supremum import backends
-    from supremum.config import FinetuneConfig
     from supremum.data import load_data
     from supremum.studies.active_worker import score
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import finetune
 
     data = load_data(FinetuneConfig(data={"path": str(split_dir)}, output="x").data)

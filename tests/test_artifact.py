@@ -4,8 +4,8 @@ import torch
 from conftest import logits, logits_fresh_process
 
 from supremum.artifact import open_artifact
-from supremum.config import FinetuneConfig
 from supremum.errors import UserError
+from supremum.train.config import FinetuneConfig
 from supremum.train.finetune import finetune
 
 

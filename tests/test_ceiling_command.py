@@ -152,8 +152,8 @@ def test_a_stage_the_budget_cannot_hold_is_skipped_with_its_estimate():
 
 
 def test_the_search_space_grows_to_contain_the_users_configuration(csv_data, tmp_path):
-    from supremum.config import FinetuneConfig
     from supremum.studies.search import SearchConfig, containing
+    from supremum.train.config import FinetuneConfig
 
     base = FinetuneConfig.model_validate({"model": "tiny-bert", "data": {"path": str(csv_data)},
                                           "method": {"name": "lora", "r": 64},

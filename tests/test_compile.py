@@ -5,8 +5,9 @@ import pytest
 from conftest import run_cli
 from pydantic import ValidationError
 
-from supremum.config import FinetuneConfig, TrainConfig
+from supremum.config import TrainConfig
 from supremum.hashing import content_hash
+from supremum.train.config import FinetuneConfig
 from supremum.train.finetune import finetune
 
 

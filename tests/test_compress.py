@@ -9,9 +9,9 @@ from safetensors import safe_open
 
 from supremum.artifact import load_artifact_model, open_artifact
 from supremum.compress import compress, compressors
-from supremum.config import FinetuneConfig
 from supremum.errors import UserError
 from supremum.store import Store
+from supremum.train.config import FinetuneConfig
 from supremum.train.finetune import finetune
 
 OPTIONS = {

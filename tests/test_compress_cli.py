@@ -26,6 +26,12 @@ def test_compress_eval_sensitivity_end_to_end(art, tmp_path):
     assert "int8 GEMM" in ev["runtime"]["kernels"] and ev["runtime"]["isa"] is not None
     vs = ev["vs_parent"]
     assert vs["speedup_b1"] > 0 and "accuracy_delta_pt" in vs and "why_b1" in vs
+    from supremum.artifact import open_artifact
+
+    pm = next(m for m in open_artifact(art).metrics.values() if "cost" in m)  # the parent's eval
+    lat = lambda m, b: m["cost"][f"latency_{b}"]["model_only"]["median_ms"]  # noqa: E731
+    for b in ("b1", "b32"):  # ratios of the model-only medians, parent over child
+        assert vs[f"speedup_{b}"] == pytest.approx(lat(pm, b) / lat(ev, b), rel=1e-12)
     text = run_cli("eval", str(q), "--repeats", "3", check=True).stdout
     assert "runs with:" in text and "vs parent" in text
 

@@ -114,7 +114,7 @@ def test_frontier_names_the_gpu_a_row_was_measured_on():
 def test_gradient_checkpointing_gives_the_same_losses(method):
     """Recomputing activations (dropout replayed) changes memory, not the numbers: 3 steps of the
     real loop with and without it give the same losses."""
-    from supremum.config import FinetuneConfig
+    from supremum.train.config import FinetuneConfig
     from supremum.train.loop import Split, train
     from supremum.train.methods import METHODS
 

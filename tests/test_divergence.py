@@ -110,7 +110,7 @@ def test_a_non_finite_dev_score_is_never_the_best():
 
 
 def _finetuned(tmp_path):
-    from supremum.config import FinetuneConfig
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import finetune
 
     data = write_csv(tmp_path / "d.csv", sentiment_rows(120))
@@ -135,8 +135,8 @@ def test_diverged_distillation_fails_and_writes_nothing(tmp_path):
 
 
 def test_diverged_language_model_finetune_fails(tmp_path):
-    from supremum.config import FinetuneConfig
     from supremum.store import Store
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import finetune
 
     corpus = tmp_path / "c.txt"

@@ -27,7 +27,7 @@ from supremum.store import Store
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny-bert sentiment classifier (module-wide: training is the slow part) and its data."""
-    from supremum.config import FinetuneConfig
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import finetune
 
     root = tmp_path_factory.mktemp("explain")

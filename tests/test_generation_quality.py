@@ -10,12 +10,13 @@ import sacrebleu
 from conftest import run_cli
 from rouge_score import rouge_scorer
 
-from supremum.config import DataConfig, EvalConfig, FinetuneConfig, TrainConfig
+from supremum.config import DataConfig, EvalConfig, TrainConfig
 from supremum.lm.data import load_lm_data, pack, render
 from supremum.lm.forgetting import REPLAYED, reference_ids
 from supremum.lm.metrics import perplexity
 from supremum.lm.quality import UnicodeWords, answer, generation_metrics
 from supremum.models import load_model
+from supremum.train.config import FinetuneConfig
 
 WORDS = "the king shall speak of love and war to thee my lord".split()
 OTHER = "river stone cloud seven glass winter orange paper engine forest".split()

@@ -9,13 +9,14 @@ from types import SimpleNamespace
 from supremum.compare import CompareConfig, cells
 from supremum.compress import make_config
 from supremum.compress.stage import _identity
-from supremum.config import DataConfig, FinetuneConfig, identity
+from supremum.config import DataConfig, identity
 from supremum.hashing import content_hash
 from supremum.limit.curve import CurveConfig, compare_config
 from supremum.limit.sweep import ScaleConfig, Shape
 from supremum.limit.sweep import cells as scale_cells
 from supremum.pipeline import PipelineConfig, stage_hashes
 from supremum.train import distributed
+from supremum.train.config import FinetuneConfig
 from supremum.train.finetune import _run_dir, config_hash
 
 

@@ -244,8 +244,8 @@ def test_drop_empty_for_lm_records(tmp_path, capsys):
 
 
 def test_drop_empty_leaves_config_hashes_unchanged():
-    from supremum.config import FinetuneConfig
     from supremum.pipeline import PipelineConfig, stage_hashes
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import config_hash
 
     # values computed before data.drop_empty existed: runs cached then are found again
@@ -304,10 +304,10 @@ def test_single_class_split_and_unlabeled_test_are_said(tmp_path, capsys):
 def test_recipe_shorthands_in_every_recipe_kind(tmp_path):
     from supremum.cli_config import Assembly
     from supremum.compare import CompareConfig
-    from supremum.config import FinetuneConfig
     from supremum.limit.curve import CurveConfig
     from supremum.pipeline import PipelineConfig, stage_hashes
     from supremum.recipe import build
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import config_hash
 
     short = build(FinetuneConfig, {"model": "tiny-llama", "method": "lora", "data": {"path": "x.txt"}})
@@ -391,10 +391,10 @@ def test_served_instruction_model_gets_its_prompt_format(tmp_path):
     from fastapi.testclient import TestClient
 
     from supremum.artifact import load_artifact_model
-    from supremum.config import FinetuneConfig
     from supremum.lm.data import render_prompt
     from supremum.serve import ServeConfig
     from supremum.serve.app import create_app
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import finetune
 
     data = _jsonl(tmp_path / "alpaca.jsonl", [{"instruction": f"add {i} and 1", "input": "", "output": str(i + 1)}
@@ -553,7 +553,7 @@ def test_too_wide_row_with_a_given_delimiter_says_to_check_it(tmp_path):
 
 
 def test_delimiter_leaves_config_hashes_unchanged():
-    from supremum.config import FinetuneConfig
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import config_hash
 
     cfg = FinetuneConfig.model_validate({"model": {"name": "tiny-bert"}, "data": {"path": "x.csv"},

@@ -125,3 +125,23 @@ def test_no_import_cycle_leaves_its_package():
 
     crossing = [sorted(c) for c in _cycles(graph) if len({home(m) for m in c}) > 1]
     assert crossing == []
+
+
+def test_names_looked_up_across_layers_resolve():
+    """A module that needs one of a higher layer names it as a string (the contract cannot see
+    that import): each such name must still point at what the caller expects."""
+    import importlib
+
+    import supremum
+    from supremum import artifact, backends, config
+    from supremum.backends.pytorch import METHOD_STORAGES
+    from supremum.config import AdversarialConfig
+    from supremum.train.adversarial import AdversarialConfig as OldAdversarialConfig
+    from supremum.train.config import FinetuneConfig
+    from supremum.train.methods import delta
+
+    assert METHOD_STORAGES == {"delta": "supremum.train.methods.delta"}
+    assert importlib.import_module(METHOD_STORAGES["delta"]).load is delta.load
+    assert config.FinetuneConfig is FinetuneConfig is supremum.FinetuneConfig
+    assert OldAdversarialConfig is AdversarialConfig
+    assert artifact.load_artifact_model is backends.load

@@ -13,11 +13,12 @@ import torch.nn.functional as F
 from conftest import run_cli
 
 from supremum.artifact import load_artifact_model, open_artifact
-from supremum.config import DataConfig, FinetuneConfig
+from supremum.config import DataConfig
 from supremum.errors import UserError
 from supremum.lm.data import IGNORE, encode_instruction, is_lm_data, load_lm_data, pack, stream, training_split
 from supremum.lm.metrics import perplexity, token_nll, windows
 from supremum.models import load_model
+from supremum.train.config import FinetuneConfig
 
 WORDS = "the king shall speak of love and war to thee my lord".split()
 HAS_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None

@@ -147,3 +147,40 @@ def test_accessors_write_nothing_back(tmp_path):
              art.manifest.instruction_tuned, art.manifest.gguf_quant, art.manifest.gguf_lora)
     assert reads == ("/data/sst2", "ab" * 32, {"name": "full"}, False, None, False)
     assert json.dumps(art.manifest.as_dict(), indent=2) + "\n" == before.decode()
+
+
+FIT = {"temperature": 1.23456, "method": "temperature scaling", "data": "/d/reviews.csv", "split": "dev",
+       "examples": 1234, "before": {"nll": 0.71234, "ece": 0.1234, "adaptive_ece": 0.11, "brier": 0.25123},
+       "after": {"nll": 0.61234, "ece": 0.0456, "adaptive_ece": 0.04, "brier": 0.21123}, "at_bound": None}
+
+
+def _printed_calibrate(tmp_path, record) -> str:
+    from supremum import cli_render
+
+    child = _write(open_artifact(_artifact(tmp_path, FINETUNED)), "dddddddddddd", "r1", record, tmp_path / "c")
+    with cli_render.out.capture() as cap:
+        cli_render.print_calibrate(child)
+    return cap.get()
+
+
+def test_print_calibrate_reads_the_fit(tmp_path):
+    assert _printed_calibrate(tmp_path, FIT).splitlines() == [
+        f"artifact dddddddddddd: {tmp_path / 'c'}  (full>temperature, parent aaaaaaaaaaaa)",
+        "temperature 1.2346 fitted on 1,234 dev examples of reviews.csv: NLL 0.7123 -> 0.6123, ECE 12.34% -> "
+        "4.56%, Brier 0.2512 -> 0.2112; predictions unchanged"]
+
+
+def test_print_calibrate_notes_a_bound_and_a_refit(tmp_path):
+    lines = _printed_calibrate(tmp_path, {**FIT, "at_bound": "T reached the upper search bound 100",
+                                          "replaces_temperature": 2.5}).splitlines()
+    assert lines[2:] == ["note: T reached the upper search bound 100",
+                         "note: a refit from the uncalibrated logits; it replaces the parent's T = 2.5000 (the "
+                         "'before' numbers are the uncalibrated model's)"]
+
+
+def test_temperature_fit_reads_old_records():
+    fit = _m(calibration=FIT).temperature_fit
+    assert (fit.temperature, fit.examples, fit.split, fit.data) == (1.23456, 1234, "dev", "/d/reviews.csv")
+    assert (fit.before.nll, fit.after.ece, fit.at_bound, fit.replaces_temperature) == (0.71234, 0.0456, None, None)
+    assert _m().temperature_fit is None  # not calibrated
+    assert _m(calibration={**FIT, "replaces_temperature": 2.5}).temperature_fit.replaces_temperature == 2.5

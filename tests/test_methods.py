@@ -8,9 +8,9 @@ from conftest import logits, logits_fresh_process
 from safetensors.torch import load_file
 
 from supremum.artifact import open_artifact
-from supremum.config import FinetuneConfig
 from supremum.errors import UserError
 from supremum.store import Store
+from supremum.train.config import FinetuneConfig
 from supremum.train.finetune import finetune
 from supremum.train.methods import METHODS
 

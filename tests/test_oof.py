@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from conftest import NEG, POS, run_cli, sentiment_rows, write_csv
 
-from supremum.config import DataConfig, FinetuneConfig
+from supremum.config import DataConfig
 from supremum.data import CV_HELDOUT, TRAIN_ROW, load_data
 from supremum.errors import UserError
 from supremum.store import Store
 from supremum.studies.oof import label_noise_stage, out_of_fold_probs
+from supremum.train.config import FinetuneConfig
 from supremum.train.finetune import config_hash, finetune
 
 FLIP = {"pos": "neg", "neg": "pos"}

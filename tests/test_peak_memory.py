@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from supremum.config import FinetuneConfig
+from supremum.train.config import FinetuneConfig
 from supremum.train.finetune import finetune
 
 MEASURE = textwrap.dedent("""

@@ -7,10 +7,11 @@ from conftest import run_cli
 from pydantic import ValidationError
 
 from supremum import machine
-from supremum.config import FinetuneConfig, TrainConfig
+from supremum.config import TrainConfig
 from supremum.hashing import content_hash
 from supremum.store import Store
 from supremum.train import precision
+from supremum.train.config import FinetuneConfig
 from supremum.train.finetune import finetune
 from supremum.train.loop import Split
 

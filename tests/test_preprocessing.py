@@ -8,12 +8,13 @@ import shutil
 import pytest
 from conftest import NEG, POS, run_cli, write_csv
 
-from supremum.config import DataConfig, EvalConfig, FinetuneConfig
+from supremum.config import DataConfig, EvalConfig
 from supremum.data import load_data
 from supremum.errors import UserError
 from supremum.evaluate.stage import evaluate, evaluate_model
 from supremum.preprocessing import data_config_for, position_limit, preprocessing_for
 from supremum.store import Store
+from supremum.train.config import FinetuneConfig
 
 FILLER = ["the", "movie", "was", "seen", "on", "a", "sunday", "with", "friends", "at", "old", "cinema"]
 MAX_LENGTH = 192

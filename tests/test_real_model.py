@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from supremum.config import FinetuneConfig
+from supremum.train.config import FinetuneConfig
 from supremum.train.finetune import finetune
 
 DATA = Path(os.environ.get("SUPREMUM_DATA", "")) / "sst2"

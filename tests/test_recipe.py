@@ -5,9 +5,9 @@ import pytest
 from supremum import cli
 from supremum.cli_config import finetune_config as build_finetune
 from supremum.cli_config import flag_keys
-from supremum.config import FinetuneConfig
 from supremum.errors import UserError
 from supremum.recipe import build, load_yaml
+from supremum.train.config import FinetuneConfig
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
 

@@ -71,7 +71,7 @@ def test_budget_below_one_trial_is_one_line_user_error(csv_data, tmp_path):
 
 
 def test_on_eval_hook_sees_every_dev_score(csv_data):
-    from supremum.config import FinetuneConfig
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import finetune
 
     seen = []

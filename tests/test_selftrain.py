@@ -11,10 +11,11 @@ import pytest
 from conftest import logits, logits_fresh_process, run_cli, sentiment_rows, write_csv
 
 from supremum.artifact import open_artifact
-from supremum.config import DataConfig, DomainPretrainConfig, FinetuneConfig
+from supremum.config import DataConfig, DomainPretrainConfig
 from supremum.data.unlabeled import read_unlabeled
 from supremum.errors import UserError
 from supremum.hashing import content_hash
+from supremum.train.config import FinetuneConfig
 from supremum.train.finetune import config_hash, finetune
 from supremum.train.selftrain import select, softmax
 

@@ -11,9 +11,9 @@ from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 
 from supremum.artifact import load_artifact_model
-from supremum.config import FinetuneConfig
 from supremum.data import load_data
 from supremum.errors import UserError
+from supremum.train.config import FinetuneConfig
 from supremum.train.finetune import finetune
 from supremum.train.methods.linear_probe import check_labels, embeddings, write_head
 

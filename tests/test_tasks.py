@@ -12,10 +12,11 @@ import pytest
 from conftest import run_cli
 
 from supremum import tasks
-from supremum.config import DataConfig, FinetuneConfig
+from supremum.config import DataConfig
 from supremum.errors import UserError
 from supremum.tasks import CAUSAL_LM, CLASSIFICATION, CausalLM, Classification, Task, get_task, resolve_task
 from supremum.tasks import base as registry
+from supremum.train.config import FinetuneConfig
 
 UNKNOWN = ("unknown task 'regression' (use one of: causal-lm (or text-generation), "
            "classification (or text-classification))")

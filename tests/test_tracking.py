@@ -6,10 +6,10 @@ import sys
 import pytest
 from conftest import run_cli
 
-from supremum.config import FinetuneConfig
 from supremum.errors import UserError
 from supremum.store import Store
 from supremum.tracking import TrackingConfig, parse_track
+from supremum.train.config import FinetuneConfig
 from supremum.train.finetune import finetune
 
 

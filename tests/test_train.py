@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from supremum.config import FinetuneConfig
 from supremum.store import Store
+from supremum.train.config import FinetuneConfig
 from supremum.train.finetune import finetune
 
 

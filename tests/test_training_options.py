@@ -7,8 +7,9 @@ import torch
 from conftest import run_cli
 
 from supremum.augment import AugmentConfig, augment, parse_perturb, perturb
-from supremum.config import FinetuneConfig, TrainConfig
+from supremum.config import TrainConfig
 from supremum.errors import UserError
+from supremum.train.config import FinetuneConfig
 from supremum.train.finetune import finetune
 from supremum.train.optim import build_optimizer, layer_depth, param_groups
 

@@ -235,7 +235,7 @@ def test_bench_zeroshot_sst2_quick(tmp_path):
 def test_gguf_artifact_scores_like_its_pytorch_parent_in_llama_cpp(splits, tmp_path, monkeypatch):
     """A causal-LM artifact and its f32 GGUF export (run by llama.cpp) give the same verbalizer
     scores: the llama.cpp path of the scorer (one unpadded row at a time) is the same computation."""
-    from supremum.config import FinetuneConfig
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import finetune
 
     monkeypatch.setenv("SUPREMUM_HOME", str(tmp_path / "home"))

@@ -31,7 +31,7 @@ _LAZY = {
     "calibrate": "supremum.api",
     "open_artifact": "supremum.artifact",
     "load_artifact_model": "supremum.artifact",
-    "FinetuneConfig": "supremum.config",
+    "FinetuneConfig": "supremum.train.config",
     "DataConfig": "supremum.config",
     "EvalConfig": "supremum.config",
     "Store": "supremum.store",

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from supremum.artifact import Artifact
-    from supremum.config import DataConfig, EvalConfig, FinetuneConfig
+    from supremum.config import DataConfig, EvalConfig
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import FinetuneResult
 
 
@@ -54,7 +55,7 @@ def finetune(config: FinetuneConfig | dict | str | Path, *, resume: bool = False
     trainable_params, total_params, train_samples_per_s. `resume` continues the same run from
     its last checkpoint. Raises UserError on bad config values or data (one line).
     """
-    from supremum.config import FinetuneConfig
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import finetune as run
 
     cfg = _config(FinetuneConfig, config, "supremum finetune --help")
@@ -130,7 +131,8 @@ def calibrate(artifact: str | Path | Artifact, data: str | DataConfig | None = N
     """A new artifact: `artifact` with temperature scaling fitted on the labelled dev split of
     `data` [default: the training data], recorded with its parent. Every backend divides the
     logits by the temperature at load, so argmax predictions are those of the parent.
-    The fit (T, dev NLL/ECE/Brier before and after) is in `child.manifest.calibration`.
+    The fit (T, dev NLL/ECE/Brier before and after) is in `child.manifest.calibration` (typed:
+    `child.manifest.temperature_fit`).
     Raises UserError: not a classifier; data without a labelled dev split.
     """
     from supremum.config import DataConfig

@@ -53,6 +53,35 @@ class Member(_Record):
     dir: str
 
 
+class CalibrationScores(_Record):
+    """Dev-split calibration of the class probabilities (supremum.evaluate.calibration): NLL in nats
+    per example, ECE and adaptive ECE as fractions (0.05 = 5 points), Brier score (sum over classes)."""
+
+    nll: float
+    ece: float
+    adaptive_ece: float | None = None
+    brier: float
+
+
+class TemperatureFit(_Record):
+    """How `supremum calibrate` fitted the temperature (manifest `calibration`): T, the data and
+    split it was fitted on, dev scores before (logits) and after (logits / T)."""
+
+    temperature: float
+    #: the fitting procedure, in words
+    method: str | None = None
+    #: the data source's path
+    data: str
+    split: str
+    examples: int
+    before: CalibrationScores
+    after: CalibrationScores
+    #: why T on the edge of its search range measures nothing; None when inside
+    at_bound: str | None = None
+    #: a refit: the T of the calibrated parent it replaces
+    replaces_temperature: float | None = None
+
+
 class Manifest(_Record):
     """manifest.json: what an artifact is and how it was made. Optional keys default to what an
     artifact written without them means (older artifacts omit backend and transforms)."""
@@ -119,6 +148,17 @@ class Manifest(_Record):
         """The fine-tuning method's resolved configuration (`config.method`: `name` and its options).
         KeyError when the artifact records none (it was not fine-tuned by supremum)."""
         return self.config["method"]
+
+    @property
+    def method_name(self) -> str:
+        """The fine-tuning method's registry key (`config.method.name`, e.g. lora, bitfit).
+        KeyError when the artifact records none (it was not fine-tuned by supremum)."""
+        return self.method_config["name"]
+
+    @property
+    def temperature_fit(self) -> TemperatureFit | None:
+        """The temperature-scaling fit (`calibration`), typed; None when not calibrated."""
+        return None if self.calibration is None else TemperatureFit.model_validate(self.calibration)
 
     @property
     def data_sha256(self) -> str | None:

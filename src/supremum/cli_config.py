@@ -33,7 +33,7 @@ SECTIONS = {"model": "supremum.config:ModelSpec", "data": "supremum.config:DataC
             "explain": "supremum.explain.config:ExplainConfig",
             "self_training": "supremum.config:SelfTrainingConfig",
             "domain_pretrain": "supremum.config:DomainPretrainConfig",
-            "": "supremum.config:FinetuneConfig"}
+            "": "supremum.train.config:FinetuneConfig"}
 _MARK = re.compile(r"<schema:(\w*)\.(\w+)>")
 _EPILOG = re.compile(r"<epilog:(\w+)>")
 
@@ -119,7 +119,7 @@ def build(schema, values: dict[str, Any], keys: dict[str, str], *, help_cmd: str
 
 def finetune_config(values: dict[str, Any], keys: dict[str, str]):
     """The fine-tuning config from the `finetune` command's option values (`keys`: see flag_keys)."""
-    from supremum.config import FinetuneConfig
+    from supremum.train.config import FinetuneConfig
 
     cfg = Assembly(values.get("recipe")).options(values, {**keys, "output": "output"})
     if values.get("method") is not None:

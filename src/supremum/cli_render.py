@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from supremum.errors import UserError
+from supremum.evaluate.result import EvalResult
 from supremum.tasks import CAUSAL_LM
 
 # Piped output (files, CI logs, tests) gets full-width tables instead of rich's 80 columns.
@@ -207,15 +208,16 @@ def print_lm_eval(m: dict, name: str) -> None:
               f"{m['bits_per_byte']:.4f} bits/byte")
     out.print(f"[dim]method: {d['method']}[/]")
     if "cost" in m:
-        c, g = m["cost"], m["cost"]["generation"]
-        out.print(f"params {c['params']:,}   weights {c['weights_mb']:.1f} MB"
-                  + (f"   on disk {m['size_on_disk_mb']:.1f} MB" if "size_on_disk_mb" in m else "")
-                  + f"   peak RSS {c['peak_rss_mb']:.0f} MB   threads {g['threads']}")
-        out.print(f"decode {g['decode_tokens_per_s']:.1f} tokens/s ({g['decode_ms_per_token']:.1f} ms/token, "
-                  f"p95 {g['decode_ms_p95']:.1f})   prefill {g['prefill_tokens_per_s']:.0f} tokens/s   "
-                  f"time to first token {g['ttft_ms']:.0f} ms")
-        _print_busy(g.get("load"), "times")
-        out.print(f"[dim]method: {g['method']}[/]")
+        c = EvalResult(m).cost
+        g = c.generation
+        out.print(f"params {c.params:,}   weights {c.weights_mb:.1f} MB"
+                  + (f"   on disk {c.size:.1f} MB" if "size_on_disk_mb" in m else "")
+                  + f"   peak RSS {c.memory:.0f} MB   threads {g.threads}")
+        out.print(f"decode {g.decode_tokens_per_s:.1f} tokens/s ({g.decode_ms_per_token:.1f} ms/token, "
+                  f"p95 {g.decode_ms_p95:.1f})   prefill {g.prefill_tokens_per_s:.0f} tokens/s   "
+                  f"time to first token {g.ttft_ms:.0f} ms")
+        _print_busy(c.load, "times")
+        out.print(f"[dim]method: {g.method}[/]")
     vs = m.get("vs_parent")
     if vs and "perplexity_change" in vs:
         out.print(f"vs parent {vs['parent']}: perplexity {vs['perplexity_change']:+.2%}"
@@ -307,19 +309,19 @@ def _print_calibration(c: dict) -> None:
 
 
 def print_calibrate(child) -> None:
-    c = child.manifest.calibration
-    b, a = c["before"], c["after"]
+    c = child.manifest.temperature_fit
+    b, a = c.before, c.after
     out.print(f"artifact {child.id}: {child.path}  ({child.lineage}, parent {child.manifest.parents[0]})",
               markup=False)
-    out.print(f"temperature {c['temperature']:.4f} fitted on {c['examples']:,} {c['split']} examples of "
-              f"{Path(c['data']).name}: NLL {b['nll']:.4f} -> {a['nll']:.4f}, ECE {100 * b['ece']:.2f}% -> "
-              f"{100 * a['ece']:.2f}%, Brier {b['brier']:.4f} -> {a['brier']:.4f}; predictions unchanged",
+    out.print(f"temperature {c.temperature:.4f} fitted on {c.examples:,} {c.split} examples of "
+              f"{Path(c.data).name}: NLL {b.nll:.4f} -> {a.nll:.4f}, ECE {100 * b.ece:.2f}% -> "
+              f"{100 * a.ece:.2f}%, Brier {b.brier:.4f} -> {a.brier:.4f}; predictions unchanged",
               markup=False)
-    if c.get("at_bound"):
-        out.print(f"note: {c['at_bound']}", markup=False)
-    if c.get("replaces_temperature") is not None:
+    if c.at_bound:
+        out.print(f"note: {c.at_bound}", markup=False)
+    if c.replaces_temperature is not None:
         out.print(f"note: a refit from the uncalibrated logits; it replaces the parent's T = "
-                  f"{c['replaces_temperature']:.4f} (the 'before' numbers are the uncalibrated model's)",
+                  f"{c.replaces_temperature:.4f} (the 'before' numbers are the uncalibrated model's)",
                   markup=False)
 
 
@@ -332,18 +334,16 @@ def _print_busy(load: dict | None, what: str) -> None:
 
 
 def _print_cost(m: dict) -> None:
-    c = m["cost"]
-    trainable = f" ({c['trainable_params']:,} trained)" if c.get("trainable_params") else ""
-    out.print(f"params {c['params']:,}{trainable}   weights {c['weights_mb']:.1f} MB   on disk "
-              f"{m['size_on_disk_mb']:.1f} MB   peak RSS {c['peak_rss_mb']:.0f} MB   threads {c['threads']}")
-    for key in ("latency_b1", "latency_b32"):
-        lat = c[key]
-        out.print(f"batch {lat['batch_size']:>2}: model {lat['model_only']['median_ms']:.2f} ms "
-                  f"(p95 {lat['model_only']['p95_ms']:.2f}), with tokenization "
-                  f"{lat['with_tokenization']['median_ms']:.2f} ms (p95 "
-                  f"{lat['with_tokenization']['p95_ms']:.2f}); {lat['throughput_per_s']:.1f} sentences/s")
-    _print_busy(c.get("load"), "latencies")
-    out.print(f"[dim]method: {c['method']}[/]")
+    c = EvalResult(m).cost
+    trainable = f" ({c.trainable_params:,} trained)" if c.trainable_params else ""
+    out.print(f"params {c.params:,}{trainable}   weights {c.weights_mb:.1f} MB   on disk "
+              f"{c.size:.1f} MB   peak RSS {c.memory:.0f} MB   threads {c.threads}")
+    for lat in (c.b1, c.b32):
+        out.print(f"batch {lat.batch_size:>2}: model {lat.model_median_ms:.2f} ms (p95 {lat.model_p95_ms:.2f}), "
+                  f"with tokenization {lat.median_ms:.2f} ms (p95 {lat.p95_ms:.2f}); "
+                  f"{lat.throughput_per_s:.1f} sentences/s")
+    _print_busy(c.load, "latencies")
+    out.print(f"[dim]method: {c.method}[/]")
     out.print(f"runs with: {m['runtime']['kernels']}; CPU ISA: {', '.join(m['runtime']['isa'])}",
               markup=False)
     vs = m.get("vs_parent")
@@ -512,10 +512,11 @@ def print_zeroshot(r: dict) -> None:
               f"verbalizers {verb}", markup=False)
     t = Table("shots", "seeds", "accuracy %", "macro-F1 %", "acc_norm %", "examples/s", "b1 ms")
     for k in r["results"]:
-        cost = k.get("cost") or {}
+        res = EvalResult(k)
+        measured, c = res.measured_cost, res.cost
         t.add_row(str(k["shots"]), str(k["accuracy"]["n"]), pct(k["accuracy"]), pct(k["macro_f1"]),
-                  pct(k["acc_norm"]), f"{cost['examples_per_s']:.1f}" if cost else "-",
-                  f"{cost['latency_b1']['with_tokenization']['median_ms']:.1f}" if cost else "-")
+                  pct(k["acc_norm"]), f"{c.examples_per_s:.1f}" if measured else "-",
+                  f"{c.latency_b1:.1f}" if measured else "-")
     out.print(t)
     m = r["majority"]
     out.print(f"majority class ('{m['label']}' for every text): accuracy {100 * m['accuracy']:.1f}%, "

@@ -17,12 +17,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from supremum.config import DataConfig, FinetuneConfig, MethodDict, ModelSpec, TrainConfig, identity
+from supremum.config import DataConfig, MethodDict, ModelSpec, TrainConfig, identity
 from supremum.errors import UserError
 from supremum.fsutil import write_json
 from supremum.jobs.worker import WorkerFailed
 from supremum.machine import fingerprint
 from supremum.store import Store
+from supremum.train.config import FinetuneConfig
 
 
 class Variant(BaseModel):

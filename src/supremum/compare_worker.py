@@ -9,11 +9,12 @@ import sys
 
 
 def main() -> None:
-    from supremum.config import EvalConfig, FinetuneConfig
+    from supremum.config import EvalConfig
     from supremum.evaluate.speed import peak_rss_mb
     from supremum.evaluate.stage import evaluate
     from supremum.store import Store
     from supremum.tasks import CAUSAL_LM, get_task
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import finetune
 
     spec = json.loads(sys.stdin.read())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -20,9 +21,6 @@ from pydantic import (
 )
 
 from supremum.augment import AugmentConfig
-from supremum.tracking import TrackingConfig
-from supremum.train.adversarial import AdversarialConfig
-from supremum.train.methods import AnyMethodConfig, FullConfigDefault
 
 
 def csv_ints(v: Any) -> Any:
@@ -201,6 +199,17 @@ class DataConfig(Strict):
         return os.path.expanduser(os.path.expandvars(v))
 
 
+# FGM/PGD perturbations of the input embeddings: supremum.train.adversarial trains with them
+class AdversarialConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["fgm", "pgd"] = Field("fgm", description="one step (fgm) or projected steps (pgd)")
+    epsilon: float = Field(0.02, gt=0, description="L2 radius of the perturbation as a fraction of the "
+                           "example's embedding norm")
+    steps: int = Field(3, ge=1, description="PGD ascent steps")
+    alpha: float = Field(0.01, gt=0, description="PGD step size, same unit as epsilon")
+    weight: float = Field(1.0, gt=0, description="weight of the adversarial loss")
+
+
 class TrainConfig(Strict):
     epochs: float = Field(3.0, gt=0, description="passes over the training set")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
@@ -340,80 +349,6 @@ class DomainPretrainConfig(Strict):
                                    "80% [MASK], 10% random, 10% kept, as in BERT)")
 
 
-class FinetuneConfig(Strict):
-    task: Literal["auto", "classification", "causal-lm"] = Field(
-        "auto", description="auto: causal-lm for text corpora (.txt, JSONL text without labels) and "
-        "instruction data (prompt/response or messages), else classification")
-    model: ModelSpec = Field(default_factory=ModelSpec)
-    data: DataConfig
-    method: Annotated[AnyMethodConfig, BeforeValidator(named)] = Field(
-        default_factory=FullConfigDefault, description="fine-tuning method")
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    output: str | None = Field(None, description="artifact directory (default: under $SUPREMUM_HOME)")
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig,
-                                     description="mirror metrics to TensorBoard / MLflow / W&B")
-    self_training: SelfTrainingConfig | None = Field(None, description="pseudo-label data.unlabeled "
-                                                     "and retrain (classifiers)")
-    domain_pretrain: DomainPretrainConfig | None = Field(None, description="continued pretraining of the "
-                                                         "base model on data.unlabeled before fine-tuning "
-                                                         "(classifiers)")
-
-    #: keys added after runs were cached (see DataConfig.ADDED_LATER)
-    ADDED_LATER: ClassVar[dict[str, Any]] = {"self_training": None, "domain_pretrain": None}
-
-    @model_serializer(mode="wrap")
-    def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict:
-        return omit_later(self, handler, info)
-
-    @model_validator(mode="after")
-    def _unlabeled_pair(self) -> FinetuneConfig:
-        uses = [k for k in ("self_training", "domain_pretrain") if getattr(self, k) is not None]
-        if uses and self.data.unlabeled is None:
-            raise ValueError(f"{' and '.join(uses)} read unlabelled texts: set data.unlabeled "
-                             "(--unlabeled FILE)")
-        if not uses and self.data.unlabeled is not None:
-            raise ValueError("data.unlabeled is read only by self_training or domain_pretrain: set one "
-                             "(--self-training-rounds N or --domain-pretrain-steps N) or drop it")
-        if uses and self.task == "causal-lm":
-            raise ValueError(f"{' and '.join(uses)} apply to classifiers (task classification), "
-                             "not to task causal-lm")
-        return self
-
-    @model_validator(mode="after")
-    def _resolve_lr(self) -> FinetuneConfig:
-        if self.train.layer_decay is not None and self.method.name != "full":
-            raise ValueError("train.layer_decay applies to full fine-tuning only (the other methods "
-                             "train few or no pretrained weights)")
-        _check_train_options(self.method, self.train)
-        if self.train.lr is None:
-            self.train.lr = type(self.method).default_lr
-        return self
-
-
-def _check_train_options(method, train: TrainConfig) -> None:
-    """A method with its own fit (linear-probe, setfit) ignores most of the training loop's
-    options: one set away from its default is an error, not silently unused. A method that cannot
-    train with gradient checkpointing refuses it here rather than fail inside the first step."""
-    why = type(method).no_gradient_checkpointing
-    if train.gradient_checkpointing and why:
-        raise ValueError(f"train.gradient_checkpointing does not work with method {method.name}: {why}; "
-                         "drop --gradient-checkpointing or use method prompt, ptuning or lora")
-    honoured = type(method).train_options
-    if honoured is None:
-        return
-    if train.request not in ("auto", "fp32"):
-        raise ValueError(f"train.precision {train.request} does not apply to method {method.name}, which "
-                         "trains without the gradient loop")
-    # A resolved config (a manifest's) holds train.lr = the method's default_lr.
-    default = TrainConfig(lr=type(method).default_lr if train.lr is not None else None)
-    for key in TrainConfig.model_fields:
-        if key in ("bf16", "precision"):  # checked above: fp32 (older dumps' bf16 false) is no change
-            continue
-        if key not in honoured and getattr(train, key) != getattr(default, key):
-            raise ValueError(f"train.{key} does not apply to method {method.name}, which trains "
-                             f"without the gradient loop (it honours: {', '.join(sorted(honoured))})")
-
-
 class EvalConfig(Strict):
     split: str | None = Field(None, description="split to evaluate: train, dev, test or all (default: dev of "
                               "the training data or of a directory with split files; any other file is "
@@ -483,3 +418,12 @@ class EvalConfig(Strict):
     @classmethod
     def _expand_reference(cls, v: str | None) -> str | None:
         return None if v is None else os.path.expanduser(os.path.expandvars(v))
+
+
+def __getattr__(name: str):
+    # FinetuneConfig moved to `supremum.train.config` (it holds the fine-tuning methods' configs,
+    # which sit in the training layer above this module); the old name keeps working for outside
+    # code. Looked up by name so this module stays below the training layer.
+    if name == "FinetuneConfig":
+        return importlib.import_module("supremum.train.config").FinetuneConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

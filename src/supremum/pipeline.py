@@ -163,8 +163,8 @@ def stage_config(cfg: PipelineConfig, s: StageSpec, out: Path | None = None):
     number, kind and id, and the bad key) on any invalid option."""
     source = stage_name(cfg, s)
     if s.finetune is not None:
-        from supremum.config import FinetuneConfig
         from supremum.recipe import build
+        from supremum.train.config import FinetuneConfig
 
         ft = dict(s.finetune)
         raw = {"model": cfg.model.model_dump(), "data": cfg.data.model_dump(),

@@ -1,10 +1,10 @@
 """Compression stage: `compress(artifact, config) -> artifact`, one registered module per method.
 
-A method is a typed config (pydantic, `method` a Literal, in `configs.py`, torch-free) plus a
-function `run(model, config, ctx) -> Compressed` in its family's module, registered with
-`@register`; dispatch is by the config's `method` name, as torchao dispatches `quantize_` by
-config type. The registry is `registry.py`; importing this package registers every config and
-loads no implementation (they are imported when their method runs).
+A method is a typed config (pydantic, `method` a Literal, torch-free) plus a function
+`run(model, config, ctx) -> Compressed` registered with `@register`; dispatch is by the config's
+`method` name, as torchao dispatches `quantize_` by config type. The registry is `registry.py`;
+a new method is one file in `methods/`. Importing this package registers every config
+(`registry.discover`) and loads no implementation (they are imported when their method runs).
 """
 
 from __future__ import annotations
@@ -13,20 +13,26 @@ from typing import Annotated, Union
 
 from pydantic import Field
 
-from supremum.compress.configs import STRUCTURAL
 from supremum.compress.registry import (
     COMPRESSORS,
     CompressConfig,
     Compressed,
     Compressor,
+    discover,
     method_phase,
     register,
+    structural,
 )
 from supremum.errors import UserError
 from supremum.recipe import build
 
 __all__ = ["COMPRESSORS", "STRUCTURAL", "CompressConfig", "Compressed", "Compressor", "compress", "compressors",
            "config_union", "make_config", "method_phase", "register"]
+
+discover()
+#: methods that change the architecture; they must run before quantization, and distillation
+#: learns from the nearest ancestor made without them
+STRUCTURAL = structural()
 
 
 def compressors() -> dict[str, Compressor]:

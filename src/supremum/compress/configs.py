@@ -1,7 +1,8 @@
-"""Every compression method's typed config, registered with its phase, implementing module and
-one-line summary (see supremum.compress.registry). Pydantic only: no torch, so help, recipe
-validation and dry runs read these without loading a kernel. Registration order is the order
-`supremum compress --help` lists the methods."""
+"""The built-in compression families' typed configs, registered with their phase, summary, words
+and implementing module (see supremum.compress.registry; a new method is one file in
+`compress/methods/` instead). Pydantic only: no torch, so help, recipe validation and dry runs
+read these without loading a kernel. Registration order is the order `supremum compress --help`
+lists the methods (these first, then `compress/methods/`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from supremum.compress.registry import COMPRESSORS, CompressConfig, compressor
+from supremum.compress.registry import CompressConfig, compressor
 
 #: llama.cpp weight types (GGML), as llama.cpp's quantize tool names them
 QUANTS = ("f32", "f16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q5_1", "q4_k_m", "q4_0", "q4_1")
@@ -17,8 +18,8 @@ QUANTS = ("f32", "f16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q5_1", "q4_k_m", "q4_
 # ---- distillation (distill.py) -------------------------------------------------------------
 
 
-@compressor("numeric", "distill", "train a smaller student on the teacher's softened logits "
-            "(+ hidden-state and attention losses)")
+@compressor("numeric", "train a smaller student on the teacher's softened logits "
+            "(+ hidden-state and attention losses)", module="distill", words="distillation")
 class DistillConfig(CompressConfig):
     method: Literal["distill"] = "distill"
     teacher: str | None = Field(None, description="teacher artifact (path or id) [default: the "
@@ -42,7 +43,8 @@ class DistillConfig(CompressConfig):
 # ---- llama.cpp (gguf.py) -------------------------------------------------------------------
 
 
-@compressor("numeric", "gguf", "export to GGUF and quantize with llama.cpp (q8_0, q4_k_m, ...); runs on llama.cpp")
+@compressor("numeric", "export to GGUF and quantize with llama.cpp (q8_0, q4_k_m, ...); runs on llama.cpp",
+            module="gguf", words="GGUF")
 class GgufConfig(CompressConfig):
     method: Literal["gguf"] = "gguf"
     quant: Literal[QUANTS] = Field("q8_0", description="llama.cpp weight type: f32, f16, q8_0, q6_k, "
@@ -51,8 +53,9 @@ class GgufConfig(CompressConfig):
     threads: int | None = Field(None, ge=1, description="quantization threads (default: torch's)")
 
 
-@compressor("numeric", "gguf", "LoRA fine-tunes on llama.cpp: the base model's quantized GGUF (as shipped, or "
-            "exported) plus the LoRA adapter as a GGUF applied at run time, never requantized")
+@compressor("numeric", "LoRA fine-tunes on llama.cpp: the base model's quantized GGUF (as shipped, or "
+            "exported) plus the LoRA adapter as a GGUF applied at run time, never requantized",
+            module="gguf", words="GGUF LoRA")
 class GgufLoraConfig(CompressConfig):
     method: Literal["gguf-lora"] = "gguf-lora"
     base_quant: Literal[("source", *QUANTS)] = Field(
@@ -64,7 +67,8 @@ class GgufLoraConfig(CompressConfig):
 # ---- low-rank factorization (lowrank.py) ---------------------------------------------------
 
 
-@compressor("structural", "lowrank", "SVD-factorize linear layers to a rank or retained energy, then recover")
+@compressor("structural", "SVD-factorize linear layers to a rank or retained energy, then recover",
+            module="lowrank", words="low-rank factorization")
 class LowRankConfig(CompressConfig):
     method: Literal["lowrank"] = "lowrank"
     rank: int | None = Field(None, ge=1, description="rank kept in every factorized layer")
@@ -86,7 +90,8 @@ class LowRankConfig(CompressConfig):
 # ---- ONNX Runtime (onnx.py) ----------------------------------------------------------------
 
 
-@compressor("export", "onnx", "export to ONNX and run with ONNX Runtime (fp32, fused graph)")
+@compressor("export", "export to ONNX and run with ONNX Runtime (fp32, fused graph)",
+            module="onnx", words="ONNX Runtime fp32")
 class OnnxConfig(CompressConfig):
     method: Literal["onnx"] = "onnx"
     opset: int = Field(17, ge=14, le=21, description="ONNX opset of the export")
@@ -94,13 +99,15 @@ class OnnxConfig(CompressConfig):
                            "Runtime's transformer optimizer (kept only if predictions agree)")
 
 
-@compressor("export", "onnx", "ONNX Runtime dynamic int8 (weights int8, activations per batch)")
+@compressor("export", "ONNX Runtime dynamic int8 (weights int8, activations per batch)",
+            module="onnx", words="ONNX Runtime int8 (dynamic)")
 class OnnxInt8DynamicConfig(OnnxConfig):
     method: Literal["onnx-int8-dynamic"] = "onnx-int8-dynamic"
     per_channel: bool = Field(True, description="one weight scale per output channel")
 
 
-@compressor("export", "onnx", "ONNX Runtime static int8, activation ranges calibrated on training texts (QDQ)")
+@compressor("export", "ONNX Runtime static int8, activation ranges calibrated on training texts (QDQ)",
+            module="onnx", words="ONNX Runtime int8 (static)")
 class OnnxInt8StaticConfig(OnnxConfig):
     method: Literal["onnx-int8-static"] = "onnx-int8-static"
     per_channel: bool = Field(True, description="one weight scale per output channel")
@@ -118,7 +125,8 @@ SCORE = Field("taylor", description="importance: taylor (first-order, on calibra
 CALIB = Field(256, ge=1, description="training examples used for importance scores")
 
 
-@compressor("numeric", "prune", "unstructured magnitude pruning to a sparsity (smaller on disk, not faster)")
+@compressor("numeric", "unstructured magnitude pruning to a sparsity (smaller on disk, not faster)",
+            module="prune", words="magnitude pruning")
 class MagnitudeConfig(CompressConfig):
     method: Literal["prune-magnitude"] = "prune-magnitude"
     sparsity: float = Field(0.5, gt=0, lt=1, description="fraction of weights set to zero")
@@ -131,21 +139,24 @@ class ScoredConfig(CompressConfig):
     calibration_size: int = CALIB
 
 
-@compressor("structural", "prune", "remove the least important attention heads (smaller, faster dense model)")
+@compressor("structural", "remove the least important attention heads (smaller, faster dense model)",
+            module="prune", words="head pruning")
 class HeadsConfig(ScoredConfig):
     method: Literal["prune-heads"] = "prune-heads"
     amount: float = Field(0.25, gt=0, lt=1, description="fraction of all attention heads removed "
                           "(ranked globally; every layer keeps at least one)")
 
 
-@compressor("structural", "prune", "remove the least important feed-forward neurons in each layer")
+@compressor("structural", "remove the least important feed-forward neurons in each layer",
+            module="prune", words="FFN pruning")
 class FfnConfig(ScoredConfig):
     method: Literal["prune-ffn"] = "prune-ffn"
     amount: float = Field(0.3, gt=0, lt=1, description="fraction of feed-forward neurons removed "
                           "in each layer")
 
 
-@compressor("structural", "prune", "remove whole transformer layers (recover with distill)")
+@compressor("structural", "remove whole transformer layers (recover with distill)",
+            module="prune", words="layer dropping")
 class DropLayersConfig(CompressConfig):
     method: Literal["drop-layers"] = "drop-layers"
     keep: list[int] | None = Field(None, description="indices of the layers to keep (0-based)")
@@ -162,8 +173,8 @@ KEEP = Field(default_factory=list, description="linear layers to keep in full pr
              "(names as in `supremum sensitivity`)")
 
 
-@compressor("numeric", "quantize", "int8 weights, activations quantized per batch at run time "
-            "(PyTorch x86 int8 GEMM)")
+@compressor("numeric", "int8 weights, activations quantized per batch at run time "
+            "(PyTorch x86 int8 GEMM)", module="quantize", words="PyTorch int8 (dynamic)")
 class Int8DynamicConfig(CompressConfig):
     method: Literal["int8-dynamic"] = "int8-dynamic"
     per_channel: bool = Field(True, description="one weight scale per output channel (more accurate)")
@@ -174,56 +185,26 @@ class Int8DynamicConfig(CompressConfig):
                                    "drop; the most sensitive layers stay fp32 until it holds")
 
 
-@compressor("numeric", "quantize", "int8 weights, fp32 activations (torchao Int8WeightOnlyConfig)")
+@compressor("numeric", "int8 weights, fp32 activations (torchao Int8WeightOnlyConfig)",
+            module="quantize", words="int8 weights")
 class Int8WeightConfig(CompressConfig):
     method: Literal["int8-weight"] = "int8-weight"
     keep: list[str] = KEEP
 
 
-@compressor("numeric", "quantize", "int4 weights in groups, fp32 activations (PyTorch int4 CPU kernel)")
+@compressor("numeric", "int4 weights in groups, fp32 activations (PyTorch int4 CPU kernel)",
+            module="quantize", words="int4 weights")
 class Int4WeightConfig(CompressConfig):
     method: Literal["int4-weight"] = "int4-weight"
     group_size: Literal[32, 64, 128, 256] = Field(32, description="input channels per scale/zero pair")
     keep: list[str] = KEEP
 
 
-@compressor("numeric", "quantize", "cast all weights to float16")
+@compressor("numeric", "cast all weights to float16", module="quantize", words="fp16")
 class Fp16Config(CompressConfig):
     method: Literal["fp16"] = "fp16"
 
 
-@compressor("numeric", "quantize", "cast all weights to bfloat16")
+@compressor("numeric", "cast all weights to bfloat16", module="quantize", words="bf16")
 class Bf16Config(CompressConfig):
     method: Literal["bf16"] = "bf16"
-
-
-# ---- iterative pruning (schedule.py) -------------------------------------------------------
-
-
-@compressor("structural", "schedule", "prune heads/neurons in small steps, distilling after each, to a size "
-            "target or accuracy floor")
-class ScheduleConfig(ScoredConfig):
-    method: Literal["prune-iterative"] = "prune-iterative"
-    prune: Literal["ffn", "heads", "both"] = Field("both", description="what each round removes")
-    step: float = Field(0.2, gt=0, lt=1, description="share of the remaining heads/neurons removed "
-                        "per round")
-    target_params: float | None = Field(None, gt=0, lt=1, description="stop once the model has this "
-                                        "share of the parent's parameters")
-    min_accuracy: float | None = Field(None, gt=0, le=1, description="dev-accuracy floor: the round "
-                                       "that falls below it is undone and the schedule stops")
-    max_rounds: int = Field(4, ge=1, description="at most this many prune+recover rounds")
-    recover_epochs: float = Field(1.0, gt=0, description="distillation epochs after each round")
-    recover_max_steps: int | None = Field(None, ge=1, description="cap on recovery steps per round")
-    lr: float = Field(1e-4, gt=0, description="recovery learning rate")
-    bf16: bool = Field(False, description="bfloat16 autocast during recovery")
-
-    @model_validator(mode="after")
-    def _stop_rule(self):
-        if self.target_params is None and self.min_accuracy is None:
-            raise ValueError("set target_params, min_accuracy or both")
-        return self
-
-
-#: methods that change the architecture; they must run before quantization, and distillation
-#: learns from the nearest ancestor made without them
-STRUCTURAL = tuple(name for name, c in COMPRESSORS.items() if c.phase == "structural")

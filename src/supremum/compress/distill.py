@@ -17,8 +17,8 @@ from torch import nn
 
 from supremum import backends
 from supremum.artifact import CompressionStep
-from supremum.compress import arch
-from supremum.compress.configs import STRUCTURAL, DistillConfig
+from supremum.compress import STRUCTURAL, arch
+from supremum.compress.configs import DistillConfig
 from supremum.compress.registry import Compressed, register
 from supremum.config import TrainConfig
 from supremum.errors import UserError

@@ -1,6 +1,6 @@
 """Evaluation: the stage (`stage.py`: `evaluate(artifact, data, config) -> metrics`, recorded in
-artifact and store), quality metrics, cost measurement, and zero-shot classification by
-log-likelihood.
+artifact and store), causal LMs' perplexity, samples and generation cost (`lm.py`), quality
+metrics, cost measurement, and zero-shot classification by log-likelihood.
 
 The stage's names are re-exported lazily (PEP 562): importing a light module of this package
 (`zeroshot`'s config for `supremum zeroshot --help`) must not import torch, which the stage does.

@@ -21,6 +21,7 @@ import torch
 
 from supremum import device
 from supremum.backends.ensemble import EnsembleModel
+from supremum.lm.generation import stepper
 from supremum.machine import load_during
 
 
@@ -149,3 +150,42 @@ def measure_cost(model, tokenizer, texts: list[str], max_length: int, warmup: in
                      "the 1-minute load average (the larger of before and after the timed calls) and the "
                      "cores, busy when it exceeded them")
     return out
+
+
+def _one_run(model, ids: list[int], new_tokens: int) -> tuple[float, list[float]]:
+    s = stepper(model)
+    t0 = time.perf_counter()
+    tok = s.prefill(ids)
+    prefill = time.perf_counter() - t0
+    steps = []
+    for _ in range(new_tokens - 1):
+        t0 = time.perf_counter()
+        tok = s.step(tok)  # no stop at end-of-sequence: every run times the same number of steps
+        steps.append(time.perf_counter() - t0)
+    return prefill, steps
+
+
+def generation_cost(model, ids: list[int], new_tokens: int, warmup: int, repeats: int) -> dict:
+    """Batch-1 greedy generation of `new_tokens` after a prompt of len(ids) tokens."""
+    with load_during() as load:
+        for _ in range(warmup):
+            _one_run(model, ids, new_tokens)
+        prefills, steps = [], []
+        for _ in range(repeats):
+            p, s = _one_run(model, ids, new_tokens)
+            prefills.append(p)
+            steps += s
+    decode_ms = statistics.median(steps) * 1000
+    return {
+        "prompt_tokens": len(ids), "new_tokens": new_tokens,
+        "ttft_ms": statistics.median(prefills) * 1000,
+        "prefill_tokens_per_s": len(ids) / statistics.median(prefills),
+        "decode_ms_per_token": decode_ms, "decode_ms_p95": float(np.percentile(steps, 95)) * 1000,
+        "decode_tokens_per_s": 1000 / decode_ms,
+        "threads": torch.get_num_threads(), "peak_rss_mb": peak_rss_mb(), "load": load,
+        "method": (f"batch 1, greedy, prompt of {len(ids)} held-out tokens, {new_tokens} new tokens; "
+                   f"{warmup} untimed + {repeats} timed generations; prefill = the prompt's forward pass "
+                   "(time to first token); decode = median (and p95) over every later single-token "
+                   "step; perf_counter; peak_rss_mb is the process's own peak (VmHWM, includes loading); "
+                   "load: the 1-minute load average (the larger of before and after) and the cores"),
+    }

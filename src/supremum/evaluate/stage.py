@@ -17,6 +17,7 @@ from supremum.errors import UserError
 from supremum.evaluate import errors
 from supremum.evaluate.calibration import calibration_metrics
 from supremum.evaluate.quality import classification_metrics, softmax
+from supremum.evaluate.result import EvalResult
 from supremum.evaluate.speed import measure_cost
 from supremum.fsutil import dir_size
 from supremum.infer import predict_logits
@@ -101,8 +102,8 @@ def evaluate_model(name: str, data_cfg: DataConfig, cfg: EvalConfig, *, store: S
     """A base causal LM (alias, directory, .gguf) measured as it is: a store run without an
     artifact, so a fine-tune or compression has its starting point. backend "llamacpp" runs the
     model's GGUF file as shipped (quantized) in llama.cpp."""
+    from supremum.evaluate.lm import evaluate_lm
     from supremum.lm.data import is_lm_data
-    from supremum.lm.evaluate import evaluate_lm
     from supremum.models import load_model
     from supremum.preprocessing import preprocessing_for_model
 
@@ -167,12 +168,13 @@ def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
         return found
     parent, pm = found
     res = {"parent": parent.id, "accuracy_delta_pt": 100 * (out["accuracy"] - pm["accuracy"])}
-    for b in ("latency_b1", "latency_b32"):
-        ratio = pm["cost"][b]["model_only"]["median_ms"] / out["cost"][b]["model_only"]["median_ms"]
-        res[f"speedup_{b[8:]}"] = ratio
-        res[f"why_{b[8:]}"] = why(art.manifest, out["machine"]["isa"], ratio, int(b[9:]))
+    was, now = EvalResult(pm).cost, EvalResult(out).cost
+    for b, batch in (("b1", 1), ("b32", 32)):
+        ratio = getattr(was, b).model_median_ms / getattr(now, b).model_median_ms
+        res[f"speedup_{b}"] = ratio
+        res[f"why_{b}"] = why(art.manifest, out["machine"]["isa"], ratio, batch)
     res["method"] = "ratio of model-only median latencies from separate eval runs"
-    if caveat := busy_caveat(**{"this run": out["cost"].get("load"), "parent": pm["cost"].get("load")}):
+    if caveat := busy_caveat(**{"this run": now.load, "parent": was.load}):
         res["busy"] = caveat
     return res
 
@@ -200,10 +202,9 @@ def _lm_vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
     res = {"parent": parent.id, "perplexity_change": out["perplexity"] / pm["perplexity"] - 1,
            "method": "ratios from separate eval runs on the same data and machine"}
     if "cost" in out and "cost" in pm:
-        res["decode_speedup"] = (out["cost"]["generation"]["decode_tokens_per_s"]
-                                 / pm["cost"]["generation"]["decode_tokens_per_s"])
-        if caveat := busy_caveat(**{"this run": out["cost"]["generation"].get("load"),
-                                    "parent": pm["cost"]["generation"].get("load")}):
+        res["decode_speedup"] = (EvalResult(out).cost.generation.decode_tokens_per_s
+                                 / EvalResult(pm).cost.generation.decode_tokens_per_s)
+        if caveat := busy_caveat(**{"this run": EvalResult(out).cost.load, "parent": EvalResult(pm).cost.load}):
             res["busy"] = caveat
     return res
 
@@ -237,7 +238,7 @@ def _lm_parent(art: Artifact):
 def _evaluate_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Preprocessing,
                  outputs: Path | None = None, predictions: Path | None = None) -> dict:
     """A causal LM: perplexity, bits per byte and samples (`predictions` does not apply)."""
-    from supremum.lm.evaluate import evaluate_lm
+    from supremum.evaluate.lm import evaluate_lm
 
     device.cpu_only(cfg.device, "causal-LM evaluation runs on the CPU in this version")
     model, tok = backends.load(art)

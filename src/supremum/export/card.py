@@ -13,6 +13,7 @@ import yaml
 
 from supremum import __version__
 from supremum.artifact import Artifact
+from supremum.evaluate.result import EvalResult
 
 CARD = "README.md"
 #: per task, the eval metrics reported (key in metrics.json -> model-index metric type)
@@ -73,7 +74,7 @@ def _measurement(art: Artifact, key: str, m: dict) -> tuple[dict, str, str | Non
         return TRAIN_METRICS.get(art.task, {}), "dev", _dataset(art), _training_machine(art)
     if ":" in key and not key.startswith("sensitivity:"):
         data, split = key.rsplit(":", 1)
-        machine = m.get("machine") or (m.get("cost") or {}).get("machine")
+        machine = EvalResult(m).machine
         return EVAL_METRICS.get(art.task, {}), split, data, machine
     return None
 

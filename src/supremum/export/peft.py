@@ -27,7 +27,7 @@ def _refuses(art: Artifact) -> str | None:
 
 
 #: PEFT 0.21's forward checks the model's forward for `past_key_values`, which transformers 5
-#: renamed; supremum runs prefix tuning through its own shim (peft_common.accept_past_key_values)
+#: renamed; supremum runs prefix tuning through its own shim (supremum.models.compat.accept_past_key_values)
 PREFIX = ("its prefix-tuning adapter needs a model whose forward takes past_key_values, which "
           "transformers 5 models no longer name: PEFT loads it but refuses to run it")
 

@@ -18,24 +18,25 @@ WITHIN = 1.0  # points (a share metric) or percent (perplexity, bits per byte)
 RELATIVE = ("perplexity", "bits_per_byte")
 PERCENT = ("accuracy", "macro_f1")
 
-#: words for lineage steps; a name not here is shown as it is
-WORDS = {"full": "full fine-tune", "lora": "LoRA fine-tune", "qlora": "QLoRA fine-tune",
-         "adalora": "AdaLoRA fine-tune",
-         "ia3": "IA3 fine-tune", "bitfit": "BitFit fine-tune", "adapter": "adapter fine-tune",
-         "linear-probe": "linear probe", "setfit": "SetFit", "delta": "delta fine-tune",
-         "prompt-tuning": "prompt tuning", "onnx": "ONNX Runtime fp32",
-         "onnx-int8-dynamic": "ONNX Runtime int8 (dynamic)", "onnx-int8-static": "ONNX Runtime int8 (static)",
-         "int8-dynamic": "PyTorch int8 (dynamic)", "int8-weight": "int8 weights", "int4-weight": "int4 weights",
-         "fp16": "fp16", "bf16": "bf16", "distill": "distillation", "lowrank": "low-rank factorization",
-         "prune-magnitude": "magnitude pruning", "prune-heads": "head pruning", "prune-ffn": "FFN pruning",
-         "prune-iterative": "iterative pruning", "drop-layers": "layer dropping", "gguf": "GGUF",
-         "gguf-lora": "GGUF LoRA", "temperature": "temperature scaling"}
+#: words for lineage steps that are neither a fine-tuning method nor a compressor (those name
+#: themselves: `MethodConfig.words`, `Compressor.words`); a name found nowhere is shown as it is
+WORDS = {"delta": "delta fine-tune", "prompt-tuning": "prompt tuning", "temperature": "temperature scaling"}
+
+
+def step_words(step: str) -> str:
+    """How reports name one lineage step: 'lora' -> 'LoRA fine-tune', 'prune-heads' -> 'head pruning'."""
+    from supremum.compress import COMPRESSORS
+    from supremum.train.methods import METHODS
+
+    words = (COMPRESSORS[step].words if step in COMPRESSORS
+             else METHODS[step].config_cls.words if step in METHODS else WORDS.get(step))
+    return words or step
 
 
 def lineage_words(lineage: str) -> str:
     """'lora>prune-heads+onnx-int8-dynamic' -> 'LoRA fine-tune → head pruning → ONNX Runtime int8 (dynamic)'."""
     steps = lineage.replace(">", "+").split("+")
-    return " → ".join(WORDS.get(s.split(":")[0], s.split(":")[0]) + (f" {s.split(':', 1)[1]}" if ":" in s else "")
+    return " → ".join(step_words(s.split(":")[0]) + (f" {s.split(':', 1)[1]}" if ":" in s else "")
                       for s in steps)
 
 

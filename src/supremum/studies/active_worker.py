@@ -46,9 +46,9 @@ def main() -> None:
     from safetensors.numpy import save
 
     from supremum.backends import load
-    from supremum.config import FinetuneConfig
     from supremum.fsutil import write_bytes
     from supremum.preprocessing import preprocessing_for
+    from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import finetune
 
     spec = json.loads(sys.stdin.read())

@@ -26,11 +26,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from supremum.config import FinetuneConfig
 from supremum.errors import UserError
 from supremum.studies import stages
 from supremum.studies.search import SearchSpace
 from supremum.studies.stages import Plan, output_dir
+from supremum.train.config import FinetuneConfig
 
 DEFAULT_FRACTIONS = [1 / 8, 1 / 4, 1 / 2, 1.0]
 

@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from supremum.artifact import Artifact, open_artifact
-from supremum.config import DataConfig, FinetuneConfig
+from supremum.config import DataConfig
 from supremum.errors import UserError
 from supremum.fsutil import discard_dir
 from supremum.store import Store
 from supremum.tasks import CAUSAL_LM, get_task, resolve_task
+from supremum.train.config import FinetuneConfig
 
 NOT_FOR_LM = ("label noise does not apply to a causal language model (it has no labels)",
               "run the label-noise stage on a classifier")

@@ -23,9 +23,9 @@ from typing import Literal
 import optuna
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from supremum.config import FinetuneConfig
 from supremum.errors import UserError
 from supremum.fsutil import discard_dir
+from supremum.train.config import FinetuneConfig
 from supremum.train.methods import METHODS
 
 TUNED = {"full", "lora"}  # methods whose knobs the space names (others get lr and the train keys)

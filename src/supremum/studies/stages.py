@@ -8,8 +8,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from supremum.config import FinetuneConfig, identity
+from supremum.config import identity
 from supremum.errors import UserError
+from supremum.train.config import FinetuneConfig
 
 OVERHEAD = 1.15  # a cell is a fresh process that also loads the model and scores dev and the split
 

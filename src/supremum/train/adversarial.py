@@ -16,22 +16,12 @@ the majority class), as 0.1 did on the tiny test model.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from supremum.config import AdversarialConfig
 
 if TYPE_CHECKING:
     import torch
-
-
-class AdversarialConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    method: Literal["fgm", "pgd"] = Field("fgm", description="one step (fgm) or projected steps (pgd)")
-    epsilon: float = Field(0.02, gt=0, description="L2 radius of the perturbation as a fraction of the "
-                           "example's embedding norm")
-    steps: int = Field(3, ge=1, description="PGD ascent steps")
-    alpha: float = Field(0.01, gt=0, description="PGD step size, same unit as epsilon")
-    weight: float = Field(1.0, gt=0, description="weight of the adversarial loss")
 
 
 def _per_example(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

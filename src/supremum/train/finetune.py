@@ -15,7 +15,7 @@ import torch
 
 from supremum import device
 from supremum.artifact import Artifact, new_id, save_artifact
-from supremum.config import FinetuneConfig, identity
+from supremum.config import identity
 from supremum.data import TaskData
 from supremum.data.batching import tokenize
 from supremum.hashing import content_hash, drop_unset
@@ -28,6 +28,7 @@ from supremum.tasks import CLASSIFICATION, Task, resolve_task
 from supremum.tracking import Tracker
 from supremum.train import checkpoint as ckpt
 from supremum.train import distributed, precision, sharding
+from supremum.train.config import FinetuneConfig
 from supremum.train.loop import plan_steps, train
 from supremum.train.methods import FitContext, method_for, trainable_parameters
 from supremum.train.state import TrainResult, TrainState

@@ -2,8 +2,12 @@
 
 A method is a typed config (a pydantic model whose `name` field is a Literal) and a handler
 class registered with `@register`; one module per method or family (prompt learning holds
-prefix, prompt and p-tuning). The config union used by recipes is built from this registry, so
-adding a method touches only its own file and the import list.
+prefix, prompt and p-tuning). Every module of this package is imported when the package is
+(`_discover`), so its `@register` runs: adding a method is one new file here (plus its test),
+named nowhere else. The config union used by recipes, the CLI's `--method` choices and the
+report's words for a lineage (`MethodConfig.words`) are all read from this registry. A method
+module imports torch, PEFT and the like inside its functions: `supremum --help` imports every
+method and must stay torch-free (tests/test_cli.py checks it).
 
 Handlers: `apply(model, cfg, total_steps)` readies a fresh model so only the method's parameters
 train; `finalize(model, cfg)` returns the model to save and its storage ("full" weights, a
@@ -22,6 +26,8 @@ recipe is validated).
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union
@@ -40,6 +46,8 @@ class MethodConfig(BaseModel):
     train_options: ClassVar[frozenset[str] | None] = None
     #: why the method cannot train with train.gradient_checkpointing (None: it can)
     no_gradient_checkpointing: ClassVar[str | None] = None
+    #: how reports name the method in a lineage ("LoRA fine-tune"); None: its name as it is
+    words: ClassVar[str | None] = None
 
 
 @dataclass
@@ -94,19 +102,14 @@ def trainable_parameters(model: nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
-# Importing registers. Keep this list the only place that names every method.
-from supremum.train.methods import (  # noqa: E402,F401
-    adalora,
-    adapter,
-    bitfit,
-    full,
-    ia3,
-    linear_probe,
-    lora,
-    prompt_learning,
-    qlora,
-    setfit,
-)
+def _discover() -> None:
+    """Import every module of this package (in file-name order, the order `--method` lists them):
+    importing registers. Helpers without `@register` (delta, peft_common) are imported too."""
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
+
+
+_discover()
 
 AnyMethodConfig = Annotated[
     Union[tuple(m.config_cls for m in METHODS.values())],  # noqa: UP007

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 class AdaLoraConfig(MethodConfig):
     name: Literal["adalora"] = "adalora"
+    words: ClassVar[str | None] = "AdaLoRA fine-tune"
     default_lr: ClassVar[float] = 1e-3
     init_r: int = Field(12, ge=1, description="rank of every update at the start")
     target_r: int = Field(8, ge=1, description="average rank after budget allocation")

@@ -29,6 +29,7 @@ TARGETS = re.compile(r"\.(attention\.output\.dense|layer\.\d+\.output\.dense|sel
 
 class AdapterConfig(MethodConfig):
     name: Literal["adapter"] = "adapter"
+    words: ClassVar[str | None] = "adapter fine-tune"
     default_lr: ClassVar[float] = 1e-3
     reduction: int = Field(16, ge=1, description="bottleneck width = hidden size / reduction")
     activation: Literal["gelu", "relu", "tanh"] = Field("gelu", description="bottleneck nonlinearity")

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 class BitFitConfig(MethodConfig):
     name: Literal["bitfit"] = "bitfit"
+    words: ClassVar[str | None] = "BitFit fine-tune"
     # The paper's GLUE runs used 1e-4..1e-3 for biases (BERT-large); on minilm-l6 / SST-2 (2
     # epochs, seed 0) 5e-3 reached 83.9% dev against 81.4% at 1e-3.
     default_lr: ClassVar[float] = 5e-3

@@ -40,10 +40,9 @@ def load(art, task):
     from supremum.models import load_model
     from supremum.train.methods import METHODS
 
-    raw = art.manifest.method_config
-    method = METHODS[raw["name"]]
+    method = METHODS[art.manifest.method_name]
     base, _ = load_model(art.manifest.base_model, task, label_names=art.label_names or None)
-    model = method.rebuild(base, method.config_cls(**raw))
+    model = method.rebuild(base, method.config_cls(**art.manifest.method_config))
     missing_in_model = set(load_file(str(art.path / DELTA_FILE))) - set(model.state_dict())
     if missing_in_model:
         raise UserError(f"{art.path}: delta tensors {sorted(missing_in_model)[:3]} do not fit the base model "

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 class FullConfig(MethodConfig):
     name: Literal["full"] = "full"
+    words: ClassVar[str | None] = "full fine-tune"
     # 1e-4 beat 5e-5 on SST-2 with MiniLM-L6 (HF Trainer reference: 88.5% vs 87.3%).
     default_lr: ClassVar[float] = 1e-4
 

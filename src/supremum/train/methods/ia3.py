@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 class IA3Config(MethodConfig):
     name: Literal["ia3"] = "ia3"
+    words: ClassVar[str | None] = "IA3 fine-tune"
     # Its scaling vectors start at 1 and move little per step: on SST-2 with minilm-l6 (200
     # steps, seed 0) 1e-2 reached 83.3% dev against 79.2% at T-Few's 3e-3; over 2 epochs 3e-2
     # reached 85.2% dev against 85.1% at 1e-2.

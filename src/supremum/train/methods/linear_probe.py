@@ -39,6 +39,7 @@ class SentenceHeadOptions(MethodConfig):
 
 class LinearProbeConfig(SentenceHeadOptions):
     name: Literal["linear-probe"] = "linear-probe"
+    words: ClassVar[str | None] = "linear probe"
     train_options: ClassVar[frozenset[str]] = FIT_OPTIONS
     c: float = Field(1.0, gt=0, description="inverse L2 regularization strength of the logistic "
                      "regression (scikit-learn's C)")

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 class LoraConfig(MethodConfig):
     name: Literal["lora"] = "lora"
+    words: ClassVar[str | None] = "LoRA fine-tune"
     # LoRA's few parameters need a far higher step size than full fine-tuning.
     default_lr: ClassVar[float] = 1e-3
     r: int = Field(8, ge=1, description="rank of the low-rank update")

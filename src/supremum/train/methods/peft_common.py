@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -69,21 +68,3 @@ def _untie_adapted_embeddings(base: nn.Module) -> None:
 
 def _base_layer(module: nn.Module) -> nn.Module:
     return module.get_base_layer() if hasattr(module, "get_base_layer") else module
-
-
-def accept_past_key_values(model: nn.Module) -> nn.Module:
-    """Transformers 5 renamed `past_key_values` to `cache` (the old name still works until
-    5.40), and PEFT 0.21 refuses prefix tuning when the model's forward signature lacks the old
-    name. A forwarding wrapper that names it restores what PEFT checks and passes the prefix on
-    under the new name."""
-    if "past_key_values" in inspect.signature(model.forward).parameters:
-        return model
-    orig = model.forward
-
-    def forward(*args, past_key_values=None, **kwargs):
-        if past_key_values is not None:
-            kwargs["cache"] = past_key_values
-        return orig(*args, **kwargs)
-
-    model.forward = forward
-    return model

@@ -54,7 +54,9 @@ class Prefix:
     def apply(model: nn.Module, cfg: PrefixConfig, total_steps: int) -> nn.Module:
         import peft
 
-        return peft_common.wrap(peft_common.accept_past_key_values(model), peft.PrefixTuningConfig(
+        from supremum.models.compat import accept_past_key_values
+
+        return peft_common.wrap(accept_past_key_values(model), peft.PrefixTuningConfig(
             task_type=peft_common.task_type(model), num_virtual_tokens=cfg.num_virtual_tokens,
             prefix_projection=cfg.projection))
 

@@ -16,7 +16,7 @@ CPU fallback runs the same arithmetic, far too slowly to train with; the tests u
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
@@ -35,6 +35,7 @@ class QloraConfig(LoraConfig):
     """LoRA's options (rank, alpha, dropout, target modules, rsLoRA, DoRA, merge) and the 4-bit base's."""
 
     name: Literal["qlora"] = "qlora"  # type: ignore[assignment]
+    words: ClassVar[str | None] = "QLoRA fine-tune"
     # QLoRA keeps the paper's 0.1 (Dettmers et al. 2023 used 0.1 up to 13B): it trains on GPUs,
     # where the mask draw costs little, and its hashes stay those of earlier runs
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the LoRA input")

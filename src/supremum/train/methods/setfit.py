@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 class SetFitConfig(SentenceHeadOptions):
     name: Literal["setfit"] = "setfit"
+    words: ClassVar[str | None] = "SetFit"
     # setfit's default body learning rate; the body's is method.body_lr, not train.lr.
     default_lr: ClassVar[float] = 2e-5
     # train.dropout is the body's dropout during contrastive training (it is set on the model)

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from supremum.config import DataConfig, EvalConfig
-from supremum.evaluate.speed import param_counts
+from supremum.evaluate.speed import generation_cost, param_counts
 from supremum.lm.data import LMData, load_lm_data, render, stream
-from supremum.lm.generation import generation_cost, greedy
+from supremum.lm.generation import greedy
 from supremum.lm.metrics import perplexity
 from supremum.preprocessing import WHOLE, Preprocessing, scored
 from supremum.tasks import CAUSAL_LM
