@@ -50,7 +50,7 @@ class Variant:
     explanation_agreement: dict | None = None
     #: examples the metric was computed on (classifiers), for its interval
     examples: int | None = None
-    #: the machine's load while its costs were timed (evaluate.speed.load_during), where recorded
+    #: the machine's load while its costs were timed (supremum.machine.load_during), where recorded
     load: dict | None = None
 
     def group(self) -> tuple[str, str, str, str]:
