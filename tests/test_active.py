@@ -423,7 +423,7 @@ def test_pool_with_a_given_delimiter(tmp_path):
     pool = tmp_path / "pool.csv"
     pool.write_text("id|text\n1|good, not great\n2|bad, very bad\n", encoding="utf-8")
     cfg = LabelConfig(pool=str(pool), labels=["neg", "pos"], delimiter="|")
-    assert read_pool(cfg) == ["good, not great", "bad, very bad"]
+    assert read_pool(cfg).texts == ["good, not great", "bad, very bad"]
 
 
 def test_a_budget_beyond_the_pool_is_said():
@@ -443,12 +443,14 @@ def test_pool_empty_texts_refused_or_left_out_with_drop_empty(tmp_path, capsys):
         read_pool(LabelConfig(pool=str(pool), labels=["neg", "pos"]))
     assert str(e.value) == (f"{pool}, line 3: empty text in the pool (remove the line or write its text, or pass "
                             "--drop-empty to leave such texts out)")
-    assert read_pool(LabelConfig(pool=str(pool), labels=["neg", "pos"], drop_empty=True)) == ["good", "bad"]
+    kept = read_pool(LabelConfig(pool=str(pool), labels=["neg", "pos"], drop_empty=True))
+    assert kept.texts == ["good", "bad"] and kept.ids == [0, 2]  # row ids of the file, not renumbered
     # said with count and lines, in the words of every other data reader (it used to drop silently)
     assert capsys.readouterr().err == f"data: dropped 1 row with an empty text from {pool} (line 3)\n"
     txt = tmp_path / "pool.txt"
     txt.write_text("good\n\nbad\n \nfine\n", encoding="utf-8")
-    assert read_pool(LabelConfig(pool=str(txt), labels=["neg", "pos"], drop_empty=True)) == ["good", "bad", "fine"]
+    kept = read_pool(LabelConfig(pool=str(txt), labels=["neg", "pos"], drop_empty=True))
+    assert kept.texts == ["good", "bad", "fine"] and kept.ids == [0, 2, 4]
     assert capsys.readouterr().err == f"data: dropped 2 rows with an empty text from {txt} (lines 2, 4)\n"
 
 
@@ -459,3 +461,25 @@ def test_label_drop_empty_says_the_count_once_on_the_cli(tmp_path):
                 "--batch-size", "2", check=True)
     notes = [x for x in r.stderr.splitlines() if x.startswith("data:")]
     assert notes == [f"data: dropped 2 rows with an empty text from {pool} (lines 3, 5)"]
+
+
+def test_drop_empty_keeps_the_pools_row_ids_in_batches_and_labelled_csv(tmp_path):
+    """Row ids name the pool file's rows (from 0) also when empty texts before them were left out."""
+    rows = sentiment_rows(12, 3)
+    texts = [t if i % 3 else " " for i, (t, _) in enumerate(rows)]  # rows 0, 3, 6, 9 empty
+    pool = tmp_path / "pool.csv"
+    write_csv(pool, [(t,) for t in texts], header=("text",))
+    out = tmp_path / "loop"
+    run_cli("label", str(out), "--pool", str(pool), "--labels", "neg,pos", "--model", "tiny-bert", "--drop-empty",
+            "--batch-size", "4", check=True)
+    batch = list(csv.DictReader((out / "batch-001.csv").open(encoding="utf-8")))
+    assert len(batch) == 4 and all(r["text"] == texts[int(r["row_id"])] for r in batch)
+    assert all(int(r["row_id"]) % 3 for r in batch)  # never an empty row's id
+    truth = {i: lab for i, (_, lab) in enumerate(rows)}
+    _label_all(out / "batch-001.csv", truth)
+    run_cli("label", str(out), check=True)
+    labelled = list(csv.DictReader((out / "labelled.csv").open(encoding="utf-8")))
+    assert sorted((int(r["row_id"]), r["text"], r["label"]) for r in labelled) == sorted(
+        (int(r["row_id"]), texts[int(r["row_id"])], truth[int(r["row_id"])]) for r in batch)
+    second = list(csv.DictReader((out / "batch-002.csv").open(encoding="utf-8")))
+    assert all(r["text"] == texts[int(r["row_id"])] for r in second)

@@ -2,6 +2,7 @@
 sequence length; resumable runs refuse it."""
 
 import pytest
+from conftest import run_cli
 from pydantic import ValidationError
 
 from supremum.config import TrainConfig
@@ -37,3 +38,18 @@ def test_compile_leaves_hashes_and_refuses_checkpoints():
     with pytest.raises(ValidationError, match="train.compile does not go with train.checkpoint_every: a resumed "
                                               "run recompiles"):
         TrainConfig(compile=True, checkpoint_every=5)
+
+
+def test_cli_compile_with_checkpoints_is_one_line_naming_the_flags(csv_data):
+    """A check across keys names the flags typed, without pydantic's framing or a dump of the section."""
+    p = run_cli("finetune", "--model", "tiny-bert", "--data", str(csv_data), "--compile",
+                "--checkpoint-every", "2")
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip() == (
+        "error: command line: --compile does not go with --checkpoint-every: a resumed run recompiles, and its "
+        "kernels are not guaranteed to give the bits of the run before the stop; drop --compile for resumable "
+        "runs (see `supremum finetune --help`)")
+    p = run_cli("finetune", "--model", "tiny-bert", "--data", str(csv_data), "train.compile=true",
+                "--checkpoint-every", "2")  # a key given as KEY=VALUE keeps its name
+    assert p.returncode == 2 and p.stderr.startswith("error: command line: train.compile does not go with "
+                                                     "--checkpoint-every: "), p.stderr

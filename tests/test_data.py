@@ -126,3 +126,25 @@ def test_error_bad_jsonl_line(tmp_path):
 def test_error_single_class(tmp_path):
     p = write_csv(tmp_path / "x.csv", [(f"film {i}", "pos") for i in range(20)])
     assert "only one label" in err(DataConfig(path=str(p)))
+
+
+def test_duplicate_report_counts_the_train_limit_rows_used(tmp_path):
+    """Duplicates and dev overlap that lie beyond data.train_limit are not trained on: not reported."""
+    from supremum.data.splits import normalize
+
+    d = tmp_path / "d"
+    d.mkdir()
+    unique = [(f"review number {i} of the film", "pos" if i % 2 else "neg") for i in range(40)]
+    write_csv(d / "train.csv", unique + [("the same words again", "pos")] * 20)
+    write_csv(d / "dev.csv", unique[:10] + [("a dev only review", "neg")])
+    write_csv(d / "test.csv", [("a test only review", "neg"), ("another test review", "pos")])
+    full = load_data(DataConfig(path=str(d)))
+    assert full.info["duplicates"] == {"duplicates_in_train": 19, "duplicates_in_dev": 0, "duplicates_in_test": 0,
+                                       "train_overlap_dev": 10, "train_overlap_test": 0}
+    limited = load_data(DataConfig(path=str(d), train_limit=12))
+    used = [normalize(t) for t in limited.texts("train")]
+    dev = [normalize(t) for t in limited.texts("dev")]
+    expected = {"duplicates_in_train": len(used) - len(set(used)), "duplicates_in_dev": 0, "duplicates_in_test": 0,
+                "train_overlap_dev": sum(t in set(used) for t in dev), "train_overlap_test": 0}
+    assert limited.info["duplicates"] == expected
+    assert expected["duplicates_in_train"] < 19 and expected["train_overlap_dev"] < 10  # the case is one

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from supremum.compare import CompareConfig, cells
 from supremum.compress import make_config
 from supremum.compress.stage import _identity
+from supremum.config import DataConfig, identity
 from supremum.hashing import content_hash
 from supremum.limit.curve import CurveConfig, compare_config
 from supremum.limit.sweep import ScaleConfig, Shape
@@ -107,3 +108,35 @@ def test_cv_fold_keys_unset_keep_every_hash():
             "train": {"bf16": False}, "stages": [{"id": "ft", "finetune": {"method": {"name": "lora",
                                                                                         "dropout": 0.1}}}]}
     assert stage_hashes(PipelineConfig.model_validate(pipe))["ft"] == "042a5aeb3f78"
+
+
+def test_hashes_unchanged_when_relative_data_paths_exist_and_are_recorded_absolute(tmp_path, monkeypatch):
+    """A relative data path found in the working directory is recorded absolute (so `eval` and
+    `compress` find it from anywhere), while every hash pinned above keeps the path as typed."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("x.txt", "x.csv", "d.csv", "r.txt"):
+        (tmp_path / name).write_text("text,label\na,b\n")
+    test_finetune_hash_and_checkpoint_dir_unchanged()
+    test_compare_and_curve_cell_hashes_unchanged()
+    test_pipeline_stage_hashes_unchanged()
+    raw = {"data": {"path": "x.csv"}, "train": {"replay": 0.2, "replay_data": "r.txt"}}
+    cfg = FinetuneConfig.model_validate(raw)
+    assert cfg.data.path == str(tmp_path / "x.csv") and cfg.train.replay_data == str(tmp_path / "r.txt")
+    assert cfg.model_dump()["data"]["path"] == str(tmp_path / "x.csv")  # what manifests and records hold
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the same typed config where the files are not: not made absolute
+    typed = FinetuneConfig.model_validate(raw)
+    assert typed.data.path == "x.csv" and config_hash(typed) == config_hash(cfg)
+    monkeypatch.chdir(tmp_path)
+    parent = SimpleNamespace(id="abc123")
+    assert (_identity(parent, make_config("int8-dynamic", {}), DataConfig(path="d.csv"))
+            == _identity(parent, make_config("int8-dynamic", {}), typed_data("d.csv")))
+    moved = cfg.data.model_copy(update={"path": "/other/y.csv"})  # a copy pointed elsewhere: no stale typed path
+    assert content_hash(identity(moved)) == content_hash(moved.model_dump(mode="json"))
+
+
+def typed_data(path: str) -> DataConfig:
+    cfg = DataConfig(path="/nonexistent/" + path)
+    cfg.__dict__["path"] = path  # as a config read where the file is not
+    return cfg

@@ -182,7 +182,8 @@ def test_errors_name_file_lines_not_record_numbers(tmp_path):
     assert error(DataConfig(path=crlf)) == f"{crlf}: line 37 has an empty text ({hint})"
     wide = tmp_path / "wide.csv"
     wide.write_text('text,label\n"one\ntwo",pos\n\nthree,neg,extra\n')
-    assert error(DataConfig(path=str(wide))) == (f"{wide}: line 5 has 3 fields, the header has 2 (quote fields "
+    assert error(DataConfig(path=str(wide))) == (f"{wide}: line 5 has 3 fields, the header has 2; the separator "
+                                                 "is ',', detected from the header line (quote fields "
                                                  'that contain the separator, e.g. "good, not great", or pass '
                                                  "--delimiter)")
     unclosed = tmp_path / "open.csv"
@@ -536,17 +537,19 @@ def test_too_wide_row_with_a_given_delimiter_says_to_check_it(tmp_path):
     wide = tmp_path / "wide.csv"
     wide.write_text("text;label\ngood;pos\nbad; really;neg\n")
     assert error(DataConfig(path=str(wide), delimiter=";")) == (
-        f"{wide}: line 3 has 3 fields, the header has 2 (quote fields that contain the separator, e.g. "
-        "\"good; not great\", or check the separator given with --delimiter (';'))")
+        f"{wide}: line 3 has 3 fields, the header has 2; the separator is ';', given with --delimiter (quote "
+        "fields that contain the separator, e.g. \"good; not great\", or check the separator given with "
+        "--delimiter (';'))")
     tsv = tmp_path / "wide.tsv"
     tsv.write_text("text,label\ngood,pos\nbad, really,neg\n")
     assert error(DataConfig(path=str(tsv), delimiter=",")) == (  # a .tsv read with a comma is a CSV
-        f"{tsv}: line 3 has 3 fields, the header has 2 (quote fields that contain the separator, e.g. "
-        "\"good, not great\", or check the separator given with --delimiter (','))")
+        f"{tsv}: line 3 has 3 fields, the header has 2; the separator is ',', given with --delimiter (quote "
+        "fields that contain the separator, e.g. \"good, not great\", or check the separator given with "
+        "--delimiter (','))")
     tsv.write_text("text\tlabel\ngood\tpos\nbad\t really\tneg\n")
     assert error(DataConfig(path=str(tsv), delimiter="\t")) == (  # its own tab: no quoting
-        f"{tsv}: line 3 has 3 fields, the header has 2 (a text must not contain the separator, or check the "
-        "separator given with --delimiter ('\\t'))")
+        f"{tsv}: line 3 has 3 fields, the header has 2; the separator is tab, given with --delimiter (a text "
+        "must not contain the separator, or check the separator given with --delimiter ('\\t'))")
 
 
 def test_delimiter_leaves_config_hashes_unchanged():
@@ -663,3 +666,24 @@ def test_wrong_delimiter_is_one_line_exit_2_on_the_cli():
     assert (r.returncode, r.stderr.splitlines()) == (2, [
         f"error: {comma}: the separator ';' reads the header as one column ('text,label'), while ',' splits "
         "it and every row into 2 columns (text, label) (pass --delimiter ',')"])
+
+
+def test_one_column_pool_with_commas_says_the_separator_and_the_fix(tmp_path):
+    """`label` on a one-column .csv whose texts hold commas: the error names the separator read with
+    and how it was chosen, and the fix (quoting, or a separator no text contains); that fix reads it."""
+    pool = tmp_path / "pool.csv"
+    pool.write_text("text\ngood, not great\nfine film\n", encoding="utf-8")
+    p = run_cli("label", str(tmp_path / "loop"), "--pool", str(pool), "--labels", "neg,pos")
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip() == (
+        f"error: {pool}: line 2 has 2 fields, the header has 1; the separator is ',', the default: the header "
+        "line holds none of , ; tab | (a one-column file: quote each text that contains ',', e.g. \"good, not "
+        "great\", or pass --delimiter with a separator no text contains, e.g. --delimiter tab)")
+    from supremum.studies.active import LabelConfig, read_pool
+
+    assert read_pool(LabelConfig(pool=str(pool), labels=["neg", "pos"], delimiter="tab")).texts == [
+        "good, not great", "fine film"]
+    tsv = tmp_path / "pool.tsv"
+    tsv.write_text("text\tlabel\ngood\tpos\tmore\n", encoding="utf-8")
+    assert error(DataConfig(path=str(tsv))) == (f"{tsv}: line 2 has 3 fields, the header has 2; the separator is "
+                                                "tab, as for every .tsv file (a text must not contain a tab)")

@@ -4,6 +4,7 @@ against a hand computation, generation cost, compression (PyTorch and llama.cpp)
 import importlib.util
 import json
 import math
+import os
 import random
 
 import pytest
@@ -224,6 +225,7 @@ def test_eval_cli_artifact_and_base_model(lm_artifact):
     assert m["task"] == "text-generation" and m["perplexity"] > 1
     g = m["cost"]["generation"]
     assert g["decode_tokens_per_s"] > 0 and g["ttft_ms"] > 0 and g["new_tokens"] == 8
+    assert g["load"]["cores"] == os.cpu_count() and g["load"]["busy"] == (g["load"]["load_1m"] > os.cpu_count())
     assert len(m["samples"]) == 3 and all("completion" in s for s in m["samples"])
     assert m["bits_per_byte"] == pytest.approx(m["perplexity_detail"]["nll"] / math.log(2)
                                                / m["perplexity_detail"]["bytes"])

@@ -75,9 +75,8 @@ def test_bad_fold_settings_are_one_line_errors(tmp_path, csv_data):
     p = run_cli("finetune", "--model", "tiny-bert", "--data", str(csv_data), "data.cv_fold=1")
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     assert p.stderr.strip().splitlines() == [
-        "error: command line: 'data': data.cv_folds and data.cv_fold go together: set both "
-        "(train without fold cv_fold of cv_folds) or neither (got {'path': '" + str(csv_data) + "', "
-        "'cv_fold': 1}; see `supremum finetune --help`)"]
+        "error: command line: data.cv_folds and data.cv_fold go together: set both "
+        "(train without fold cv_fold of cv_folds) or neither (see `supremum finetune --help`)"]
     with pytest.raises(ValueError, match=r"data.cv_fold=3 is not a fold of cv_folds=3 \(folds are 0..2\)"):
         DataConfig(path="x.csv", cv_folds=3, cv_fold=3)
     with pytest.raises(UserError, match=r"cv_folds=5 needs at least 5 training examples; there are 4 \(use fewer"):

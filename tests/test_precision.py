@@ -62,9 +62,13 @@ def test_cli_fp16_on_cpu_exits_2_with_one_line(csv_data):
     p = run_cli("finetune", "--model", "tiny-bert", "--data", str(csv_data), "--precision", "fp16",
                 "--device", "cpu", "--no-progress")
     assert p.returncode == 2, p.stderr
-    assert p.stderr.strip() == ("error: train.precision fp16 trains on CUDA GPUs only, and this run is on cpu "
+    assert p.stderr.strip() == ("error: --precision fp16 trains on CUDA GPUs only, and this run is on cpu "
                                 "(no native fp16 kernels for training there) (use --precision bf16 (fast with "
                                 "avx512_bf16/AMX) or --precision fp32)")
+    p = run_cli("finetune", "--model", "tiny-bert", "--data", str(csv_data), "train.precision=fp16",
+                "--device", "cpu", "--no-progress")  # given as a key: named as the key
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith("error: train.precision fp16 trains on CUDA GPUs only"), p.stderr
 
 
 def _bf16_sensitive_classifier():

@@ -1153,6 +1153,36 @@ def _validation_error(e: Exception) -> UserError | None:
     return user_error(e, names={".".join(loc): flag} if given else None, help_cmd=f"supremum {command} --help")
 
 
+def _typed_flags() -> dict[str, str]:
+    """{config key path: the flag that set it} for this command line's flags that set a config key
+    (declared with schema_help), e.g. {"train.precision": "--precision"}: a library error naming a key
+    is shown with the flag the user typed. A key given as KEY=VALUE keeps its own name."""
+    args = sys.argv[1:]
+    name = next((a for a in args if not a.startswith("-")), None)
+    cmd = getattr(typer.main.get_command(app), "commands", {}).get(name)
+    if cmd is None or cmd.callback is None:
+        return {}
+    given = {a.split("=", 1)[0] for a in args if a.startswith("--")}
+    names = {}
+    for option, key in flag_keys(cmd.callback).items():
+        param = next((p for p in cmd.params if p.name == option), None)
+        typed = [f for f in (*param.opts, *param.secondary_opts) if f in given] if param else []
+        if typed:
+            names[key] = typed[0]
+    return names
+
+
+def _as_typed(e: UserError) -> str:
+    """The error's line with config keys the command line set by flag written as those flags."""
+    from supremum.recipe import with_flags
+
+    try:
+        names = _typed_flags()
+    except Exception:  # naming flags is a courtesy: the error itself must always print
+        names = {}
+    return with_flags(str(e), names)
+
+
 def main() -> None:
     debug = "--debug" in sys.argv
     try:
@@ -1168,7 +1198,7 @@ def main() -> None:
     except UserError as e:
         if debug:
             raise
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {_as_typed(e)}", err=True)
         raise SystemExit(2) from None
     except (typer.Exit, SystemExit) as e:
         raise SystemExit(getattr(e, "exit_code", getattr(e, "code", 0))) from None

@@ -216,11 +216,13 @@ def print_lm_eval(m: dict, name: str) -> None:
         out.print(f"decode {g.decode_tokens_per_s:.1f} tokens/s ({g.decode_ms_per_token:.1f} ms/token, "
                   f"p95 {g.decode_ms_p95:.1f})   prefill {g.prefill_tokens_per_s:.0f} tokens/s   "
                   f"time to first token {g.ttft_ms:.0f} ms")
+        _print_busy(c.load, "times")
         out.print(f"[dim]method: {g.method}[/]")
     vs = m.get("vs_parent")
     if vs and "perplexity_change" in vs:
         out.print(f"vs parent {vs['parent']}: perplexity {vs['perplexity_change']:+.2%}"
-                  + (f", decode {vs['decode_speedup']:.2f}x" if vs.get("decode_speedup") else ""), markup=False)
+                  + (f", decode {vs['decode_speedup']:.2f}x" if vs.get("decode_speedup") else "")
+                  + (f" ({vs['busy']})" if vs.get("busy") else ""), markup=False)
     elif vs:
         out.print(f"vs parent {vs['parent']}: {vs['note']}", markup=False)
     for s in m.get("samples", [])[:3]:
@@ -323,6 +325,14 @@ def print_calibrate(child) -> None:
                   markup=False)
 
 
+def _print_busy(load: dict | None, what: str) -> None:
+    from supremum.machine import busy
+
+    if text := busy(load):
+        out.print(f"note: the machine was busy while timing ({text}): the {what} above include waiting "
+                  "for other work; time again on an idle machine", markup=False)
+
+
 def _print_cost(m: dict) -> None:
     c = EvalResult(m).cost
     trainable = f" ({c.trainable_params:,} trained)" if c.trainable_params else ""
@@ -332,13 +342,16 @@ def _print_cost(m: dict) -> None:
         out.print(f"batch {lat.batch_size:>2}: model {lat.model_median_ms:.2f} ms (p95 {lat.model_p95_ms:.2f}), "
                   f"with tokenization {lat.median_ms:.2f} ms (p95 {lat.p95_ms:.2f}); "
                   f"{lat.throughput_per_s:.1f} sentences/s")
+    _print_busy(c.load, "latencies")
     out.print(f"[dim]method: {c.method}[/]")
     out.print(f"runs with: {m['runtime']['kernels']}; CPU ISA: {', '.join(m['runtime']['isa'])}",
               markup=False)
     vs = m.get("vs_parent")
     if vs and "speedup_b1" in vs:
+        busy = f" ({vs['busy']})" if vs.get("busy") else ""
         out.print(f"vs parent {vs['parent']}: {vs['speedup_b1']:.2f}x at batch 1, "
-                  f"{vs['speedup_b32']:.2f}x at batch 32, accuracy {vs['accuracy_delta_pt']:+.2f} pt")
+                  f"{vs['speedup_b32']:.2f}x at batch 32{busy}, accuracy {vs['accuracy_delta_pt']:+.2f} pt",
+                  markup=False)
         for b in ("b1", "b32"):
             if vs[f"why_{b}"]:
                 out.print(f"  no speed-up at {b}: {vs[f'why_{b}']}", markup=False)

@@ -13,11 +13,11 @@ import itertools
 import json
 import statistics
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from supremum.config import DataConfig, MethodDict, ModelSpec, TrainConfig
+from supremum.config import DataConfig, MethodDict, ModelSpec, TrainConfig, identity
 from supremum.errors import UserError
 from supremum.fsutil import write_json
 from supremum.jobs.worker import WorkerFailed
@@ -94,13 +94,17 @@ def cells(cfg: CompareConfig) -> list[dict]:
             label = (v.label or v.method.get("name", "")) + "".join(
                 f" {k.split('.')[-1]}={x}" for k, x in zip(keys, point, strict=True))
             for seed in cfg.seeds:
-                raw: dict[str, Any] = {"model": cfg.model.model_dump(),
-                                       "data": {**cfg.data.model_dump(), **v.data},
-                                       "train": {**cfg.train.model_dump(exclude_unset=True), **v.train,
-                                                 "seed": seed}, "method": dict(v.method), **v.finetune}
+                # run with local paths absolute; hashed with them as typed (the hashes cells had before)
+                raw, typed = ({"model": cfg.model.model_dump(), "data": {**data, **v.data},
+                               "train": {**train, **v.train, "seed": seed}, "method": dict(v.method), **v.finetune}
+                              for data, train in (
+                                  (cfg.data.model_dump(), cfg.train.model_dump(exclude_unset=True)),
+                                  (identity(cfg.data), identity(cfg.train, exclude_unset=True))))
                 for k, x in zip(keys, point, strict=True):
                     set_path(raw, k.split("."), x)
-                h = config_hash(_validate(raw, label))[:12]
+                    set_path(typed, k.split("."), x)
+                _validate(raw, label)
+                h = config_hash(_validate(typed, label))[:12]
                 out.append({"variant": label, "method": v.method.get("name"), "seed": seed, "config": raw,
                             "hash": h})
     return out

@@ -7,10 +7,13 @@ import os
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
+    SerializationInfo,
     SerializerFunctionWrapHandler,
     field_validator,
     model_serializer,
@@ -52,15 +55,64 @@ def separator(v: Any) -> Any:
 Delimiter = Annotated[str, BeforeValidator(separator)]
 
 
+def local_path(v: str | None) -> str | None:
+    """A relative path to a file or directory that exists here, made absolute (symlinks kept); any
+    other value as it is (absolute already, a hub dataset name, or a missing file, reported where it
+    is read)."""
+    if v is None or os.path.isabs(v) or not os.path.exists(v):
+        return v
+    return os.path.abspath(v)
+
+
+#: a path field of a config that is never hashed (e.g. a labelling loop's pool): kept absolute
+LocalPath = Annotated[str, AfterValidator(local_path)]
+
+#: the serialization context key of `identity`: every LOCAL_PATHS value as the user typed it
+AS_TYPED = "paths_as_typed"
+
+
 class Strict(BaseModel):
+    """A config: unknown keys refused, assignments validated. Fields named in LOCAL_PATHS hold a
+    file or directory path; one given relative and found here is kept absolute (`local_path`), so
+    a record of the config (a manifest, the run store, a loop's state) finds the file from any
+    working directory. The form typed is kept beside it for hashes (`identity`)."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    LOCAL_PATHS: ClassVar[tuple[str, ...]] = ()
+    _typed: dict[str, tuple[str, str]] = PrivateAttr(default_factory=dict)  # field: (as typed, absolute)
+
+    @model_validator(mode="after")
+    def _absolute_paths(self) -> Any:
+        for name in self.LOCAL_PATHS:
+            given = getattr(self, name)
+            found = local_path(given)
+            if found != given:
+                self._typed[name] = (given, found)
+                self.__dict__[name] = found  # not setattr: validate_assignment would run this again
+            elif name in self._typed and given != self._typed[name][1]:
+                del self._typed[name]  # assigned another path since (a re-validation keeps the typed one)
+        return self
 
 
-def omit_later(model: BaseModel, handler: SerializerFunctionWrapHandler) -> dict:
+def identity(model: BaseModel, **kwargs) -> dict:
+    """`model.model_dump(mode="json")` for a content hash: each LOCAL_PATHS value of the model and
+    the configs inside it as the user typed it (a relative path stays relative), so runs cached
+    before paths were recorded absolute keep their hashes."""
+    return model.model_dump(mode="json", context={AS_TYPED: True}, **kwargs)
+
+
+def omit_later(model: BaseModel, handler: SerializerFunctionWrapHandler,
+               info: SerializationInfo | None = None) -> dict:
     """A dump without each key of the model's ADDED_LATER that holds the value given there: the
-    hashes of configs leaving those keys unset stay the ones they had before the keys existed."""
+    hashes of configs leaving those keys unset stay the ones they had before the keys existed.
+    Under `identity` (context AS_TYPED), local paths as typed."""
     later = type(model).ADDED_LATER
-    return {k: v for k, v in handler(model).items() if not (k in later and v == later[k])}
+    d = {k: v for k, v in handler(model).items() if not (k in later and v == later[k])}
+    if info is not None and (info.context or {}).get(AS_TYPED):
+        for name, (typed, found) in getattr(model, "_typed", {}).items():
+            if d.get(name) == found:  # still the path it was typed as (a copy may have changed it)
+                d[name] = typed
+    return d
 
 
 def named(value: Any) -> Any:
@@ -125,10 +177,11 @@ class DataConfig(Strict):
     #: checkpoints, compare and curve cells, pipeline stages) is the one it had before they existed.
     ADDED_LATER: ClassVar[dict[str, Any]] = {"cv_folds": None, "cv_fold": None, "unlabeled": None,
                                              "train_limit_stratify": False}
+    LOCAL_PATHS: ClassVar[tuple[str, ...]] = ("path", "unlabeled")
 
     @model_serializer(mode="wrap")
-    def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler) -> dict:
-        return omit_later(self, handler)
+    def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict:
+        return omit_later(self, handler, info)
 
     @model_validator(mode="after")
     def _cv_pair(self) -> DataConfig:
@@ -219,6 +272,7 @@ class TrainConfig(Strict):
     #: keys added after runs were cached (see DataConfig.ADDED_LATER)
     #: bf16 was a bool defaulting to False, so every dump before train.precision holds it: unset
     #: (None) is the new default, auto; a dump's true/false keeps its hash and its meaning.
+    LOCAL_PATHS: ClassVar[tuple[str, ...]] = ("replay_data",)
     ADDED_LATER: ClassVar[dict[str, Any]] = {"replay": 0.0, "replay_data": None, "device": "auto",
                                              "gradient_checkpointing": False, "precision": None,
                                              "bf16": None, "compile": False}
@@ -232,8 +286,8 @@ class TrainConfig(Strict):
         return {True: "bf16", False: "fp32", None: "auto"}[self.bf16]
 
     @model_serializer(mode="wrap")
-    def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler) -> dict:
-        return omit_later(self, handler)
+    def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict:
+        return omit_later(self, handler, info)
 
     @model_validator(mode="after")
     def _replay_pair(self) -> TrainConfig:
@@ -347,10 +401,11 @@ class EvalConfig(Strict):
 
     #: keys added after eval runs were recorded: a dump leaves each out while it holds this value
     ADDED_LATER: ClassVar[dict[str, Any]] = {"slice_column": None, "confident_errors": 5, "device": "auto"}
+    LOCAL_PATHS: ClassVar[tuple[str, ...]] = ("reference_data",)
 
     @model_serializer(mode="wrap")
-    def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler) -> dict:
-        return omit_later(self, handler)
+    def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict:
+        return omit_later(self, handler, info)
 
     @field_validator("device")
     @classmethod

@@ -1,10 +1,13 @@
-"""Machine fingerprint stored with every measurement, so numbers from different hosts never mix."""
+"""Machine fingerprint stored with every measurement, so numbers from different hosts never mix,
+and the machine's load during a timing, so numbers from a busy machine are not shown as clean."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
+from collections.abc import Iterator
 from importlib import metadata
 
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8",
@@ -59,3 +62,39 @@ def _version(pkg: str) -> str | None:
         return metadata.version(pkg)
     except metadata.PackageNotFoundError:
         return None
+
+
+def _load_1m() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):  # not on every platform
+        return None
+
+
+@contextlib.contextmanager
+def load_during() -> Iterator[dict]:
+    """The machine's load while the block runs, filled in when it ends: {"load_1m": the larger of the
+    1-minute load averages read before and after it (None where the OS has none), "cores":
+    os.cpu_count(), "busy": load_1m > cores}."""
+    rec: dict = {"cores": os.cpu_count()}
+    before = _load_1m()
+    yield rec
+    seen = [v for v in (before, _load_1m()) if v is not None]
+    rec["load_1m"] = round(max(seen), 2) if seen else None
+    rec["busy"] = bool(seen and rec["cores"] and rec["load_1m"] > rec["cores"])
+
+
+def busy(load: dict | None) -> str | None:
+    """"load 5.20 on 2 cores" when a timing's recorded load (`load_during`) exceeded the cores, else
+    None (also for records from before load was recorded)."""
+    if not load or not load.get("busy"):
+        return None
+    return f"load {load['load_1m']:.2f} on {load['cores']} cores"
+
+
+def busy_caveat(**loads: dict | None) -> str | None:
+    """The caveat a ratio of timings carries when the machine was busy during any of them, e.g.
+    busy_caveat(this=..., parent=...) -> "machine busy while timing (parent: load 3.10 on 2 cores):
+    not a clean ratio"; None when none was."""
+    said = [f"{who}: {text}" for who, load in loads.items() if (text := busy(load))]
+    return f"machine busy while timing ({'; '.join(said)}): not a clean ratio" if said else None

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from supremum.artifact import Artifact, open_artifact
-from supremum.config import DataConfig, ModelSpec, TrainConfig, named
+from supremum.config import DataConfig, ModelSpec, TrainConfig, identity, named
 from supremum.errors import UserError
 from supremum.hashing import content_hash, drop_unset
 from supremum.store import Store
@@ -127,8 +127,8 @@ def stage_hashes(cfg: PipelineConfig) -> dict[str, str]:
         own: dict[str, Any] = _stage_identity(s)
         if s.finetune is not None:
             # drop_empty and delimiter were added later: unset leaves the hashes of older recipes
-            data = drop_unset(cfg.data.model_dump(), {"drop_empty": False, "delimiter": None})
-            own.update(model=cfg.model.model_dump(), data=data, train=cfg.train.model_dump())
+            data = drop_unset(identity(cfg.data), {"drop_empty": False, "delimiter": None})
+            own.update(model=cfg.model.model_dump(), data=data, train=identity(cfg.train))
             # tracking mirrors metrics; it does not change the artifact, so it is not identity
         else:
             own["parent"] = hashes[s.from_]

@@ -6,6 +6,7 @@ Precedence: recipe file < command-line flags < key=value overrides (the most spe
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -97,12 +98,29 @@ def user_error(e: ValidationError, source: str | None = None, lines: dict[str, i
         return UserError(f"{(names or {}).get(key, where)}: unknown key '{key}'",
                          f"{guess}valid keys{' under ' + '.'.join(loc[:-1]) if loc[:-1] else ''}: "
                          f"{', '.join(valid)}")
-    msg = plain_message(err["msg"])
+    msg = with_flags(plain_message(err["msg"]), names or {})
     if names and key in names:
         return UserError(f"{names[key]} {_shown(err.get('input'))}: {msg}", see[2:] or None)
-    if not loc:  # a check across keys of the whole config: its message names them; the input is all of it
+    if not loc or _across_keys(err):  # its message names the keys; the input is all of a (sub)config
         return UserError(f"{where}: {msg}", see[2:] or None)
     return UserError(f"{where}: '{key}': {msg}", f"got {err.get('input')!r}{see}")
+
+
+def _across_keys(err: dict) -> bool:
+    """A model validator's check across keys of a (nested) config, e.g. train.compile with
+    train.checkpoint_every: pydantic gives the whole sub-config as its input, which is no value the
+    user typed."""
+    return err["type"] in ("value_error", "assertion_error") and isinstance(err.get("input"), dict)
+
+
+def with_flags(text: str, names: dict[str, str]) -> str:
+    """`text` with each config key of `names` (key path -> the flag that set it, e.g.
+    "train.precision" -> "--precision") written as that flag: an error names what the user typed.
+    Only dotted key paths are replaced, whole (not inside a longer key or word)."""
+    for key, flag in names.items():
+        if "." in key:
+            text = re.sub(rf"(?<![\w.-]){re.escape(key)}(?![\w])", flag, text)
+    return text
 
 
 def plain_message(msg: str) -> str:

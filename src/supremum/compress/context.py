@@ -32,6 +32,8 @@ class Context:
     checkpoints: Path | None = None
     checkpoint_every: int | None = None
     resume: bool = False
+    #: data_cfg is the data the user gave (compress --data), not the parent's recorded training data
+    data_given: bool = False
     _trainings: int = 0
 
     def training_checkpoint(self) -> dict:
@@ -85,6 +87,27 @@ class Context:
         """Token ids and labels of a split: class ids for classifiers, packed blocks or masked
         conversations (per-token labels) for language models."""
         return self.task.encode(self.tokenizer, self.task_data, split, self.prep)
+
+    def data_record(self) -> dict | None:
+        """The data the method read, for the manifest and the run record: {"path" (absolute where it
+        is a local file or directory), "sha256" (a single file), "from" ("--data", or "the parent's
+        training data"), "options" (the data settings that differ from their defaults, e.g.
+        drop_empty, delimiter)}; None when the method read no data."""
+        from supremum.preprocessing import source_digest
+
+        if self.data_cfg is None or not {"data", "lm_data"} & self.__dict__.keys():
+            return None
+        cfg = self.data_cfg
+        return {"path": cfg.path, **source_digest(cfg.path), "from": self.data_from,
+                "options": cfg.model_dump(mode="json", exclude={"path"}, exclude_defaults=True)}
+
+    @property
+    def data_from(self) -> str:
+        return "--data" if self.data_given else "the parent's training data"
+
+    def describe_training_split(self) -> str:
+        """'the training split of /d/calib.csv (--data)': where calibration texts come from."""
+        return f"the training split of {self.data_cfg.path} ({self.data_from})" if self.data_cfg else "none"
 
     def calibration_texts(self, n: int) -> list[str]:
         """A seeded sample of training texts (never dev or test, which are for measuring)."""

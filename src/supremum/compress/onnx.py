@@ -168,7 +168,7 @@ def onnx_int8_static(model, cfg: OnnxInt8StaticConfig, ctx) -> Compressed:
                         extra_options={**_FLOAT_DEFAULT, "ActivationSymmetric": False,
                                        "WeightSymmetric": True})
     report["calibration"] = {"texts": cfg.calibration_size, "method": cfg.calibration,
-                             "source": "training split, seeded sample"}
+                             "source": f"a seeded sample of {ctx.describe_training_split()}"}
     return _quantized(graph, out, report, ctx, work)
 
 

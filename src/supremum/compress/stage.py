@@ -12,7 +12,7 @@ from supremum.backends.transforms import PHASES, kinds_in
 from supremum.backends.weights import write_weights
 from supremum.compress.context import Context
 from supremum.compress.registry import COMPRESSORS, Compressed, method_phase
-from supremum.config import DataConfig
+from supremum.config import DataConfig, identity
 from supremum.errors import UserError
 from supremum.hashing import content_hash
 from supremum.machine import fingerprint
@@ -44,8 +44,10 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
 
             model = merge(model)
         ctx = Context(art, tok, _data_cfg(art, data), checkpoints=run_dir, checkpoint_every=checkpoint_every,
-                      resume=resume)
+                      resume=resume, data_given=data is not None)
         result = method.run(model, cfg, ctx)
+        if used := ctx.data_record():  # in the manifest's step and the run record: what was read
+            result.report["data"] = used
         child = _save(art, tok, cfg, result, output, store.root, run_id)
         store.add_artifact(child.id, str(child.path), run_id, child.task, child.manifest.base_model,
                            child.lineage)
@@ -57,7 +59,7 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
 def _identity(art: Artifact, cfg, data: str | DataConfig | None) -> str:
     """What a resumed compression must share with the killed one: parent, options, data."""
     if isinstance(data, DataConfig):
-        data = data.model_dump(mode="json")
+        data = identity(data)
     d = {"parent": art.id, "config": cfg.model_dump(mode="json"), "data": data}
     return content_hash(d)
 

@@ -78,7 +78,6 @@ def load_data(cfg: DataConfig, label_names: list[str] | None = None, whole: bool
         sources = {**sources, "all": cfg.path}
     else:
         frames = _make_missing_splits(frames, cfg, info, sources["train"])
-        info["duplicates"] = duplicate_report(frames)
     if cfg.dedup and not whole:
         frames = drop_duplicates(frames)
         info["dedup"] = {k: len(v) for k, v in frames.items()}
@@ -92,6 +91,8 @@ def load_data(cfg: DataConfig, label_names: list[str] | None = None, whole: bool
     cv = cfg.cv_folds is not None and not whole
     if cfg.train_limit is not None and (label_names is None or cv) and not whole:
         frames["train"] = _limit_train(frames["train"], cfg, info)
+    if not whole:  # over the rows used: after --dedup and train_limit (duplicates beyond it are not trained on)
+        info["duplicates"] = duplicate_report(frames)
     if cv:
         frames["train"], frames[CV_HELDOUT] = cv_split(frames["train"], cfg, info)
     info["sizes"] = {k: len(v) for k, v in frames.items()}

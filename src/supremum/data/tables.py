@@ -106,7 +106,8 @@ def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None
         sep = delimiter or ("\t" if path.suffix == ".tsv" else detect_delimiter(text))
         # a .tsv read with its tab is unquoted (TSV has no quoting); any other separator makes it a CSV
         quoted = not (path.suffix == ".tsv" and sep == "\t")
-        df = _read_delimited(path, text, sep, quoted=quoted, given=delimiter is not None)
+        df = _read_delimited(path, text, sep, quoted=quoted, given=delimiter is not None,
+                             how=_how_chosen(text, path, delimiter))
         if delimiter is None and path.suffix != ".tsv" and sep != ",":
             df.attrs["detected_delimiter"] = sep
     if len(df) == 0:
@@ -131,11 +132,25 @@ def detect_delimiter(text: str) -> str:
     return max(DELIMITERS, key=lambda d: (width[d], d == ","))
 
 
-def _read_delimited(path: Path, text: str, sep: str, quoted: bool = True, given: bool = False) -> pd.DataFrame:
+def _how_chosen(text: str, path: Path, delimiter: str | None) -> str:
+    """How read_table chose the separator, in words for an error that names it."""
+    if delimiter is not None:
+        return "given with --delimiter"
+    if path.suffix == ".tsv":
+        return "as for every .tsv file"
+    line = next((x for x in text.splitlines() if x.strip()), "")
+    if any(d in line for d in DELIMITERS):
+        return "detected from the header line"
+    return "the default: the header line holds none of , ; tab |"
+
+
+def _read_delimited(path: Path, text: str, sep: str, quoted: bool = True, given: bool = False,
+                    how: str = "") -> pd.DataFrame:
     """CSV (RFC 4180 quoting: fields may hold the separator, quotes and line breaks) or TSV (no
     quoting). Python's csv reader instead of pandas.read_csv because it tells on which file line
     each record starts, and keeps repeated column names visible. `given`: the separator is the
-    user's (--delimiter), so a row too wide may mean it is the wrong one."""
+    user's (--delimiter), so a row too wide may mean it is the wrong one; `how` it was chosen,
+    said with it when a row is too wide."""
     kind = "CSV" if quoted else "TSV"
     quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # the default 128 KiB cuts documents
@@ -158,8 +173,9 @@ def _read_delimited(path: Path, text: str, sep: str, quoted: bool = True, given:
         _check_one_column(path, text, names[0], sep)
     for row, line in zip(records, lines[1:], strict=True):
         if len(row) > width:
-            raise UserError(f"{path}: line {line} has {len(row)} fields, the header has {width}",
-                            _too_wide_hint(sep, quoted, given))
+            said = f"; the separator is {_shown(sep)}, {how}" if how else ""
+            raise UserError(f"{path}: line {line} has {len(row)} fields, the header has {width}{said}",
+                            _too_wide_hint(sep, quoted, given, width))
         row.extend([""] * (width - len(row)))  # a short row: the missing fields are empty
     df = pd.DataFrame(records, columns=_unique(names), index=pd.Index(lines[1:], name="line"),
                       dtype=str)
@@ -195,12 +211,16 @@ def _typed(sep: str) -> str:
     return "\\t" if sep == "\t" else sep
 
 
-def _too_wide_hint(sep: str, quoted: bool, given: bool) -> str:
+def _too_wide_hint(sep: str, quoted: bool, given: bool, width: int = 2) -> str:
     """What to do about a row with more fields than the header; a separator the user gave may be
-    the wrong one, so passing --delimiter again is no advice."""
+    the wrong one, so passing --delimiter again is no advice. A one-column file (texts only) needs
+    no separator at all: one that no text contains reads every line whole."""
     check = f"check the separator given with --delimiter ({sep!r})"
     if not quoted:  # TSV: no quoting
         return f"a text must not contain the separator, or {check}" if given else "a text must not contain a tab"
+    if width == 1 and not given:
+        return (f'a one-column file: quote each text that contains {_shown(sep)}, e.g. "good{sep} not great", '
+                "or pass --delimiter with a separator no text contains, e.g. --delimiter tab")
     return f'quote fields that contain the separator, e.g. "good{sep} not great", or ' + (
         check if given else "pass --delimiter")
 

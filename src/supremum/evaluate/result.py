@@ -92,6 +92,8 @@ class Cost:
     b1: Latency | None = None
     b32: Latency | None = None
     generation: Generation | None = None
+    #: the machine's load while the costs were timed (supremum.machine.load_during); None in older records
+    load: dict | None = None
 
     @classmethod
     def of(cls, record: dict[str, Any]) -> Cost:
@@ -105,7 +107,8 @@ class Cost:
                    decode_ms=gen and gen.decode_ms_per_token, ttft=gen and gen.ttft_ms,
                    trainable_params=c.get("trainable_params"), weights_mb=c.get("weights_mb"),
                    threads=c.get("threads"), device=c.get("device"), method=c.get("method"),
-                   examples_per_s=c.get("examples_per_s"), b1=b1, b32=b32, generation=gen)
+                   examples_per_s=c.get("examples_per_s"), b1=b1, b32=b32, generation=gen,
+                   load=c.get("load") or (c.get("generation") or {}).get("load"))
 
     def comparable(self) -> dict[str, float | None]:
         """The frontier's costs by name (`COSTS`): what a frontier row stores under `costs`."""

@@ -4,6 +4,10 @@ Method: `warmup` untimed calls, then `repeats` timed calls with time.perf_counte
 variants interleaved call by call; we report
 the median and p95 in milliseconds. "with tokenization" times text -> logits, "model only"
 times token ids -> logits. Batches are real dev texts (the first N, in file order).
+
+Every timing records the machine's load beside it (`supremum.machine.load_during`): the 1-minute load average
+(os.getloadavg) read before and after the timed calls, and the core count. Where the load exceeded
+the cores, other work competed for them and the times are inflated by it (`busy`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch
 from supremum import device
 from supremum.backends.ensemble import EnsembleModel
 from supremum.lm.generation import stepper
+from supremum.machine import load_during
 
 
 def param_counts(model) -> dict:
@@ -127,9 +132,10 @@ def measure_cost(model, tokenizer, texts: list[str], max_length: int, warmup: in
                  repeats: int) -> dict:
     out = param_counts(model)
     out["threads"] = torch.get_num_threads()
-    out["latency_b1"] = latency(model, tokenizer, texts, 1, max_length, warmup, repeats)
-    out["latency_b32"] = latency(model, tokenizer, texts, 32, max_length, max(1, warmup // 2),
-                                 max(3, repeats // 3))
+    with load_during() as out["load"]:
+        out["latency_b1"] = latency(model, tokenizer, texts, 1, max_length, warmup, repeats)
+        out["latency_b32"] = latency(model, tokenizer, texts, 32, max_length, max(1, warmup // 2),
+                                     max(3, repeats // 3))
     out["peak_rss_mb"] = peak_rss_mb()
     where = device.of(model)
     out["device"] = str(where)
@@ -140,7 +146,9 @@ def measure_cost(model, tokenizer, texts: list[str], max_length: int, warmup: in
                      f"{max(1, warmup // 2)} warm-up + {max(3, repeats // 3)} timed; median and p95; "
                      "peak_rss_mb is the evaluating process's own peak resident memory (VmHWM: loading and "
                      "libraries included, nothing of the process that started it); on CUDA each timed call ends "
-                     "with torch.cuda.synchronize, and cuda_max_memory_allocated_mb is torch's peak")
+                     "with torch.cuda.synchronize, and cuda_max_memory_allocated_mb is torch's peak; load: "
+                     "the 1-minute load average (the larger of before and after the timed calls) and the "
+                     "cores, busy when it exceeded them")
     return out
 
 
@@ -159,13 +167,14 @@ def _one_run(model, ids: list[int], new_tokens: int) -> tuple[float, list[float]
 
 def generation_cost(model, ids: list[int], new_tokens: int, warmup: int, repeats: int) -> dict:
     """Batch-1 greedy generation of `new_tokens` after a prompt of len(ids) tokens."""
-    for _ in range(warmup):
-        _one_run(model, ids, new_tokens)
-    prefills, steps = [], []
-    for _ in range(repeats):
-        p, s = _one_run(model, ids, new_tokens)
-        prefills.append(p)
-        steps += s
+    with load_during() as load:
+        for _ in range(warmup):
+            _one_run(model, ids, new_tokens)
+        prefills, steps = [], []
+        for _ in range(repeats):
+            p, s = _one_run(model, ids, new_tokens)
+            prefills.append(p)
+            steps += s
     decode_ms = statistics.median(steps) * 1000
     return {
         "prompt_tokens": len(ids), "new_tokens": new_tokens,
@@ -173,9 +182,10 @@ def generation_cost(model, ids: list[int], new_tokens: int, warmup: int, repeats
         "prefill_tokens_per_s": len(ids) / statistics.median(prefills),
         "decode_ms_per_token": decode_ms, "decode_ms_p95": float(np.percentile(steps, 95)) * 1000,
         "decode_tokens_per_s": 1000 / decode_ms,
-        "threads": torch.get_num_threads(), "peak_rss_mb": peak_rss_mb(),
+        "threads": torch.get_num_threads(), "peak_rss_mb": peak_rss_mb(), "load": load,
         "method": (f"batch 1, greedy, prompt of {len(ids)} held-out tokens, {new_tokens} new tokens; "
                    f"{warmup} untimed + {repeats} timed generations; prefill = the prompt's forward pass "
                    "(time to first token); decode = median (and p95) over every later single-token "
-                   "step; perf_counter; peak_rss_mb is the process's own peak (VmHWM, includes loading)"),
+                   "step; perf_counter; peak_rss_mb is the process's own peak (VmHWM, includes loading); "
+                   "load: the 1-minute load average (the larger of before and after) and the cores"),
     }

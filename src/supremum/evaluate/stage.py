@@ -21,7 +21,7 @@ from supremum.evaluate.result import EvalResult
 from supremum.evaluate.speed import measure_cost
 from supremum.fsutil import dir_size
 from supremum.infer import predict_logits
-from supremum.machine import fingerprint
+from supremum.machine import busy_caveat, fingerprint
 from supremum.preprocessing import WHOLE, Preprocessing, eval_split, preprocessing_for, scored
 from supremum.preprocessing import data_config_for as data_config_for  # the CLI's import path
 from supremum.store import Store
@@ -174,6 +174,8 @@ def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
         res[f"speedup_{b}"] = ratio
         res[f"why_{b}"] = why(art.manifest, out["machine"]["isa"], ratio, batch)
     res["method"] = "ratio of model-only median latencies from separate eval runs"
+    if caveat := busy_caveat(**{"this run": now.load, "parent": was.load}):
+        res["busy"] = caveat
     return res
 
 
@@ -202,6 +204,8 @@ def _lm_vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
     if "cost" in out and "cost" in pm:
         res["decode_speedup"] = (EvalResult(out).cost.generation.decode_tokens_per_s
                                  / EvalResult(pm).cost.generation.decode_tokens_per_s)
+        if caveat := busy_caveat(**{"this run": EvalResult(out).cost.load, "parent": EvalResult(pm).cost.load}):
+            res["busy"] = caveat
     return res
 
 

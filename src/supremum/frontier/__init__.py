@@ -50,6 +50,8 @@ class Variant:
     explanation_agreement: dict | None = None
     #: examples the metric was computed on (classifiers), for its interval
     examples: int | None = None
+    #: the machine's load while its costs were timed (supremum.machine.load_during), where recorded
+    load: dict | None = None
 
     def group(self) -> tuple[str, str, str, str]:
         return (self.data, self.split, self.machine, self.protocol)
@@ -113,10 +115,11 @@ def variants(store: Store | None = None) -> list[Variant]:
         machine = machine_of(m, r)
         row = arts.get(art, {})
         lineage = m.get("lineage") or row.get("method") or "?"
+        cost = EvalResult(m).cost
         v = Variant(art, lineage, m.get("data", "?"), m.get("split", "?"), machine,
-                    _metrics(m), EvalResult(m).cost.comparable(), r["id"], row.get("path"), r["started"],
+                    _metrics(m), cost.comparable(), r["id"], row.get("path"), r["started"],
                     m.get("task", CLASSIFICATION.pipeline_tag), _protocol(m),
-                    explanation_agreement=agreement.get(art), examples=m.get("examples"))
+                    explanation_agreement=agreement.get(art), examples=m.get("examples"), load=cost.load)
         key = (art, v.data, v.split, machine, v.protocol)
         latest.pop(key, None)  # runs come oldest first: keep the newest
         latest[key] = v

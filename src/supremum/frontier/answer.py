@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from supremum.frontier import sign
 from supremum.frontier.scope import stage_of
+from supremum.machine import busy_caveat
 from supremum.tasks import CAUSAL_LM
 
 WITHIN = 1.0  # points (a share metric) or percent (perplexity, bits per byte)
@@ -81,6 +82,8 @@ def sentence(row: dict, base: dict, metric: str, speed_cost: str) -> str:
     where = "per decoded token" if speed_cost == "decode_ms" else "at batch 1"
     if s0 and s1:
         parts.append(f"{s0 / s1:.1f}× faster {where}" if s1 <= s0 else f"{s1 / s0:.1f}× slower {where}")
+        if caveat := busy_caveat(**{name(base): base.get("load"), name(row): row.get("load")}):
+            parts[-1] += f" ({caveat})"
     z0, z1 = base["costs"].get("size"), row["costs"].get("size")
     if z0 and z1:
         parts.append(f"{z0 / z1:.1f}× smaller" if z1 <= z0 else f"{z1 / z0:.1f}× larger")

@@ -21,6 +21,7 @@ from supremum.frontier.markdown import md_cell
 from supremum.frontier.scope import scoped, stage_of
 from supremum.frontier.sections import limit_takeaway, sections
 from supremum.fsutil import write_bytes
+from supremum.machine import busy_caveat
 from supremum.store import Store
 from supremum.tasks import CAUSAL_LM
 
@@ -72,6 +73,8 @@ def _gains(cost: str, ratio: float, p: dict, r: dict) -> str:
     that cost (a size-only frontier says only how much smaller), then the size ratio."""
     size = p["costs"]["size"] / r["costs"]["size"] if r["costs"].get("size") and p["costs"].get("size") else None
     parts = [] if cost == "size" else [_GAIN[cost].format(ratio)]
+    if parts and (caveat := busy_caveat(**{p["lineage"]: p.get("load"), r["lineage"]: r.get("load")})):
+        parts[-1] += f" ({caveat})"
     if size is not None:
         parts.append(f"{size:.1f}x smaller")
     return " and ".join(parts) or "nothing measured"

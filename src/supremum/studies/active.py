@@ -11,14 +11,16 @@ atomically after the batch file, so a call killed at any point leaves the previo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from supremum.config import Delimiter
+from supremum.config import Delimiter, LocalPath
 from supremum.errors import UserError
 from supremum.fsutil import write_json
 from supremum.studies.batches import read_batch, write_batch
@@ -32,13 +34,14 @@ LABELLED = "labelled.csv"  #: every labelled row so far (row_id, text, label): d
 
 class LabelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    pool: str = Field(description="unlabelled texts: CSV/TSV/JSONL with a text column, or .txt with one per line")
+    pool: LocalPath = Field(description="unlabelled texts: CSV/TSV/JSONL with a text column, or .txt with one "
+                            "per line")
     text_column: str | None = Field(None, description="column of the pool holding the text (auto-detected)")
     delimiter: Delimiter | None = Field(None, description="separator of the pool's columns, as data.delimiter "
                                         "(detected when unset)")
     labels: list[str] = Field(min_length=2, description="the label set annotators choose from")
-    drop_empty: bool = Field(False, description="leave out pool texts that are empty or whitespace (row ids "
-                             "count the texts kept) and drop empty rows of eval_data, as data.drop_empty "
+    drop_empty: bool = Field(False, description="leave out pool texts that are empty or whitespace (the "
+                             "others keep their row ids) and drop empty rows of eval_data, as data.drop_empty "
                              "(default: refuse them)")
 
     @field_validator("labels")
@@ -58,7 +61,7 @@ class LabelConfig(BaseModel):
                             "this many times batch_size most uncertain texts")
     seed: int = Field(0, description="seed of the seed batch, of random picks and of training")
     max_length: int = Field(128, ge=8, description="truncate texts to this many tokens")
-    eval_data: str | None = Field(None, description="labelled data scored after every round (accuracy; the "
+    eval_data: LocalPath | None = Field(None, description="labelled data scored after every round (accuracy; the "
                                   "learning-curve stopping rule needs it)")
     stop: StopRule = Field(default_factory=StopRule)
 
@@ -78,16 +81,36 @@ class LabelState(BaseModel):
     config: LabelConfig
     pool_digest: str
     pool_size: int
-    labelled: dict[int, str] = Field(default_factory=dict, description="row id -> label")
-    pending: list[int] = Field(default_factory=list, description="row ids of the batch out for labelling")
+    labelled: dict[int, str] = Field(default_factory=dict, description="position among the pool's texts "
+                                     "kept (Pool.texts; the row id unless drop_empty left rows out) -> label")
+    pending: list[int] = Field(default_factory=list, description="positions (as in labelled) of the batch "
+                               "out for labelling")
     pending_file: str | None = None
     predictions: list[int] | None = Field(None, description="the last round's predicted class id per pool row")
     rounds: list[RoundRecord] = Field(default_factory=list)
     stopped: StopDecision | None = None
 
 
-def read_pool(cfg: LabelConfig) -> list[str]:
-    """The pool's texts in file order (row id = position), without the empty ones with drop_empty
+@dataclass(frozen=True)
+class Pool:
+    """The pool's texts in file order and each one's row id: its position among the file's rows
+    (from 0), also when drop_empty left out empty rows before it. The loop works on positions in
+    `texts`; the files annotators see (batches, labelled.csv) name rows by `ids`."""
+
+    texts: list[str]
+    ids: list[int]
+
+    @functools.cached_property
+    def by_id(self) -> dict[int, str]:
+        return dict(zip(self.ids, self.texts, strict=True))
+
+    @functools.cached_property
+    def position(self) -> dict[int, int]:
+        return {rid: i for i, rid in enumerate(self.ids)}
+
+
+def read_pool(cfg: LabelConfig) -> Pool:
+    """The pool's texts in file order with their row ids, without the empty ones with drop_empty
     (said on stderr with their count and lines, as every data reader says it).
     UserError for an empty text otherwise."""
     from supremum.data import dropped_note, tell
@@ -106,12 +129,13 @@ def read_pool(cfg: LabelConfig) -> list[str]:
     if cfg.drop_empty:
         if where := [f"line {line}" for t, line in zip(texts, lines, strict=True) if not t.strip()]:
             tell(dropped_note(where, "text", str(path)))
-        return [t for t in texts if t.strip()]
+        kept = [i for i, t in enumerate(texts) if t.strip()]
+        return Pool([texts[i] for i in kept], kept)
     for t, line in zip(texts, lines, strict=True):
         if not t.strip():
             raise UserError(f"{path}, line {line}: empty text in the pool",
                             "remove the line or write its text, or pass --drop-empty to leave such texts out")
-    return texts
+    return Pool(texts, list(range(len(texts))))
 
 
 def digest(texts: list[str]) -> str:
@@ -130,27 +154,29 @@ def step(out: Path, cfg: LabelConfig | None = None, ingest: Path | None = None,
     say = on_event or (lambda m: None)
     with say_once():  # a new loop reads its pool twice: its notes are said once
         state = _load_or_start(Path(out), cfg)
-        texts = read_pool(state.config)
+        pool = read_pool(state.config)
+    texts = pool.texts
     if digest(texts) != state.pool_digest:
         raise UserError(f"{state.config.pool}: the pool changed since the loop started",
                         "restore the original pool file, or start a new loop in another directory")
     if not state.rounds and not state.labelled and not state.pending:
-        return _first_batch(Path(out), state, texts, say)
+        return _first_batch(Path(out), state, pool, say)
     if state.stopped is not None:
         raise UserError(f"{out}: the loop stopped ({state.stopped.reason})",
                         "start a new loop in another directory to label more")
     batch = Path(ingest or state.pending_file)
-    state.labelled.update({r: lab for r, lab in read_batch(batch, state.pending, texts,
-                                                            state.config.labels).items()})
-    write_labelled(Path(out) / LABELLED, state.labelled, texts)
+    answers = read_batch(batch, [pool.ids[r] for r in state.pending], pool.by_id, state.config.labels)
+    state.labelled.update({pool.position[rid]: lab for rid, lab in answers.items()})
+    write_labelled(Path(out) / LABELLED, state.labelled, pool)
     say(f"ingested {len(state.pending)} labels from {batch} ({len(state.labelled)} labelled, all in "
         f"{Path(out) / LABELLED})")
     state.pending, state.pending_file = [], None
-    return _round(Path(out), state, texts, say)
+    return _round(Path(out), state, pool, say)
 
 
-def write_labelled(path: Path, labelled: dict[int, str], texts: list[str]) -> Path:
-    """The labelled rows as CSV (row_id, text, label), atomically, in row-id order."""
+def write_labelled(path: Path, labelled: dict[int, str], pool: Pool) -> Path:
+    """The labelled rows (`labelled`: position in the pool -> label) as CSV (row_id, text, label),
+    atomically, in row-id order."""
     import csv
     import io
 
@@ -159,7 +185,7 @@ def write_labelled(path: Path, labelled: dict[int, str], texts: list[str]) -> Pa
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["row_id", "text", "label"])
-    w.writerows([r, texts[r], labelled[r]] for r in sorted(labelled))
+    w.writerows([pool.ids[r], pool.texts[r], labelled[r]] for r in sorted(labelled))
     write_bytes(path, buf.getvalue().encode("utf-8"))
     return path
 
@@ -175,21 +201,21 @@ def _load_or_start(out: Path, cfg: LabelConfig | None) -> LabelState:
         return state
     if cfg is None:
         raise UserError(f"{out}: no labelling loop there yet", "start one with --pool FILE --labels A,B")
-    texts = read_pool(cfg)
+    texts = read_pool(cfg).texts
     return LabelState(config=cfg, pool_digest=digest(texts), pool_size=len(texts))
 
 
-def _first_batch(out: Path, state: LabelState, texts: list[str], say) -> LabelState:
+def _first_batch(out: Path, state: LabelState, pool: Pool, say) -> LabelState:
     cfg = state.config
-    n = min(cfg.seed_size or cfg.batch_size, len(texts))
-    rows = sorted(int(i) for i in np.random.default_rng(cfg.seed).choice(len(texts), size=n, replace=False))
-    return _send(out, state, rows, texts, 1, say)
+    n = min(cfg.seed_size or cfg.batch_size, len(pool.texts))
+    rows = sorted(int(i) for i in np.random.default_rng(cfg.seed).choice(len(pool.texts), size=n, replace=False))
+    return _send(out, state, rows, pool, 1, say)
 
 
-def _send(out: Path, state: LabelState, rows: list[int], texts: list[str], number: int, say) -> LabelState:
-    """Write batch `number` and the state that waits for it (batch first: the state never names
-    a file that is not there)."""
-    path = write_batch(out / f"batch-{number:03d}.csv", rows, texts)
+def _send(out: Path, state: LabelState, rows: list[int], pool: Pool, number: int, say) -> LabelState:
+    """Write batch `number` (`rows`: positions in the pool, written as their row ids) and the state
+    that waits for it (batch first: the state never names a file that is not there)."""
+    path = write_batch(out / f"batch-{number:03d}.csv", [pool.ids[r] for r in rows], pool.by_id)
     state.pending, state.pending_file = rows, str(path)
     write_json(out / STATE, state.model_dump(mode="json"))
     say(f"wrote {path} ({len(rows)} texts): fill in its label column ({', '.join(state.config.labels)}), "
@@ -197,10 +223,10 @@ def _send(out: Path, state: LabelState, rows: list[int], texts: list[str], numbe
     return state
 
 
-def _round(out: Path, state: LabelState, texts: list[str], say) -> LabelState:
+def _round(out: Path, state: LabelState, pool: Pool, say) -> LabelState:
     from supremum.studies.learners import LearnerSpec, make_learner
 
-    cfg = state.config
+    cfg, texts = state.config, pool.texts
     ev_texts, ev_labels = _eval_data(cfg)
     spec = LearnerSpec(cfg.model, cfg.method, cfg.train, cfg.labels, cfg.max_length)
     rows = sorted(state.labelled)
@@ -228,7 +254,7 @@ def _round(out: Path, state: LabelState, texts: list[str], say) -> LabelState:
     new = select(cfg.strategy, cfg.batch_size, unlabelled, np.array(rows), scored.probs, scored.emb,
                  np.random.default_rng([cfg.seed, record.round]), cfg.candidates)
     record.batch_file = str(out / f"batch-{record.round + 1:03d}.csv")
-    return _send(out, state, new, texts, record.round + 1, say)
+    return _send(out, state, new, pool, record.round + 1, say)
 
 
 def _eval_data(cfg: LabelConfig) -> tuple[list[str], np.ndarray]:

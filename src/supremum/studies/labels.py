@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from supremum.config import DataConfig, ModelSpec, SelfTrainingConfig, TrainConfig
+from supremum.config import DataConfig, ModelSpec, SelfTrainingConfig, TrainConfig, identity
 from supremum.errors import UserError
 from supremum.limit.summary import labels_pct as pct
 from supremum.studies.learners import CheckedMethod
@@ -361,7 +361,7 @@ class InContext(Approach):
     def _key(self, study: Study, budget: int, seed: int | None) -> str:
         from supremum.hashing import content_hash
 
-        z = self.zcfg(study, budget, seed).model_dump(mode="json", exclude={"batch_size", "speed", "warmup",
+        z = identity(self.zcfg(study, budget, seed), exclude={"batch_size", "speed", "warmup",
                                                                             "repeats", "threads", "limit"})
         return content_hash({"approach": self.name, "config": z}, length=12)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from supremum.config import identity
 from supremum.studies.labels import Approach, Cell, FineTune, Study, register, split_digest
 from supremum.studies.simulate import Oracle
 
@@ -85,7 +86,7 @@ class ActiveLearning(Approach):
 
         data = {s: split_digest(study.data, s)["sha256"] for s in ("train", study.cfg.split)}
         return content_hash({"approach": self.name, "strategy": study.cfg.active.strategy,
-                             "simulation": self.simulation(study, seed).model_dump(mode="json"), "data": data},
+                             "simulation": identity(self.simulation(study, seed)), "data": data},
                             length=12)
 
     def _path(self, study: Study, key: str) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from supremum.config import identity
 from supremum.errors import UserError
 from supremum.train.config import FinetuneConfig
 
@@ -217,7 +218,7 @@ def label_noise(best: FinetuneConfig, artifact: str, cfg, split: str, out: Path,
     from supremum.studies.oof import label_noise_stage
 
     splits = tuple(dict.fromkeys(["dev", split]))
-    key = content_hash({"config": best.model_dump(mode="json", exclude={"output"}), "artifact": str(artifact),
+    key = content_hash({"config": identity(best, exclude={"output"}), "artifact": str(artifact),
                         "folds": cfg.folds, "splits": splits})[:16]
     cache = out / "label_noise.json"  # a resumed ceiling does not refit the folds
     if cache.exists() and (got := json.loads(cache.read_text())).get("key") == key:

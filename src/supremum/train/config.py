@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from supremum.config import (
     DataConfig,
@@ -45,8 +52,8 @@ class FinetuneConfig(Strict):
     ADDED_LATER: ClassVar[dict[str, Any]] = {"self_training": None, "domain_pretrain": None}
 
     @model_serializer(mode="wrap")
-    def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler) -> dict:
-        return omit_later(self, handler)
+    def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict:
+        return omit_later(self, handler, info)
 
     @model_validator(mode="after")
     def _unlabeled_pair(self) -> FinetuneConfig:

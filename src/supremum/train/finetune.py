@@ -15,6 +15,7 @@ import torch
 
 from supremum import device
 from supremum.artifact import Artifact, new_id, save_artifact
+from supremum.config import identity
 from supremum.data import TaskData
 from supremum.data.batching import tokenize
 from supremum.hashing import content_hash, drop_unset
@@ -43,7 +44,7 @@ class FinetuneResult:
 
 def config_hash(cfg: FinetuneConfig) -> str:
     """Identity of a run for resuming: everything that changes the result."""
-    d = cfg.model_dump(mode="json")
+    d = identity(cfg)  # paths as typed: the hash runs had before paths were recorded absolute
     d["train"] = drop_unset(d["train"], {"parallel": "ddp"})  # added later: the default keeps older hashes
     d["train"].pop("checkpoint_every", None)
     d["train"].pop("threads", None)

@@ -1,0 +1,46 @@
+"""compress records the data it actually read (path, sha256, where it came from, its options)."""
+
+import hashlib
+import json
+
+import pytest
+from conftest import run_cli, sentiment_rows, write_csv
+
+
+@pytest.fixture
+def parent(csv_data, tmp_path):
+    out = tmp_path / "parent"
+    run_cli("finetune", "--model", "tiny-bert", "--data", str(csv_data), "--max-steps", "2", "--output", str(out),
+            check=True)
+    return out
+
+
+def _step(art) -> dict:
+    return json.loads((art / "manifest.json").read_text())["compression"][-1]
+
+
+def test_compress_data_given_is_recorded_with_its_options(parent, csv_data, tmp_path):
+    calib = tmp_path / "calib.csv"
+    write_csv(calib, [*sentiment_rows(40, 5), ("", "pos")], sep=";")  # one empty text, dropped
+    child = tmp_path / "child"
+    run_cli("compress", str(parent), "--method", "onnx-int8-static", "calibration_size=8", "--data", str(calib),
+            "--delimiter", ";", "--drop-empty", "--output", str(child), check=True)
+    report = _step(child)["report"]
+    assert report["data"] == {"path": str(calib), "sha256": hashlib.sha256(calib.read_bytes()).hexdigest(),
+                              "from": "--data", "options": {"delimiter": ";", "drop_empty": True}}
+    assert report["calibration"]["source"] == f"a seeded sample of the training split of {calib} (--data)"
+    rows = json.loads(run_cli("runs", "--json", "--kind", "compress", check=True).stdout)
+    assert [r["metrics"]["data"] for r in rows] == [report["data"]]  # the store row says the same
+
+
+def test_compress_without_data_records_the_parents_training_data_and_no_data_when_unread(parent, csv_data,
+                                                                                       tmp_path):
+    child = tmp_path / "child"
+    run_cli("compress", str(parent), "--method", "prune-ffn", "amount=0.5", "calibration_size=8", "--output",
+            str(child), check=True)
+    assert _step(child)["report"]["data"] == {
+        "path": str(csv_data), "sha256": hashlib.sha256(csv_data.read_bytes()).hexdigest(),
+        "from": "the parent's training data", "options": {}}
+    plain = tmp_path / "plain"
+    run_cli("compress", str(parent), "--method", "int8-dynamic", "--output", str(plain), check=True)
+    assert "data" not in _step(plain)["report"]  # int8-dynamic reads no data

@@ -1,0 +1,80 @@
+"""Every speed measurement records the machine's load; a ratio from a busy machine says so."""
+
+import json
+import os
+
+import pytest
+from conftest import run_cli
+
+from supremum import cli_render
+from supremum.frontier.answer import sentence
+from supremum.machine import busy, busy_caveat, load_during
+
+IDLE = {"load_1m": 0.4, "cores": 2, "busy": False}
+LOADED = {"load_1m": 3.1, "cores": 2, "busy": True}
+
+
+def test_load_during_records_the_1_minute_load_and_the_cores():
+    with load_during() as rec:
+        assert rec == {"cores": os.cpu_count()}  # filled in when the block ends
+    assert rec["cores"] == os.cpu_count() and isinstance(rec["load_1m"], float) and rec["load_1m"] >= 0
+    assert rec["busy"] == (rec["load_1m"] > rec["cores"])
+
+
+def test_busy_caveat_names_each_loaded_side():
+    assert busy(IDLE) is None and busy(None) is None and busy({"load_1m": 1.0, "cores": 2}) is None
+    assert busy(LOADED) == "load 3.10 on 2 cores"
+    assert busy_caveat(**{"this run": IDLE, "parent": IDLE}) is None
+    assert busy_caveat(**{"this run": IDLE, "parent": None}) is None  # a record from before loads were kept
+    assert busy_caveat(**{"this run": IDLE, "parent": LOADED}) == (
+        "machine busy while timing (parent: load 3.10 on 2 cores): not a clean ratio")
+    assert busy_caveat(**{"this run": {**LOADED, "load_1m": 2.5}, "parent": LOADED}) == (
+        "machine busy while timing (this run: load 2.50 on 2 cores; parent: load 3.10 on 2 cores): "
+        "not a clean ratio")
+
+
+def _lat(ms: float, batch: int) -> dict:
+    t = {"median_ms": ms, "p95_ms": ms}
+    return {"batch_size": batch, "model_only": t, "with_tokenization": t, "throughput_per_s": 1.0}
+
+
+def test_printed_speed_up_carries_the_caveat(capsys):
+    m = {"cost": {"params": 10, "weights_mb": 1.0, "peak_rss_mb": 100.0, "threads": 2, "method": "m",
+                  "latency_b1": _lat(6.0, 1), "latency_b32": _lat(14.0, 32), "load": LOADED},
+         "size_on_disk_mb": 1.0, "runtime": {"kernels": "PyTorch eager", "isa": ["avx2"]},
+         "vs_parent": {"parent": "p1", "speedup_b1": 78.0, "speedup_b32": 2.5, "accuracy_delta_pt": 0.0,
+                       "why_b1": None, "why_b32": None,
+                       "busy": busy_caveat(**{"this run": LOADED, "parent": IDLE})}}
+    cli_render._print_cost(m)
+    lines = capsys.readouterr().out.splitlines()
+    assert ("note: the machine was busy while timing (load 3.10 on 2 cores): the latencies above include "
+            "waiting for other work; time again on an idle machine") in lines
+    assert ("vs parent p1: 78.00x at batch 1, 2.50x at batch 32 (machine busy while timing (this run: load 3.10 "
+            "on 2 cores): not a clean ratio), accuracy +0.00 pt") in lines
+
+
+def test_frontier_sentence_carries_the_caveat():
+    base = {"artifact": "a", "lineage": "full", "path": None, "metrics": {"accuracy": 0.9},
+            "costs": {"latency_b1": 10.0, "size": 40.0}, "load": LOADED}
+    row = {"artifact": "b", "lineage": "full>int8-dynamic", "path": None, "metrics": {"accuracy": 0.9},
+           "costs": {"latency_b1": 5.0, "size": 10.0}, "load": IDLE}
+    assert sentence(row, base, "accuracy", "latency_b1") == (
+        "full fine-tune → PyTorch int8 (dynamic): 2.0× faster at batch 1 (machine busy while timing (full: load "
+        "3.10 on 2 cores): not a clean ratio), 4.0× smaller, +0.00 pt accuracy (90.00%) vs full")
+    assert "busy" not in sentence(row, {**base, "load": IDLE}, "accuracy", "latency_b1")
+
+
+@pytest.mark.slow  # four CLI runs; the logic is covered above without them
+def test_eval_records_the_load_of_both_timings_and_the_ratio_says_when_busy(csv_data, tmp_path):
+    art, q = tmp_path / "parent", tmp_path / "q"
+    run_cli("finetune", "--model", "tiny-bert", "--data", str(csv_data), "--max-steps", "2", "--output", str(art),
+            check=True)
+    run_cli("compress", str(art), "--method", "int8-dynamic", "--output", str(q), check=True)
+    parent = json.loads(run_cli("eval", str(art), "--repeats", "3", "--json", check=True).stdout)
+    p = run_cli("eval", str(q), "--repeats", "3", "--json", check=True)
+    ev = json.loads(p.stdout)
+    for m in (parent, ev):
+        load = m["cost"]["load"]
+        assert load["cores"] == os.cpu_count() and load["busy"] == (load["load_1m"] > load["cores"])
+    caveat = busy_caveat(**{"this run": ev["cost"]["load"], "parent": parent["cost"]["load"]})
+    assert ev["vs_parent"].get("busy") == caveat  # None (absent) exactly when neither side was busy
