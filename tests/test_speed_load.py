@@ -8,7 +8,7 @@ from conftest import run_cli
 
 from supremum import cli_render
 from supremum.frontier.answer import sentence
-from supremum.machine import busy, busy_caveat, load_during
+from supremum.machine import BUSY_MARGIN, busy, busy_caveat, load_during
 
 IDLE = {"load_1m": 0.4, "cores": 2, "busy": False}
 LOADED = {"load_1m": 3.1, "cores": 2, "busy": True}
@@ -18,7 +18,19 @@ def test_load_during_records_the_1_minute_load_and_the_cores():
     with load_during() as rec:
         assert rec == {"cores": os.cpu_count()}  # filled in when the block ends
     assert rec["cores"] == os.cpu_count() and isinstance(rec["load_1m"], float) and rec["load_1m"] >= 0
-    assert rec["busy"] == (rec["load_1m"] > rec["cores"])
+    assert rec["busy"] == (rec["load_1m"] > rec["cores"] + BUSY_MARGIN)
+
+
+@pytest.mark.parametrize("before,after,busy_", [(0.3, 2.2, False), (0.3, 2.6, True), (3.0, 1.0, True)])
+def test_busy_means_load_beyond_the_timings_own_threads(monkeypatch, before, after, busy_):
+    """On an idle 2-core machine a timing on both cores reads about 2 afterwards: not busy; one more
+    runnable thread of other work (before or after) is."""
+    reads = iter([(before, 0, 0), (after, 0, 0)])
+    monkeypatch.setattr(os, "getloadavg", lambda: next(reads))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    with load_during() as rec:
+        pass
+    assert rec == {"cores": 2, "load_1m": max(before, after), "busy": busy_}
 
 
 def test_busy_caveat_names_each_loaded_side():

@@ -71,17 +71,26 @@ def _load_1m() -> float | None:
         return None
 
 
+#: load above the cores (in runnable threads) that a timing's own threads and the 1-minute
+#: average's lag can explain on an idle machine
+BUSY_MARGIN = 0.5
+
+
 @contextlib.contextmanager
 def load_during() -> Iterator[dict]:
     """The machine's load while the block runs, filled in when it ends: {"load_1m": the larger of the
     1-minute load averages read before and after it (None where the OS has none), "cores":
-    os.cpu_count(), "busy": load_1m > cores}."""
+    os.cpu_count(), "busy": load_1m > cores + BUSY_MARGIN}.
+
+    The timing's own threads count in the load (a timing on every core of an idle machine reads
+    about `cores` afterwards), so only load beyond the cores by more than the margin, at least one
+    runnable thread of other work competing for a core, counts as busy."""
     rec: dict = {"cores": os.cpu_count()}
     before = _load_1m()
     yield rec
     seen = [v for v in (before, _load_1m()) if v is not None]
     rec["load_1m"] = round(max(seen), 2) if seen else None
-    rec["busy"] = bool(seen and rec["cores"] and rec["load_1m"] > rec["cores"])
+    rec["busy"] = bool(seen and rec["cores"] and rec["load_1m"] > rec["cores"] + BUSY_MARGIN)
 
 
 def busy(load: dict | None) -> str | None:
