@@ -143,7 +143,7 @@ def test_prefix_tuning_refuses_gradient_checkpointing(tmp_path, model):
     r = run_cli("finetune", "--model", model, "--data", str(data), "--method", "prefix", "--max-steps", "3",
                 "--gradient-checkpointing")
     assert r.returncode == 2 and r.stderr.splitlines() == [
-        "error: command line: train.gradient_checkpointing does not work with method prefix: its learned "
+        "error: command line: --gradient-checkpointing does not work with method prefix: its learned "
         "keys/values are passed as the layers' cache, which checkpointed layers drop; drop "
         "--gradient-checkpointing or use method prompt, ptuning or lora (see `supremum finetune --help`)"]
 

@@ -243,7 +243,7 @@ def test_replay_errors(tmp_path, csv_data):
 
     corpus = _text(tmp_path / "c.txt", WORDS, 100, 0)
     proc = run_cli("finetune", "--model", "tiny-llama", "--data", str(corpus), "--replay", "0.2")
-    assert proc.returncode == 2 and "train.replay and train.replay_data go together" in proc.stderr
+    assert proc.returncode == 2 and "--replay and --replay-data go together" in proc.stderr
     cfg = lambda data, **train: FinetuneConfig(  # noqa: E731
         model="tiny-bert" if data == csv_data else "tiny-llama", data={"path": str(data), "max_length": 32},
         train={"max_steps": 1, **train}, output=str(tmp_path / "x"))

@@ -144,9 +144,9 @@ def test_setfit_learns_and_its_head_is_the_logistic_fit_of_its_body(csv_data, tm
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--method", "setfit", "--max-steps", "5"],
-     "train.max_steps does not apply to method setfit, which trains without the gradient loop "
+     "--max-steps does not apply to method setfit, which trains without the gradient loop "
      "(it honours: batch_size, dropout, seed, threads)"),
-    (["--method", "linear-probe", "--lr", "1e-3"], "train.lr does not apply to method linear-probe"),
+    (["--method", "linear-probe", "--lr", "1e-3"], "--lr does not apply to method linear-probe"),
     (["--method", "setfit", "method.head_c=0"], "method.head_c"),
     (["--method", "linear-probe", "method.pooling=max"], "method.pooling"),
 ])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -1153,34 +1154,45 @@ def _validation_error(e: Exception) -> UserError | None:
     return user_error(e, names={".".join(loc): flag} if given else None, help_cmd=f"supremum {command} --help")
 
 
-def _typed_flags() -> dict[str, str]:
-    """{config key path: the flag that set it} for this command line's flags that set a config key
-    (declared with schema_help), e.g. {"train.precision": "--precision"}: a library error naming a key
-    is shown with the flag the user typed. A key given as KEY=VALUE keeps its own name."""
+def _typed_flags() -> tuple[dict[str, str], dict[str, str]]:
+    """({config key: the flag typed for it}, {config key: this command's flag for it, not typed})
+    for this command's flags that set a config key (declared with schema_help), e.g.
+    ({"train.precision": "--precision"}, {"train.replay_data": "--replay-data", ...}). Keys given
+    as KEY=VALUE are in neither: they keep their own names."""
     args = sys.argv[1:]
     name = next((a for a in args if not a.startswith("-")), None)
     cmd = getattr(typer.main.get_command(app), "commands", {}).get(name)
     if cmd is None or cmd.callback is None:
-        return {}
+        return {}, {}
     given = {a.split("=", 1)[0] for a in args if a.startswith("--")}
-    names = {}
+    overridden = {a.split("=", 1)[0] for a in args if not a.startswith("-") and "=" in a}
+    typed, other = {}, {}
     for option, key in flag_keys(cmd.callback).items():
         param = next((p for p in cmd.params if p.name == option), None)
-        typed = [f for f in (*param.opts, *param.secondary_opts) if f in given] if param else []
-        if typed:
-            names[key] = typed[0]
-    return names
+        if param is None or key in overridden:
+            continue
+        if said := [f for f in (*param.opts, *param.secondary_opts) if f in given]:
+            typed[key] = said[0]
+        elif flag := next((f for f in param.opts if f.startswith("--")), None):
+            other[key] = flag
+    return typed, other
 
 
 def _as_typed(e: UserError) -> str:
-    """The error's line with config keys the command line set by flag written as those flags."""
-    from supremum.recipe import with_flags
+    """The error's line with config keys the command line set by flag written as those flags; when
+    it names such a key, the other keys it names (the other half of a pair) are written as this
+    command's flags for them too."""
+    from supremum.recipe import names_key, with_flags
 
     try:
-        names = _typed_flags()
+        typed, other = _typed_flags()
     except Exception:  # naming flags is a courtesy: the error itself must always print
-        names = {}
-    return with_flags(str(e), names)
+        typed, other = {}, {}
+    text = str(e)
+    # a validation error may already name the typed flag (cli_config renames the key it failed on)
+    named = any(names_key(text, k) or re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", text)
+                for k, f in typed.items())
+    return with_flags(text, {**other, **typed} if named else typed)
 
 
 def main() -> None:

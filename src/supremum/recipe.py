@@ -119,8 +119,17 @@ def with_flags(text: str, names: dict[str, str]) -> str:
     Only dotted key paths are replaced, whole (not inside a longer key or word)."""
     for key, flag in names.items():
         if "." in key:
-            text = re.sub(rf"(?<![\w.-]){re.escape(key)}(?![\w])", flag, text)
+            text = _key_pattern(key).sub(flag, text)
     return text
+
+
+def names_key(text: str, key: str) -> bool:
+    """Whether `text` names the dotted config key `key` whole (as `with_flags` would replace it)."""
+    return "." in key and _key_pattern(key).search(text) is not None
+
+
+def _key_pattern(key: str) -> re.Pattern:
+    return re.compile(rf"(?<![\w.-]){re.escape(key)}(?![\w])")
 
 
 def plain_message(msg: str) -> str:
