@@ -137,6 +137,18 @@ def test_sentences_from_measured_means():
         "with all 1,000 labels use plain fine-tuning (90.0 ± 0.5%)."]
 
 
+def test_sentences_keep_an_approach_with_fewer_labels_that_is_still_ahead():
+    """Measured on SST-2 (bench/results/labels_sst2.json): zero-shot prompting of smollm2-135m with no
+    labels (80.9%) beat every approach trained on 64 labels; the 64-label advice must not be SetFit."""
+    rows = [_row("zeroshot", 0, "zero-shot prompting", 0.809), _row("setfit", 64, "SetFit", 0.755, 0.031),
+            _row("full", 64, "plain fine-tuning", 0.710, 0.059), _row("setfit", 512, "SetFit", 0.84, 0.01)]
+    assert sentences(rows, 6920, majority=0.5) == [
+        "with 0 labels use zero-shot prompting (80.9%); SetFit passes that by 512 labels (measured means).",
+        "with 64 labels zero-shot prompting with 0 labels (80.9%) still beats every approach given 64 "
+        "(best: SetFit, 75.5 ± 3.1%).",
+        "with 512 labels use SetFit (84.0 ± 1.0%)."]
+
+
 def test_sentences_say_ties_and_when_nothing_beats_the_majority_class():
     rows = [_row("linear-probe", 8, "a linear probe", 0.50, 0.0), _row("full", 8, "plain fine-tuning", 0.50, 0.0),
             _row("linear-probe", 16, "a linear probe", 0.62, 0.01),

@@ -557,8 +557,9 @@ def sentences(summary: list[dict], n_train: int, curve: dict | None = None, plai
     point before it), else the first budget where another approach passes its accuracy (when it has
     no larger budget), else where `plain`'s fitted curve reaches its accuracy beyond every budget.
 
-    A budget where no approach's mean beats `majority` (the majority class's accuracy) says so
-    instead of naming one; approaches with exactly the best mean are named together as a tie.
+    A budget where an approach measured with fewer labels is still ahead names that one (labels can
+    be left unused). A budget where no approach's mean beats `majority` (the majority class's
+    accuracy) says so instead of naming one; approaches with exactly the best mean are named together as a tie.
 
     summary: rows {approach, budget, title, mean, sd}. curve: analyze_curve's record of `plain` (or None)."""
     at: dict[int, dict[str, dict]] = {}
@@ -570,6 +571,12 @@ def sentences(summary: list[dict], n_train: int, curve: dict | None = None, plai
     for b in budgets:
         best = max(at[b].values(), key=lambda r: r["mean"])
         where = f"all {b:,}" if b == n_train else f"{b:,}"
+        # labels can always be left unused: a point with fewer labels that is ahead stays the advice
+        fewer = max((r for x in budgets if x < b for r in at[x].values()), key=lambda r: r["mean"], default=None)
+        if fewer is not None and fewer["mean"] > best["mean"] and (majority is None or fewer["mean"] > majority):
+            out.append(f"with {where} labels {fewer['title']} with {fewer['budget']:,} labels ({pct(fewer)}) "
+                       f"still beats every approach given {where} (best: {best['title']}, {pct(best)}).")
+            continue
         if majority is not None and best["mean"] <= majority:
             out.append(f"with {where} labels no approach beats the majority class ({100 * majority:.1f}%; "
                        f"best: {best['title']}, {pct(best)}).")
