@@ -124,7 +124,8 @@ def read_pool(cfg: LabelConfig) -> Pool:
         lines = list(range(1, len(texts) + 1))
     else:
         df = read_table(path, delimiter=cfg.delimiter)
-        col, _ = pick_column(df, cfg.text_column, "text", str(path))
+        col, auto = pick_column(df, cfg.text_column, "text", str(path))
+        _refuse_a_text_read_as_header(df, col, auto, path)
         texts, lines = df[col].fillna("").astype(str).tolist(), list(df.index)
     if cfg.drop_empty:
         if where := [f"line {line}" for t, line in zip(texts, lines, strict=True) if not t.strip()]:
@@ -136,6 +137,26 @@ def read_pool(cfg: LabelConfig) -> Pool:
             raise UserError(f"{path}, line {line}: empty text in the pool",
                             "remove the line or write its text, or pass --drop-empty to leave such texts out")
     return Pool(texts, list(range(len(texts))))
+
+
+def _refuse_a_text_read_as_header(df, col: str, auto: bool, path: Path) -> None:
+    """A headerless pool whose first text holds the separator reads as a header of several columns,
+    and every later text is cut at the separator without a word. Its sign: no column is named as
+    texts are (the text column was guessed as the longest) and rows lack fields the header has.
+    UserError then, naming the first such row; --text-column (a choice made) skips the check."""
+    from supremum.data.tables import TEXT_CANDIDATES
+
+    if not auto or len(df.columns) < 2 or str(col).strip().lower() in TEXT_CANDIDATES:
+        return
+    others = df.drop(columns=[col])
+    short = (others.isna() | (others.astype(str).apply(lambda c: c.str.strip()) == "")).any(axis=1)
+    if short.any():
+        line = int(short.idxmax())
+        names = ", ".join(repr(str(c)) for c in df.columns)
+        raise UserError(f"{path}: no column is named as texts are ({names}) and line {line} lacks fields the "
+                        "first line has: is the first line a text, not a header?",
+                        "add a header line 'text' (quote texts that hold the separator) or save one text per "
+                        "line as .txt; if the first line is a header, pass --text-column NAME")
 
 
 def digest(texts: list[str]) -> str:
