@@ -49,7 +49,7 @@ class Latency:
 
 @dataclass(frozen=True)
 class Generation:
-    """Batch-1 greedy generation of a causal LM (supremum.lm.evaluate): decode and prefill rates
+    """Batch-1 greedy generation of a causal LM (supremum.evaluate.lm): decode and prefill rates
     (tokens/s), decode ms per token (median, p95), time to first token (ms), the threads it ran
     on and how it was measured."""
 
