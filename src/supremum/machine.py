@@ -94,8 +94,8 @@ def load_during() -> Iterator[dict]:
 
 
 def busy(load: dict | None) -> str | None:
-    """"load 5.20 on 2 cores" when a timing's recorded load (`load_during`) exceeded the cores, else
-    None (also for records from before load was recorded)."""
+    """"load 5.20 on 2 cores" when a timing's recorded load (`load_during`) was busy (above the cores
+    by more than BUSY_MARGIN), else None (also for records from before load was recorded)."""
     if not load or not load.get("busy"):
         return None
     return f"load {load['load_1m']:.2f} on {load['cores']} cores"

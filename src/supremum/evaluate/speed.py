@@ -7,7 +7,8 @@ times token ids -> logits. Batches are real dev texts (the first N, in file orde
 
 Every timing records the machine's load beside it (`supremum.machine.load_during`): the 1-minute load average
 (os.getloadavg) read before and after the timed calls, and the core count. Where the load exceeded
-the cores, other work competed for them and the times are inflated by it (`busy`).
+the cores by more than half a thread (`machine.BUSY_MARGIN`: a timing's own threads read about the
+core count), other work competed for them and the times are inflated by it (`busy`).
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def measure_cost(model, tokenizer, texts: list[str], max_length: int, warmup: in
                      "libraries included, nothing of the process that started it); on CUDA each timed call ends "
                      "with torch.cuda.synchronize, and cuda_max_memory_allocated_mb is torch's peak; load: "
                      "the 1-minute load average (the larger of before and after the timed calls) and the "
-                     "cores, busy when it exceeded them")
+                     "cores, busy when it exceeded them by more than 0.5")
     return out
 
 
