@@ -44,3 +44,13 @@ def test_compress_without_data_records_the_parents_training_data_and_no_data_whe
     plain = tmp_path / "plain"
     run_cli("compress", str(parent), "--method", "int8-dynamic", "--output", str(plain), check=True)
     assert "data" not in _step(plain)["report"]  # int8-dynamic reads no data
+
+
+def test_compress_data_that_does_not_exist_is_a_one_line_error(parent, tmp_path):
+    """Even for a method that reads no data: a typo in --data must not pass unnoticed."""
+    p = run_cli("compress", str(parent), "--method", "int8-dynamic", "--data", str(tmp_path / "nope.csv"),
+                "--output", str(tmp_path / "c"))
+    assert p.returncode == 2 and p.stderr.strip() == (
+        f"error: --data {tmp_path / 'nope.csv'}: no such file or directory (pass the data for calibration, "
+        "importance scores or recovery training, or leave --data out for the parent's training data)")
+    assert not (tmp_path / "c").exists()

@@ -427,6 +427,10 @@ def compress(
         torch.set_num_threads(threads)
     from supremum.api import compress as run
 
+    if data is not None and not Path(data).expanduser().exists():  # also for methods that read none
+        raise UserError(f"--data {data}: no such file or directory",
+                        "pass the data for calibration, importance scores or recovery training, or leave --data "
+                        "out for the parent's training data")
     if delimiter is not None or drop_empty is not None:  # else the training data's settings, as recorded
         from supremum.compress.stage import data_config
         from supremum.evaluate.stage import resolve_artifact
