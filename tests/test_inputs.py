@@ -668,15 +668,21 @@ def test_wrong_delimiter_is_one_line_exit_2_on_the_cli():
         "it and every row into 2 columns (text, label) (pass --delimiter ',')"])
 
 
+def _label_refuses(tmp_path, body: str) -> tuple:
+    """(the pool file, the one stripped stderr line) of `label` refusing a pool.csv holding `body`."""
+    pool = tmp_path / "pool.csv"
+    pool.write_text(body, encoding="utf-8")
+    p = run_cli("label", str(tmp_path / "loop"), "--pool", str(pool), "--labels", "neg,pos")
+    assert p.returncode == 2, p.stderr
+    return pool, p.stderr.strip()
+
+
 def test_a_headerless_pool_whose_first_text_holds_a_comma_is_refused(tmp_path):
     """Read as a header of two columns, it would cut every later text at its comma without a word."""
     from supremum.studies.active import LabelConfig, read_pool
 
-    pool = tmp_path / "pool.csv"
-    pool.write_text("good, not great\nfine film\nok, fine\n", encoding="utf-8")
-    p = run_cli("label", str(tmp_path / "loop"), "--pool", str(pool), "--labels", "neg,pos")
-    assert p.returncode == 2, p.stderr
-    assert p.stderr.strip() == (
+    pool, stderr = _label_refuses(tmp_path, "good, not great\nfine film\nok, fine\n")
+    assert stderr == (
         f"error: {pool}: no column is named as texts are ('good', ' not great') and line 2 lacks fields the "
         "first line has: is the first line a text, not a header? (add a header line 'text' (quote texts that "
         "hold the separator) or save one text per line as .txt; if the first line is a header, pass "
@@ -690,11 +696,8 @@ def test_a_headerless_pool_whose_first_text_holds_a_comma_is_refused(tmp_path):
 def test_one_column_pool_with_commas_says_the_separator_and_the_fix(tmp_path):
     """`label` on a one-column .csv whose texts hold commas: the error names the separator read with
     and how it was chosen, and the fix (quoting, or a separator no text contains); that fix reads it."""
-    pool = tmp_path / "pool.csv"
-    pool.write_text("text\ngood, not great\nfine film\n", encoding="utf-8")
-    p = run_cli("label", str(tmp_path / "loop"), "--pool", str(pool), "--labels", "neg,pos")
-    assert p.returncode == 2, p.stderr
-    assert p.stderr.strip() == (
+    pool, stderr = _label_refuses(tmp_path, "text\ngood, not great\nfine film\n")
+    assert stderr == (
         f"error: {pool}: line 2 has 2 fields, the header has 1; the separator is ',', the default: the header "
         "line holds none of , ; tab | (a one-column file: quote each text that contains ',', e.g. \"good, not "
         "great\", or pass --delimiter with a separator no text contains, e.g. --delimiter tab)")
