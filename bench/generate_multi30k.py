@@ -125,7 +125,9 @@ def main() -> None:
     data = instruction_data(Path(data_root) / "multi30k", work / "multi30k-en-de")
     reference = str(Path(data_root) / REFERENCE)
     out = json.loads(results.read_text()) if results.exists() else {}
-    out.update({"machine": f"{os.cpu_count()} cores", "model": MODEL,
+    from supremum.machine import fingerprint
+
+    out.update({"machine": fingerprint(), "model": MODEL,
                 "rows": {"train": N_TRAIN, "dev": N_DEV, "test": N_TEST}, "max_new_tokens": MAX_NEW,
                 "reference": f"{REFERENCE} ({REFERENCE_TOKENS} tokens)", "decoding": "greedy",
                 "variants": out.get("variants", {})})

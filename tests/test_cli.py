@@ -73,6 +73,9 @@ def test_models_lists_aliases():
     (["finetune", "--model", "no-such-org/no-such-model", "--data", "{csv}"], "nor reachable"),
     (["finetune", "--model", "tiny-bert", "--data", "{csv}", "train.lrr=1"], "unknown key 'train.lrr'"),
     (["finetune", "--model", "tiny-bert", "--data", "{csv}", "--method", "magic"], "unknown method 'magic'"),
+    (["finetune", "--model", "tiny-bert", "--data", "{csv}", "method.r=4", "method.alpha=8"],
+     "command line: method.r, method.alpha given without method.name (the keys of method depend on which one it "
+     "is: set method.name; see `supremum finetune --help`)"),
     (["finetune", "--model", "tiny-bert"], "no training data given"),
     (["finetune", "--data", "$SUPREMUM_NOT_SET/sst2"], "unset environment variable"),
     (["eval", "{tmp}"], "not a supremum artifact"),
@@ -93,9 +96,17 @@ def test_debug_shows_traceback(tmp_path):
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "UserError" in proc.stderr
 
 
-def test_bad_flag_is_usage_error():
-    proc = run_cli("finetune", "--epochs", "many")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+@pytest.mark.parametrize("args, line", [
+    (["finetune", "--epochs", "many"], "error: Invalid value for '--epochs': Input should be a valid number, "
+     "unable to parse string as a number (see `supremum finetune --help`)"),
+    (["finetune", "--lr", "abc"], "error: Invalid value for '--lr': Input should be a valid number, unable to "
+     "parse string as a number (see `supremum finetune --help`)"),
+    (["eval", "x", "--nosuch"], "error: No such option: --nosuch (see `supremum eval --help`)"),
+    (["nosuchcmd"], "error: No such command 'nosuchcmd'. (see `supremum --help`)"),
+])
+def test_bad_flag_is_a_one_line_usage_error(args, line):
+    proc = run_cli(*args)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [line], proc.stderr
 
 
 PIPELINE = "name: p\ndata: {{path: {csv}}}\nstages:\n  - id: ft\n    finetune: {{}}\n"

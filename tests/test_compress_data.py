@@ -46,6 +46,16 @@ def test_compress_without_data_records_the_parents_training_data_and_no_data_whe
     assert "data" not in _step(plain)["report"]  # int8-dynamic reads no data
 
 
+def test_compress_data_a_method_does_not_read_is_said_not_dropped(parent, csv_data, tmp_path):
+    child = tmp_path / "child"
+    p = run_cli("compress", str(parent), "--method", "int8-dynamic", "--data", str(csv_data), "--output",
+                str(child), check=True)
+    said = f"{csv_data} (--data): int8-dynamic reads no data"
+    assert f"note: --data was not used: {said}" in p.stderr.splitlines()
+    report = _step(child)["report"]
+    assert report["data_unused"] == said and "data" not in report
+
+
 def test_compress_data_that_does_not_exist_is_a_one_line_error(parent, tmp_path):
     """Even for a method that reads no data: a typo in --data must not pass unnoticed."""
     p = run_cli("compress", str(parent), "--method", "int8-dynamic", "--data", str(tmp_path / "nope.csv"),

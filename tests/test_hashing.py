@@ -123,11 +123,15 @@ def test_hashes_unchanged_when_relative_data_paths_exist_and_are_recorded_absolu
     cfg = FinetuneConfig.model_validate(raw)
     assert cfg.data.path == str(tmp_path / "x.csv") and cfg.train.replay_data == str(tmp_path / "r.txt")
     assert cfg.model_dump()["data"]["path"] == str(tmp_path / "x.csv")  # what manifests and records hold
+    out = FinetuneConfig.model_validate({**raw, "output": "../m1"})  # not there yet, recorded absolute anyway
+    assert out.output == str(tmp_path.parent / "m1") and identity(out)["output"] == "../m1"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # the same typed config where the files are not: not made absolute
     typed = FinetuneConfig.model_validate(raw)
     assert typed.data.path == "x.csv" and config_hash(typed) == config_hash(cfg)
+    moved_out = FinetuneConfig.model_validate({**raw, "output": "../m1"})  # another directory, hashed as typed
+    assert moved_out.output == str(tmp_path / "m1") and config_hash(moved_out) == config_hash(out)
     monkeypatch.chdir(tmp_path)
     parent = SimpleNamespace(id="abc123")
     assert (_identity(parent, make_config("int8-dynamic", {}), DataConfig(path="d.csv"))

@@ -17,6 +17,7 @@ from supremum.config import DataConfig
 from supremum.errors import UserError
 from supremum.lm.data import IGNORE, encode_instruction, is_lm_data, load_lm_data, pack, stream, training_split
 from supremum.lm.metrics import perplexity, token_nll, windows
+from supremum.machine import BUSY_MARGIN, SPREAD_LIMIT
 from supremum.models import load_model
 from supremum.train.config import FinetuneConfig
 
@@ -225,7 +226,9 @@ def test_eval_cli_artifact_and_base_model(lm_artifact):
     assert m["task"] == "text-generation" and m["perplexity"] > 1
     g = m["cost"]["generation"]
     assert g["decode_tokens_per_s"] > 0 and g["ttft_ms"] > 0 and g["new_tokens"] == 8
-    assert g["load"]["cores"] == os.cpu_count() and g["load"]["busy"] == (g["load"]["load_1m"] > os.cpu_count())
+    load = g["load"]
+    assert load["cores"] == os.cpu_count() and load["busy"] == (
+        load["load_1m"] > os.cpu_count() + BUSY_MARGIN or load["p95_over_median"] > SPREAD_LIMIT)
     assert len(m["samples"]) == 3 and all("completion" in s for s in m["samples"])
     assert m["bits_per_byte"] == pytest.approx(m["perplexity_detail"]["nll"] / math.log(2)
                                                / m["perplexity_detail"]["bytes"])

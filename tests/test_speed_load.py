@@ -8,7 +8,7 @@ from conftest import run_cli
 
 from supremum import cli_render
 from supremum.frontier.answer import sentence
-from supremum.machine import BUSY_MARGIN, busy, busy_caveat, load_during
+from supremum.machine import BUSY_MARGIN, SPREAD_LIMIT, busy, busy_caveat, load_during, mark_spread
 
 IDLE = {"load_1m": 0.4, "cores": 2, "busy": False}
 LOADED = {"load_1m": 3.1, "cores": 2, "busy": True}
@@ -45,6 +45,21 @@ def test_busy_caveat_names_each_loaded_side():
         "not a clean ratio")
 
 
+def test_a_wide_spread_marks_a_timing_busy_the_load_average_missed():
+    """The tryout's case: load 2.35 on 2 cores (not busy by load) with a p95 78x the median."""
+    rec = {"cores": 2, "load_1m": 2.35, "busy": False}
+    mark_spread(rec, median=1.0, p95=2.0)
+    assert rec == {"cores": 2, "load_1m": 2.35, "busy": False, "p95_over_median": 2.0} and busy(rec) is None
+    mark_spread(rec, median=2.0, p95=156.0)
+    assert rec["p95_over_median"] == 78.0 and rec["busy"] is True
+    assert busy(rec) == "p95 78.0x the median"
+    mark_spread(rec, median=1.0, p95=1.5)  # a later steady timing keeps the widest spread
+    assert rec["p95_over_median"] == 78.0 and rec["busy"] is True
+    both = {**LOADED, "p95_over_median": SPREAD_LIMIT + 1}
+    assert busy(both) == "load 3.10 on 2 cores; p95 4.0x the median"
+    assert busy_caveat(parent=rec) == "machine busy while timing (parent: p95 78.0x the median): not a clean ratio"
+
+
 def _lat(ms: float, batch: int) -> dict:
     t = {"median_ms": ms, "p95_ms": ms}
     return {"batch_size": batch, "model_only": t, "with_tokenization": t, "throughput_per_s": 1.0}
@@ -55,7 +70,7 @@ def test_printed_speed_up_carries_the_caveat(capsys):
                   "latency_b1": _lat(6.0, 1), "latency_b32": _lat(14.0, 32), "load": LOADED},
          "size_on_disk_mb": 1.0, "runtime": {"kernels": "PyTorch eager", "isa": ["avx2"]},
          "vs_parent": {"parent": "p1", "speedup_b1": 78.0, "speedup_b32": 2.5, "accuracy_delta_pt": 0.0,
-                       "why_b1": None, "why_b32": None,
+                       "why_b1": "int8 kernels need VNNI", "why_b32": None,
                        "busy": busy_caveat(**{"this run": LOADED, "parent": IDLE})}}
     cli_render._print_cost(m)
     lines = capsys.readouterr().out.splitlines()
@@ -63,6 +78,7 @@ def test_printed_speed_up_carries_the_caveat(capsys):
             "waiting for other work; time again on an idle machine") in lines
     assert ("vs parent p1: 78.00x at batch 1, 2.50x at batch 32 (machine busy while timing (this run: load 3.10 "
             "on 2 cores): not a clean ratio), accuracy +0.00 pt") in lines
+    assert not any("no speed-up" in line for line in lines)  # a busy ratio says nothing about kernels
 
 
 def test_frontier_sentence_carries_the_caveat():
@@ -87,6 +103,7 @@ def test_eval_records_the_load_of_both_timings_and_the_ratio_says_when_busy(csv_
     ev = json.loads(p.stdout)
     for m in (parent, ev):
         load = m["cost"]["load"]
-        assert load["cores"] == os.cpu_count() and load["busy"] == (load["load_1m"] > load["cores"])
+        assert load["cores"] == os.cpu_count() and load["busy"] == (
+            load["load_1m"] > load["cores"] + BUSY_MARGIN or load["p95_over_median"] > SPREAD_LIMIT)
     caveat = busy_caveat(**{"this run": ev["cost"]["load"], "parent": parent["cost"]["load"]})
     assert ev["vs_parent"].get("busy") == caveat  # None (absent) exactly when neither side was busy

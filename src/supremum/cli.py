@@ -438,6 +438,8 @@ def compress(
         data = data_config(resolve_artifact(artifact), data, delimiter=delimiter, drop_empty=drop_empty)
     child = run(artifact, cfg, output=output, data=data, command=" ".join(sys.argv),
                 checkpoint_every=checkpoint_every, resume=resume)
+    if unused := child.manifest.compression[-1].report.get("data_unused"):
+        cli_render.err.print(f"note: --data was not used: {unused}", markup=False)
     _echo_json({"artifact": str(child.path), "artifact_id": child.id, "parents": child.manifest.parents,
                 "report": child.manifest.compression[-1].report}) if as_json \
         else cli_render.print_compress(child)
@@ -1199,6 +1201,16 @@ def _as_typed(e: UserError) -> str:
     return with_flags(text, {**other, **typed} if named else typed)
 
 
+def _usage_line(e: Exception) -> str:
+    """Click's usage error as one line naming where help is: "Invalid value for '--lr': ... (see
+    `supremum finetune --help`)"."""
+    ctx = getattr(e, "ctx", None)
+    sub = ctx.info_name if ctx is not None and ctx.parent is not None else None
+    path = f"supremum {sub}" if sub else "supremum"  # as the docs name it, however it was started
+    message = " ".join(e.format_message().split())
+    return f"{message} (see `{path} --help`)"
+
+
 def main() -> None:
     debug = "--debug" in sys.argv
     try:
@@ -1230,8 +1242,12 @@ def main() -> None:
                        "are intact: free space (or raise the file-size limit) and re-run, with --resume where "
                        "the command has it", err=True)
             raise SystemExit(1) from None
-        # Usage errors (bad flag values): click's exception classes, vendored by typer.
-        if hasattr(e, "show") and isinstance(getattr(e, "exit_code", None), int):
-            e.show()
+        # Usage errors (bad flag values, unknown flags): click's exception classes, vendored by typer;
+        # one line like every other input error, not click's usage block
+        if hasattr(e, "format_message") and isinstance(getattr(e, "exit_code", None), int):
+            if debug:
+                e.show()
+            else:
+                typer.echo(f"error: {_usage_line(e)}", err=True)
             raise SystemExit(e.exit_code) from None
         raise

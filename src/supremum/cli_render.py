@@ -353,7 +353,7 @@ def _print_cost(m: dict) -> None:
                   f"{vs['speedup_b32']:.2f}x at batch 32{busy}, accuracy {vs['accuracy_delta_pt']:+.2f} pt",
                   markup=False)
         for b in ("b1", "b32"):
-            if vs[f"why_{b}"]:
+            if vs[f"why_{b}"] and not vs.get("busy"):  # a busy ratio says nothing about kernels
                 out.print(f"  no speed-up at {b}: {vs[f'why_{b}']}", markup=False)
     elif vs:
         out.print(f"vs parent {vs['parent']}: {vs['note']}", markup=False)

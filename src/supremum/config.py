@@ -73,19 +73,22 @@ AS_TYPED = "paths_as_typed"
 
 class Strict(BaseModel):
     """A config: unknown keys refused, assignments validated. Fields named in LOCAL_PATHS hold a
-    file or directory path; one given relative and found here is kept absolute (`local_path`), so
+    file or directory path; one given relative and found here is kept absolute (`local_path`), as
+    is an OUTPUT_PATHS one given relative (a directory to be written, so not found yet), so
     a record of the config (a manifest, the run store, a loop's state) finds the file from any
     working directory. The form typed is kept beside it for hashes (`identity`)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     LOCAL_PATHS: ClassVar[tuple[str, ...]] = ()
+    #: fields naming a path to be written (an output directory): kept absolute even before it exists
+    OUTPUT_PATHS: ClassVar[tuple[str, ...]] = ()
     _typed: dict[str, tuple[str, str]] = PrivateAttr(default_factory=dict)  # field: (as typed, absolute)
 
     @model_validator(mode="after")
     def _absolute_paths(self) -> Any:
-        for name in self.LOCAL_PATHS:
+        for name in (*self.LOCAL_PATHS, *self.OUTPUT_PATHS):
             given = getattr(self, name)
-            found = local_path(given)
+            found = local_path(given) if name in self.LOCAL_PATHS or given is None else os.path.abspath(given)
             if found != given:
                 self._typed[name] = (given, found)
                 self.__dict__[name] = found  # not setattr: validate_assignment would run this again

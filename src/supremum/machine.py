@@ -74,6 +74,8 @@ def _load_1m() -> float | None:
 #: load above the cores (in runnable threads) that a timing's own threads and the 1-minute
 #: average's lag can explain on an idle machine
 BUSY_MARGIN = 0.5
+#: p95 over median of a timing's calls above which some calls must have waited for a core
+SPREAD_LIMIT = 3.0
 
 
 @contextlib.contextmanager
@@ -93,12 +95,34 @@ def load_during() -> Iterator[dict]:
     rec["busy"] = bool(seen and rec["cores"] and rec["load_1m"] > rec["cores"] + BUSY_MARGIN)
 
 
+def mark_spread(load: dict, median: float, p95: float) -> None:
+    """Add a timing's spread to its load record (`load_during`'s): "p95_over_median", the largest over
+    the timings recorded into it, and busy when it exceeds SPREAD_LIMIT.
+
+    The 1-minute average misses short bursts of other work (a parent timed at load 2.35 on 2 cores,
+    not busy by the load rule, had p95 78x its median); on an idle machine repeated calls of one
+    shape stay within a small factor of each other, so a p95 far above the median means some calls
+    waited for a core."""
+    if median <= 0:
+        return
+    ratio = round(max(p95 / median, load.get("p95_over_median") or 0.0), 2)
+    load["p95_over_median"] = ratio
+    load["busy"] = bool(load.get("busy")) or ratio > SPREAD_LIMIT
+
+
 def busy(load: dict | None) -> str | None:
-    """"load 5.20 on 2 cores" when a timing's recorded load (`load_during`) was busy (above the cores
-    by more than BUSY_MARGIN), else None (also for records from before load was recorded)."""
+    """"load 5.20 on 2 cores" when a timing's recorded load (`load_during`) was above the cores by
+    more than BUSY_MARGIN, "p95 78.0x the median" when its calls' spread was above SPREAD_LIMIT
+    (`mark_spread`), both joined by "; " when both; None when neither (also for records from before
+    load was recorded)."""
     if not load or not load.get("busy"):
         return None
-    return f"load {load['load_1m']:.2f} on {load['cores']} cores"
+    said = []
+    if load.get("load_1m") is not None and load["load_1m"] > load["cores"] + BUSY_MARGIN:
+        said.append(f"load {load['load_1m']:.2f} on {load['cores']} cores")
+    if (load.get("p95_over_median") or 0) > SPREAD_LIMIT:
+        said.append(f"p95 {load['p95_over_median']:.1f}x the median")
+    return "; ".join(said) or f"load {load['load_1m']:.2f} on {load['cores']} cores"
 
 
 def busy_caveat(**loads: dict | None) -> str | None:

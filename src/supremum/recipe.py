@@ -98,12 +98,25 @@ def user_error(e: ValidationError, source: str | None = None, lines: dict[str, i
         return UserError(f"{(names or {}).get(key, where)}: unknown key '{key}'",
                          f"{guess}valid keys{' under ' + '.'.join(loc[:-1]) if loc[:-1] else ''}: "
                          f"{', '.join(valid)}")
+    if err["type"] == "union_tag_not_found" and isinstance(err.get("input"), dict):
+        return _untagged(err, key, where, names or {}, see)
     msg = with_flags(plain_message(err["msg"]), names or {})
     if names and key in names:
         return UserError(f"{names[key]} {_shown(err.get('input'))}: {msg}", see[2:] or None)
     if not loc or _across_keys(err):  # its message names the keys; the input is all of a (sub)config
         return UserError(f"{where}: {msg}", see[2:] or None)
     return UserError(f"{where}: '{key}': {msg}", f"got {err.get('input')!r}{see}")
+
+
+def _untagged(err: dict, key: str, where: str, names: dict[str, str], see: str) -> UserError:
+    """Options of a config chosen by name (method.r=4) given without the name: which keys exist
+    depends on it, so say to name it rather than pydantic's words about a discriminator."""
+    tag = err.get("ctx", {}).get("discriminator", "'name'").strip("'")
+    flag = names.get(f"{key}.{tag}")
+    how = f"pass {flag} NAME (or {key}.{tag}=NAME)" if flag else f"set {key}.{tag}"
+    given = ", ".join(f"{key}.{k}" for k in err["input"])
+    return UserError(f"{where}: {given} given without {key}.{tag}",
+                     f"the keys of {key} depend on which one it is: {how}{see}")
 
 
 def _across_keys(err: dict) -> bool:

@@ -48,6 +48,8 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
         result = method.run(model, cfg, ctx)
         if used := ctx.data_record():  # in the manifest's step and the run record: what was read
             result.report["data"] = used
+        elif ctx.data_given:  # said, not dropped in silence: the user may think the method calibrated on it
+            result.report["data_unused"] = f"{ctx.data_cfg.path} (--data): {cfg.method} reads no data"
         child = _save(art, tok, cfg, result, output, store.root, run_id)
         store.add_artifact(child.id, str(child.path), run_id, child.task, child.manifest.base_model,
                            child.lineage)

@@ -8,7 +8,9 @@ times token ids -> logits. Batches are real dev texts (the first N, in file orde
 Every timing records the machine's load beside it (`supremum.machine.load_during`): the 1-minute load average
 (os.getloadavg) read before and after the timed calls, and the core count. Where the load exceeded
 the cores by more than half a thread (`machine.BUSY_MARGIN`: a timing's own threads read about the
-core count), other work competed for them and the times are inflated by it (`busy`).
+core count), other work competed for them and the times are inflated by it (`busy`). A burst of
+other work too short to move the 1-minute average shows in the spread instead: a p95 of the timed
+calls above 3x their median (`machine.mark_spread`) marks the timing busy as well.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 from supremum import device
 from supremum.backends.ensemble import EnsembleModel
 from supremum.lm.generation import stepper
-from supremum.machine import load_during
+from supremum.machine import load_during, mark_spread
 
 
 def param_counts(model) -> dict:
@@ -137,6 +139,8 @@ def measure_cost(model, tokenizer, texts: list[str], max_length: int, warmup: in
         out["latency_b1"] = latency(model, tokenizer, texts, 1, max_length, warmup, repeats)
         out["latency_b32"] = latency(model, tokenizer, texts, 32, max_length, max(1, warmup // 2),
                                      max(3, repeats // 3))
+    for b in ("latency_b1", "latency_b32"):
+        mark_spread(out["load"], out[b]["model_only"]["median_ms"], out[b]["model_only"]["p95_ms"])
     out["peak_rss_mb"] = peak_rss_mb()
     where = device.of(model)
     out["device"] = str(where)
@@ -177,6 +181,7 @@ def generation_cost(model, ids: list[int], new_tokens: int, warmup: int, repeats
             prefills.append(p)
             steps += s
     decode_ms = statistics.median(steps) * 1000
+    mark_spread(load, decode_ms, float(np.percentile(steps, 95)) * 1000)
     return {
         "prompt_tokens": len(ids), "new_tokens": new_tokens,
         "ttft_ms": statistics.median(prefills) * 1000,
@@ -188,5 +193,6 @@ def generation_cost(model, ids: list[int], new_tokens: int, warmup: int, repeats
                    f"{warmup} untimed + {repeats} timed generations; prefill = the prompt's forward pass "
                    "(time to first token); decode = median (and p95) over every later single-token "
                    "step; perf_counter; peak_rss_mb is the process's own peak (VmHWM, includes loading); "
-                   "load: the 1-minute load average (the larger of before and after) and the cores"),
+                   "load: the 1-minute load average (the larger of before and after) and the cores, busy when it "
+                   "exceeded them by more than 0.5 or when the decode p95 exceeded 3x its median"),
     }

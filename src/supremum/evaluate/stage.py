@@ -169,12 +169,14 @@ def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
     parent, pm = found
     res = {"parent": parent.id, "accuracy_delta_pt": 100 * (out["accuracy"] - pm["accuracy"])}
     was, now = EvalResult(pm).cost, EvalResult(out).cost
+    caveat = busy_caveat(**{"this run": now.load, "parent": was.load})
     for b, batch in (("b1", 1), ("b32", 32)):
         ratio = getattr(was, b).model_median_ms / getattr(now, b).model_median_ms
         res[f"speedup_{b}"] = ratio
-        res[f"why_{b}"] = why(art.manifest, out["machine"]["isa"], ratio, batch)
+        # a ratio from a busy machine says nothing about the kernels, so no reason is given for it
+        res[f"why_{b}"] = None if caveat else why(art.manifest, out["machine"]["isa"], ratio, batch)
     res["method"] = "ratio of model-only median latencies from separate eval runs"
-    if caveat := busy_caveat(**{"this run": now.load, "parent": was.load}):
+    if caveat:
         res["busy"] = caveat
     return res
 

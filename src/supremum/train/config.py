@@ -50,6 +50,7 @@ class FinetuneConfig(Strict):
 
     #: keys added after runs were cached (see DataConfig.ADDED_LATER)
     ADDED_LATER: ClassVar[dict[str, Any]] = {"self_training": None, "domain_pretrain": None}
+    OUTPUT_PATHS: ClassVar[tuple[str, ...]] = ("output",)
 
     @model_serializer(mode="wrap")
     def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict:
