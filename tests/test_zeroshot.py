@@ -53,6 +53,49 @@ def test_scorer_equals_hand_log_likelihoods(tiny):
     assert hand[3] < hand[1]  # a longer continuation sums more negative log-probs
 
 
+DEMOS = "Review: fine\nSentiment: pos\n\nReview: bad film\nSentiment: neg\n\n"
+
+
+def test_shared_prefix_scores_equal_the_full_scores_and_feed_fewer_tokens(tiny):
+    """k-shot prompts start with the same demonstrations: run once (KV cache copied into each
+    batch), the scores equal scoring every prompt whole, for several lengths in one batch and a
+    context that is the shared part alone (scored whole)."""
+    model, tok = tiny
+    pairs = [(DEMOS + c, x) for c, x in PAIRS] + [(DEMOS.rstrip("\n"), " pos")]
+    fed = []
+    hook = model.register_forward_pre_hook(lambda m, a, kw: fed.append(kw["input_ids"].numel()), with_kwargs=True)
+    try:
+        whole, _ = loglik.loglikelihoods(model, tok, pairs, batch_size=3)
+        tokens_whole, fed[:] = sum(fed), []
+        for batch in (1, 3):
+            got, truncated = loglik.loglikelihoods(model, tok, pairs, batch_size=batch, shared_prefix=True)
+            np.testing.assert_allclose(got, whole, atol=1e-4, rtol=0)
+            assert truncated == 0
+        new_tokens = sum(fed) / 2  # what each pass fed (padding included): the prefix once, then the tails
+    finally:
+        hook.remove()
+    np.testing.assert_allclose(whole, [hand_loglik(model, tok, c, x) for c, x in pairs], atol=1e-5, rtol=0)
+    prefix = len(tok(DEMOS.rstrip("\n"), add_special_tokens=False)["input_ids"])
+    assert new_tokens < tokens_whole - 2 * prefix  # the demonstrations were not fed again for each prompt
+
+
+def test_a_context_not_starting_with_the_prefix_is_scored_whole(tiny):
+    model, tok = tiny
+    pairs = [(DEMOS + c, x) for c, x in PAIRS[:2]] + [("Other: x\nSentiment:", " pos")]
+    encoded = [loglik.encode_pair(tok, c, x) for c, x in pairs]
+    prefix = tok(DEMOS, add_special_tokens=False)["input_ids"]
+    got = loglik.score_after_prefix(model, prefix, encoded, batch_size=2, pad=tok.pad_token_id)
+    want = loglik.score_tokens(model, encoded, batch_size=2, pad=tok.pad_token_id)
+    np.testing.assert_allclose([s for s, _ in got], [s for s, _ in want], atol=1e-4, rtol=0)
+    assert [g for _, g in got] == [g for _, g in want]
+
+
+def test_common_prefix():
+    assert loglik.common_prefix([[1, 2, 3], [1, 2, 4, 5], [1, 2]]) == [1, 2]
+    assert loglik.common_prefix([[1, 2], [3]]) == [] and loglik.common_prefix([]) == []
+    assert loglik.common_prefix([[7, 8, 9]]) == [7, 8, 9]
+
+
 def test_trailing_space_moves_to_the_continuation(tiny):
     """lm-eval's _encode_pair: a context ending in a space scores as if the space began the
     continuation."""

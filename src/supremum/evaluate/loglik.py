@@ -13,6 +13,8 @@ end-of-text token) so the first continuation token has a position to be predicte
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -37,16 +39,23 @@ def max_context(model) -> int:
 
 
 def loglikelihoods(model, tok, pairs: list[tuple[str, str]], batch_size: int = 16,
-                   max_length: int | None = None) -> tuple[np.ndarray, int]:
+                   max_length: int | None = None, shared_prefix: bool = False) -> tuple[np.ndarray, int]:
     """(sum of log-probs (nats) of each continuation's tokens given its context, shape (len(pairs),);
     how many inputs lost tokens at the left to fit `max_length`, default the model's context).
 
     `model(input_ids, attention_mask).logits` of shape (batch, tokens, vocab): a transformers
-    causal LM or the llama.cpp backend (see `score_tokens`).
+    causal LM or the llama.cpp backend (see `score_tokens`). `shared_prefix`: the contexts start
+    alike (k in-context examples): a PyTorch model runs the token ids they all start with once
+    (`score_after_prefix`).
     """
     max_length = max_length or max_context(model)
     encoded = [encode_pair(tok, context, continuation) for context, continuation in pairs]
-    scores = score_tokens(model, encoded, batch_size, max_length, tok.pad_token_id)
+    if shared_prefix and isinstance(model, torch.nn.Module):
+        # the common ids, not the ids of the common text: a tokenizer may merge across its end
+        prefix = common_prefix([ctx for ctx, cont in encoded if len(ctx) + len(cont) - 1 <= max_length])
+        scores = score_after_prefix(model, prefix, encoded, batch_size, max_length, tok.pad_token_id)
+    else:
+        scores = score_tokens(model, encoded, batch_size, max_length, tok.pad_token_id)
     truncated = sum(len(ctx) + len(cont) - 1 > max_length for ctx, cont in encoded)
     return np.array([s for s, _ in scores], dtype=np.float64), truncated
 
@@ -82,6 +91,71 @@ def score_tokens(model, requests: list[tuple[list[int], list[int]]], batch_size:
         for r, i in enumerate(rows):
             n, cont = len(seqs[i]), torch.tensor(requests[i][1])
             rows_logp = logp[r, n - len(cont):n]
+            out[i] = (float(rows_logp.gather(-1, cont.unsqueeze(-1)).sum()),
+                      bool((rows_logp.argmax(-1) == cont).all()))
+    return out
+
+
+def common_prefix(seqs: list[list[int]]) -> list[int]:
+    """The longest list every one of `seqs` starts with ([] for none)."""
+    if not seqs:
+        return []
+    first, n = min(seqs), 0
+    last = max(seqs)  # lexicographic extremes: what they share, all share
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    return first[:n]
+
+
+@torch.inference_mode()
+def score_after_prefix(model, prefix: list[int], requests: list[tuple[list[int], list[int]]],
+                       batch_size: int = 16, max_length: int | None = None,
+                       pad: int | None = None) -> list[tuple[float, bool]]:
+    """`score_tokens` for requests whose contexts start with the token ids `prefix`, the prefix
+    run once: its KV cache (transformers `past_key_values`) is copied into every batch, which then
+    runs only the tokens after it. With k in-context examples the prefix is most of every prompt,
+    and lm-eval's HFLM re-encodes it for each request and label.
+
+    Same tokens at the same positions as `score_tokens`, so the same scores up to float rounding
+    (tested). A request goes through `score_tokens` instead when its context does not start with
+    the prefix's ids (a merge across the boundary), is the prefix alone, or would be cut at the
+    left. `model`: a transformers causal LM (PEFT-wrapped included)."""
+    max_length = max_length or max_context(model)
+    n_prefix = len(prefix)
+    shared = [i for i, (ctx, cont) in enumerate(requests)
+              if n_prefix and len(ctx) > n_prefix and ctx[:n_prefix] == prefix
+              and len(ctx) + len(cont) - 1 <= max_length]
+    out: list[tuple[float, bool]] = [(0.0, True)] * len(requests)
+    rest = sorted(set(range(len(requests))) - set(shared))
+    for i, s in zip(rest, score_tokens(model, [requests[i] for i in rest], batch_size, max_length, pad),
+                    strict=True):
+        out[i] = s
+    if not shared:
+        return out
+    from transformers import DynamicCache
+
+    from supremum.lm.generation import cache_kwarg
+
+    key, cache = cache_kwarg(model), DynamicCache(config=model.config)
+    model(input_ids=torch.tensor([prefix]), use_cache=True, **{key: cache})  # fills the cache in place
+    order = sorted(shared, key=lambda i: -(len(requests[i][0]) + len(requests[i][1])))
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        tails = [(requests[i][0] + requests[i][1])[n_prefix:-1] for i in rows]
+        ids = torch.full((len(rows), len(tails[0])), pad if pad is not None else 0, dtype=torch.long)
+        mask = torch.zeros((len(rows), n_prefix + len(tails[0])), dtype=torch.long)
+        mask[:, :n_prefix] = 1
+        for r, tail in enumerate(tails):
+            ids[r, :len(tail)] = torch.tensor(tail)
+            mask[r, n_prefix:n_prefix + len(tail)] = 1
+        batch_cache = copy.deepcopy(cache)  # the forward appends to it: every batch starts from the prefix
+        batch_cache.batch_repeat_interleave(len(rows))
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=True, **{key: batch_cache}).logits
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        for r, i in enumerate(rows):
+            ctx, cont = requests[i][0], torch.tensor(requests[i][1])
+            first = len(ctx) - 1 - n_prefix  # tail position predicting the continuation's first token
+            rows_logp = logp[r, first:first + len(cont)]
             out[i] = (float(rows_logp.gather(-1, cont.unsqueeze(-1)).sum()),
                       bool((rows_logp.argmax(-1) == cont).all()))
     return out

@@ -152,7 +152,8 @@ def score(model, tok, cfg: ZeroShotConfig, texts: list[str], words: list[str],
     from supremum.evaluate.loglik import loglikelihoods
 
     pairs = [(prompt(cfg, t, shots), cfg.target_delimiter + w) for t in texts for w in words]
-    lls, truncated = loglikelihoods(model, tok, pairs, cfg.batch_size)
+    # k shots: every prompt starts with the same demonstrations, encoded once (no change in the scores)
+    lls, truncated = loglikelihoods(model, tok, pairs, cfg.batch_size, shared_prefix=bool(shots))
     return lls.reshape(len(texts), len(words)), truncated
 
 

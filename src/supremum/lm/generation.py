@@ -18,17 +18,21 @@ import torch
 Pick = Callable[[np.ndarray], int] | None
 
 
+def cache_kwarg(model) -> str:
+    """The forward keyword of a transformers model's KV cache: transformers 5.2x renamed
+    `past_key_values` to `cache` (older models, and PEFT's wrapper, keep the old name); the cache
+    object is updated in place either way."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 class TorchStepper:
     def __init__(self, model, pick: Pick = None) -> None:
-        import inspect
-
         from transformers import DynamicCache
 
         self.model = model.eval()
-        # transformers 5.2x renamed `past_key_values` to `cache` (older models keep the old name);
-        # the cache object is updated in place either way.
-        params = inspect.signature(model.forward).parameters
-        self.key = "cache" if "cache" in params else "past_key_values"
+        self.key = cache_kwarg(model)
         self.cache = DynamicCache(config=model.config)
         self.pick = pick
 
