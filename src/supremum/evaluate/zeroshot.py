@@ -195,12 +195,14 @@ def measure_cost(model, tok, cfg: ZeroShotConfig, texts: list[str], words: list[
     """Latency of classifying 1 and 32 texts (prompting, tokenization and every label's forward
     pass included), as evaluate/speed.py times: untimed warm-up calls, then timed calls, median."""
     from supremum.evaluate.speed import param_counts, peak_rss_mb, time_interleaved
-    from supremum.machine import load_during
+    from supremum.machine import load_during, mark_spread
 
     b32 = (texts * (32 // max(1, len(texts)) + 1))[:32]
     with load_during() as load:
         t = time_interleaved({"b1": lambda: score(model, tok, cfg, texts[:1], words, shots),
                               "b32": lambda: score(model, tok, cfg, b32, words, shots)}, cfg.warmup, cfg.repeats)
+    for b in ("b1", "b32"):
+        mark_spread(load, t[b]["median_ms"], t[b]["p95_ms"])
     out = {**param_counts(model), "threads": _threads(), "load": load,
            "latency_b1": {"batch_size": 1, "with_tokenization": t["b1"]},
            "latency_b32": {"batch_size": 32, "with_tokenization": t["b32"]},
@@ -209,7 +211,8 @@ def measure_cost(model, tok, cfg: ZeroShotConfig, texts: list[str], words: list[
                      f"and the {len(words)} label continuations each, forward batch {cfg.batch_size}) "
                      f"timed alternately, {cfg.warmup} warm-up + {cfg.repeats} timed calls each; median; "
                      "examples_per_s = 32 / median batch-32 time; load: the 1-minute load average (the larger of "
-                     "before and after) and the cores")
+                     "before and after) and the cores, busy when it exceeded them by more than 0.5 or when a "
+                     "p95 exceeded 3x its median")
     return out
 
 
