@@ -51,7 +51,9 @@ the same base. Reported: the best dev each reaches, and the time each needed to 
 grid's best (the durations of its runs, in order, up to the first as good: a resumed run's gap
 does not count; a resumed search gets what its finished trials left of the budget), against the
 hand-tuned 88.65% (full) / 87.50% (LoRA) and the 90.0% target. One search and one grid: the
-comparison has no seed spread of its own (a rerun with another --seed gives one).
+comparison has no seed spread of its own (a rerun with another --seed gives one). Both sides take
+3 hours on 2 cores; `--sides search` or `--sides grid` runs one, and `--against other.json` puts the
+other side's result (kept with its machine) beside it.
 
     SUPREMUM_DATA=../shared/data python bench/ceiling.py search --budget-minutes 90 \\
         --out bench/results/ceiling_search.json
@@ -117,6 +119,9 @@ def main() -> None:
                     help="search: the grid's lr as multiples of each method's default, in order (coarse to "
                     "fine over the search's range, a decade either side: enough to fill 90 min)")
     ap.add_argument("--trials", type=int, help="search: at most this many trials (and grid points)")
+    ap.add_argument("--sides", default="search,grid", help="search: the sides to run, of search and grid "
+                    "(one side alone fits a session; the other side's JSON is compared with `--against`)")
+    ap.add_argument("--against", help="search: a JSON of this part run for the other side, to compare with")
     _quick.add_args(ap)
     args = ap.parse_args()
     if unknown := set(args.parts) - set(PARTS):
@@ -373,9 +378,11 @@ def _curve_train(args) -> dict:
 def search(args) -> dict:
     from supremum.hashing import content_hash
     from supremum.store import Store
-    from supremum.studies.search import SearchConfig, containing, open_study, run_search
     from supremum.train.config import FinetuneConfig
 
+    sides = args.sides.split(",")
+    if not sides or set(sides) - {"search", "grid"}:
+        sys.exit(f"--sides takes search, grid or both; got {args.sides!r}")
     data = {"path": str(Path(os.environ["SUPREMUM_DATA"]) / "sst2"), "max_length": args.max_length}
     base = FinetuneConfig.model_validate({"model": args.model, "data": data, "method": "full",
                                           "train": {**_curve_train(args), "seed": args.seed}})
@@ -383,6 +390,38 @@ def search(args) -> dict:
                         "trials": args.trials, "grid": args.grid_lr_factors}, length=12)
     work = Path(args.work) / f"search-{key}"
     store = Store(Path(args.work) / "home")
+    out = {"base": base.model_dump(mode="json", exclude={"output", "tracking"}), "sides": sides,
+           "hand_tuned": HAND_TUNED, "target": SEARCH_TARGET}
+    if "search" in sides:
+        out["search"] = _search_side(args, base, work, store)
+    if "grid" in sides:
+        from supremum.studies.search import SearchConfig, containing
+        methods = containing(SearchConfig(base=base, budget_minutes=args.budget_minutes,
+                                          output=str(work / "search")))[0].methods
+        out["grid"] = _grid(args, base, methods, work / "grid", store)
+    if args.against:  # the other side, run apart (another session on the same kind of machine)
+        other = json.loads(Path(args.against).read_text())["search"]
+        for side in {"search", "grid"} - set(sides):
+            if side not in other:
+                sys.exit(f"{args.against}: holds no {side} side (run it with --sides {side})")
+            out[side] = other[side]
+            out[f"{side}_from"] = {"file": args.against, "machine": json.loads(Path(args.against).read_text())
+                                   .get("machine")}
+    out["summary"] = _search_summary(out)
+    sm = out["summary"]
+    print(f"search best dev {_pct(sm['search_best_dev'])}, grid best {_pct(sm['grid_best_dev'])}; target "
+          f"{SEARCH_TARGET:.0%}: " + ("not run" if sm["search_hit_target"] is None else
+                                      "hit" if sm["search_hit_target"] else "miss"), flush=True)
+    return out
+
+
+def _pct(x: float | None) -> str:
+    return "not run" if x is None else f"{x:.2%}"
+
+
+def _search_side(args, base, work: Path, store) -> dict:
+    from supremum.studies.search import SearchConfig, containing, open_study, run_search
+
     scfg = SearchConfig(base=base, budget_minutes=args.budget_minutes, n_trials=args.trials, seed=args.seed,
                         output=str(work / "search"), study_name="bench")
     scfg, now = containing(scfg)  # the base first, as `supremum ceiling` starts
@@ -398,32 +437,30 @@ def search(args) -> dict:
     for t in trials:
         cum += t["seconds"] or 0.0
         t["cumulative_s"] = round(cum, 2)
-    grid = _grid(args, base, scfg.methods, work / "grid", store)
-    grid_best = grid["best"]["dev"] if grid["best"] else None
-    reach = [t["cumulative_s"] for t in trials if t["state"] == "COMPLETE" and grid_best is not None
-             and t["value"] >= grid_best]
     best = res.best_value
     best_params = next((t["params"] for t in trials if t["state"] == "COMPLETE" and t["value"] == best), None)
-    out = {"base": base.model_dump(mode="json", exclude={"output", "tracking"}),
-           "search": {"best_dev": best, "best_params": best_params,
-                      "trials": trials, "pruned": res.pruned, "elapsed_seconds": res.elapsed_seconds,
-                      "stopped": res.stopped,
-                      "seconds_to_grid_best": min(reach) if reach else None},
-           "grid": grid,
-           "hand_tuned": HAND_TUNED, "target": SEARCH_TARGET,
-           "summary": {"search_best_dev": best, "grid_best_dev": grid_best,
-                       "search_minus_grid_pt": None if best is None or grid_best is None
-                       else round(100 * (best - grid_best), 2),
-                       "search_seconds_to_grid_best": min(reach) if reach else None,
-                       "grid_seconds_to_its_best": grid["seconds_to_best"],
-                       "search_hit_target": best is not None and best >= SEARCH_TARGET,
-                       "search_minus_hand_tuned_pt": {k: None if best is None else round(100 * (best - v), 2)
-                                                      for k, v in HAND_TUNED.items()}}}
-    sm = out["summary"]
-    print(f"search best dev {best if best is None else f'{best:.2%}'}, grid best "
-          f"{grid_best if grid_best is None else f'{grid_best:.2%}'}; target {SEARCH_TARGET:.0%}: "
-          f"{'hit' if sm['search_hit_target'] else 'miss'}", flush=True)
-    return out
+    return {"best_dev": best, "best_params": best_params, "trials": trials, "pruned": res.pruned,
+            "elapsed_seconds": res.elapsed_seconds, "stopped": res.stopped}
+
+
+def _search_summary(out: dict) -> dict:
+    """Each side's best dev, the time the search needed to reach the grid's best, and the targets;
+    None for a side that was not run."""
+    s, g = out.get("search"), out.get("grid")
+    best = s["best_dev"] if s else None
+    grid_best = g["best"]["dev"] if g and g["best"] else None
+    reach = [t["cumulative_s"] for t in (s["trials"] if s else []) if t["state"] == "COMPLETE"
+             and grid_best is not None and t["value"] >= grid_best]
+    if s:
+        s["seconds_to_grid_best"] = min(reach) if reach else None
+    both = best is not None and grid_best is not None
+    return {"search_best_dev": best, "grid_best_dev": grid_best,
+            "search_minus_grid_pt": round(100 * (best - grid_best), 2) if both else None,
+            "search_seconds_to_grid_best": min(reach) if reach else None,
+            "grid_seconds_to_its_best": g["seconds_to_best"] if g else None,
+            "search_hit_target": None if best is None else bool(best >= SEARCH_TARGET),
+            "search_minus_hand_tuned_pt": {k: None if best is None else round(100 * (best - v), 2)
+                                           for k, v in HAND_TUNED.items()}}
 
 
 def _grid(args, base, methods: list[str], work: Path, store) -> dict:

@@ -169,6 +169,26 @@ def test_ceiling_quick_search_against_a_grid_of_the_same_budget(tmp_path):
     assert [k for k in kept if not k.endswith("-adapter")] == [f"point-{g['best']['index']}"]
 
 
+def test_ceiling_quick_search_sides_run_apart_and_compare_with_against(tmp_path):
+    """One side per run (each fits a session), the other's JSON put beside it with its machine."""
+    alone = _quick("ceiling.py", tmp_path, "search", "--sides", "search")["search"]
+    assert "grid" not in alone and alone["summary"]["grid_best_dev"] is None
+    assert alone["summary"]["search_minus_grid_pt"] is None and alone["summary"]["search_best_dev"] is not None
+    first = tmp_path / "search-side.json"
+    first.write_text((tmp_path / "out.json").read_text())
+    both = _quick("ceiling.py", tmp_path, "search", "--sides", "grid", "--against", str(first))["search"]
+    mine = {k: v for k, v in both["search"].items() if k != "seconds_to_grid_best"}  # known only beside a grid
+    assert mine == {k: v for k, v in alone["search"].items() if k != "seconds_to_grid_best"}
+    assert both["search_from"]["file"] == str(first)
+    assert both["search_from"]["machine"]["cores"] >= 1
+    sm, best = both["summary"], both["grid"]["best"]["dev"]
+    assert sm["grid_best_dev"] == best and sm["search_best_dev"] == alone["summary"]["search_best_dev"]
+    assert sm["search_minus_grid_pt"] == round(100 * (sm["search_best_dev"] - best), 2)
+    done = [t for t in alone["search"]["trials"] if t["state"] == "COMPLETE"]
+    reach = min((t["cumulative_s"] for t in done if t["value"] >= best), default=None)
+    assert sm["search_seconds_to_grid_best"] == both["search"]["seconds_to_grid_best"] == reach
+
+
 def test_labels_sst2_quick_scores_each_approach_on_the_same_test_split(tmp_path):
     res = _quick("labels_sst2.py", tmp_path)
     assert res["test"]["examples"] == 48 and res["budgets"] == [0, 16]

@@ -21,6 +21,22 @@ def test_csv_autodetect_and_stratified_seeded_split(csv_data):
     assert "stratified" in a.info["splits_made"]["dev"]
 
 
+def test_a_text_column_guessed_by_length_is_said_to_be_a_guess(tmp_path):
+    """No usual text name: the longest column is taken, and the record and console say it was guessed."""
+    from supremum.cli_render import data_line
+
+    p = tmp_path / "d.csv"
+    write_csv(p, [(f"id{i}", t, lab) for i, (t, lab) in enumerate(sentiment_rows(60))], ("key", "words", "label"))
+    data = load_data(DataConfig(path=str(p)))
+    assert data.info["columns"]["text"] == "words"
+    assert data.info["columns"]["guessed"] == ["text"]
+    assert "text column 'words' (guessed: the longest texts" in data_line(data.info)
+    assert "label column 'label' (auto)" in data_line(data.info)
+    named = load_data(DataConfig(path=str(p), text_column="words"))
+    assert "guessed" not in named.info["columns"] and named.info["columns"]["auto_detected"] == ["label"]
+    assert "text column 'words', label column 'label' (auto)" in data_line(named.info)
+
+
 def test_directory_with_named_splits_and_integer_labels(tmp_path):
     d = tmp_path / "d"
     d.mkdir()

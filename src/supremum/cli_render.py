@@ -152,11 +152,7 @@ def print_finetune(res) -> None:
         err.print(f"note: {m['device_note']}", markup=False)
     if "dev_loss" in m or "blocks" in info:
         return _print_lm_finetune(res)
-    cols = info.get("columns", {})
-    auto = cols.get("auto_detected", [])
-    err.print(f"data: text column '{cols.get('text')}'{' (auto)' if 'text' in auto else ''}, "
-              f"label column '{cols.get('label')}'{' (auto)' if 'label' in auto else ''}; "
-              f"sizes {info.get('sizes')}")
+    err.print(data_line(info), markup=False)
     for split, how in (info.get("splits_made") or {}).items():
         err.print(f"data: made {split} split: {how}")
     dup = info.get("duplicates", {})
@@ -170,6 +166,16 @@ def print_finetune(res) -> None:
     out.print(f"trainable {m['trainable_params']:,} / {m['total_params']:,} parameters "
               f"({m['trainable_fraction']:.2%}); {m['train_samples_per_s']:.1f} training samples/s")
     out.print(f"artifact {res.artifact.id}: {res.artifact.path}")
+
+
+def data_line(info: dict) -> str:
+    """The columns a classifier fine-tune read, how each was found, and the split sizes."""
+    cols = info.get("columns", {})
+    auto = cols.get("auto_detected", [])
+    text_how = (" (guessed: the longest texts; no column has a usual text name, pass --text-column to choose)"
+                if "text" in cols.get("guessed", []) else " (auto)" if "text" in auto else "")
+    return (f"data: text column '{cols.get('text')}'{text_how}, "
+            f"label column '{cols.get('label')}'{' (auto)' if 'label' in auto else ''}; sizes {info.get('sizes')}")
 
 
 def _print_unlabeled(m: dict) -> None:

@@ -232,6 +232,8 @@ def _select_columns(raw, cfg: DataConfig, sources, info, keep: tuple[str, ...] =
     shown = {c: f"{n} (column {i + 1})" if written.count(n) > 1 else n for i, (c, n) in enumerate(names.items())}
     info["columns"] = {"text": shown[text_col], "label": shown[label_col],
                        "auto_detected": [r for r, a in (("text", text_auto), ("label", label_auto)) if a]}
+    if text_auto == "longest":  # no usual name matched: the longest column is a guess, said as one
+        info["columns"]["guessed"] = ["text"]
     frames = {}
     for split, df in raw.items():
         if sep := df.attrs.get("detected_delimiter"):

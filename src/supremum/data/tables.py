@@ -319,20 +319,23 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
     return pd.DataFrame(cells, index=pd.Index(lines, name="line"), dtype=str).fillna("")
 
 
-def pick_column(df: pd.DataFrame, wanted: str | None, role: str, source: str) -> tuple[str, bool]:
-    """Return (column, was_auto_detected). `wanted` is a name, or a position counted from 1 (for a
-    header that repeats a name); a repeated name is refused rather than one copy picked."""
+def pick_column(df: pd.DataFrame, wanted: str | None, role: str, source: str) -> tuple[str, str | None]:
+    """Return (column, how it was detected): None when `wanted` named it, "named" when its name is a
+    usual one (text, sentence, label, ...), "longest" when no name matched and the text column is
+    the one with the longest mean length (a guess the user should see as such). `wanted` is a
+    name, or a position counted from 1 (for a header that repeats a name); a repeated name is
+    refused rather than one copy picked."""
     cols = [str(c) for c in df.columns]
     names = header(df)
     if wanted is not None:
         if wanted in names:
-            return cols[_only(names, [i for i, n in enumerate(names) if n == wanted], role, source)], False
+            return cols[_only(names, [i for i, n in enumerate(names) if n == wanted], role, source)], None
         if wanted in cols:  # pandas' name for a repeated column, e.g. label.1
-            return wanted, False
+            return wanted, None
         if wanted.strip().isdigit():
             pos = int(wanted)
             if 1 <= pos <= len(cols):
-                return cols[pos - 1], False
+                return cols[pos - 1], None
             raise UserError(f"{source}: no column {pos}; the file has {len(cols)} columns "
                             f"({', '.join(names)})", f"pass --{role}-column 1 to {len(cols)}, or a name")
         close = difflib.get_close_matches(wanted, names, n=1)
@@ -343,12 +346,12 @@ def pick_column(df: pd.DataFrame, wanted: str | None, role: str, source: str) ->
     for name in candidates:
         found = [i for i, n in enumerate(names) if n.lower() == name]
         if found:
-            return cols[_only(names, found, role, source)], True
+            return cols[_only(names, found, role, source)], "named"
     if role == "text":
         lengths = {c: df[c].astype(str).str.len().mean() for c in cols}
         best = max(lengths, key=lengths.get)
         i = cols.index(best)
-        return cols[_only(names, [j for j, n in enumerate(names) if n == names[i]], role, source)], True
+        return cols[_only(names, [j for j, n in enumerate(names) if n == names[i]], role, source)], "longest"
     raise UserError(f"{source}: cannot tell which column holds the label; columns are: "
                     f"{', '.join(names)}", "pass --label-column")
 

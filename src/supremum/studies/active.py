@@ -139,14 +139,12 @@ def read_pool(cfg: LabelConfig) -> Pool:
     return Pool(texts, list(range(len(texts))))
 
 
-def _refuse_a_text_read_as_header(df, col: str, auto: bool, path: Path) -> None:
+def _refuse_a_text_read_as_header(df, col: str, auto: str | None, path: Path) -> None:
     """A headerless pool whose first text holds the separator reads as a header of several columns,
     and every later text is cut at the separator without a word. Its sign: no column is named as
     texts are (the text column was guessed as the longest) and rows lack fields the header has.
     UserError then, naming the first such row; --text-column (a choice made) skips the check."""
-    from supremum.data.tables import TEXT_CANDIDATES
-
-    if not auto or len(df.columns) < 2 or str(col).strip().lower() in TEXT_CANDIDATES:
+    if auto != "longest" or len(df.columns) < 2:
         return
     others = df.drop(columns=[col])
     short = (others.isna() | (others.astype(str).apply(lambda c: c.str.strip()) == "")).any(axis=1)
