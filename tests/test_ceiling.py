@@ -112,6 +112,32 @@ def test_predictions_at_asked_sizes_come_from_the_same_region():
     assert sat["predictions"] == [{"n": 3200.0, "accuracy": 1.0, "ci": [1 + math.log(0.05) / 500, 1.0]}]
 
 
+def test_backtest_predicts_the_largest_size_from_the_others():
+    """A true power law: the refit without 3,200 predicts it inside its interval and close. A curve
+    that bends down at the largest size (error falls faster than the power law through the others):
+    outside, the gap's sign and size as built, and the sentence says the extrapolations run low."""
+    n, y = _curve(np.random.default_rng(0), sd=0.002)
+    pts = [(int(a), 1 - e, i % 3) for i, (a, e) in enumerate(zip(n, y, strict=True))]
+    bt = analyze_curve(pts, None, 0, eval_examples=2000, backtest=True)["backtest"]
+    measured = float(np.mean([a for a, (m, _, _) in zip(1 - y, pts, strict=True) if m == 3200]))
+    assert bt["n"] == 3200 and bt["runs"] == 3 and bt["fitted_sizes"] == SIZES[:-1]
+    assert bt["measured"] == pytest.approx(measured) and bt["inside"]
+    assert bt["ci"][0] <= bt["predicted"] <= bt["ci"][1] and abs(bt["error"]) < 0.5
+    assert bt["error"] == pytest.approx(100 * (bt["predicted"] - measured))
+    assert "inside the interval" in bt["sentence"] and "too low" not in bt["sentence"]
+    bent = [(a, acc + (0.03 if a == 3200 else 0.0), sd) for a, acc, sd in pts]
+    bt = analyze_curve(bent, None, 0, eval_examples=2000, backtest=True)["backtest"]
+    assert not bt["inside"] and -3.6 < bt["error"] < -2.4
+    assert "was pessimistic" in bt["sentence"] and "likely too low (ceiling included)" in bt["sentence"]
+    assert "backtest" not in analyze_curve(pts, None, 0)  # asked for only
+    three = [p for p in pts if p[0] <= 400]  # 3 sizes: no backtest can be fitted on 2
+    assert "backtest" not in analyze_curve(three, None, 0, backtest=True)
+    ppl = [(a, math.exp(1 - acc), s) for a, acc, s in bent]
+    lm = analyze_curve(ppl, None, 0, metric="perplexity", backtest=True)["backtest"]
+    assert not lm["inside"] and lm["measured"] < lm["ci"][0]
+    assert "likely too high (floor included)" in lm["sentence"]
+
+
 def test_a_loose_region_never_predicts_an_accuracy_outside_0_to_1():
     # 4 erratic runs on 30 examples (a tiny model's): the region allows curves that leave [0, 1] far out
     pts = [(30, 1.0, 0), (60, 29 / 30, 0), (90, 16 / 30, 0), (120, 16 / 30, 0)]

@@ -191,6 +191,17 @@ def test_verdict_words_and_table_from_a_record():
     table = {r[0]: r[1] for r in rows(rec)}
     assert table["ceiling (labels -> inf)"] == "92.0% [90.0, 95.0]" and table["resolution"] == "2.1 pt"
     assert table["search"] == "12 trials, 5 pruned"
+    assert "backtest" not in paragraph(rec)
+    rec["backtest"] = {"n": 3200, "predicted": 0.86, "ci": [0.855, 0.865], "measured": 0.88, "inside": False}
+    assert ("10x the labels buys +2.5 pt (90.5% [89.0, 92.0]); but the curve's own backtest missed its largest "
+            "size (predicted 86.0% [85.5, 86.5], measured 88.0%), so read these extrapolations with care; "
+            "the test set resolves") in paragraph(rec)
+    row = next(r for r in rows(rec) if r[0] == "backtest at 3,200")
+    assert row[1:] == ("predicted 86.0% [85.5, 86.5], measured 88.0%",
+                       "refit without the largest size, OUTSIDE its 95% interval")
+    rec["backtest"]["inside"] = True
+    assert "backtest" not in paragraph(rec) and "inside its 95% interval" in dict(
+        (r[0], r[2]) for r in rows(rec))["backtest at 3,200"]
 
 
 def test_ceiling_config_rejects_fewer_than_three_curve_sizes(csv_data):

@@ -109,7 +109,7 @@ def run_curve(cfg: CurveConfig, store=None, on_event=None) -> dict:
     results = run_cells(ccfg, cells(ccfg), store, on_event or (lambda m: None))
     out = analyze_curve([(r["config"]["data"].get("train_limit") or n_train, r[metric][cfg.split], r["seed"])
                          for r in results], cfg.target, cfg.bootstrap, eval_examples=n_eval, n_train=n_train,
-                        split=cfg.split, metric=metric)
+                        split=cfg.split, metric=metric, backtest=True)
     out.update(name=ccfg.name, model=cfg.model.name, data=cfg.data.path, method=cfg.method, split=cfg.split,
                n_train=n_train, metric=metric)
     run_id = new_id()
@@ -143,7 +143,7 @@ METHOD = ("error(n) = E + B/n^beta (Hestness et al. 2017), least squares in erro
 def analyze_curve(points: list[tuple[int, float, int]], target: float | None, resamples: int, *,
                   eval_examples: int | None = None, n_train: int | None = None, level: float = 0.95,
                   split: str | None = None, seed: int = 0, metric: str = "accuracy",
-                  predict_at: list[float] | None = None) -> dict:
+                  predict_at: list[float] | None = None, backtest: bool = False) -> dict:
     """The ceiling, predictions and target from learning-curve runs.
 
     points: (training examples, accuracy in [0, 1], seed) per run. eval_examples: size of the split
@@ -156,6 +156,8 @@ def analyze_curve(points: list[tuple[int, float, int]], target: float | None, re
     predict_at: training-set sizes to predict at; each gives {n, accuracy (perplexity), ci} under
     "predictions", in that order, the interval from the same profile-likelihood region (the
     curve's expected value at n, not a single run's: seed noise at n is not in it).
+    backtest: with 4 or more sizes, also refit without the largest size and predict it (under
+    "backtest"; see `_backtest`), the runs' own check of the extrapolations.
     Raises UserError with fewer than 3 sizes or 4 runs."""
     n = np.array([p[0] for p in points], dtype=float)
     y = np.array([p[1] for p in points], dtype=float)
@@ -191,12 +193,51 @@ def analyze_curve(points: list[tuple[int, float, int]], target: float | None, re
            "method": METHOD}
     if predict_at is not None:
         out["predictions"] = [_at(region, float(x)) for x in predict_at]
+    if backtest and len(np.unique(n)) >= 4 and (n < n_max).sum() >= 4:
+        out["backtest"] = _backtest(n, err, level, quantum ** 2 / 12, metric)
     if metric == "perplexity":  # the same fit, read as loss: a floor of perplexity instead of a ceiling
         _as_perplexity(out, region, e_lo, e_hi, n_max)
     if target is not None:
         boots = curve_bootstrap(n, err, fit, resamples=resamples, seed=seed) if resamples else []
         out["target"] = _needed(region, boots, target)
     return out
+
+
+def _backtest(n: np.ndarray, err: np.ndarray, level: float, noise_var: float, metric: str) -> dict:
+    """Fit without the largest size, predict it, and compare with what its runs measured: the one
+    extrapolation of the curve whose answer is known. An interval that misses tells that the
+    curve's intervals further out (2x, 10x, the ceiling) hold its parameter uncertainty only, not
+    the error of the power-law form itself, and which way that error ran. (Hold-out
+    checks of learning-curve extrapolation: Viering & Loog 2022, "The Shape of Learning Curves: a Review".)"""
+    top = float(n.max())
+    keep = n < top
+    region = curve_region(n[keep], err[keep], level=level, noise_var=noise_var)
+    lo, hi = region.range(lambda E, A, al: E + A * top ** -al)
+    measured = err[~keep]
+    if metric == "perplexity":
+        pred, ci, meas = (math.exp(float(region.fit.predict(top))), [math.exp(max(lo, 0.0)), math.exp(hi)],
+                          float(np.exp(measured).mean()))
+        gap, unit = pred - meas, ""
+    else:
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+        pred, ci, meas = float(1 - region.fit.predict(top)), [1 - hi, 1 - lo], float(1 - measured.mean())
+        gap, unit = 100 * (pred - meas), " pt"
+    inside = ci[0] <= meas <= ci[1]
+    fmt = (lambda x: f"{x:.3f}") if metric == "perplexity" else (lambda x: f"{100 * x:.2f}%")
+    sentence = (f"backtest: fitted without the largest size ({top:,.0f}), the curve predicted {fmt(pred)} "
+                f"[{fmt(ci[0])}, {fmt(ci[1])}] there; its runs measured {fmt(meas)} ({gap:+.2f}{unit}, "
+                f"{'inside' if inside else 'outside'} the interval)")
+    if not inside:
+        better = (meas > pred) if metric == "accuracy" else (meas < pred)
+        if metric == "accuracy":
+            off = "too low (ceiling included)" if better else "too high (ceiling included)"
+        else:
+            off = "too high (floor included)" if better else "too low (floor included)"
+        sentence += (f". The power law was {'pessimistic' if better else 'optimistic'} at the next size: read "
+                     f"the extrapolations as likely {off} and their intervals as too narrow")
+    return {"fitted_sizes": sorted({int(x) for x in n[keep]}), "n": top, "runs": int((~keep).sum()),
+            "predicted": pred, "ci": ci, "measured": meas, "error": gap, "inside": bool(inside),
+            "sentence": sentence + "."}
 
 
 def _saturated(n, err, points, n_eval: int, level: float, split: str | None, target: float | None) -> dict:

@@ -84,6 +84,8 @@ def curve_summary(r: dict) -> tuple[list[str], Tables, list[str]]:
             continue
         a = r[key]
         lines.append(f"with {label} the data ({a['n']:,.0f} examples): {100 * a['accuracy']:.2f}% {pct(a['ci'])}")
+    if r.get("backtest"):
+        lines.append(r["backtest"]["sentence"])
     tg = r.get("target")
     if tg:
         if not tg["reachable"]:
@@ -117,6 +119,8 @@ def _lm_curve_summary(r: dict) -> tuple[list[str], Tables, list[str]]:
              f"{f['E']:.4f} + {f['B']:.3g}/n^{f['beta']:.3f}; {f.get('runs', len(r['points']))} runs; "
              f"{fl.get('verdict', 'fitted')})",
              f"with 10x the data ({a['n']:,.0f} blocks): perplexity {a['perplexity']:.3f} {ci(a['ci'], '.3f')}"]
+    if r.get("backtest"):
+        lines.append(r["backtest"]["sentence"])
     tables: Tables = [(f"learning curve: {r['name']}",
                        ["blocks", "seeds", f"{r['split']} perplexity (mean)", "fit"], rows)]
     tail = [f"method: {r['method']}"] + [f"plot: {p}" for p in r.get("plots", [])]

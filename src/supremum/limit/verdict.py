@@ -5,6 +5,7 @@ Keys (absent stages are `null` and named in `not_measured` with the reason):
 `best.seeds`; `ceiling.accuracy`, `ceiling.ci`, `ceiling.verdict` (a language model: `ceiling.perplexity`,
 the floor); `at_10x`; `labels_for_target`; `label_noise.rate`, `label_noise.ci`,
 `label_noise.suspects_path` (the measured split's), `label_noise.max_accuracy`; `resolution_pt`;
+`backtest` (the curve refitted without its largest size, predicting it; `limit.curve._backtest`);
 `search.trials` (a count; `search.history` holds each trial); `cheapest_within_1pt` (from the
 frontier's evaluations of the same data and split, or null).
 """
@@ -18,6 +19,7 @@ def verdict(rec: dict, cfg) -> dict:
     rec.setdefault("best", None)
     rec["ceiling"] = _ceiling(curve)
     rec["at_10x"] = curve.get("at_10x")
+    rec["backtest"] = curve.get("backtest")
     rec["labels_for_target"] = curve.get("target")
     rec["resolution_pt"] = _resolution(rec, curve)
     rec.setdefault("label_noise", None)
@@ -91,6 +93,10 @@ def paragraph(rec: dict) -> str:
     if t10 and b and not lm:
         parts.append(f"10x the labels buys {_signed(100 * (t10['accuracy'] - b['test']))} pt "
                      f"({_pct(t10['accuracy'])} {_ci(t10['ci'])})")
+    bt = rec.get("backtest")
+    if bt and not bt["inside"] and c:
+        parts.append(f"but the curve's own backtest missed its largest size ({_bt(bt, lm)}), so read these "
+                     "extrapolations with care")
     if rec.get("resolution_pt") is not None:
         parts.append(f"the {rec['split']} set resolves differences of {rec['resolution_pt']:.1f} pt or more")
     if b and not lm:
@@ -152,6 +158,10 @@ def rows(rec: dict) -> list[tuple[str, str, str]]:
     if rec.get("at_10x") and not lm:
         out.append(("at 10x the labels", f"{_pct(rec['at_10x']['accuracy'])} {_ci(rec['at_10x']['ci'])}",
                     "learning-curve fit"))
+    if rec.get("backtest"):
+        bt = rec["backtest"]
+        out.append((f"backtest at {bt['n']:,.0f}", _bt(bt, lm), "refit without the largest size, "
+                    + ("inside" if bt["inside"] else "OUTSIDE") + " its 95% interval"))
     if rec.get("labels_for_target"):
         t = rec["labels_for_target"]
         out.append((f"labels for {_pct(t['accuracy'])}", f"{t['examples']:,.0f}" if t["examples"] else "—",
@@ -170,6 +180,12 @@ def rows(rec: dict) -> list[tuple[str, str, str]]:
     for stage, why in rec.get("not_measured", {}).items():
         out.append((stage.replace("_", " "), "not measured", why))
     return out
+
+
+def _bt(bt: dict, lm: bool) -> str:
+    if lm:
+        return f"predicted {bt['predicted']:.2f} {_band(bt['ci'], lm)}, measured {bt['measured']:.2f}"
+    return f"predicted {_pct(bt['predicted'])} {_ci(bt['ci'])}, measured {_pct(bt['measured'])}"
 
 
 def _sd(x: float, lm: bool) -> str:

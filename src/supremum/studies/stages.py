@@ -200,7 +200,7 @@ def curve(curve: CurveCells, cfg, store, out: Path, say) -> dict:
     pts = [(r["config"]["data"].get("train_limit") or curve.n_train, r[curve.metric][curve.split], r["seed"])
            for r in res]
     a = analyze_curve(pts, cfg.target if not curve.lm else None, cfg.bootstrap, eval_examples=curve.n_eval,
-                      n_train=curve.n_train, split=curve.split, metric=curve.metric)
+                      n_train=curve.n_train, split=curve.split, metric=curve.metric, backtest=True)
     a.update(n_train=curve.n_train, metric=curve.metric, name=curve.compare.name)
     a["plot"] = str(curve_plot(a, out / "learning_curve.png"))
     return a
