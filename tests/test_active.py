@@ -140,6 +140,17 @@ def test_batch_round_trip_keeps_every_row_once(tmp_path):
     _fill(path, {5: "pos", 1: "neg", 3: "pos", 2: "neg"}, sep=";", bom=True)  # a spreadsheet's save
     got = batches.read_batch(path, [5, 1, 3, 2], TEXTS, ["neg", "pos"])
     assert got == {5: "pos", 1: "neg", 3: "pos", 2: "neg"}
+    path = batches.write_batch(tmp_path / "b.csv", [5, 1, 3, 2], TEXTS)
+    _fill(path, {5: "Pos", 1: " NEG", 3: "pos", 2: "neg"})  # case and spaces, as training data reads them
+    assert batches.read_batch(path, [5, 1, 3, 2], TEXTS, ["neg", "pos"]) == got
+    path = batches.write_batch(tmp_path / "b.csv", [5, 1, 3, 2], TEXTS)
+    _fill(path, {5: "Pos", 1: "neg", 3: "pos", 2: "neg"})
+    with pytest.raises(UserError, match="label 'Pos' of row id 5 is not in the label set"):  # two labels match
+        batches.read_batch(path, [5, 1, 3, 2], TEXTS, ["neg", "pos", "POS"])
+    cfg = active.LabelConfig(pool="p.csv", labels=["neg", " pos", "neutral "])
+    assert cfg.labels == ["neg", "pos", "neutral"]  # "--labels neg, pos, neutral" as meant
+    with pytest.raises(ValueError, match="a label is empty"):
+        active.LabelConfig(pool="p.csv", labels=["neg", " "])
 
 
 @pytest.mark.parametrize(("edit", "message"), [

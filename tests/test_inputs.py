@@ -458,6 +458,27 @@ def test_labels_differing_by_whitespace_are_one_label(tmp_path, capsys):
     assert [evaluated.label_names[i] for i in evaluated.labels("all")] == [lab for _, lab in rows]
 
 
+def test_labels_differing_only_in_case_are_one_label(tmp_path, capsys):
+    rows = sentiment_rows(60)
+    spellings = {"pos": ["positive", "Positive", "positive", "POSITIVE"], "neg": ["negative", "Negative"]}
+    cased = [(t, spellings[lab][i % len(spellings[lab])]) for i, (t, lab) in enumerate(rows)]
+    p = tmp_path / "cased.csv"
+    p.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in cased))
+    data = load_data(DataConfig(path=str(p)))
+    assert data.label_names == ["negative", "positive"]  # each group's most frequent spelling
+    truth = {t: "positive" if lab == "pos" else "negative" for t, lab in rows}
+    for split in ("train", "dev", "test"):
+        assert [data.label_names[i] for i in data.labels(split)] == [truth[t] for t in data.texts(split)]
+    assert ("data: labels that differ only in case are one label: read 'Negative' as 'negative', 'POSITIVE' as "
+            "'positive', 'Positive' as 'positive' (if they are different classes") in capsys.readouterr().err
+    # against a model's labels: the model's spelling; a model with case-distinct labels keeps them apart
+    scored = load_data(DataConfig(path=str(p)), label_names=["Negative", "Positive"], whole=True)
+    assert [scored.label_names[i] for i in scored.labels("all")] == [truth[t].capitalize() for t, _ in rows]
+    apart = load_data(DataConfig(path=str(p)), label_names=["negative", "Negative", "positive"], whole=True)
+    assert [apart.label_names[i] for i in apart.labels("all")] == [
+        lab if lab.lower() == "negative" else "positive" for _, lab in cased]
+
+
 def test_a_search_or_ceiling_says_each_data_note_once(capsys):
     from supremum.data import say_once
 

@@ -564,7 +564,8 @@ def _list(value: str | None, cast, flag: str) -> list | None:
     if value is None:
         return None
     try:
-        return [cast(float(x)) if cast is int else cast(x) for x in value.split(",") if x.strip()]
+        # "neg, pos": the space after a comma is a separator, never part of a name
+        return [cast(float(x)) if cast is int else cast(x.strip()) for x in value.split(",") if x.strip()]
     except ValueError:
         raise UserError(f"{flag} '{value}' is not a comma-separated list", f"e.g. {flag} 1,2,3") from None
 

@@ -72,6 +72,7 @@ def load_data(cfg: DataConfig, label_names: list[str] | None = None, whole: bool
     frames = _select_columns(raw, cfg, sources, info, keep)
     _strip_labels(frames, label_names, info)
     _unify_numeric_labels(frames, label_names, info)
+    _unify_label_case(frames, label_names, info)
     frames = _drop_unlabeled_eval_splits(frames, info)
     if whole:
         frames = {"all": pd.concat(list(frames.values()), ignore_index=True)}
@@ -362,6 +363,36 @@ def _unify_numeric_labels(frames: dict[str, pd.DataFrame], fixed: list[str] | No
     info["labels_unified"] = rename
     read = ", ".join(f"'{a}' as '{b}'" for a, b in sorted(rename.items()))
     _note(info, f"labels that are the same number are one label: read {read}")
+
+
+def _unify_label_case(frames: dict[str, pd.DataFrame], fixed: list[str] | None, info: dict) -> None:
+    """Labels that differ only in case ("Positive", "positive", "POSITIVE": hand-typed or merged
+    sheets) are one label: trained as separate classes they split one class into several. In
+    training data each takes its most frequent spelling; against a model's labels (`fixed`), the
+    model's spelling, unless the model itself has labels that differ only in case."""
+    counts = Counter(v for df in frames.values() for v in df["label"])
+    groups: dict[str, list[str]] = {}
+    for spelling in counts:
+        groups.setdefault(spelling.casefold(), []).append(spelling)
+    rename: dict[str, str] = {}
+    if fixed is not None:
+        model: dict[str, list[str]] = {}
+        for n in fixed:
+            model.setdefault(n.casefold(), []).append(n)
+        rename = {s: model[k][0] for k, group in groups.items() if len(model.get(k, [])) == 1
+                  for s in group if s not in fixed}
+    else:
+        for group in groups.values():
+            keep = max(group, key=lambda s: (counts[s], s))
+            rename.update({s: keep for s in group if s != keep})
+    if not rename:
+        return
+    for df in frames.values():
+        df["label"] = df["label"].replace(rename)
+    info["labels_case_unified"] = rename
+    read = ", ".join(f"'{a}' as '{b}'" for a, b in sorted(rename.items()))
+    _note(info, f"labels that differ only in case are one label: read {read} (if they are different classes, "
+          "give them different names in the file)")
 
 
 def _drop_unlabeled_eval_splits(frames, info) -> dict[str, pd.DataFrame]:

@@ -47,6 +47,9 @@ class LabelConfig(BaseModel):
     @field_validator("labels")
     @classmethod
     def _distinct(cls, v: list[str]) -> list[str]:
+        v = [x.strip() for x in v]  # " pos" from "neg, pos" would be a label no annotator can type
+        if "" in v:
+            raise ValueError("a label is empty; give each label a name")
         if twice := sorted({x for x in v if v.count(x) > 1}):
             raise ValueError(f"label {twice[0]!r} is given twice; give each label once")
         return v

@@ -91,6 +91,10 @@ def _label(path: Path, line: int, rid: int, value: str | None, names: Sequence[s
         raise UserError(f"{path}, line {line}: row id {rid} has an empty label",
                         f"fill in one of: {', '.join(names)}")
     if label not in names:
+        # "Positive" for "positive": the one label it matches but for case, as training data reads it
+        same = [n for n in names if n.casefold() == label.casefold()]
+        if len(same) == 1:
+            return same[0]
         raise UserError(f"{path}, line {line}: label '{label}' of row id {rid} is not in the label set",
                         f"use one of: {', '.join(names)}")
     return label
