@@ -312,6 +312,15 @@ def test_bad_lm_options(corpus, tmp_path):
     proc = run_cli("finetune", "--model", "tiny-llama", "--data", str(corpus), "train.label_smoothing=0.1",
                    "--output", str(tmp_path / "x"))
     assert proc.returncode == 2 and "classification only" in proc.stderr
+    # an encoder on a corpus: refused, not trained into a next-token model that is noise
+    table = tmp_path / "excel.txt"  # Excel's "Unicode text": a tab-separated table the suffix hides
+    table.write_text("Text\tLabel\n" + "".join(f"a fine film {i}\tpos\n" for i in range(40)), encoding="utf-8")
+    proc = run_cli("finetune", "--model", "tiny-bert", "--data", str(table), "--max-steps", "2",
+                   "--output", str(tmp_path / "enc"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert (f"model 'tiny-bert' is an encoder (bert), and {table} was read as text for a causal language model"
+            in proc.stderr) and "name it .tsv" in proc.stderr
+    assert not (tmp_path / "enc").exists()
 
 
 def test_lm_frontier_pick_and_report(lm_artifact, tmp_path):

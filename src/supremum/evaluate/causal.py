@@ -10,10 +10,9 @@ from pathlib import Path
 
 from supremum.artifact import MANIFEST, Artifact, open_artifact
 from supremum.errors import UserError
+from supremum.models import is_decoder
 from supremum.tasks import CAUSAL_LM
 
-ENCODERS = {"bert", "roberta", "xlm-roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "mpnet",
-            "camembert", "modernbert"}
 HINT = "give a causal LM (alias, model directory, .gguf, or a causal-LM artifact)"
 
 
@@ -53,8 +52,3 @@ def _artifact_lm(art: Artifact) -> tuple:
         raise UserError(f"{art.path}: a {art.task} artifact has no language-model head to score or generate "
                         "text with", HINT)
     return (*backends.load(art), art)
-
-
-def is_decoder(config) -> bool:
-    """Encoders (BERT and kin) load with an LM head but predict masked tokens, not the next one."""
-    return bool(getattr(config, "is_decoder", False)) or config.model_type not in ENCODERS

@@ -89,6 +89,15 @@ def resolve_source(name: str, gguf_file: str | None = None) -> Source:
     return Source("hub", name, gguf_file)
 
 
+ENCODERS = {"bert", "roberta", "xlm-roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "mpnet",
+            "camembert", "modernbert"}
+
+
+def is_decoder(config) -> bool:
+    """Encoders (BERT and kin) load with an LM head but predict masked tokens, not the next one."""
+    return bool(getattr(config, "is_decoder", False)) or config.model_type not in ENCODERS
+
+
 def load_model(name: str, task: str | Task = "classification", *, gguf_file: str | None = None,
                label_names: list[str] | None = None, dropout: float | None = None):
     """Return (model, tokenizer) with `task`'s head (a `Task`, or any of its names: "classification",

@@ -20,11 +20,11 @@ from supremum.data import TaskData
 from supremum.data.batching import tokenize
 from supremum.hashing import content_hash, drop_unset
 from supremum.machine import fingerprint
-from supremum.models import load_model
+from supremum.models import is_decoder, load_model
 from supremum.preprocessing import preprocessing_for_model, source_digest
 from supremum.progress import TrainProgress
 from supremum.store import Store
-from supremum.tasks import CLASSIFICATION, Task, resolve_task
+from supremum.tasks import CAUSAL_LM, CLASSIFICATION, Task, resolve_task
 from supremum.tracking import Tracker
 from supremum.train import checkpoint as ckpt
 from supremum.train import distributed, precision, sharding
@@ -240,9 +240,27 @@ def _base(cfg: FinetuneConfig, task: Task, data, name: str | None = None):
     adapted = name is not None and name != cfg.model.name
     model, tok = load_model(name or cfg.model.name, task, gguf_file=None if adapted else cfg.model.gguf_file,
                             dropout=cfg.train.dropout, label_names=getattr(data, "label_names", None))
+    if task is CAUSAL_LM and not is_decoder(model.config):
+        _refuse_encoder_as_lm(cfg, model.config.model_type)
     # refuses a length the model cannot embed
     preprocessing_for_model(model, tok, name or cfg.model.name, cfg.data.max_length)
     return model, tok
+
+
+def _refuse_encoder_as_lm(cfg: FinetuneConfig, model_type: str) -> None:
+    """An encoder under a causal-LM head trains, but as a next-token model it is noise (its
+    perplexity stays near the vocabulary size): the data was read as a corpus, and most often it
+    is a labelled table the file type hid."""
+    from supremum.errors import UserError
+
+    looks = ""
+    path = Path(cfg.data.path)
+    if path.is_file() and path.suffix in (".txt", ".text"):
+        looks = " (a .txt file is read as a corpus; a tab-separated table with a header: name it .tsv)"
+    raise UserError(f"model '{cfg.model.name}' is an encoder ({model_type}), and {cfg.data.path} was read as text "
+                    "for a causal language model, which an encoder cannot be trained as",
+                    "give a causal LM (e.g. --model smollm2-135m), or labelled data (.csv, .tsv, .jsonl with a "
+                    f"label column) to train a classifier{looks}")
 
 
 def _with_method(model, cfg: FinetuneConfig, n_train: int, dist: distributed.Dist):
