@@ -114,6 +114,28 @@ def test_repeated_text_column_is_refused_then_chosen_by_position(tmp_path):
     assert load_data(DataConfig(path=str(tsv), text_column="2")).texts("train")[0].startswith("review")
 
 
+def test_a_tsv_written_with_quotes_is_read_with_them(tmp_path, capsys):
+    """pandas' to_csv(sep="\t") quotes texts holding line breaks, tabs or quotes: read unquoted they
+    fell apart into rows with empty labels. A TSV whose texts only contain quotes reads as before."""
+    import pandas as pd
+
+    rows = sentiment_rows(40)
+    texts = [f'{t}\nsecond line "quoted"' if i % 4 == 0 else (f"{t}\twith a tab" if i % 4 == 1 else t)
+             for i, (t, _) in enumerate(rows)]
+    tsv = tmp_path / "multiline.tsv"
+    pd.DataFrame({"text": texts, "label": [lab for _, lab in rows]}).to_csv(tsv, sep="\t", index=False)
+    data = load_data(DataConfig(path=str(tsv)), whole=True)
+    assert sorted(data.texts("all")) == sorted(texts)
+    truth = dict(zip(texts, (lab for _, lab in rows), strict=True))
+    assert [data.label_names[i] for i in data.labels("all")] == [truth[t] for t in data.texts("all")]
+    assert f"data: {tsv}: a tab-separated file with quoted fields" in capsys.readouterr().err
+    plain = tmp_path / "sst.tsv"  # SST-2's way: quotes inside unquoted texts, every row whole
+    plain.write_text("sentence\tlabel\n" + "".join(f'"{t}" , he said\t{lab}\n' for t, lab in rows))
+    data = load_data(DataConfig(path=str(plain)), whole=True)
+    assert sorted(data.texts("all")) == sorted(f'"{t}" , he said' for t, _ in rows)
+    assert "quoted fields" not in capsys.readouterr().err
+
+
 def test_repeated_json_key_is_refused(tmp_path):
     p = tmp_path / "d.jsonl"
     p.write_text('{"text": "good", "label": "pos"}\n\n{"text": "bad", "label": "neg", "label": "pos"}\n')

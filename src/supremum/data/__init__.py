@@ -239,6 +239,9 @@ def _select_columns(raw, cfg: DataConfig, sources, info, keep: tuple[str, ...] =
     for split, df in raw.items():
         if sep := df.attrs.get("detected_delimiter"):
             _note(info, f"{sources[split]}: the header is {_SEPARATORS[sep]}-separated, read as such")
+        if df.attrs.get("quoted_tsv"):
+            _note(info, f"{sources[split]}: a tab-separated file with quoted fields (texts holding line breaks, "
+                  "tabs or quotes), read with its quotes")
         # Other files are matched by what the user gave (a name or a position), else by the name
         # found in train: their column order may differ.
         text = pick_column(df, cfg.text_column or names[text_col], "text", sources[split])[0]

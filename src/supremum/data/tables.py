@@ -106,10 +106,14 @@ def read_table(path: Path, encoding: str = "utf-8", delimiter: str | None = None
         sep = delimiter or ("\t" if path.suffix == ".tsv" else detect_delimiter(text))
         # a .tsv read with its tab is unquoted (TSV has no quoting); any other separator makes it a CSV
         quoted = not (path.suffix == ".tsv" and sep == "\t")
+        requoted = not quoted and _quoted_tsv(text)
+        quoted = quoted or requoted
         df = _read_delimited(path, text, sep, quoted=quoted, given=delimiter is not None,
                              how=_how_chosen(text, path, delimiter))
         if delimiter is None and path.suffix != ".tsv" and sep != ",":
             df.attrs["detected_delimiter"] = sep
+        if requoted:
+            df.attrs["quoted_tsv"] = True
     if len(df) == 0:
         raise UserError(f"{path}: the file has a header but no rows", "add examples")
     return df
@@ -130,6 +134,24 @@ def detect_delimiter(text: str) -> str:
     line = next((x for x in text.splitlines() if x.strip()), "")
     width = {d: len(next(csv.reader([line], delimiter=d), [])) for d in DELIMITERS}
     return max(DELIMITERS, key=lambda d: (width[d], d == ","))
+
+
+def _quoted_tsv(text: str) -> bool:
+    """A TSV written with CSV quoting (pandas' `to_csv(sep="\t")`, spreadsheets): texts that hold
+    a line break, a tab or a quote are in quotes. TSV has no quoting, and read without it such a
+    file falls apart into short rows (a text's second line read as a row of its own). It is taken
+    as quoted only when that happens and reading it with quotes gives every row the header's
+    width, so an unquoted TSV whose texts merely contain quotes (SST-2's) reads as before."""
+    if '"' not in text:
+        return False
+    plain = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE) if r]
+    if len(plain) < 2 or all(len(r) == len(plain[0]) for r in plain[1:]):
+        return False
+    try:
+        quoted = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter="\t", strict=True) if r]
+    except csv.Error:
+        return False
+    return len(quoted) > 1 and all(len(r) == len(quoted[0]) for r in quoted[1:])
 
 
 def _how_chosen(text: str, path: Path, delimiter: str | None) -> str:
