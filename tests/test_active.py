@@ -96,6 +96,10 @@ def test_stable_predictions_fire_after_patience_rounds_below_the_threshold():
     rule = stopping.StopRule(max_changed=0.01, patience=2)
     assert stopping.decide([0.2, 0.05, 0.008], [], 10, rule).rule is None  # one round below
     assert stopping.decide([0.2, 0.008, 0.02], [], 10, rule).rule is None  # not in a row
+    assert stopping.decide([0.2], [], 10, rule).reason.endswith("learning curve: off without --eval-data "
+                                                                 "(no accuracies to fit)")
+    assert stopping.decide([0.2], [(10, 0.6)], 20, rule).reason.endswith("needs accuracies at 3 label counts "
+                                                                          "and 4 rounds")
     d = stopping.decide([0.2, 0.05, 0.008, 0.004], [], 10, rule)
     assert d.rule == "stable predictions" and d.changed == 0.004
     assert d.reason == ("stable predictions: under 1% of pool predictions changed in each of the last 2 "

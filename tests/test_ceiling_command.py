@@ -199,6 +199,8 @@ def test_verdict_words_and_table_from_a_record():
     row = next(r for r in rows(rec) if r[0] == "backtest at 3,200")
     assert row[1:] == ("predicted 86.0% [85.5, 86.5], measured 88.0%",
                        "refit without the largest size, OUTSIDE its 95% interval")
+    on_dev = {**rec, "split": "dev", "best": {**rec["best"], "split": "dev", "test": 0.9}}
+    assert "its re-run over 3 seeds 90.0% ± 0.40 pt dev (lora" in paragraph(on_dev)
     rec["backtest"]["inside"] = True
     assert "backtest" not in paragraph(rec) and "inside its 95% interval" in dict(
         (r[0], r[2]) for r in rows(rec))["backtest at 3,200"]

@@ -246,8 +246,12 @@ def test_fine_tune_cells_curve_report_and_resume(small, tmp_path):
     """Fine-tune cells in fresh processes, plain fine-tuning's fitted curve, the report's section
     (plot and sentences), and a re-run that trains nothing."""
     args = ["labels", "--model", "tiny-bert", "--data", str(small), "--approaches", "linear-probe,full",
-            "--budgets", "0,4,16,all", "--seeds", "0,1", "--min-steps", "3", "--json"]
-    r = json.loads(run_cli(*args, check=True).stdout)
+            "--budgets", "0,4,16,all", "--seeds", "0,1", "--min-steps", "3", "--json",
+            "--text-column", "text", "--label-column", "label"]  # the data flags finetune and ceiling have
+    proc = run_cli(*args, check=True)
+    r = json.loads(proc.stdout)
+    counted = [line.split("]")[0] + "]" for line in proc.stderr.splitlines() if line.startswith("[")]
+    assert counted == [f"[{i}/12]" for i in range(1, 13)]  # over the study, not [1/1] per fine-tune
     assert len(r["points"]) == 12 and {s["approach"] for s in r["skipped"]} == {"linear-probe", "full"}
     assert "fit" in r["curve"] and "band" not in r["curve"]
     assert {p["budget"] for p in r["points"] if p["approach"] == "full"} == {4, 16, 60}

@@ -853,6 +853,10 @@ def labels(
     min_steps: Annotated[int | None, typer.Option(help="gradient fine-tunes: optimizer steps at least "
                                                   "[default: 60]")] = None,
     split: Annotated[str | None, typer.Option(help="split every point is scored on [default: test]")] = None,
+    text_column: Annotated[str | None, typer.Option(help=_doc("data", "text_column"))] = None,
+    label_column: Annotated[str | None, typer.Option(help=_doc("data", "label_column"))] = None,
+    encoding: Annotated[str | None, typer.Option(help=_doc("data", "encoding"))] = None,
+    max_length: Annotated[int | None, typer.Option(help=_doc("data", "max_length"))] = None,
     delimiter: Annotated[str | None, typer.Option(help=_doc("data", "delimiter"))] = None,
     drop_empty: DropEmpty = None,
     name: Annotated[str | None, typer.Option(help="study name [default: labels-<model>-<data>]")] = None,
@@ -873,7 +877,8 @@ def labels(
     keys = {"model": "model", "data": "data.path", "approaches": "approaches", "budgets": "budgets",
             "seeds": "seeds", "lm": "incontext.model", "max_shots": "incontext.max_shots",
             "min_steps": "min_steps", "split": "split", "name": "name", "output": "output",
-            "delimiter": "data.delimiter", "drop_empty": "data.drop_empty"}
+            "text_column": "data.text_column", "label_column": "data.label_column", "encoding": "data.encoding",
+            "max_length": "data.max_length", "delimiter": "data.delimiter", "drop_empty": "data.drop_empty"}
     cfg = cli_config.Assembly(recipe).options(flags, keys)
     if cfg.get("data.path") is None:
         raise UserError("labels needs data", "e.g. --data $SUPREMUM_DATA/sst2")

@@ -76,7 +76,10 @@ def compare_config(cfg: CurveConfig, n_train: int):
     variants = []
     for f in cfg.fractions:
         n = max(2, int(round(f * n_train)))
-        epochs = max(cfg.train.epochs, cfg.min_steps * cfg.train.batch_size / n)
+        # min_steps feeds small subsets; the whole training set trains as configured (the ceiling's
+        # seeds' re-run is these cells, and must be the configuration it reports)
+        fed = max(cfg.train.epochs, cfg.min_steps * cfg.train.batch_size / n)
+        epochs = cfg.train.epochs if n >= n_train else fed
         variants.append(Variant(label=f"n={n}", method=cfg.method, train={"epochs": epochs},
                                 data={"train_limit": n} if n < n_train else {}))
     name = cfg.name or f"curve-{cfg.model.name}-{Path(cfg.data.path).name}-{cfg.method.get('name')}"

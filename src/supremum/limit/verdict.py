@@ -77,7 +77,8 @@ def paragraph(rec: dict) -> str:
     b = rec.get("best")
     if b:
         sd = b["test_std"] if lm else 100 * b["test_std"]
-        parts.append(f"its re-run over {len(b['seeds'])} seeds {fmt(b['dev'])} {unit}, {fmt(b['test'])} ± "
+        dev = "" if b["split"] == "dev" else f"{fmt(b['dev'])} {unit}, "  # measured on dev: one number, not two
+        parts.append(f"its re-run over {len(b['seeds'])} seeds {dev}{fmt(b['test'])} ± "
                      f"{sd:.2f}{'' if lm else ' pt'} {b['split']} ({_describe(b['config'])})")
     c = rec.get("ceiling")
     if c and not lm:

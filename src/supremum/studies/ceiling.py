@@ -131,6 +131,21 @@ def _recorded(cfg: CeilingConfig, store, out: Path, t0: float, say, lm: bool, sp
     return rec
 
 
+def _as_trained(best: FinetuneConfig, artifact: str | None) -> FinetuneConfig:
+    """The best trial's configuration with `train.precision` auto pinned to what that trial ran in:
+    auto decides per run by a probe of the initial model, which differs by seed, and the seeds'
+    re-run and the curve must all train as the trial that was chosen did."""
+    if best.train.request != "auto" or not artifact:
+        return best
+    from supremum.artifact import open_artifact
+
+    ran = ((open_artifact(artifact).metrics.get("training") or {}).get("precision") or {}).get("resolved")
+    if ran not in ("fp32", "bf16", "fp16"):
+        return best
+    d = best.model_dump(mode="json")
+    return FinetuneConfig.model_validate({**d, "train": {**d["train"], "precision": ran}})
+
+
 def _stages(cfg: CeilingConfig, store, out: Path, t0: float, say, lm: bool, split: str) -> dict:
     from supremum.limit.verdict import verdict
     left = lambda: cfg.budget_minutes * 60 - (time.monotonic() - t0)  # noqa: E731
@@ -148,7 +163,7 @@ def _stages(cfg: CeilingConfig, store, out: Path, t0: float, say, lm: bool, spli
     from supremum.limit.plots import search_history
 
     rec["search"]["plot"] = str(search_history(rec["search"]["trials"], out / "search_history.png", lm=lm))
-    best_cfg = FinetuneConfig.model_validate(search["best"]["config"])
+    best_cfg = _as_trained(FinetuneConfig.model_validate(search["best"]["config"]), search["best"]["artifact"])
     trial_s = search["best"]["seconds"]
     curve = stages.CurveCells(best_cfg, cfg, split, store, lm)
     rec["n_eval"] = curve.n_eval

@@ -457,6 +457,7 @@ def run_labels(cfg: LabelsConfig, store=None, on_event=None) -> dict:
     say(plan_line(p))
     study = p["study"]
     points = []
+    say = _counted(say, sum(not c.cached for c in p["cells"]))
     for name in cfg.approaches:
         todo = [c for c in p["cells"] if c.approach == name]
         for c, r in zip(todo, APPROACHES[name].measure(study, todo, say), strict=True):
@@ -469,6 +470,19 @@ def run_labels(cfg: LabelsConfig, store=None, on_event=None) -> dict:
         rec["plot"] = str(labels_plot(rec, study.output / "labels.png"))
         row.finish(rec)
     return rec
+
+
+def _counted(say, total: int):
+    """`say` with each cell's "[i/n]" (counted by the approach, or by the compare cells one
+    fine-tune runs as, always [1/1]) renumbered over every cell the study runs."""
+    import itertools
+    import re
+
+    seen = itertools.count(1)
+
+    def inner(m: str) -> None:
+        say(re.sub(r"^\[\d+/\d+\] ", lambda _: f"[{next(seen)}/{total}] ", m))
+    return inner
 
 
 def plan_line(p: dict) -> str:

@@ -95,5 +95,6 @@ def decide(changes: Sequence[float], points: Sequence[tuple[int, float]], next_n
             f"under {rule.min_gain_pt:g} pt"))
     said = [f"{100 * last:.2f}% of pool predictions changed" if last is not None else "first model",
             f"next batch predicted +{gain:.2f} pt" if gain is not None else
-            "learning curve: needs accuracies at 3 label counts and 4 rounds"]
+            "learning curve: needs accuracies at 3 label counts and 4 rounds" if points else
+            "learning curve: off without --eval-data (no accuracies to fit)"]
     return StopDecision(rule=None, changed=last, gain_pt=gain, reason="continue: " + "; ".join(said))
