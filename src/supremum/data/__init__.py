@@ -359,13 +359,20 @@ def _unify_numeric_labels(frames: dict[str, pd.DataFrame], fixed: list[str] | No
         for group in by_number.values():
             keep = max(group, key=lambda s: (counts[s], -len(s), s))
             rename.update({s: keep for s in group if s != keep})
+    _rename_labels(frames, info, "labels_unified", rename,
+                   "labels that are the same number are one label: read {}")
+
+
+def _rename_labels(frames: dict[str, pd.DataFrame], info: dict, key: str, rename: dict[str, str],
+                   said: str) -> None:
+    """Apply `rename` to every split's labels, record it under `info[key]`, and say `said` with
+    the renames ('A' as 'a', ...) in place of {}."""
     if not rename:
         return
     for df in frames.values():
         df["label"] = df["label"].replace(rename)
-    info["labels_unified"] = rename
-    read = ", ".join(f"'{a}' as '{b}'" for a, b in sorted(rename.items()))
-    _note(info, f"labels that are the same number are one label: read {read}")
+    info[key] = rename
+    _note(info, said.format(", ".join(f"'{a}' as '{b}'" for a, b in sorted(rename.items()))))
 
 
 def _unify_label_case(frames: dict[str, pd.DataFrame], fixed: list[str] | None, info: dict) -> None:
@@ -388,14 +395,8 @@ def _unify_label_case(frames: dict[str, pd.DataFrame], fixed: list[str] | None, 
         for group in groups.values():
             keep = max(group, key=lambda s: (counts[s], s))
             rename.update({s: keep for s in group if s != keep})
-    if not rename:
-        return
-    for df in frames.values():
-        df["label"] = df["label"].replace(rename)
-    info["labels_case_unified"] = rename
-    read = ", ".join(f"'{a}' as '{b}'" for a, b in sorted(rename.items()))
-    _note(info, f"labels that differ only in case are one label: read {read} (if they are different classes, "
-          "give them different names in the file)")
+    _rename_labels(frames, info, "labels_case_unified", rename, "labels that differ only in case are one label: "
+                   "read {} (if they are different classes, give them different names in the file)")
 
 
 def _drop_unlabeled_eval_splits(frames, info) -> dict[str, pd.DataFrame]:
