@@ -25,7 +25,8 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # Two pytest-xdist workers: the suite (688 tests) took 36.8 min on 2 idle cores this way; 716 tests
-# took 76 min on a machine shared with a benchmark; CI (stop 29) ran it in 39 min.
+# took 76 min on a machine shared with a benchmark; CI (stop 29) ran it in 39 min; 796 tests took
+# 52 min on an Intel Xeon (2 cores) beside a slowed benchmark (2026-12-01).
 test: install
 	$(PY) -m pytest -q -n 2
 
