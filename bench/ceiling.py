@@ -400,13 +400,12 @@ def search(args) -> dict:
                                           output=str(work / "search")))[0].methods
         out["grid"] = _grid(args, base, methods, work / "grid", store)
     if args.against:  # the other side, run apart (another session on the same kind of machine)
-        other = json.loads(Path(args.against).read_text())["search"]
+        against = json.loads(Path(args.against).read_text())
         for side in {"search", "grid"} - set(sides):
-            if side not in other:
+            if side not in against["search"]:
                 sys.exit(f"{args.against}: holds no {side} side (run it with --sides {side})")
-            out[side] = other[side]
-            out[f"{side}_from"] = {"file": args.against, "machine": json.loads(Path(args.against).read_text())
-                                   .get("machine")}
+            out[side] = against["search"][side]
+            out[f"{side}_from"] = {"file": args.against, "machine": against.get("machine")}
     out["summary"] = _search_summary(out)
     sm = out["summary"]
     print(f"search best dev {_pct(sm['search_best_dev'])}, grid best {_pct(sm['grid_best_dev'])}; target "

@@ -215,16 +215,13 @@ def _backtest(n: np.ndarray, err: np.ndarray, level: float, noise_var: float, me
     top = float(n.max())
     keep = n < top
     region = curve_region(n[keep], err[keep], level=level, noise_var=noise_var)
-    lo, hi = region.range(lambda E, A, al: E + A * top ** -al)
     measured = err[~keep]
     if metric == "perplexity":
-        pred, ci, meas = (math.exp(float(region.fit.predict(top))), [math.exp(max(lo, 0.0)), math.exp(hi)],
-                          float(np.exp(measured).mean()))
-        gap, unit = pred - meas, ""
+        at, meas, unit = _at_perplexity(region, top), float(np.exp(measured).mean()), ""
+        pred, ci, gap = at["perplexity"], at["ci"], at["perplexity"] - meas
     else:
-        lo, hi = max(lo, 0.0), min(hi, 1.0)
-        pred, ci, meas = float(1 - region.fit.predict(top)), [1 - hi, 1 - lo], float(1 - measured.mean())
-        gap, unit = 100 * (pred - meas), " pt"
+        at, meas, unit = _at(region, top), float(1 - measured.mean()), " pt"
+        pred, ci, gap = at["accuracy"], at["ci"], 100 * (at["accuracy"] - meas)
     inside = ci[0] <= meas <= ci[1]
     fmt = (lambda x: f"{x:.3f}") if metric == "perplexity" else (lambda x: f"{100 * x:.2f}%")
     sentence = (f"backtest: fitted without the largest size ({top:,.0f}), the curve predicted {fmt(pred)} "
