@@ -70,15 +70,18 @@ def test_budget_below_one_trial_is_one_line_user_error(csv_data, tmp_path):
     assert not (tmp_path / "s" / "trial-0").exists()
 
 
-def test_on_eval_hook_sees_every_dev_score(csv_data):
+def test_on_eval_hook_sees_every_dev_score_after_on_data(csv_data):
     from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import finetune
 
-    seen = []
+    seen, data = [], []
     cfg = FinetuneConfig.model_validate({**BASE, "data": {"path": str(csv_data)}})
-    res = finetune(cfg, progress=False, on_eval=lambda step, score: seen.append((step, score)))
+    res = finetune(cfg, progress=False, on_eval=lambda step, score: seen.append((step, score)),
+                   on_data=lambda info: data.append((len(seen), info)))
     assert seen == [(e["step"], e["dev_accuracy"]) for e in res.metrics["evals"]]
     assert [s for s, _ in seen] == [2, 4, 6, 8, 10]
+    # the data summary comes once, before the first evaluation (the CLI prints it before training)
+    assert data == [(0, res.data_info)] and res.data_info["sizes"]["train"] > 0
 
 
 def test_diverged_trial_fails_and_the_search_goes_on(csv_data, tmp_path):

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from supremum.artifact import Artifact
     from supremum.config import DataConfig, EvalConfig
     from supremum.train.config import FinetuneConfig
@@ -45,7 +47,7 @@ def load(ref: str | Path | Artifact):
 
 
 def finetune(config: FinetuneConfig | dict | str | Path, *, resume: bool = False, progress: bool = False,
-             command: str = "") -> FinetuneResult | None:
+             command: str = "", on_data: Callable[[dict], None] | None = None) -> FinetuneResult | None:
     """Fine-tune and save an artifact; returns FinetuneResult(run_id, artifact, metrics, data_info)
     (None on a torchrun rank other than 0).
 
@@ -53,13 +55,14 @@ def finetune(config: FinetuneConfig | dict | str | Path, *, resume: bool = False
     ...}, "method": {"name": "lora"}, "train": {...}}), or the path of a YAML recipe.
     metrics: steps, dev_accuracy (classifiers) or dev_loss/dev_perplexity (causal LMs), best_step,
     trainable_params, total_params, train_samples_per_s. `resume` continues the same run from
-    its last checkpoint. Raises UserError on bad config values or data (one line).
+    its last checkpoint. `on_data(data_info)` runs once the data is read, before training.
+    Raises UserError on bad config values or data (one line).
     """
     from supremum.train.config import FinetuneConfig
     from supremum.train.finetune import finetune as run
 
     cfg = _config(FinetuneConfig, config, "supremum finetune --help")
-    return run(cfg, resume=resume, progress=progress, command=command)
+    return run(cfg, resume=resume, progress=progress, command=command, on_data=on_data)
 
 
 def compress(artifact: str | Path | Artifact, config: Any, *, output: str | Path | None = None,

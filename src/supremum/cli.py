@@ -145,7 +145,8 @@ def finetune(
 
     dist = distributed.current()
     try:
-        res = run(cfg, resume=resume, progress=progress and not as_json and dist.main, command=" ".join(sys.argv))
+        res = run(cfg, resume=resume, progress=progress and not as_json and dist.main, command=" ".join(sys.argv),
+                  on_data=None if as_json or not dist.main else cli_render.print_finetune_data)
     finally:
         distributed.shutdown(dist)
     if res is None:  # a rank other than 0: rank 0 reports

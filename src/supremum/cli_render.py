@@ -146,18 +146,29 @@ def print_pipeline(rows: list[dict], dry_run: bool) -> None:
     out.print(t)
 
 
+def print_finetune_data(info: dict) -> None:
+    """What a fine-tune read (columns, sizes, splits made, duplicates), to stderr; printed
+    before training starts (finetune's on_data)."""
+    if "blocks" in info:
+        err.print(f"data: {info['kind']} ({info['characters']['train']:,} training characters); "
+                  f"{info['blocks']['train']:,} training and {info['blocks']['dev']:,} dev "
+                  + ("blocks" if info["kind"] == "text" else "examples"), markup=False)
+    else:
+        err.print(data_line(info), markup=False)
+    for split, how in (info.get("splits_made") or {}).items():
+        err.print(f"data: made {split} split: {how}", markup=False)
+    dup = info.get("duplicates", {})
+    if any(dup.values()) and "dedup" not in info:
+        err.print(f"data: duplicates/overlap {dup} (pass --dedup to drop them)", markup=False)
+
+
 def print_finetune(res) -> None:
+    """The run's results (the data summary is print_finetune_data's, before training)."""
     m, info = res.metrics, res.data_info
     if m.get("device_note"):
         err.print(f"note: {m['device_note']}", markup=False)
     if "dev_loss" in m or "blocks" in info:
         return _print_lm_finetune(res)
-    err.print(data_line(info), markup=False)
-    for split, how in (info.get("splits_made") or {}).items():
-        err.print(f"data: made {split} split: {how}")
-    dup = info.get("duplicates", {})
-    if any(dup.values()) and "dedup" not in info:
-        err.print(f"data: duplicates/overlap {dup} (pass --dedup to drop them)")
     _print_unlabeled(m)
     acc = m["dev_accuracy"]
     out.print(f"run {res.run_id}: {m['steps']} steps, dev accuracy "
@@ -193,12 +204,7 @@ def _print_unlabeled(m: dict) -> None:
 
 
 def _print_lm_finetune(res) -> None:
-    m, info = res.metrics, res.data_info
-    err.print(f"data: {info['kind']} ({info['characters']['train']:,} training characters); "
-              f"{info['blocks']['train']:,} training and {info['blocks']['dev']:,} dev "
-              + ("blocks" if info["kind"] == "text" else "examples"), markup=False)
-    for split, how in (info.get("splits_made") or {}).items():
-        err.print(f"data: made {split} split: {how}", markup=False)
+    m = res.metrics
     dev = (f", dev loss {m['dev_loss']:.4f} (perplexity {m['dev_perplexity']:.2f}, best at step "
            f"{m['best_step']})") if m.get("dev_loss") is not None else ""
     out.print(f"run {res.run_id}: {m['steps']} steps{dev}", markup=False)

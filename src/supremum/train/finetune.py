@@ -65,10 +65,12 @@ def seed_everything(seed: int) -> None:
 
 def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = False,
              progress: bool = True, command: str = "",
-             on_eval: Callable[[int, float], None] | None = None) -> FinetuneResult | None:
+             on_eval: Callable[[int, float], None] | None = None,
+             on_data: Callable[[dict], None] | None = None) -> FinetuneResult | None:
     """Train and save; under torchrun every rank trains, rank 0 alone saves and returns the
     result (the others return None). `on_eval(step, dev score)` runs after each dev evaluation
-    (higher is better); an exception it raises fails the run and propagates."""
+    (higher is better); an exception it raises fails the run and propagates. `on_data(data_info)`
+    runs once the data is read, before training (the CLI prints the columns and sizes there)."""
     dist = distributed.current()
     if dist.active and (cfg.self_training or cfg.domain_pretrain):
         from supremum.errors import UserError
@@ -91,6 +93,8 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     art_id = new_id()
     unlabeled, base, recorded = _unlabeled(cfg, _main_dir(cfg, store.root, art_id))
     data, model, tok, method, train_split, dev, objective = _prepare(cfg, dist, base)
+    if on_data is not None:
+        on_data(data.info)
     trainable, total = trainable_parameters(model)
     run_dir = _run_dir(store.root, cfg, dist)
     run_id = ckpt.persistent_run_id(run_dir, resume, new_id)
