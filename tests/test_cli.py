@@ -128,6 +128,12 @@ GE = "Input should be greater than or equal to"
     (["serve", "{tmp}", "--limit", "max_texts=0"], f"command line: 'max_texts': {GE} 1 (got 0"),
     (["scale", "--source", "markov:order=2,vocab=16", "--ctx", "4"], f"--ctx 4: {GE} 8"),
     (["curve", "--data", "{csv}", "--bootstrap", "-1"], f"--bootstrap -1: {GE} 0"),
+    # a repeated seed would train the same cell twice and count as one more seed in every spread
+    (["curve", "--data", "{csv}", "--seeds", "0,0,1"], "--seeds 0,0,1: seed 0 is given more than once: give "
+     "each seed once"),
+    (["ceiling", "--data", "{csv}", "--budget-minutes", "1", "--seeds", "1,2,1"], "--seeds 1,2,1: seed 1 is "
+     "given more than once"),
+    (["labels", "--data", "{csv}", "--seeds", "2,2"], "--seeds 2,2: seed 2 is given more than once"),
     (["run", "{pipeline}", "--jobs", "0"], f"--jobs 0: {GE} 1"),
     (["compare", "{compare}", "--jobs", "0"], f"--jobs 0: {GE} 1"),
     (["pick", "--max-latency-ms", "-5"], "--max-latency-ms -5.0: Input should be greater than 0"),

@@ -278,3 +278,21 @@ def test_sweep_and_comparison_on_a_local_ray_instance(tmp_path, monkeypatch):
         assert {r["variant"] for r in s["rows"]} == {"full", "bitfit"} and s["cached_cells"] == 0
     finally:
         ray.shutdown()
+
+
+@pytest.mark.parametrize("n_train, accum, want", [
+    (100, 1, [12, 12, 12]),      # the whole set trains 12 steps: no subset trains more (10 < batch too)
+    (1000, 1, [77, 62, 96]),     # min_steps (60) binds the subsets, up to their last epoch's partial batch
+    (8000, 4, [68, 62, 189]),    # optimizer steps, counting gradient accumulation (not 60 / 4)
+])
+def test_curve_subsets_train_min_steps_but_never_more_than_the_whole_set(n_train, accum, want):
+    from supremum.limit.curve import CurveConfig, compare_config
+    from supremum.train.config import TrainConfig
+    from supremum.train.loop import plan_steps
+
+    cfg = CurveConfig.model_validate({"model": "tiny-bert", "data": {"path": "x.csv"},
+                                      "fractions": [0.1, 0.25, 1.0], "train": {"grad_accum": accum}})
+    steps = [plan_steps(v.data.get("train_limit", n_train),
+                        TrainConfig(**{**cfg.train.model_dump(), **v.train}))[1]
+             for v in compare_config(cfg, n_train).methods]
+    assert steps == want

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from supremum.config import DataConfig, MethodDict, ModelSpec, TrainConfig, identity
+from supremum.config import DataConfig, MethodDict, ModelSpec, Seeds, TrainConfig, identity
 from supremum.errors import UserError
 from supremum.fsutil import write_json
 from supremum.jobs.worker import WorkerFailed
@@ -58,7 +58,7 @@ class CompareConfig(BaseModel):
     data: DataConfig
     train: TrainConfig = Field(default_factory=TrainConfig, description="shared training settings")
     methods: list[Variant | str] = Field(description="variants: a method name, or {label, method, train}")
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], description="one run per seed per variant")
+    seeds: Seeds = Field(default_factory=lambda: [0, 1, 2], description="one run per seed per variant")
     grid: dict[str, list] = Field(default_factory=dict, description="dotted keys crossed with every variant, "
                                   "e.g. {train.lr: [3e-4, 1e-3]}")
     evaluate: CompareEval = Field(default_factory=CompareEval)

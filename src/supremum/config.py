@@ -34,6 +34,17 @@ def csv_ints(v: Any) -> Any:
     return [v] if isinstance(v, int) else v
 
 
+def distinct(v: list[int]) -> list[int]:
+    """Seeds given once each, for an AfterValidator: a repeated seed trains the same cell twice
+    and would count as one more seed in every spread and interval. ValueError otherwise."""
+    if twice := sorted({s for s in v if v.count(s) > 1}):
+        raise ValueError(f"seed {', '.join(map(str, twice))} is given more than once: give each seed once")
+    return v
+
+
+#: the seeds of a study (one run per seed): each once
+Seeds = Annotated[list[int], AfterValidator(distinct)]
+
 #: separators a flag or key may give by name; a shell passes a tab typed as \t as those two characters
 SEPARATOR_NAMES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 

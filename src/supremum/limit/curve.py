@@ -3,7 +3,8 @@
 A fine-tune per (training-set size n, seed), each in its own process through the method
 comparison's cells (cached by config hash, so re-runs and added sizes reuse finished cells).
 Subsets are nested (the first n of one seeded shuffle). Each subset trains for max(epochs,
-min_steps optimizer steps), so the smallest subsets are not starved of updates.
+min_steps optimizer steps), so the smallest subsets are not starved of updates, but never more
+steps than the whole training set.
 
 Fit: error(n) = E + B / n^beta (Hestness et al. 2017; Mukherjee et al. 2003), least squares in
 error units, with the profile-likelihood confidence region of `limit.fit.curve_region`. E is the
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from supremum.config import DataConfig, MethodDict, ModelSpec, TrainConfig
+from supremum.config import DataConfig, MethodDict, ModelSpec, Seeds, TrainConfig
 from supremum.errors import UserError
 from supremum.limit.fit import PowerFit, curve_bootstrap, curve_region
 from supremum.tasks import CAUSAL_LM
@@ -40,7 +41,7 @@ class CurveConfig(BaseModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     fractions: list[float] = Field(default_factory=lambda: [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0],
                                    description="shares of the training set")
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    seeds: Seeds = Field(default_factory=lambda: [0, 1, 2])
     min_steps: int = Field(60, ge=1, description="optimizer steps at least, however small the subset")
     split: str = Field("test", description="split the error is measured on")
     target: float | None = Field(None, gt=0, lt=1, description="accuracy to ask the needed examples for")
@@ -78,13 +79,27 @@ def compare_config(cfg: CurveConfig, n_train: int):
         n = max(2, int(round(f * n_train)))
         # min_steps feeds small subsets; the whole training set trains as configured (the ceiling's
         # seeds' re-run is these cells, and must be the configuration it reports)
-        fed = max(cfg.train.epochs, cfg.min_steps * cfg.train.batch_size / n)
-        epochs = cfg.train.epochs if n >= n_train else fed
+        epochs = cfg.train.epochs if n >= n_train else _subset_epochs(cfg, n, n_train)
         variants.append(Variant(label=f"n={n}", method=cfg.method, train={"epochs": epochs},
                                 data={"train_limit": n} if n < n_train else {}))
     name = cfg.name or f"curve-{cfg.model.name}-{Path(cfg.data.path).name}-{cfg.method.get('name')}"
     return CompareConfig(name=name, model=cfg.model, data=cfg.data, train=cfg.train, methods=variants,
                          seeds=cfg.seeds, evaluate=CompareEval(splits=[cfg.split]))
+
+
+def _subset_epochs(cfg: CurveConfig, n: int, n_train: int) -> float:
+    """Epochs of a subset of n examples: at least min_steps optimizer steps (counting gradient
+    accumulation), but never more steps than the whole training set trains, or a small set's
+    curve would bend up at its last point."""
+    from supremum.train.loop import plan_steps
+
+    t = cfg.train
+    full = plan_steps(n_train, t)[1]
+    per_epoch = plan_steps(n, t)[0]
+    epochs = max(t.epochs, min(cfg.min_steps * t.batch_size * t.grad_accum / n, full / per_epoch))
+    if math.ceil(epochs * per_epoch) > max(full, math.ceil(t.epochs * per_epoch)):  # full / per_epoch rounded up
+        epochs = math.nextafter(epochs, 0.0)
+    return epochs
 
 
 def run_curve(cfg: CurveConfig, store=None, on_event=None) -> dict:

@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from supremum.config import Seeds
 from supremum.errors import UserError
 from supremum.fsutil import write_bytes, write_json
 from supremum.hashing import content_hash
@@ -40,7 +41,7 @@ class ScaleConfig(BaseModel):
                                     f"ladder {' '.join(s.label() for s in LADDER)})")
     tokens: list[int] | None = Field(None, description="token budgets D (default: planned, doubling from "
                                      "64 steps' worth)")
-    seeds: list[int] = Field(default_factory=lambda: [0], description="one run per seed per (N, D)")
+    seeds: Seeds = Field(default_factory=lambda: [0], description="one run per seed per (N, D)")
     ctx: int = Field(64, ge=8, description="context length of training and evaluation windows")
     batch_tokens: int = Field(2048, ge=64, description="tokens per optimizer step")
     eval_tokens: int = Field(65536, ge=1024, description="held-out tokens the loss is measured on")

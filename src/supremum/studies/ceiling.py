@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from supremum.config import Seeds
 from supremum.errors import UserError
 from supremum.studies import stages
 from supremum.studies.search import SearchSpace
@@ -46,7 +47,7 @@ class CeilingConfig(BaseModel):
                                description="fine-tuning methods the search may choose")
     space: SearchSpace = Field(default_factory=SearchSpace)
     n_trials: int | None = Field(None, ge=1, description="at most this many search trials")
-    seeds: list[int] | None = Field(None, description="seeds of the best configuration's re-run and of every "
+    seeds: Seeds | None = Field(None, description="seeds of the best configuration's re-run and of every "
                                     "learning-curve point (default: the base seed and the next two, so the "
                                     "best trial itself is re-run)")
     fractions: list[float] = Field(default_factory=lambda: list(DEFAULT_FRACTIONS),

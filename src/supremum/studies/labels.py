@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from supremum.config import DataConfig, ModelSpec, SelfTrainingConfig, TrainConfig, identity
+from supremum.config import DataConfig, ModelSpec, Seeds, SelfTrainingConfig, TrainConfig, identity
 from supremum.errors import UserError
 from supremum.limit.summary import labels_pct as pct
 from supremum.studies.learners import CheckedMethod
@@ -99,7 +99,7 @@ class LabelsConfig(BaseModel):
     max_labels: dict[str, int] = Field(default_factory=lambda: {"setfit": 512},
                                        description="budgets above which an approach is not run (SetFit's pairs "
                                        "grow with the labels; raise it to measure)")
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1,
+    seeds: Seeds = Field(default_factory=lambda: [0, 1, 2], min_length=1,
                              description="seeds: each draws its own labels and trains with them")
     min_steps: int = Field(60, ge=1, description="gradient fine-tunes: optimizer steps at least, however few "
                            "labels")
@@ -122,13 +122,6 @@ class LabelsConfig(BaseModel):
     def _budgets(cls, v: list) -> list:
         if any(b != "all" and (b < 0 or b == 1) for b in v):
             raise ValueError("a label budget is 0, 2 or more, or 'all' (1 label holds one class only)")
-        return v
-
-    @field_validator("seeds")
-    @classmethod
-    def _seeds(cls, v: list[int]) -> list[int]:
-        if len(set(v)) < len(v):
-            raise ValueError(f"seeds repeat ({v})")
         return v
 
 

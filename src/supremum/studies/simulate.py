@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from supremum.config import Seeds
 from supremum.fsutil import write_json
 from supremum.studies.learners import CheckedMethod, CheckedTrain
 from supremum.studies.query import parse_strategy, select
@@ -51,7 +52,7 @@ class SimulateConfig(BaseModel):
     batch_size: int = Field(50, ge=1)
     seed_size: int | None = Field(None, ge=2, description="random seed set (default: batch_size)")
     budget: int = Field(500, ge=2, description="labels at the last round")
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    seeds: Seeds = Field(default_factory=lambda: [0, 1, 2])
     candidates: int = Field(10, ge=1)
     split: str = Field("test", description="evaluation split, the same for every round")
     evaluate_at: list[int] = Field(default_factory=list, description="label counts that end a round (a "
