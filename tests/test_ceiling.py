@@ -125,6 +125,13 @@ def test_backtest_predicts_the_largest_size_from_the_others():
     assert bt["ci"][0] <= bt["predicted"] <= bt["ci"][1] and abs(bt["error"]) < 0.5
     assert bt["error"] == pytest.approx(100 * (bt["predicted"] - measured))
     assert "inside the interval" in bt["sentence"] and "too low" not in bt["sentence"]
+    # the interval is the expected value's (the region's) widened by the 3-run mean's own noise
+    from supremum.limit.curve import _at
+    from supremum.limit.fit import curve_region
+
+    keep = n < 3200
+    expected = _at(curve_region(n[keep], y[keep], level=0.95, noise_var=(1 / 2000) ** 2 / 12), 3200)["ci"]
+    assert bt["ci"][0] < expected[0] and bt["ci"][1] > expected[1]
     bent = [(a, acc + (0.03 if a == 3200 else 0.0), sd) for a, acc, sd in pts]
     bt = analyze_curve(bent, None, 0, eval_examples=2000, backtest=True)["backtest"]
     assert not bt["inside"] and -3.6 < bt["error"] < -2.4
@@ -135,6 +142,8 @@ def test_backtest_predicts_the_largest_size_from_the_others():
     ppl = [(a, math.exp(1 - acc), s) for a, acc, s in bent]
     lm = analyze_curve(ppl, None, 0, metric="perplexity", backtest=True)["backtest"]
     assert not lm["inside"] and lm["measured"] < lm["ci"][0]
+    # the perplexity of the mean loss (the fit's units), not the mean of the perplexities
+    assert lm["measured"] == pytest.approx(math.exp(np.mean([math.log(p) for a, p, _ in ppl if a == 3200])))
     assert "likely too high (floor included)" in lm["sentence"]
 
 

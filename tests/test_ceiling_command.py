@@ -176,7 +176,7 @@ def test_verdict_words_and_table_from_a_record():
                     "config": {"method": {"name": "lora", "r": 16}, "train": {"lr": 3e-4, "epochs": 2,
                                                                            "batch_size": 16}}},
            "ceiling": {"accuracy": 0.92, "ci": [0.9, 0.95], "verdict": "identified"},
-           "at_10x": {"accuracy": 0.905, "ci": [0.89, 0.92]},
+           "at_1x": {"accuracy": 0.876, "ci": [0.87, 0.88]}, "at_10x": {"accuracy": 0.905, "ci": [0.89, 0.92]},
            "label_noise": {"rate": 0.03, "ci": [0.02, 0.04], "max_accuracy": 0.97},
            "resolution_pt": 2.1, "not_measured": {"models": "no model ladder named"},
            "search": {"trials": 12, "pruned": 5, "stopped": "budget"}}
@@ -185,15 +185,16 @@ def test_verdict_words_and_table_from_a_record():
         "now 85.0% dev (your configuration); its re-run over 3 seeds 90.0% dev, 88.0% ± 0.40 pt test "
         "(lora, r 16, lr 0.0003, 2 epochs, batch 16); ceiling with unlimited labels 92.0% "
         "[90.0, 95.0] (identified); label noise 3.0% [2.0, 4.0] caps the test set at 97.0%; "
-        "10x the labels buys +2.5 pt (90.5% [89.0, 92.0]); the test set resolves differences of "
-        "2.1 pt or more")
+        "10x the labels buys +2.9 pt by the fit (87.6% -> 90.5% [89.0, 92.0]); the test set resolves "
+        "differences of 2.1 pt or more")
     assert text.endswith("models not measured: no model ladder named.")
     table = {r[0]: r[1] for r in rows(rec)}
     assert table["ceiling (labels -> inf)"] == "92.0% [90.0, 95.0]" and table["resolution"] == "2.1 pt"
     assert table["search"] == "12 trials, 5 pruned"
     assert "backtest" not in paragraph(rec)
     rec["backtest"] = {"n": 3200, "predicted": 0.86, "ci": [0.855, 0.865], "measured": 0.88, "inside": False}
-    assert ("10x the labels buys +2.5 pt (90.5% [89.0, 92.0]); but the curve's own backtest missed its largest "
+    assert ("10x the labels buys +2.9 pt by the fit (87.6% -> 90.5% [89.0, 92.0]); but the curve's own backtest "
+            "missed its largest "
             "size (predicted 86.0% [85.5, 86.5], measured 88.0%), so read these extrapolations with care; "
             "the test set resolves") in paragraph(rec)
     row = next(r for r in rows(rec) if r[0] == "backtest at 3,200")

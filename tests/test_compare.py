@@ -122,3 +122,24 @@ def test_a_bad_key_in_the_last_variant_stops_compare_before_any_cell_runs(csv_da
     assert (proc.returncode, proc.stderr) == (
         2, f"error: compare variant 'late': unknown key '{override}.trian_limit' ({guess}{valid[override]})\n")
     assert Store().runs() == [] and not (Store().root / "compare").exists()  # no cell ran
+
+
+def test_a_cached_cell_evaluated_on_other_splits_runs_again(tmp_path):
+    """The cell hash is the fine-tune's alone: a study asking for the dev split must not read a
+    cached result that holds test only (it raised KeyError; now the cell runs again)."""
+    import json
+
+    from supremum.compare import _drop_without_splits
+
+    said = []
+    for metric in ("accuracy", "perplexity"):
+        r = tmp_path / metric / "result.json"
+        r.parent.mkdir()
+        r.write_text(json.dumps({metric: {"test": 0.8}}))
+        _drop_without_splits(r, ["test"], said.append)
+        assert r.exists() and said == []
+        _drop_without_splits(r, ["dev", "test"], said.append)
+        assert not r.exists()
+        assert said.pop() == f"{metric}: the cached cell was not evaluated on dev; running it again"
+    _drop_without_splits(tmp_path / "none" / "result.json", ["dev"], said.append)  # nothing cached: nothing said
+    assert said == []

@@ -184,20 +184,22 @@ def test_sentences_from_the_fitted_curve_and_a_capped_approach():
 def test_prompting_points_json_plot_and_resume(small, tmp_path):
     """The command's JSON holds every point with its seed, the spread, the shared test set and the
     advice; a second call reuses every cached point."""
+    # seeds without 0: the seedless zero-shot cell must not look up seed 0's subset
     args = ["labels", "--model", "tiny-bert", "--data", str(small), "--approaches", "zeroshot",
-            "--lm", "tiny-llama", "--budgets", "0,2", "--seeds", "0,1", "--max-shots", "4", "--json"]
+            "--lm", "tiny-llama", "--budgets", "0,2", "--seeds", "1,2", "--max-shots", "4", "--json"]
     first = run_cli(*args, check=True)
     r = json.loads(first.stdout)
     assert set(r) == {"kind", "name", "model", "lm", "data", "split", "test", "n_train", "labels", "budgets",
                       "seeds", "approaches", "majority", "points", "summary", "skipped", "cells", "curve", "plain",
                       "method", "sentences", "plot"}
     assert r["budgets"] == [0, 2] and r["n_train"] == 60 and r["test"]["examples"] == 30
-    assert [(p["budget"], p["seed"]) for p in r["points"]] == [(0, None), (2, 0), (2, 1)]
+    assert [(p["budget"], p["seed"]) for p in r["points"]] == [(0, None), (2, 1), (2, 2)]
+    assert [p["label_counts"] for p in r["points"]][0] == [0, 0]
     assert all(0 <= p["accuracy"] <= 1 and p["cached"] is False for p in r["points"])
     two = [p["accuracy"] for p in r["points"] if p["budget"] == 2]
     s2 = next(s for s in r["summary"] if s["budget"] == 2)
     assert s2["mean"] == pytest.approx(np.mean(two)) and s2["sd"] == pytest.approx(np.std(two, ddof=1))
-    assert s2["seeds"] == [0, 1] and s2["title"] == "2-shot prompting"
+    assert s2["seeds"] == [1, 2] and s2["title"] == "2-shot prompting"
     assert [len(p["shot_rows"]) for p in r["points"]] == [0, 2, 2]
     assert r["curve"] == {"not_fitted": "full has no measured point"}
     zero = next(p["accuracy"] for p in r["points"] if p["budget"] == 0)

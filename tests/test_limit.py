@@ -115,7 +115,22 @@ def test_learning_curve_fit_and_target():
     assert r["ceiling"]["ci"][0] <= 0.92 <= r["ceiling"]["ci"][1]
     need = (2.0 / (0.1 - 0.08)) ** 2  # the truth: 10,000 examples
     assert r["target"]["reachable"] and 0.5 * need < r["target"]["examples"] < 2 * need
-    assert analyze_curve(pts, target=0.95, resamples=0)["target"]["reachable"] is False
+    beyond = analyze_curve(pts, target=0.95, resamples=0)
+    assert beyond["target"]["reachable"] is False
+    json.dumps(beyond, allow_nan=False)  # no Infinity in the JSON (an interval end is None instead)
+
+
+def test_a_saturated_curve_with_a_target_says_it_is_reached():
+    from supremum.limit.curve import analyze_curve
+    from supremum.limit.summary import curve_summary
+
+    pts = [(n, 1.0, s) for n in (50, 100, 200) for s in (0, 1)]
+    r = analyze_curve(pts, target=0.9, resamples=10, eval_examples=300, split="dev")
+    assert r["ceiling"]["verdict"] == "saturated"
+    assert r["ceiling"]["ci"][0] == pytest.approx(1 - math.log(20) / 300)
+    lines = curve_summary(r)[0]  # it raised TypeError formatting the interval's missing lower end
+    assert "target 90.0% is reached at every measured size (the smallest: 50 examples)" in lines
+    json.dumps(r, allow_nan=False)
 
 
 def test_train_limit_nests_subsets_and_keeps_the_label_map(tmp_path):

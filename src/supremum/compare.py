@@ -145,8 +145,22 @@ def run_cells(cfg: CompareConfig, todo: list[dict], store: Store, say) -> list[d
         say(f"[{i + 1}/{len(todo)}] {c['variant']} seed {c['seed']}")
         return _run_cell(c, cell_dir(store, cfg, c), cfg, store, run)
 
+    for c in todo:
+        _drop_without_splits(cell_dir(store, cfg, c) / "result.json", cfg.evaluate.splits, say)
     results = run_in_order(todo, lambda c: cell_dir(store, cfg, c) / "result.json", one, cfg.jobs)
     return [{**c, **r, "cached": cached} for c, (r, cached) in zip(todo, results, strict=True)]
+
+
+def _drop_without_splits(result: Path, splits: list[str], say) -> None:
+    """A cached result evaluated on other splits (the cell hash is the fine-tune's alone, so a
+    study asking for another split finds it) is removed, and its cell runs again."""
+    if not result.exists():
+        return
+    r = json.loads(result.read_text())
+    scores = r.get("accuracy") or r.get("perplexity") or {}
+    if missing := [s for s in splits if s not in scores]:
+        say(f"{result.parent.name}: the cached cell was not evaluated on {', '.join(missing)}; running it again")
+        result.unlink()
 
 
 def _run_cell(cell: dict, d: Path, cfg: CompareConfig, store: Store, run) -> dict:

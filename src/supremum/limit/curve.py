@@ -207,7 +207,7 @@ def analyze_curve(points: list[tuple[int, float, int]], target: float | None, re
            "band_n": band_n.tolist(),
            "band": [list(_error_range(region, x)) if metric == "accuracy" else
                     region.range(lambda E, A, al, x=x: E + A * x ** -al) for x in band_n],
-           "at_2x": _at(region, 2 * n_max), "at_10x": _at(region, 10 * n_max),
+           "at_1x": _at(region, n_max), "at_2x": _at(region, 2 * n_max), "at_10x": _at(region, 10 * n_max),
            "method": METHOD}
     if predict_at is not None:
         out["predictions"] = [_at(region, float(x)) for x in predict_at]
@@ -225,23 +225,31 @@ def _backtest(n: np.ndarray, err: np.ndarray, level: float, noise_var: float, me
     """Fit without the largest size, predict it, and compare with what its runs measured: the one
     extrapolation of the curve whose answer is known. An interval that misses tells that the
     curve's intervals further out (2x, 10x, the ceiling) hold its parameter uncertainty only, not
-    the error of the power-law form itself, and which way that error ran. (Hold-out
+    the error of the power-law form itself, and which way that error ran. The interval here adds
+    the noise of the measured mean (t quantile x sqrt(s^2 / runs at that size), in quadrature),
+    since what it is held against is a mean of a few runs, not the expected error. (Hold-out
     checks of learning-curve extrapolation: Viering & Loog 2022, "The Shape of Learning Curves: a Review".)"""
+    from scipy import stats
+
     top = float(n.max())
     keep = n < top
     region = curve_region(n[keep], err[keep], level=level, noise_var=noise_var)
     measured = err[~keep]
-    if metric == "perplexity":
-        at, meas, unit = _at_perplexity(region, top), float(np.exp(measured).mean()), ""
-        pred, ci, gap = at["perplexity"], at["ci"], at["perplexity"] - meas
+    mid, (lo, hi) = float(region.fit.predict(top)), region.range(lambda E, A, al: E + A * top ** -al)
+    # the measured mean of k runs has its own noise, which the region (of the expected error) leaves out
+    h = float(stats.t.ppf((1 + level) / 2, region.dof)) * math.sqrt(region.s2 / len(measured))
+    lo, hi = max(mid - math.hypot(mid - lo, h), 0.0), mid + math.hypot(hi - mid, h)
+    if metric == "perplexity":  # in loss units, as fitted: the measured mean loss, read as a perplexity
+        pred, ci, meas, unit = math.exp(mid), [math.exp(lo), math.exp(hi)], math.exp(measured.mean()), ""
+        gap = pred - meas
     else:
-        at, meas, unit = _at(region, top), float(1 - measured.mean()), " pt"
-        pred, ci, gap = at["accuracy"], at["ci"], 100 * (at["accuracy"] - meas)
+        pred, ci, meas, unit = 1 - mid, [1 - min(hi, 1.0), 1 - lo], float(1 - measured.mean()), " pt"
+        gap = 100 * (pred - meas)
     inside = ci[0] <= meas <= ci[1]
     fmt = (lambda x: f"{x:.3f}") if metric == "perplexity" else (lambda x: f"{100 * x:.2f}%")
     sentence = (f"backtest: fitted without the largest size ({top:,.0f}), the curve predicted {fmt(pred)} "
-                f"[{fmt(ci[0])}, {fmt(ci[1])}] there; its runs measured {fmt(meas)} ({gap:+.2f}{unit}, "
-                f"{'inside' if inside else 'outside'} the interval)")
+                f"[{fmt(ci[0])}, {fmt(ci[1])}] there; its runs measured {fmt(meas)} (predicted - measured "
+                f"{gap:+.2f}{unit}, {'inside' if inside else 'outside'} the interval)")
     if not inside:
         better = (meas > pred) if metric == "accuracy" else (meas < pred)
         if metric == "accuracy":
@@ -270,8 +278,9 @@ def _saturated(n, err, points, n_eval: int, level: float, split: str | None, tar
                    "quantile": None},
            "ceiling": {"accuracy": 1.0, "ci": [1 - bound, 1.0], "level": level, "verdict": "saturated",
                        "identified": True, "best_measured": 1.0, "sentence": text},
-           "band_n": [], "band": [], "at_2x": {"n": 2 * float(n.max()), **flat},
-           "at_10x": {"n": 10 * float(n.max()), **flat}, "method": "rule of three (no errors observed)"}
+           "band_n": [], "band": [], "at_1x": {"n": float(n.max()), **flat},
+           "at_2x": {"n": 2 * float(n.max()), **flat}, "at_10x": {"n": 10 * float(n.max()), **flat},
+           "method": "rule of three (no errors observed)"}
     if target is not None:
         out["target"] = {"accuracy": target, "examples": float(n.min()), "reachable": True,
                          "examples_ci": [None, float(n.min())], "status": "reached at every measured size",
@@ -283,7 +292,7 @@ def _as_perplexity(out: dict, region, e_lo: float, e_hi: float, n_max: float) ->
     ceiling = out.pop("ceiling")
     out["floor"] = {"perplexity": math.exp(region.fit.E), "ci": [math.exp(e_lo), math.exp(e_hi)],
                     "level": ceiling["level"], "verdict": ceiling["verdict"], "identified": ceiling["identified"]}
-    for key, x in (("at_2x", 2 * n_max), ("at_10x", 10 * n_max)):
+    for key, x in (("at_1x", n_max), ("at_2x", 2 * n_max), ("at_10x", 10 * n_max)):
         out[key] = _at_perplexity(region, x)
     if "predictions" in out:
         out["predictions"] = [_at_perplexity(region, p["n"]) for p in out["predictions"]]
@@ -349,8 +358,9 @@ def _verdict(n: np.ndarray, err: np.ndarray, region, e_lo: float, e_hi: float, n
 
 def _needed(region, boots: list[PowerFit], target: float) -> dict:
     """Examples for `target` accuracy: n = (B / (1 - target - E))^(1/beta), infinite when the
-    target error is at or below the floor. The interval is the range over the confidence region
-    (its upper end infinite when the region allows floors at or above the target error)."""
+    target error is at or below the floor. The interval is the range over the confidence region;
+    an end that is infinite (the region allows floors at or above the target error) is None, so
+    the JSON holds no Infinity."""
     tau = 1 - target
 
     def need(E, A, al):
@@ -369,5 +379,5 @@ def _needed(region, boots: list[PowerFit], target: float) -> dict:
     else:
         status = "reachable"
     return {"accuracy": target, "examples": n if math.isfinite(n) else None, "reachable": math.isfinite(n),
-            "examples_ci": [lo, hi if math.isfinite(hi) else None], "status": status,
+            "examples_ci": [x if math.isfinite(x) else None for x in (lo, hi)], "status": status,
             "share_of_resamples_reachable": share, "resamples": len(boots)}

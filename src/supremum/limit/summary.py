@@ -92,6 +92,9 @@ def curve_summary(r: dict) -> tuple[list[str], Tables, list[str]]:
             msg = f"target {100 * tg['accuracy']:.1f}% is beyond the ceiling"
         elif "status" not in tg:
             msg = f"target {100 * tg['accuracy']:.1f}% needs about {tg['examples']:,.0f} examples"
+        elif tg["examples_ci"][0] is None:  # saturated: reached at the smallest size measured
+            msg = (f"target {100 * tg['accuracy']:.1f}% is {tg['status']} (the smallest: "
+                   f"{tg['examples']:,.0f} examples)")
         else:
             lo, hi = tg["examples_ci"]
             msg = (f"target {100 * tg['accuracy']:.1f}% needs about {tg['examples']:,.0f} examples, 95% CI "

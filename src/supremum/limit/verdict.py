@@ -3,7 +3,8 @@
 Keys (absent stages are `null` and named in `not_measured` with the reason):
 `now.dev`; `best.dev`, `best.test` (the measured split; `best.split` names it), `best.config`,
 `best.seeds`; `ceiling.accuracy`, `ceiling.ci`, `ceiling.verdict` (a language model: `ceiling.perplexity`,
-the floor); `at_10x`; `labels_for_target`; `label_noise.rate`, `label_noise.ci`,
+the floor); `at_1x` and `at_10x` (the fit at the largest size and at 10x it); `labels_for_target`;
+`label_noise.rate`, `label_noise.ci`,
 `label_noise.suspects_path` (the measured split's), `label_noise.max_accuracy`; `resolution_pt`;
 `backtest` (the curve refitted without its largest size, predicting it; `limit.curve._backtest`);
 `search.trials` (a count; `search.history` holds each trial); `cheapest_within_1pt` (from the
@@ -18,7 +19,7 @@ def verdict(rec: dict, cfg) -> dict:
     curve = rec.get("curve") or {}
     rec.setdefault("best", None)
     rec["ceiling"] = _ceiling(curve)
-    rec["at_10x"] = curve.get("at_10x")
+    rec["at_1x"], rec["at_10x"] = curve.get("at_1x"), curve.get("at_10x")
     rec["backtest"] = curve.get("backtest")
     rec["labels_for_target"] = curve.get("target")
     rec["resolution_pt"] = _resolution(rec, curve)
@@ -90,10 +91,10 @@ def paragraph(rec: dict) -> str:
     if ln:
         parts.append(f"label noise {_pct(ln['rate'])} {_ci(ln['ci'])} caps the {rec['split']} set at "
                      f"{_pct(ln['max_accuracy'])}")
-    t10 = rec.get("at_10x")
-    if t10 and b and not lm:
-        parts.append(f"10x the labels buys {_signed(100 * (t10['accuracy'] - b['test']))} pt "
-                     f"({_pct(t10['accuracy'])} {_ci(t10['ci'])})")
+    t1, t10 = rec.get("at_1x"), rec.get("at_10x")
+    if t1 and t10 and not lm:  # fit against fit: the measured mean's distance from the fit is not a gain
+        parts.append(f"10x the labels buys {_signed(100 * (t10['accuracy'] - t1['accuracy']))} pt by the fit "
+                     f"({_pct(t1['accuracy'])} -> {_pct(t10['accuracy'])} {_ci(t10['ci'])})")
     bt = rec.get("backtest")
     if bt and not bt["inside"] and c:
         parts.append(f"but the curve's own backtest missed its largest size ({_bt(bt, lm)}), so read these "

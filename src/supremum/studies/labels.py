@@ -150,8 +150,10 @@ class Study:
         self.name = cfg.name or f"labels-{cfg.model.name.replace('/', '_')}-{Path(cfg.data.path).name}"
         self.output = Path(cfg.output) if cfg.output else store.root / "labels" / self.name
 
-    def counts(self, budget: int, seed: int) -> list[int]:
-        """Labels of each class in the (budget, seed) subset."""
+    def counts(self, budget: int, seed: int | None) -> list[int]:
+        """Labels of each class in the (budget, seed) subset (budget 0: the seedless zero-shot cell)."""
+        if budget == 0:
+            return [0] * self.classes
         return np.bincount(self._y[self.rows(budget, seed)], minlength=self.classes).tolist()
 
     def rows(self, budget: int, seed: int) -> np.ndarray:
@@ -455,7 +457,7 @@ def run_labels(cfg: LabelsConfig, store=None, on_event=None) -> dict:
         todo = [c for c in p["cells"] if c.approach == name]
         for c, r in zip(todo, APPROACHES[name].measure(study, todo, say), strict=True):
             points.append({"approach": name, "budget": c.budget, "seed": c.seed, "hash": c.key,
-                           "label_counts": study.counts(c.budget, c.seed or 0), **r})
+                           "label_counts": study.counts(c.budget, c.seed), **r})
     with store.run(new_id(), "labels", f"labels {study.name}", cfg.model_dump(mode="json"), fingerprint()) as row:
         rec = record(study, points, p["skipped"])
         from supremum.limit.plots import labels_plot
