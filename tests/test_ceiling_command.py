@@ -150,6 +150,16 @@ def test_a_stage_the_budget_cannot_hold_is_skipped_with_its_estimate():
            lambda: ran.append(1))
     assert ran == [1] and "seeds" not in rec["not_measured"]
 
+    def rare():
+        raise UserError("label noise needs 2 test examples of every class", "give a larger test split")
+
+    said = []
+    _stage(rec, "label_noise", Plan(stage="label_noise", seconds=60, runs=4.0), lambda: 300.0, said.append, rare)
+    # one stage's data problem is recorded, and the verdict keeps what the other stages measured
+    assert rec["not_measured"]["label_noise"] == ("label noise needs 2 test examples of every class (give a "
+                                                  "larger test split)")
+    assert said[-1] == "label_noise: not measured, " + rec["not_measured"]["label_noise"]
+
 
 def test_the_search_space_grows_to_contain_the_users_configuration(csv_data, tmp_path):
     from supremum.studies.search import SearchConfig, containing

@@ -136,5 +136,12 @@ def test_cheapest_within_a_floor_is_the_lowest_cost_that_holds_it():
     got = cheapest(0.89, data="/data/reviews.csv", split="dev", store=store)
     assert (got["artifact"], got["value"], got["cost"], got["cost_value"]) == ("middle", 0.895, "latency_b1", 4.0)
     assert got["considered"] == 3, "another machine's row is not compared"
-    assert cheapest(0.95, data="/data/reviews.csv", split="dev", store=store) is None
+    none = cheapest(0.95, data="/data/reviews.csv", split="dev", store=store)  # evaluated, none holds it
+    assert none["artifact"] is None and none["value"] is None and none["considered"] == 3
+    from supremum.limit.verdict import _cheapest
+
+    said = _cheapest(none, {"test": 0.96})
+    assert said.startswith(f"no variant within 1 pt among the 3 evaluated on this split on {none['machine']}; "
+                           "compress the best artifact")
+    assert _cheapest(None, {"test": 0.96}).startswith("the cheapest variant within 1 pt: none evaluated on this")
     assert cheapest(0.5, data="/data/reviews.csv", split="test", store=store) is None

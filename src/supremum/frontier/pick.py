@@ -105,7 +105,8 @@ def cheapest(min_metric: float, *, data: str, split: str, metric: str = "accurac
     """The cheapest variant (by `cost`, default the task's: latency at batch 1 with tokenization)
     whose `metric` is at least `min_metric`, among evaluations of `data`/`split` in one machine's
     group; None when nothing evaluated there measured the cost. Returns {artifact, lineage,
-    metric, value, cost, cost_value, considered}."""
+    metric, value, cost, cost_value, considered, machine}; artifact, lineage, value and
+    cost_value are None when variants were evaluated but none holds `min_metric`."""
     rows = [r for r in variants(store) if r.metrics.get(metric) is not None]
     try:
         group = reference_group(rows, data, split, lambda r: has_cost(r, cost))
@@ -114,8 +115,7 @@ def cheapest(min_metric: float, *, data: str, split: str, metric: str = "accurac
     same, _ = split_by_group(rows, group)
     _, cost = group_defaults(same, metric, cost)
     ok = [r for r in same if r.costs.get(cost) is not None and r.metrics[metric] >= min_metric]
-    if not ok:
-        return None
-    best = min(ok, key=lambda r: (r.costs[cost], -r.metrics[metric]))
-    return {"artifact": best.artifact, "lineage": best.lineage, "metric": metric, "value": best.metrics[metric],
-            "cost": cost, "cost_value": best.costs[cost], "considered": len(same), "machine": group[2]}
+    best = min(ok, key=lambda r: (r.costs[cost], -r.metrics[metric]), default=None)
+    return {"artifact": best and best.artifact, "lineage": best and best.lineage, "metric": metric,
+            "value": best and best.metrics[metric], "cost": cost, "cost_value": best and best.costs[cost],
+            "considered": len(same), "machine": group[2]}

@@ -113,6 +113,10 @@ def _cheapest(c: dict | None, best: dict) -> str:
         return (f"the cheapest variant within 1 pt: none evaluated on this split yet; compress the best artifact "
                 f"(supremum compress, or a supremum run pipeline), evaluate the variants, then supremum pick "
                 f"--min-accuracy {best['test'] - 0.01:.3f}")
+    if c["artifact"] is None:
+        return (f"no variant within 1 pt among the {c['considered']} evaluated on this split on {c['machine']}; "
+                f"compress the best artifact (supremum compress), evaluate it, then supremum pick --min-accuracy "
+                f"{best['test'] - 0.01:.3f}")
     return (f"the cheapest variant within 1 pt is {c['artifact']} ({c['lineage']}: {_pct(c['value'])}, "
             f"{c['cost']} {c['cost_value']:.3g}, of {c['considered']} evaluated on {c['machine']})")
 

@@ -208,7 +208,8 @@ def _beats_majority(rec: dict) -> bool:
 
 
 def _stage(rec: dict, name: str, plan: Plan, left, say, run) -> None:
-    """Run `run` if the budget left holds the plan; else record why the stage was not started."""
+    """Run `run` if the budget left holds the plan; else record why the stage was not started. A
+    UserError the stage raises is recorded as why it was not measured, and the study goes on."""
     rec["plans"].append(plan.model_dump())
     if plan.seconds > left():
         rec["not_measured"][name] = (f"needs about {plan.seconds / 60:.1f} min ({plan.runs:.1f} fine-tunes of the "
@@ -217,4 +218,8 @@ def _stage(rec: dict, name: str, plan: Plan, left, say, run) -> None:
         say(f"{name}: skipped, {rec['not_measured'][name]}")
         return
     say(f"{name}: about {plan.seconds / 60:.1f} min")
-    run()
+    try:
+        run()
+    except UserError as e:  # one stage's data problem (e.g. a class too rare to fold) keeps the others' results
+        rec["not_measured"][name] = str(e)
+        say(f"{name}: not measured, {rec['not_measured'][name]}")
