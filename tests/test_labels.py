@@ -160,7 +160,7 @@ def test_sentences_say_ties_and_when_nothing_beats_the_majority_class():
 
 def test_sentences_from_the_fitted_curve_and_a_capped_approach():
     curve = {"fit": {"E": 0.05, "B": 1.0, "beta": 0.5},
-             "ceiling": {"accuracy": 0.95, "ci": [0.93, 0.97], "identified": True}}
+             "ceiling": {"accuracy": 0.95, "ci": [0.93, 0.97], "identified": True, "verdict": "identified"}}
     rows = [_row("setfit", 100, "SetFit", 0.85, 0.01), _row("full", 100, "plain fine-tuning", 0.80, 0.01),
             _row("setfit", 1000, "SetFit", 0.93, 0.01), _row("full", 1000, "plain fine-tuning", 0.90, 0.01)]
     # (B / (1 - E - 0.93))^(1/beta) = (1 / 0.02)^2 = 2,500 labels, beyond the largest budget
@@ -168,12 +168,14 @@ def test_sentences_from_the_fitted_curve_and_a_capped_approach():
         "with 100 labels use SetFit (85.0 ± 1.0%).",
         "with all 1,000 labels use SetFit (93.0 ± 1.0%); plain fine-tuning would reach that at ~2,500 labels "
         "(fitted curve)."]
-    low = {**curve, "ceiling": {"accuracy": 0.91, "ci": [0.90, 0.92], "identified": True}}
+    low = {**curve, "ceiling": {"accuracy": 0.91, "ci": [0.90, 0.92], "identified": True, "verdict": "identified"}}
     assert sentences(rows, 1000, low)[1] == (
         "with all 1,000 labels use SetFit (93.0 ± 1.0%); plain fine-tuning's fitted ceiling (91.0%, 95% CI up to "
         "92.0%) stays below it (fitted curve).")
-    loose = {**curve, "ceiling": {**curve["ceiling"], "identified": False}}
-    assert sentences(rows, 1000, loose)[1] == "with all 1,000 labels use SetFit (93.0 ± 1.0%)."
+    for verdict in ("not identified", "loosely identified"):  # nothing read off a fit that does not pin it
+        loose = {**curve, "ceiling": {**curve["ceiling"], "identified": verdict != "not identified",
+                                      "verdict": verdict}}
+        assert sentences(rows, 1000, loose)[1] == "with all 1,000 labels use SetFit (93.0 ± 1.0%)."
     plain = "plain fine-tuning"
     capped = [_row("setfit", 32, "SetFit", 0.81, 0.02), _row("full", 32, plain, 0.70, 0.02),
               _row("full", 128, plain, 0.78, 0.02), _row("full", 512, plain, 0.86, 0.01)]

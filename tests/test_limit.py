@@ -311,3 +311,15 @@ def test_curve_subsets_train_min_steps_but_never_more_than_the_whole_set(n_train
                         TrainConfig(**{**cfg.train.model_dump(), **v.train}))[1]
              for v in compare_config(cfg, n_train).methods]
     assert steps == want
+
+
+def test_fractions_that_give_one_size_twice_are_one_line():
+    from supremum.limit.curve import CurveConfig, compare_config
+
+    cfg = CurveConfig.model_validate({"model": "tiny-bert", "data": {"path": "x.csv"},
+                                      "fractions": [0.125, 0.25, 0.5, 1.0]})
+    with pytest.raises(UserError) as e:
+        compare_config(cfg, 10)  # 1/8 and 1/4 of 10 both round to 2
+    assert e.value.message == ("the training set's 10 examples are too few for the fractions 0.125, 0.25, 0.5, 1: "
+                               "they give the sizes 2, 2, 5, 10, some twice")
+    assert e.value.hint.startswith("give fewer, larger fractions")

@@ -74,9 +74,14 @@ def parse_fractions(text: str) -> list[float]:
 def compare_config(cfg: CurveConfig, n_train: int):
     from supremum.compare import CompareConfig, CompareEval, Variant
 
+    sizes = [max(2, int(round(f * n_train))) for f in cfg.fractions]
+    if len(set(sizes)) < len(sizes):
+        shares = ", ".join(f"{f:.4g}" for f in cfg.fractions)
+        raise UserError(f"the training set's {n_train:,} examples are too few for the fractions {shares}: they "
+                        f"give the sizes {', '.join(map(str, sizes))}, some twice",
+                        "give fewer, larger fractions (each must give its own number of examples)")
     variants = []
-    for f in cfg.fractions:
-        n = max(2, int(round(f * n_train)))
+    for n in sizes:
         # min_steps feeds small subsets; the whole training set trains as configured (the ceiling's
         # seeds' re-run is these cells, and must be the configuration it reports)
         epochs = cfg.train.epochs if n >= n_train else _subset_epochs(cfg, n, n_train)
@@ -333,8 +338,10 @@ def _verdict(n: np.ndarray, err: np.ndarray, region, e_lo: float, e_hi: float, n
                 f"{100 * sd:.1f} pt; a power law with next to no floor fits them as well as one with a floor)")
     elif e_hi - e_lo > max(fall, 0.0):
         verdict = "loosely identified"
-        text = (f"loosely identified: the interval ({100 * (e_hi - e_lo):.1f} pt wide) is wider than the "
-                f"{100 * fall:.1f} pt the error fell across the measured sizes")
+        moved = (f"the {100 * fall:.1f} pt the error fell" if fall > 0 else
+                 f"the error's change ({'no fall' if fall == 0 else f'it rose {100 * -fall:.1f} pt'})")
+        text = (f"loosely identified: the interval ({100 * (e_hi - e_lo):.1f} pt wide) is wider than {moved} "
+                "across the measured sizes")
     else:
         verdict = "identified"
         text = f"identified: the runs bound the floor to {100 * e_lo:.2f}-{100 * e_hi:.2f}% error"

@@ -634,7 +634,8 @@ def _fitted(best: dict, budgets: list[int], curve: dict | None, plain: str, titl
     """What `plain`'s fitted curve says of `best`'s accuracy beyond every measured budget: where it
     reaches it (up to 100x the largest budget), or that its whole ceiling interval lies below it.
     None when the fit does not identify its ceiling: its extrapolation would be a guess."""
-    if not curve or "fit" not in curve or best["approach"] == plain or not curve["ceiling"].get("identified"):
+    if not curve or "fit" not in curve or best["approach"] == plain or curve["ceiling"].get("verdict") not in (
+            "identified", "saturated"):  # "loosely identified": an interval wider than the fall it explains
         return None
     f, c = curve["fit"], curve["ceiling"]
     if c["ci"][1] < best["mean"]:
