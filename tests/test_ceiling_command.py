@@ -198,6 +198,13 @@ def test_verdict_words_and_table_from_a_record():
         "10x the labels buys +2.9 pt by the fit (87.6% -> 90.5% [89.0, 92.0]); the test set resolves "
         "differences of 2.1 pt or more")
     assert text.endswith("models not measured: no model ladder named.")
+    # the cap read against the numbers beside it
+    high_ceiling = {**rec, "ceiling": {**rec["ceiling"], "accuracy": 0.975}}
+    assert ("caps the test set at 97.0% (below the fitted ceiling: the test set's own label errors, not the "
+            "model, would stop the gains first); ") in paragraph(high_ceiling)
+    above = {**rec, "best": {**rec["best"], "test": 0.98}}
+    assert "caps the test set at 97.0% (the best re-run already scores 98.0%, above it: the rate is likely " \
+           "overestimated); " in paragraph(above)
     table = {r[0]: r[1] for r in rows(rec)}
     assert table["ceiling (labels -> inf)"] == "92.0% [90.0, 95.0]" and table["resolution"] == "2.1 pt"
     assert table["search"] == "12 trials, 5 pruned"

@@ -90,7 +90,7 @@ def paragraph(rec: dict) -> str:
     ln = rec.get("label_noise")
     if ln:
         parts.append(f"label noise {_pct(ln['rate'])} {_ci(ln['ci'])} caps the {rec['split']} set at "
-                     f"{_pct(ln['max_accuracy'])}")
+                     f"{_pct(ln['max_accuracy'])}" + _against_cap(ln["max_accuracy"], b, c, lm))
     t1, t10 = rec.get("at_1x"), rec.get("at_10x")
     if t1 and t10 and not lm:  # fit against fit: the measured mean's distance from the fit is not a gain
         parts.append(f"10x the labels buys {_signed(100 * (t10['accuracy'] - t1['accuracy']))} pt by the fit "
@@ -106,6 +106,21 @@ def paragraph(rec: dict) -> str:
     for stage, why in rec.get("not_measured", {}).items():
         parts.append(f"{stage.replace('_', ' ')} not measured: {why}")
     return "; ".join(parts) + "."
+
+
+def _against_cap(cap: float, best: dict | None, ceiling: dict | None, lm: bool) -> str:
+    """The label-noise cap read against the measured best and the fitted ceiling: a best above
+    the cap means the rate is overestimated; a ceiling above it, that the test set's own errors
+    would stop the gains before the model does."""
+    if lm:
+        return ""
+    if best and best["test"] > cap:
+        return (f" (the best re-run already scores {_pct(best['test'])}, above it: the rate is likely "
+                "overestimated)")
+    if ceiling and ceiling["accuracy"] > cap:
+        return (" (below the fitted ceiling: the test set's own label errors, not the model, would stop the "
+                "gains first)")
+    return ""
 
 
 def _cheapest(c: dict | None, best: dict) -> str:
