@@ -13,7 +13,7 @@ BASE = {"model": {"name": "tiny-bert"}, "train": {"max_steps": 10, "eval_every":
 def config(data, out, train=None, **kw) -> SearchConfig:
     base = {**BASE, "train": train or BASE["train"], "data": {"path": str(data)}}
     opts = {"methods": ["full"], "space": {"lr": {"full": (1e-9, 1e-2)}, "batch_size": [16]},
-            "budget_minutes": 2.0, "output": str(out), "min_resource": 2, "reduction_factor": 2, **kw}
+            "budget_minutes": 2.0, "output": str(out), "min_resource": 1, "reduction_factor": 2, **kw}
     return SearchConfig(base=base, **opts)
 
 
@@ -33,14 +33,19 @@ def test_budget_stops_starting_trials(csv_data, tmp_path):
 
 
 def test_clearly_bad_trials_are_pruned(csv_data, tmp_path):
-    r = run_search(config(csv_data, tmp_path / "s", n_trials=2,
-                          enqueue=[{"method": "full", "lr_full": 5e-3}, {"method": "full", "lr_full": 1e-9}]))
+    cfg = config(csv_data, tmp_path / "s", n_trials=2,
+                 enqueue=[{"method": "full", "lr_full": 5e-3}, {"method": "full", "lr_full": 1e-9}])
+    r = run_search(cfg)
     assert [t.state for t in r.trials] == ["COMPLETE", "PRUNED"] and r.pruned == 1
     assert r.best_config["train"]["lr"] == 5e-3
     from supremum.store import Store
+    from supremum.studies.search import open_study
 
     run = next(x for x in Store().runs() if x["id"] == r.trials[1].run_id)  # an ordinary run, ended early
-    assert run["status"] == "pruned" and run["error"].startswith("pruned at step ")
+    # the pruner's resource is the dev evaluation's number (evaluations at steps 2, 4, ...), not the
+    # step: the first rung is min_resource = 1 evaluation, reached at step 2
+    assert run["status"] == "pruned" and run["error"] == "pruned at step 2 (dev evaluation 1)"
+    assert [sorted(t.intermediate_values) for t in open_study(cfg).trials] == [[1, 2, 3, 4, 5], [1]]
     assert r.stopped == "n_trials"
 
 

@@ -3,7 +3,8 @@
 Optuna (Akiba et al. 2019): a TPE sampler (Bergstra et al. 2011) over method, learning rate,
 epochs, batch size, LoRA rank, warm-up, weight decay and layer-wise decay; each dev evaluation
 is reported to a successive-halving pruner (Jamieson & Talwalkar 2016; Li et al. 2018,
-Hyperband), which stops trials that trail the others at the same step. Every trial is an
+Hyperband), which stops trials that trail the others at the same dev evaluation (the k-th of
+each trial; with the default evaluation each epoch, after the same data). Every trial is an
 ordinary fine-tuning run in the store. The study lives in an Optuna SQLite database under the
 output directory, so a second call with the same study name resumes: finished trials are kept,
 not redone. Only the best trial's artifact is kept unless `keep_all`.
@@ -14,6 +15,7 @@ of the study's finished trials; before any, the estimate machinery's) exceeds it
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import time
@@ -59,7 +61,8 @@ class SearchConfig(BaseModel):
     output: str = Field(description="directory: the study database and the kept artifacts")
     study_name: str = "search"
     pruner: Literal["successive_halving", "hyperband", "none"] = "successive_halving"
-    min_resource: int = Field(1, ge=1, description="pruner: dev evaluations' step at which pruning may start")
+    min_resource: int = Field(1, ge=1, description="pruner: the dev evaluation (1st, 2nd, ...) at which pruning "
+                              "may start; rungs at min_resource x reduction_factor^k evaluations")
     reduction_factor: int = Field(3, ge=2, description="pruner: keep the top 1/factor at each rung")
     enqueue: list[dict] = Field(default_factory=list, description="trials to run first (parameter dicts)")
     keep_all: bool = Field(False, description="keep every trial's artifact, not only the best's")
@@ -280,10 +283,17 @@ def _one_trial(study: optuna.Study, cfg: SearchConfig, store) -> None:
     trial = study.ask()
     ft = suggest(trial, cfg, Path(cfg.output))
 
+    evals = itertools.count(1)
+
     def report(step: int, score: float) -> None:
-        trial.report(score, step)
+        # The pruner's resource is the dev evaluation's number, not the optimizer step: trials of
+        # another batch size reach an epoch at other steps (they were compared after unequal
+        # training), and with evaluations hundreds of steps apart one report crossed several
+        # geometric rungs at once, so a trial survived only by beating every trial before it.
+        k = next(evals)
+        trial.report(score, k)
         if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {step}")
+            raise optuna.TrialPruned(f"pruned at step {step} (dev evaluation {k})")
 
     command = f"search {Path(cfg.output).resolve()} {cfg.study_name} trial {trial.number}"
     try:
