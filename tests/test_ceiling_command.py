@@ -199,7 +199,9 @@ def test_verdict_words_and_table_from_a_record():
         "differences of 2.1 pt or more")
     assert text.endswith("models not measured: no model ladder named.")
     # the cap read against the numbers beside it
-    high_ceiling = {**rec, "ceiling": {**rec["ceiling"], "accuracy": 0.975}}
+    high_ceiling = {**rec, "ceiling": {**rec["ceiling"], "accuracy": 0.98, "ci": [0.975, 0.99]}}
+    loose = {**rec, "ceiling": {**high_ceiling["ceiling"], "verdict": "not identified"}}
+    assert "caps the test set at 97.0%; " in paragraph(loose)  # nothing read off a ceiling the runs do not pin
     assert ("caps the test set at 97.0% (below the fitted ceiling: the test set's own label errors, not the "
             "model, would stop the gains first); ") in paragraph(high_ceiling)
     above = {**rec, "best": {**rec["best"], "test": 0.98}}

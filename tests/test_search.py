@@ -135,3 +135,23 @@ def test_an_enqueued_trial_killed_mid_run_is_enqueued_again_on_resume(csv_data, 
     again = run_search(cfg.model_copy(update={"n_trials": 2}))
     assert len(again.trials) == 3
     assert sum(t.params.items() >= mine.items() for t in again.trials) == 1, "a finished one is not enqueued again"
+
+
+def test_a_study_pruned_by_step_is_not_resumed_with_the_evaluation_pruner(csv_data, tmp_path):
+    import optuna
+
+    from supremum.studies.search import open_study
+
+    cfg = config(csv_data, tmp_path / "s")
+    (tmp_path / "s").mkdir()
+    old = optuna.create_study(study_name=cfg.study_name, storage=f"sqlite:///{tmp_path / 's' / 'study.db'}",
+                              direction="maximize")
+    t = old.ask()
+    t.report(0.8, 217)  # an older version's report: the optimizer step
+    old.tell(t, 0.8)
+    with pytest.raises(UserError) as e:
+        open_study(cfg)
+    assert "was pruned by optimizer step" in e.value.message and e.value.hint.startswith("delete ")
+    fresh = open_study(config(csv_data, tmp_path / "new"))  # a new study is marked, and opens again
+    assert fresh.user_attrs["pruner_resource"] == "dev_evaluation"
+    assert open_study(config(csv_data, tmp_path / "new")).user_attrs["pruner_resource"] == "dev_evaluation"

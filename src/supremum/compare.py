@@ -151,14 +151,24 @@ def run_cells(cfg: CompareConfig, todo: list[dict], store: Store, say) -> list[d
     return [{**c, **r, "cached": cached} for c, (r, cached) in zip(todo, results, strict=True)]
 
 
-def _drop_without_splits(result: Path, splits: list[str], say) -> None:
-    """A cached result evaluated on other splits (the cell hash is the fine-tune's alone, so a
-    study asking for another split finds it) is removed, and its cell runs again."""
-    if not result.exists():
-        return
+def _missing_splits(result: Path, splits: list[str]) -> list[str]:
     r = json.loads(result.read_text())
     scores = r.get("accuracy") or r.get("perplexity") or {}
-    if missing := [s for s in splits if s not in scores]:
+    return [s for s in splits if s not in scores]
+
+
+def is_cached(result: Path, splits: list[str]) -> bool:
+    """A cell's result.json exists and holds every split asked (what run_cells will not redo)."""
+    return result.exists() and not _missing_splits(result, splits)
+
+
+def _drop_without_splits(result: Path, splits: list[str], say) -> None:
+    """A cached result evaluated on other splits (the cell hash is the fine-tune's alone, so a
+    study asking for another split finds it) is removed, and its cell runs again (trained anew:
+    the cell's process trains and evaluates together)."""
+    if not result.exists():
+        return
+    if missing := _missing_splits(result, splits):
         say(f"{result.parent.name}: the cached cell was not evaluated on {', '.join(missing)}; running it again")
         result.unlink()
 

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from supremum.config import DataConfig, csv_ints
+from supremum.config import DataConfig, Seeds, csv_ints
 from supremum.errors import UserError
 from supremum.tasks import CLASSIFICATION
 
@@ -62,7 +62,7 @@ class ZeroShotConfig(BaseModel):
     shots: Annotated[list[Annotated[int, Field(ge=0)]], BeforeValidator(csv_ints)] = Field(
         default_factory=lambda: [0], min_length=1, description="in-context examples per prompt, "
         "comma-separated (e.g. 0,4,8): one store run each")
-    seeds: Annotated[list[int], BeforeValidator(csv_ints)] = Field(
+    seeds: Annotated[Seeds, BeforeValidator(csv_ints)] = Field(
         default_factory=lambda: [0, 1, 2], min_length=1, description="seeds of the drawn examples, "
         "comma-separated (0-shot is deterministic: scored once)")
     sampling: Literal["balanced", "random"] = Field("balanced", description="how the k examples are "

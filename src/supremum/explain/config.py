@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from supremum.config import csv_ints
+from supremum.config import Seeds, csv_ints
 
 Method = Literal["integrated-gradients", "input-x-gradient", "occlusion", "attention-rollout"]
 #: ERASER's thresholds (DeYoung et al. 2020): the top k% of words removed / kept, AOPC averages over them
@@ -31,7 +31,7 @@ class ExplainConfig(BaseModel):
         "supports; gradients and attention need a PyTorch artifact, occlusion runs on every backend)")
     steps: int = Field(50, ge=1, description="Integrated Gradients: steps of the path integral "
                        "(Gauss-Legendre); more steps, smaller convergence delta")
-    seeds: Annotated[list[int], BeforeValidator(csv_ints)] = Field(
+    seeds: Annotated[Seeds, BeforeValidator(csv_ints)] = Field(
         default_factory=lambda: [0, 1, 2], min_length=1, description="seeds of the random-attribution "
         "baseline of the faithfulness scores, comma-separated (mean and s.d. over them)")
     limit: int = Field(100, ge=1, description="--data: explain the first N examples of the split")

@@ -42,7 +42,8 @@ class CurveConfig(BaseModel):
     fractions: list[float] = Field(default_factory=lambda: [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0],
                                    description="shares of the training set")
     seeds: Seeds = Field(default_factory=lambda: [0, 1, 2])
-    min_steps: int = Field(60, ge=1, description="optimizer steps at least, however small the subset")
+    min_steps: int = Field(60, ge=1, description="optimizer steps at least, however small the subset (but no "
+                           "more than the whole training set trains)")
     split: str = Field("test", description="split the error is measured on")
     target: float | None = Field(None, gt=0, lt=1, description="accuracy to ask the needed examples for")
     bootstrap: int = Field(1000, ge=0, description="bootstrap resamples")
@@ -71,15 +72,21 @@ def parse_fractions(text: str) -> list[float]:
                         "e.g. --fractions 1/32,1/8,1/2,1") from None
 
 
-def compare_config(cfg: CurveConfig, n_train: int):
-    from supremum.compare import CompareConfig, CompareEval, Variant
-
-    sizes = [max(2, int(round(f * n_train))) for f in cfg.fractions]
+def subset_sizes(fractions: list[float], n_train: int) -> list[int]:
+    """Training examples of each fraction; UserError when two fractions give the same size."""
+    sizes = [max(2, int(round(f * n_train))) for f in fractions]
     if len(set(sizes)) < len(sizes):
-        shares = ", ".join(f"{f:.4g}" for f in cfg.fractions)
+        shares = ", ".join(f"{f:.4g}" for f in fractions)
         raise UserError(f"the training set's {n_train:,} examples are too few for the fractions {shares}: they "
                         f"give the sizes {', '.join(map(str, sizes))}, some twice",
                         "give fewer, larger fractions (each must give its own number of examples)")
+    return sizes
+
+
+def compare_config(cfg: CurveConfig, n_train: int):
+    from supremum.compare import CompareConfig, CompareEval, Variant
+
+    sizes = subset_sizes(cfg.fractions, n_train)
     variants = []
     for n in sizes:
         # min_steps feeds small subsets; the whole training set trains as configured (the ceiling's
@@ -99,6 +106,8 @@ def _subset_epochs(cfg: CurveConfig, n: int, n_train: int) -> float:
     from supremum.train.loop import plan_steps
 
     t = cfg.train
+    if t.max_steps:  # the step cap trains every size alike; a changed epochs would only change the hash
+        return t.epochs
     full = plan_steps(n_train, t)[1]
     per_epoch = plan_steps(n, t)[0]
     epochs = max(t.epochs, min(cfg.min_steps * t.batch_size * t.grad_accum / n, full / per_epoch))
@@ -242,7 +251,9 @@ def _backtest(n: np.ndarray, err: np.ndarray, level: float, noise_var: float, me
     measured = err[~keep]
     mid, (lo, hi) = float(region.fit.predict(top)), region.range(lambda E, A, al: E + A * top ** -al)
     # the measured mean of k runs has its own noise, which the region (of the expected error) leaves out
-    h = float(stats.t.ppf((1 + level) / 2, region.dof)) * math.sqrt(region.s2 / len(measured))
+    known = region.s2 > region.rss / region.dof  # the measurement floor, not the residuals, set s2
+    q = stats.norm.ppf((1 + level) / 2) if known else stats.t.ppf((1 + level) / 2, region.dof)
+    h = float(q) * math.sqrt(region.s2 / len(measured))
     lo, hi = max(mid - math.hypot(mid - lo, h), 0.0), mid + math.hypot(hi - mid, h)
     if metric == "perplexity":  # in loss units, as fitted: the measured mean loss, read as a perplexity
         pred, ci, meas, unit = math.exp(mid), [math.exp(lo), math.exp(hi)], math.exp(measured.mean()), ""

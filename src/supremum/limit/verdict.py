@@ -110,14 +110,14 @@ def paragraph(rec: dict) -> str:
 
 def _against_cap(cap: float, best: dict | None, ceiling: dict | None, lm: bool) -> str:
     """The label-noise cap read against the measured best and the fitted ceiling: a best above
-    the cap means the rate is overestimated; a ceiling above it, that the test set's own errors
-    would stop the gains before the model does."""
+    the cap means the rate is overestimated; a ceiling identified above it (its whole interval),
+    that the test set's own errors would stop the gains before the model does."""
     if lm:
         return ""
     if best and best["test"] > cap:
         return (f" (the best re-run already scores {_pct(best['test'])}, above it: the rate is likely "
                 "overestimated)")
-    if ceiling and ceiling["accuracy"] > cap:
+    if ceiling and ceiling.get("verdict") in ("identified", "saturated") and ceiling["ci"][0] > cap:
         return (" (below the fitted ceiling: the test set's own label errors, not the model, would stop the "
                 "gains first)")
     return ""

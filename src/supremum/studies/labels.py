@@ -284,14 +284,14 @@ class FineTune(Approach):
                              evaluate=CompareEval(splits=[cfg.split]))
 
     def cells(self, study: Study, budget: int) -> list[Cell]:
-        from supremum.compare import cell_dir, cells
+        from supremum.compare import cell_dir, cells, is_cached
 
         out = []
         for seed in study.cfg.seeds:
             cc = self.compare_config(study, budget, seed)
             c = cells(cc)[0]
             out.append(Cell(self.name, budget, seed, c["hash"],
-                            (cell_dir(study.store, cc, c) / "result.json").exists()))
+                            is_cached(cell_dir(study.store, cc, c) / "result.json", cc.evaluate.splits)))
         return out
 
     def measure(self, study: Study, todo: list[Cell], say) -> list[dict]:

@@ -171,13 +171,28 @@ def _pruner(cfg: SearchConfig) -> optuna.pruners.BasePruner:
                                                   reduction_factor=cfg.reduction_factor)
 
 
+#: what a study's intermediate values count (its user attribute `pruner_resource`)
+RESOURCE = "dev_evaluation"
+
+
 def open_study(cfg: SearchConfig) -> optuna.Study:
+    """The study under cfg.output (created, or loaded to resume). UserError for a study whose
+    trials reported another resource (optimizer steps, before evaluations were counted): its
+    pruner rungs would compare the two units."""
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=cfg.study_name, storage=f"sqlite:///{(out / 'study.db').resolve()}",
-                               load_if_exists=True, direction="maximize",
-                               sampler=optuna.samplers.TPESampler(seed=cfg.seed), pruner=_pruner(cfg))
+    db = (out / "study.db").resolve()
+    study = optuna.create_study(study_name=cfg.study_name, storage=f"sqlite:///{db}", load_if_exists=True,
+                                direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+                                pruner=_pruner(cfg))
+    if study.user_attrs.get("pruner_resource") != RESOURCE:
+        if any(t.intermediate_values for t in study.trials):
+            raise UserError(f"{db}: study '{cfg.study_name}' was pruned by optimizer step, and this version "
+                            "prunes by dev evaluation; its trials cannot be resumed with the new pruner",
+                            f"delete {db} or give another output directory")
+        study.set_user_attr("pruner_resource", RESOURCE)
+    return study
 
 
 def trial_seconds(study: optuna.Study) -> float | None:

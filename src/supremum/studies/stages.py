@@ -38,15 +38,18 @@ def is_lm(cfg) -> bool:
 
 
 def check_split(cfg, lm: bool) -> str:
-    """The split the best configuration and the ceiling are measured on, checked before training."""
+    """The split the best configuration and the ceiling are measured on, checked before training,
+    with the learning curve's subset sizes (two fractions giving one size is a UserError)."""
     if lm:
         return cfg.split
     from supremum.data import load_data
+    from supremum.limit.curve import subset_sizes
 
     splits = load_data(cfg.base.data).splits
     if cfg.split not in splits or len(splits[cfg.split]) == 0:
         raise UserError(f"{cfg.base.data.path} has no labelled '{cfg.split}' split to measure on",
                         "choose another --split (dev or test)")
+    subset_sizes(cfg.fractions, len(splits["train"]))  # the curve's sizes, before the search spends the budget
     return cfg.split
 
 
@@ -127,9 +130,10 @@ class CurveCells:
         self.subsets = [c for c in self.all if c["config"]["data"].get("train_limit")]
 
     def uncached(self, todo: list[dict]) -> list[dict]:
-        from supremum.compare import cell_dir
+        from supremum.compare import cell_dir, is_cached
 
-        return [c for c in todo if not (cell_dir(self.store, self.compare, c) / "result.json").exists()]
+        splits = self.compare.evaluate.splits
+        return [c for c in todo if not is_cached(cell_dir(self.store, self.compare, c) / "result.json", splits)]
 
     def run(self, todo: list[dict], say) -> list[dict]:
         from supremum.compare import run_cells
