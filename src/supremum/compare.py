@@ -166,9 +166,7 @@ def _drop_without_splits(result: Path, splits: list[str], say) -> None:
     """A cached result evaluated on other splits (the cell hash is the fine-tune's alone, so a
     study asking for another split finds it) is removed, and its cell runs again (trained anew:
     the cell's process trains and evaluates together)."""
-    if not result.exists():
-        return
-    if missing := _missing_splits(result, splits):
+    if result.exists() and (missing := _missing_splits(result, splits)):
         say(f"{result.parent.name}: the cached cell was not evaluated on {', '.join(missing)}; running it again")
         result.unlink()
 

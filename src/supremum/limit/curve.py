@@ -220,7 +220,7 @@ def analyze_curve(points: list[tuple[int, float, int]], target: float | None, re
                        **_verdict(n, err, region, e_lo, e_hi, n_train)},
            "band_n": band_n.tolist(),
            "band": [list(_error_range(region, x)) if metric == "accuracy" else
-                    region.range(lambda E, A, al, x=x: E + A * x ** -al) for x in band_n],
+                    _loss_range(region, x) for x in band_n],
            "at_1x": _at(region, n_max), "at_2x": _at(region, 2 * n_max), "at_10x": _at(region, 10 * n_max),
            "method": METHOD}
     if predict_at is not None:
@@ -249,7 +249,7 @@ def _backtest(n: np.ndarray, err: np.ndarray, level: float, noise_var: float, me
     keep = n < top
     region = curve_region(n[keep], err[keep], level=level, noise_var=noise_var)
     measured = err[~keep]
-    mid, (lo, hi) = float(region.fit.predict(top)), region.range(lambda E, A, al: E + A * top ** -al)
+    mid, (lo, hi) = float(region.fit.predict(top)), _loss_range(region, top)
     # the measured mean of k runs has its own noise, which the region (of the expected error) leaves out
     known = region.s2 > region.rss / region.dof  # the measurement floor, not the residuals, set s2
     q = stats.norm.ppf((1 + level) / 2) if known else stats.t.ppf((1 + level) / 2, region.dof)
@@ -315,8 +315,13 @@ def _as_perplexity(out: dict, region, e_lo: float, e_hi: float, n_max: float) ->
     out["method"] = METHOD.replace("error(n)", "loss(n) = ln perplexity(n)").replace("error units", "loss units")
 
 
+def _loss_range(region, x: float) -> list[float]:
+    """The fitted error (or loss) at x over the confidence region, unclamped."""
+    return region.range(lambda E, A, al: E + A * x ** -al)
+
+
 def _at_perplexity(region, x: float) -> dict:
-    lo, hi = region.range(lambda E, A, al: E + A * x ** -al)
+    lo, hi = _loss_range(region, x)
     lo = max(lo, 0.0)  # a loss below 0 nats (perplexity below 1) is no prediction
     return {"n": x, "perplexity": math.exp(float(region.fit.predict(x))), "ci": [math.exp(lo), math.exp(hi)]}
 
@@ -329,7 +334,7 @@ def _at(region, x: float) -> dict:
 def _error_range(region, x: float) -> tuple[float, float]:
     """The error at x over the confidence region, within [0, 1]: a loose region allows curves that
     pass below 0 or above 1 error at sizes far from the runs, which no accuracy can be."""
-    lo, hi = region.range(lambda E, A, al: E + A * x ** -al)
+    lo, hi = _loss_range(region, x)
     return max(lo, 0.0), min(hi, 1.0)
 
 
