@@ -141,7 +141,8 @@ MethodDict = Annotated[dict, BeforeValidator(named)]
 class ModelSpec(Strict):
     name: str = Field(
         "minilm-l6",
-        description="alias (minilm-l6, tiny-bert, tiny-llama), local directory, .gguf file or hub id",
+        description="alias (minilm-l6, smollm2-135m, tiny-bert, tiny-llama), local directory, .gguf file "
+                    "or hub id",
     )
     gguf_file: str | None = Field(None, description="GGUF file name inside a hub repo or directory")
 
