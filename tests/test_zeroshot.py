@@ -79,6 +79,25 @@ def test_shared_prefix_scores_equal_the_full_scores_and_feed_fewer_tokens(tiny):
     assert new_tokens < tokens_whole - 2 * prefix  # the demonstrations were not fed again for each prompt
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_labels_after_the_same_prompt_share_one_forward_pass(tiny, shared):
+    """One-token verbalizers after the same prompt have the same model input (the prompt): one row
+    each prompt, not one each label, and every score still equals the hand computation."""
+    model, tok = tiny
+    prompts = [(DEMOS if shared else "") + c for c, _ in PAIRS]
+    pairs = [(c, w) for c in prompts for w in ("+", "-")]
+    assert all(len(loglik.encode_pair(tok, c, w)[1]) == 1 for c, w in pairs)  # one byte, one token
+    rows = []
+    count = lambda m, a, kw: rows.append(kw["input_ids"].shape[0])  # noqa: E731
+    hook = model.register_forward_pre_hook(count, with_kwargs=True)
+    try:
+        got, _ = loglik.loglikelihoods(model, tok, pairs, batch_size=16, shared_prefix=shared)
+    finally:
+        hook.remove()
+    assert sum(rows) == len(prompts) + shared  # (the shared prefix runs once, alone)
+    np.testing.assert_allclose(got, [hand_loglik(model, tok, c, w) for c, w in pairs], atol=1e-4, rtol=0)
+
+
 def test_a_context_not_starting_with_the_prefix_is_scored_whole(tiny):
     model, tok = tiny
     pairs = [(DEMOS + c, x) for c, x in PAIRS[:2]] + [("Other: x\nSentiment:", " pos")]

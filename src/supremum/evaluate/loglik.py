@@ -78,22 +78,40 @@ def score_tokens(model, requests: list[tuple[list[int], list[int]]], batch_size:
             raise ValueError(f"a continuation of {len(cont)} tokens exceeds the model's {max_length}")
         seqs.append((ctx + cont)[-(max_length + 1):][:-1])
     out: list[tuple[float, bool]] = [(0.0, True)] * len(requests)
-    order = sorted(range(len(requests)), key=lambda i: -len(seqs[i]))
+    groups = same_inputs(seqs)
+    order = sorted(groups, key=lambda g: -len(g))
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        width = len(seqs[rows[0]])
+        width = len(rows[0])
         ids = torch.full((len(rows), width), pad if pad is not None else 0, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(rows):
-            ids[r, :len(seqs[i])] = torch.tensor(seqs[i])
-            mask[r, :len(seqs[i])] = 1
+        for r, seq in enumerate(rows):
+            ids[r, :len(seq)] = torch.tensor(seq)
+            mask[r, :len(seq)] = 1
         logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
-        for r, i in enumerate(rows):
-            n, cont = len(seqs[i]), torch.tensor(requests[i][1])
-            rows_logp = logp[r, n - len(cont):n]
-            out[i] = (float(rows_logp.gather(-1, cont.unsqueeze(-1)).sum()),
-                      bool((rows_logp.argmax(-1) == cont).all()))
+        for r, seq in enumerate(rows):
+            for i in groups[seq]:
+                cont = torch.tensor(requests[i][1])
+                out[i] = _continuation(logp[r, len(seq) - len(cont):len(seq)], cont)
     return out
+
+
+def same_inputs(seqs: list[list[int]]) -> dict[tuple[int, ...], list[int]]:
+    """The distinct model inputs of `seqs`, each with the indices of the requests it serves.
+
+    Requests whose inputs are the same ids (each label's one-token verbalizer after the same
+    prompt: the input is the prompt alone) share one forward pass; lm-eval's HFLM does the same
+    for one-token continuations (its Collator groups by context): one forward per prompt, not per label."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, seq in enumerate(seqs):
+        groups.setdefault(tuple(seq), []).append(i)
+    return groups
+
+
+def _continuation(logp: torch.Tensor, cont: torch.Tensor) -> tuple[float, bool]:
+    """(summed log-prob of `cont`, whether each token is the argmax) from its positions' log-probs
+    `logp` of shape (len(cont), vocab)."""
+    return float(logp.gather(-1, cont.unsqueeze(-1)).sum()), bool((logp.argmax(-1) == cont).all())
 
 
 def common_prefix(seqs: list[list[int]]) -> list[int]:
@@ -138,24 +156,23 @@ def score_after_prefix(model, prefix: list[int], requests: list[tuple[list[int],
 
     key, cache = cache_kwarg(model), DynamicCache(config=model.config)
     model(input_ids=torch.tensor([prefix]), use_cache=True, **{key: cache})  # fills the cache in place
-    order = sorted(shared, key=lambda i: -(len(requests[i][0]) + len(requests[i][1])))
+    groups = same_inputs([(requests[i][0] + requests[i][1])[n_prefix:-1] for i in shared])
+    order = sorted(groups, key=lambda g: -len(g))
     for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        tails = [(requests[i][0] + requests[i][1])[n_prefix:-1] for i in rows]
-        ids = torch.full((len(rows), len(tails[0])), pad if pad is not None else 0, dtype=torch.long)
-        mask = torch.zeros((len(rows), n_prefix + len(tails[0])), dtype=torch.long)
+        tails = order[start:start + batch_size]
+        ids = torch.full((len(tails), len(tails[0])), pad if pad is not None else 0, dtype=torch.long)
+        mask = torch.zeros((len(tails), n_prefix + len(tails[0])), dtype=torch.long)
         mask[:, :n_prefix] = 1
         for r, tail in enumerate(tails):
             ids[r, :len(tail)] = torch.tensor(tail)
             mask[r, n_prefix:n_prefix + len(tail)] = 1
         batch_cache = copy.deepcopy(cache)  # the forward appends to it: every batch starts from the prefix
-        batch_cache.batch_repeat_interleave(len(rows))
+        batch_cache.batch_repeat_interleave(len(tails))
         logits = model(input_ids=ids, attention_mask=mask, use_cache=True, **{key: batch_cache}).logits
         logp = torch.log_softmax(logits.float(), dim=-1)
-        for r, i in enumerate(rows):
-            ctx, cont = requests[i][0], torch.tensor(requests[i][1])
-            first = len(ctx) - 1 - n_prefix  # tail position predicting the continuation's first token
-            rows_logp = logp[r, first:first + len(cont)]
-            out[i] = (float(rows_logp.gather(-1, cont.unsqueeze(-1)).sum()),
-                      bool((rows_logp.argmax(-1) == cont).all()))
+        for r, tail in enumerate(tails):
+            for i in (shared[j] for j in groups[tail]):
+                ctx, cont = requests[i][0], torch.tensor(requests[i][1])
+                first = len(ctx) - 1 - n_prefix  # tail position predicting the continuation's first token
+                out[i] = _continuation(logp[r, first:first + len(cont)], cont)
     return out
