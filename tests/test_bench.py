@@ -207,6 +207,16 @@ def test_labels_sst2_quick_scores_each_approach_on_the_same_test_split(tmp_path)
     assert len(res["sentences"]) == 2 and res["published"]["setfit"]["test_accuracy"] == 0.751
 
 
+def test_labels_quick_on_mr_makes_its_test_split_and_prompts_with_the_label_names(tmp_path):
+    res = _quick("labels_sst2.py", tmp_path, "--dataset", "mr", "--approaches", "zeroshot,linear-probe",
+                 "--budgets", "0,16,32", "--max-labels", "linear-probe=16")
+    assert res["dataset"] == "mr" and res["published"] == {} and res["config"]["data"]["path"].endswith("mr.jsonl")
+    assert res["test"]["examples"] == 30  # 10% of MR's 300 tiny rows, made stratified with seed 0
+    assert res["config"]["incontext"]["verbalizers"] is None  # the label names are the words
+    assert sorted((p["approach"], p["budget"]) for p in res["points"]) == [("linear-probe", 16), ("zeroshot", 0)]
+    assert ("linear-probe", 32) in {(x["approach"], x["budget"]) for x in res["skipped"]}  # above --max-labels
+
+
 def test_active_sst2_quick_simulates_a_strategy_against_random(tmp_path):
     res = _quick("active_sst2.py", tmp_path)
     assert [(r["strategy"], [p["n_labels"] for p in r["curve"]], r["revealed"]) for r in res["runs"]] == [

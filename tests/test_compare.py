@@ -124,22 +124,75 @@ def test_a_bad_key_in_the_last_variant_stops_compare_before_any_cell_runs(csv_da
     assert Store().runs() == [] and not (Store().root / "compare").exists()  # no cell ran
 
 
-def test_a_cached_cell_evaluated_on_other_splits_runs_again(tmp_path):
-    """The cell hash is the fine-tune's alone: a study asking for the dev split must not read a
-    cached result that holds test only (it raised KeyError; now the cell runs again)."""
+def test_a_cached_cell_is_evaluated_on_a_split_it_lacks_without_training_again(csv_data):
+    """The cell hash is the fine-tune's alone: a study asking for the dev split finds a cached
+    result that holds test only (it raised KeyError). Its kept artifact is evaluated on dev, in the
+    cell's worker; nothing trains again, and the score is the artifact's own on dev."""
+    import supremum
+    from supremum.compare import run
+
+    r = {**recipe(csv_data), "methods": ["full"], "seeds": [0], "evaluate": {"splits": ["test"]}}
+    first = run(CompareConfig(**r))
+    said = []
+    again = run(CompareConfig(**{**r, "evaluate": {"splits": ["dev", "test"], "perturb": "typo:0.1"}}),
+                on_event=said.append)
+    assert [x["kind"] for x in Store().runs()].count("finetune") == 1  # not trained again
+    # dev is missing, and test again: the robustness asked is measured on the last split
+    assert any("not evaluated on dev, test; evaluating its artifact" in m for m in said), said
+    (row,), (before,) = again["rows"], first["rows"]
+    assert again["cached_cells"] == 1 and row["test"]["mean"] == before["test"]["mean"]
+    (art,) = [x for x in Store().runs() if x["kind"] == "finetune"]
+    dev = supremum.evaluate(art["artifact_id"], None, {"split": "dev", "speed": False})
+    test = supremum.evaluate(art["artifact_id"], None, {"split": "test", "speed": False, "perturb": "typo:0.1"})
+    assert row["dev"]["mean"] == dev["accuracy"]
+    assert row["typo:0.1"]["mean"] == test["robustness"]["typo:0.1"]["accuracy"]  # on test, the last split
+
+
+def test_a_cached_cell_without_a_sound_artifact_trains_again(tmp_path):
     import json
 
-    from supremum.compare import _drop_without_splits
+    from supremum.compare import _complete_splits
 
+    cfg = CompareConfig(**{**recipe(tmp_path / "x.csv"), "evaluate": {"splits": ["dev", "test"]}})
+    never = lambda *a: pytest.fail("no worker runs for a cell without a sound artifact")  # noqa: E731
     said = []
-    for metric in ("accuracy", "perplexity"):
+    for metric, broken in (("accuracy", None), ("perplexity", "{not json")):
         r = tmp_path / metric / "result.json"
         r.parent.mkdir()
+        r.write_text(json.dumps({metric: {"test": 0.8, "dev": 0.7}}))
+        _complete_splits({}, r.parent, cfg, Store(), never, said.append)
+        assert r.exists() and said == []  # every split there: kept as is
         r.write_text(json.dumps({metric: {"test": 0.8}}))
-        _drop_without_splits(r, ["test"], said.append)
-        assert r.exists() and said == []
-        _drop_without_splits(r, ["dev", "test"], said.append)
-        assert not r.exists()
-        assert said.pop() == f"{metric}: the cached cell was not evaluated on dev; running it again"
-    _drop_without_splits(tmp_path / "none" / "result.json", ["dev"], said.append)  # nothing cached: nothing said
+        if broken:
+            (r.parent / "artifact").mkdir()
+            (r.parent / "artifact" / "manifest.json").write_text(broken)
+        _complete_splits({}, r.parent, cfg, Store(), never, said.append)
+        assert not r.exists() and not (r.parent / "artifact").exists()
+        line = said.pop()
+        assert line.startswith(f"{metric}: the cached cell was not evaluated on dev and its artifact is "
+                               "unusable (")
+        assert ("corrupt manifest" if broken else "no such artifact directory") in line
+        assert line.endswith("); running it again")
+    _complete_splits({}, tmp_path / "none", cfg, Store(), never, said.append)  # nothing cached: nothing said
     assert said == []
+
+
+def test_what_a_cached_result_lacks():
+    """Missing splits; the last split again when the robustness asked was not measured (a
+    classifier's); a complete result lacks nothing."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from supremum.compare import _to_evaluate
+
+    r = Path(tempfile.mkdtemp()) / "result.json"
+    cases = [({"accuracy": {"dev": 0.7}}, ["dev", "test"], None, ["test"]),
+             ({"accuracy": {"dev": 0.7, "test": 0.8}}, ["dev", "test"], "typo:0.1", ["test"]),
+             ({"accuracy": {"dev": 0.7}, "robustness": {"typo:0.1": 0.6}}, ["dev"], "typo:0.1,case", ["dev"]),
+             ({"accuracy": {"dev": 0.7}, "robustness": {"typo:0.1": 0.6}}, ["dev"], "typo:0.1", []),
+             ({"accuracy": {"dev": 0.7}}, ["test", "dev"], "typo:0.1", ["test", "dev"]),
+             ({"perplexity": {"dev": 9.0}}, ["dev"], "typo:0.1", [])]  # an LM has no robustness
+    for result, splits, perturb, want in cases:
+        r.write_text(json.dumps(result))
+        assert _to_evaluate(r, splits, perturb) == want, (result, splits, perturb)

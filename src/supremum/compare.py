@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from supremum.config import DataConfig, MethodDict, ModelSpec, Seeds, TrainConfig, identity
 from supremum.errors import UserError
-from supremum.fsutil import write_json
+from supremum.fsutil import discard_dir, write_json
 from supremum.jobs.worker import WorkerFailed
 from supremum.machine import fingerprint
 from supremum.store import Store
@@ -146,43 +146,83 @@ def run_cells(cfg: CompareConfig, todo: list[dict], store: Store, say) -> list[d
         return _run_cell(c, cell_dir(store, cfg, c), cfg, store, run)
 
     for c in todo:
-        _drop_without_splits(cell_dir(store, cfg, c) / "result.json", cfg.evaluate.splits, say)
+        _complete_splits(c, cell_dir(store, cfg, c), cfg, store, run, say)
     results = run_in_order(todo, lambda c: cell_dir(store, cfg, c) / "result.json", one, cfg.jobs)
     return [{**c, **r, "cached": cached} for c, (r, cached) in zip(todo, results, strict=True)]
 
 
-def _missing_splits(result: Path, splits: list[str]) -> list[str]:
+def _to_evaluate(result: Path, splits: list[str], perturb: str | None = None) -> list[str]:
+    """The asked splits a cached result lacks, and the last one again when its robustness lacks an
+    asked perturbation (a classifier's: robustness is measured on the last split)."""
     r = json.loads(result.read_text())
     scores = r.get("accuracy") or r.get("perplexity") or {}
-    return [s for s in splits if s not in scores]
+    out = [s for s in splits if s not in scores]
+    unmeasured = set(_robustness_names(perturb)) - set(r.get("robustness") or {})
+    if "accuracy" in r and unmeasured and splits[-1] not in out:
+        out.append(splits[-1])
+    return out
 
 
-def is_cached(result: Path, splits: list[str]) -> bool:
-    """A cell's result.json exists and holds every split asked (what run_cells will not redo)."""
-    return result.exists() and not _missing_splits(result, splits)
+def _robustness_names(perturb: str | None) -> list[str]:
+    """The robustness keys an evaluation with `perturb` writes (evaluate.stage._robustness)."""
+    from supremum.augment import parse_perturb
+
+    return [f"{name}:{rate:g}" for name, rate in parse_perturb(perturb)] if perturb else []
 
 
-def _drop_without_splits(result: Path, splits: list[str], say) -> None:
-    """A cached result evaluated on other splits (the cell hash is the fine-tune's alone, so a
-    study asking for another split finds it) is removed, and its cell runs again (trained anew:
-    the cell's process trains and evaluates together)."""
-    if result.exists() and (missing := _missing_splits(result, splits)):
-        say(f"{result.parent.name}: the cached cell was not evaluated on {', '.join(missing)}; running it again")
+def is_cached(result: Path, splits: list[str], perturb: str | None = None) -> bool:
+    """A cell's result.json exists and holds every split (and perturbation) asked: what
+    run_cells will not redo."""
+    return result.exists() and not _to_evaluate(result, splits, perturb)
+
+
+def _complete_splits(cell: dict, d: Path, cfg: CompareConfig, store: Store, run, say) -> None:
+    """A cached cell evaluated on other splits or perturbations (the cell hash is the fine-tune's
+    alone, so a study asking for another split finds it): its kept artifact is evaluated on what
+    is missing, in a fresh process, and the result gains it; with no sound artifact left, the
+    result is removed and the cell trains again."""
+    from supremum.artifact import open_artifact
+
+    result, splits, perturb = d / "result.json", cfg.evaluate.splits, cfg.evaluate.perturb
+    if not result.exists() or not (todo := _to_evaluate(result, splits, perturb)):
+        return
+    try:
+        open_artifact(d / "artifact")  # every file's hash: a broken artifact trains again
+    except UserError as e:
+        say(f"{d.name}: the cached cell was not evaluated on {', '.join(todo)} and its artifact is "
+            f"unusable ({e.message}); running it again")
         result.unlink()
+        discard_dir(d / "artifact")
+        return
+    say(f"{d.name}: the cached cell was not evaluated on {', '.join(todo)}; evaluating its artifact")
+    new = _worker(cell, {"config": cell["config"], "artifact": str(d / "artifact"), "splits": todo,
+                         "perturb": perturb if splits[-1] in todo else None, "store": str(store.root)},
+                  cfg, run)
+    res = json.loads(result.read_text())
+    metric = next(k for k in ("accuracy", "perplexity") if k in new)
+    res.setdefault(metric, {}).update(new[metric])
+    if splits[-1] in todo:  # robustness belongs to the last split asked, as in a fresh cell
+        res["robustness"] = new["robustness"]
+    write_json(result, res)
 
 
 def _run_cell(cell: dict, d: Path, cfg: CompareConfig, store: Store, run) -> dict:
     """Train and evaluate in a fresh process: peak memory and time are this cell's alone."""
     spec = {"config": {**cell["config"], "output": str(d / "artifact")}, "splits": cfg.evaluate.splits,
             "perturb": cfg.evaluate.perturb, "store": str(store.root)}
+    res = _worker(cell, spec, cfg, run)
+    write_json(d / "result.json", res)
+    return res
+
+
+def _worker(cell: dict, spec: dict, cfg: CompareConfig, run) -> dict:
+    """supremum.compare_worker's JSON line for `spec`; its failure is the cell's one-line error."""
     try:
         stdout = run("supremum.compare_worker", spec, cfg.cpus_per_cell)
     except WorkerFailed as e:
         raise UserError(f"compare cell '{cell['variant']}' seed {cell['seed']} failed: {e}",
                         "run that fine-tune alone to see why") from None
-    res = json.loads(stdout.strip().splitlines()[-1])
-    write_json(d / "result.json", res)
-    return res
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def _ms(xs: list[float]) -> dict:
@@ -215,7 +255,7 @@ def summarize(results: list[dict], cfg: CompareConfig) -> dict:
                "peak_rss_mb": max(r["peak_rss_mb"] for r in rs)}
         for split in cfg.evaluate.splits:
             row[split] = _ms([r[metric][split] for r in rs])
-        for name in (rs[0].get("robustness") or {}):
+        for name in _robustness_names(cfg.evaluate.perturb) if metric == "accuracy" else []:
             row[name] = _ms([r["robustness"][name] for r in rs])
         rows.append(row)
     best = better(rows, key=lambda r: r[primary]["mean"])

@@ -1,6 +1,7 @@
 """`python -m supremum.compare_worker` < spec.json: one comparison cell (fine-tune, then
 quality evaluation of each split) in a fresh process; prints one JSON line. The spec is JSON
-written by our own parent process (supremum.compare)."""
+written by our own parent process (supremum.compare). A spec naming an "artifact" (a cached cell's)
+skips the fine-tune and prints only the scores of its splits and their robustness."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 
 
 def main() -> None:
+    from supremum.artifact import open_artifact
     from supremum.config import EvalConfig
     from supremum.evaluate.speed import peak_rss_mb
     from supremum.evaluate.stage import evaluate
@@ -20,18 +22,23 @@ def main() -> None:
     spec = json.loads(sys.stdin.read())
     cfg = FinetuneConfig(**spec["config"])
     store = Store(spec["store"])
-    res = finetune(cfg, store=store, progress=False, command="supremum compare (cell)")
-    task = get_task(res.artifact.task)
+    art = open_artifact(spec["artifact"]) if spec.get("artifact") else None
+    res = None if art else finetune(cfg, store=store, progress=False, command="supremum compare (cell)")
+    art = art or res.artifact
+    task = get_task(art.task)
     lm = task is CAUSAL_LM
     metric = task.metric  # a language model is scored by held-out perplexity
     scores, robustness = {}, {}
     for split in spec["splits"]:
-        m = evaluate(res.artifact, cfg.data, EvalConfig(split=split, speed=False,
-                                                        perturb=None if lm or split != spec["splits"][-1]
-                                                        else spec["perturb"]), store=store)
+        m = evaluate(art, cfg.data, EvalConfig(split=split, speed=False,
+                                               perturb=None if lm or split != spec["splits"][-1]
+                                               else spec["perturb"]), store=store)
         scores[split] = m[metric]
         robustness.update({k: v["accuracy"] for k, v in (m.get("robustness") or {}).items() if k != "method"})
-    out = {metric: scores, "robustness": robustness, "artifact": res.artifact.id, "run_id": res.run_id,
+    if res is None:
+        sys.stdout.write(json.dumps({metric: scores, "robustness": robustness}) + "\n")
+        return
+    out = {metric: scores, "robustness": robustness, "artifact": art.id, "run_id": res.run_id,
            "trainable_params": res.metrics["trainable_params"], "total_params": res.metrics.get("total_params"),
            "trainable_fraction": res.metrics["trainable_fraction"],
            "train_seconds": res.metrics["train_seconds"], "peak_rss_mb": peak_rss_mb()}

@@ -291,7 +291,8 @@ class FineTune(Approach):
             cc = self.compare_config(study, budget, seed)
             c = cells(cc)[0]
             out.append(Cell(self.name, budget, seed, c["hash"],
-                            is_cached(cell_dir(study.store, cc, c) / "result.json", cc.evaluate.splits)))
+                            is_cached(cell_dir(study.store, cc, c) / "result.json", cc.evaluate.splits,
+                                      cc.evaluate.perturb)))
         return out
 
     def measure(self, study: Study, todo: list[Cell], say) -> list[dict]:

@@ -132,8 +132,9 @@ class CurveCells:
     def uncached(self, todo: list[dict]) -> list[dict]:
         from supremum.compare import cell_dir, is_cached
 
-        splits = self.compare.evaluate.splits
-        return [c for c in todo if not is_cached(cell_dir(self.store, self.compare, c) / "result.json", splits)]
+        ev = self.compare.evaluate
+        return [c for c in todo
+                if not is_cached(cell_dir(self.store, self.compare, c) / "result.json", ev.splits, ev.perturb)]
 
     def run(self, todo: list[dict], say) -> list[dict]:
         from supremum.compare import run_cells
