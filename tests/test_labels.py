@@ -149,6 +149,18 @@ def test_sentences_keep_an_approach_with_fewer_labels_that_is_still_ahead():
         "with 512 labels use SetFit (84.0 ± 1.0%)."]
 
 
+def test_sentences_name_a_point_with_fewer_labels_within_one_sd():
+    """Measured on MR (bench/results/labels_mr.json): plain fine-tuning on 512 labels, 75.6 ± 1.6%,
+    was ahead of zero-shot prompting with none (75.4%) by less than its seed spread."""
+    rows = [_row("zeroshot", 0, "zero-shot prompting", 0.754),
+            _row("full", 512, "plain fine-tuning", 0.756, 0.016),
+            _row("full", 1024, "plain fine-tuning", 0.80, 0.01)]
+    assert sentences(rows, 2000, majority=0.5)[1:] == [
+        "with 512 labels use plain fine-tuning (75.6 ± 1.6%), within one s.d. of zero-shot prompting with 0 "
+        "labels (75.4%).",
+        "with 1,024 labels use plain fine-tuning (80.0 ± 1.0%)."]  # 4.4 pt ahead of 512: more than its s.d.
+
+
 def test_sentences_say_ties_and_when_nothing_beats_the_majority_class():
     rows = [_row("linear-probe", 8, "a linear probe", 0.50, 0.0), _row("full", 8, "plain fine-tuning", 0.50, 0.0),
             _row("linear-probe", 16, "a linear probe", 0.62, 0.01),

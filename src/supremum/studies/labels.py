@@ -568,8 +568,9 @@ def sentences(summary: list[dict], n_train: int, curve: dict | None = None, plai
     no larger budget), else where `plain`'s fitted curve reaches its accuracy beyond every budget.
 
     A budget where an approach measured with fewer labels is still ahead names that one (labels can
-    be left unused). A budget where no approach's mean beats `majority` (the majority class's
-    accuracy) says so instead of naming one; approaches with exactly the best mean are named together as a tie.
+    be left unused); one less than the best's s.d. behind it is named beside the advice. A budget
+    where no approach's mean beats `majority` (the majority class's accuracy) says so instead of
+    naming one; approaches with exactly the best mean are named together as a tie.
 
     summary: rows {approach, budget, title, mean, sd}. curve: analyze_curve's record of `plain` (or None)."""
     at: dict[int, dict[str, dict]] = {}
@@ -597,8 +598,17 @@ def sentences(summary: list[dict], n_train: int, curve: dict | None = None, plai
             continue
         tail = (_overtaken(best, b, budgets, at) or _passed(best, b, budgets, at)
                 or _fitted(best, budgets, curve, plain, plain_title) or "")
-        out.append(f"with {where} labels use {best['title']} ({pct(best)}){tail}.")
+        out.append(f"with {where} labels use {best['title']} ({pct(best)}){_near(best, fewer)}{tail}.")
     return out
+
+
+def _near(best: dict, fewer: dict | None) -> str:
+    """", within one s.d. of <the best point with fewer labels>" when the labels bought less than the
+    seed spread (a measured MR case: plain fine-tuning on 512 labels, 75.6 ± 1.6%, against zero-shot
+    prompting with none, 75.4%)."""
+    if fewer is None or not best.get("sd") or best["mean"] - fewer["mean"] >= best["sd"]:
+        return ""
+    return f", within one s.d. of {fewer['title']} with {fewer['budget']:,} labels ({pct(fewer)})"
 
 
 def _overtaken(best: dict, b: int, budgets: list[int], at: dict) -> str | None:
