@@ -91,6 +91,11 @@ def augment(texts: list[str], labels: list[int], cfg: AugmentConfig, mask_token:
 PERTURBATIONS = {"typo": 0.05, "drop": 0.1, "swap": 0.1, "case": 1.0}
 
 
+def perturb_key(name: str, rate: float) -> str:
+    """The name an evaluation's robustness result carries for one perturbation, e.g. "typo:0.05"."""
+    return f"{name}:{rate:g}"
+
+
 def parse_perturb(spec: str) -> list[tuple[str, float]]:
     """'typo:0.05,drop:0.1,case' -> [("typo", 0.05), ("drop", 0.1), ("case", 1.0)]."""
     out = []

@@ -165,9 +165,9 @@ def _to_evaluate(result: Path, splits: list[str], perturb: str | None = None) ->
 
 def _robustness_names(perturb: str | None) -> list[str]:
     """The robustness keys an evaluation with `perturb` writes (evaluate.stage._robustness)."""
-    from supremum.augment import parse_perturb
+    from supremum.augment import parse_perturb, perturb_key
 
-    return [f"{name}:{rate:g}" for name, rate in parse_perturb(perturb)] if perturb else []
+    return [perturb_key(name, rate) for name, rate in parse_perturb(perturb)] if perturb else []
 
 
 def is_cached(result: Path, splits: list[str], perturb: str | None = None) -> bool:

@@ -182,7 +182,7 @@ def _vs_parent(art: Artifact, out: dict, key: str) -> dict | None:
 
 
 def _robustness(model, tok, texts, labels, prep: Preprocessing, cfg: EvalConfig, clean: float) -> dict:
-    from supremum.augment import parse_perturb, perturb
+    from supremum.augment import parse_perturb, perturb, perturb_key
 
     out = {"method": f"accuracy on the same split with every text perturbed (seed {cfg.perturb_seed}); "
            "typo: each letter deleted/doubled/swapped/replaced with the rate; drop/swap: each word "
@@ -191,7 +191,7 @@ def _robustness(model, tok, texts, labels, prep: Preprocessing, cfg: EvalConfig,
         ids = prep.tokenize(tok, perturb(texts, name, rate, cfg.perturb_seed))
         acc = float((predict_logits(model, ids, tok.pad_token_id, cfg.batch_size).argmax(-1)
                      == np.asarray(labels)).mean())
-        out[f"{name}:{rate:g}"] = {"accuracy": acc, "delta_pt": 100 * (acc - clean)}
+        out[perturb_key(name, rate)] = {"accuracy": acc, "delta_pt": 100 * (acc - clean)}
     return out
 
 
