@@ -93,3 +93,29 @@ def test_import_supremum_is_light():
     proc = subprocess.run([sys.executable, "-c", "import sys, supremum; print('torch' in sys.modules)"],
                           capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "False"
+
+
+def test_output_never_deletes_a_folder_that_is_not_an_artifact(csv_data, tmp_path):
+    """--output over a user's folder: refused before training, every file left; an artifact
+    (a re-run) or an empty folder is replaced as before."""
+    from supremum.artifact import check_output
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("hi")
+    cfg = {"model": {"name": "tiny-bert"}, "data": {"path": str(csv_data)},
+           "train": {"max_steps": 2, "batch_size": 8, "threads": 1}, "output": str(mine)}
+    with pytest.raises(UserError, match="is not a supremum artifact"):
+        supremum.finetune(cfg)
+    assert (mine / "notes.txt").read_text() == "hi" and len(list(mine.iterdir())) == 1
+    assert not list(supremum.Store().runs())  # refused before a run was recorded
+
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(UserError):
+        check_output(tmp_path / "a-file")
+    (tmp_path / "empty").mkdir()
+    for ok in (tmp_path / "absent", tmp_path / "empty"):
+        check_output(ok)
+    first = supremum.finetune({**cfg, "output": str(tmp_path / "empty")})
+    again = supremum.finetune({**cfg, "output": str(tmp_path / "empty")})  # replaces its own artifact
+    assert again.artifact.id != first.artifact.id and again.artifact.path == first.artifact.path

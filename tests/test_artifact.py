@@ -36,6 +36,19 @@ def test_adapter_artifact_is_small(csv_data, tmp_path):
     assert not (art.path / "model.safetensors").exists()
 
 
+def test_size_is_what_the_artifact_ships_and_evaluations_do_not_change_it(csv_data, tmp_path):
+    from supremum.config import DataConfig, EvalConfig
+    from supremum.evaluate.stage import evaluate
+
+    art = trained(csv_data, tmp_path)
+    shipped = sum(p.stat().st_size for p in art.path.rglob("*") if p.is_file() and p.name != "metrics.json")
+    sizes = [evaluate(open_artifact(art.path), DataConfig(path=str(csv_data)), EvalConfig(split=split,
+                                                                                           speed=False))
+             ["size_on_disk_mb"] for split in ("dev", "test", "dev")]
+    assert (art.path / "metrics.json").stat().st_size > 0  # each evaluation wrote to it
+    assert sizes == [shipped / 2**20] * 3
+
+
 def test_missing_corrupt_and_tampered(csv_data, tmp_path):
     art = trained(csv_data, tmp_path)
     (tmp_path / "foreign").mkdir()

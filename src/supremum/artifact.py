@@ -226,10 +226,29 @@ class Artifact:
                          for c in self.manifest.compression)
         return (self.manifest.method or "?") + (f">{steps}" if steps else "")
 
+    @property
+    def size_mb(self) -> float:
+        """MiB on disk of what the artifact ships: every file but metrics.json, which each
+        evaluation appends to (counted, the size of one artifact would creep with every eval)."""
+        files = (p for p in self.path.rglob("*") if p.is_file() and p != self.path / METRICS)
+        return sum(p.stat().st_size for p in files) / 2**20
+
     def record_metrics(self, key: str, metrics: dict[str, Any]) -> None:
         allm = self.metrics
         allm[key] = metrics
         write_json(self.path / METRICS, allm)
+
+
+def check_output(path: str | Path, marker: str = MANIFEST) -> None:
+    """Refuse (UserError) to write an artifact over `path` unless it is absent, an empty
+    directory or one we wrote (it holds `marker`: a re-run replaces its own output): writing
+    replaces the whole directory, and a user's folder of other files must never be deleted in
+    silence."""
+    path = Path(path)
+    if not path.exists() or (path.is_dir() and ((path / marker).is_file() or not any(path.iterdir()))):
+        return
+    raise UserError(f"--output {path} exists and is not a supremum artifact (writing would delete what is there)",
+                    "give a new or empty directory, or remove that one first")
 
 
 def save_artifact(model, tokenizer, out_dir: str | Path, *, task: str, label_names: list[str] | None,
@@ -245,6 +264,7 @@ def save_artifact(model, tokenizer, out_dir: str | Path, *, task: str, label_nam
 
     refuse_nonfinite(model, f"not writing artifact {out_dir}",
                      "a diverged training or an overflowing cast made them; nothing was written")
+    check_output(out_dir)
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "id": artifact_id or new_id(),
         "task": task, "label_names": label_names, "base_model": base_model,
@@ -276,6 +296,7 @@ def derive(parent: Artifact, out: str | Path, *, artifact_id: str, run_id: str, 
                 "parent_path": str(parent.path.resolve()), "run_id": run_id,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"), "tool_version": __version__,
                 **updates}
+    check_output(out)
     with atomic_dir(out) as tmp:
         shutil.copytree(parent.path, tmp, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".*", MANIFEST, METRICS))

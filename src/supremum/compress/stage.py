@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from supremum import backends
-from supremum.artifact import Artifact, new_id, save_artifact
+from supremum.artifact import Artifact, check_output, new_id, save_artifact
 from supremum.backends.transforms import PHASES, kinds_in
 from supremum.backends.weights import write_weights
 from supremum.compress.context import Context
@@ -34,6 +34,8 @@ def compress(art: Artifact, cfg, *, output: str | Path | None = None, data: str 
     store = store or Store()
     method = COMPRESSORS[cfg.method]
     check_applicable(art, cfg.method)
+    if output:
+        check_output(output)  # before the work: a compressed artifact replaces only an artifact
     run_dir = store.root / "checkpoints" / f"compress-{_identity(art, cfg, data)}"
     run_id = ckpt.persistent_run_id(run_dir, resume, new_id) if checkpoint_every else new_id()
     with store.run(run_id, "compress", command, {"compress": cfg.model_dump(mode="json"), "parent": art.id},

@@ -19,7 +19,6 @@ from supremum.evaluate.calibration import calibration_metrics
 from supremum.evaluate.quality import classification_metrics, softmax
 from supremum.evaluate.result import EvalResult
 from supremum.evaluate.speed import measure_cost
-from supremum.fsutil import dir_size
 from supremum.infer import predict_logits
 from supremum.machine import busy_caveat, fingerprint
 from supremum.preprocessing import WHOLE, Preprocessing, eval_split, preprocessing_for, scored
@@ -247,7 +246,7 @@ def _evaluate_lm(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, prep: Pre
     parent = _lm_parent(art) if cfg.reference_data else None
     out = {"artifact": art.id, "lineage": art.lineage,
            **evaluate_lm(model, tok, data_cfg, cfg, prep, outputs=outputs, parent=parent),
-           "size_on_disk_mb": dir_size(art.path) / 2**20, "machine": fingerprint()}
+           "size_on_disk_mb": art.size_mb, "machine": fingerprint()}
     out["runtime"] = runtime(art.manifest, out["machine"]["isa"], getattr(model, "kernels", lambda: None)())
     out["vs_parent"] = _lm_vs_parent(art, out, f"{Path(data_cfg.path).name}:{cfg.split}")
     return out
@@ -277,7 +276,7 @@ def _evaluate_classifier(art: Artifact, data_cfg: DataConfig, cfg: EvalConfig, p
         quality["robustness"] = _robustness(model, tok, texts, labels, prep, cfg, quality["accuracy"])
     out = {"artifact": art.id, "lineage": art.lineage, "data": data_cfg.path, "split": cfg.split, **quality,
            "scored": scored(len(texts), "rows", data_cfg.path, cfg.split), "preprocessing": _shown(prep),
-           "eval_seconds": time.perf_counter() - t0, "size_on_disk_mb": dir_size(art.path) / 2**20,
+           "eval_seconds": time.perf_counter() - t0, "size_on_disk_mb": art.size_mb,
            "machine": fingerprint(), "device": str(device.of(model))}
     out["runtime"] = runtime(art.manifest, out["machine"]["isa"], getattr(model, "kernels", lambda: None)())
     if cfg.speed:

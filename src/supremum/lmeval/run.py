@@ -113,7 +113,6 @@ def frontier_metrics(block: dict) -> dict:
 def run_metrics(cfg: LmEvalConfig, task: str, res: dict, model, art, version: str) -> dict:
     """What the store row holds (read by `supremum.frontier.variants`)."""
     from supremum.evaluate.speed import param_counts, peak_rss_mb
-    from supremum.fsutil import dir_size
     from supremum.machine import fingerprint
 
     block = res["results"].get(task) or res.get("groups", {}).get(task) or {}
@@ -134,5 +133,5 @@ def run_metrics(cfg: LmEvalConfig, task: str, res: dict, model, art, version: st
                                  "higher_is_better": (res.get("higher_is_better") or {}).get(task),
                                  "limit": cfg.limit, "config": task_cfg}),
             "cost": {**param_counts(model), "peak_rss_mb": peak_rss_mb()},
-            "size_on_disk_mb": dir_size(art.path) / 2**20 if art is not None else None,
+            "size_on_disk_mb": art.size_mb if art is not None else None,
             "machine": fingerprint()}

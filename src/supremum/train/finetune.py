@@ -87,6 +87,16 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
         distributed.init(dist, cfg.train.threads, cfg.train.device)
         if not dist.main:
             return _follow(cfg, dist, resume)
+    if cfg.output:  # before any training: the artifact (and a PEFT run's adapter) replaces only artifacts
+        from supremum.artifact import check_output
+
+        out = Path(cfg.output)
+        check_output(out)
+        check_output(out.with_name(out.name + "-adapter"))
+        if cfg.domain_pretrain:
+            from supremum.train.domain import RECORD
+
+            check_output(out.with_name(out.name + "-domain"), RECORD)
     store = store or Store()
     if cfg.train.threads and not dist.active:
         torch.set_num_threads(cfg.train.threads)
