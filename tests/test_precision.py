@@ -131,9 +131,11 @@ def test_estimate_uses_past_runs_of_the_precision_the_run_resolves_to(monkeypatc
     auto = FinetuneConfig(model="tiny-bert", data={"path": "x.csv"})
     fp32 = FinetuneConfig(model="tiny-bert", data={"path": "x.csv"}, train={"precision": "fp32"})
     monkeypatch.setattr(estimate, "fingerprint", lambda: CPU_BF16)
-    assert estimate.training_rate(auto, runs, "full") == (190.0, "median of 2 past bf16 fine-tunes of "
+    assert estimate.training_rate(auto, runs, "full") == (190.0, "median of 2 past bf16 full fine-tunes of "
                                                                  "tiny-bert here")
-    assert estimate.training_rate(fp32, runs, "full") == (95.0, "median of 2 past fp32 fine-tunes of "
+    assert estimate.training_rate(fp32, runs, "full") == (95.0, "median of 2 past fp32 full fine-tunes of "
                                                                 "tiny-bert here")
+    assert estimate.training_rate(fp32, runs, "lora") == (95.0, "median of 2 past fp32 other-method fine-tunes "
+                                                                "of tiny-bert here")  # said, not passed off
     monkeypatch.setattr(estimate, "fingerprint", lambda: CPU_PLAIN)
     assert estimate.training_rate(auto, runs, "full")[0] == 95.0

@@ -179,11 +179,13 @@ def _past_rate(cfg, runs: list[dict], method: str) -> tuple[float, str] | None:
     same_model = [r for r in runs if r["kind"] == "finetune"
                   and (r["config"] or {}).get("model", {}).get("name") == cfg.model.name
                   and (r["metrics"] or {}).get("train_samples_per_s") and run_precision(r) == want]
-    same = [r for r in same_model if r["config"].get("method", {}).get("name") == method] or same_model
-    if not same:
+    same = [r for r in same_model if r["config"].get("method", {}).get("name") == method]
+    if not same_model:
         return None
-    rates = [r["metrics"]["train_samples_per_s"] for r in same]
-    return statistics.median(rates), f"median of {len(rates)} past {want} fine-tunes of {cfg.model.name} here"
+    rates = [r["metrics"]["train_samples_per_s"] for r in same or same_model]
+    which = method if same else "other-method"  # said: another method's rate is a guess for this one
+    return (statistics.median(rates),
+            f"median of {len(rates)} past {want} {which} fine-tunes of {cfg.model.name} here")
 
 
 def training_rate(cfg, runs: list[dict], method: str) -> tuple[float, str] | None:
