@@ -752,3 +752,34 @@ def test_one_column_pool_with_commas_says_the_separator_and_the_fix(tmp_path):
     tsv.write_text("text\tlabel\ngood\tpos\tmore\n", encoding="utf-8")
     assert error(DataConfig(path=str(tsv))) == (f"{tsv}: line 2 has 3 fields, the header has 2; the separator is "
                                                 "tab, as for every .tsv file (a text must not contain a tab)")
+
+
+# ---- binary tables and padded header names (a new-user tryout) ------------------------------
+
+def test_a_binary_table_is_named_with_the_way_to_convert_it(tmp_path):
+    import pandas as pd
+
+    parquet = tmp_path / "reviews.parquet"
+    pd.DataFrame({"text": ["good", "bad"], "label": ["pos", "neg"]}).to_parquet(parquet)
+    assert error(DataConfig(path=str(parquet))) == (
+        f"{parquet}: a Parquet file; supremum reads tables as CSV, TSV, JSON Lines or JSON "
+        "(pandas.read_parquet(path).to_json('data.jsonl', orient='records', lines=True))")
+    renamed = tmp_path / "reviews.csv"  # found by its magic bytes once it does not decode
+    renamed.write_bytes(parquet.read_bytes())
+    assert error(DataConfig(path=str(renamed))).startswith(f"{renamed}: a Parquet file;")
+    pickled = tmp_path / "t.pkl"
+    pickled.write_bytes(b"\x80\x04")
+    assert "never loaded" in error(DataConfig(path=str(pickled)))
+    text = tmp_path / "par1.csv"  # text that starts like Parquet is still text
+    text.write_text("PAR1 text,label\n" + "".join(f"{t},{y}\n" for t, y in sentiment_rows(20)))
+    assert load_data(DataConfig(path=str(text), text_column="PAR1 text")).label_names == ["neg", "pos"]
+
+
+def test_header_names_with_spaces_around_them_are_found(tmp_path):
+    p = tmp_path / "excel.csv"
+    p.write_text("ID ,Review Text, Sentiment \n" + "".join(f"{i},{t},{y}\n" for i, (t, y) in
+                                                         enumerate(sentiment_rows(30))))
+    data = load_data(DataConfig(path=str(p), text_column="Review Text"))
+    assert data.label_names == ["neg", "pos"]  # ' Sentiment ' detected as the label column
+    named = load_data(DataConfig(path=str(p), text_column="Review Text", label_column="Sentiment"))
+    assert named.labels("train") == data.labels("train")

@@ -31,6 +31,7 @@ def decode(path: Path, encoding: str) -> str:
     """The file's text. A UTF-8 byte-order mark (Windows editors, Excel's "CSV UTF-8") is dropped
     when reading UTF-8, so it never ends up in the first column name or the first record."""
     raw = path.read_bytes()
+    _refuse_binary(path, BINARY_FORMATS.get(path.suffix.lower()))
     if is_utf8(encoding):
         if raw.startswith(codecs.BOM_UTF8):
             raw = raw[len(codecs.BOM_UTF8):]
@@ -40,6 +41,8 @@ def decode(path: Path, encoding: str) -> str:
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as e:
+        # magic bytes only once decoding failed: a text file may start with "PAR1" by chance
+        _refuse_binary(path, next((name for magic, name in MAGIC.items() if raw.startswith(magic)), None))
         line = raw[: e.start].count(b"\n") + 1
         raise UserError(f"{path}: line {line} has bytes that are not valid {encoding}",
                         _encoding_hint(raw)) from None
@@ -48,6 +51,26 @@ def decode(path: Path, encoding: str) -> str:
                         "or cp1252") from None
     _check_c1_controls(path, raw, text, encoding)
     return text
+
+
+#: binary formats users hand in for tables, by suffix and by magic bytes: named, with the way out,
+#: instead of an encoding error about bytes that were never text
+BINARY_FORMATS = {".parquet": "Parquet", ".xlsx": "Excel", ".xls": "Excel", ".feather": "Feather",
+                  ".arrow": "Arrow", ".pkl": "pickle", ".pickle": "pickle", ".npy": "NumPy", ".zip": "zip",
+                  ".gz": "gzip"}
+MAGIC = {b"PAR1": "Parquet", b"PK\x03\x04": "zip or Excel", b"\xd0\xcf\x11\xe0": "Excel",
+         b"ARROW1": "Arrow", b"\x1f\x8b": "gzip", b"\x93NUMPY": "NumPy"}
+CONVERT = {"Parquet": "pandas.read_parquet(path).to_json('data.jsonl', orient='records', lines=True)",
+           "Feather": "pandas.read_feather(path).to_json('data.jsonl', orient='records', lines=True)",
+           "Arrow": "pandas.read_feather(path).to_json('data.jsonl', orient='records', lines=True)",
+           "Excel": "save it from Excel as 'CSV UTF-8', or pandas.read_excel(path).to_csv('d.csv', index=False)",
+           "pickle": "pickles are never loaded (they run code): save the table as CSV or JSON Lines"}
+
+
+def _refuse_binary(path: Path, fmt: str | None) -> None:
+    if fmt:
+        raise UserError(f"{path}: a {fmt} file; supremum reads tables as CSV, TSV, JSON Lines or JSON",
+                        CONVERT.get(fmt.split()[-1], "unpack or convert it to one of those"))
 
 
 def _encoding_hint(raw: bytes) -> str:
@@ -354,6 +377,9 @@ def pick_column(df: pd.DataFrame, wanted: str | None, role: str, source: str) ->
             return cols[_only(names, [i for i, n in enumerate(names) if n == wanted], role, source)], None
         if wanted in cols:  # pandas' name for a repeated column, e.g. label.1
             return wanted, None
+        padded = [i for i, n in enumerate(names) if n.strip() == wanted.strip()]
+        if len(padded) == 1:  # spaces around a header name (Excel exports keep them) are not a name
+            return cols[padded[0]], None
         if wanted.strip().isdigit():
             pos = int(wanted)
             if 1 <= pos <= len(cols):
@@ -366,7 +392,7 @@ def pick_column(df: pd.DataFrame, wanted: str | None, role: str, source: str) ->
                         f"{guess}pass --{role}-column with one of them")
     candidates = TEXT_CANDIDATES if role == "text" else LABEL_CANDIDATES
     for name in candidates:
-        found = [i for i, n in enumerate(names) if n.lower() == name]
+        found = [i for i, n in enumerate(names) if n.strip().lower() == name]
         if found:
             return cols[_only(names, found, role, source)], "named"
     if role == "text":
