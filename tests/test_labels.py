@@ -167,7 +167,7 @@ def test_sentences_say_ties_and_when_nothing_beats_the_majority_class():
             _row("full", 16, "plain fine-tuning", 0.62, 0.02)]
     assert sentences(rows, 100, majority=0.5) == [
         "with 8 labels no approach beats the majority class (50.0%; best: a linear probe, 50.0 ± 0.0%).",
-        "with 16 labels a linear probe and plain fine-tuning tie (62.0 ± 1.0%)."]
+        "with 16 labels a linear probe (62.0 ± 1.0%) and plain fine-tuning (62.0 ± 2.0%) tie."]  # each its s.d.
 
 
 def test_sentences_from_the_fitted_curve_and_a_capped_approach():

@@ -383,7 +383,8 @@ class InContext(Approach):
             if path.exists():
                 out.append({**json.loads(path.read_text()), "cached": True})
                 continue
-            say(f"[{i + 1}/{len(todo)}] {self.title(c.budget)} seed {c.seed}")
+            seed = f" seed {c.seed}" if c.seed is not None else ""  # zero-shot: no seed
+            say(f"[{i + 1}/{len(todo)}] {self.title(c.budget)}{seed}")
             res = self._score(study, c, loaded)
             write_json(path, res)
             out.append({**res, "cached": False})
@@ -592,9 +593,10 @@ def sentences(summary: list[dict], n_train: int, curve: dict | None = None, plai
             out.append(f"with {where} labels no approach beats the majority class ({100 * majority:.1f}%; "
                        f"best: {best['title']}, {pct(best)}).")
             continue
-        tied = [r["title"] for r in at[b].values() if r is not best and r["mean"] == best["mean"]]
-        if tied:
-            out.append(f"with {where} labels {' and '.join([best['title'], *tied])} tie ({pct(best)}).")
+        tied = [r for r in at[b].values() if r is not best and r["mean"] == best["mean"]]
+        if tied:  # the same mean, each with its own spread
+            each = " and ".join(f"{r['title']} ({pct(r)})" for r in [best, *tied])
+            out.append(f"with {where} labels {each} tie.")
             continue
         tail = (_overtaken(best, b, budgets, at) or _passed(best, b, budgets, at)
                 or _fitted(best, budgets, curve, plain, plain_title) or "")
