@@ -119,3 +119,20 @@ def test_output_never_deletes_a_folder_that_is_not_an_artifact(csv_data, tmp_pat
     first = supremum.finetune({**cfg, "output": str(tmp_path / "empty")})
     again = supremum.finetune({**cfg, "output": str(tmp_path / "empty")})  # replaces its own artifact
     assert again.artifact.id != first.artifact.id and again.artifact.path == first.artifact.path
+
+
+def test_texts_that_fill_max_length_are_counted_and_said(csv_data, tmp_path):
+    from supremum.data import load_data
+    from supremum.models import load_model
+    from supremum.tasks import CLASSIFICATION
+
+    cfg = {"model": {"name": "tiny-bert"}, "data": {"path": str(csv_data), "max_length": 8},
+           "train": {"max_steps": 1, "batch_size": 8, "threads": 1}, "output": str(tmp_path / "a")}
+    res = supremum.finetune(cfg)
+    data = load_data(supremum.DataConfig(path=str(csv_data)))
+    _, tok = load_model("tiny-bert", CLASSIFICATION, label_names=data.label_names)
+    by_hand = {s: sum(len(tok(t)["input_ids"]) >= 8 for t in data.texts(s)) for s in ("train", "dev")}
+    assert res.data_info["filled_max_length"] == {"max_length": 8, **by_hand} and by_hand["train"] > 0
+    roomy = supremum.finetune({**cfg, "data": {"path": str(csv_data), "max_length": 64},
+                               "output": str(tmp_path / "b")})
+    assert "filled_max_length" not in roomy.data_info

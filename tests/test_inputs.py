@@ -297,8 +297,8 @@ def test_drop_empty_cli_flags(tmp_path):
     assert manifest["config"]["data"]["drop_empty"] is True
     assert manifest["data"]["dropped_empty"] == {"train": {"rows": 1, "where": ["line 24"]}}
     crlf = case("crlf-blank-empty-text.jsonl")
-    assert run_cli("eval", str(art), "--data", crlf, "--no-speed").returncode == 2
-    ev = run_cli("eval", str(art), "--data", crlf, "--no-speed", "--drop-empty", check=True)
+    assert run_cli("eval", str(art), "--data", crlf, "--no-speed", "--no-drop-empty").returncode == 2
+    ev = run_cli("eval", str(art), "--data", crlf, "--no-speed", check=True)  # read as the training data was
     assert f"data: dropped 1 row with an empty text from {crlf} (line 37)" in ev.stderr
 
 

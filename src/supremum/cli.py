@@ -221,7 +221,7 @@ def eval_(
         return
     art = resolve_artifact(artifact)
     dcfg = data_config_for(art, data, text_column=text_column, label_column=label_column,
-                           encoding=encoding, max_length=max_length, drop_empty=drop_empty or None,
+                           encoding=encoding, max_length=max_length, drop_empty=drop_empty,
                            delimiter=delimiter)
     _quiet_libraries()
     metrics = api.evaluate(art, dcfg, ecfg, command=" ".join(sys.argv), tracking=parse_track(track))
@@ -361,7 +361,7 @@ def explain(
 
     if data is not None:
         dcfg = data_config_for(art, data, text_column=text_column, label_column=label_column,
-                               delimiter=delimiter, drop_empty=drop_empty or None)
+                               delimiter=delimiter, drop_empty=drop_empty)
         texts, labels, source = examples_from_data(art, dcfg, cfg.split, cfg.limit)
     else:
         texts, labels, source = text, None, f"{len(text)} text(s) from --text"
@@ -465,7 +465,7 @@ def calibrate(
     art = resolve_artifact(artifact)
     _quiet_libraries()
     given = delimiter or drop_empty  # else the api's own default: the training data's settings
-    dcfg = data_config_for(art, data, delimiter=delimiter, drop_empty=drop_empty or None) if given else data
+    dcfg = data_config_for(art, data, delimiter=delimiter, drop_empty=drop_empty) if given else data
     child = run(art, dcfg, output=output, command=" ".join(sys.argv))
     _echo_json({"artifact": str(child.path), "artifact_id": child.id, "parents": child.manifest.parents,
                 "calibration": child.manifest.calibration}) if as_json else cli_render.print_calibrate(child)
@@ -970,7 +970,7 @@ def sensitivity(
     bad = [s for s in chosen if s not in SCHEMES]
     if bad or not chosen:
         raise UserError(f"unknown scheme(s) {bad or chosen}", f"use some of: {', '.join(SCHEMES)}")
-    res = run(art, data_config_for(art, data, delimiter=delimiter, drop_empty=drop_empty or None), split, chosen,
+    res = run(art, data_config_for(art, data, delimiter=delimiter, drop_empty=drop_empty), split, chosen,
               limit)
     _echo_json(res) if as_json else cli_render.print_sensitivity(res, top)
 

@@ -157,6 +157,10 @@ def print_finetune_data(info: dict) -> None:
         err.print(data_line(info), markup=False)
     for split, how in (info.get("splits_made") or {}).items():
         err.print(f"data: made {split} split: {how}", markup=False)
+    if full := info.get("filled_max_length"):
+        err.print(f"data: {full['train']:,} training and {full['dev']:,} dev texts fill all {full['max_length']} "
+                  "tokens and are cut there if longer (--max-length raises it, up to the model's positions)",
+                  markup=False)
     dup = info.get("duplicates", {})
     if any(dup.values()) and "dedup" not in info:
         err.print(f"data: duplicates/overlap {dup} (pass --dedup to drop them)", markup=False)

@@ -204,15 +204,19 @@ def data_config_for(art, path: str | None, *, encoding: str | None = None,
     prep = preprocessing_for(art, {"text_column": text_column, "label_column": label_column,
                                    "max_length": max_length})
     mapped = {"text_column": prep.text_column, "label_column": prep.label_column, "max_length": prep.max_length}
-    if drop_empty is not None:
-        mapped["drop_empty"] = drop_empty
     if delimiter is not None:
         mapped["delimiter"] = delimiter
     if trained and (path is None or is_training_source(art, path)):
+        # the training source keeps its own drop_empty unless asked to drop (its splits were cut after it)
         return DataConfig(**{**trained, **mapped, "path": path or art.manifest.trained_data_path,
+                             **({"drop_empty": True} if drop_empty else {}),
                              **({"encoding": encoding} if encoding else {})})
     if path is None:
         raise UserError("no --data given and the artifact does not record its data", "pass --data")
+    # other files are read as the training data was (--drop-empty) unless told otherwise
+    keep = trained.get("drop_empty") if drop_empty is None else drop_empty
+    if keep is not None:  # unset stays unset (config hashes)
+        mapped["drop_empty"] = keep
     return DataConfig(path=path, encoding=encoding or "utf-8", **mapped)
 
 

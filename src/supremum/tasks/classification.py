@@ -52,7 +52,12 @@ class Classification(Task):
             texts, labels = augment(texts, labels, cfg.train.augment, mask)
             data.info["augmented"] = {"added": len(texts) - len(data.texts("train")), "mask_token": mask}
         dev = Split(tokenize(tok, data.texts("dev"), cfg.data.max_length), data.labels("dev"))
-        return Split(tokenize(tok, texts, cfg.data.max_length), labels), dev
+        train = Split(tokenize(tok, texts, cfg.data.max_length), labels)
+        full = {name: sum(len(ids) >= cfg.data.max_length for ids in s.ids) for name, s in (("train", train),
+                                                                                           ("dev", dev))}
+        if any(full.values()):  # said: text past max_length is cut without a word otherwise
+            data.info["filled_max_length"] = {"max_length": cfg.data.max_length, **full}
+        return train, dev
 
     def scorer(self, model, ctx, split="dev", limit=None):
         from supremum.tasks.scoring import AccuracyScorer
