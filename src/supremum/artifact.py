@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from supremum import __version__
 from supremum.errors import UserError
-from supremum.fsutil import atomic_dir, recover_dir, write_json
+from supremum.fsutil import atomic_dir, dir_size, recover_dir, write_json
 
 MANIFEST = "manifest.json"
 METRICS = "metrics.json"
@@ -230,8 +230,7 @@ class Artifact:
     def size_mb(self) -> float:
         """MiB on disk of what the artifact ships: every file but metrics.json, which each
         evaluation appends to (counted, the size of one artifact would creep with every eval)."""
-        files = (p for p in self.path.rglob("*") if p.is_file() and p != self.path / METRICS)
-        return sum(p.stat().st_size for p in files) / 2**20
+        return dir_size(self.path, exclude=(METRICS,)) / 2**20
 
     def record_metrics(self, key: str, metrics: dict[str, Any]) -> None:
         allm = self.metrics

@@ -117,8 +117,11 @@ def recover_dir(path: str | Path) -> Path:
     return path
 
 
-def dir_size(path: str | Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+def dir_size(path: str | Path, exclude: tuple[str, ...] = ()) -> int:
+    """Bytes of every file below `path`, less the top-level files named in `exclude`."""
+    path = Path(path)
+    skip = {path / name for name in exclude}
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and p not in skip)
 
 
 def discard_dir(path: str | Path | None) -> None:

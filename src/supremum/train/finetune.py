@@ -92,11 +92,11 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
 
         out = Path(cfg.output)
         check_output(out)
-        check_output(out.with_name(out.name + "-adapter"))
+        check_output(_sibling(out, "adapter"))
         if cfg.domain_pretrain:
             from supremum.train.domain import RECORD
 
-            check_output(out.with_name(out.name + "-domain"), RECORD)
+            check_output(_sibling(out, "domain"), RECORD)
     store = store or Store()
     if cfg.train.threads and not dist.active:
         torch.set_num_threads(cfg.train.threads)
@@ -141,6 +141,11 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     return FinetuneResult(run_id, art, metrics, data.info)
 
 
+def _sibling(main: Path, kind: str) -> Path:
+    """`<output>-adapter` (the adapter-only artifact) or `<output>-domain` (the domain-adapted base)."""
+    return main.with_name(f"{main.name}-{kind}")
+
+
 def _main_dir(cfg: FinetuneConfig, root: Path, art_id: str) -> Path:
     return Path(cfg.output) if cfg.output else root / "artifacts" / art_id
 
@@ -165,7 +170,7 @@ def _unlabeled(cfg: FinetuneConfig, main: Path) -> tuple[list[str], str, dict]:
     seed_everything(cfg.train.seed)
     recorded["domain_pretrain"] = adapt(cfg.model.name, cfg.model.gguf_file, texts, cfg.domain_pretrain,
                                         cfg.data.max_length, cfg.train.seed, None,
-                                        main.with_name(main.name + "-domain"))
+                                        _sibling(main, "domain"))
     return texts, recorded["domain_pretrain"]["dir"], recorded
 
 
@@ -348,8 +353,7 @@ def _save_adapter(method, model, tok, cfg: FinetuneConfig, data, metrics: dict,
     if got is None:
         return None
     art_id = new_id()
-    main = Path(cfg.output) if cfg.output else store.root / "artifacts" / art_id
-    out = main.with_name(main.name + "-adapter")
+    out = _sibling(_main_dir(cfg, store.root, art_id), "adapter")
     art = _save(got[0], tok, cfg, data, got[1], metrics, run_id, store.root, out=out, art_id=art_id,
                 base=base, extra=recorded)
     store.add_artifact(art.id, str(art.path), run_id, art.task, cfg.model.name, f"{cfg.method.name} (adapter)")
@@ -366,7 +370,7 @@ def _save(model, tok, cfg: FinetuneConfig, data, storage: str, metrics: dict,
     pooling = transform_spec(model)  # linear-probe and setfit pool as sentence-transformers do
     writer = delta.writer if storage == "delta" else write_weights([pooling]) if pooling else None
     art_id = art_id or new_id()
-    out = out or (Path(cfg.output) if cfg.output else root / "artifacts" / art_id)
+    out = out or _main_dir(cfg, root, art_id)
     art = save_artifact(model, tok, out, task=resolve_task(cfg).pipeline_tag,
                         label_names=getattr(data, "label_names", None),
                         base_model=base or cfg.model.name, config=cfg.model_dump(mode="json"),
