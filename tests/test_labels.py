@@ -378,8 +378,9 @@ def test_self_training_cell_reads_the_other_train_texts_without_labels(small):
     [c] = p["cells"]
     a, study = APPROACHES["self-training"], p["study"]
     cell = cells(a.compare_config(study, 4, 0))[0]["config"]
+    # round_steps "epochs": the pseudo-label round trains its own epochs, not the budget's max_steps
     assert cell["self_training"] == {"rounds": 1, "threshold": 0.9, "max_per_round": None, "balance": True,
-                                     "keep": "last"}
+                                     "keep": "last", "round_steps": "epochs"}
     path, body, n = a.unlabeled(study, 4, 0)
     assert cell["data"]["unlabeled"] == str(path) and path.suffix == ".txt" and n == 56
     labelled = load_data(DataConfig(**cell["data"])).split("train")
@@ -391,6 +392,19 @@ def test_self_training_cell_reads_the_other_train_texts_without_labels(small):
     write_bytes(path, body)
     assert read_unlabeled(DataConfig(path=str(small), unlabeled=str(path)))[0] == rest
     assert c.key == cells(a.compare_config(study, 4, 0))[0]["hash"]
+
+
+def test_self_training_estimate_counts_each_round_at_its_epochs(small):
+    """At 4 labels (batch 8, min_steps 5, 3 epochs) the first training is max(5, 3 x 1) = 5 steps;
+    the round, counted at every one of the 60 training texts pseudo-labelled, 3 x ceil(60 / 8) = 24.
+    A user's round_steps "same" keeps the round at the first training's 5 steps."""
+    study = plan(_cfg(small, approaches=["self-training"], budgets=[4], seeds=[0]))["study"]
+    a = APPROACHES["self-training"]
+    [c] = a.cells(study, 4)
+    assert a.examples(study, c) == 5 * 8 + 24 * 8
+    same = plan(_cfg(small, approaches=["self-training"], budgets=[4], seeds=[0],
+                     self_training={"round_steps": "same"}))["study"]
+    assert a.examples(same, a.cells(same, 4)[0]) == 2 * 5 * 8
 
 
 def test_unlabeled_file_keeps_multi_line_texts(tmp_path):
@@ -427,7 +441,11 @@ def test_cli_runs_active_and_self_training_into_the_json(small, tmp_path):
     m = json.loads((art / "manifest.json").read_text())
     assert m["unlabeled"]["texts"] == 52 and m["unlabeled"]["sha256"] == u["sha256"]
     assert m["config"]["self_training"]["threshold"] == 0.6 and m["self_training"]["kept_round"] == 1
-    assert [x["round"] for x in m["self_training"]["rounds_run"]] == [0, 1]
+    rounds = m["self_training"]["rounds_run"]
+    assert [x["round"] for x in rounds] == [0, 1]
+    # round 1 trains its own epochs over 8 labels + its pseudo-labels, not the 3 steps of 8 labels
+    epochs, bs = m["config"]["train"]["epochs"], m["config"]["train"]["batch_size"]
+    assert rounds[1]["steps"] == max(3, int(epochs * -(-(8 + rounds[1]["pseudo_labelled"]) // bs)))
 
 
 def test_self_training_keeps_the_last_round_and_variant_keys_stay_in_their_fields(small):

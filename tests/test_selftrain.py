@@ -17,7 +17,7 @@ from supremum.errors import UserError
 from supremum.hashing import content_hash
 from supremum.train.config import FinetuneConfig
 from supremum.train.finetune import config_hash, finetune
-from supremum.train.selftrain import select, softmax
+from supremum.train.selftrain import round_train, select, softmax
 
 # Hand-made probabilities: row 3 sits just below 0.9, rows 1 and 6 exactly on it.
 PROBS = np.array([[0.95, 0.05], [0.10, 0.90], [0.50, 0.50], [0.899999, 0.100001],
@@ -62,6 +62,37 @@ def test_unset_keys_keep_every_config_hash():
     assert (config_hash(cfg), content_hash(cfg.model_dump(mode="json"))) == before
     used = {**RAW, "data": {**RAW["data"], "unlabeled": "u.txt"}, "self_training": {"rounds": 1}}
     assert config_hash(FinetuneConfig.model_validate(used)) != before[0]
+
+
+def test_round_steps_epochs_raises_max_steps_to_the_rounds_epochs():
+    from supremum.config import SelfTrainingConfig, TrainConfig
+
+    t = TrainConfig(max_steps=60, epochs=3, batch_size=16, eval_every=60)
+    # 5,000 rows: 3 x ceil(5000 / 16) = 939 steps, the end-only evaluation moved with them
+    r = round_train(t, "epochs", 5000)
+    assert (r.max_steps, r.eval_every, r.epochs, r.lr) == (939, 939, 3, t.lr)
+    assert round_train(t, "epochs", 64) == t  # 3 x 4 = 12 <= 60: the labelled budget's steps stand
+    assert round_train(t, "same", 5000) == t
+    assert round_train(t.model_copy(update={"eval_every": 20}), "epochs", 5000).eval_every == 20
+    assert round_train(t, "epochs", 5000, world=2).max_steps == 3 * 157  # ceil(5000 / 32) per epoch
+    free = TrainConfig(epochs=3, batch_size=16)  # no max_steps: epochs already follow the rows
+    assert round_train(free, "epochs", 5000) == free
+    # the default leaves every existing self-training hash alone
+    st = {"rounds": 1}
+    assert SelfTrainingConfig(**st).model_dump() == {"rounds": 1, "threshold": 0.9, "max_per_round": None,
+                                                     "balance": True, "keep": "best"}
+    assert SelfTrainingConfig(round_steps="epochs").model_dump()["round_steps"] == "epochs"
+
+
+def test_round_steps_epochs_trains_the_round_over_its_rows(tmp_path):
+    data, unl = _setup(tmp_path)
+    st = {"rounds": 1, "threshold": 0.5, "balance": False, "round_steps": "epochs"}
+    res = finetune(_cfg(data, tmp_path / "st", data={"unlabeled": str(unl)}, self_training=st,
+                        train={"max_steps": 4, "epochs": 2, "eval_every": 4}), progress=False)
+    r0, r1 = res.artifact.manifest.model_extra["self_training"]["rounds_run"]
+    train_rows = res.artifact.manifest.data["sizes"]["train"]
+    assert r0["steps"] == 4 and r1["pseudo_labelled"] > 0
+    assert r1["steps"] == 2 * -(-(train_rows + r1["pseudo_labelled"]) // 8)
 
 
 @pytest.mark.parametrize(("raw", "message"), [

@@ -351,6 +351,18 @@ class SelfTrainingConfig(Strict):
                           "class with the fewest above the threshold, each class's most confident")
     keep: Literal["best", "last"] = Field("best", description="the round whose model is saved: best "
                                           "dev accuracy (the earlier round on a tie) or the last")
+    round_steps: Literal["same", "epochs"] = Field(
+        "same", description="optimizer steps of a pseudo-label round when train.max_steps is set: `same` "
+        "(every round trains max_steps) or `epochs` (a round trains max(max_steps, train.epochs passes over "
+        "its labelled + pseudo-labelled rows), so a large pseudo-labelled set is seen at least as often as "
+        "the labelled one; without max_steps every round trains its epochs either way)")
+
+    #: keys added after runs were cached (see DataConfig.ADDED_LATER)
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"round_steps": "same"}
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict:
+        return omit_later(self, handler, info)
 
 
 class DomainPretrainConfig(Strict):

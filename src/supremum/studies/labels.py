@@ -322,11 +322,13 @@ class FineTune(Approach):
         rate = training_rate(cc, runs, self.method)
         if rate is None:
             return None, f"not estimated: no past {self.method} fine-tune of {study.cfg.model.name} here"
-        examples = 0
-        for c in todo:
-            t = self.compare_config(study, c.budget, c.seed).methods[0].train
-            examples += t["max_steps"] * study.cfg.train.batch_size * study.cfg.train.grad_accum
+        examples = sum(self.examples(study, c) for c in todo)
         return examples / rate[0], f"{examples:,} training examples at {rate[0]:.1f}/s ({rate[1]})"
+
+    def examples(self, study: Study, c: Cell) -> int:
+        """Training examples (optimizer steps x batch) of a gradient fine-tune's cell."""
+        t = self.compare_config(study, c.budget, c.seed).methods[0].train
+        return t["max_steps"] * study.cfg.train.batch_size * study.cfg.train.grad_accum
 
 
 class InContext(Approach):

@@ -193,8 +193,13 @@ class SelfTraining(FineTune):
         cc = super().compare_config(study, budget, seed)
         v = cc.methods[0]
         path = self.unlabeled(study, budget, seed)[0]
+        st = study.cfg.self_training
+        # The study fixes max_steps at the labelled budget's size; a pseudo-label round holds thousands
+        # of rows, so unless the user chose otherwise it trains its own epochs (round_steps "epochs").
+        rule = st.round_steps if "round_steps" in st.model_fields_set else "epochs"
+        rounds = {**st.model_dump(), "round_steps": rule}
         cc.methods[0] = v.model_copy(update={"data": {**v.data, "unlabeled": str(path)},
-                                             "finetune": {"self_training": study.cfg.self_training.model_dump()}})
+                                             "finetune": {"self_training": rounds}})
         return cc
 
     def measure(self, study: Study, todo: list[Cell], say) -> list[dict]:
@@ -208,12 +213,24 @@ class SelfTraining(FineTune):
             files.append({"file": str(path), "texts": n, "sha256": hashlib.sha256(body).hexdigest()})
         return [{**r, "unlabeled": f} for r, f in zip(super().measure(study, todo, say), files, strict=True)]
 
+    def examples(self, study: Study, c: Cell) -> int:
+        """The first training's examples plus each round's, counted at most: every unlabelled text
+        pseudo-labelled (the round then trains on all study.n_train rows)."""
+        from supremum.config import TrainConfig
+        from supremum.train.selftrain import round_train
+
+        cc = self.compare_config(study, c.budget, c.seed)
+        train = TrainConfig(**{**study.cfg.train.model_dump(), **cc.methods[0].train})
+        rule = cc.methods[0].finetune["self_training"]["round_steps"]
+        per_round = round_train(train, rule, study.n_train).max_steps * train.batch_size * train.grad_accum
+        return super().examples(study, c) + study.cfg.self_training.rounds * per_round
+
     def seconds(self, study: Study, todo: list[Cell]) -> tuple[float | None, str]:
         s, basis = super().seconds(study, todo)
         if not s:
             return s, basis
-        n = study.cfg.self_training.rounds + 1
-        return s * n, f"{basis}, x {n} trainings (self-training rounds; scoring the unlabelled texts not counted)"
+        return s, (f"{basis}; self-training rounds counted at most (every unlabelled text pseudo-labelled), "
+                   "scoring the unlabelled texts not counted")
 
 
 register(ActiveLearning())

@@ -114,11 +114,12 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     with store.run(run_id, "finetune", command, cfg.model_dump(mode="json"), fingerprint(),
                    checkpoint=str(ckpt_dir) if cfg.train.checkpoint_every else None) as run:
         with Tracker(cfg.tracking, store.root, f"finetune-{run_id}", cfg.model_dump(mode="json")) as tr:
-            def fit(model, data, train_split, dev, ckpt_dir, on_eval=None):
+            def fit(model, data, train_split, dev, ckpt_dir, on_eval=None, train=None):
+                run_cfg = cfg if train is None else cfg.model_copy(update={"train": train})
                 if method.fit is not None:  # a method that trains without the gradient loop
-                    return method.fit(model, cfg.method, FitContext(tok, data, train_split, dev, cfg.train,
+                    return method.fit(model, cfg.method, FitContext(tok, data, train_split, dev, run_cfg.train,
                                                                     cfg.data.max_length, progress))
-                return _train(model, train_split, dev, cfg, tok.pad_token_id, ckpt_dir, resume, progress,
+                return _train(model, train_split, dev, run_cfg, tok.pad_token_id, ckpt_dir, resume, progress,
                               tr, method.after_step, {**objective, "on_eval": on_eval})
 
             result = fit(model, data, train_split, dev, ckpt_dir, on_eval)
@@ -179,7 +180,7 @@ def _self_train(cfg: FinetuneConfig, data: TaskData, texts: list[str], base: str
     """The self-training rounds around `fit`: each round a fresh model from `base` with the method
     applied, trained on labelled + pseudo-labelled rows (its own checkpoint directory)."""
     from supremum.infer import predict_logits
-    from supremum.train.selftrain import self_train, softmax
+    from supremum.train.selftrain import round_train, self_train, softmax
 
     ids = tokenize(tok, texts, cfg.data.max_length)
 
@@ -187,7 +188,8 @@ def _self_train(cfg: FinetuneConfig, data: TaskData, texts: list[str], base: str
         model = _base(cfg, CLASSIFICATION, d, base)[0]
         train_split, dev = CLASSIFICATION.training_splits(tok, d, cfg)
         model = _with_method(model, cfg, len(train_split.ids), dist)
-        return model, fit(model, d, train_split, dev, run_dir / f"last-round{r}")
+        train = round_train(cfg.train, cfg.self_training.round_steps, len(train_split.ids), dist.world)
+        return model, fit(model, d, train_split, dev, run_dir / f"last-round{r}", train=train)
 
     def probabilities(model):
         return softmax(predict_logits(model, ids, tok.pad_token_id, bf16=_resolved(first[1])))

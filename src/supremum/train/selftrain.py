@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from supremum.config import SelfTrainingConfig
+from supremum.config import SelfTrainingConfig, TrainConfig
 from supremum.data import TaskData
+from supremum.train.loop import plan_steps
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -46,6 +47,22 @@ def select(probs: np.ndarray, threshold: float, max_per_round: int | None, balan
     else:
         chosen = above[:max_per_round] if max_per_round is not None else above
     return np.sort(chosen).astype(np.int64)
+
+
+def round_train(train: TrainConfig, rule: str, n_rows: int, world: int = 1) -> TrainConfig:
+    """The train settings of a pseudo-label round over `n_rows` labelled + pseudo-labelled rows
+    (SelfTrainingConfig.round_steps): `same` or no max_steps: `train` itself; `epochs`: max_steps
+    raised to train.epochs passes over the rows when that is more (an eval_every at or past the old
+    max_steps, i.e. one evaluation at the end, follows it)."""
+    if rule == "same" or not train.max_steps:
+        return train
+    _, steps = plan_steps(n_rows, train.model_copy(update={"max_steps": None}), world)
+    if steps <= train.max_steps:
+        return train
+    update: dict[str, Any] = {"max_steps": steps}
+    if train.eval_every is not None and train.eval_every >= train.max_steps:
+        update["eval_every"] = steps
+    return train.model_copy(update=update)
 
 
 def with_pseudo_labels(data: TaskData, texts: list[str], rows: np.ndarray, labels: np.ndarray) -> TaskData:
