@@ -15,6 +15,12 @@ Cost: 10 rounds x 4 strategies x 3 seeds, less the shared seed rounds: ~110 fine
     SUPREMUM_DATA=../shared/data python bench/active_sst2.py
     SUPREMUM_DATA=../shared/data python bench/active_sst2.py --method linear-probe   # minutes
     python bench/active_sst2.py --quick [--out x.json]   # smoke: tiny-bert, tiny data, 2 rounds
+
+One process per seed (each writes its own JSON, so a long run that is stopped keeps its finished
+seeds), then one file of them all:
+
+    for s in 0 1 2; do python bench/active_sst2.py --strategies margin --seeds $s --out s$s.json; done
+    python bench/active_sst2.py --merge s0.json,s1.json,s2.json --out bench/results/active_sst2_full.json
 """
 
 from __future__ import annotations
@@ -51,9 +57,13 @@ def main() -> None:
     ap.add_argument("--method", default=METHOD, help=f"method trained each round (default: {METHOD})")
     ap.add_argument("--strategies", help=f"comma-separated (default: {','.join(STRATEGIES)})")
     ap.add_argument("--seeds", help="comma-separated seeds (default: 0,1,2)")
+    ap.add_argument("--merge", help="comma-separated result files of this benchmark (same settings, other "
+                    "seeds) to combine into --out instead of running")
     _quick.add_args(ap)
     args = ap.parse_args()
     out = _quick.prelude(args, RESULTS, QUICK, globals())
+    if args.merge:
+        return report(merge([Path(f) for f in args.merge.split(",")], out), out)
     if not os.environ.get("SUPREMUM_DATA"):
         sys.exit("set SUPREMUM_DATA to the folder holding sst2/")
     os.environ.setdefault("SUPREMUM_HOME", tempfile.mkdtemp(prefix="supremum-bench-active-"))
@@ -78,12 +88,50 @@ def main() -> None:
     write_json(out, {"machine": fingerprint(), "settings": {"model": MODEL, "method": args.method, "train": TRAIN,
                                                              "batch": BATCH, "budget": BUDGET},
                      "plot": str(plot), **res})
+    report(res, out)
+
+
+def report(res: dict, out: Path) -> None:
     ref = res["match"]["reference"]
-    print(f"random at {ref['n_labels']} labels: {100 * ref['mean']:.2f}% (mean of {len(cfg.seeds)} seeds)")
+    print(f"random at {ref['n_labels']} labels: {100 * ref['mean']:.2f}% (mean of {len(res['config']['seeds'])} "
+          "seeds)")
     for s, t in res["target"]["strategies"].items():
         got = f"{t['n_labels']} labels to match" if t["n_labels"] else "did not match"
         print(f"{s}: {got} ({t['verdict']})")
     print(f"results: {out}")
+
+
+def merge(files: list[Path], out: Path) -> dict:
+    """One result of several runs of this benchmark that differ only in their seeds: their runs
+    together, the summary, match and target recomputed over all seeds, the plot redrawn next to
+    `out`, and each file's machine and seconds kept under "parts". Refuses files whose settings
+    differ (other than seeds; the data by its folder's name and sizes, since a --quick run's data
+    lies in a temporary folder) or whose seeds overlap."""
+    import json
+
+    from supremum.fsutil import write_json
+    from supremum.studies.simulate import labels_to_match, plot, summarize
+
+    parts = [json.loads(f.read_text()) for f in files]
+    same = [{**p["config"], "seeds": None, "sizes": (p["pool"], p["eval_examples"]),
+             "data": {**p["config"]["data"], "path": Path(p["config"]["data"]["path"]).name}} for p in parts]
+    if any(s != same[0] for s in same) or any(p["settings"] != parts[0]["settings"] for p in parts):
+        sys.exit("--merge: the files were run with different settings (other than seeds)")
+    seeds = [s for p in parts for s in p["config"]["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        sys.exit(f"--merge: a seed appears in more than one file ({seeds})")
+    runs = [r for p in parts for r in p["runs"]]
+    summary = summarize(runs)
+    res = {**{k: parts[0][k] for k in ("settings", "pool", "eval_examples", "notes")},
+           "config": {**parts[0]["config"], "seeds": seeds}, "runs": runs, "summary": summary,
+           "match": labels_to_match(summary),
+           "parts": [{"file": str(f), "seeds": p["config"]["seeds"], "machine": p["machine"],
+                      "seconds": sum(r["seconds"] for r in p["runs"])} for f, p in zip(files, parts, strict=True)]}
+    res["target"] = target(res["match"])
+    res["machine"] = parts[0]["machine"]
+    res["plot"] = str(plot(res, out.with_suffix(".png")))
+    write_json(out, res)
+    return res
 
 
 def target(match: dict) -> dict:

@@ -235,6 +235,30 @@ def test_active_sst2_quick_simulates_a_strategy_against_random(tmp_path):
     assert [r["curve"][0]["changed"] for r in res["runs"]] == [None, None]
 
 
+@pytest.mark.slow
+def test_active_sst2_merges_per_seed_runs_into_one_result(tmp_path):
+    """Seeds run as separate processes combine into the result one process of both would give:
+    every run kept, the means recomputed over both seeds, and the same seed twice refused."""
+    one = [_quick("active_sst2.py", tmp_path / f"s{s}", "--seeds", str(s)) for s in (0, 1)]
+    files = [tmp_path / f"s{s}" / "out.json" for s in (0, 1)]
+    out = tmp_path / "merged.json"
+    cmd = [sys.executable, str(BENCH / "active_sst2.py"), "--merge", ",".join(map(str, files)), "--out", str(out)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["config"]["seeds"] == [0, 1] and len(res["runs"]) == 4 and Path(res["plot"]).exists()
+    for strategy, pts in res["summary"].items():
+        for i, pt in enumerate(pts):
+            accs = [r["curve"][i]["accuracy"] for o in one for r in o["runs"] if r["strategy"] == strategy]
+            assert pt["n"] == 2 and pt["mean"] == pytest.approx(sum(accs) / 2)
+    assert res["match"]["reference"]["mean"] == res["summary"]["random"][-1]["mean"]
+    assert [x["seeds"] for x in res["parts"]] == [[0], [1]]
+    twice = subprocess.run([*cmd[:3], f"{files[0]},{files[0]}", "--out", str(tmp_path / "x.json")],
+                           capture_output=True, text=True, timeout=120)
+    assert twice.returncode == 1 and "a seed appears in more than one file" in twice.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_calibrate_sst2_quick_fits_a_temperature_and_measures_test_ece(tmp_path):
     res = _quick("calibrate_sst2.py", tmp_path)
     before, after = res["test"]["parent"], res["test"]["calibrated"]
