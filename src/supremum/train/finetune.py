@@ -187,8 +187,9 @@ def _self_train(cfg: FinetuneConfig, data: TaskData, texts: list[str], base: str
     def retrain(d: TaskData, r: int):
         model = _base(cfg, CLASSIFICATION, d, base)[0]
         train_split, dev = CLASSIFICATION.training_splits(tok, d, cfg)
-        model = _with_method(model, cfg, len(train_split.ids), dist)
         train = round_train(cfg.train, cfg.self_training.round_steps, len(train_split.ids), dist.world)
+        # the method sees the round's step count too (AdaLoRA's rank schedule spans the training)
+        model = _with_method(model, cfg.model_copy(update={"train": train}), len(train_split.ids), dist)
         return model, fit(model, d, train_split, dev, run_dir / f"last-round{r}", train=train)
 
     def probabilities(model):
