@@ -95,6 +95,20 @@ def test_round_steps_epochs_trains_the_round_over_its_rows(tmp_path):
     assert r1["steps"] == 2 * -(-(train_rows + r1["pseudo_labelled"]) // 8)
 
 
+def test_round_steps_reach_the_methods_schedule(tmp_path):
+    """AdaLoRA's rank schedule spans the training it is given: the kept round's adapter was
+    built for that round's step count, not the first training's."""
+    data, unl = _setup(tmp_path)
+    st = {"rounds": 1, "threshold": 0.5, "balance": False, "round_steps": "epochs", "keep": "last"}
+    res = finetune(_cfg(data, tmp_path / "ada", data={"unlabeled": str(unl)}, self_training=st,
+                        method={"name": "adalora"}, train={"max_steps": 4, "epochs": 2, "eval_every": 4}),
+                   progress=False)
+    r1 = res.artifact.manifest.model_extra["self_training"]["rounds_run"][1]
+    adapter = Path(res.artifact.manifest.adapter_artifact)
+    peft = json.loads((adapter / "adapter_config.json").read_text())
+    assert r1["steps"] > 4 and peft["total_step"] == r1["steps"]
+
+
 @pytest.mark.parametrize(("raw", "message"), [
     ({"self_training": {"rounds": 1}}, "self_training read unlabelled texts: set data.unlabeled"),
     ({"data": {"path": "d.csv", "unlabeled": "u.txt"}}, "data.unlabeled is read only by self_training or "
