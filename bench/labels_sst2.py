@@ -5,7 +5,8 @@ Approaches: zero- and few-shot prompting of smollm2-135m (k <= 8 in-context exam
 minilm-l6 with a linear probe, SetFit, full fine-tuning and LoRA; active learning (margin+kcenter,
 a linear-probe learner, a random seed set of 50 then batches of 50, up to 2,048 labels, one
 simulated loop per seed) and self-training (full fine-tuning, one round of pseudo-labels of the rest
-of the train split at >= 0.9 confidence). Each budget is a seeded
+of the train split at >= 0.9 confidence, the round trained for 3 epochs over its labelled +
+pseudo-labelled rows: the study's `self_training.round_steps` "epochs"). Each budget is a seeded
 class-stratified subset of SST-2's train split, nested across budgets; every point is scored on the
 full test split (1,821 texts, the same for every cell); gradient fine-tunes keep their last weights
 (dev chooses nothing). SetFit runs with setfit's defaults, the settings of the published reference
