@@ -262,12 +262,14 @@ def test_fine_tune_cells_curve_report_and_resume(small, tmp_path):
     """Fine-tune cells in fresh processes, plain fine-tuning's fitted curve, the report's section
     (plot and sentences), and a re-run that trains nothing."""
     args = ["labels", "--model", "tiny-bert", "--data", str(small), "--approaches", "linear-probe,full",
-            "--budgets", "0,4,16,all", "--seeds", "0,1", "--min-steps", "3", "--json",
+            "--budgets", "0,4,16,all", "--seeds", "0,1", "--min-steps", "3",
             "--text-column", "text", "--label-column", "label"]  # the data flags finetune and ceiling have
-    proc = run_cli(*args, check=True)
-    r = json.loads(proc.stdout)
+    proc = run_cli(*args, check=True)  # progress goes to stderr without --json (--json is quiet)
     counted = [line.split("]")[0] + "]" for line in proc.stderr.splitlines() if line.startswith("[")]
     assert counted == [f"[{i}/12]" for i in range(1, 13)]  # over the study, not [1/1] per fine-tune
+    again = run_cli(*args, "--json", check=True)
+    r = json.loads(again.stdout)
+    assert r["cells"]["cached"] == 12 and not again.stderr.strip()  # the re-run trains nothing
     assert len(r["points"]) == 12 and {s["approach"] for s in r["skipped"]} == {"linear-probe", "full"}
     assert "fit" in r["curve"] and "band" not in r["curve"]
     assert {p["budget"] for p in r["points"] if p["approach"] == "full"} == {4, 16, 60}
@@ -283,8 +285,6 @@ def test_fine_tune_cells_curve_report_and_resume(small, tmp_path):
     html = tmp_path / "report.html"
     run_cli("report", "--output", str(html), check=True)
     assert html.read_text().count("<svg") >= 1 and "Accuracy against labels" in html.read_text()
-    again = json.loads(run_cli(*args, check=True).stdout)
-    assert again["cells"]["cached"] == 12
 
 
 def test_the_example_recipe_validates(monkeypatch, tmp_path):
