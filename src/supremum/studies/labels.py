@@ -327,8 +327,12 @@ class FineTune(Approach):
 
     def examples(self, study: Study, c: Cell) -> int:
         """Training examples (optimizer steps x batch) of a gradient fine-tune's cell."""
-        t = self.compare_config(study, c.budget, c.seed).methods[0].train
-        return t["max_steps"] * study.cfg.train.batch_size * study.cfg.train.grad_accum
+        return self.config_examples(study, self.compare_config(study, c.budget, c.seed))
+
+    def config_examples(self, study: Study, cc) -> int:
+        """Training examples of the cell whose CompareConfig is `cc` (built once per cell: a
+        subclass's compare_config may read files)."""
+        return cc.methods[0].train["max_steps"] * study.cfg.train.batch_size * study.cfg.train.grad_accum
 
 
 class InContext(Approach):

@@ -213,17 +213,16 @@ class SelfTraining(FineTune):
             files.append({"file": str(path), "texts": n, "sha256": hashlib.sha256(body).hexdigest()})
         return [{**r, "unlabeled": f} for r, f in zip(super().measure(study, todo, say), files, strict=True)]
 
-    def examples(self, study: Study, c: Cell) -> int:
+    def config_examples(self, study: Study, cc) -> int:
         """The first training's examples plus each round's, counted at most: every unlabelled text
         pseudo-labelled (the round then trains on all study.n_train rows)."""
         from supremum.config import TrainConfig
         from supremum.train.selftrain import round_train
 
-        cc = self.compare_config(study, c.budget, c.seed)
         train = TrainConfig(**{**study.cfg.train.model_dump(), **cc.methods[0].train})
         rule = cc.methods[0].finetune["self_training"]["round_steps"]
         per_round = round_train(train, rule, study.n_train).max_steps * train.batch_size * train.grad_accum
-        return super().examples(study, c) + study.cfg.self_training.rounds * per_round
+        return super().config_examples(study, cc) + study.cfg.self_training.rounds * per_round
 
     def seconds(self, study: Study, todo: list[Cell]) -> tuple[float | None, str]:
         s, basis = super().seconds(study, todo)

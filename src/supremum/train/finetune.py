@@ -114,8 +114,7 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
     with store.run(run_id, "finetune", command, cfg.model_dump(mode="json"), fingerprint(),
                    checkpoint=str(ckpt_dir) if cfg.train.checkpoint_every else None) as run:
         with Tracker(cfg.tracking, store.root, f"finetune-{run_id}", cfg.model_dump(mode="json")) as tr:
-            def fit(model, data, train_split, dev, ckpt_dir, on_eval=None, train=None):
-                run_cfg = cfg if train is None else cfg.model_copy(update={"train": train})
+            def fit(model, data, train_split, dev, ckpt_dir, on_eval=None, run_cfg=cfg):
                 if method.fit is not None:  # a method that trains without the gradient loop
                     return method.fit(model, cfg.method, FitContext(tok, data, train_split, dev, run_cfg.train,
                                                                     cfg.data.max_length, progress))
@@ -188,9 +187,10 @@ def _self_train(cfg: FinetuneConfig, data: TaskData, texts: list[str], base: str
         model = _base(cfg, CLASSIFICATION, d, base)[0]
         train_split, dev = CLASSIFICATION.training_splits(tok, d, cfg)
         train = round_train(cfg.train, cfg.self_training.round_steps, len(train_split.ids), dist.world)
+        round_cfg = cfg.model_copy(update={"train": train})
         # the method sees the round's step count too (AdaLoRA's rank schedule spans the training)
-        model = _with_method(model, cfg.model_copy(update={"train": train}), len(train_split.ids), dist)
-        return model, fit(model, d, train_split, dev, run_dir / f"last-round{r}", train=train)
+        model = _with_method(model, round_cfg, len(train_split.ids), dist)
+        return model, fit(model, d, train_split, dev, run_dir / f"last-round{r}", run_cfg=round_cfg)
 
     def probabilities(model):
         return softmax(predict_logits(model, ids, tok.pad_token_id, bf16=_resolved(first[1])))
