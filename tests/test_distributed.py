@@ -131,3 +131,58 @@ def test_a_scale_sweep_with_two_processes_per_run_matches_one(tmp_path):
         assert out["2"][k] == pytest.approx(out["1"][k], rel=1e-4), k
     results = [json.loads(f.read_text()) for f in tmp_path.glob("scale/k/runs/*/result.json")]
     assert sorted(r.get("nproc", 1) for r in results) == [1] * 6 + [2] * 6
+
+
+_RANK_FAILS = '''
+import os, sys
+rank = int(os.environ["RANK"])
+if rank == int(sys.argv[1]) and sys.argv[2:] == ["kill"]:
+    import signal
+    os.kill(os.getpid(), signal.SIGKILL)
+if rank == int(sys.argv[1]):
+    sys.stderr.write("a line before\\n")
+    sys.exit("bad thing on this rank: do the other thing")
+print("rank", rank, "done")
+'''
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_failing_rank_other_than_0_says_why(tmp_path, monkeypatch, capfd, debug):
+    """Rank 1's output is not on the terminal, but when it fails its one-line error is (it used
+    to vanish: the command exited 1 with no message), with its exit code."""
+    from supremum.train import distributed
+
+    (tmp_path / "rankfail.py").write_text(_RANK_FAILS)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    code = distributed.launch(2, ["1"], debug=debug, module="rankfail")
+    out, err = capfd.readouterr()
+    assert code == 1
+    assert "rank 0 done" in out and "rank 1 done" not in out
+    assert "bad thing on this rank: do the other thing" in err
+    if debug:
+        assert "a line before" in err
+    else:
+        assert "rank 1: bad thing on this rank: do the other thing (exit code 1)" in err
+        assert "a line before" not in err and "Traceback" not in err
+
+
+def test_a_failing_rank_0_keeps_its_own_error(tmp_path, monkeypatch, capfd):
+    from supremum.train import distributed
+
+    (tmp_path / "rankfail.py").write_text(_RANK_FAILS)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    assert distributed.launch(2, ["0"], module="rankfail") == 1
+    err = capfd.readouterr().err
+    assert "bad thing on this rank: do the other thing" in err and "rank 1:" not in err
+
+
+def test_a_rank_killed_by_a_signal_is_named(tmp_path, monkeypatch, capfd):
+    """A rank that dies by a signal (the kernel's OOM killer, a segfault) prints nothing itself."""
+    from supremum.train import distributed
+
+    (tmp_path / "rankfail.py").write_text(_RANK_FAILS)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    assert distributed.launch(2, ["1", "kill"], module="rankfail") == 128 + 9
+    err = capfd.readouterr().err
+    assert "rank 1: killed by SIGKILL (out of memory, or killed from outside)" in err
+    assert "torch/distributed/elastic" not in err

@@ -49,12 +49,13 @@ def _under_torchrun(spec: dict) -> str:
     with tempfile.TemporaryDirectory() as d:
         f = Path(d) / "spec.json"
         f.write_text(json.dumps(spec))
-        cmd = distributed.torchrun_command(spec["nproc"], "supremum.limit.worker", [str(f)])
+        cmd = distributed.torchrun_command(spec["nproc"], "supremum.limit.worker", [str(f)], log_dir=f"{d}/logs")
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(
             spec["threads"])})
-    if proc.returncode != 0:
-        lines = [x for x in proc.stderr.splitlines() if x.strip() and "torch/distributed" not in x]
-        raise SystemExit(f"run failed under torchrun: {lines[-1] if lines else proc.returncode}")
+        if proc.returncode != 0:  # rank 0's error, else the first other rank's that left one
+            said = [distributed.last_line(proc.stderr)] + [
+                distributed.last_line(distributed.rank_stderr(f"{d}/logs", r)) for r in range(1, spec["nproc"])]
+            raise SystemExit(f"run failed under torchrun: {next((x for x in said if x), proc.returncode)}")
     return proc.stdout
 
 

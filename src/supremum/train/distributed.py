@@ -14,7 +14,9 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -111,35 +113,79 @@ def shutdown(d: Dist) -> None:
             tdist.destroy_process_group()
 
 
-def torchrun_command(nproc: int, module: str, argv: list[str]) -> list[str]:
+def torchrun_command(nproc: int, module: str, argv: list[str], log_dir: str | None = None) -> list[str]:
     """`python -m <module> <argv>` as `nproc` local torchrun processes (rank 0's output only),
-    tied to this process so that none outlives it."""
+    tied to this process so that none outlives it. With `log_dir`, the other ranks' stdout and
+    stderr go to files under it (torchrun's --redirects; see `rank_stderr`) instead of nowhere,
+    so that a rank > 0 that fails can say why; rank 0 keeps the terminal (a TTY stays a TTY)."""
+    logs = []
+    if log_dir and nproc > 1:
+        logs = [f"--log-dir={log_dir}", "--redirects=" + ",".join(f"{r}:3" for r in range(1, nproc))]
     return tied_to_this_process(["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-                                 "--local-ranks-filter=0", "-m", module, *argv])
+                                 "--local-ranks-filter=0", *logs, "-m", module, *argv])
 
 
-def launch(nproc: int, argv: list[str], debug: bool = False) -> int:
-    """Run `supremum <argv>` under torchrun with `nproc` local processes; returns rank 0's exit
-    code. Rank 0 keeps the terminal; the other ranks' output is dropped. When a rank fails,
-    torchrun adds its own traceback and exits 1: we keep the rank's one-line error and its exit
-    code (2 for bad input) and drop torchrun's report unless --debug."""
-    cmd = torchrun_command(nproc, "supremum", argv)
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
-    failed_code = None
-    for line in iter(proc.stderr.readline, b""):
-        m = _CHILD_FAILED.search(line)
-        if m and failed_code is None:
-            failed_code = int(m.group(1))
-        if failed_code is None or debug:
-            sys.stderr.buffer.write(line)
-            sys.stderr.buffer.flush()
-    code = proc.wait()
-    return failed_code if code and failed_code else code
+def rank_stderr(log_dir: str, local_rank: int) -> str:
+    """What local rank `local_rank` wrote to stderr in a `torchrun_command(..., log_dir)` run
+    (torchrun keeps it at <log_dir>/<run id>/attempt_<n>/<rank>/stderr.log); '' if none."""
+    files = sorted(Path(log_dir).glob(f"*/attempt_*/{local_rank}/stderr.log"))
+    return files[-1].read_text(errors="replace") if files else ""
+
+
+def last_line(text: str) -> str:
+    """The last line that is not torchrun's or PyTorch's own logging: a rank's one-line error."""
+    lines = [x for x in text.splitlines() if x.strip() and "torch/distributed" not in x]
+    return lines[-1] if lines else ""
+
+
+def launch(nproc: int, argv: list[str], debug: bool = False, module: str = "supremum") -> int:
+    """Run `python -m <module> <argv>` under torchrun with `nproc` local processes; returns the exit code
+    of the first rank that failed (2 for bad input), else 0. Rank 0 keeps the terminal; the other
+    ranks' output goes to a temporary log directory, and when one of them fails first, its
+    last line (its one-line error; its whole stderr with --debug) is printed as `rank N: ...`.
+    A rank ended by a signal is named with it (exit code 128 + the signal's number). torchrun's
+    own log lines and its report of a failure are dropped unless --debug."""
+    with tempfile.TemporaryDirectory(prefix="supremum-ranks-") as logs:
+        cmd = torchrun_command(nproc, module, argv, logs)
+        env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
+        proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
+        failed = None  # (exit code, local rank) of the first failure torchrun reports
+        for line in iter(proc.stderr.readline, b""):
+            m = _CHILD_FAILED.search(line)
+            if m and failed is None:
+                failed = int(m.group(1)), int(m.group(2))
+            if debug or (failed is None and b"torch/distributed/elastic/" not in line):  # torchrun's log
+                sys.stderr.buffer.write(line)
+                sys.stderr.buffer.flush()
+        code = proc.wait()
+        if not (code and failed):
+            return code
+        exit_code, rank = failed
+        if exit_code < 0:  # no rank prints anything when a signal ends it
+            sys.stderr.write(f"rank {rank}: {_signalled(-exit_code)}\n")
+            return 128 - exit_code  # the shell's convention for a death by signal
+        if rank != 0:  # rank 0 said it on the terminal already
+            said = rank_stderr(logs, rank)
+            sys.stderr.write(said if debug else f"rank {rank}: {last_line(said) or 'exited with no message'} "
+                             f"(exit code {exit_code})\n")
+        return exit_code
+
+
+def _signalled(signum: int) -> str:
+    import signal
+
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    crash = "a crash in native code"
+    why = {"SIGKILL": "out of memory, or killed from outside", "SIGSEGV": crash, "SIGABRT": crash,
+           "SIGBUS": crash}.get(name, "killed from outside")
+    return f"killed by {name} ({why}); rerun with --debug for torchrun's report"
 
 
 # torchrun's line when a worker exits non-zero ("... failed (exitcode: 2) local_rank: 0 ...")
-_CHILD_FAILED = re.compile(rb"failed \(exitcode: (-?\d+)\) local_rank")
+_CHILD_FAILED = re.compile(rb"failed \(exitcode: (-?\d+)\) local_rank: (\d+)")
 
 
 def strip_nproc(argv: list[str]) -> list[str]:
