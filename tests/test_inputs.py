@@ -783,3 +783,15 @@ def test_header_names_with_spaces_around_them_are_found(tmp_path):
     assert data.label_names == ["neg", "pos"]  # ' Sentiment ' detected as the label column
     named = load_data(DataConfig(path=str(p), text_column="Review Text", label_column="Sentiment"))
     assert named.labels("train") == data.labels("train")
+
+
+def test_an_unknown_split_names_the_splits_and_all(tmp_path):
+    from supremum.config import DataConfig
+    from supremum.errors import UserError
+    from supremum.preprocessing import eval_split
+
+    cfg = DataConfig(path=str(tmp_path / "any.csv"))
+    with pytest.raises(UserError) as e:
+        eval_split(None, cfg, "validation")
+    assert str(e.value) == "--split 'validation' is not a split (use train, dev, test, or all (the whole file))"
+    assert eval_split(None, cfg, "all") == "all" and eval_split(None, cfg, "test") == "test"

@@ -30,6 +30,8 @@ POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length"
 #: models whose position ids start after the padding index (fairseq heritage), so pad_id + 1 fewer fit
 OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text", "xmod")
 WHOLE = "all"
+#: the splits a source is cut into (or has files for); `eval_split` also takes WHOLE
+SPLITS = ("train", "dev", "test")
 
 
 class Preprocessing(BaseModel):
@@ -226,6 +228,8 @@ def eval_split(art, data_cfg: DataConfig, requested: str | None) -> str:
     be the one it will be fine-tuned on, so an explicit split is cut as fine-tuning would cut it."""
     if requested == WHOLE:
         return WHOLE
+    if requested is not None and requested not in SPLITS:
+        raise UserError(f"--split '{requested}' is not a split", "use train, dev, test, or all (the whole file)")
     if art is not None and changed_training_source(art, data_cfg.path):
         raise UserError(f"{data_cfg.path} has changed since artifact {art.id} was trained on it (sha256 "
                         "differs), so its dev/test split would not be the held-out one",
