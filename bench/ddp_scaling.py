@@ -43,14 +43,15 @@ QUICK = {"STEPS": 3, "MODEL": "tiny-bert", "PARAMS": 39_234}  # tiny-bert's para
 
 def finetune(nproc: int, batch: int, home: str, parallel: str = "ddp") -> dict:
     data = os.environ["SUPREMUM_DATA"]
-    cmd = [sys.executable, "-m", "supremum", "finetune", "--model", MODEL, "--data", f"{data}/sst2",
+    # --debug: a failed run shows every rank's traceback and torchrun's report, not one line
+    cmd = [sys.executable, "-m", "supremum", "--debug", "finetune", "--model", MODEL, "--data", f"{data}/sst2",
            "--method", "full", "--max-steps", str(STEPS), "--batch-size", str(batch), "--no-progress", "--json",
            "--nproc", str(nproc), "--output", f"{home}/{parallel}-{nproc}", f"train.parallel={parallel}"]
     env = {**os.environ, "SUPREMUM_HOME": home, "HF_HUB_OFFLINE": "1"}
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if p.returncode:
-        sys.exit(p.stderr[-2000:])
+        sys.exit(p.stderr[-6000:])
     m = json.loads(p.stdout[p.stdout.index("{"):])["metrics"]
     return {"processes": nproc, "parallel": parallel, "batch_per_process": batch, "global_batch": batch * nproc,
             "steps": m["steps"],

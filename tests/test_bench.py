@@ -26,7 +26,7 @@ def _quick(script: str, tmp_path, *parts: str) -> dict:
     env.pop("SUPREMUM_DATA", None)  # --quick brings its own data
     p = subprocess.run([sys.executable, str(BENCH / script), *parts, "--quick", "--out", str(out)], env=env,
                        capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.returncode == 0, p.stderr[-8000:]
     after = hashlib.sha256(kept.read_bytes()).hexdigest() if kept.exists() else None
     assert after == before, f"--quick wrote over {kept}"
     return json.loads(out.read_text())
