@@ -85,6 +85,15 @@ def test_bitfit_on_a_model_without_biases_is_a_clear_error(csv_data, tmp_path):
         tune(csv_data, tmp_path / "c", {"name": "bitfit"}, model="tiny-llama")
 
 
+def test_lora_target_modules_matching_nothing_is_a_clear_error(csv_data, tmp_path):
+    """PEFT's own error was a 70-line traceback with exit code 1."""
+    with pytest.raises(UserError) as e:
+        tune(csv_data, tmp_path / "t", {"name": "lora", "target_modules": ["nosuchmodule"]})
+    assert str(e.value).startswith("method.target_modules ['nosuchmodule']: no layer of BertForSequenceClassification "
+                                   "matches (use some of its Linear layers: ")
+    assert "query" in str(e.value) and "value" in str(e.value)
+
+
 @pytest.mark.parametrize("name", ["prefix", "adapter", "adalora"])
 def test_causal_architecture_methods(name, csv_data, tmp_path):
     res = tune(csv_data, tmp_path / "l", {"name": name}, model="tiny-llama")

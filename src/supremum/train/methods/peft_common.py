@@ -14,9 +14,27 @@ def task_type(model: nn.Module) -> str:
 
 
 def wrap(model: nn.Module, peft_config) -> nn.Module:
+    """`peft.get_peft_model`. UserError: target modules that match no layer of the model (PEFT's
+    NoMatchingPeftModuleError, a traceback otherwise), naming the model's Linear layers."""
     import peft
+    from peft.utils.error import NoMatchingPeftModuleError
 
-    return peft.get_peft_model(model, peft_config)
+    try:
+        return peft.get_peft_model(model, peft_config)
+    except NoMatchingPeftModuleError:
+        from supremum.errors import UserError
+
+        targets = getattr(peft_config, "target_modules", None)
+        raise UserError(f"method.target_modules {sorted(targets) if targets else '(default)'}: no layer of "
+                        f"{type(model).__name__} matches", "use some of its Linear layers: "
+                        f"{', '.join(linear_names(model))}") from None
+
+
+def linear_names(model: nn.Module) -> list[str]:
+    """The distinct last name parts of the model's nn.Linear layers (what target_modules matches)."""
+    from torch import nn
+
+    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)})
 
 
 class Mergeable:
