@@ -98,8 +98,16 @@ def test_stable_predictions_fire_after_patience_rounds_below_the_threshold():
     assert stopping.decide([0.2, 0.008, 0.02], [], 10, rule).rule is None  # not in a row
     assert stopping.decide([0.2], [], 10, rule).reason.endswith("learning curve: off without --eval-data "
                                                                  "(no accuracies to fit)")
-    assert stopping.decide([0.2], [(10, 0.6)], 20, rule).reason.endswith("needs accuracies at 3 label counts "
-                                                                          "and 4 rounds")
+    assert stopping.decide([0.2], [(10, 0.6)], 20, rule).reason == (
+        "continue: 20.00% of pool predictions changed; learning curve: needs 3 more rounds and accuracies at 2 "
+        "more label counts (a fit needs 4 rounds, accuracies at 3 label counts)")
+    # round 3 of a loop: its accuracies are at 3 label counts already, so only the round is missing
+    assert stopping.decide([0.2, 0.1], [(10, 0.6), (20, 0.7), (30, 0.75)], 40, rule).reason == (
+        "continue: 10.00% of pool predictions changed; learning curve: needs 1 more round (a fit needs 4 "
+        "rounds, accuracies at 3 label counts)")
+    assert stopping.fit_missing([(10, 0.6), (10, 0.62), (20, 0.7), (20, 0.71)]) == [
+        "accuracies at 1 more label count"]
+    assert stopping.fit_missing([(10, 0.6), (20, 0.7), (30, 0.75), (40, 0.78)]) == []
     d = stopping.decide([0.2, 0.05, 0.008, 0.004], [], 10, rule)
     assert d.rule == "stable predictions" and d.changed == 0.004
     assert d.reason == ("stable predictions: under 1% of pool predictions changed in each of the last 2 "
@@ -272,6 +280,81 @@ def test_cli_bad_labels_are_one_line_and_exit_2(tmp_path, pool):
         "directory)")
 
 
+def test_eval_data_with_its_own_column_names_is_scored_every_round(tmp_path, pool):
+    """--eval-text-column/--eval-label-column name eval data's columns when no usual name does;
+    each round's eval accuracy is the probe's on those rows, and round 3 says what the fit lacks."""
+    path, truth = pool
+    ev_rows = sentiment_rows(16, 9)
+    ev = write_csv(tmp_path / "evalset.csv", ev_rows, header=("customer_message", "team"))
+    out = tmp_path / "loop"
+    run_cli("label", str(out), "--pool", str(path), "--labels", "neg,pos", "--model", "tiny-bert", "--batch-size",
+            "8", "--strategy", "margin", "--eval-data", str(ev), "--eval-text-column", "customer_message",
+            "--eval-label-column", "team", "--max-changed", "0", check=True)  # 0: predictions never "stable"
+    state = active.LabelState.model_validate_json((out / "state.json").read_text())
+    assert (state.config.eval_text_column, state.config.eval_label_column) == ("customer_message", "team")
+    said: list[str] = []
+    for n in (1, 2, 3):
+        _label_all(out / f"batch-00{n}.csv", truth)
+        state = active.step(out, on_event=said.append)
+    texts = [r[0] for r in csv.reader(path.open())][1:]
+    probe = ProbeLearner(LearnerSpec("tiny-bert", {"name": "linear-probe"}, {}, ["neg", "pos"]),
+                         texts + [t for t, _ in ev_rows])
+    gold = np.array([["neg", "pos"].index(lab) for _, lab in ev_rows])
+    labelled: set[int] = set()
+    for r in state.rounds:  # round k trained on the labels of batches 1..k
+        batch = out / f"batch-{r.round:03d}.csv"
+        labelled |= {int(x["row_id"]) for x in csv.DictReader(batch.open(encoding="utf-8"))}
+        rows = sorted(labelled)
+        probs = probe.fit(rows, [["neg", "pos"].index(truth[i]) for i in rows]).probs
+        assert r.labelled == len(rows) == 8 * r.round
+        assert r.eval_accuracy == pytest.approx(float(np.mean(probs[60:].argmax(axis=1) == gold)))
+    first, third = state.rounds[0], state.rounds[2]
+    assert first.decision.reason == ("continue: first model; learning curve: needs 3 more rounds and accuracies "
+                                     "at 2 more label counts (a fit needs 4 rounds, accuracies at 3 label counts)")
+    assert third.decision.reason == (f"continue: {100 * third.changed:.2f}% of pool predictions changed; learning "
+                                     "curve: needs 1 more round (a fit needs 4 rounds, accuracies at 3 label "
+                                     "counts)")
+    rounds = [m for m in said if m.startswith("round ")]
+    assert rounds[2] == f"round 3: 24 labels, eval accuracy {third.eval_accuracy:.4f}; {third.decision.reason}"
+
+
+def test_a_bad_eval_file_is_refused_when_the_loop_starts_naming_the_eval_flags(tmp_path, pool):
+    path, _ = pool
+    ev = write_csv(tmp_path / "evalset.csv", sentiment_rows(6, 9), header=("customer_message", "team"))
+    out = tmp_path / "loop"
+    start = ("label", str(out), "--pool", str(path), "--labels", "neg,pos", "--batch-size", "8", "--eval-data",
+             str(ev))
+    p = run_cli(*start)
+    assert p.returncode == 2 and p.stderr.strip() == (
+        f"error: {ev}: cannot tell which column holds the label; columns are: customer_message, team (pass "
+        "--eval-label-column)")
+    assert not out.exists()  # no batch, no state: the loop did not start
+    p = run_cli(*start, "--eval-label-column", "team", "--eval-text-column", "message")
+    assert p.returncode == 2 and p.stderr.strip() == (
+        f"error: {ev}: no text column 'message'; columns are: customer_message, team (did you mean "
+        "'customer_message'? pass --eval-text-column with one of them)")
+    assert not out.exists()
+    with pytest.raises(UserError) as e:
+        active.step(out, active.LabelConfig(pool=str(path), labels=["neg", "pos"],
+                                            eval_data=str(tmp_path / "none.csv")))
+    assert str(e.value) == f"{tmp_path / 'none.csv'}: no such file or directory (check the --eval-data path)"
+    assert not out.exists()
+    p = run_cli("label", str(out), "--pool", str(path), "--labels", "neg,pos", "--label-column", "team")
+    assert p.returncode == 2 and p.stderr.strip() == ("error: --label-column names the label column of --simulate "
+                                                      "data (for --eval-data use --eval-label-column)")
+
+
+def test_a_state_written_before_the_eval_columns_existed_loads_equal(tmp_path, pool):
+    path, _ = pool
+    cfg = active.LabelConfig(pool=str(path), labels=["neg", "pos"], batch_size=8)
+    active.step(tmp_path / "loop", cfg)  # the seed batch: no model is loaded
+    saved = json.loads((tmp_path / "loop" / "state.json").read_text())
+    assert saved["config"].pop("eval_text_column") is None and saved["config"].pop("eval_label_column") is None
+    old = active.LabelState.model_validate(saved)
+    assert old.config == cfg and old == active.LabelState.model_validate_json(
+        (tmp_path / "loop" / "state.json").read_text())
+
+
 def test_a_label_given_twice_is_refused():
     with pytest.raises(Exception, match="label 'neg' is given twice; give each label once"):
         active.LabelConfig(pool="p.txt", labels=["neg", "pos", "neg"])
@@ -331,6 +414,36 @@ def test_cli_simulate_writes_json_and_plot(tmp_path, split_dir):
     assert [r["strategy"] for r in res["runs"]] == ["random", "margin"]
     assert [p["n_labels"] for p in res["runs"][1]["curve"]] == [10, 20]
     assert (tmp_path / "sim" / "simulation.png").exists()
+
+
+def test_cli_simulate_names_the_datas_columns(tmp_path):
+    from supremum.config import DataConfig
+    from supremum.data import load_data
+
+    data = write_csv(tmp_path / "tickets.csv", sentiment_rows(60, 4), header=("customer_message", "team"))
+    p = run_cli("label", str(tmp_path / "sim"), "--simulate", str(data), "--text-column", "customer_message",
+                "--label-column", "team", "--model", "tiny-bert", "--batch-size", "4", "--budget", "8", "--seeds",
+                "0", "--strategies", "margin", "--json")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    assert res["config"]["data"] == {"path": str(data), "text_column": "customer_message", "label_column": "team"}
+    want = load_data(DataConfig(path=str(data), text_column="customer_message", label_column="team"))
+    assert (res["pool"], res["eval_examples"]) == (len(want.texts("train")), len(want.texts("test")))
+    assert [p["n_labels"] for p in res["runs"][1]["curve"]] == [4, 8]
+
+
+def test_simulation_match_sentences():
+    from supremum.cli_render import match_lines
+
+    res = {"match": {"reference": {"strategy": "random", "n_labels": 8, "mean": 1.0},
+                     "strategies": {"margin": {"n_labels": None, "share": None},
+                                    "badge": {"n_labels": 4, "share": 0.5}}},
+           "summary": {"random": [{"n_labels": 4, "mean": 0.75}, {"n_labels": 8, "mean": 1.0}],
+                       "margin": [{"n_labels": 4, "mean": 0.75}, {"n_labels": 8, "mean": 0.875}],
+                       "badge": [{"n_labels": 4, "mean": 1.0}, {"n_labels": 8, "mean": 1.0}]}}
+    assert match_lines(res) == ["margin: does not reach random's 100.0% at 8 labels within the budget (it ends at "
+                                "87.5%)",
+                                "badge: reaches random's 100.0% at 8 labels with 4 labels (50%)"]
 
 
 # --- learners ---------------------------------------------------------------------------------
@@ -419,6 +532,10 @@ def test_cli_refuses_flags_of_the_other_mode(tmp_path, split_dir):
     assert p.returncode == 2 and p.stderr.strip() == ("error: --strategy belong(s) to the labelling loop, not to "
                                                       "--simulate (with --simulate use --strategies, --seeds, "
                                                       "--budget and --split)")
+    p = run_cli("label", str(tmp_path / "o"), "--simulate", str(split_dir), "--eval-label-column", "team")
+    assert p.returncode == 2 and p.stderr.strip() == (
+        "error: --eval-label-column belong(s) to the labelling loop, not to --simulate (with --simulate use "
+        "--strategies, --seeds, --budget and --split)")
     p = run_cli("label", str(tmp_path / "o"), "--budget", "100")
     assert p.returncode == 2 and p.stderr.strip() == ("error: --budget belong(s) to --simulate (add --simulate "
                                                       "DATA, or drop them)")

@@ -89,8 +89,8 @@ def test_lora_target_modules_matching_nothing_is_a_clear_error(csv_data, tmp_pat
     """PEFT's own error was a 70-line traceback with exit code 1."""
     with pytest.raises(UserError) as e:
         tune(csv_data, tmp_path / "t", {"name": "lora", "target_modules": ["nosuchmodule"]})
-    assert str(e.value).startswith("method.target_modules ['nosuchmodule']: no layer of BertForSequenceClassification "
-                                   "matches (use some of its Linear layers: ")
+    assert str(e.value).startswith("method.target_modules ['nosuchmodule']: no layer of "
+                                   "BertForSequenceClassification matches (use some of its Linear layers: ")
     assert "query" in str(e.value) and "value" in str(e.value)
 
 

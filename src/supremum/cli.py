@@ -671,7 +671,10 @@ def label(
     pool: Annotated[str | None, typer.Option(help="start: unlabelled texts (CSV/TSV/JSONL, or .txt one per "
                                              "line)")] = None,
     labels: Annotated[str | None, typer.Option(help="start: the label set, comma-separated")] = None,
-    text_column: Annotated[str | None, typer.Option(help="start: the pool's text column (auto-detected)")] = None,
+    text_column: Annotated[str | None, typer.Option(help="start: the pool's text column; with --simulate, the "
+                                                    "data's text column [default: detected]")] = None,
+    label_column: Annotated[str | None, typer.Option(help="--simulate: the data's label column [default: "
+                                                     "detected]")] = None,
     delimiter: Annotated[str | None, typer.Option(help="separator of the pool's (or --simulate data's) "
                                                   "columns [default: detected]")] = None,
     drop_empty: Annotated[bool | None, typer.Option(
@@ -690,6 +693,10 @@ def label(
     seed: Annotated[int | None, typer.Option(help="seed of the seed batch, random picks and training")] = None,
     eval_data: Annotated[str | None, typer.Option(help="labelled data scored each round (the learning-curve "
                                                   "stopping rule needs it)")] = None,
+    eval_text_column: Annotated[str | None, typer.Option(help="start: --eval-data's text column [default: "
+                                                         "detected]")] = None,
+    eval_label_column: Annotated[str | None, typer.Option(help="start: --eval-data's label column [default: "
+                                                          "detected]")] = None,
     max_changed: Annotated[float | None, typer.Option(help="stop: share of pool predictions changed per round "
                                                       "below this [default: 0.01]")] = None,
     patience: Annotated[int | None, typer.Option(help="stop: ... for this many rounds in a row [default: 2]")
@@ -718,14 +725,16 @@ def label(
         from supremum.studies.simulate import SimulateConfig
         from supremum.studies.simulate import simulate as run_simulation
 
-        loop_only = {"--pool": pool, "--labels": labels, "--text-column": text_column, "--ingest": ingest,
-                     "--strategy": strategy, "--seed": seed, "--eval-data": eval_data}
+        loop_only = {"--pool": pool, "--labels": labels, "--ingest": ingest, "--strategy": strategy,
+                     "--seed": seed, "--eval-data": eval_data, "--eval-text-column": eval_text_column,
+                     "--eval-label-column": eval_label_column}
         if given := [k for k, v in loop_only.items() if v is not None]:
             raise UserError(f"{', '.join(given)} belong(s) to the labelling loop, not to --simulate",
                             "with --simulate use --strategies, --seeds, --budget and --split")
         sim = {"strategies": _list(strategies, str, "--strategies"), "budget": budget,
                "seeds": _list(seeds, int, "--seeds"), "split": split, "stop": stop or None}
-        given = {"delimiter": delimiter, "drop_empty": drop_empty}
+        given = {"delimiter": delimiter, "drop_empty": drop_empty, "text_column": text_column,
+                 "label_column": label_column}
         sim_data = {"path": simulate, **{k: v for k, v in given.items() if v is not None}}
         cfg = SimulateConfig(data=sim_data, **common, **{k: v for k, v in sim.items() if v is not None})
         _quiet_libraries()
@@ -740,9 +749,12 @@ def label(
     sim_only = {"--strategies": strategies, "--budget": budget, "--seeds": seeds, "--split": split}
     if given := [k for k, v in sim_only.items() if v is not None]:
         raise UserError(f"{', '.join(given)} belong(s) to --simulate", "add --simulate DATA, or drop them")
+    if label_column is not None:
+        raise UserError("--label-column names the label column of --simulate data",
+                        "for --eval-data use --eval-label-column")
     start = {"pool": pool, "labels": _list(labels, str, "--labels"), "text_column": text_column,
-             "strategy": strategy, "seed": seed, "eval_data": eval_data, "delimiter": delimiter,
-             "drop_empty": drop_empty}
+             "strategy": strategy, "seed": seed, "eval_data": eval_data, "eval_text_column": eval_text_column,
+             "eval_label_column": eval_label_column, "delimiter": delimiter, "drop_empty": drop_empty}
     start = {k: v for k, v in start.items() if v is not None}
     cfg = None
     if start or common or stop:

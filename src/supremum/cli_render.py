@@ -629,13 +629,25 @@ def print_simulation(res: dict, where) -> None:
         t.add_row(s, *[f"{100 * p['mean']:.1f}" + (f" ± {100 * p['std']:.1f}" if p["std"] is not None else "")
                        for p in pts])
     out.print(t)
-    ref = res["match"]["reference"]
-    for s, m in res["match"]["strategies"].items():
-        got = (f"{m['n_labels']} labels ({100 * m['share']:.0f}%)" if m["n_labels"] is not None
-               else "not within the budget")
-        out.print(f"{s}: reaches random's {100 * ref['mean']:.1f}% at {ref['n_labels']} labels with {got}",
-                  markup=False)
+    for line in match_lines(res):
+        out.print(line, markup=False)
     out.print(f"details: {where}/simulation.json, {where}/simulation.png", markup=False)
+
+
+def match_lines(res: dict) -> list[str]:
+    """One sentence per strategy of a simulation: the labels with which it reaches random
+    sampling's accuracy at the budget (and stays there), or that it does not, with the accuracy
+    it ends at."""
+    ref = res["match"]["reference"]
+    target = f"random's {100 * ref['mean']:.1f}% at {ref['n_labels']} labels"
+    lines = []
+    for s, m in res["match"]["strategies"].items():
+        if m["n_labels"] is not None:
+            lines.append(f"{s}: reaches {target} with {m['n_labels']} labels ({100 * m['share']:.0f}%)")
+        else:
+            end = res["summary"][s][-1]["mean"]
+            lines.append(f"{s}: does not reach {target} within the budget (it ends at {100 * end:.1f}%)")
+    return lines
 
 
 def print_labels(r: dict) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,10 @@ class LabelConfig(BaseModel):
     max_length: int = Field(128, ge=8, description="truncate texts to this many tokens")
     eval_data: LocalPath | None = Field(None, description="labelled data scored after every round (accuracy; the "
                                   "learning-curve stopping rule needs it)")
+    eval_text_column: str | None = Field(None, description="column of eval_data holding the text, as "
+                                         "data.text_column (auto-detected)")
+    eval_label_column: str | None = Field(None, description="column of eval_data holding the label, as "
+                                          "data.label_column (auto-detected)")
     stop: StopRule = Field(default_factory=StopRule)
 
 
@@ -224,6 +229,7 @@ def _load_or_start(out: Path, cfg: LabelConfig | None) -> LabelState:
     if cfg is None:
         raise UserError(f"{out}: no labelling loop there yet", "start one with --pool FILE --labels A,B")
     texts = read_pool(cfg).texts
+    _eval_data(cfg)  # a bad eval file is refused now, not after the first batch is labelled
     return LabelState(config=cfg, pool_digest=digest(texts), pool_size=len(texts))
 
 
@@ -280,11 +286,27 @@ def _round(out: Path, state: LabelState, pool: Pool, say) -> LabelState:
 
 
 def _eval_data(cfg: LabelConfig) -> tuple[list[str], np.ndarray]:
-    """The evaluation texts and class ids (in the order of cfg.labels); empty without eval_data."""
+    """The evaluation texts and class ids (in the order of cfg.labels); empty without eval_data.
+    UserError for data that cannot be read, its hint naming the eval flags (--eval-label-column,
+    not the --label-column of other commands)."""
     if cfg.eval_data is None:
         return [], np.array([], dtype=int)
     from supremum.config import DataConfig
     from supremum.data import load_data
 
-    data = load_data(DataConfig(path=cfg.eval_data, drop_empty=cfg.drop_empty), label_names=cfg.labels, whole=True)
+    try:
+        data = load_data(DataConfig(path=cfg.eval_data, text_column=cfg.eval_text_column,
+                                    label_column=cfg.eval_label_column, drop_empty=cfg.drop_empty),
+                         label_names=cfg.labels, whole=True)
+    except UserError as e:
+        raise UserError(e.message, _eval_flags(e.hint)) from None
     return data.texts("all"), np.array(data.labels("all"))
+
+
+def _eval_flags(hint: str | None) -> str | None:
+    """A data reader's hint said of the loop's eval data: --text-column, --label-column and
+    --data become --eval-text-column, --eval-label-column and --eval-data."""
+    if hint is None:
+        return None
+    hint = re.sub(r"(?<![\w-])--(text|label)-column\b", r"--eval-\1-column", hint)
+    return re.sub(r"(?<![\w-])--data(?![\w-])", "--eval-data", hint)

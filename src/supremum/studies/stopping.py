@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 STABLE = "stable predictions"
 CURVE = "learning curve"
+FIT_COUNTS = 3  #: the learning-curve fit needs accuracies at this many distinct label counts
+FIT_ROUNDS = 4  #: ... and from this many rounds
 
 
 class StopRule(BaseModel):
@@ -49,12 +51,26 @@ def next_batch_gain(points: Sequence[tuple[int, float]], next_n: int) -> float |
     support a fit (fewer than 3 label counts or 4 rounds). points: (labels, accuracy in [0, 1])."""
     from supremum.limit.curve import analyze_curve
 
-    if len({n for n, _ in points}) < 3 or len(points) < 4:
+    if fit_missing(points):
         return None
     last = max(n for n, _ in points)
     fit = analyze_curve([(n, a, 0) for n, a in points], None, 0, predict_at=[last, next_n])
     now, then = (p["accuracy"] for p in fit["predictions"])
     return 100 * (then - now)
+
+
+def fit_missing(points: Sequence[tuple[int, float]]) -> list[str]:
+    """What the learning-curve fit still lacks, in words ("1 more round", "accuracies at 2 more
+    label counts"); empty when `points` (labels, accuracy) support a fit."""
+    rounds, counts = len(points), len({n for n, _ in points})
+    missing = []
+    if rounds < FIT_ROUNDS:
+        more = FIT_ROUNDS - rounds
+        missing.append(f"{more} more round{'s' if more > 1 else ''}")
+    if counts < FIT_COUNTS:
+        more = FIT_COUNTS - counts
+        missing.append(f"accuracies at {more} more label count{'s' if more > 1 else ''}")
+    return missing
 
 
 def stable(changes: Sequence[float], rule: StopRule) -> bool:
@@ -95,6 +111,7 @@ def decide(changes: Sequence[float], points: Sequence[tuple[int, float]], next_n
             f"under {rule.min_gain_pt:g} pt"))
     said = [f"{100 * last:.2f}% of pool predictions changed" if last is not None else "first model",
             f"next batch predicted +{gain:.2f} pt" if gain is not None else
-            "learning curve: needs accuracies at 3 label counts and 4 rounds" if points else
-            "learning curve: off without --eval-data (no accuracies to fit)"]
+            f"{CURVE}: needs {' and '.join(fit_missing(points))} (a fit needs {FIT_ROUNDS} rounds, accuracies "
+            f"at {FIT_COUNTS} label counts)" if points else
+            f"{CURVE}: off without --eval-data (no accuracies to fit)"]
     return StopDecision(rule=None, changed=last, gain_pt=gain, reason="continue: " + "; ".join(said))
