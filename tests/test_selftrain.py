@@ -174,7 +174,9 @@ def test_pseudo_label_counts_match_a_hand_count(tmp_path):
     res = finetune(_cfg(data, tmp_path / "st", data={"unlabeled": str(unl)}, self_training=st), progress=False)
     rec = res.artifact.manifest.model_extra["self_training"]
     rounds = rec["rounds_run"]
-    assert [r["round"] for r in rounds] == [0, 1, 2] and rounds[0]["pseudo_labelled"] == 0
+    # round 1's model is sure of no unlabelled text at 0.62 (measured), so round 2 does not run
+    assert [r["round"] for r in rounds] == [0, 1] and rounds[0]["pseudo_labelled"] == 0
+    assert rec["stopped_because"].startswith("round 2: no unlabelled text reached the threshold 0.62")
 
     # Round 0 is the plain fine-tune: its saved model, scored by hand, gives round 1's pseudo-labels.
     plain = finetune(_cfg(data, tmp_path / "plain"), progress=False)
@@ -199,6 +201,31 @@ def test_pseudo_label_counts_match_a_hand_count(tmp_path):
     assert res.metrics["dev_accuracy"] == max(scores)
     assert res.artifact.metrics["training"]["self_training"]["kept_round"] == rec["kept_round"]
     np.testing.assert_allclose(logits(res.artifact), logits_fresh_process(res.artifact.path), atol=1e-6)
+
+
+def test_a_round_with_nothing_to_add_ends_the_rounds_and_costs_are_every_rounds(tmp_path):
+    """No text reaches threshold 1.0: round 1 would retrain on the labelled rows alone (the first
+    training again, at its cost); the rounds stop and say why. train_seconds is what the whole
+    run trained and scored, not the kept round's."""
+    data, unl = _setup(tmp_path)
+    st = {"rounds": 3, "threshold": 1.0}
+    res = finetune(_cfg(data, tmp_path / "none", data={"unlabeled": str(unl)}, self_training=st), progress=False)
+    rec = res.artifact.manifest.model_extra["self_training"]
+    assert [r["round"] for r in rec["rounds_run"]] == [0] and rec["kept_round"] == 0
+    assert rec["stopped_because"].startswith("round 1: no unlabelled text reached the threshold 1.0 (highest "
+                                             "confidence 0.")
+    assert rec["stopped_because"].endswith("); the rounds stopped there")
+    assert res.metrics["train_seconds"] == pytest.approx(rec["rounds_run"][0]["train_seconds"]
+                                                         + rec["scoring_seconds"], abs=2e-3)
+    assert rec["scoring_seconds"] > 0
+
+    two = finetune(_cfg(data, tmp_path / "two", data={"unlabeled": str(unl)},
+                        self_training={"rounds": 2, "threshold": 0.55, "balance": False}), progress=False)
+    rec2 = two.artifact.manifest.model_extra["self_training"]
+    assert rec2["stopped_because"] is None and len(rec2["rounds_run"]) == 3
+    each = [r["train_seconds"] for r in rec2["rounds_run"]]
+    assert all(x > 0 for x in each)
+    assert two.metrics["train_seconds"] == pytest.approx(sum(each) + rec2["scoring_seconds"], abs=2e-3)
 
 
 def test_keep_last_and_balanced_rounds_with_a_fitted_method(tmp_path):
@@ -270,11 +297,15 @@ def test_cli_flags_set_the_config_and_the_run_prints_the_rounds(tmp_path):
     data, unl = _setup(tmp_path)
     out = tmp_path / "cli"
     proc = run_cli("finetune", "--model", "tiny-bert", "--data", str(data), "--unlabeled", str(unl),
-                   "--self-training-rounds", "1", "--pseudo-threshold", "0.55", "--domain-pretrain-steps", "3",
+                   "--self-training-rounds", "1", "--pseudo-threshold", "0.5", "--domain-pretrain-steps", "3",
                    "--max-steps", "4", "--max-length", "32", "--output", str(out), "--no-progress", check=True)
     cfg = json.loads((out / "manifest.json").read_text())["config"]
-    assert cfg["self_training"]["rounds"] == 1 and cfg["self_training"]["threshold"] == 0.55
+    assert cfg["self_training"]["rounds"] == 1 and cfg["self_training"]["threshold"] == 0.5
     assert cfg["domain_pretrain"]["steps"] == 3 and cfg["data"]["unlabeled"] == str(unl)
     assert "domain pretraining: 3 steps of masked-lm on 60 unlabelled texts" in proc.stdout
-    assert "self-training round 1:" in proc.stdout and "self-training: kept round" in proc.stdout
+    # after 4 steps the model calls every text one class: balance adds none, and the rounds stop
+    assert ("self-training: round 1: 60 texts reached the threshold 0.5, but a class had none and balance takes "
+            "the same number from every class; the rounds stopped there") in proc.stdout
+    assert "self-training round 0: 0 pseudo-labelled" in proc.stdout
+    assert "self-training: kept round 0" in proc.stdout
     assert Path(str(out) + "-domain", "config.json").is_file()

@@ -204,6 +204,8 @@ def _print_unlabeled(m: dict) -> None:
             added = ", ".join(f"{k} {v}" for k, v in r["per_class"].items())
             out.print(f"self-training round {r['round']}: {r['pseudo_labelled']:,} pseudo-labelled "
                       f"({added}), dev accuracy {acc}", markup=False)
+        if st.get("stopped_because"):
+            out.print(f"self-training: {st['stopped_because']}", markup=False)
         out.print(f"self-training: kept round {st['kept_round']} ({st['kept_because']})", markup=False)
 
 

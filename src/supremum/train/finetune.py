@@ -129,6 +129,10 @@ def finetune(cfg: FinetuneConfig, *, store: Store | None = None, resume: bool = 
                 model = _unsharded(model, cfg, data, len(train_split.ids), dist)
             tr.log({"trainable_params": trainable, "train_seconds": result.train_seconds})
         metrics = {**_metrics(result, trainable, total, data), **recorded}
+        if "self_training" in recorded:  # the cost of the run is every round's, not the kept one's
+            from supremum.train.selftrain import total_seconds
+
+            metrics["train_seconds"] = round(total_seconds(recorded["self_training"]), 3)
         adapter = _save_adapter(method, model, tok, cfg, data, metrics, run_id, store, base, recorded)
         model, storage = method.finalize(model, cfg.method)
         if getattr(model, "merge_check", None):  # QLoRA: merged float model vs the trained 4-bit one

@@ -11,6 +11,7 @@ The loop is method-agnostic: it gets a `retrain(data, round)` that runs whatever
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -79,21 +80,45 @@ def self_train(cfg: SelfTrainingConfig, data: TaskData, texts: list[str], first:
     """Run cfg.rounds rounds after `first` = (model, TrainResult) trained on `data` alone.
     Returns the kept round's (model, TrainResult) and the record: the settings, per round the
     rows added (in all and per class), the texts above the threshold, the least confidence
-    added, the dev accuracy and steps; and which round was kept and why."""
+    added, the dev accuracy, steps and training seconds; which round was kept and why; the
+    seconds spent scoring the unlabelled texts; and `stopped_because` when a round found no text
+    to add, which ends the rounds there (retraining on the same rows would only repeat the
+    first training: scikit-learn's SelfTrainingClassifier stops the same way, "no_change")."""
     model, result = first
     rounds = [_round(0, result, data, None, None, None)]
-    kept = (0, model, result)
+    kept, stopped, scoring = (0, model, result), None, 0.0
     for r in range(1, cfg.rounds + 1):
+        t0 = time.perf_counter()
         probs = probabilities(model)
+        scoring += time.perf_counter() - t0
         rows = select(probs, cfg.threshold, cfg.max_per_round, cfg.balance)
+        if not len(rows):
+            stopped = _no_change(r, probs, cfg)
+            break
         model, result = retrain(with_pseudo_labels(data, texts, rows, probs.argmax(axis=1)), r)
         rounds.append(_round(r, result, data, probs, rows, cfg.threshold))
         if cfg.keep == "last" or _score(result) > _score(kept[2]):
             kept = (r, model, result)
     record = {**cfg.model_dump(mode="json"), "unlabeled_texts": len(texts), "rounds_run": rounds,
               "kept_round": kept[0],
-              "kept_because": "last round" if cfg.keep == "last" else "best dev accuracy (earlier round on a tie)"}
+              "kept_because": "last round" if cfg.keep == "last" else "best dev accuracy (earlier round on a tie)",
+              "scoring_seconds": round(scoring, 3), "stopped_because": stopped}
     return kept[1], kept[2], record
+
+
+def _no_change(r: int, probs: np.ndarray, cfg: SelfTrainingConfig) -> str:
+    """Why round `r` found no text to pseudo-label."""
+    above = int((probs.max(axis=1) >= cfg.threshold).sum())
+    if not above:
+        return (f"round {r}: no unlabelled text reached the threshold {cfg.threshold} (highest confidence "
+                f"{float(probs.max()):.3f}); the rounds stopped there")
+    return (f"round {r}: {above:,} texts reached the threshold {cfg.threshold}, but a class had none and "
+            "balance takes the same number from every class; the rounds stopped there")
+
+
+def total_seconds(record: dict) -> float:
+    """Every round's training and the scoring of the unlabelled texts: what self-training cost."""
+    return sum(r["train_seconds"] or 0.0 for r in record["rounds_run"]) + record["scoring_seconds"]
 
 
 def _score(result) -> float:
@@ -111,4 +136,5 @@ def _round(r: int, result, data: TaskData, probs: np.ndarray | None, rows: np.nd
             "per_class": {n: int(c) for n, c in zip(names, counts, strict=True)},
             "above_threshold": int((conf >= threshold).sum()) if threshold is not None else None,
             "min_confidence": float(conf[rows].min()) if rows is not None and len(rows) else None,
-            "dev_accuracy": result.state.best_score, "steps": result.state.step}
+            "dev_accuracy": result.state.best_score, "steps": result.state.step,
+            "train_seconds": round(float(getattr(result, "train_seconds", 0.0) or 0.0), 3)}
