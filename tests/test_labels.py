@@ -170,6 +170,22 @@ def test_sentences_say_ties_and_when_nothing_beats_the_majority_class():
         "with 16 labels a linear probe (62.0 ± 1.0%) and plain fine-tuning (62.0 ± 2.0%) tie."]  # each its s.d.
 
 
+def test_self_training_that_added_no_pseudo_label_is_left_out_of_the_advice():
+    """The tryout's case: 10 steps on 8 labels left no text at the 0.9 threshold, so self-training was
+    plain fine-tuning and the advice called the two a tie."""
+    full = _row("full", 8, "plain fine-tuning", 0.817, 0.212)
+    st = "self-training (plain fine-tuning)"
+    idle = {**_row("self-training", 8, st, 0.817, 0.212), "pseudo_labelled": [0, 0]}
+    some = {**_row("self-training", 32, st, 0.99, 0.01), "pseudo_labelled": [0, 12]}
+    rows = [full, idle, _row("full", 32, "plain fine-tuning", 0.983, 0.024), some]
+    assert sentences(rows, 200, majority=0.5) == [
+        "with 8 labels use plain fine-tuning (81.7 ± 21.2%); self-training (plain fine-tuning) overtakes it by 32 "
+        "labels (measured means).",
+        "with 32 labels use self-training (plain fine-tuning) (99.0 ± 1.0%).",
+        "with 8 labels self-training (plain fine-tuning) added no pseudo-label in any seed (no unlabelled text "
+        "was confident enough): it is plain fine-tuning there, left out of the advice."]
+
+
 def test_sentences_from_the_fitted_curve_and_a_capped_approach():
     curve = {"fit": {"E": 0.05, "B": 1.0, "beta": 0.5},
              "ceiling": {"accuracy": 0.95, "ci": [0.93, 0.97], "identified": True, "verdict": "identified"}}
@@ -392,6 +408,24 @@ def test_self_training_cell_reads_the_other_train_texts_without_labels(small):
     write_bytes(path, body)
     assert read_unlabeled(DataConfig(path=str(small), unlabeled=str(path)))[0] == rest
     assert c.key == cells(a.compare_config(study, 4, 0))[0]["hash"]
+
+
+def test_a_self_training_cell_with_no_pseudo_label_is_plain_fine_tuning_and_said_so(small):
+    """Threshold 1.0: no text is added, the rounds stop, and the cell is the plain fine-tune of
+    the same labels and seed, to the last digit; the study records 0 pseudo-labels and says so."""
+    from supremum.studies.labels import run_labels
+
+    cfg = _cfg(small, approaches=["full", "self-training"], budgets=[8], seeds=[0],
+               self_training={"threshold": 1.0})
+    rec = run_labels(cfg)
+    full, st = sorted(rec["points"], key=lambda p: p["approach"])
+    assert (full["approach"], st["approach"]) == ("full", "self-training")
+    assert st["pseudo_labelled"] == 0 and "pseudo_labelled" not in full
+    assert st["accuracy"] == full["accuracy"]
+    assert [r.get("pseudo_labelled") for r in rec["summary"]] == [None, [0]]
+    assert rec["sentences"][-1] == ("with 8 labels self-training (plain fine-tuning) added no pseudo-label in any "
+                                    "seed (no unlabelled text was confident enough): it is plain fine-tuning "
+                                    "there, left out of the advice.")
 
 
 def test_self_training_estimate_counts_each_round_at_its_epochs(small):

@@ -522,7 +522,9 @@ def record(study: Study, points: list[dict], skipped: list[dict]) -> dict:
     for p in points:
         groups.setdefault((p["approach"], p["budget"]), []).append(p)
     summary = [{"approach": a, "budget": b, "title": APPROACHES[a].title(b), "seeds": [p["seed"] for p in ps],
-                **spread([p["accuracy"] for p in ps])} for (a, b), ps in groups.items()]
+                **spread([p["accuracy"] for p in ps]),
+                **({"pseudo_labelled": [p["pseudo_labelled"] for p in ps]} if "pseudo_labelled" in ps[0] else {})}
+               for (a, b), ps in groups.items()]
     maj = majority_baseline(study.data.labels("train"), study.data.labels(cfg.split), study.data.label_names)
     rec = {"kind": "labels", "name": study.name, "model": cfg.model.name, "lm": cfg.incontext.model,
            "data": cfg.data.path, "split": cfg.split, "test": split_digest(study.data, cfg.split),
@@ -579,7 +581,13 @@ def sentences(summary: list[dict], n_train: int, curve: dict | None = None, plai
     where no approach's mean beats `majority` (the majority class's accuracy) says so instead of
     naming one; approaches with exactly the best mean are named together as a tie.
 
-    summary: rows {approach, budget, title, mean, sd}. curve: analyze_curve's record of `plain` (or None)."""
+    A self-training row whose seeds added no pseudo-label at all (`pseudo_labelled` all 0) is plain
+    fine-tuning under another name: it is left out of the advice, and a sentence says so.
+
+    summary: rows {approach, budget, title, mean, sd[, pseudo_labelled]}. curve: analyze_curve's
+    record of `plain` (or None)."""
+    idle = [r for r in summary if r.get("pseudo_labelled") and all(x == 0 for x in r["pseudo_labelled"])]
+    summary = [r for r in summary if r not in idle]
     at: dict[int, dict[str, dict]] = {}
     for r in summary:
         at.setdefault(r["budget"], {})[r["approach"]] = r
@@ -607,6 +615,10 @@ def sentences(summary: list[dict], n_train: int, curve: dict | None = None, plai
         tail = (_overtaken(best, b, budgets, at) or _passed(best, b, budgets, at)
                 or _fitted(best, budgets, curve, plain, plain_title) or "")
         out.append(f"with {where} labels use {best['title']} ({pct(best)}){_near(best, fewer)}{tail}.")
+    for r in idle:
+        where = f"all {r['budget']:,}" if r["budget"] == n_train else f"{r['budget']:,}"
+        out.append(f"with {where} labels {r['title']} added no pseudo-label in any seed (no unlabelled text was "
+                   "confident enough): it is plain fine-tuning there, left out of the advice.")
     return out
 
 

@@ -211,7 +211,21 @@ class SelfTraining(FineTune):
             if not path.exists():  # written under a temporary name, then renamed
                 write_bytes(path, body)
             files.append({"file": str(path), "texts": n, "sha256": hashlib.sha256(body).hexdigest()})
-        return [{**r, "unlabeled": f} for r, f in zip(super().measure(study, todo, say), files, strict=True)]
+        return [{**r, "unlabeled": f, "pseudo_labelled": self.pseudo_labelled(study, c)}
+                for r, f, c in zip(super().measure(study, todo, say), files, todo, strict=True)]
+
+    def pseudo_labelled(self, study: Study, c: Cell) -> int | None:
+        """Pseudo-labels the cell's rounds added in all (0: no round found a text to add, and the
+        point is plain fine-tuning's); None when its artifact is gone."""
+        from supremum.artifact import open_artifact
+        from supremum.compare import cell_dir, cells
+
+        cc = self.compare_config(study, c.budget, c.seed)
+        path = cell_dir(study.store, cc, cells(cc)[0]) / "artifact"
+        if not (path / "manifest.json").exists():
+            return None
+        rec = open_artifact(path, verify=False).manifest.model_extra.get("self_training") or {}
+        return sum(r["pseudo_labelled"] for r in rec.get("rounds_run", []))
 
     def config_examples(self, study: Study, cc) -> int:
         """The first training's examples plus each round's, counted at most: every unlabelled text
