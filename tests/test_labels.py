@@ -315,6 +315,19 @@ def test_the_example_recipe_validates(monkeypatch, tmp_path):
     assert cfg.incontext.verbalizers == {"0": "negative", "1": "positive"}
 
 
+def test_a_recipes_data_may_be_a_path_alone(small, tmp_path):
+    """`data: file` is `data: {path: file}`, as `model: name` is `model: {name: ...}` (the tryout's
+    recipe said "labels needs data")."""
+    assert DataConfig.model_validate(str(small)) == DataConfig(path=str(small))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"model: tiny-bert\ndata: {small}\napproaches: [full]\nbudgets: [4]\nseeds: [0]\n")
+    proc = run_cli("labels", "--recipe", str(recipe), "--dry-run", "--json", check=True)
+    assert json.loads(proc.stdout)["cells"][0]["budget"] == 4
+    with_flag = run_cli("labels", "--recipe", str(recipe), "--text-column", "text", "--dry-run", "--json",
+                        check=True)  # a flag's data.* key lands in the mapping the path became
+    assert [c["budget"] for c in json.loads(with_flag.stdout)["cells"]] == [4]
+
+
 # --- active learning and self-training: one registry entry each ----------------------------------
 
 

@@ -71,6 +71,8 @@ class Assembly:
         from supremum.recipe import load_yaml
 
         self.data, self.lines = load_yaml(recipe) if recipe is not None else ({}, None)
+        if isinstance(self.data.get("data"), str):  # `data: reviews.csv`, as DataConfig takes it
+            self.data["data"] = {"path": self.data["data"]}
         self.source = str(recipe) if recipe is not None else "command line"
         self.names: dict[str, str] = {}
 

@@ -155,6 +155,12 @@ class ModelSpec(Strict):
 class DataConfig(Strict):
     path: str = Field(..., description="CSV/TSV/JSONL file, a directory of train/dev/test files, "
                       "a datasets save_to_disk directory, or a hub dataset name")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        """The recipe shorthand `data: reviews.csv` for `{path: reviews.csv}`."""
+        return {"path": value} if isinstance(value, str) else value
     text_column: str | None = Field(None, description="column holding the text (auto-detected)")
     label_column: str | None = Field(None, description="column holding the label (auto-detected)")
     encoding: str = Field("utf-8", description="text encoding of the data files")
