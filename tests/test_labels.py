@@ -328,6 +328,18 @@ def test_a_recipes_data_may_be_a_path_alone(small, tmp_path):
     assert [c["budget"] for c in json.loads(with_flag.stdout)["cells"]] == [4]
 
 
+def test_a_plan_counts_skipped_cells_and_names_an_approach_with_none_to_run(small):
+    """Every self-training budget skipped (0: no labels; all: no unlabelled text) is no cell to run,
+    not "0 cells, 0 cached (every cell cached)"; skips are counted in cells (budget x seed)."""
+    proc = run_cli("labels", "--model", "tiny-bert", "--data", str(small), "--approaches", "full,self-training",
+                   "--budgets", "0,all", "--seeds", "0,1", "--dry-run", check=True)
+    out = proc.stdout
+    # skipped: full at 0, self-training at 0 and at all, 2 seeds each
+    assert "2 cells (0 cached, 2 to run): full 2, self-training 0; 6 skipped" in out
+    assert "  self-training: no cell to run (every budget skipped, below)" in out
+    assert "every cell cached" not in out
+
+
 # --- active learning and self-training: one registry entry each ----------------------------------
 
 

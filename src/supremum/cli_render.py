@@ -663,6 +663,9 @@ def print_labels(r: dict) -> None:
 def print_labels_plan(p: dict) -> None:
     out.print(p["plan"], markup=False)
     for name, a in p["approaches"].items():
+        if not a["cells"]:
+            out.print(f"  {name}: no cell to run (every budget skipped, below)", markup=False)
+            continue
         est = f"about {a['seconds'] / 60:.1f} min ({a['basis']})" if a["seconds"] is not None else a["basis"]
         out.print(f"  {name}: {a['cells']} cells, {a['cached']} cached; {est}", markup=False)
     for s in p["skipped"]:

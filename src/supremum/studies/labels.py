@@ -489,13 +489,15 @@ def _counted(say, total: int):
 
 
 def plan_line(p: dict) -> str:
-    """'34 cells (12 cached, 22 to run): zeroshot 7, ...; about 12 min known, setfit not estimated'."""
+    """'34 cells (12 cached, 22 to run): zeroshot 7, ...; 6 skipped; training about 12 min; not estimated:
+    setfit' (skipped: cells, one per seed of each skipped budget)."""
     total = len(p["cells"])
     cached = sum(c.cached for c in p["cells"])
     parts = ", ".join(f"{k} {v['cells']}" for k, v in p["approaches"].items())
     known = sum(v["seconds"] or 0 for v in p["approaches"].values())
     unknown = [k for k, v in p["approaches"].items() if v["seconds"] is None and v["cells"] > v["cached"]]
-    line = f"{total} cells ({cached} cached, {total - cached} to run): {parts}; {len(p['skipped'])} skipped"
+    skipped = sum(len(s["seeds"]) for s in p["skipped"])
+    line = f"{total} cells ({cached} cached, {total - cached} to run): {parts}; {skipped} skipped"
     if known:
         line += f"; training about {known / 60:.1f} min"
     if unknown:
