@@ -23,7 +23,8 @@ WORDS = "the king shall speak of love and war to thee my lord".split()
 
 def add_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--quick", action="store_true",
-                    help="smoke run: tiny model and data, a few steps (seconds); writes to --out or a temp file")
+                    help="smoke run: tiny model and data, a few steps (seconds to a minute); writes to --out or a "
+                    "temp file")
     ap.add_argument("--out", help="write the results JSON here (default: bench/results/, or a temp file "
                     "with --quick)")
 

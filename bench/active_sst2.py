@@ -101,6 +101,12 @@ def report(res: dict, out: Path) -> None:
     print(f"results: {out}")
 
 
+def _refuse(message: str) -> None:
+    """Bad input: one line, exit code 2 (as the CLI's errors)."""
+    sys.stderr.write(f"error: {message}\n")
+    sys.exit(2)
+
+
 def merge(files: list[Path], out: Path) -> dict:
     """One result of several runs of this benchmark that differ only in their seeds: their runs
     together, the summary, match and target recomputed over all seeds, the plot redrawn next to
@@ -112,14 +118,16 @@ def merge(files: list[Path], out: Path) -> dict:
     from supremum.fsutil import write_json
     from supremum.studies.simulate import labels_to_match, plot, summarize
 
+    if missing := [str(f) for f in files if not f.is_file()]:
+        _refuse(f"--merge: no such result file: {', '.join(missing)}")
     parts = [json.loads(f.read_text()) for f in files]
     same = [{**p["config"], "seeds": None, "sizes": (p["pool"], p["eval_examples"]),
              "data": {**p["config"]["data"], "path": Path(p["config"]["data"]["path"]).name}} for p in parts]
     if any(s != same[0] for s in same) or any(p["settings"] != parts[0]["settings"] for p in parts):
-        sys.exit("--merge: the files were run with different settings (other than seeds)")
+        _refuse("--merge: the files were run with different settings (other than seeds)")
     seeds = [s for p in parts for s in p["config"]["seeds"]]
     if len(set(seeds)) != len(seeds):
-        sys.exit(f"--merge: a seed appears in more than one file ({seeds})")
+        _refuse(f"--merge: a seed appears in more than one file ({seeds})")
     runs = [r for p in parts for r in p["runs"]]
     summary = summarize(runs)
     res = {**{k: parts[0][k] for k in ("settings", "pool", "eval_examples", "notes")},

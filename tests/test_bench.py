@@ -255,8 +255,12 @@ def test_active_sst2_merges_per_seed_runs_into_one_result(tmp_path):
     assert [x["seeds"] for x in res["parts"]] == [[0], [1]]
     twice = subprocess.run([*cmd[:3], f"{files[0]},{files[0]}", "--out", str(tmp_path / "x.json")],
                            capture_output=True, text=True, timeout=120)
-    assert twice.returncode == 1 and "a seed appears in more than one file" in twice.stderr
+    assert twice.returncode == 2 and "error: --merge: a seed appears in more than one file" in twice.stderr
     assert not (tmp_path / "x.json").exists()
+    gone = subprocess.run([*cmd[:3], f"{files[0]},{tmp_path / 'nope.json'}", "--out", str(tmp_path / "x.json")],
+                          capture_output=True, text=True, timeout=120)
+    nope = tmp_path / "nope.json"
+    assert (gone.returncode, gone.stderr) == (2, f"error: --merge: no such result file: {nope}\n")
 
 
 def test_calibrate_sst2_quick_fits_a_temperature_and_measures_test_ece(tmp_path):
