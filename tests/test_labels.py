@@ -466,6 +466,20 @@ def test_self_training_estimate_counts_each_round_at_its_epochs(small):
     assert a.examples(same, a.cells(same, 4)[0]) == 2 * 5 * 8
 
 
+def test_self_training_estimate_adds_scoring_the_unlabelled_texts(small, monkeypatch):
+    """At a past rate of 10 examples/s: (5 + 24) x 8 training examples (see above) = 23.2 s, and the
+    round scores the other 56 training texts at 3 x 10/s = 1.87 s (the tryout's MR cell took
+    minutes more than its estimate, which left the scoring out)."""
+    import supremum.estimate
+
+    monkeypatch.setattr(supremum.estimate, "training_rate", lambda *a: (10.0, "a past rate"))
+    study = plan(_cfg(small, approaches=["self-training"], budgets=[4], seeds=[0]))["study"]
+    a = APPROACHES["self-training"]
+    seconds, basis = a.seconds(study, a.cells(study, 4))
+    assert seconds == pytest.approx(23.2 + 56 / 30)
+    assert basis.endswith("scoring 56 unlabelled texts at 3x that rate (a forward pass, not measured here)")
+
+
 def test_unlabeled_file_keeps_multi_line_texts(tmp_path):
     from supremum.data.unlabeled import read_unlabeled
     from supremum.studies.labels_approaches import unlabeled_file

@@ -239,11 +239,26 @@ class SelfTraining(FineTune):
         return super().config_examples(study, cc) + study.cfg.self_training.rounds * per_round
 
     def seconds(self, study: Study, todo: list[Cell]) -> tuple[float | None, str]:
+        """The fine-tune's estimate with each round counted at most, plus each round's scoring of
+        the cell's unlabelled texts at SCORING_SPEEDUP x the training rate (inference is a forward
+        pass, about a third of a training step's compute: backward costs about twice forward)."""
+        from supremum.estimate import training_rate
+        from supremum.machine import fingerprint
+
         s, basis = super().seconds(study, todo)
         if not s:
             return s, basis
-        return s, (f"{basis}; self-training rounds counted at most (every unlabelled text pseudo-labelled), "
-                   "scoring the unlabelled texts not counted")
+        runs = [r for r in study.store.runs() if r["status"] == "finished"
+                and (r["machine"] or {}).get("cpu") == fingerprint()["cpu"]]
+        rate = training_rate(self.compare_config(study, todo[0].budget, todo[0].seed), runs, self.method)[0]
+        texts = study.cfg.self_training.rounds * sum(study.n_train - c.budget for c in todo)
+        return s + texts / (SCORING_SPEEDUP * rate), (
+            f"{basis}; self-training rounds counted at most (every unlabelled text pseudo-labelled); scoring "
+            f"{texts:,} unlabelled texts at {SCORING_SPEEDUP}x that rate (a forward pass, not measured here)")
+
+
+#: inference examples per training example's time (forward only vs forward + backward)
+SCORING_SPEEDUP = 3
 
 
 register(ActiveLearning())
