@@ -338,6 +338,7 @@ def test_a_plan_counts_skipped_cells_and_names_an_approach_with_none_to_run(smal
     assert "2 cells (0 cached, 2 to run): full 2, self-training 0; 6 skipped" in out
     assert "  self-training: no cell to run (every budget skipped, below)" in out
     assert "every cell cached" not in out
+    assert "data: text column 'text' (auto), label column 'label' (auto); sizes" in proc.stderr
 
 
 # --- active learning and self-training: one registry entry each ----------------------------------

@@ -902,9 +902,13 @@ def labels(
         rows = [{"approach": c.approach, "budget": c.budget, "seed": c.seed, "cell": c.key,
                  "status": "cached" if c.cached else "to run"} for c in p["cells"]]
         res = {"cells": rows, "skipped": p["skipped"], "approaches": p["approaches"], "plan": plan_line(p)}
+        if not as_json:
+            cli_render.err.print(cli_render.data_line(p["study"].data.info), markup=False)
         _echo_json(res) if as_json else cli_render.print_labels_plan(res)
         return
-    res = run_labels(cfg, on_event=None if as_json else lambda m: cli_render.err.print(m, markup=False))
+    res = run_labels(cfg, on_event=None if as_json else lambda m: cli_render.err.print(m, markup=False),
+                     on_data=None if as_json else lambda i: cli_render.err.print(cli_render.data_line(i),
+                                                                                  markup=False))
     if as_json:
         _echo_json({**res, "curve": _without_band(res["curve"])})
     else:

@@ -447,9 +447,10 @@ def plan(cfg: LabelsConfig, store=None) -> dict:
     return {"study": study, "cells": todo, "skipped": skipped, "approaches": per}
 
 
-def run_labels(cfg: LabelsConfig, store=None, on_event=None) -> dict:
+def run_labels(cfg: LabelsConfig, store=None, on_event=None, on_data=None) -> dict:
     """Measure every cell of `plan`, summarize, fit plain fine-tuning's curve, write the plot, and
-    record one store run (kind "labels"). Returns the record (see `record`)."""
+    record one store run (kind "labels"). Returns the record (see `record`). `on_data(data info)`
+    runs once the data is read (the CLI prints the columns it found and the split sizes)."""
     from supremum.artifact import new_id
     from supremum.machine import fingerprint
     from supremum.store import Store
@@ -457,8 +458,10 @@ def run_labels(cfg: LabelsConfig, store=None, on_event=None) -> dict:
     store = store or Store()
     say = on_event or (lambda m: None)
     p = plan(cfg, store)
-    say(plan_line(p))
     study = p["study"]
+    if on_data is not None:
+        on_data(study.data.info)
+    say(plan_line(p))
     points = []
     say = _counted(say, sum(not c.cached for c in p["cells"]))
     for name in cfg.approaches:
