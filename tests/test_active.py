@@ -216,6 +216,19 @@ def _label_all(path, truth):
                  for r in csv.DictReader(path.open(newline="", encoding="utf-8"))})
 
 
+def test_a_first_batch_that_takes_the_whole_pool_is_said(tmp_path, pool):
+    path, _ = pool  # 60 texts
+    said = []
+    cfg = active.LabelConfig(pool=str(path), labels=["neg", "pos"], model="tiny-bert", batch_size=70)
+    s = active.step(tmp_path / "all", cfg, on_event=said.append)
+    assert len(s.pending) == 60
+    assert said[0] == ("note: the first batch asks for 70 texts and the pool holds 60: it is the whole pool, so "
+                       "no later round has texts left to choose from")
+    quiet = []
+    active.step(tmp_path / "some", cfg.model_copy(update={"batch_size": 8}), on_event=quiet.append)
+    assert not any(m.startswith("note:") for m in quiet)
+
+
 def test_the_loop_resumes_from_its_state_file(tmp_path, pool):
     path, truth = pool
     out = tmp_path / "loop"
