@@ -204,7 +204,11 @@ def test_labels_sst2_quick_scores_each_approach_on_the_same_test_split(tmp_path)
     by = {p["approach"]: p for p in res["points"]}
     assert by["active"]["test_sha256"] == res["test"]["sha256"] and sum(by["active"]["label_counts"]) == 16
     assert by["self-training"]["unlabeled"]["texts"] == 200 - 16
-    assert len(res["sentences"]) == 2 and res["published"]["setfit"]["test_accuracy"] == 0.751
+    # one sentence per budget, and one more when self-training added no pseudo-label (it does not,
+    # on this tiny run: no text reaches the 0.9 threshold)
+    idle = by["self-training"]["pseudo_labelled"] == 0
+    assert len(res["sentences"]) == 2 + idle and res["published"]["setfit"]["test_accuracy"] == 0.751
+    assert idle == ("added no pseudo-label in any seed" in res["sentences"][-1])
 
 
 def test_labels_quick_on_mr_makes_its_test_split_and_prompts_with_the_label_names(tmp_path):
