@@ -155,12 +155,6 @@ class ModelSpec(Strict):
 class DataConfig(Strict):
     path: str = Field(..., description="CSV/TSV/JSONL file, a directory of train/dev/test files, "
                       "a datasets save_to_disk directory, or a hub dataset name")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        """The recipe shorthand `data: reviews.csv` for `{path: reviews.csv}`."""
-        return {"path": value} if isinstance(value, str) else value
     text_column: str | None = Field(None, description="column holding the text (auto-detected)")
     label_column: str | None = Field(None, description="column holding the label (auto-detected)")
     encoding: str = Field("utf-8", description="text encoding of the data files")
@@ -199,6 +193,12 @@ class DataConfig(Strict):
     ADDED_LATER: ClassVar[dict[str, Any]] = {"cv_folds": None, "cv_fold": None, "unlabeled": None,
                                              "train_limit_stratify": False}
     LOCAL_PATHS: ClassVar[tuple[str, ...]] = ("path", "unlabeled")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        """The recipe shorthand `data: reviews.csv` for `{path: reviews.csv}`."""
+        return {"path": value} if isinstance(value, str) else value
 
     @model_serializer(mode="wrap")
     def _omit_unset_later_keys(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict:

@@ -235,9 +235,10 @@ def _load_or_start(out: Path, cfg: LabelConfig | None) -> LabelState:
 
 def _first_batch(out: Path, state: LabelState, pool: Pool, say) -> LabelState:
     cfg = state.config
-    n = min(cfg.seed_size or cfg.batch_size, len(pool.texts))
+    asked = cfg.seed_size or cfg.batch_size
+    n = min(asked, len(pool.texts))
     if n == len(pool.texts):
-        say(f"note: the first batch asks for {cfg.seed_size or cfg.batch_size} texts and the pool holds "
+        say(f"note: the first batch asks for {asked} texts and the pool holds "
             f"{n:,}: it is the whole pool, so no later round has texts left to choose from")
     rows = sorted(int(i) for i in np.random.default_rng(cfg.seed).choice(len(pool.texts), size=n, replace=False))
     return _send(out, state, rows, pool, 1, say)

@@ -323,7 +323,14 @@ class FineTune(Approach):
         if rate is None:
             return None, f"not estimated: no past {self.method} fine-tune of {study.cfg.model.name} here"
         examples = sum(self.examples(study, c) for c in todo)
-        return examples / rate[0], f"{examples:,} training examples at {rate[0]:.1f}/s ({rate[1]})"
+        extra, note = self.beyond_training(study, todo, rate[0])
+        return (examples / rate[0] + extra,
+                f"{examples:,} training examples at {rate[0]:.1f}/s ({rate[1]}){note}")
+
+    def beyond_training(self, study: Study, todo: list[Cell], rate: float) -> tuple[float, str]:
+        """(seconds, "; how") the cells spend besides their training examples, given the training
+        rate (examples/s): none for a plain fine-tune."""
+        return 0.0, ""
 
     def examples(self, study: Study, c: Cell) -> int:
         """Training examples (optimizer steps x batch) of a gradient fine-tune's cell."""

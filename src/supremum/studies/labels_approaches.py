@@ -211,18 +211,17 @@ class SelfTraining(FineTune):
             if not path.exists():  # written under a temporary name, then renamed
                 write_bytes(path, body)
             files.append({"file": str(path), "texts": n, "sha256": hashlib.sha256(body).hexdigest()})
-        return [{**r, "unlabeled": f, "pseudo_labelled": self.pseudo_labelled(study, c)}
-                for r, f, c in zip(super().measure(study, todo, say), files, todo, strict=True)]
+        return [{**r, "unlabeled": f, "pseudo_labelled": self.pseudo_labelled(study, r["artifact"])}
+                for r, f in zip(super().measure(study, todo, say), files, strict=True)]
 
-    def pseudo_labelled(self, study: Study, c: Cell) -> int | None:
-        """Pseudo-labels the cell's rounds added in all (0: no round found a text to add, and the
-        point is plain fine-tuning's); None when its artifact is gone."""
+    def pseudo_labelled(self, study: Study, artifact_id: str) -> int | None:
+        """Pseudo-labels the rounds of a cell's artifact added in all (0: no round found a text to
+        add, and the point is plain fine-tuning's); None when the artifact is gone."""
         from supremum.artifact import open_artifact
-        from supremum.compare import cell_dir, cells
 
-        cc = self.compare_config(study, c.budget, c.seed)
-        path = cell_dir(study.store, cc, cells(cc)[0]) / "artifact"
-        if not (path / "manifest.json").exists():
+        row = study.store.get_artifact(artifact_id)
+        path = Path(row["path"]) if row else None
+        if path is None or not (path / "manifest.json").exists():
             return None
         rec = open_artifact(path, verify=False).manifest.model_extra.get("self_training") or {}
         return sum(r["pseudo_labelled"] for r in rec.get("rounds_run", []))
@@ -238,22 +237,13 @@ class SelfTraining(FineTune):
         per_round = round_train(train, rule, study.n_train).max_steps * train.batch_size * train.grad_accum
         return super().config_examples(study, cc) + study.cfg.self_training.rounds * per_round
 
-    def seconds(self, study: Study, todo: list[Cell]) -> tuple[float | None, str]:
-        """The fine-tune's estimate with each round counted at most, plus each round's scoring of
-        the cell's unlabelled texts at SCORING_SPEEDUP x the training rate (inference is a forward
-        pass, about a third of a training step's compute: backward costs about twice forward)."""
-        from supremum.estimate import training_rate
-        from supremum.machine import fingerprint
-
-        s, basis = super().seconds(study, todo)
-        if not s:
-            return s, basis
-        runs = [r for r in study.store.runs() if r["status"] == "finished"
-                and (r["machine"] or {}).get("cpu") == fingerprint()["cpu"]]
-        rate = training_rate(self.compare_config(study, todo[0].budget, todo[0].seed), runs, self.method)[0]
+    def beyond_training(self, study: Study, todo: list[Cell], rate: float) -> tuple[float, str]:
+        """Each round's scoring of the cell's unlabelled texts at SCORING_SPEEDUP x the training
+        `rate` (inference is a forward pass, about a third of a training step's compute: backward
+        costs about twice forward); the training examples count each round at most."""
         texts = study.cfg.self_training.rounds * sum(study.n_train - c.budget for c in todo)
-        return s + texts / (SCORING_SPEEDUP * rate), (
-            f"{basis}; self-training rounds counted at most (every unlabelled text pseudo-labelled); scoring "
+        return texts / (SCORING_SPEEDUP * rate), (
+            f"; self-training rounds counted at most (every unlabelled text pseudo-labelled); scoring "
             f"{texts:,} unlabelled texts at {SCORING_SPEEDUP}x that rate (a forward pass, not measured here)")
 
 

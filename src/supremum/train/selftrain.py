@@ -118,7 +118,7 @@ def _no_change(r: int, probs: np.ndarray, cfg: SelfTrainingConfig) -> str:
 
 def total_seconds(record: dict) -> float:
     """Every round's training and the scoring of the unlabelled texts: what self-training cost."""
-    return sum(r["train_seconds"] or 0.0 for r in record["rounds_run"]) + record["scoring_seconds"]
+    return sum(r["train_seconds"] for r in record["rounds_run"]) + record["scoring_seconds"]
 
 
 def _score(result) -> float:
@@ -137,4 +137,4 @@ def _round(r: int, result, data: TaskData, probs: np.ndarray | None, rows: np.nd
             "above_threshold": int((conf >= threshold).sum()) if threshold is not None else None,
             "min_confidence": float(conf[rows].min()) if rows is not None and len(rows) else None,
             "dev_accuracy": result.state.best_score, "steps": result.state.step,
-            "train_seconds": round(float(getattr(result, "train_seconds", 0.0) or 0.0), 3)}
+            "train_seconds": round(result.train_seconds, 3)}
